@@ -1,0 +1,40 @@
+# tunewatch developer entry points. Each target sets up .venv by itself.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## Run the product on embedded defaults: service + simulated live stream, alerts in the console.
+run: $(STAMP)
+	$(VENV)/bin/tunewatch run
+
+## Lint, type-check and run the whole test suite.
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q
+
+## Only the fast tests (no real servers, no long simulations).
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not slow and not integration"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PIP) install -q -e '.[dev,bench]'
+	$(PY) bench/replay.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

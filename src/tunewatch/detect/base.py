@@ -1,0 +1,78 @@
+"""The detector contract: what every anomaly detector in ``tunewatch.detect`` provides.
+
+A detector keeps the state of many series in arrays indexed by series id, so that one call updates every
+series at one time step (the pipeline's hot path), and also offers a streaming form for one series.
+Both forms give identical results.
+
+Scores are in [0, 1] (1 = certainly anomalous); every score comes with the expected value and the band
+(lower, upper) the detector considered normal, so that alerts can explain themselves.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class Detection:
+    """Detector output for a set of points (one entry per input point)."""
+
+    score: FloatArray  # anomaly score in [0, 1]; NaN while warming up or for a missing point
+    expected: FloatArray  # expected value
+    lower: FloatArray  # lower edge of the normal band
+    upper: FloatArray  # upper edge of the normal band
+
+
+@dataclass(slots=True)
+class PointDetection:
+    """Detector output for one point of one series (the streaming form)."""
+
+    score: float
+    expected: float
+    lower: float
+    upper: float
+
+
+class VectorDetector(ABC):
+    """A detector over many series at once.
+
+    ``step`` receives, for one time step ``t`` (epoch ms), the ids of the series that have a point, their
+    values and weights (the denominator of a ratio or the count behind a mean; 1 when not meaningful; a
+    weight of 0 or a NaN value marks a missing point). It returns a :class:`Detection` aligned with ``ids``
+    and updates the state of exactly those series.
+    """
+
+    #: Short name used in rule files and explanations.
+    name: str = "detector"
+    #: State layout version, bumped when ``state_dict`` changes shape.
+    version: int = 1
+
+    @abstractmethod
+    def step(self, t: int, ids: IntArray, values: FloatArray, weights: FloatArray) -> Detection:
+        """Score one time step for the given series and learn from it."""
+
+    def update(self, t: int, value: float, weight: float = 1.0, series: int = 0) -> PointDetection:
+        """Streaming form: score and learn one point of one series."""
+        d = self.step(
+            t,
+            np.array([series], dtype=np.int64),
+            np.array([value], dtype=np.float64),
+            np.array([weight], dtype=np.float64),
+        )
+        return PointDetection(float(d.score[0]), float(d.expected[0]), float(d.lower[0]), float(d.upper[0]))
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Serialisable state (numpy arrays and scalars), with ``version``."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state produced by :meth:`state_dict` of the same version."""

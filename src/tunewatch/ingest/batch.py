@@ -1,0 +1,89 @@
+"""The unit of work between ingest and validation: a raw columnar batch and its undecodable lines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from tunewatch.schema import RAW_SCHEMA
+
+
+@dataclass(frozen=True, slots=True)
+class UndecodableLine:
+    """A line that is not a usable JSON object / CSV row: kept verbatim with the reason."""
+
+    line_no: int
+    raw: bytes
+    reason: str  # machine-readable "field: reason", e.g. "line: invalid_json"
+    detail: str = ""  # human-readable explanation (never contains the raw value)
+
+
+@dataclass(slots=True)
+class RawBatch:
+    """Events decoded from one chunk of one source, every schema field as text (``RAW_SCHEMA``).
+
+    ``frame`` has one row per decoded event, in arrival order. ``raw_lines`` (same length, optional) keeps each
+    row's bytes as received, so that a rejected event can be quarantined verbatim; ``line_nos`` the 1-based
+    line (or row) number of each row in its source. ``undecodable`` lists lines that could not be decoded.
+    """
+
+    frame: pl.DataFrame
+    source: str = ""
+    line_nos: Sequence[int] | None = None
+    raw_lines: Sequence[bytes] | None = None
+    undecodable: list[UndecodableLine] = field(default_factory=list)
+
+    @property
+    def received(self) -> int:
+        """Number of events received in this batch (decoded rows + undecodable lines)."""
+        return self.frame.height + len(self.undecodable)
+
+    def raw_of(self, row: int) -> bytes:
+        """Bytes of decoded row ``row`` as received (re-encoded as JSON when the source kept none)."""
+        if self.raw_lines is not None:
+            return self.raw_lines[row]
+        record = {k: v for k, v in self.frame.row(row, named=True).items() if v is not None}
+        import msgspec
+
+        return msgspec.json.encode(record)
+
+    @classmethod
+    def from_records(cls, records: Sequence[dict[str, object]], source: str = "api") -> RawBatch:
+        """Build a batch from already-decoded JSON objects (HTTP ingest, the Python API)."""
+        from tunewatch.ingest.coerce import records_to_raw_frame
+
+        return cls(frame=records_to_raw_frame(records), source=source)
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return ``frame`` with exactly the ``RAW_SCHEMA`` columns as text (missing ones null, extras dropped)."""
+    cols = []
+    for name in RAW_SCHEMA.names():
+        if name in frame.columns:
+            col = frame.get_column(name)
+            cols.append(col if col.dtype == pl.String else _to_text(col))
+        else:
+            cols.append(pl.Series(name, [None] * frame.height, dtype=pl.String))
+    return pl.DataFrame(cols)
+
+
+def _to_text(col: pl.Series) -> pl.Series:
+    """Text form of a typed column, as it would appear in JSON (datetimes become epoch milliseconds)."""
+    if col.dtype == pl.Boolean:
+        return col.cast(pl.String)  # "true"/"false"
+    if isinstance(col.dtype, pl.Datetime):
+        return col.dt.epoch("ms").cast(pl.String)
+    if col.dtype.is_float():
+        # integral floats as integers ("3.0" -> "3"), others kept (and later rejected for int fields)
+        as_int = col.cast(pl.Int64, strict=False)
+        exact = as_int.cast(pl.Float64) == col
+        return pl.select(
+            pl.when(exact).then(as_int.cast(pl.String)).otherwise(col.cast(pl.String)).alias(col.name)
+        ).to_series()
+    if col.dtype.is_numeric() or col.dtype == pl.Date:
+        return col.cast(pl.String)
+    if col.dtype == pl.Binary:
+        return col.cast(pl.String, strict=False)
+    return pl.Series(col.name, [None if v is None else str(v) for v in col.to_list()], dtype=pl.String)

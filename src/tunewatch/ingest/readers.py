@@ -1,0 +1,345 @@
+"""Chunked, dirty-tolerant readers for NDJSON, CSV and Parquet event files.
+
+Memory is bounded by the chunk size, whatever the file size. A bad line never fails a file: a chunk whose
+fast columnar parse fails is re-read line by line, the undecodable lines are reported with their reason, and
+the rest is parsed again in columnar form.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Literal, cast
+
+import msgspec
+import polars as pl
+import zstandard
+
+from tunewatch.errors import InputError
+from tunewatch.ingest.batch import RawBatch, UndecodableLine, conform
+from tunewatch.ingest.coerce import records_to_raw_frame
+from tunewatch.schema import RAW_SCHEMA
+
+Format = Literal["ndjson", "csv", "parquet"]
+
+DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_LINE_BYTES = 64 * 1024
+_SUFFIXES: dict[str, Format] = {
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".json": "ndjson",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def detect_format(path: Path) -> Format:
+    """Format of ``path`` from its extension (after a ``.gz``/``.zst`` suffix) or, failing that, its content."""
+    suffixes = [s.lower() for s in path.suffixes]
+    while suffixes and suffixes[-1] in (".gz", ".zst", ".zstd"):
+        suffixes.pop()
+    if suffixes and suffixes[-1] in _SUFFIXES:
+        return _SUFFIXES[suffixes[-1]]
+    head = _open_text_stream(path).read(4096)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    stripped = head.lstrip()
+    if stripped.startswith(b"{"):
+        return "ndjson"
+    first = stripped.split(b"\n", 1)[0]
+    if b"," in first and b"event_id" in first:
+        return "csv"
+    raise InputError(f"{path}: unknown format (expected .ndjson, .jsonl, .csv or .parquet, optionally .gz/.zst)")
+
+
+def read_events(
+    path: Path | str,
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    fmt: Format | None = None,
+) -> Iterator[RawBatch]:
+    """Yield :class:`RawBatch` chunks of the events in ``path`` in file (arrival) order.
+
+    Raises :class:`InputError` (with the file name and the problem) for a missing, empty, binary or
+    unknown-format file; problems inside a usable file become undecodable lines, never exceptions.
+    """
+    p = Path(path)
+    _check_usable(p)
+    kind = fmt or detect_format(p)
+    if kind == "parquet":
+        yield from _read_parquet(p, chunk_rows=max(1, chunk_bytes // 256))
+    elif kind == "csv":
+        yield from _read_csv(p, chunk_bytes)
+    else:
+        yield from _read_ndjson(p, chunk_bytes, max_line_bytes)
+
+
+def _check_usable(p: Path) -> None:
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not an events file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: file is empty")
+    try:
+        head = _open_text_stream(p).read(8192)
+    except (OSError, EOFError, zstandard.ZstdError) as exc:
+        raise InputError(f"{p}: cannot be read ({exc.__class__.__name__}: corrupt compressed data?)") from exc
+    if head.startswith(b"PAR1"):
+        return
+    if not head.strip():
+        raise InputError(f"{p}: file is empty")
+    if b"\x00" in head or _binary_share(head) > 0.3:
+        raise InputError(f"{p}: binary file, not NDJSON, CSV or Parquet events")
+
+
+def _binary_share(head: bytes) -> float:
+    text_bytes = sum(1 for b in head if b >= 32 or b in (9, 10, 13))
+    try:
+        head.decode("utf-8")
+        return 0.0
+    except UnicodeDecodeError:
+        return 1.0 - text_bytes / max(1, len(head))
+
+
+def _open_text_stream(p: Path) -> IO[bytes]:
+    raw = p.open("rb")
+    magic = raw.read(4)
+    raw.seek(0)
+    if magic.startswith(_GZIP_MAGIC):
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw))
+    if magic == _ZSTD_MAGIC:
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return raw
+
+
+# --------------------------------------------------------------------------------------------- NDJSON
+
+
+def _read_ndjson(p: Path, chunk_bytes: int, max_line_bytes: int) -> Iterator[RawBatch]:
+    source = str(p)
+    line_no = 0  # lines consumed before the current chunk
+    with _open_text_stream(p) as stream:
+        carry = b""
+        skipping_long = False  # inside an over-long line, discarding until its newline
+        long_line_start = 0
+        while True:
+            block = stream.read(chunk_bytes)
+            if not block:
+                break
+            data = carry + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                if len(data) > max_line_bytes:
+                    if not skipping_long:
+                        skipping_long, long_line_start = True, line_no + 1
+                    carry = b""
+                else:
+                    carry = data
+                continue
+            chunk, carry = data[: cut + 1], data[cut + 1 :]
+            if skipping_long:
+                nl = chunk.find(b"\n")
+                yield _too_long(source, long_line_start, max_line_bytes)
+                chunk = chunk[nl + 1 :]
+                line_no += 1
+                skipping_long = False
+            n_lines = chunk.count(b"\n")
+            if chunk:
+                yield _parse_ndjson_chunk(chunk, source, line_no, max_line_bytes)
+            line_no += n_lines
+        if skipping_long:
+            yield _too_long(source, long_line_start, max_line_bytes)
+        elif carry.strip():
+            yield _parse_ndjson_chunk(carry + b"\n", source, line_no, max_line_bytes)
+
+
+def _too_long(source: str, line_no: int, limit: int) -> RawBatch:
+    bad = UndecodableLine(line_no, b"", "line: too_long", f"line longer than {limit} bytes (not kept)")
+    return RawBatch(frame=pl.DataFrame(schema=RAW_SCHEMA), source=source, undecodable=[bad])
+
+
+def _parse_ndjson_chunk(chunk: bytes, source: str, first_line: int, max_line_bytes: int) -> RawBatch:
+    """Columnar parse of a chunk of whole lines; per-line fallback when the chunk holds bad lines."""
+    if len(chunk) <= max_line_bytes or b"\n" in chunk[:max_line_bytes]:
+        try:
+            frame = pl.read_ndjson(io.BytesIO(chunk), schema=RAW_SCHEMA)
+            return _LazyRawBatch(frame=frame, source=source, chunk=chunk, first_line=first_line)
+        except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, ValueError):
+            pass
+    return _parse_lines(chunk, source, first_line, max_line_bytes)
+
+
+def _parse_lines(chunk: bytes, source: str, first_line: int, max_line_bytes: int) -> RawBatch:
+    """Slow path: decode each line on its own; keep good lines in columnar form and report the rest."""
+    good: list[bytes] = []
+    good_nos: list[int] = []
+    bad: list[UndecodableLine] = []
+    decoder = msgspec.json.Decoder()
+    for i, line in enumerate(chunk.split(b"\n")):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        no = first_line + i + 1
+        if len(line) > max_line_bytes:
+            bad.append(UndecodableLine(no, line[:max_line_bytes], "line: too_long", f"over {max_line_bytes} bytes"))
+            continue
+        try:
+            value = decoder.decode(stripped)
+        except msgspec.DecodeError as exc:
+            bad.append(UndecodableLine(no, line, *_decode_reason(str(exc))))
+            continue
+        except RecursionError:
+            bad.append(UndecodableLine(no, line, "line: too_deep", "JSON nested too deeply"))
+            continue
+        if not isinstance(value, dict):
+            bad.append(UndecodableLine(no, line, "line: not_object", "a line must hold one JSON object"))
+            continue
+        good.append(stripped)
+        good_nos.append(no)
+    frame = _frame_of_lines(good)
+    return RawBatch(frame=frame, source=source, line_nos=good_nos, raw_lines=good, undecodable=bad)
+
+
+def _frame_of_lines(lines: list[bytes]) -> pl.DataFrame:
+    """Columnar parse of lines that each decode as a JSON object; per-record path if Polars still objects."""
+    if not lines:
+        return pl.DataFrame(schema=RAW_SCHEMA)
+    try:
+        frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=RAW_SCHEMA)
+        if frame.height == len(lines):
+            return frame
+    except (pl.exceptions.PolarsError, ValueError):
+        pass
+    return records_to_raw_frame([msgspec.json.decode(line) for line in lines])
+
+
+def _decode_reason(message: str) -> tuple[str, str]:
+    lowered = message.lower()
+    if "utf-8" in lowered:
+        return "line: invalid_utf8", "line is not valid UTF-8"
+    if "recursion" in lowered or "depth" in lowered:
+        return "line: too_deep", "JSON nested too deeply"
+    if "out of range" in lowered:
+        return "line: number_out_of_range", "a number is out of range"
+    return "line: invalid_json", "line is not valid JSON (" + message.split(" - ")[0][:80] + ")"
+
+
+class _LazyRawBatch(RawBatch):
+    """A batch from the fast path: line numbers and raw bytes are located only if someone asks."""
+
+    __slots__ = ("_chunk", "_first_line", "_spans")
+
+    def __init__(self, frame: pl.DataFrame, source: str, chunk: bytes, first_line: int) -> None:
+        super().__init__(frame=frame, source=source)
+        self._chunk = chunk
+        self._first_line = first_line
+        self._spans: list[tuple[int, int, int]] | None = None
+
+    def _locate(self) -> list[tuple[int, int, int]]:
+        if self._spans is None:
+            spans: list[tuple[int, int, int]] = []
+            start = 0
+            for i, line in enumerate(self._chunk.split(b"\n")):
+                end = start + len(line)
+                if line.strip():
+                    spans.append((self._first_line + i + 1, start, end))
+                start = end + 1
+            self._spans = spans
+        return self._spans
+
+    def raw_of(self, row: int) -> bytes:
+        _, start, end = self._locate()[row]
+        return self._chunk[start:end]
+
+    def line_of(self, row: int) -> int:
+        """1-based line number of ``row`` in the source file."""
+        return self._locate()[row][0]
+
+
+# ------------------------------------------------------------------------------------------------ CSV
+
+
+def _read_csv(p: Path, chunk_bytes: int) -> Iterator[RawBatch]:
+    source = str(p)
+    with _open_text_stream(p) as stream:
+        header = stream.readline()
+        if not header.strip():
+            raise InputError(f"{p}: CSV file has no header line")
+        names = next(csv.reader([header.decode("utf-8", errors="replace")]))
+        if "event_id" not in names:
+            raise InputError(f"{p}: CSV header has no event_id column (found: {', '.join(names[:8])})")
+        row_no = 1
+        carry = b""
+        while True:
+            block = stream.read(chunk_bytes)
+            if not block and not carry:
+                break
+            data = carry + block
+            cut = data.rfind(b"\n") if block else len(data) - 1
+            if cut < 0:
+                carry = data
+                continue
+            chunk, carry = data[: cut + 1], data[cut + 1 :]
+            if chunk.strip():
+                yield _parse_csv_chunk(header + chunk, names, source, row_no)
+            row_no += chunk.count(b"\n")
+            if not block:
+                break
+
+
+def _parse_csv_chunk(data: bytes, names: list[str], source: str, first_row: int) -> RawBatch:
+    try:
+        frame = pl.read_csv(io.BytesIO(data), infer_schema=False, raise_if_empty=False)
+        return RawBatch(frame=conform(frame.with_columns(pl.all().replace("", None))), source=source)
+    except (pl.exceptions.PolarsError, ValueError):
+        pass
+    rows: list[dict[str, object]] = []
+    raw: list[bytes] = []
+    nos: list[int] = []
+    bad: list[UndecodableLine] = []
+    lines = data.split(b"\n")[1:]
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        no = first_row + i + 1
+        try:
+            values = next(csv.reader([line.decode("utf-8")]))
+        except (UnicodeDecodeError, csv.Error, StopIteration):
+            bad.append(UndecodableLine(no, line, "line: invalid_csv", "row is not valid UTF-8 CSV"))
+            continue
+        if len(values) != len(names):
+            bad.append(UndecodableLine(no, line, "line: wrong_field_count", f"{len(values)} fields, header has {len(names)}"))
+            continue
+        rows.append({k: (v if v != "" else None) for k, v in zip(names, values, strict=True)})
+        raw.append(line)
+        nos.append(no)
+    return RawBatch(frame=records_to_raw_frame(rows), source=source, line_nos=nos, raw_lines=raw, undecodable=bad)
+
+
+# -------------------------------------------------------------------------------------------- Parquet
+
+
+def _read_parquet(p: Path, chunk_rows: int) -> Iterator[RawBatch]:
+    try:
+        lf = pl.scan_parquet(p)
+        names = lf.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{p}: not a readable Parquet file ({exc.__class__.__name__})") from exc
+    if "event_id" not in names:
+        raise InputError(f"{p}: Parquet file has no event_id column")
+    wanted = [n for n in RAW_SCHEMA.names() if n in names]
+    offset = 0
+    while True:
+        part = lf.select(wanted).slice(offset, chunk_rows).collect()
+        if part.height == 0:
+            break
+        yield RawBatch(frame=conform(part), source=str(p))
+        offset += part.height
