@@ -316,7 +316,8 @@ def _parse_csv_chunk(data: bytes, names: list[str], source: str, first_row: int)
             bad.append(UndecodableLine(no, line, "line: invalid_csv", "row is not valid UTF-8 CSV"))
             continue
         if len(values) != len(names):
-            bad.append(UndecodableLine(no, line, "line: wrong_field_count", f"{len(values)} fields, header has {len(names)}"))
+            detail = f"{len(values)} fields, header has {len(names)}"
+            bad.append(UndecodableLine(no, line, "line: wrong_field_count", detail))
             continue
         rows.append({k: (v if v != "" else None) for k, v in zip(names, values, strict=True)})
         raw.append(line)
@@ -343,3 +344,10 @@ def _read_parquet(p: Path, chunk_rows: int) -> Iterator[RawBatch]:
             break
         yield RawBatch(frame=conform(part), source=str(p))
         offset += part.height
+
+
+def parse_ndjson_bytes(data: bytes, source: str = "bytes", max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> RawBatch:
+    """Parse an in-memory NDJSON payload (an HTTP body) with the same dirty-tolerant path as files."""
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    return _parse_ndjson_chunk(data, source, 0, max_line_bytes)

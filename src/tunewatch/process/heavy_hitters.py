@@ -1,0 +1,55 @@
+"""Heavy-hitter selection for high-cardinality dimensions (tracks, artists).
+
+Keeps an exponentially decayed play count per value (in event time) and a member set with hysteresis: a
+value joins when it ranks in the top ``k`` and leaves only when it falls below rank ``2k``, so that series
+do not flicker in and out of existence. Memory is bounded to ``capacity`` tracked values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+
+class HeavyHitters:
+    """Decayed top-K of one string column."""
+
+    def __init__(self, k: int = 50, half_life_ms: int = 3_600_000, capacity: int = 20_000) -> None:
+        self.k = k
+        self.half_life_ms = half_life_ms
+        self.capacity = capacity
+        self._counts = pl.DataFrame(schema={"value": pl.String, "count": pl.Float64})
+        self._members: set[str] = set()
+        self._t: int | None = None
+
+    @property
+    def members(self) -> frozenset[str]:
+        """Current heavy hitters."""
+        return frozenset(self._members)
+
+    def update(self, values: pl.Series, t: int) -> None:
+        """Add one batch of observed values (one per event) at event time ``t`` (ms)."""
+        if self._t is not None and t > self._t:
+            factor = math.pow(0.5, (t - self._t) / self.half_life_ms)
+            self._counts = self._counts.with_columns(pl.col("count") * factor)
+        self._t = t if self._t is None else max(self._t, t)
+        fresh = values.drop_nulls().value_counts(name="n").rename({values.name: "value"})
+        merged = (
+            pl.concat([self._counts, fresh.select("value", pl.col("n").cast(pl.Float64).alias("count"))])
+            .group_by("value")
+            .agg(pl.col("count").sum())
+            .sort(["count", "value"], descending=[True, False])
+            .head(self.capacity)
+        )
+        self._counts = merged
+        ranked = merged.get_column("value")
+        top = set(ranked.head(self.k).to_list())
+        keep = set(ranked.head(2 * self.k).to_list())
+        self._members = top | (self._members & keep)
+
+    def map_expr(self, column: str, other: str) -> pl.Expr:
+        """Expression replacing values outside the heavy hitters by ``other``."""
+        members = sorted(self._members)
+        col = pl.col(column)
+        return pl.when(col.is_in(members)).then(col).when(col.is_null()).then(None).otherwise(pl.lit(other))

@@ -1,0 +1,267 @@
+"""MusicDataProcessor: accepted events → closed 1-minute windows of metrics for every dimension set.
+
+Events are buffered (only the derived columns aggregation needs) while their window may still receive
+on-time events; a window closes once the watermark passes its end plus the allowed lateness, and all windows
+that close together are aggregated in one columnar pass per dimension set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import polars as pl
+
+from tunewatch.process.catalogue import METRICS
+from tunewatch.process.dimensions import DIMENSION_SETS, OTHER, TOP_K_FIELDS, DimensionSet
+from tunewatch.process.heavy_hitters import HeavyHitters
+from tunewatch.process.revenue import RateTable
+from tunewatch.process.sketches import bucket_column, histogram, hll_columns, hll_estimate, hll_registers, quantiles
+from tunewatch.schema import DIMENSION_FIELDS, LOW_QUALITY_KBPS, STREAM_MIN_MS
+from tunewatch.validate.validator import ValidationResult
+from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS
+
+WINDOW_MS: Final = 60_000
+KEY_COLUMNS: Final = ("window_start", "dimset", *DIMENSION_FIELDS)
+_QUANTILES: Final = {"startup_ms_p50": 0.5, "startup_ms_p95": 0.95, "startup_ms_p99": 0.99}
+_SUMS: Final = (
+    "events",
+    "plays",
+    "streams",
+    "errors",
+    "ads",
+    "skips",
+    "completions",
+    "rebuffer_ms",
+    "ms_played",
+    "bitrate_n",
+    "low_quality_n",
+    "rec_plays",
+    "rec_accepted",
+    "ad_revenue_micros",
+    "stream_revenue_micros",
+    "startup_n",
+)
+
+
+@dataclass(slots=True)
+class ProcessingResult:
+    """Metrics of the windows closed by one :meth:`MusicDataProcessor.process` call.
+
+    ``metrics`` is wide: one row per (window_start, dimset, dimension values) with the key columns
+    ``KEY_COLUMNS`` (dimensions outside the set are null) and one column per metric and weight.
+    ``sketches`` (when kept) holds the mergeable HyperLogLog registers and startup-time histograms.
+    """
+
+    metrics: pl.DataFrame
+    windows: list[int]
+    events: int
+    sketches: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    def series(self, metric: str, dimset: str = "global") -> pl.DataFrame:
+        """One metric of one dimension set: key columns in use plus ``value``, sorted by window."""
+        from tunewatch.process.dimensions import dimension_set
+
+        d = dimension_set(dimset)
+        return (
+            self.metrics.filter(pl.col("dimset") == d.name)
+            .select("window_start", *d.fields, pl.col(metric).alias("value"))
+            .sort("window_start", *d.fields)
+        )
+
+    def cache_items(self) -> dict[str, Any]:
+        """Cache entries: ``metrics:<dimset>:<window_start>`` → columns of that window's rows."""
+        items: dict[str, Any] = {}
+        if self.metrics.is_empty():
+            return items
+        for (window, dimset), part in self.metrics.group_by(["window_start", "dimset"]):
+            items[f"metrics:{dimset}:{window}"] = part.to_dict(as_series=False)
+        return items
+
+
+class MusicDataProcessor:
+    """Aggregates validated events into the metric catalogue per 1-minute window and dimension set.
+
+    >>> import polars as pl
+    >>> from tunewatch.validate import EnterpriseDataValidator
+    >>> ev = [{"event_id": f"e{i}", "ts": 1_699_999_980_000 + i, "event_type": "play", "user_id": f"u{i % 3}",
+    ...        "market": "BR", "platform": "android", "tier": "premium", "track_id": "t1", "artist_id": "a1",
+    ...        "ms_played": 45_000, "track_duration_ms": 180_000, "reason_end": "trackdone"} for i in range(10)]
+    >>> result = MusicDataProcessor().process(EnterpriseDataValidator().validate(ev))
+    >>> result.series("streams", "market").row(0)
+    (1699999980000, 'BR', 10.0)
+    """
+
+    def __init__(
+        self,
+        *,
+        allowed_lateness_ms: int = DEFAULT_ALLOWED_LATENESS_MS,
+        top_k: int = 50,
+        rates: RateTable | None = None,
+        dimension_sets: tuple[DimensionSet, ...] = DIMENSION_SETS,
+        keep_sketches: bool = False,
+    ) -> None:
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self.rates = rates or RateTable()
+        self.dimension_sets = dimension_sets
+        self.keep_sketches = keep_sketches
+        self.heavy = {f: HeavyHitters(k=top_k) for f in TOP_K_FIELDS}
+        self._buffer: list[pl.DataFrame] = []
+        self.watermark: int | None = None
+        self.closed_until: int | None = None  # windows starting before this are closed
+
+    def process(self, valid: ValidationResult | pl.DataFrame, *, final: bool = True) -> ProcessingResult:
+        """Add accepted events; return the metrics of every window that closed.
+
+        ``final=True`` (the default, for one-off batches) closes every window in the buffer; the streaming
+        pipeline passes ``final=False`` and windows close as the watermark advances.
+        """
+        frame = valid.valid if isinstance(valid, ValidationResult) else valid
+        if isinstance(valid, ValidationResult) and valid.watermark is not None:
+            self.watermark = valid.watermark if self.watermark is None else max(self.watermark, valid.watermark)
+        if frame.height:
+            derived = self._derive(frame)
+            self._buffer.append(derived)
+            plays = derived.filter(pl.col("plays") == 1)
+            t = int(derived.get_column("window_start").max())  # type: ignore[arg-type]
+            for f, hh in self.heavy.items():
+                hh.update(plays.get_column(f), t)
+            if self.watermark is None and not isinstance(valid, ValidationResult):
+                self.watermark = int(frame.get_column("ts").max())  # type: ignore[arg-type]
+        if final:
+            return self._close(None)
+        if self.watermark is None:
+            return self._close(-(2**62))
+        return self._close(self.watermark - self.allowed_lateness_ms - WINDOW_MS)
+
+    def flush(self) -> ProcessingResult:
+        """Close every open window (end of stream)."""
+        return self._close(None)
+
+    @property
+    def buffered_events(self) -> int:
+        """Events waiting for their window to close."""
+        return sum(f.height for f in self._buffer)
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _derive(self, ev: pl.DataFrame) -> pl.DataFrame:
+        is_play = pl.col("event_type") == "play"
+        is_rec = is_play & (pl.col("source") == "recommendation")
+        ms = pl.when(is_play).then(pl.col("ms_played")).otherwise(0)
+        stream = is_play & (pl.col("ms_played") >= STREAM_MIN_MS)
+        flag = pl.Int32
+        return ev.select(
+            (pl.col("ts") - pl.col("ts") % WINDOW_MS).alias("window_start"),
+            *DIMENSION_FIELDS,
+            pl.lit(1, dtype=flag).alias("events"),
+            is_play.cast(flag).alias("plays"),
+            stream.cast(flag).alias("streams"),
+            (pl.col("event_type") == "error").cast(flag).alias("errors"),
+            (pl.col("event_type") == "ad").cast(flag).alias("ads"),
+            (is_play & pl.col("skipped")).cast(flag).alias("skips"),
+            (is_play & (pl.col("reason_end") == "trackdone")).cast(flag).alias("completions"),
+            pl.when(is_play)
+            .then(pl.col("rebuffer_ms").fill_null(0))
+            .otherwise(0)
+            .cast(pl.Float64)
+            .alias("rebuffer_ms"),
+            ms.cast(pl.Float64).alias("ms_played"),
+            (is_play & pl.col("bitrate_kbps").is_not_null()).cast(flag).alias("bitrate_n"),
+            (is_play & (pl.col("bitrate_kbps") < LOW_QUALITY_KBPS)).fill_null(False).cast(flag).alias("low_quality_n"),
+            is_rec.cast(flag).alias("rec_plays"),
+            (is_rec & ~pl.col("skipped")).cast(flag).alias("rec_accepted"),
+            pl.col("ad_revenue_micros").fill_null(0).cast(pl.Float64).alias("ad_revenue_micros"),
+            pl.when(stream).then(self.rates.rate_expr()).otherwise(0.0).alias("stream_revenue_micros"),
+            (is_play & pl.col("startup_ms").is_not_null()).cast(flag).alias("startup_n"),
+            pl.when(is_play).then(bucket_column("startup_ms")).alias("q_bucket"),
+            *hll_columns("user_id"),
+        )
+
+    def _close(self, before: int | None) -> ProcessingResult:
+        """Aggregate and drop buffered windows starting before ``before`` (all when None)."""
+        if not self._buffer:
+            return ProcessingResult(metrics=_empty_metrics(), windows=[], events=0)
+        buf = pl.concat(self._buffer, rechunk=False) if len(self._buffer) > 1 else self._buffer[0]
+        if before is None:
+            ready, rest = buf, buf.clear()
+        else:
+            in_ready = pl.col("window_start") < before
+            ready, rest = buf.filter(in_ready), buf.filter(~in_ready)
+        self._buffer = [rest] if rest.height else []
+        if ready.is_empty():
+            return ProcessingResult(metrics=_empty_metrics(), windows=[], events=0)
+        mapped = ready.with_columns([hh.map_expr(f, OTHER) for f, hh in self.heavy.items()]).lazy()
+        frames, sketches = self._aggregate(mapped)
+        metrics = pl.concat(frames, how="diagonal_relaxed").select(_metric_columns())
+        windows = sorted(ready.get_column("window_start").unique().to_list())
+        self.closed_until = windows[-1] + WINDOW_MS
+        return ProcessingResult(metrics=metrics, windows=windows, events=ready.height, sketches=sketches)
+
+    def _aggregate(self, events: pl.LazyFrame) -> tuple[list[pl.DataFrame], dict[str, pl.DataFrame]]:
+        plans: list[pl.LazyFrame] = []
+        sketch_plans: list[pl.LazyFrame] = []
+        for d in self.dimension_sets:
+            keys = ["window_start", *d.fields]
+            scoped = (
+                events.filter(pl.all_horizontal([pl.col(f).is_not_null() for f in d.fields])) if d.fields else events
+            )
+            sums = scoped.group_by(keys).agg([pl.col(c).sum() for c in _SUMS])
+            regs = hll_registers(scoped, keys)
+            hist = histogram(scoped, keys)
+            plan = (
+                sums.join(hll_estimate(regs, keys), on=keys, how="left", nulls_equal=True)
+                .join(quantiles(hist, keys, _QUANTILES), on=keys, how="left", nulls_equal=True)
+                .with_columns(pl.lit(d.name).alias("dimset"))
+            )
+            plans.append(plan)
+            if self.keep_sketches:
+                sketch_plans.append(regs.with_columns(pl.lit(d.name).alias("dimset")))
+                sketch_plans.append(hist.with_columns(pl.lit(d.name).alias("dimset")))
+        collected = pl.collect_all([*plans, *sketch_plans])
+        frames = [_finish(f) for f in collected[: len(plans)]]
+        sketches: dict[str, pl.DataFrame] = {}
+        if self.keep_sketches:
+            rest = collected[len(plans) :]
+            sketches["hll"] = pl.concat(rest[0::2], how="diagonal_relaxed")
+            sketches["startup_hist"] = pl.concat(rest[1::2], how="diagonal_relaxed")
+        return frames, sketches
+
+
+def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+    return pl.when(den > 0).then(num / den).otherwise(None)
+
+
+def _finish(frame: pl.DataFrame) -> pl.DataFrame:
+    """Derived metrics of an aggregated frame."""
+    c = pl.col
+    return frame.with_columns(
+        (c("plays") + c("errors")).alias("attempts"),
+        _ratio(c("skips"), c("plays")).alias("skip_rate"),
+        _ratio(c("completions"), c("plays")).alias("completion_rate"),
+        _ratio(c("errors"), c("plays") + c("errors")).alias("failure_rate"),
+        _ratio(c("rebuffer_ms"), c("ms_played")).alias("rebuffer_ratio"),
+        _ratio(c("low_quality_n"), c("bitrate_n")).alias("low_quality_share"),
+        _ratio(c("rec_accepted"), c("rec_plays")).alias("rec_acceptance"),
+        (c("stream_revenue_micros") + c("ad_revenue_micros")).alias("est_revenue_micros"),
+        c("unique_listeners").fill_null(0.0),
+        _ratio(c("streams"), c("unique_listeners")).alias("streams_per_listener"),
+    )
+
+
+def _metric_columns() -> list[pl.Expr]:
+    names = list(dict.fromkeys([*_SUMS, "attempts", *METRICS.keys()]))
+    return [
+        pl.col("window_start").cast(pl.Int64),
+        pl.col("dimset").cast(pl.String),
+        *[pl.col(f).cast(pl.String) for f in DIMENSION_FIELDS],
+        *[pl.col(n).cast(pl.Float64) for n in names],
+    ]
+
+
+def _empty_metrics() -> pl.DataFrame:
+    names = list(dict.fromkeys([*_SUMS, "attempts", *METRICS.keys()]))
+    schema: dict[str, Any] = {"window_start": pl.Int64, "dimset": pl.String}
+    schema.update({f: pl.String for f in DIMENSION_FIELDS})
+    schema.update({n: pl.Float64 for n in names})
+    return pl.DataFrame(schema=schema)

@@ -1,0 +1,61 @@
+"""Event-time watermark and lateness, vectorised over a batch in arrival order.
+
+The watermark is the newest accepted event time, made robust to a lone outlier: it advances to the running
+maximum of the *minimum of the last ``support`` arrivals*, so one event far ahead of the rest cannot drag it
+forward (``support`` events must agree). An event older than ``watermark - allowed_lateness`` at its arrival
+is late.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from tunewatch.schema import FUTURE_TOLERANCE_MS
+
+DEFAULT_ALLOWED_LATENESS_MS = 2 * 60 * 1000
+
+
+class Watermark:
+    """Tracks the watermark across batches and flags late events."""
+
+    def __init__(self, allowed_lateness_ms: int = DEFAULT_ALLOWED_LATENESS_MS, support: int = 3) -> None:
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self.support = max(1, support)
+        self.value: int | None = None
+        self._recent = np.empty(0, dtype=np.int64)  # last support-1 accepted times, arrival order
+
+    def late_mask(self, ts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Flag late events among ``ts`` (arrival order) and advance the watermark past the on-time ones."""
+        if ts.size == 0:
+            return np.zeros(0, dtype=bool)
+        start = np.iinfo(np.int64).min if self.value is None else self.value
+        seq = np.concatenate([self._recent, ts])
+        k = self.support
+        if seq.size >= k:
+            windows = np.lib.stride_tricks.sliding_window_view(seq, k)
+            corroborated = windows.min(axis=1)  # corroborated time after each arrival from index k-1
+            lead = np.full(seq.size - corroborated.size, start, dtype=np.int64)
+            corroborated = np.concatenate([lead, corroborated])
+        else:
+            corroborated = np.full(seq.size, start, dtype=np.int64)
+        running = np.maximum.accumulate(np.maximum(corroborated, start))[self._recent.size :]
+        before = np.concatenate([[start], running[:-1]])  # watermark seen by each event on arrival
+        late = ts < before - self.allowed_lateness_ms
+        if self.value is None:
+            late &= before != np.iinfo(np.int64).min
+        on_time = ts[~late]
+        self._recent = np.concatenate([self._recent, on_time])[-(k - 1) :] if k > 1 else self._recent[:0]
+        new_value = int(running[-1])
+        if new_value != np.iinfo(np.int64).min:
+            self.value = new_value if self.value is None else max(self.value, new_value)
+        return late
+
+    def observe_end(self) -> None:
+        """At end of stream every pending time counts: advance to the newest recent arrival."""
+        if self._recent.size:
+            newest = int(self._recent.max())
+            self.value = newest if self.value is None else max(self.value, newest)
+
+
+__all__ = ["DEFAULT_ALLOWED_LATENESS_MS", "FUTURE_TOLERANCE_MS", "Watermark"]
