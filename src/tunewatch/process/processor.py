@@ -191,7 +191,12 @@ class MusicDataProcessor:
         self._buffer = [rest] if rest.height else []
         if ready.is_empty():
             return ProcessingResult(metrics=_empty_metrics(), windows=[], events=0)
-        mapped = ready.with_columns([hh.map_expr(f, OTHER) for f, hh in self.heavy.items()]).lazy()
+        # heavy hitters, then dimension values as categorical codes: integer group keys are ~3x faster
+        mapped = (
+            ready.with_columns([hh.map_expr(f, OTHER) for f, hh in self.heavy.items()])
+            .with_columns([pl.col(f).cast(pl.Categorical) for f in DIMENSION_FIELDS])
+            .lazy()
+        )
         frames, sketches = self._aggregate(mapped)
         metrics = pl.concat(frames, how="diagonal_relaxed").select(_metric_columns())
         windows = sorted(ready.get_column("window_start").unique().to_list())

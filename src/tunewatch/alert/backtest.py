@@ -1,0 +1,165 @@
+"""Score alerts against labelled incidents: recall, precision, time to detect, false alert groups.
+
+Definitions (used by ``tunewatch backtest`` and the tests):
+
+* an incident is **detected** when an alert whose dimension labels equal the incident's ``dims`` exactly
+  (same fields, same values; none for a global incident) fires between the incident's start and
+  ``start + detect_within`` — *fires* meaning the event time at which its window closed (``fired_at``), not
+  the back-dated onset; its **time to detect** is ``fired_at - start``;
+* an alert is **related** to an incident when its firing overlaps ``[start, end + grace]`` and none of its
+  dimension labels contradicts the incident's dims (a global alert, or ``market=BR`` during an outage on
+  ``market=BR, cdn=edge-2``, is a consequence of it, not a false alarm);
+* every other alert is **false**; false alerts of the same alertname that fire within ``group_gap`` of the
+  first one of a group share one notification group (as Alertmanager's grouping would send them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunewatch.alert.model import Alert, parse_time
+from tunewatch.errors import InputError
+from tunewatch.schema import DIMENSION_FIELDS, FIELD_NAMES
+
+MINUTE = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One labelled incident."""
+
+    kind: str
+    dims: dict[str, str]
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class IncidentResult:
+    """Whether and how fast one incident was detected."""
+
+    incident: Incident
+    detected_by: str | None = None
+    time_to_detect_s: float | None = None
+
+
+@dataclass(slots=True)
+class BacktestReport:
+    """Scores of a set of alerts against labelled incidents."""
+
+    incidents: list[IncidentResult]
+    firing: int
+    related: int
+    false_alerts: list[Alert] = field(default_factory=list)
+    false_groups: int = 0
+    days: float = 0.0
+
+    @property
+    def recall(self) -> float:
+        """Share of incidents detected on the right dimension in time."""
+        return sum(r.detected_by is not None for r in self.incidents) / len(self.incidents) if self.incidents else 1.0
+
+    @property
+    def precision(self) -> float:
+        """Share of firing alerts related to an incident."""
+        return self.related / self.firing if self.firing else 1.0
+
+    @property
+    def false_groups_per_day(self) -> float:
+        """False alert groups per day of data."""
+        return self.false_groups / self.days if self.days > 0 else float(self.false_groups)
+
+
+def load_labels(path: Path | str) -> list[Incident]:
+    """Read a labels file (``{"incidents": [{"kind", "dims", "start", "end"}]}``)."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        out = []
+        for item in data["incidents"]:
+            dims = {str(k): str(v) for k, v in (item.get("dims") or {}).items()}
+            unknown = [k for k in dims if k not in FIELD_NAMES]
+            if unknown:
+                raise ValueError(f"unknown dimension field(s) {unknown}")
+            out.append(Incident(str(item["kind"]), dims, _ms(item["start"]), _ms(item["end"])))
+        return out
+    except FileNotFoundError as exc:
+        raise InputError(f"{p}: no such labels file") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{p}: not a labels file ({exc})") from exc
+
+
+def _ms(value: Any) -> int:
+    if isinstance(value, int | float):
+        return int(value)
+    parsed = parse_time(str(value))
+    if parsed is None:
+        raise ValueError(f"invalid time {value!r}")
+    return parsed
+
+
+def alert_dims(alert: Alert) -> dict[str, str]:
+    """The alert's dimension labels (schema fields)."""
+    return {k: v for k, v in alert.labels.items() if k in DIMENSION_FIELDS}
+
+
+def fired_at(alert: Alert) -> int:
+    """Event time at which the alert fired (end of the window that completed its ``for``)."""
+    return int(alert.extra.get("fired_at", alert.starts_at))
+
+
+def score(
+    alerts: Sequence[Alert],
+    incidents: Sequence[Incident],
+    *,
+    span_ms: int,
+    detect_within_ms: int = 5 * MINUTE,
+    grace_ms: int = 15 * MINUTE,
+    group_gap_ms: int = 10 * MINUTE,
+) -> BacktestReport:
+    """Score alert state changes (firing ones are used) against incidents over ``span_ms`` of data."""
+    firing = [a for a in alerts if a.status == "firing"]
+    ends = {a.fingerprint + str(a.starts_at): a.ends_at for a in alerts if a.status == "resolved"}
+    results = []
+    for inc in incidents:
+        res = IncidentResult(inc)
+        for a in sorted(firing, key=fired_at):
+            t = fired_at(a)
+            if alert_dims(a) == inc.dims and inc.start <= t <= inc.start + detect_within_ms:
+                res.detected_by, res.time_to_detect_s = a.name, (t - inc.start) / 1000
+                break
+        results.append(res)
+    related = 0
+    false: list[Alert] = []
+    for a in firing:
+        end = ends.get(a.fingerprint + str(a.starts_at)) or fired_at(a)
+        dims = alert_dims(a)
+        if any(
+            a.starts_at <= inc.end + grace_ms
+            and end >= inc.start
+            and all(inc.dims.get(k, v) == v for k, v in dims.items())
+            for inc in incidents
+        ):
+            related += 1
+        else:
+            false.append(a)
+    groups = 0
+    open_groups: dict[str, int] = {}
+    for a in sorted(false, key=fired_at):
+        t = fired_at(a)
+        first = open_groups.get(a.name)
+        if first is None or t - first > group_gap_ms:
+            open_groups[a.name] = t
+            groups += 1
+    return BacktestReport(
+        incidents=results,
+        firing=len(firing),
+        related=related,
+        false_alerts=false,
+        false_groups=groups,
+        days=span_ms / (24 * 3600 * 1000),
+    )

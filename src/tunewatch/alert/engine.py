@@ -1,0 +1,203 @@
+"""The alert engine: rule conditions over detection frames and the per-series alert lifecycle.
+
+Conditions are evaluated as Polars expressions over a whole batch of windows; the lifecycle (inactive →
+pending → firing → resolved, with ``for`` and ``keep_firing_for``) steps window by window with NumPy arrays
+indexed by series id, so the cost per window does not depend on the number of series in Python terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import polars as pl
+
+from tunewatch.alert.explain import dims_text, format_value, render, revenue_at_risk_per_hour, top_contributors
+from tunewatch.alert.model import Alert
+from tunewatch.alert.rules import Rule, RuleSet
+from tunewatch.process.dimensions import dimension_set
+
+WINDOW_MS: Final = 60_000
+
+
+@dataclass(slots=True)
+class _RuleState:
+    run: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # consecutive true windows
+    quiet: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # false windows while firing
+    onset: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    last_true: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    firing: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    alerts: dict[int, Alert] = field(default_factory=dict)  # sid → firing alert
+
+    def grow(self, size: int) -> None:
+        extra = size - self.run.size
+        if extra > 0:
+            self.run = np.concatenate([self.run, np.zeros(extra, dtype=np.int64)])
+            self.quiet = np.concatenate([self.quiet, np.zeros(extra, dtype=np.int64)])
+            self.onset = np.concatenate([self.onset, np.zeros(extra, dtype=np.int64)])
+            self.last_true = np.concatenate([self.last_true, np.zeros(extra, dtype=np.int64)])
+            self.firing = np.concatenate([self.firing, np.zeros(extra, dtype=bool)])
+
+
+def condition(rule: Rule) -> pl.Expr:
+    """The rule's condition over a detection frame (value, weight, expected, score; NaN already made null)."""
+    v, e, w = pl.col("value"), pl.col("expected"), pl.col("weight")
+    guard = w >= rule.min_weight
+    if rule.kind == "threshold":
+        assert rule.value is not None
+        ops = {">": v > rule.value, ">=": v >= rule.value, "<": v < rule.value, "<=": v <= rule.value}
+        return (ops[rule.op] & guard).fill_null(False)
+    if rule.kind == "absence":
+        return ((v <= 0) & (e >= rule.min_expected)).fill_null(False)
+    direction = rule.effective_direction
+    up = (v > e) & (v - e >= rule.min_delta) & (v >= e * rule.min_ratio)
+    down = (v < e) & (e - v >= rule.min_delta) & (v * rule.min_ratio <= e)
+    moved = up if direction == "up" else down if direction == "down" else up | down
+    return (moved & guard & (pl.col("score") >= rule.min_score)).fill_null(False)
+
+
+class AlertEngine:
+    """Evaluates a rule set over detection frames and emits alert state changes (firing / resolved)."""
+
+    def __init__(self, rules: RuleSet, *, detector_name: str = "robust") -> None:
+        self.rules = rules
+        self.detector_name = detector_name
+        self._state = [_RuleState() for _ in rules.rules]
+        self._conditions = [condition(r) for r in rules.rules]
+
+    def active(self) -> list[Alert]:
+        """Alerts firing now."""
+        return [a for st in self._state for a in st.alerts.values()]
+
+    def evaluate(self, detections: pl.DataFrame, metrics: pl.DataFrame) -> list[Alert]:
+        """Step every rule through the windows of ``detections``; return state changes in time order."""
+        if detections.is_empty():
+            return []
+        windows = np.unique(detections.get_column("window_start").to_numpy())
+        changes: list[tuple[int, int, Alert]] = []
+        for i, (rule, cond, state) in enumerate(zip(self.rules.rules, self._conditions, self._state, strict=True)):
+            rows = (
+                detections.filter((pl.col("metric") == rule.metric) & pl.col("dimset").is_in(rule.dimensions))
+                .with_columns(cond.alias("__cond"))
+                .sort("window_start")
+            )
+            for t, alert in self._step_rule(rule, state, rows, windows, detections, metrics):
+                changes.append((t, i, alert))
+        changes.sort(key=lambda c: (c[0], c[1]))
+        return [a for _, _, a in changes]
+
+    def _step_rule(
+        self,
+        rule: Rule,
+        st: _RuleState,
+        rows: pl.DataFrame,
+        windows: np.ndarray,
+        detections: pl.DataFrame,
+        metrics: pl.DataFrame,
+    ) -> Iterable[tuple[int, Alert]]:
+        if rows.height:
+            st.grow(int(rows.get_column("sid").max()) + 1)  # type: ignore[arg-type]
+        wins = rows.get_column("window_start").to_numpy()
+        sids = rows.get_column("sid").to_numpy()
+        conds = rows.get_column("__cond").to_numpy()
+        bounds = np.searchsorted(wins, np.concatenate([windows, [windows[-1] + WINDOW_MS]]))
+        need = max(1, -(-rule.for_ms // WINDOW_MS))
+        patience = max(1, -(-rule.keep_firing_for_ms // WINDOW_MS))
+        for j, t in enumerate(windows):
+            a, b = bounds[j], bounds[j + 1]
+            ids, c = sids[a:b], conds[a:b]
+            true_now = np.zeros(st.run.size, dtype=bool)
+            true_now[ids[c]] = True
+            st.run = np.where(true_now, st.run + 1, 0)
+            started = true_now & (st.run == 1)
+            st.onset[started] = t
+            st.last_true[true_now] = t
+            st.quiet = np.where(st.firing & ~true_now, st.quiet + 1, 0)
+            fire = np.flatnonzero(~st.firing & (st.run >= need))
+            resolve = np.flatnonzero(st.firing & (st.quiet >= patience))
+            if fire.size:
+                st.firing[fire] = True
+                pos = {int(s): a + k for k, s in enumerate(ids)}
+                for sid in fire.tolist():
+                    alert = self._fire(
+                        rule, rows.row(pos[sid], named=True), int(st.onset[sid]), int(t), detections, metrics
+                    )
+                    st.alerts[sid] = alert
+                    yield int(t), alert
+            if resolve.size:
+                st.firing[resolve] = False
+                st.quiet[resolve] = 0
+                for sid in resolve.tolist():
+                    firing = st.alerts.pop(sid)
+                    ended = Alert(
+                        labels=firing.labels,
+                        annotations=firing.annotations,
+                        status="resolved",
+                        starts_at=firing.starts_at,
+                        ends_at=int(st.last_true[sid]) + WINDOW_MS,
+                        generator_url=firing.generator_url,
+                        extra={**firing.extra, "resolved_at": int(t) + WINDOW_MS},
+                    )
+                    yield int(t), ended
+
+    def _fire(
+        self,
+        rule: Rule,
+        row: dict[str, object],
+        onset: int,
+        t: int,
+        detections: pl.DataFrame,
+        metrics: pl.DataFrame,
+    ) -> Alert:
+        d = dimension_set(str(row["dimset"]))
+        dims = {f: str(row[f]) for f in d.fields}
+        value = float(row["value"])  # type: ignore[arg-type]
+        expected = float(row["expected"]) if row["expected"] is not None else float("nan")  # type: ignore[arg-type]
+        lower = float(row["lower"]) if row["lower"] is not None else float("nan")  # type: ignore[arg-type]
+        upper = float(row["upper"]) if row["upper"] is not None else float("nan")  # type: ignore[arg-type]
+        direction = rule.effective_direction
+        if direction == "both":
+            direction = "up" if value >= expected else "down"
+        labels = {"alertname": rule.alert, "severity": rule.severity, **rule.labels, "metric": rule.metric, **dims}
+        contributors = top_contributors(detections, rule.metric, d.name, dims, t, direction)
+        risk = revenue_at_risk_per_hour(metrics, rule.metric, d.name, dims, t, value, expected)
+        shown = {
+            "value": format_value(rule.metric, value),
+            "expected": format_value(rule.metric, expected),
+            "dims": dims_text(dims),
+            "metric": rule.metric,
+        }
+        annotations = {k: render(v, labels, shown) for k, v in rule.annotations.items()}
+        annotations.setdefault(
+            "summary", f"{rule.metric} {'up' if direction == 'up' else 'down'} at {shown['dims']}: {shown['value']}"
+        )
+        annotations["actual"] = shown["value"]
+        annotations["expected"] = (
+            f"{shown['expected']} (band {format_value(rule.metric, lower)} to {format_value(rule.metric, upper)})"
+        )
+        if contributors:
+            fmt = format_value
+            annotations["top_contributors"] = "; ".join(
+                f"{dims_text(c['dims'])}: {fmt(rule.metric, c['value'])} vs {fmt(rule.metric, c['expected'])}"
+                for c in contributors
+            )
+        if risk is not None:
+            annotations["revenue_at_risk_per_hour"] = f"{risk:,.2f}"
+        extra = {
+            "rule_kind": rule.kind,
+            "detector": self.detector_name if rule.kind == "anomaly" else rule.kind,
+            "value": value,
+            "expected": expected,
+            "lower": lower,
+            "upper": upper,
+            "score": row.get("score"),
+            "weight": row.get("weight"),
+            "dimset": d.name,
+            "fired_at": t + WINDOW_MS,
+            "anomalous_for_s": (t + WINDOW_MS - onset) // 1000,
+            "top_contributors": contributors,
+            "revenue_at_risk_per_hour": risk,
+        }
+        return Alert(labels=labels, annotations=annotations, status="firing", starts_at=onset, extra=extra)

@@ -1,0 +1,122 @@
+"""Explanations attached to a firing alert: expected vs actual, top contributors, revenue at risk, templates."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from tunewatch.process.catalogue import METRICS
+from tunewatch.process.dimensions import dimension_set
+
+_TEMPLATE_RE = re.compile(r"\{\{\s*\$(labels\.([A-Za-z_][A-Za-z0-9_]*)|value|expected|dims|metric)\s*\}\}")
+
+
+def format_value(metric: str, value: float | None) -> str:
+    """Human form of a metric value: ratios as percentages, money in currency units, counts rounded."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    kind = METRICS[metric].kind if metric in METRICS else "sum"
+    if kind == "ratio" and metric != "streams_per_listener":
+        return f"{100 * value:.2f}%"
+    if metric.endswith("_micros"):
+        return f"{value / 1e6:,.2f}"
+    if METRICS.get(metric) is not None and METRICS[metric].unit == "ms":
+        return f"{value:,.0f} ms"
+    return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def dims_text(dims: Mapping[str, str]) -> str:
+    """``market=BR, cdn=edge-2`` (``global`` when there is no dimension)."""
+    return ", ".join(f"{k}={v}" for k, v in dims.items()) or "global"
+
+
+def render(template: str, labels: Mapping[str, str], values: Mapping[str, str]) -> str:
+    """Substitute ``{{ $labels.x }}``, ``{{ $value }}``, ``{{ $expected }}``, ``{{ $dims }}``, ``{{ $metric }}``.
+
+    Only these placeholders exist; nothing in a rule file is ever evaluated as code.
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(2):
+            return labels.get(m.group(2), "")
+        return values.get(m.group(1), "")
+
+    return _TEMPLATE_RE.sub(sub, template)
+
+
+def top_contributors(
+    detections: pl.DataFrame, metric: str, dimset: str, dims: Mapping[str, str], window: int, direction: str, k: int = 3
+) -> list[dict[str, Any]]:
+    """The finer series that explain an anomaly most (drill-down), largest excess first.
+
+    Children are series of the same metric and window in dimension sets that refine ``dimset`` and agree on
+    its dimension values. Their contribution is the excess over expected, in events for ratios (weighted by
+    the denominator) and in the metric's unit otherwise.
+    """
+    parent = dimension_set(dimset)
+    child_sets = [d for d in detections.get_column("dimset").unique().to_list() if dimension_set(d).refines(parent)]
+    if not child_sets:
+        return []
+    cond = (pl.col("window_start") == window) & (pl.col("metric") == metric) & pl.col("dimset").is_in(child_sets)
+    for f, v in dims.items():
+        cond &= pl.col(f) == v
+    spec = METRICS[metric]
+    excess = pl.col("value") - pl.col("expected")
+    if spec.kind == "ratio":
+        excess = excess * pl.col("weight")
+    sign = -1.0 if direction == "down" else 1.0
+    rows = (
+        detections.filter(cond & pl.col("expected").is_not_null())
+        .with_columns((excess * sign).alias("contribution"))
+        .filter(pl.col("contribution") > 0)
+        .sort("contribution", descending=True)
+        .head(k)
+    )
+    out = []
+    for row in rows.iter_rows(named=True):
+        child = dimension_set(row["dimset"])
+        out.append(
+            {
+                "dims": {f: row[f] for f in child.fields},
+                "value": row["value"],
+                "expected": row["expected"],
+                "contribution": row["contribution"] * sign,
+            }
+        )
+    return out
+
+
+def revenue_at_risk_per_hour(
+    metrics: pl.DataFrame, metric: str, dimset: str, dims: Mapping[str, str], window: int, value: float, expected: float
+) -> float | None:
+    """Estimated revenue at risk per hour (currency units) in the alert's slice.
+
+    The slice's estimated revenue per minute (streams x rate + ads) is scaled to an hour and multiplied by
+    the share of it the anomaly puts at risk: the excess failure/skip share for harmful ratios, the shortfall
+    for counts and sums that drop, and the suspicious excess for counts that rise (e.g. fraudulent streams).
+    """
+    d = dimension_set(dimset)
+    cond = (pl.col("window_start") == window) & (pl.col("dimset") == d.name)
+    for f in d.fields:
+        cond &= pl.col(f) == dims.get(f)
+    row = metrics.filter(cond).select("est_revenue_micros")
+    if row.is_empty() or not math.isfinite(expected):
+        return None
+    revenue = float(row.item() or 0.0)
+    spec = METRICS[metric]
+    if spec.kind == "ratio":
+        share = abs(value - expected)
+        if spec.bad == "down":
+            share = abs(expected - value) / max(expected, 1e-9)
+        baseline = revenue / max(1e-9, 1 - min(share, 0.99)) if spec.bad == "up" else revenue
+    elif value < expected:
+        share = 1 - value / expected if expected > 0 else 0.0
+        baseline = revenue / max(1e-9, 1 - min(share, 0.99))
+    else:
+        share = (value - expected) / value if value > 0 else 0.0
+        baseline = revenue
+    return max(0.0, baseline * min(share, 1.0)) * 60 / 1e6

@@ -1,0 +1,75 @@
+"""Rich renderings of command results (tables and summaries)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from rich.console import Console
+from rich.table import Table
+
+from tunewatch.alert.backtest import BacktestReport, fired_at
+from tunewatch.alert.model import format_time
+from tunewatch.alert.rules import RuleSet
+from tunewatch.pipeline.replay import ReplaySummary
+from tunewatch.validate.reasons import describe
+
+
+def print_replay_summary(console: Console, summary: ReplaySummary) -> None:
+    """Events accounting, top rejection reasons, alerts and throughput."""
+    c = summary.counters
+    table = Table(title="replay summary", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("events received", f"{c.received:,}")
+    table.add_row("  accepted", f"{c.accepted:,} ({100 * c.success_rate:.2f}%)")
+    table.add_row("  rejected", f"{c.rejected:,}")
+    table.add_row("  duplicates", f"{c.duplicates:,}")
+    table.add_row("accounted for", "yes" if c.balanced else "[red]NO[/]")
+    table.add_row("windows (1 min)", f"{c.windows:,}")
+    table.add_row("series watched", f"{summary.series:,}")
+    table.add_row("alerts firing / resolved", f"{c.alerts_firing:,} / {c.alerts_resolved:,}")
+    table.add_row("time", f"{summary.seconds:.2f} s")
+    table.add_row("throughput", f"{summary.events_per_second:,.0f} events/s")
+    console.print(table)
+    if c.reasons:
+        reasons = Table(title="top rejection reasons")
+        reasons.add_column("reason")
+        reasons.add_column("events", justify="right")
+        reasons.add_column("meaning")
+        for reason, n in c.reasons.most_common(8):
+            reasons.add_row(reason, f"{n:,}", describe(reason))
+        console.print(reasons)
+
+
+def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, report: BacktestReport | None) -> None:
+    """Per-rule table (alerts, firing time) and, with labels, per-incident detection and the scores."""
+    firing_ms: dict[str, int] = defaultdict(int)
+    count: dict[str, int] = defaultdict(int)
+    for a in summary.alerts:
+        if a.status == "firing":
+            count[a.name] += 1
+        elif a.ends_at is not None:
+            firing_ms[a.name] += a.ends_at - a.starts_at
+    table = Table(title="rules on history")
+    for col in ("rule", "kind", "metric", "alerts", "firing time"):
+        table.add_column(col, justify="right" if col in ("alerts", "firing time") else "left")
+    for r in rules.rules:
+        table.add_row(r.alert, r.kind, r.metric, str(count[r.alert]), f"{firing_ms[r.alert] / 60000:.0f} min")
+    console.print(table)
+    if report is None:
+        return
+    inc = Table(title="labelled incidents")
+    for col in ("kind", "dims", "start", "detected by", "time to detect"):
+        inc.add_column(col)
+    for res in report.incidents:
+        dims = ", ".join(f"{k}={v}" for k, v in res.incident.dims.items()) or "global"
+        ttd = f"{res.time_to_detect_s:.0f} s" if res.time_to_detect_s is not None else "[red]missed[/]"
+        inc.add_row(res.incident.kind, dims, format_time(res.incident.start), res.detected_by or "-", ttd)
+    console.print(inc)
+    console.print(
+        f"recall {100 * report.recall:.0f}%  precision {100 * report.precision:.0f}%  "
+        f"firing alerts {report.firing}  false alerts {len(report.false_alerts)}  "
+        f"false alert groups {report.false_groups} ({report.false_groups_per_day:.1f}/day)"
+    )
+    for a in report.false_alerts[:10]:
+        console.print(f"  false: {a.name} {a.labels} at {format_time(fired_at(a))}", highlight=False)

@@ -1,0 +1,125 @@
+"""The streaming pipeline over micro-batches: one object holds every stage's state."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from tunewatch.alert.engine import AlertEngine
+from tunewatch.alert.model import Alert
+from tunewatch.alert.rules import RuleSet, load_rules
+from tunewatch.detect.stage import DetectionStage, DetectorFactory, default_detector
+from tunewatch.ingest.batch import RawBatch
+from tunewatch.process.processor import MusicDataProcessor, ProcessingResult
+from tunewatch.validate.validator import EnterpriseDataValidator, Events, ValidationResult
+from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS
+
+
+@dataclass(slots=True)
+class PipelineCounters:
+    """Running totals: the accounting invariant is ``received == accepted + rejected + duplicates``."""
+
+    received: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    windows: int = 0
+    alerts_firing: int = 0
+    alerts_resolved: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        """True when every received event is accounted for."""
+        return self.received == self.accepted + self.rejected + self.duplicates
+
+    @property
+    def success_rate(self) -> float:
+        """accepted / received."""
+        return self.accepted / self.received if self.received else 1.0
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What one batch did: its validation result, the metrics of windows it closed, and alert changes."""
+
+    validation: ValidationResult
+    processed: ProcessingResult
+    detections: pl.DataFrame
+    alerts: list[Alert]
+
+
+class Pipeline:
+    """ingest → validate → process → detect → alert, in event time, over micro-batches.
+
+    ``on_rejected`` receives every batch's rejected rows (quarantine); ``on_alert`` every alert change.
+    """
+
+    def __init__(
+        self,
+        rules: RuleSet | None = None,
+        *,
+        live: bool = False,
+        allowed_lateness_ms: int = DEFAULT_ALLOWED_LATENESS_MS,
+        top_k: int = 50,
+        detector_factory: DetectorFactory = default_detector,
+        clock: Callable[[], float] = time.time,
+        on_alert: Callable[[Alert], None] | None = None,
+        on_rejected: Callable[[pl.DataFrame], None] | None = None,
+        on_metrics: Callable[[ProcessingResult, pl.DataFrame], None] | None = None,
+    ) -> None:
+        self.rules = rules or load_rules()
+        self.validator = EnterpriseDataValidator(allowed_lateness_ms=allowed_lateness_ms, live=live, clock=clock)
+        self.processor = MusicDataProcessor(allowed_lateness_ms=allowed_lateness_ms, top_k=top_k)
+        self.detection = DetectionStage(self.rules.targets(), detector_factory)
+        self.engine = AlertEngine(self.rules)
+        self.counters = PipelineCounters()
+        self.on_alert = on_alert
+        self.on_rejected = on_rejected
+        self.on_metrics = on_metrics
+
+    def ingest(self, events: RawBatch | Events) -> BatchOutcome:
+        """Run one micro-batch through every stage; windows close as the watermark passes them."""
+        result = self.validator.validate(events)
+        self._account(result)
+        processed = self.processor.process(result, final=False)
+        return self._downstream(result, processed)
+
+    def finish(self) -> BatchOutcome:
+        """End of stream: close every open window and evaluate it."""
+        self.validator.watermark.observe_end()
+        empty = self.validator.validate(pl.DataFrame())
+        processed = self.processor.flush()
+        return self._downstream(empty, processed)
+
+    def _account(self, result: ValidationResult) -> None:
+        c = self.counters
+        c.received += result.received
+        c.accepted += result.accepted
+        c.rejected += result.rejected_count
+        c.duplicates += result.duplicates
+        c.reasons.update(result.reason_counts)
+        if result.rejected_count and self.on_rejected is not None:
+            self.on_rejected(result.rejected)
+
+    def _downstream(self, result: ValidationResult, processed: ProcessingResult) -> BatchOutcome:
+        alerts: list[Alert] = []
+        detections = pl.DataFrame()
+        if processed.windows:
+            self.counters.windows += len(processed.windows)
+            detections = self.detection.run(processed.metrics, until=processed.windows[-1])
+            if self.on_metrics is not None:
+                self.on_metrics(processed, detections)
+            alerts = self.engine.evaluate(detections, processed.metrics)
+            for alert in alerts:
+                if alert.status == "firing":
+                    self.counters.alerts_firing += 1
+                else:
+                    self.counters.alerts_resolved += 1
+                if self.on_alert is not None:
+                    self.on_alert(alert)
+        return BatchOutcome(validation=result, processed=processed, detections=detections, alerts=alerts)
