@@ -4,7 +4,18 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench clean system-deps
+
+# Debian packages used by integration tests (real redis-server, Alertmanager); installed when root.
+SYSTEM_BINS := redis-server prometheus-alertmanager
+system-deps:
+	@missing=""; for b in $(SYSTEM_BINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "note: missing$$missing: integration tests that need them will be skipped"; fi; \
+	fi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -19,7 +30,7 @@ run: $(STAMP)
 	$(VENV)/bin/tunewatch run
 
 ## Lint, type-check and run the whole test suite.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q

@@ -1,0 +1,125 @@
+"""``tunewatch serve`` and ``tunewatch run``: the service on embedded defaults (no Redis or other server)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tunewatch.alert.model import Alert
+from tunewatch.cli.main import fail, user_errors
+
+console = Console()
+
+
+def print_alert(alert: Alert) -> None:
+    """One console line per alert state change, with its explanation."""
+    labels = ", ".join(f"{k}={v}" for k, v in alert.labels.items() if k not in ("alertname", "severity", "team"))
+    ann = alert.annotations
+    if alert.status == "firing":
+        risk = ann.get("revenue_at_risk_per_hour")
+        extra = f"  [dim]revenue at risk {risk}/h[/]" if risk else ""
+        console.print(f"[bold red]FIRING[/]   [bold]{alert.name}[/] ({labels})", highlight=False)
+        console.print(f"         {ann.get('summary', '')}{extra}", highlight=False, markup=True)
+        if ann.get("top_contributors"):
+            console.print(f"         [dim]top contributors: {ann['top_contributors']}[/]", highlight=False)
+    else:
+        console.print(f"[bold green]RESOLVED[/] [bold]{alert.name}[/] ({labels})", highlight=False)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    rules: Annotated[Path | None, typer.Option(help="Rule file (YAML); default: the built-in pack.")] = None,
+) -> None:
+    """Run the HTTP service: POST /api/v1/events, GET /api/v1/alerts, /metrics, /healthz."""
+    import uvicorn
+
+    from tunewatch.alert.rules import load_rules
+    from tunewatch.server import LiveService, create_app
+
+    with user_errors():
+        service = LiveService(load_rules(rules), on_alert=print_alert)
+    console.print(f"tunewatch serving on http://{host}:{port}  (docs: /docs, metrics: /metrics)")
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+
+
+def run(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    speed: Annotated[float, typer.Option(help="Simulated minutes per wall-clock second.")] = 2.0,
+    rate: Annotated[int, typer.Option(help="Simulated events per minute (average).")] = 1500,
+    warmup: Annotated[int, typer.Option(help="Simulated minutes before the first incident.")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated stream.")] = 7,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many wall-clock seconds.")] = None,
+    no_http: Annotated[bool, typer.Option("--no-http", help="Do not start the HTTP service.")] = False,
+) -> None:
+    """Serve, plus a simulated live stream (time compressed) with incidents; print alerts as they change."""
+    from tunewatch.server import LiveService, create_app
+    from tunewatch.simulate import SimulationConfig, Simulator
+
+    if speed <= 0:
+        fail("--speed must be positive")
+    minutes = 7 * 24 * 60
+    wall_start = time.time()
+    sim_start_ms = int(wall_start * 1000) // 60_000 * 60_000 - warmup * 60_000
+
+    def sim_clock() -> float:
+        """Simulated wall clock: it runs `speed` minutes per second from the stream's start."""
+        return sim_start_ms / 1000 + (time.time() - wall_start) * 60 * speed + 60
+
+    config = SimulationConfig(
+        start=sim_start_ms, minutes=minutes, seed=seed, events_per_minute=rate, warmup_minutes=warmup
+    )
+    simulator = Simulator(config)
+    service = LiveService(clock=sim_clock, on_alert=print_alert)
+    stop = threading.Event()
+
+    def feed() -> None:
+        from tunewatch.ingest.batch import RawBatch, conform
+
+        for i, block in enumerate(simulator.blocks(minutes_per_block=1)):
+            if stop.is_set():
+                return
+            due = wall_start + i / speed
+            delay = due - time.time()
+            if delay > 0 and stop.wait(delay):
+                return
+            service.ingest(RawBatch(frame=conform(block), source="simulator"))
+
+    console.print(
+        f"[bold]tunewatch run[/]: simulated stream at {rate:,} events/min, {speed:g} simulated min per second; "
+        f"first incident after ~{warmup / speed:.0f} s. Ctrl-C to stop."
+    )
+    for inc in simulator.incidents[:7]:
+        console.print(
+            f"  scheduled incident: {inc['kind']} {inc['dims'] or 'global'} at {inc['start']}", highlight=False
+        )
+    feeder = threading.Thread(target=feed, name="simulator", daemon=True)
+    feeder.start()
+    try:
+        if no_http:
+            deadline = None if duration is None else time.time() + duration
+            while feeder.is_alive() and (deadline is None or time.time() < deadline):
+                time.sleep(0.2)
+        else:
+            import uvicorn
+
+            server = uvicorn.Server(uvicorn.Config(create_app(service), host=host, port=port, log_level="warning"))
+            if duration is not None:
+                threading.Timer(duration, lambda: setattr(server, "should_exit", True)).start()
+            console.print(f"HTTP on http://{host}:{port} (alerts: /api/v1/alerts, metrics: /metrics)")
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        status = service.status()
+        console.print(
+            f"stopped: {status['received']:,} events, {status['accepted']:,} accepted, "
+            f"{len(service.alert_history())} alert changes"
+        )

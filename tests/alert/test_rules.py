@@ -1,0 +1,43 @@
+"""Rule files: the default pack loads; mistakes are reported with the rule and the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunewatch.alert.rules import load_rules, parse_duration_ms, parse_rules
+from tunewatch.errors import ConfigError
+
+
+def test_default_pack_is_valid_and_watches_known_metrics() -> None:
+    rules = load_rules()
+    assert len(rules.rules) >= 7
+    targets = rules.targets()
+    assert "failure_rate" in targets and "market,cdn" in targets["failure_rate"]
+
+
+@pytest.mark.parametrize(("text", "ms"), [("90s", 90_000), ("5m", 300_000), ("1h30m", 5_400_000), (30, 30_000)])
+def test_durations(text: str | int, ms: int) -> None:
+    assert parse_duration_ms(text) == ms
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ("metric: nope", "unknown metric 'nope'"),
+        ("metric: plays\n        dimensions: [galaxy]", "unknown dimension set 'galaxy'"),
+        ("metric: plays\n        for: soon", "invalid duration"),
+        ("metric: plays\n        kind: threshold", "needs `value`"),
+        ("metric: plays\n        colour: red", "colour"),
+    ],
+)
+def test_errors_name_the_rule_and_field(snippet: str, message: str) -> None:
+    text = f"groups:\n  - name: g\n    rules:\n      - alert: A\n        {snippet}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_rules(text, "r.yaml")
+    assert "r.yaml: groups.0.rules.0" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_yaml_syntax_error_has_line_number() -> None:
+    with pytest.raises(ConfigError, match=r"r.yaml:3: invalid YAML"):
+        parse_rules("groups:\n  - name: g\n    rules: [a: b: c]\n", "r.yaml")
