@@ -16,7 +16,7 @@ from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import DIMENSION_SETS, OTHER, TOP_K_FIELDS, DimensionSet
 from tunewatch.process.heavy_hitters import HeavyHitters
 from tunewatch.process.revenue import RateTable
-from tunewatch.process.sketches import bucket_column, histogram, hll_columns, hll_estimate, hll_registers, quantiles
+from tunewatch.process.sketches import bucket_column, bucket_quantile, histogram, hll_columns, hll_registers
 from tunewatch.schema import DIMENSION_FIELDS, LOW_QUALITY_KBPS, STREAM_MIN_MS
 from tunewatch.validate.validator import ValidationResult
 from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS
@@ -50,7 +50,10 @@ class ProcessingResult:
 
     ``metrics`` is wide: one row per (window_start, dimset, dimension values) with the key columns
     ``KEY_COLUMNS`` (dimensions outside the set are null) and one column per metric and weight.
-    ``sketches`` (when kept) holds the mergeable HyperLogLog registers and startup-time histograms.
+    Window values are exact (distinct listeners) or sketch-exact (startup quantiles: the log-bucket
+    histogram's answer, within 1 % relative error). With ``keep_sketches`` the processor also emits the
+    mergeable sketch states — HyperLogLog registers and startup-time histograms per window and series — in
+    ``sketches``, for rollups over time and merges across workers (see :mod:`tunewatch.process.sketches`).
     """
 
     metrics: pl.DataFrame
@@ -175,7 +178,8 @@ class MusicDataProcessor:
             pl.when(stream).then(self.rates.rate_expr()).otherwise(0.0).alias("stream_revenue_micros"),
             (is_play & pl.col("startup_ms").is_not_null()).cast(flag).alias("startup_n"),
             pl.when(is_play).then(bucket_column("startup_ms")).alias("q_bucket"),
-            *hll_columns("user_id"),
+            pl.col("user_id").hash().alias("user_hash"),
+            *(hll_columns("user_id") if self.keep_sketches else []),
         )
 
     def _close(self, before: int | None) -> ProcessingResult:
@@ -196,6 +200,8 @@ class MusicDataProcessor:
             ready.with_columns([hh.map_expr(f, OTHER) for f, hh in self.heavy.items()])
             .with_columns([pl.col(f).cast(pl.Categorical) for f in DIMENSION_FIELDS])
             .lazy()
+            .collect()  # materialise once: every dimension set's plan reads it
+            .lazy()
         )
         frames, sketches = self._aggregate(mapped)
         metrics = pl.concat(frames, how="diagonal_relaxed").select(_metric_columns())
@@ -211,18 +217,19 @@ class MusicDataProcessor:
             scoped = (
                 events.filter(pl.all_horizontal([pl.col(f).is_not_null() for f in d.fields])) if d.fields else events
             )
-            sums = scoped.group_by(keys).agg([pl.col(c).sum() for c in _SUMS])
-            regs = hll_registers(scoped, keys)
-            hist = histogram(scoped, keys)
-            plan = (
-                sums.join(hll_estimate(regs, keys), on=keys, how="left", nulls_equal=True)
-                .join(quantiles(hist, keys, _QUANTILES), on=keys, how="left", nulls_equal=True)
+            # one pass per dimension set: sums, exact distinct listeners, startup quantiles via log buckets
+            plans.append(
+                scoped.group_by(keys)
+                .agg(
+                    *[pl.col(c).sum() for c in _SUMS],
+                    pl.col("user_hash").n_unique().cast(pl.Float64).alias("unique_listeners"),
+                    *[bucket_quantile("q_bucket", q).alias(name) for name, q in _QUANTILES.items()],
+                )
                 .with_columns(pl.lit(d.name).alias("dimset"))
             )
-            plans.append(plan)
             if self.keep_sketches:
-                sketch_plans.append(regs.with_columns(pl.lit(d.name).alias("dimset")))
-                sketch_plans.append(hist.with_columns(pl.lit(d.name).alias("dimset")))
+                sketch_plans.append(hll_registers(scoped, keys).with_columns(pl.lit(d.name).alias("dimset")))
+                sketch_plans.append(histogram(scoped, keys).with_columns(pl.lit(d.name).alias("dimset")))
         collected = pl.collect_all([*plans, *sketch_plans])
         frames = [_finish(f) for f in collected[: len(plans)]]
         sketches: dict[str, pl.DataFrame] = {}

@@ -39,6 +39,20 @@ def hll_columns(user_col: str = "user_id") -> list[pl.Expr]:
     ]
 
 
+def bucket_value(bucket: pl.Expr) -> pl.Expr:
+    """Representative value of a log bucket (the inverse of :func:`bucket_column`, within ``alpha``)."""
+    return pl.when(bucket <= 0).then(0.0).otherwise(2.0 * (pl.lit(_GAMMA) ** bucket.cast(pl.Float64)) / (_GAMMA + 1.0))
+
+
+def bucket_quantile(bucket_col: str, q: float) -> pl.Expr:
+    """Quantile ``q`` of a bucketed column inside a group-by, equal to :func:`quantiles` of its histogram.
+
+    The bucket index is monotone in the value, so the quantile of the indices is the index of the quantile:
+    the answer is the same as from the merged histogram, without materialising the histogram.
+    """
+    return bucket_value(pl.col(bucket_col).quantile(q, interpolation="lower"))
+
+
 def hll_registers(events: pl.LazyFrame, keys: Sequence[str]) -> pl.LazyFrame:
     """Sketch state: max rank per (keys, register) — the mergeable HyperLogLog of each group."""
     return events.group_by([*keys, "hll_reg"]).agg(pl.col("hll_rank").max())
