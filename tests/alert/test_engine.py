@@ -36,8 +36,16 @@ def _detections(values: list[float], market: str = "BR", score_when_high: float 
         high = v > 0.1
         rows.append(
             {
-                "window_start": T0 + i * 60_000, "metric": "failure_rate", "sid": 0, "dimset": "market",
-                "market": market, "value": v, "weight": 500.0, "expected": 0.01, "lower": 0.0, "upper": 0.03,
+                "window_start": T0 + i * 60_000,
+                "metric": "failure_rate",
+                "sid": 0,
+                "dimset": "market",
+                "market": market,
+                "value": v,
+                "weight": 500.0,
+                "expected": 0.01,
+                "lower": 0.0,
+                "upper": 0.03,
                 "score": score_when_high if high else 0.01,
             }
         )
@@ -58,7 +66,12 @@ def test_fires_after_for_and_resolves_after_keep_firing_for() -> None:
     assert firing.extra["fired_at"] == T0 + 5 * 60_000  # end of the 2nd anomalous window
     assert resolved.ends_at == T0 + 7 * 60_000  # end of the last anomalous window
     assert firing.fingerprint == resolved.fingerprint
-    assert firing.labels == {"alertname": "FailuresUp", "severity": "critical", "metric": "failure_rate", "market": "BR"}
+    assert firing.labels == {
+        "alertname": "FailuresUp",
+        "severity": "critical",
+        "metric": "failure_rate",
+        "market": "BR",
+    }
     assert firing.annotations["summary"] == "failures 50.00% vs 1.00% in BR"
     assert firing.annotations["runbook_url"] == "https://example.com/rb"
     assert "expected" in firing.annotations and "actual" in firing.annotations

@@ -41,13 +41,17 @@ def test_catalogue_values_for_one_window(play: Play) -> None:
                 source="recommendation" if i < 20 else "playlist",
             )
         )
-    events += [
-        {**play(100 + i, BASE_MS + 50_000), "event_type": "error", "error_code": "cdn_5xx"} for i in range(10)
-    ]
+    events += [{**play(100 + i, BASE_MS + 50_000), "event_type": "error", "error_code": "cdn_5xx"} for i in range(10)]
     events += [
         {
-            "event_id": f"ad{i}", "ts": BASE_MS + 20_000, "event_type": "ad", "user_id": "u1",
-            "market": "BR", "platform": "android", "tier": "free", "ad_revenue_micros": 1_000,
+            "event_id": f"ad{i}",
+            "ts": BASE_MS + 20_000,
+            "event_type": "ad",
+            "user_id": "u1",
+            "market": "BR",
+            "platform": "android",
+            "tier": "free",
+            "ad_revenue_micros": 1_000,
         }
         for i in range(5)
     ]

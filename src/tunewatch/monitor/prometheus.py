@@ -51,9 +51,7 @@ class PrometheusMetricsManager:
         self.active_alerts = Gauge("tunewatch_alerts_active", "Alerts firing now", registry=r)
         self.cache = Gauge("tunewatch_cache", "Cache statistics", ["stat"], registry=r)
 
-    def record_validation(
-        self, *, received: int, accepted: int, rejected: Mapping[str, int], duplicates: int
-    ) -> None:
+    def record_validation(self, *, received: int, accepted: int, rejected: Mapping[str, int], duplicates: int) -> None:
         """Count one batch's outcomes (rejections by reason; an event may have several reasons)."""
         self.events.labels("received").inc(received)
         self.events.labels("accepted").inc(accepted)

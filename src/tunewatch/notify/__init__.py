@@ -1,0 +1,31 @@
+"""Notify: the notification pipeline (routing, grouping, inhibition, silences, dedup) and receivers.
+
+Owns turning :class:`~tunewatch.alert.model.Alert` state changes into notifications delivered exactly once
+per decision to Slack, email, webhooks and Alertmanager. One module per stage, as in Alertmanager:
+``config`` (YAML), ``matchers``, ``route`` (routing tree), ``group`` (aggregation groups), ``inhibit``,
+``silence``, ``nflog`` (notification log), ``outbox`` (undelivered notifications), ``deliver`` (retries,
+backoff, rate limits), ``dispatcher`` (the pipeline), ``receivers/`` (one module per integration).
+Imports ``alert.model``, ``store`` and ``errors`` only.
+"""
+
+from tunewatch.notify.clock import Clock, ManualClock, SystemClock
+from tunewatch.notify.config import NotifyConfig, load_config
+from tunewatch.notify.dispatcher import FlushReport, NotificationPipeline, PipelineStats
+from tunewatch.notify.matchers import Matcher, parse_matchers
+from tunewatch.notify.silence import Silence, SilenceError, SilenceStore
+
+__all__ = [
+    "Clock",
+    "FlushReport",
+    "ManualClock",
+    "Matcher",
+    "NotificationPipeline",
+    "NotifyConfig",
+    "PipelineStats",
+    "Silence",
+    "SilenceError",
+    "SilenceStore",
+    "SystemClock",
+    "load_config",
+    "parse_matchers",
+]

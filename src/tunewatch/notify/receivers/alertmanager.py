@@ -1,0 +1,57 @@
+"""Forward alerts to a real Prometheus Alertmanager through its API v2 (``POST /api/v2/alerts``).
+
+Alertmanager deduplicates by label set itself, so re-sending after a timeout is harmless. Firing alerts are
+posted without ``endsAt`` (Alertmanager applies its ``resolve_timeout``); resolved ones carry their end time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tunewatch.notify.outbox import Notification
+from tunewatch.notify.receivers.base import Integration, http_status_retryable
+
+
+def postable_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alertmanager API v2 ``PostableAlerts`` for alert dicts from ``Alert.to_dict()``."""
+    out = []
+    for a in alerts:
+        item: dict[str, Any] = {
+            "labels": dict(a.get("labels", {})),
+            "annotations": dict(a.get("annotations", {})),
+            "startsAt": a.get("startsAt"),
+        }
+        if a.get("generatorURL"):
+            item["generatorURL"] = a["generatorURL"]
+        if a.get("status") == "resolved" and a.get("endsAt") and not str(a["endsAt"]).startswith("0001-"):
+            item["endsAt"] = a["endsAt"]
+        out.append(item)
+    return out
+
+
+class AlertmanagerIntegration(Integration):
+    """POST alerts to ``<url>/api/v2/alerts``."""
+
+    kind = "alertmanager"
+
+    def __init__(self, receiver: str, *, url: str, send_resolved: bool, timeout_s: float) -> None:
+        super().__init__(receiver, send_resolved=send_resolved, timeout_s=timeout_s, secrets=[url])
+        self._endpoint = url.rstrip("/") + "/api/v2/alerts"
+        self._client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "tunewatch"})
+
+    def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
+        """POST the alerts; 2xx is success."""
+        try:
+            resp = self._client.post(self._endpoint, json=postable_alerts(alerts))
+        except httpx.TimeoutException as exc:
+            raise self.fail(f"timed out after {self.timeout_s:g}s", exc) from None
+        except httpx.HTTPError as exc:
+            raise self.fail("failed", exc) from None
+        if not resp.is_success:
+            raise self.fail(f"got HTTP {resp.status_code}", retryable=http_status_retryable(resp.status_code))
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()

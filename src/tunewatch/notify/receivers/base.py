@@ -1,0 +1,58 @@
+"""What every receiver integration shares: the interface, the error type and secret redaction."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from tunewatch.errors import TunewatchError
+from tunewatch.notify.outbox import Notification
+
+
+class DeliveryError(TunewatchError):
+    """A delivery attempt failed. ``retryable`` is false for errors a retry cannot fix (e.g. HTTP 400)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def http_status_retryable(status: int) -> bool:
+    """5xx, 408 and 429 are worth retrying; other 4xx are not."""
+    return status >= 500 or status in (408, 429)
+
+
+class Integration(ABC):
+    """One configured integration of a receiver (e.g. the first of its ``webhook_configs``).
+
+    Subclasses implement :meth:`send`; they must raise :class:`DeliveryError` on failure and may only put
+    redacted text (see :meth:`redact`) into error messages.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(self, receiver: str, *, send_resolved: bool, timeout_s: float, secrets: Iterable[str] = ()) -> None:
+        self.receiver = receiver
+        self.send_resolved = send_resolved
+        self.timeout_s = timeout_s
+        self._secrets = [s for s in secrets if s]
+
+    @abstractmethod
+    def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
+        """Deliver ``alerts`` (the notification's alerts this integration sends) or raise :class:`DeliveryError`."""
+
+    def redact(self, text: str) -> str:
+        """``text`` with every configured secret replaced by ``<secret>``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "<secret>")
+        return text
+
+    def fail(self, what: str, exc: BaseException | None = None, *, retryable: bool = True) -> DeliveryError:
+        """A :class:`DeliveryError` whose message carries no secret."""
+        detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
+        message = self.redact(f"{self.kind} to receiver {self.receiver!r} {what}{detail}")
+        return DeliveryError(message, retryable=retryable)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections (optional)."""

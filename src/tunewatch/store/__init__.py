@@ -1,0 +1,10 @@
+"""Store: embedded control-state storage (SQLite in WAL mode with per-component schema migrations).
+
+Owns opening databases and migrating their schemas; each component (notifications, alert history,
+quarantine, API keys, ...) keeps its own tables and migration list. Imports nothing else from tunewatch
+except :mod:`tunewatch.errors`.
+"""
+
+from tunewatch.store.sqlite import StoreError, connect, migrate, open_store, transaction
+
+__all__ = ["StoreError", "connect", "migrate", "open_store", "transaction"]
