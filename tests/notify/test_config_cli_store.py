@@ -51,8 +51,10 @@ def test_config_parses_and_inherits(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         (GOOD.replace("group_wait: 10s", "group_wait: soon"), "route.routes.0.group_wait: bad duration"),
         (GOOD.replace("receiver: pager", "receiver: nobody"), "route.routes.0.receiver: unknown receiver 'nobody'"),
-        (GOOD.replace("group_by: [alertname]", "group_by: [alertname]\n  grup_wait: 1s"),
-         "route.grup_wait: unknown key"),
+        (
+            GOOD.replace("group_by: [alertname]", "group_by: [alertname]\n  grup_wait: 1s"),
+            "route.grup_wait: unknown key",
+        ),
         (GOOD.replace('market=~"BR|AR"', 'market=~"(BR"'), "bad matcher regex"),
         (GOOD.replace('{url: "http://127.0.0.1:9/hook"}', "{max_alerts: 3}"), "url (or url_file) is required"),
         (GOOD.replace("TW_TEST_SLACK", "TW_TEST_UNSET"), "api_url: environment variable TW_TEST_UNSET is not set"),

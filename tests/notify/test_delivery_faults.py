@@ -17,9 +17,13 @@ M = 60_000
 
 
 def config(url: str, *, other_url: str | None = None, timeout: str = "2s", extra: str = "") -> NotifyConfig:
-    other = f"""
+    other = (
+        f"""
   - name: other
-    webhook_configs: [{{url: "{other_url}/other"}}]""" if other_url else ""
+    webhook_configs: [{{url: "{other_url}/other"}}]"""
+        if other_url
+        else ""
+    )
     routes = ""
     if other_url:
         routes = "  routes: [{matchers: ['team=\"other\"'], receiver: other, continue: true}, {receiver: ops}]"

@@ -39,13 +39,25 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def detect_format(path: Path) -> Format:
-    """Format of ``path`` from its extension (after a ``.gz``/``.zst`` suffix) or, failing that, its content."""
+def compression_of(path: Path) -> Literal["gzip", "zstd"] | None:
+    """Compression named by the file's last suffix (``.gz``, ``.zst``/``.zstd``), if any."""
+    last = path.suffix.lower()
+    return "gzip" if last == ".gz" else "zstd" if last in (".zst", ".zstd") else None
+
+
+def format_from_suffix(path: Path) -> Format | None:
+    """Format named by the file's extension (after a compression suffix), or None."""
     suffixes = [s.lower() for s in path.suffixes]
     while suffixes and suffixes[-1] in (".gz", ".zst", ".zstd"):
         suffixes.pop()
-    if suffixes and suffixes[-1] in _SUFFIXES:
-        return _SUFFIXES[suffixes[-1]]
+    return _SUFFIXES.get(suffixes[-1]) if suffixes else None
+
+
+def detect_format(path: Path) -> Format:
+    """Format of ``path`` from its extension (after a ``.gz``/``.zst`` suffix) or, failing that, its content."""
+    named = format_from_suffix(path)
+    if named is not None:
+        return named
     head = _open_text_stream(path).read(4096)
     if head.startswith(b"PAR1"):
         return "parquet"

@@ -28,7 +28,7 @@ class DuplicateFilter:
         self._compact()
         if not self._seen.height:
             return repeat_in_batch
-        return repeat_in_batch | frame.get_column("event_id").is_in(self._seen.get_column("event_id"))
+        return repeat_in_batch | frame.get_column("event_id").is_in(self._seen.get_column("event_id").implode())
 
     def remember(self, ids: pl.Series, ts: pl.Series) -> None:
         """Record accepted events."""
