@@ -163,6 +163,9 @@ def _register_optional() -> None:
     for module, attr, name in (
         ("tunewatch.cli.bench_cmd", "app", "bench"),
         ("tunewatch.cli.silence_cmd", "app", "silences"),
+        ("tunewatch.cli.quarantine_cmd", "app", "quarantine"),
+        ("tunewatch.cli.keys_cmd", "app", "keys"),
+        ("tunewatch.cli.dashboards_cmd", "app", "dashboards"),
     ):
         with contextlib.suppress(ImportError, AttributeError):
             app.add_typer(getattr(__import__(module, fromlist=[attr]), attr), name=name)

@@ -54,6 +54,7 @@ def run(
     speed: Annotated[float, typer.Option(help="Simulated minutes per wall-clock second.")] = 2.0,
     rate: Annotated[int, typer.Option(help="Simulated events per minute (average).")] = 1500,
     warmup: Annotated[int, typer.Option(help="Simulated minutes before the first incident.")] = 20,
+    spacing: Annotated[int, typer.Option(min=10, help="Simulated minutes between incident starts.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed of the simulated stream.")] = 7,
     duration: Annotated[float | None, typer.Option(help="Stop after this many wall-clock seconds.")] = None,
     no_http: Annotated[bool, typer.Option("--no-http", help="Do not start the HTTP service.")] = False,
@@ -73,7 +74,12 @@ def run(
         return sim_start_ms / 1000 + (time.time() - wall_start) * 60 * speed + 60
 
     config = SimulationConfig(
-        start=sim_start_ms, minutes=minutes, seed=seed, events_per_minute=rate, warmup_minutes=warmup
+        start=sim_start_ms,
+        minutes=minutes,
+        seed=seed,
+        events_per_minute=rate,
+        warmup_minutes=warmup,
+        incident_spacing_minutes=spacing,
     )
     simulator = Simulator(config)
     service = LiveService(clock=sim_clock, on_alert=print_alert)

@@ -102,8 +102,9 @@ class RobustLevelDetector(VectorDetector):
             n = np.maximum(np.round(w), 1.0)
             k = np.clip(np.round(x * n), 0, n)
             p = np.clip(forecast, 1e-6, 1 - 1e-6)
-            upper = special.bdtrc(k - 1, n, p)  # P(X >= k)
-            lower = special.bdtr(k, n, p)  # P(X <= k)
+            # binomial tails through the regularised incomplete beta function (accepts float arguments)
+            upper = np.where(k >= 1, special.betainc(np.maximum(k, 1.0), n - k + 1, p), 1.0)  # P(X >= k)
+            lower = np.where(k < n, special.betainc(np.maximum(n - k, 1.0), k + 1, 1 - p), 1.0)  # P(X <= k)
         else:
             k = np.maximum(np.round(x), 0)
             lam = np.maximum(forecast, 1e-6)
