@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,6 +15,7 @@ from tunewatch.alert.rules import RuleSet, load_rules
 from tunewatch.detect.stage import DetectionStage, DetectorFactory, default_detector
 from tunewatch.ingest.batch import RawBatch
 from tunewatch.process.processor import MusicDataProcessor, ProcessingResult
+from tunewatch.process.quality import QUALITY_COLUMNS
 from tunewatch.validate.validator import EnterpriseDataValidator, Events, ValidationResult
 from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS
 
@@ -81,12 +82,15 @@ class Pipeline:
         self.on_alert = on_alert
         self.on_rejected = on_rejected
         self.on_metrics = on_metrics
+        self.live = live
+        self.clock = clock
+        self._recent_reasons: deque[dict[str, int]] = deque(maxlen=20)  # for data-quality alert annotations
 
     def ingest(self, events: RawBatch | Events) -> BatchOutcome:
         """Run one micro-batch through every stage; windows close as the watermark passes them."""
         result = self.validator.validate(events)
         self._account(result)
-        processed = self.processor.process(result, final=False)
+        processed = self.processor.process(result, final=False, now_s=self.clock() if self.live else None)
         return self._downstream(result, processed)
 
     def finish(self) -> BatchOutcome:
@@ -103,6 +107,8 @@ class Pipeline:
         c.rejected += result.rejected_count
         c.duplicates += result.duplicates
         c.reasons.update(result.reason_counts)
+        if result.reason_counts:
+            self._recent_reasons.append(result.reason_counts)
         if result.rejected_count and self.on_rejected is not None:
             self.on_rejected(result.rejected)
 
@@ -116,6 +122,8 @@ class Pipeline:
                 self.on_metrics(processed, detections)
             alerts = self.engine.evaluate(detections, processed.metrics)
             for alert in alerts:
+                if alert.status == "firing" and alert.labels.get("metric") in QUALITY_COLUMNS:
+                    self._explain_quality(alert)
                 if alert.status == "firing":
                     self.counters.alerts_firing += 1
                 else:
@@ -123,3 +131,11 @@ class Pipeline:
                 if self.on_alert is not None:
                     self.on_alert(alert)
         return BatchOutcome(validation=result, processed=processed, detections=detections, alerts=alerts)
+
+    def _explain_quality(self, alert: Alert) -> None:
+        """Add the most frequent recent rejection reasons to a data-quality alert."""
+        recent: Counter[str] = Counter()
+        for counts in self._recent_reasons:
+            recent.update(counts)
+        if recent:
+            alert.annotations["top_rejection_reasons"] = ", ".join(f"{r} ({n:,})" for r, n in recent.most_common(5))

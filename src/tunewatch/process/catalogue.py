@@ -64,6 +64,14 @@ METRICS: Final[dict[str, MetricSpec]] = {
             unit="micros",
         ),
         MetricSpec("streams_per_listener", "ratio", "streams / unique listeners", weight="unique_listeners", bad="up"),
+        # data quality (global rows only; see tunewatch.process.quality)
+        MetricSpec("events_received", "count", "events received, whatever their outcome"),
+        MetricSpec("events_rejected", "count", "events rejected by validation (quarantined)", bad="up"),
+        MetricSpec("duplicates", "count", "repeated event_ids (counted, not processed twice)", bad="up"),
+        MetricSpec("validation_success_rate", "ratio", "accepted / received", weight="events_received", bad="down"),
+        MetricSpec("error_rate", "ratio", "undecodable lines / received", weight="events_received", bad="up"),
+        MetricSpec("duplicate_rate", "ratio", "duplicates / received", weight="events_received", bad="up"),
+        MetricSpec("freshness_lag_s", "sum", "processing time - newest event time (live mode)", bad="up", unit="s"),
     )
 }
 

@@ -15,6 +15,7 @@ import polars as pl
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import DIMENSION_SETS, OTHER, TOP_K_FIELDS, DimensionSet
 from tunewatch.process.heavy_hitters import HeavyHitters
+from tunewatch.process.quality import QualityLedger
 from tunewatch.process.revenue import RateTable
 from tunewatch.process.sketches import bucket_column, bucket_quantile, histogram, hll_columns, hll_registers
 from tunewatch.schema import DIMENSION_FIELDS, LOW_QUALITY_KBPS, STREAM_MIN_MS
@@ -109,19 +110,26 @@ class MusicDataProcessor:
         self.dimension_sets = dimension_sets
         self.keep_sketches = keep_sketches
         self.heavy = {f: HeavyHitters(k=top_k) for f in TOP_K_FIELDS}
+        self.quality = QualityLedger()
         self._buffer: list[pl.DataFrame] = []
         self.watermark: int | None = None
         self.closed_until: int | None = None  # windows starting before this are closed
 
-    def process(self, valid: ValidationResult | pl.DataFrame, *, final: bool = True) -> ProcessingResult:
-        """Add accepted events; return the metrics of every window that closed.
+    def process(
+        self, valid: ValidationResult | pl.DataFrame, *, final: bool = True, now_s: float | None = None
+    ) -> ProcessingResult:
+        """Add accepted events (and, from a ValidationResult, the data-quality counts); return the metrics
+        of every window that closed.
 
         ``final=True`` (the default, for one-off batches) closes every window in the buffer; the streaming
-        pipeline passes ``final=False`` and windows close as the watermark advances.
+        pipeline passes ``final=False`` and windows close as the watermark advances. ``now_s`` (live mode)
+        is the wall clock, for the freshness lag.
         """
         frame = valid.valid if isinstance(valid, ValidationResult) else valid
         if isinstance(valid, ValidationResult) and valid.watermark is not None:
             self.watermark = valid.watermark if self.watermark is None else max(self.watermark, valid.watermark)
+        if isinstance(valid, ValidationResult):
+            self.quality.record(valid, open_from=self.closed_until, now_s=now_s)
         if frame.height:
             derived = self._derive(frame)
             self._buffer.append(derived)
@@ -185,7 +193,7 @@ class MusicDataProcessor:
     def _close(self, before: int | None) -> ProcessingResult:
         """Aggregate and drop buffered windows starting before ``before`` (all when None)."""
         if not self._buffer:
-            return ProcessingResult(metrics=_empty_metrics(), windows=[], events=0)
+            return self._quality_only(before)
         buf = pl.concat(self._buffer, rechunk=False) if len(self._buffer) > 1 else self._buffer[0]
         if before is None:
             ready, rest = buf, buf.clear()
@@ -194,7 +202,7 @@ class MusicDataProcessor:
             ready, rest = buf.filter(in_ready), buf.filter(~in_ready)
         self._buffer = [rest] if rest.height else []
         if ready.is_empty():
-            return ProcessingResult(metrics=_empty_metrics(), windows=[], events=0)
+            return self._quality_only(before)
         # heavy hitters, then dimension values as categorical codes: integer group keys are ~3x faster
         mapped = (
             ready.with_columns([hh.map_expr(f, OTHER) for f, hh in self.heavy.items()])
@@ -204,10 +212,24 @@ class MusicDataProcessor:
             .lazy()
         )
         frames, sketches = self._aggregate(mapped)
-        metrics = pl.concat(frames, how="diagonal_relaxed").select(_metric_columns())
-        windows = sorted(ready.get_column("window_start").unique().to_list())
+        last = int(ready.get_column("window_start").max())  # type: ignore[arg-type]
+        quality = self.quality.take(last + WINDOW_MS if before is None else before)
+        metrics = _conform(_with_quality(pl.concat(frames, how="diagonal_relaxed"), quality))
+        windows = sorted(set(ready.get_column("window_start").unique().to_list()) | set(quality["window_start"]))
         self.closed_until = windows[-1] + WINDOW_MS
         return ProcessingResult(metrics=metrics, windows=windows, events=ready.height, sketches=sketches)
+
+    def _quality_only(self, before: int | None) -> ProcessingResult:
+        """Windows that received events but accepted none: only their data-quality KPIs."""
+        if before is None and self.closed_until is None and self.watermark is None:
+            return ProcessingResult(metrics=_empty_metrics(), windows=[], events=0)
+        quality = self.quality.take(before)
+        if quality.is_empty():
+            return ProcessingResult(metrics=_empty_metrics(), windows=[], events=0)
+        metrics = _with_quality(pl.DataFrame(schema={"window_start": pl.Int64, "dimset": pl.String}), quality)
+        windows = sorted(quality["window_start"].to_list())
+        self.closed_until = max(windows[-1] + WINDOW_MS, self.closed_until or 0)
+        return ProcessingResult(metrics=_conform(metrics), windows=windows, events=0)
 
     def _aggregate(self, events: pl.LazyFrame) -> tuple[list[pl.DataFrame], dict[str, pl.DataFrame]]:
         plans: list[pl.LazyFrame] = []
@@ -238,6 +260,22 @@ class MusicDataProcessor:
             sketches["hll"] = pl.concat(rest[0::2], how="diagonal_relaxed")
             sketches["startup_hist"] = pl.concat(rest[1::2], how="diagonal_relaxed")
         return frames, sketches
+
+
+def _conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """The metric frame's columns in order (absent ones null)."""
+    names = ["window_start", "dimset", *DIMENSION_FIELDS, *dict.fromkeys([*_SUMS, "attempts", *METRICS.keys()])]
+    missing = [n for n in names if n not in frame.columns]
+    return frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(n) for n in missing).select(_metric_columns())
+
+
+def _with_quality(metrics: pl.DataFrame, quality: pl.DataFrame) -> pl.DataFrame:
+    """Join the data-quality KPIs onto the ``global`` rows (adding a global row for a window without one)."""
+    if quality.is_empty():
+        return metrics
+    q = quality.with_columns(pl.lit("global").alias("dimset"))
+    out = metrics.join(q, on=["window_start", "dimset"], how="full", coalesce=True)
+    return out.with_columns(pl.col(c).fill_null(0.0) for c in _SUMS if c in out.columns)
 
 
 def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
