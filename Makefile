@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test test-fast lint bench clean system-deps
 
-# Debian packages used by integration tests (real redis-server, Alertmanager); installed when root.
-SYSTEM_BINS := redis-server prometheus-alertmanager
+# Debian packages used by integration tests (real redis-server, Alertmanager, promtool, Chromium), as
+# command:package pairs; installed when root, otherwise the tests that need them are skipped.
+SYSTEM_DEPS := redis-server:redis-server prometheus-alertmanager:prometheus-alertmanager promtool:prometheus \
+	chromium:chromium
 system-deps:
-	@missing=""; for b in $(SYSTEM_BINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	@missing=""; for pair in $(SYSTEM_DEPS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; DEBIAN_FRONTEND=noninteractive apt-get update -qq && \

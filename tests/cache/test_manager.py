@@ -183,4 +183,4 @@ def test_stats_export_through_prometheus() -> None:
     metrics = PrometheusMetricsManager()
     metrics.record_cache(stats)
     text = metrics.exposition().decode()
-    assert 'tunewatch_cache{stat="hit_ratio"} 0.5' in text
+    assert "tunewatch_cache_hit_ratio 0.5" in text

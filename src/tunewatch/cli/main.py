@@ -72,6 +72,9 @@ def replay(
         Path | None, typer.Option("--quarantine-out", help="Write rejected events with reasons here (NDJSON).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    profile: Annotated[
+        Path | None, typer.Option(help="Profile the replay (pyinstrument): .html, .json (speedscope) or .txt.")
+    ] = None,
 ) -> None:
     """Replay event files in event time as fast as possible; write alerts (firing and resolved)."""
     from tunewatch.alert.rules import load_rules
@@ -104,8 +107,14 @@ def replay(
                     seen += n
                     progress.update(task, events=seen, completed=min(total, seen * max(1, total // max(seen, 1))))
 
+                if profile is not None:
+                    from tunewatch.monitor.profiling import profile_to
+
+                    stack.enter_context(profile_to(profile))
                 summary = replay_files(events, ruleset, alerts_out=a_out, quarantine_out=q_out, progress=advance)
         print_replay_summary(out, summary)
+        if profile is not None:
+            out.print(f"profile: {profile}")
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -72,6 +73,7 @@ class Pipeline:
         on_alert: Callable[[Alert], None] | None = None,
         on_rejected: Callable[[pl.DataFrame], None] | None = None,
         on_metrics: Callable[[ProcessingResult, pl.DataFrame], None] | None = None,
+        stage_timer: Callable[[str], AbstractContextManager[object]] | None = None,
     ) -> None:
         self.rules = rules or load_rules()
         self.validator = EnterpriseDataValidator(allowed_lateness_ms=allowed_lateness_ms, live=live, clock=clock)
@@ -83,15 +85,21 @@ class Pipeline:
         self.on_rejected = on_rejected
         self.on_metrics = on_metrics
         self.live = live
+        #: times each stage (e.g. PrometheusMetricsManager.time_stage); the pipeline does not import monitor/
+        self.stage_timer: Callable[[str], AbstractContextManager[object]] = stage_timer or (lambda _s: nullcontext())
         self.clock = clock
         self._recent_reasons: deque[dict[str, int]] = deque(maxlen=20)  # for data-quality alert annotations
 
     def ingest(self, events: RawBatch | Events) -> BatchOutcome:
         """Run one micro-batch through every stage; windows close as the watermark passes them."""
-        result = self.validator.validate(events)
-        self._account(result)
-        processed = self.processor.process(result, final=False, now_s=self.clock() if self.live else None)
-        return self._downstream(result, processed)
+        timer = self.stage_timer
+        with timer("ingest"):
+            with timer("validate"):
+                result = self.validator.validate(events)
+            self._account(result)
+            with timer("process"):
+                processed = self.processor.process(result, final=False, now_s=self.clock() if self.live else None)
+            return self._downstream(result, processed)
 
     def finish(self) -> BatchOutcome:
         """End of stream: close every open window and evaluate it."""
@@ -117,10 +125,12 @@ class Pipeline:
         detections = pl.DataFrame()
         if processed.windows:
             self.counters.windows += len(processed.windows)
-            detections = self.detection.run(processed.metrics, until=processed.windows[-1])
+            with self.stage_timer("detect"):
+                detections = self.detection.run(processed.metrics, until=processed.windows[-1])
             if self.on_metrics is not None:
                 self.on_metrics(processed, detections)
-            alerts = self.engine.evaluate(detections, processed.metrics)
+            with self.stage_timer("alert"):
+                alerts = self.engine.evaluate(detections, processed.metrics)
             for alert in alerts:
                 if alert.status == "firing" and alert.labels.get("metric") in QUALITY_COLUMNS:
                     self._explain_quality(alert)

@@ -53,6 +53,15 @@ def bucket_quantile(bucket_col: str, q: float) -> pl.Expr:
     return bucket_value(pl.col(bucket_col).quantile(q, interpolation="lower"))
 
 
+def sorted_bucket_quantile(bucket_col: str, q: float) -> pl.Expr:
+    """:func:`bucket_quantile` for a frame already sorted by ``bucket_col`` (nulls last), without a sort per
+    group: a group-by keeps row order inside each group, so the quantile is a positional lookup."""
+    values = pl.col(bucket_col).drop_nulls()
+    n = values.len().cast(pl.Int64)
+    rank = ((n - 1).clip(lower_bound=0).cast(pl.Float64) * q).floor().cast(pl.Int64)
+    return bucket_value(values.get(rank, null_on_oob=True))
+
+
 def hll_registers(events: pl.LazyFrame, keys: Sequence[str]) -> pl.LazyFrame:
     """Sketch state: max rank per (keys, register) — the mergeable HyperLogLog of each group."""
     return events.group_by([*keys, "hll_reg"]).agg(pl.col("hll_rank").max())
