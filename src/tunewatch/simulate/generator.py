@@ -121,7 +121,7 @@ class Simulator:
         for i in range(self.config.minutes):
             minute_ms = self.start + i * MINUTE_MS
             now, later = self._minute(i, minute_ms)
-            if len(later["ts"]):
+            if later:
                 pending.append(later)
             if pending:
                 due_ms = minute_ms + MINUTE_MS
@@ -160,7 +160,8 @@ class Simulator:
         out["minute"] = np.full(n, i, dtype=np.int64)
         dirt = choose_dirt(rng, n, c.dirty_rate)
         soil(out, dirt, self.world.good_sizes)
-        out = take(out, outcome.keep)
+        if not outcome.keep.all():
+            out = take(out, outcome.keep)
         dup = rng.random(len(out["ts"])) < c.duplicate_rate
         copies = take(out, dup)
         copies["arrival"] = copies["arrival"] + rng.integers(100, 30_000, len(copies["arrival"]))
@@ -169,6 +170,8 @@ class Simulator:
         self.duplicates += int(dup.sum())
         self.dirty += int((dirt[outcome.keep] >= 0).sum())
         late = out["arrival"] >= minute_ms + 2 * MINUTE_MS
+        if not late.any():
+            return out, {}
         return take(out, ~late), take(out, late)
 
     def _frame(self, cols: Columns) -> pl.DataFrame:
