@@ -175,6 +175,8 @@ def _register_optional() -> None:
         ("tunewatch.cli.quarantine_cmd", "app", "quarantine"),
         ("tunewatch.cli.keys_cmd", "app", "keys"),
         ("tunewatch.cli.dashboards_cmd", "app", "dashboards"),
+        ("tunewatch.cli.metadata_cmd", "app", "metadata"),
+        ("tunewatch.cli.audit_cmd", "app", "audit"),
     ):
         with contextlib.suppress(ImportError, AttributeError):
             app.add_typer(getattr(__import__(module, fromlist=[attr]), attr), name=name)
