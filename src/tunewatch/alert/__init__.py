@@ -2,7 +2,9 @@
 
 Owns turning detections (and metric values) into :class:`~tunewatch.alert.model.Alert` state changes with
 their explanations. Imports ``process`` (metric catalogue, dimension sets) and ``detect`` (detection frames);
-the notification pipeline (``notify``) consumes its output.
+the notification pipeline (``notify``) consumes its output. Modules: ``rules`` (rule files), ``engine``
+(lifecycle), ``windows`` (look-back conditions: rate of change, SLO burn rate), ``explain`` (annotations),
+``history`` (state changes in SQLite), ``backtest`` (scores against labels) and ``plot`` (HTML plot).
 """
 
 from tunewatch.alert.engine import AlertEngine

@@ -57,6 +57,8 @@ class BacktestReport:
     false_alerts: list[Alert] = field(default_factory=list)
     false_groups: int = 0
     days: float = 0.0
+    detect_within_ms: int = 5 * MINUTE
+    grace_ms: int = 15 * MINUTE
 
     @property
     def recall(self) -> float:
@@ -112,6 +114,24 @@ def fired_at(alert: Alert) -> int:
     return int(alert.extra.get("fired_at", alert.starts_at))
 
 
+def _detects(alert: Alert, inc: Incident, detect_within_ms: int) -> bool:
+    t = fired_at(alert)
+    return alert_dims(alert) == inc.dims and inc.start <= t <= inc.start + detect_within_ms
+
+
+def _related(alert: Alert, end: int, inc: Incident, grace_ms: int) -> bool:
+    dims = alert_dims(alert)
+    return (
+        alert.starts_at <= inc.end + grace_ms
+        and end >= inc.start
+        and all(inc.dims.get(k, v) == v for k, v in dims.items())
+    )
+
+
+def _ends(alerts: Sequence[Alert]) -> dict[str, int | None]:
+    return {a.fingerprint + str(a.starts_at): a.ends_at for a in alerts if a.status == "resolved"}
+
+
 def score(
     alerts: Sequence[Alert],
     incidents: Sequence[Incident],
@@ -123,27 +143,20 @@ def score(
 ) -> BacktestReport:
     """Score alert state changes (firing ones are used) against incidents over ``span_ms`` of data."""
     firing = [a for a in alerts if a.status == "firing"]
-    ends = {a.fingerprint + str(a.starts_at): a.ends_at for a in alerts if a.status == "resolved"}
+    ends = _ends(alerts)
     results = []
     for inc in incidents:
         res = IncidentResult(inc)
         for a in sorted(firing, key=fired_at):
-            t = fired_at(a)
-            if alert_dims(a) == inc.dims and inc.start <= t <= inc.start + detect_within_ms:
-                res.detected_by, res.time_to_detect_s = a.name, (t - inc.start) / 1000
+            if _detects(a, inc, detect_within_ms):
+                res.detected_by, res.time_to_detect_s = a.name, (fired_at(a) - inc.start) / 1000
                 break
         results.append(res)
     related = 0
     false: list[Alert] = []
     for a in firing:
         end = ends.get(a.fingerprint + str(a.starts_at)) or fired_at(a)
-        dims = alert_dims(a)
-        if any(
-            a.starts_at <= inc.end + grace_ms
-            and end >= inc.start
-            and all(inc.dims.get(k, v) == v for k, v in dims.items())
-            for inc in incidents
-        ):
+        if any(_related(a, end, inc, grace_ms) for inc in incidents):
             related += 1
         else:
             false.append(a)
@@ -162,4 +175,74 @@ def score(
         false_alerts=false,
         false_groups=groups,
         days=span_ms / (24 * 3600 * 1000),
+        detect_within_ms=detect_within_ms,
+        grace_ms=grace_ms,
     )
+
+
+@dataclass(slots=True)
+class RuleScore:
+    """One rule on history: how often and how long it fired and, with labels, how well it did."""
+
+    rule: str
+    alerts: int = 0
+    firing_ms: int = 0
+    related: int = 0
+    detected: int = 0
+    incidents: int = 0
+    time_to_detect_s: list[float] = field(default_factory=list)
+
+    @property
+    def precision(self) -> float | None:
+        """Share of this rule's alerts related to an incident (``None`` when it never fired)."""
+        return self.related / self.alerts if self.alerts else None
+
+    @property
+    def recall(self) -> float | None:
+        """Share of all labelled incidents this rule detected on the right dimension in time."""
+        return self.detected / self.incidents if self.incidents else None
+
+    @property
+    def median_time_to_detect_s(self) -> float | None:
+        """Median time to detect over the incidents this rule detected."""
+        ttd = sorted(self.time_to_detect_s)
+        if not ttd:
+            return None
+        mid = len(ttd) // 2
+        return ttd[mid] if len(ttd) % 2 else (ttd[mid - 1] + ttd[mid]) / 2
+
+
+def per_rule(
+    alerts: Sequence[Alert],
+    rule_names: Sequence[str],
+    incidents: Sequence[Incident] | None = None,
+    *,
+    until_ms: int | None = None,
+    detect_within_ms: int = 5 * MINUTE,
+    grace_ms: int = 15 * MINUTE,
+) -> list[RuleScore]:
+    """Per-rule alerts and firing time; with ``incidents``, per-rule precision, recall and time to detect.
+
+    An alert still firing at the end counts as firing until ``until_ms`` (default: when it fired). Each rule
+    is scored on its own: an incident counts as detected by every rule that caught it in time.
+    """
+    scores = {name: RuleScore(name, incidents=len(incidents) if incidents else 0) for name in rule_names}
+    ends = _ends(alerts)
+    for a in alerts:
+        if a.status != "firing" or a.name not in scores:
+            continue
+        sc = scores[a.name]
+        end = ends.get(a.fingerprint + str(a.starts_at))
+        sc.alerts += 1
+        stop = end if end is not None else max(until_ms or 0, fired_at(a))
+        sc.firing_ms += max(0, stop - a.starts_at)
+        if incidents and any(_related(a, end or fired_at(a), inc, grace_ms) for inc in incidents):
+            sc.related += 1
+    for inc in incidents or []:
+        for name, sc in scores.items():
+            hits = [fired_at(a) for a in alerts if a.status == "firing" and a.name == name
+                    and _detects(a, inc, detect_within_ms)]  # fmt: skip
+            if hits:
+                sc.detected += 1
+                sc.time_to_detect_s.append((min(hits) - inc.start) / 1000)
+    return list(scores.values())

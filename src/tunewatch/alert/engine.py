@@ -7,7 +7,8 @@ indexed by series id, so the cost per window does not depend on the number of se
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -15,11 +16,25 @@ import numpy as np
 import polars as pl
 
 from tunewatch.alert.explain import dims_text, format_value, render, revenue_at_risk_per_hour, top_contributors
+from tunewatch.alert.history import Transition
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import Rule, RuleSet
+from tunewatch.alert.windows import stateful_condition
+from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import dimension_set
 
 WINDOW_MS: Final = 60_000
+#: runbook page used when a rule names no ``runbook_url`` (anchor: the alert name in kebab case)
+DEFAULT_RUNBOOKS: Final = "https://github.com/tunewatch/tunewatch/blob/main/docs/runbooks.md"
+
+
+def _anchor(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def _duration_text(ms: int) -> str:
+    minutes = ms // WINDOW_MS
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
 
 @dataclass(slots=True)
@@ -30,6 +45,7 @@ class _RuleState:
     last_true: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     firing: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     alerts: dict[int, Alert] = field(default_factory=dict)  # sid → firing alert
+    pending: dict[int, dict[str, str]] = field(default_factory=dict)  # sid → labels (only with on_transition)
 
     def grow(self, size: int) -> None:
         extra = size - self.run.size
@@ -51,6 +67,8 @@ def condition(rule: Rule) -> pl.Expr:
         return (ops[rule.op] & guard).fill_null(False)
     if rule.kind == "absence":
         return ((v <= 0) & (e >= rule.min_expected)).fill_null(False)
+    if rule.kind in ("rate_of_change", "slo_burn_rate"):  # look-back kinds: see alert.windows
+        return pl.col("__cond").fill_null(False)
     direction = rule.effective_direction
     up = (v > e) & (v - e >= rule.min_delta) & (v >= e * rule.min_ratio)
     down = (v < e) & (e - v >= rule.min_delta) & (v * rule.min_ratio <= e)
@@ -61,11 +79,20 @@ def condition(rule: Rule) -> pl.Expr:
 class AlertEngine:
     """Evaluates a rule set over detection frames and emits alert state changes (firing / resolved)."""
 
-    def __init__(self, rules: RuleSet, *, detector_name: str = "robust") -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        *,
+        detector_name: str = "robust",
+        on_transition: Callable[[Transition], None] | None = None,
+    ) -> None:
         self.rules = rules
         self.detector_name = detector_name
+        #: receives the lifecycle steps no alert carries (pending, and pending back to inactive)
+        self.on_transition = on_transition
         self._state = [_RuleState() for _ in rules.rules]
         self._conditions = [condition(r) for r in rules.rules]
+        self._lookback = [stateful_condition(r) for r in rules.rules]
 
     def active(self) -> list[Alert]:
         """Alerts firing now."""
@@ -77,12 +104,14 @@ class AlertEngine:
             return []
         windows = np.unique(detections.get_column("window_start").to_numpy())
         changes: list[tuple[int, int, Alert]] = []
-        for i, (rule, cond, state) in enumerate(zip(self.rules.rules, self._conditions, self._state, strict=True)):
-            rows = (
-                detections.filter((pl.col("metric") == rule.metric) & pl.col("dimset").is_in(rule.dimensions))
-                .with_columns(cond.alias("__cond"))
-                .sort("window_start")
+        rules = zip(self.rules.rules, self._conditions, self._state, self._lookback, strict=True)
+        for i, (rule, cond, state, lookback) in enumerate(rules):
+            rows = detections.filter((pl.col("metric") == rule.metric) & pl.col("dimset").is_in(rule.dimensions)).sort(
+                "window_start"
             )
+            if lookback is not None:
+                rows = lookback.evaluate(rows, windows)
+            rows = rows.with_columns(cond.alias("__cond"))
             for t, alert in self._step_rule(rule, state, rows, windows, detections, metrics):
                 changes.append((t, i, alert))
         changes.sort(key=lambda c: (c[0], c[1]))
@@ -110,6 +139,8 @@ class AlertEngine:
             ids, c = sids[a:b], conds[a:b]
             true_now = np.zeros(st.run.size, dtype=bool)
             true_now[ids[c]] = True
+            if self.on_transition is not None and need > 1:
+                self._report_pending(rule, st, rows, true_now, ids, a, int(t), need)
             st.run = np.where(true_now, st.run + 1, 0)
             started = true_now & (st.run == 1)
             st.onset[started] = t
@@ -121,6 +152,7 @@ class AlertEngine:
                 st.firing[fire] = True
                 pos = {int(s): a + k for k, s in enumerate(ids)}
                 for sid in fire.tolist():
+                    st.pending.pop(sid, {})
                     alert = self._fire(
                         rule, rows.row(pos[sid], named=True), int(st.onset[sid]), int(t), detections, metrics
                     )
@@ -142,6 +174,29 @@ class AlertEngine:
                     )
                     yield int(t), ended
 
+    def _report_pending(
+        self, rule: Rule, st: _RuleState, rows: pl.DataFrame, true_now: np.ndarray, ids: np.ndarray, a: int, t: int,
+        need: int,
+    ) -> None:  # fmt: skip
+        """Report conditions turning pending and pending ones that fell back (before ``st.run`` is updated)."""
+        assert self.on_transition is not None
+        quiet = ~st.firing
+        started = np.flatnonzero(true_now & (st.run == 0) & quiet)
+        dropped = np.flatnonzero(~true_now & (st.run > 0) & (st.run < need) & quiet)
+        if started.size:
+            pos = {int(s): a + k for k, s in enumerate(ids)}
+            for sid in started.tolist():
+                row = rows.row(pos[sid], named=True)
+                d = dimension_set(str(row["dimset"]))
+                labels = {"alertname": rule.alert, "severity": rule.severity, **rule.labels, "metric": rule.metric}
+                labels |= {f: str(row[f]) for f in d.fields}
+                st.pending[sid] = labels
+                self.on_transition(Transition(t + WINDOW_MS, "pending", labels))
+        for sid in dropped.tolist():
+            labels = st.pending.pop(sid, {})
+            if labels:
+                self.on_transition(Transition(t + WINDOW_MS, "inactive", labels))
+
     def _fire(
         self,
         rule: Rule,
@@ -157,6 +212,37 @@ class AlertEngine:
         expected = float(row["expected"]) if row["expected"] is not None else float("nan")  # type: ignore[arg-type]
         lower = float(row["lower"]) if row["lower"] is not None else float("nan")  # type: ignore[arg-type]
         upper = float(row["upper"]) if row["upper"] is not None else float("nan")  # type: ignore[arg-type]
+        share = METRICS[rule.metric].kind == "ratio" and rule.metric != "streams_per_listener"
+        shown_lower = max(lower, 0.0)  # every catalogue metric is >= 0; shares are <= 1
+        shown_upper = min(upper, 1.0) if share else upper
+        band = f"band {format_value(rule.metric, shown_lower)} to {format_value(rule.metric, shown_upper)}"
+        kind_notes: dict[str, str] = {}
+        kind_extra: dict[str, object] = {}
+        if rule.kind == "rate_of_change":
+            base = row.get("__base")
+            expected = float(base) if base is not None else float("nan")  # type: ignore[arg-type]
+            ago = _duration_text(rule.change_over_ms)
+            band = f"value {ago} earlier"
+            kind_notes["change"] = f"{100 * float(row['__change']):+.1f}% over {ago}"  # type: ignore[arg-type]
+            kind_extra = {"change": row.get("__change"), "change_over_s": rule.change_over_ms // 1000}
+        elif rule.kind == "slo_burn_rate":
+            budget = rule.error_budget
+            burn_long, burn_short = float(row["__burn_long"]), float(row["__burn_short"])  # type: ignore[arg-type]
+            pair = rule.burn_windows[int(row["__burn_pair"])]  # type: ignore[call-overload]
+            value, expected = burn_long * budget, budget
+            long_txt, short_txt = _duration_text(pair.long_ms), _duration_text(pair.short_ms)
+            band = f"error budget of a {100 * (1 - budget):g}% objective"
+            kind_notes["burn_rate"] = (
+                f"{burn_long:.1f}x over {long_txt} and {burn_short:.1f}x over {short_txt}"
+                f" (alerting at {pair.factor:g}x)"
+            )
+            kind_extra = {
+                "objective": 1 - budget,
+                "burn_rate_long": burn_long,
+                "burn_rate_short": burn_short,
+                "burn_windows_s": [pair.long_ms // 1000, pair.short_ms // 1000],
+                "burn_factor": pair.factor,
+            }
         direction = rule.effective_direction
         if direction == "both":
             direction = "up" if value >= expected else "down"
@@ -174,13 +260,14 @@ class AlertEngine:
             "summary", f"{rule.metric} {'up' if direction == 'up' else 'down'} at {shown['dims']}: {shown['value']}"
         )
         annotations["actual"] = shown["value"]
-        annotations["expected"] = (
-            f"{shown['expected']} (band {format_value(rule.metric, lower)} to {format_value(rule.metric, upper)})"
-        )
+        annotations["expected"] = f"{shown['expected']} ({band})"
+        annotations.update(kind_notes)
+        annotations.setdefault("runbook_url", f"{DEFAULT_RUNBOOKS}#{_anchor(rule.alert)}")
         if contributors:
             fmt = format_value
             annotations["top_contributors"] = "; ".join(
                 f"{dims_text(c['dims'])}: {fmt(rule.metric, c['value'])} vs {fmt(rule.metric, c['expected'])}"
+                + (f" ({100 * c['share']:.0f}% of the excess)" if c.get("share") is not None else "")
                 for c in contributors
             )
         if risk is not None:
@@ -199,5 +286,6 @@ class AlertEngine:
             "anomalous_for_s": (t + WINDOW_MS - onset) // 1000,
             "top_contributors": contributors,
             "revenue_at_risk_per_hour": risk,
+            **kind_extra,
         }
         return Alert(labels=labels, annotations=annotations, status="firing", starts_at=onset, extra=extra)

@@ -55,7 +55,9 @@ def top_contributors(
 
     Children are series of the same metric and window in dimension sets that refine ``dimset`` and agree on
     its dimension values. Their contribution is the excess over expected, in events for ratios (weighted by
-    the denominator) and in the metric's unit otherwise.
+    the denominator) and in the metric's unit otherwise; ``share`` is that excess over the parent's. When a
+    coarse child and a finer one explain about as much (``market=BR`` and ``market=BR, cdn=edge-2`` for an
+    outage of edge-2 in Brazil), the finer one comes first: it names the cause.
     """
     parent = dimension_set(dimset)
     child_sets = [d for d in detections.get_column("dimset").unique().to_list() if dimension_set(d).refines(parent)]
@@ -73,11 +75,25 @@ def top_contributors(
         detections.filter(cond & pl.col("expected").is_not_null())
         .with_columns((excess * sign).alias("contribution"))
         .filter(pl.col("contribution") > 0)
-        .sort("contribution", descending=True)
-        .head(k)
     )
+    if rows.is_empty():
+        return []
+    parent_row = detections.filter(
+        (pl.col("window_start") == window)
+        & (pl.col("metric") == metric)
+        & (pl.col("dimset") == parent.name)
+        & pl.all_horizontal([pl.col(f) == v for f, v in dims.items()] or [pl.lit(True)])
+    ).select((excess * sign).alias("total"))
+    total = float(parent_row.item(0, 0) or 0.0) if parent_row.height else 0.0
+    top = float(rows.get_column("contribution").max())  # type: ignore[arg-type]
+    depth = {d: len(dimension_set(d).fields) for d in child_sets}
+    # drill down: children explaining about as much (within 10 %) rank by specificity, finest first
+    ranked = rows.with_columns(
+        (pl.col("contribution") / top * 10).round(0).alias("__bucket"),
+        pl.col("dimset").replace_strict(depth, return_dtype=pl.Int64).alias("__depth"),
+    ).sort(["__bucket", "__depth", "contribution"], descending=True)
     out = []
-    for row in rows.iter_rows(named=True):
+    for row in ranked.head(k).iter_rows(named=True):
         child = dimension_set(row["dimset"])
         out.append(
             {
@@ -85,6 +101,7 @@ def top_contributors(
                 "value": row["value"],
                 "expected": row["expected"],
                 "contribution": row["contribution"] * sign,
+                "share": min(1.0, row["contribution"] / total) if total > 0 else None,
             }
         )
     return out

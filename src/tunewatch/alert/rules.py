@@ -6,7 +6,7 @@ A rule watches one metric of the catalogue over one or more dimension sets::
       - name: playback
         rules:
           - alert: PlaybackFailuresUp
-            kind: anomaly          # threshold | anomaly | absence
+            kind: anomaly          # threshold | anomaly | absence | rate_of_change | slo_burn_rate
             metric: failure_rate
             dimensions: [global, market, "market,cdn", platform, track_id]
             min_score: 0.8         # detector score (0..1)
@@ -19,11 +19,16 @@ A rule watches one metric of the catalogue over one or more dimension sets::
             annotations:
               summary: "Playback failures at {{ $value }} ({{ $dims }})"
               runbook_url: https://runbooks.example.com/playback-failures
+
+``rate_of_change`` compares a value with the series' value ``change_over`` earlier (``min_change: 0.5`` is a
+50 % move in the rule's direction); ``slo_burn_rate`` alerts when the error budget of ``objective`` (for a
+ratio metric: the error ratio is the value when higher is bad, ``1 - value`` otherwise) burns at least
+``factor`` times too fast over both windows of any ``burn_windows`` pair (Google SRE workbook, ch. 5).
+Error messages start with ``file:line:`` of the offending YAML node.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -31,25 +36,52 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from tunewatch.durations import parse_duration_ms
 from tunewatch.errors import ConfigError
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import dimension_set
 
-_DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-
-
-def parse_duration_ms(text: str | int | float) -> int:
-    """``"90s"``, ``"5m"``, ``"1h30m"`` (or a number of seconds) → milliseconds."""
-    if isinstance(text, int | float):
-        return int(text * 1000)
-    m = _DURATION_RE.match(text.strip())
-    if not text.strip() or not m:
-        raise ValueError(f"invalid duration {text!r} (use e.g. 90s, 5m, 1h30m)")
-    h, mi, s = (int(g) if g else 0 for g in m.groups())
-    return (h * 3600 + mi * 60 + s) * 1000
-
-
 Duration = Annotated[int, Field(ge=0)]
+Kind = Literal["threshold", "anomaly", "absence", "rate_of_change", "slo_burn_rate"]
+
+
+def _duration_field(v: object) -> int:
+    if isinstance(v, str | int | float) and not isinstance(v, bool):
+        return parse_duration_ms(v)
+    raise ValueError("expected a duration such as 2m")
+
+
+class BurnWindow(BaseModel):
+    """One multi-window pair of an SLO burn-rate rule: both windows must burn at ``factor`` x or more."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    long_ms: Duration = Field(alias="long")
+    short_ms: Duration = Field(alias="short")
+    factor: float = Field(gt=0)
+
+    @field_validator("long_ms", "short_ms", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> int:
+        return _duration_field(v)
+
+    @model_validator(mode="after")
+    def _order(self) -> BurnWindow:
+        if self.short_ms < 60_000 or self.short_ms % 60_000 or self.long_ms % 60_000:
+            raise ValueError("burn windows must be whole minutes, at least 1m")
+        if self.short_ms >= self.long_ms:
+            raise ValueError("the `short` window must be shorter than the `long` one")
+        if self.long_ms > 3 * 24 * 3_600_000:
+            raise ValueError("the `long` window may be at most 72h")
+        return self
+
+
+def _workbook_windows() -> list[BurnWindow]:
+    """The SRE workbook's paging pairs: 2 % of a 30-day budget in 1 h, 5 % in 6 h."""
+    return [
+        BurnWindow.model_validate({"long": "1h", "short": "5m", "factor": 14.4}),
+        BurnWindow.model_validate({"long": "6h", "short": "30m", "factor": 6.0}),
+    ]
 
 
 class Rule(BaseModel):
@@ -58,7 +90,7 @@ class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     alert: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    kind: Literal["threshold", "anomaly", "absence"] = "anomaly"
+    kind: Kind = "anomaly"
     metric: str
     dimensions: list[str] = Field(default_factory=lambda: ["global"])
     direction: Literal["up", "down", "both"] | None = None
@@ -71,6 +103,13 @@ class Rule(BaseModel):
     value: float | None = None
     # absence
     min_expected: float = Field(5.0, ge=0)
+    # rate of change
+    change_over_ms: Duration = Field(600_000, alias="change_over")
+    min_change: float = Field(0.5, gt=0)
+    min_base: float = Field(0.0, ge=0)
+    # SLO burn rate
+    objective: float | None = None
+    burn_windows: list[BurnWindow] = Field(default_factory=_workbook_windows, min_length=1)
     # guards and lifecycle
     min_weight: float = Field(0.0, ge=0)
     for_ms: Duration = Field(0, alias="for")
@@ -78,12 +117,20 @@ class Rule(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("for_ms", "keep_firing_for_ms", mode="before")
+    @field_validator("for_ms", "keep_firing_for_ms", "change_over_ms", mode="before")
     @classmethod
     def _duration(cls, v: object) -> int:
-        if isinstance(v, str | int | float):
-            return parse_duration_ms(v)
-        raise ValueError("expected a duration such as 2m")
+        return _duration_field(v)
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, v: float | None) -> float | None:
+        if v is None:
+            return v
+        share = v / 100 if v > 1 else v  # 99.5 and 0.995 mean the same
+        if not 0 < share < 1:
+            raise ValueError("objective must be a success share in (0, 1) or a percentage in (1, 100)")
+        return share
 
     @field_validator("metric")
     @classmethod
@@ -109,13 +156,39 @@ class Rule(BaseModel):
             raise ValueError("a threshold rule needs `value`")
         if self.kind == "absence" and METRICS[self.metric].kind not in ("count", "sum"):
             raise ValueError("an absence rule needs a count or sum metric")
+        if self.kind == "rate_of_change" and (self.change_over_ms < 60_000 or self.change_over_ms % 60_000):
+            raise ValueError("`change_over` must be whole minutes, at least 1m")
+        if self.kind == "slo_burn_rate":
+            spec = METRICS[self.metric]
+            if spec.kind != "ratio" or spec.weight is None:
+                raise ValueError(f"an slo_burn_rate rule needs a ratio metric with a weight, not {self.metric!r}")
+            if spec.bad == "both":
+                raise ValueError(f"metric {self.metric!r} has no harmful direction, so no error ratio")
+            if self.objective is None:
+                raise ValueError("an slo_burn_rate rule needs `objective` (e.g. 99.5)")
         return self
+
+    @property
+    def error_budget(self) -> float:
+        """Allowed error ratio of an SLO rule (``1 - objective``)."""
+        return 1.0 - (self.objective if self.objective is not None else 1.0)
+
+    @property
+    def history_windows(self) -> int:
+        """How many past 1-minute windows the rule's condition needs (0 for stateless kinds)."""
+        if self.kind == "rate_of_change":
+            return self.change_over_ms // 60_000
+        if self.kind == "slo_burn_rate":
+            return max(w.long_ms for w in self.burn_windows) // 60_000
+        return 0
 
     @property
     def effective_direction(self) -> Literal["up", "down", "both"]:
         """Direction of change that matters: the rule's, else the metric's harmful direction."""
         if self.kind == "absence":
             return "down"
+        if self.kind == "slo_burn_rate":
+            return METRICS[self.metric].bad
         return self.direction or METRICS[self.metric].bad
 
     @property
@@ -180,8 +253,36 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     try:
         return RuleSet.model_validate(data)
     except PydanticValidationError as exc:
+        root = yaml.compose(text)
         problems = []
         for err in exc.errors()[:10]:
             loc = ".".join(str(x) for x in err["loc"])
-            problems.append(f"{source}: {loc}: {err['msg']}")
+            line = yaml_line(root, err["loc"])
+            where = f"{source}:{line}" if line else source
+            problems.append(f"{where}: {loc}: {err['msg']}")
         raise ConfigError("\n".join(problems)) from exc
+
+
+def yaml_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    r"""1-based line of the YAML node at ``loc`` (the deepest one that exists), from a composed document.
+
+    >>> yaml_line(yaml.compose("groups:\n  - name: g\n    rules: []\n"), ("groups", 0, "rules"))
+    3
+    """
+    node, line = root, None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        nxt: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    line, nxt = key.start_mark.line + 1, value
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            nxt = node.value[part]
+        node = nxt
+    if node is not None:
+        line = node.start_mark.line + 1 if not isinstance(node, yaml.ScalarNode) or line is None else line
+    return line

@@ -123,25 +123,39 @@ def backtest(
     rules: Annotated[Path | None, typer.Option(help="Rule file (YAML); default: the built-in pack.")] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels file with incidents (from `simulate`).")] = None,
     alerts_out: Annotated[Path | None, typer.Option("--alerts-out", help="Also write the alerts (NDJSON).")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write an HTML plot (value, expected band, alerts) of one series.")
+    ] = None,
+    series: Annotated[
+        str | None,
+        typer.Option("--series", help='Series to plot, e.g. "failure_rate{market=BR}"; default: the first alert\'s.'),
+    ] = None,
 ) -> None:
     """Show when each rule would have fired on history; with --labels, precision, recall and time to detect."""
     from tunewatch.alert.backtest import load_labels, score
+    from tunewatch.alert.plot import SeriesRecorder, write_backtest_plot
     from tunewatch.alert.rules import load_rules
     from tunewatch.cli.render import print_backtest
+    from tunewatch.pipeline.core import Pipeline
     from tunewatch.pipeline.replay import replay_files
 
     with user_errors():
         ruleset = load_rules(rules)
         incidents = load_labels(labels) if labels else None
+        recorder = SeriesRecorder(series) if plot else None
+        pipeline = Pipeline(ruleset, on_metrics=recorder) if recorder is not None else None
         with contextlib.ExitStack() as stack:
             a_out = stack.enter_context(alerts_out.open("wb")) if alerts_out else None
             with console.status("replaying history…"):
-                summary = replay_files(events, ruleset, alerts_out=a_out)
+                summary = replay_files(events, ruleset, alerts_out=a_out, pipeline=pipeline)
         report = None
         if incidents is not None:
             span = max(1, summary.counters.windows) * 60_000
             report = score(summary.alerts, incidents, span_ms=span)
         print_backtest(out, ruleset, summary, report)
+        if plot is not None and recorder is not None:
+            shown = write_backtest_plot(plot, recorder.frame(), summary.alerts, series)
+            out.print(f"plot of {shown} written to {plot}")
 
 
 @rules_app.command("check")

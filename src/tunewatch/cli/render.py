@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from rich.console import Console
 from rich.table import Table
 
-from tunewatch.alert.backtest import BacktestReport, fired_at
+from tunewatch.alert.backtest import BacktestReport, fired_at, per_rule
 from tunewatch.alert.model import format_time
 from tunewatch.alert.rules import RuleSet
 from tunewatch.pipeline.replay import ReplaySummary
@@ -41,20 +39,39 @@ def print_replay_summary(console: Console, summary: ReplaySummary) -> None:
         console.print(reasons)
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def _secs(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0f} s"
+
+
 def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, report: BacktestReport | None) -> None:
-    """Per-rule table (alerts, firing time) and, with labels, per-incident detection and the scores."""
-    firing_ms: dict[str, int] = defaultdict(int)
-    count: dict[str, int] = defaultdict(int)
-    for a in summary.alerts:
-        if a.status == "firing":
-            count[a.name] += 1
-        elif a.ends_at is not None:
-            firing_ms[a.name] += a.ends_at - a.starts_at
+    """Per-rule table (alerts, firing time; with labels precision, recall, time to detect) and the scores."""
+    incidents = [r.incident for r in report.incidents] if report is not None else None
+    windows = (report.detect_within_ms, report.grace_ms) if report is not None else (5 * 60_000, 15 * 60_000)
+    until = max((fired_at(a) for a in summary.alerts), default=None)
+    scores = {
+        s.rule: s
+        for s in per_rule(
+            summary.alerts, [r.alert for r in rules.rules], incidents, until_ms=until,
+            detect_within_ms=windows[0], grace_ms=windows[1],
+        )
+    }  # fmt: skip
     table = Table(title="rules on history")
-    for col in ("rule", "kind", "metric", "alerts", "firing time"):
-        table.add_column(col, justify="right" if col in ("alerts", "firing time") else "left")
+    cols = ["rule", "kind", "metric", "alerts", "firing time"]
+    if report is not None:
+        cols += ["precision", "recall", "detected", "time to detect (median)"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("rule", "kind", "metric") else "right")
     for r in rules.rules:
-        table.add_row(r.alert, r.kind, r.metric, str(count[r.alert]), f"{firing_ms[r.alert] / 60000:.0f} min")
+        sc = scores[r.alert]
+        row = [r.alert, r.kind, r.metric, str(sc.alerts), f"{sc.firing_ms / 60000:.0f} min"]
+        if report is not None:
+            row += [_pct(sc.precision), _pct(sc.recall), f"{sc.detected}/{sc.incidents}",
+                    _secs(sc.median_time_to_detect_s)]  # fmt: skip
+        table.add_row(*row)
     console.print(table)
     if report is None:
         return

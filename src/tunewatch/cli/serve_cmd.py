@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from tunewatch.alert.model import Alert
 from tunewatch.cli.main import fail, user_errors
+from tunewatch.notify.clock import Clock, FunctionClock
+
+if TYPE_CHECKING:
+    from tunewatch.notify.runner import BackgroundNotifier
 
 console = Console()
 
@@ -31,10 +36,43 @@ def print_alert(alert: Alert) -> None:
         console.print(f"[bold green]RESOLVED[/] [bold]{alert.name}[/] ({labels})", highlight=False)
 
 
+NOTIFY_CONFIG = Annotated[
+    Path | None,
+    typer.Option("--notify-config", help="Notification config (Alertmanager-shaped YAML: route, receivers)."),
+]
+NOTIFY_DB = Annotated[
+    Path, typer.Option("--notify-db", help="SQLite file for silences, notification log and undelivered sends.")
+]
+
+
+def _alert_sink(notifier: BackgroundNotifier | None) -> Callable[[Alert], None]:
+    """Print every alert change; hand it to the notification pipeline too when one is configured."""
+
+    def on_alert(alert: Alert) -> None:
+        print_alert(alert)
+        if notifier is not None:
+            notifier(alert)
+
+    return on_alert
+
+
+def _notifier(
+    config: Path | None, db: Path, clock: Clock | None = None, max_sleep_s: float = 5.0
+) -> BackgroundNotifier | None:
+    if config is None:
+        return None
+    from tunewatch.notify import BackgroundNotifier, NotificationPipeline
+
+    pipeline = NotificationPipeline.from_config(config, db, clock)
+    return BackgroundNotifier(pipeline, max_sleep_s=max_sleep_s).start()
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
     rules: Annotated[Path | None, typer.Option(help="Rule file (YAML); default: the built-in pack.")] = None,
+    notify_config: NOTIFY_CONFIG = None,
+    notify_db: NOTIFY_DB = Path("tunewatch.db"),
 ) -> None:
     """Run the HTTP service: POST /api/v1/events, GET /api/v1/alerts, /metrics, /healthz."""
     import uvicorn
@@ -43,9 +81,14 @@ def serve(
     from tunewatch.server import LiveService, create_app
 
     with user_errors():
-        service = LiveService(load_rules(rules), on_alert=print_alert)
+        notifier = _notifier(notify_config, notify_db)
+        service = LiveService(load_rules(rules), on_alert=_alert_sink(notifier))
     console.print(f"tunewatch serving on http://{host}:{port}  (docs: /docs, metrics: /metrics)")
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    finally:
+        if notifier is not None:
+            notifier.stop()
 
 
 def run(
@@ -58,6 +101,8 @@ def run(
     seed: Annotated[int, typer.Option(help="Random seed of the simulated stream.")] = 7,
     duration: Annotated[float | None, typer.Option(help="Stop after this many wall-clock seconds.")] = None,
     no_http: Annotated[bool, typer.Option("--no-http", help="Do not start the HTTP service.")] = False,
+    notify_config: NOTIFY_CONFIG = None,
+    notify_db: NOTIFY_DB = Path("tunewatch.db"),
 ) -> None:
     """Serve, plus a simulated live stream (time compressed) with incidents; print alerts as they change."""
     from tunewatch.server import LiveService, create_app
@@ -82,7 +127,9 @@ def run(
         incident_spacing_minutes=spacing,
     )
     simulator = Simulator(config)
-    service = LiveService(clock=sim_clock, on_alert=print_alert)
+    with user_errors():
+        notifier = _notifier(notify_config, notify_db, FunctionClock(sim_clock, speed=60 * speed), max_sleep_s=0.5)
+    service = LiveService(clock=sim_clock, on_alert=_alert_sink(notifier))
     stop = threading.Event()
 
     def feed() -> None:
@@ -124,6 +171,8 @@ def run(
         pass
     finally:
         stop.set()
+        if notifier is not None:
+            notifier.stop()
         status = service.status()
         console.print(
             f"stopped: {status['received']:,} events, {status['accepted']:,} accepted, "

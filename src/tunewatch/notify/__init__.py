@@ -5,18 +5,22 @@ per decision to Slack, email, webhooks and Alertmanager. One module per stage, a
 ``config`` (YAML), ``matchers``, ``route`` (routing tree), ``group`` (aggregation groups), ``inhibit``,
 ``silence``, ``nflog`` (notification log), ``outbox`` (undelivered notifications), ``deliver`` (retries,
 backoff, rate limits), ``dispatcher`` (the pipeline), ``receivers/`` (one module per integration).
-Imports ``alert.model``, ``store`` and ``errors`` only.
+Imports ``alert.model``, ``alert.history``, ``store`` and ``errors`` only. ``runner`` runs it in a live
+service (:class:`BackgroundNotifier` is the service's ``on_alert`` callback).
 """
 
-from tunewatch.notify.clock import Clock, ManualClock, SystemClock
+from tunewatch.notify.clock import Clock, FunctionClock, ManualClock, SystemClock
 from tunewatch.notify.config import NotifyConfig, load_config
 from tunewatch.notify.dispatcher import FlushReport, NotificationPipeline, PipelineStats
 from tunewatch.notify.matchers import Matcher, parse_matchers
+from tunewatch.notify.runner import BackgroundNotifier
 from tunewatch.notify.silence import Silence, SilenceError, SilenceStore
 
 __all__ = [
+    "BackgroundNotifier",
     "Clock",
     "FlushReport",
+    "FunctionClock",
     "ManualClock",
     "Matcher",
     "NotificationPipeline",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -64,3 +65,24 @@ class ManualClock:
         """Record the requested wait without waiting (simulated time does not move on its own)."""
         with self._lock:
             self.slept_s += max(0.0, seconds)
+
+
+class FunctionClock:
+    """A clock read from a function returning epoch seconds (e.g. the compressed clock of ``tunewatch run``).
+
+    ``speed`` is how many clock seconds pass per wall-clock second; :meth:`sleep` waits accordingly.
+    """
+
+    def __init__(self, now_s: Callable[[], float], speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._now_s = now_s
+        self.speed = speed
+
+    def now_ms(self) -> int:
+        """The function's time in epoch milliseconds."""
+        return int(self._now_s() * 1000)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        time.sleep(max(0.0, seconds) / self.speed)

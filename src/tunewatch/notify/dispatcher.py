@@ -7,7 +7,7 @@ their own due times, in order, so a replay that jumps forward behaves like a liv
 Example (dry run: nothing is delivered, notifications are only counted)::
 
     >>> from tunewatch.alert.model import Alert
-    >>> from tunewatch.notify.config import NotifyConfig
+    >>> from tunewatch.notify.config import NotifyConfig, load_config
     >>> cfg = NotifyConfig.from_yaml('''
     ... route: {receiver: team, group_by: [alertname], group_wait: 30s, group_interval: 5m, repeat_interval: 4h}
     ... receivers: [{name: team, webhook_configs: [{url: "http://127.0.0.1:9/hook"}]}]
@@ -32,10 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from tunewatch.alert.history import AlertHistory
 from tunewatch.alert.model import Alert
 from tunewatch.notify.alertstore import AlertStore
 from tunewatch.notify.clock import Clock, SystemClock
-from tunewatch.notify.config import NotifyConfig
+from tunewatch.notify.config import NotifyConfig, load_config
 from tunewatch.notify.deliver import Deliverer, Outcome, Result, alerts_to_send
 from tunewatch.notify.fingerprints import alert_fingerprint
 from tunewatch.notify.group import AggregationGroup, group_key
@@ -107,6 +108,7 @@ class NotificationPipeline:
         self.nflog = NotificationLog(self._conn)
         self.outbox = Outbox(self._conn)
         self._store = AlertStore(self._conn)
+        self.history = AlertHistory(self._conn)  #: every firing/resolved change received, in the same database
         self._route = Route.build(config.route)
         self._inhibitor = Inhibitor(config.inhibit_rules)
         self._slots = {r.name: integration_slots(r) for r in config.receivers}
@@ -122,7 +124,24 @@ class NotificationPipeline:
                 self._insert(alert, now)
             log.info("restored %d alerts into %d groups", len(restored), len(self._groups))
 
+    @classmethod
+    def from_config(
+        cls, path: str | Path, store_path: str | Path = ":memory:", clock: Clock | None = None, *,
+        dry_run: bool = False,
+    ) -> NotificationPipeline:  # fmt: skip
+        """Build the pipeline from a notification config file (YAML, Alertmanager-shaped)."""
+        return cls(load_config(path), store_path, clock, dry_run=dry_run)
+
     # public API -------------------------------------------------------------------------------------------
+    def on_alert(self, alert: Alert) -> None:
+        """Take one alert change now and run whatever is due (an ``on_alert`` callback for the live service).
+
+        Group flushes that fall due later (``group_wait``, ``group_interval``) need :meth:`flush` calls at
+        :meth:`next_due_ms`; :class:`~tunewatch.notify.runner.BackgroundNotifier` makes them.
+        """
+        self.process([alert])
+        self.flush()
+
     def process(self, alerts: Iterable[Alert], now_ms: int | None = None) -> None:
         """Take alert state changes (firing or resolved) at ``now_ms`` (default: the clock)."""
         with self._api:
@@ -133,6 +152,7 @@ class NotificationPipeline:
                 return
             with self._db, transaction(self._conn):
                 self._store.put(batch, now)
+                self.history.record_alerts(batch)
             for alert in batch:
                 self._insert(alert, now)
             self.stats.alerts_received += len(batch)

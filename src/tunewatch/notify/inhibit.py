@@ -5,7 +5,6 @@ the same values for every label in ``equal`` (a label missing on both sides coun
 Alertmanager).
 
 >>> from tunewatch.alert.model import Alert
-from tunewatch.notify.fingerprints import alert_fingerprint
 >>> from tunewatch.notify.config import InhibitRuleConfig
 >>> rule = InhibitRuleConfig(source_matchers=['severity="critical"'], target_matchers=['severity="warning"'],
 ...                          equal=["market"])

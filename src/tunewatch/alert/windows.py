@@ -1,0 +1,151 @@
+"""Conditions that look back in time: rate of change and SLO burn rate, vectorised over series and windows.
+
+Each stateful rule keeps the last ``depth`` windows of its series as a dense ``(channels, depth, series)``
+matrix. A batch of windows is laid out the same way and appended, and the condition of every (window, series)
+cell is computed at once with array arithmetic (shifts and cumulative sums), with no Python loop over points.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import polars as pl
+
+from tunewatch.alert.rules import Rule
+from tunewatch.process.catalogue import METRICS
+
+WINDOW_MS: Final = 60_000
+
+
+class SeriesHistory:
+    """The last ``depth`` one-minute windows of ``channels`` per-series columns.
+
+    >>> h = SeriesHistory(depth=2, channels=1, fill=0.0)
+    >>> rows = pl.DataFrame({"window_start": [0, 60_000, 120_000], "sid": [0, 0, 1]})
+    >>> full, first = h.extend(np.array([0, 60_000, 120_000]), rows, [np.array([1.0, 2.0, 3.0])])
+    >>> full[0].tolist()  # two kept windows (empty so far), then the batch; one column per series
+    [[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [0.0, 3.0]]
+    >>> h.buf[0].tolist()
+    [[2.0, 0.0], [0.0, 3.0]]
+    """
+
+    def __init__(self, depth: int, channels: int, fill: float) -> None:
+        self.depth = depth
+        self.fill = fill
+        self.buf = np.full((channels, depth, 0), fill, dtype=np.float64)
+        self.next_window: int | None = None
+
+    def extend(self, windows: np.ndarray, rows: pl.DataFrame, columns: list[np.ndarray]) -> tuple[np.ndarray, int]:
+        """Append the batch's windows; return ``(full matrix, first batch window)``.
+
+        ``full`` is ``(channels, depth + span, series)``: the kept history then one row per batch window
+        (``span`` consecutive minutes from the first batch window). Missing cells hold ``fill``.
+        """
+        first, last = int(windows[0]), int(windows[-1])
+        span = (last - first) // WINDOW_MS + 1
+        sids = rows.get_column("sid").to_numpy().astype(np.int64)
+        n = max(self.buf.shape[2], int(sids.max()) + 1 if sids.size else 0)
+        hist = self.buf
+        if hist.shape[2] < n:
+            grow = np.full((hist.shape[0], self.depth, n - hist.shape[2]), self.fill)
+            hist = np.concatenate([hist, grow], axis=2)
+        if self.next_window is not None and first > self.next_window:  # a gap since the last batch
+            gap = min(self.depth, (first - self.next_window) // WINDOW_MS)
+            hist = np.concatenate([hist[:, gap:, :], np.full((hist.shape[0], gap, n), self.fill)], axis=1)
+        batch = np.full((hist.shape[0], span, n), self.fill)
+        idx = (rows.get_column("window_start").to_numpy() - first) // WINDOW_MS
+        for ch, col in enumerate(columns):
+            batch[ch, idx, sids] = col
+        full = np.concatenate([hist, batch], axis=1)
+        self.buf = full[:, -self.depth :, :].copy()
+        self.next_window = last + WINDOW_MS
+        return full, first
+
+
+def _cell(rows: pl.DataFrame, first: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions in the full matrix: (window index, series id) of every detection row."""
+    k = depth + (rows.get_column("window_start").to_numpy() - first) // WINDOW_MS
+    return k.astype(np.int64), rows.get_column("sid").to_numpy().astype(np.int64)
+
+
+class RateOfChange:
+    """Relative change of a series' value against its value ``change_over`` earlier."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.lag = rule.history_windows
+        self.history = SeriesHistory(self.lag, 1, np.nan)
+
+    def evaluate(self, rows: pl.DataFrame, windows: np.ndarray) -> pl.DataFrame:
+        """``rows`` plus ``__cond``, ``__base`` (value ``change_over`` earlier) and ``__change`` (relative)."""
+        values = rows.get_column("value").fill_null(np.nan).to_numpy().astype(np.float64)
+        full, first = self.history.extend(windows, rows, [values])
+        k, sid = _cell(rows, first, self.lag)
+        base = full[0, k - self.lag, sid]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = np.where((base > 0) & (base >= self.rule.min_base), (values - base) / base, np.nan)
+        direction = self.rule.effective_direction
+        up, down = change >= self.rule.min_change, -change >= self.rule.min_change
+        moved = up if direction == "up" else down if direction == "down" else up | down
+        weight = rows.get_column("weight").fill_null(0.0).to_numpy()
+        cond = moved & np.isfinite(change) & (weight >= self.rule.min_weight)
+        return rows.with_columns(
+            pl.Series("__cond", cond), pl.Series("__base", base).fill_nan(None), pl.Series("__change", change)
+        )
+
+
+class BurnRate:
+    """Multi-window, multi-burn-rate SLO condition over a ratio metric weighted by its denominator."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.depth = rule.history_windows
+        self.history = SeriesHistory(self.depth, 2, 0.0)
+        self.bad_up = METRICS[rule.metric].bad == "up"
+
+    def evaluate(self, rows: pl.DataFrame, windows: np.ndarray) -> pl.DataFrame:
+        """``rows`` plus ``__cond``, the long-window error ratio and the burn rates of the decisive pair."""
+        value = rows.get_column("value").fill_null(np.nan).to_numpy().astype(np.float64)
+        weight = rows.get_column("weight").fill_null(0.0).to_numpy().astype(np.float64)
+        ok = np.isfinite(value) & (weight > 0)
+        err = np.where(ok, value if self.bad_up else 1.0 - value, 0.0)
+        full, first = self.history.extend(windows, rows, [err * np.where(ok, weight, 0.0), np.where(ok, weight, 0.0)])
+        csum = np.concatenate([np.zeros((2, 1, full.shape[2])), np.cumsum(full, axis=1)], axis=1)
+        k, sid = _cell(rows, first, self.depth)
+        budget = self.rule.error_budget
+
+        def window(minutes: int) -> tuple[np.ndarray, np.ndarray]:
+            bad = csum[0, k + 1, sid] - csum[0, k + 1 - minutes, sid]
+            total = csum[1, k + 1, sid] - csum[1, k + 1 - minutes, sid]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(total > 0, bad / total, np.nan) / budget, total
+
+        cond = np.zeros(rows.height, dtype=bool)
+        burn_long = np.full(rows.height, np.nan)
+        burn_short = np.full(rows.height, np.nan)
+        pair_index = np.zeros(rows.height, dtype=np.int64)
+        for i, pair in enumerate(self.rule.burn_windows):  # a handful of pairs per rule, each one vectorised
+            bl, _ = window(pair.long_ms // WINDOW_MS)
+            bs, short_total = window(pair.short_ms // WINDOW_MS)
+            hit = (bl >= pair.factor) & (bs >= pair.factor) & (short_total >= self.rule.min_weight)
+            take = hit & ~cond | (~cond & ~np.isfinite(burn_long))
+            burn_long = np.where(take, bl, burn_long)
+            burn_short = np.where(take, bs, burn_short)
+            pair_index = np.where(take, i, pair_index)
+            cond |= hit
+        return rows.with_columns(
+            pl.Series("__cond", cond),
+            pl.Series("__burn_long", burn_long).fill_nan(None),
+            pl.Series("__burn_short", burn_short).fill_nan(None),
+            pl.Series("__burn_pair", pair_index),
+        )
+
+
+def stateful_condition(rule: Rule) -> RateOfChange | BurnRate | None:
+    """The look-back evaluator of a rule, or ``None`` when its condition is a plain expression."""
+    if rule.kind == "rate_of_change":
+        return RateOfChange(rule)
+    if rule.kind == "slo_burn_rate":
+        return BurnRate(rule)
+    return None
