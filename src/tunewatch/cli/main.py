@@ -191,6 +191,7 @@ def _register_optional() -> None:
         ("tunewatch.cli.dashboards_cmd", "app", "dashboards"),
         ("tunewatch.cli.metadata_cmd", "app", "metadata"),
         ("tunewatch.cli.audit_cmd", "app", "audit"),
+        ("tunewatch.cli.distributed_cmd", "app", "cluster"),
     ):
         with contextlib.suppress(ImportError, AttributeError):
             app.add_typer(getattr(__import__(module, fromlist=[attr]), attr), name=name)
