@@ -41,8 +41,21 @@ NOTIFY_CONFIG = Annotated[
     typer.Option("--notify-config", help="Notification config (Alertmanager-shaped YAML: route, receivers)."),
 ]
 NOTIFY_DB = Annotated[
-    Path, typer.Option("--notify-db", help="SQLite file for silences, notification log and undelivered sends.")
+    Path | None,
+    typer.Option(
+        "--notify-db",
+        help="SQLite file for the notification log and undelivered sends (default: --db, else tunewatch.db).",
+    ),
 ]
+DB = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        envvar="TUNEWATCH_DB",
+        help="SQLite file keeping alerts, silences and API keys across restarts (default: memory).",
+    ),
+]
+UVICORN_PRODUCTION = {"http": "httptools", "loop": "uvloop", "access_log": False, "log_level": "warning"}
 
 
 def _alert_sink(notifier: BackgroundNotifier | None) -> Callable[[Alert], None]:
@@ -72,20 +85,22 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
     rules: Annotated[Path | None, typer.Option(help="Rule file (YAML); default: the built-in pack.")] = None,
     notify_config: NOTIFY_CONFIG = None,
-    notify_db: NOTIFY_DB = Path("tunewatch.db"),
+    notify_db: NOTIFY_DB = None,
+    db: DB = None,
 ) -> None:
-    """Run the HTTP service: POST /api/v1/events, GET /api/v1/alerts, /metrics, /healthz."""
+    """Run the HTTP service: ingest, alerts, silences, rules, series, quarantine, console at /, /metrics, /healthz."""
     import uvicorn
 
     from tunewatch.alert.rules import load_rules
     from tunewatch.server import LiveService, create_app
 
     with user_errors():
-        notifier = _notifier(notify_config, notify_db)
-        service = LiveService(load_rules(rules), on_alert=_alert_sink(notifier))
-    console.print(f"tunewatch serving on http://{host}:{port}  (docs: /docs, metrics: /metrics)")
+        notifier = _notifier(notify_config, notify_db or db or Path("tunewatch.db"))
+        service = LiveService(load_rules(rules), on_alert=_alert_sink(notifier), db=db, rules_path=rules)
+        app = create_app(service)
+    console.print(f"tunewatch serving on http://{host}:{port}  (console: /, API docs: /docs, metrics: /metrics)")
     try:
-        uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, **UVICORN_PRODUCTION)  # type: ignore[arg-type]
     finally:
         if notifier is not None:
             notifier.stop()
@@ -102,7 +117,7 @@ def run(
     duration: Annotated[float | None, typer.Option(help="Stop after this many wall-clock seconds.")] = None,
     no_http: Annotated[bool, typer.Option("--no-http", help="Do not start the HTTP service.")] = False,
     notify_config: NOTIFY_CONFIG = None,
-    notify_db: NOTIFY_DB = Path("tunewatch.db"),
+    notify_db: NOTIFY_DB = None,
 ) -> None:
     """Serve, plus a simulated live stream (time compressed) with incidents; print alerts as they change."""
     from tunewatch.server import LiveService, create_app
@@ -128,7 +143,12 @@ def run(
     )
     simulator = Simulator(config)
     with user_errors():
-        notifier = _notifier(notify_config, notify_db, FunctionClock(sim_clock, speed=60 * speed), max_sleep_s=0.5)
+        notifier = _notifier(
+            notify_config,
+            notify_db or Path("tunewatch.db"),
+            FunctionClock(sim_clock, speed=60 * speed),
+            max_sleep_s=0.5,
+        )
     service = LiveService(clock=sim_clock, on_alert=_alert_sink(notifier))
     stop = threading.Event()
 
@@ -162,10 +182,10 @@ def run(
         else:
             import uvicorn
 
-            server = uvicorn.Server(uvicorn.Config(create_app(service), host=host, port=port, log_level="warning"))
+            server = uvicorn.Server(uvicorn.Config(create_app(service), host=host, port=port, **UVICORN_PRODUCTION))  # type: ignore[arg-type]
             if duration is not None:
                 threading.Timer(duration, lambda: setattr(server, "should_exit", True)).start()
-            console.print(f"HTTP on http://{host}:{port} (alerts: /api/v1/alerts, metrics: /metrics)")
+            console.print(f"HTTP on http://{host}:{port} (console: /, alerts: /api/v1/alerts, metrics: /metrics)")
             server.run()
     except KeyboardInterrupt:
         pass

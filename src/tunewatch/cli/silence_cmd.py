@@ -21,6 +21,7 @@ from tunewatch.errors import TunewatchError
 from tunewatch.notify.config import parse_duration_ms
 from tunewatch.notify.matchers import parse_matchers
 from tunewatch.notify.silence import SilenceState, SilenceStore
+from tunewatch.security.audit import record_admin_action
 from tunewatch.store.sqlite import connect
 
 app = typer.Typer(name="silences", help="Create, list and expire silences (mute alerts by label matchers).",
@@ -87,6 +88,8 @@ def add(
                                  comment=comment, now_ms=now)  # fmt: skip
     except TunewatchError as exc:
         raise _fail(exc) from None
+    record_admin_action(db, "silence.create", silence.id, matchers=[str(m) for m in silence.matchers],
+                        starts_at=start_ms, ends_at=end_ms, comment=comment)  # fmt: skip
     typer.echo(silence.id)
 
 
@@ -131,4 +134,5 @@ def expire(
             silence = store.expire(sid, now)
         except TunewatchError as exc:
             raise _fail(exc) from None
+        record_admin_action(db, "silence.expire", silence.id)
         typer.echo(f"expired {silence.id}")

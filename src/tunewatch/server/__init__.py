@@ -1,6 +1,14 @@
-"""Server: the HTTP service (FastAPI) over one live pipeline — ingest, alerts, metrics, health.
+"""Server: the HTTP service (FastAPI) over one live pipeline — ingest, alerts, silences, series, console.
 
 A thin shell: it decodes requests, calls :class:`~tunewatch.server.service.LiveService` and encodes answers.
+Modules: ``app`` (routes), ``ingest_http`` (POST /api/v1/events, with an ASGI fast path), ``batcher``
+(concurrent requests coalesced into pipeline steps), ``decode`` (JSON/NDJSON/msgpack, gzip/zstd, size limits),
+``report`` (per-request accounting), ``auth`` (API keys and rate limits), ``alertlog``/``quarantine``/``series``
+(state kept for the API), ``settings`` (``TUNEWATCH_*``), ``entry`` (uvicorn factory), ``static`` (web console).
+
+Scopes: ``ingest`` for POST /api/v1/events; ``read`` for the GET endpoints under /api/v1; ``admin`` (implies
+both) to create or expire silences, reload rules and profile. Authentication is off unless ``TUNEWATCH_AUTH=1``:
+the service listens on loopback by default; turn it on before exposing it.
 """
 
 from tunewatch.server.app import create_app

@@ -1,67 +1,291 @@
-"""The FastAPI application: routes only; the work is done by :class:`LiveService`."""
+"""The FastAPI application: routes only; the work is done by :class:`LiveService`.
+
+Everything is under ``/api/v1``; ``/metrics``, ``/healthz`` and ``/readyz`` are open (loopback scraping), the
+web console is served at ``/``. See :mod:`tunewatch.server.settings` for authentication and limits.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-import msgspec
-from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 
 from tunewatch import __version__
-from tunewatch.ingest.batch import RawBatch
-from tunewatch.ingest.readers import parse_ndjson_bytes
+from tunewatch.errors import ConfigError
+from tunewatch.monitor.profiling import ProfilingUnavailable
+from tunewatch.notify.config import parse_duration_ms
+from tunewatch.notify.matchers import parse_matchers
+from tunewatch.notify.silence import SilenceError
+from tunewatch.schema import DIMENSION_FIELDS
+from tunewatch.security.ratelimit import RateLimiter
+from tunewatch.server.auth import AccessControl
+from tunewatch.server.batcher import IngestBatcher
+from tunewatch.server.ingest_http import IngestFastPath, IngestHandler
+from tunewatch.server.models import IngestResponse, SilenceIn, SilenceOut
 from tunewatch.server.service import LiveService
+from tunewatch.server.settings import ServerSettings
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
+STATIC = Path(__file__).with_name("static")
+_INGEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "Events: a JSON array (or one object), NDJSON, or msgpack; optionally gzip or zstd encoded.",
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/msgpack": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
 
 
-def create_app(service: LiveService) -> FastAPI:
-    """Build the app around a live service."""
-    app = FastAPI(title="tunewatch", version=__version__, description="Anomaly detection for music streaming.")
+_CONSOLE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def create_app(service: LiveService, settings: ServerSettings | None = None) -> FastAPI:
+    """Build the app around a live service (settings default to the service's, i.e. ``TUNEWATCH_*``)."""
+    cfg = settings or service.settings
+    if cfg.auth and service.db_path == ":memory:":
+        raise ConfigError(
+            "TUNEWATCH_AUTH=1 needs a database with API keys: set TUNEWATCH_DB to the file used by `tunewatch keys`"
+        )
+    limiter = RateLimiter(
+        per_key=cfg.rate_limit_per_key, per_address=cfg.rate_limit_per_address, storage_url=cfg.rate_limit_storage
+    )
+    batcher = IngestBatcher(service, max_events=cfg.batch_max_events)
+    access = AccessControl(auth=cfg.auth, keys=service.keys, limiter=limiter)
+    handler = IngestHandler(cfg, access, batcher)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if cfg.gc_freeze:
+            gc.collect()
+            gc.freeze()  # start-up objects (modules, functions) leave the collector's scans: shorter GC pauses
+        yield
+        await batcher.close()  # graceful shutdown: queued batches are run before the process ends
+
+    app = FastAPI(
+        title="tunewatch",
+        version=__version__,
+        description="Anomaly detection and alerting for music-streaming events.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.limiter = limiter
+
+    def scope(name: Literal["ingest", "read", "admin"]) -> Any:
+        return Depends(access.dependency(name))
+
+    # ------------------------------------------------------------------------------------------ health
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:
-        """Liveness: the process answers and the pipeline counters."""
+        """Liveness: the process answers, with the pipeline counters."""
         return {"status": "ok", **service.status()}
 
-    @app.get("/metrics", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "a dependency is not ready"}})
+    def readyz() -> JSONResponse:
+        """Readiness: the databases and the rate-limit storage answer."""
+        checks = {**service.ready(), "rate_limit_storage": limiter.ready()}
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
+        )
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
     def metrics() -> Response:
         """Prometheus exposition of tunewatch's own metrics."""
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/api/v1/events", tags=["ingest"])
+    # ------------------------------------------------------------------------------------------ ingest
+
+    @app.post(
+        "/api/v1/events",
+        tags=["ingest"],
+        response_model=IngestResponse,
+        openapi_extra=_INGEST_BODY,
+        responses={
+            400: {"description": "unusable body"},
+            413: {"description": "body too large"},
+            415: {"description": "unsupported content type or encoding"},
+        },
+    )
     async def ingest(request: Request) -> JSONResponse:
-        """Ingest a batch of events: a JSON array of objects, or NDJSON (one object a line)."""
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        if not body.strip():
-            raise HTTPException(400, "empty body: send a JSON array of events or NDJSON")
-        batch = _decode(body)
-        report = service.ingest(batch)
+        """Ingest a batch of events; the answer counts accepted, rejected (with reasons) and duplicate events.
+
+        (Served by :class:`IngestFastPath` before routing; this route documents it and serves mounted uses.)
+        """
+        report = await handler.handle(
+            request.headers, request.stream(), request.client.host if request.client else None
+        )
         return JSONResponse(report.to_dict())
 
-    @app.get("/api/v1/alerts", tags=["alerts"])
-    def alerts(history: bool = False) -> list[dict[str, Any]]:
-        """Active alerts (or, with ``history=true``, recent state changes)."""
-        items = service.alert_history() if history else service.active_alerts()
-        return [a.to_dict() for a in items]
+    # ------------------------------------------------------------------------------------------ alerts
 
+    @app.get("/api/v1/alerts", tags=["alerts"], dependencies=[scope("read")])
+    def alerts(
+        state: Literal["active", "history"] = "active",
+        history: Annotated[bool, Query(description="Same as state=history (kept for older clients).")] = False,
+    ) -> list[dict[str, Any]]:
+        """Active alerts (with the silences that mute them), or recent state changes, newest last."""
+        if history or state == "history":
+            return [a.to_dict() for a in service.alert_history()]
+        now = service.now_ms()
+        return [{**a.to_dict(), "silencedBy": service.silenced_by(a, now)} for a in service.active_alerts()]
+
+    # ------------------------------------------------------------------------------------------ silences
+
+    @app.get("/api/v1/silences", tags=["silences"], dependencies=[scope("read")])
+    def list_silences() -> list[SilenceOut]:
+        """Every silence (pending, active, expired), newest first."""
+        now = service.now_ms()
+        return [SilenceOut.of(s, now) for s in service.list_silences()]
+
+    @app.post(
+        "/api/v1/silences",
+        tags=["silences"],
+        status_code=201,
+        dependencies=[scope("admin")],
+        responses={400: {"description": "bad matchers or times"}},
+    )
+    def create_silence(body: SilenceIn) -> SilenceOut:
+        """Create a silence: alerts whose labels match every matcher are muted until it ends."""
+        try:
+            matchers = parse_matchers(body.matchers)
+            now = service.now_ms()
+            starts = int(body.starts_at.timestamp() * 1000) if body.starts_at is not None else now
+            if body.ends_at is not None and body.duration is not None:
+                raise SilenceError("give duration or ends_at, not both")
+            if body.ends_at is not None:
+                ends = int(body.ends_at.timestamp() * 1000)
+            else:
+                ends = starts + _duration(body.duration or "1h")
+            silence = service.add_silence(
+                matchers, starts_at=starts, ends_at=ends, created_by=body.created_by, comment=body.comment
+            )
+        except (ConfigError, SilenceError, ValueError, OverflowError, OSError) as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return SilenceOut.of(silence, service.now_ms())
+
+    @app.delete(
+        "/api/v1/silences/{silence_id}",
+        tags=["silences"],
+        dependencies=[scope("admin")],
+        responses={404: {"description": "no such silence"}, 409: {"description": "already expired"}},
+    )
+    def expire_silence(silence_id: str) -> SilenceOut:
+        """Expire a silence now (id or unique id prefix)."""
+        try:
+            silence = service.expire_silence(silence_id)
+        except SilenceError as exc:
+            raise HTTPException(409 if "already expired" in str(exc) else 404, str(exc)) from exc
+        return SilenceOut.of(silence, service.now_ms())
+
+    # ------------------------------------------------------------------------------------------ rules
+
+    @app.get("/api/v1/rules", tags=["rules"], dependencies=[scope("read")])
+    def rules() -> list[dict[str, Any]]:
+        """The rules in force, by group."""
+        return [{"group": g.name, **r.model_dump(mode="json")} for g in service.pipeline.rules.groups for r in g.rules]
+
+    @app.post(
+        "/api/v1/rules/reload",
+        tags=["rules"],
+        dependencies=[scope("admin")],
+        responses={422: {"description": "the rule file is invalid; the old rules stay in force"}},
+    )
+    def reload_rules() -> dict[str, Any]:
+        """Reload the rule file; detectors restart their warm-up."""
+        try:
+            ruleset = service.reload_rules()
+        except ConfigError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return {"status": "reloaded", "rules": len(ruleset.rules)}
+
+    # ------------------------------------------------------------------------------------------ series
+
+    @app.get("/api/v1/series", tags=["series"], dependencies=[scope("read")])
+    def series_catalog(limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
+        """Series with detection results in the newest window: metric and dimension values."""
+        return service.series.catalog(limit)
+
+    @app.get("/api/v1/series/{metric}", tags=["series"], dependencies=[scope("read")])
+    def series_points(metric: str, request: Request) -> dict[str, Any]:
+        """Values of one series with the expected value and band per window, and its alert markers.
+
+        Dimensions are query parameters (``?market=BR&cdn=edge-2``); absent ones select the aggregate.
+        """
+        dims = {k: v for k, v in request.query_params.items() if k in DIMENSION_FIELDS}
+        points = service.series.points(metric, dims)
+        markers = [
+            {
+                "status": a.status,
+                "alertname": a.name,
+                "at": a.starts_at if a.status == "firing" else a.ends_at,
+                "summary": a.annotations.get("summary", ""),
+            }
+            for a in service.alert_history()
+            if a.labels.get("metric") == metric and {k: v for k, v in a.labels.items() if k in DIMENSION_FIELDS} == dims
+        ]
+        return {"metric": metric, "dims": dims, "points": points, "alerts": markers}
+
+    # ------------------------------------------------------------------------------------------ quarantine
+
+    @app.get("/api/v1/quarantine", tags=["quarantine"], dependencies=[scope("read")])
+    def quarantine(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+        """Recent rejected events (newest first) with their reasons and raw bytes (truncated)."""
+        return {"total": service.quarantine.total, "events": service.quarantine.recent(limit)}
+
+    # ------------------------------------------------------------------------------------------ profiling
+
+    @app.get(
+        "/api/v1/admin/profile",
+        tags=["admin"],
+        dependencies=[scope("admin")],
+        response_class=Response,
+        responses={503: {"description": "pyinstrument is not installed"}},
+    )
+    async def profile(
+        seconds: Annotated[float, Query(gt=0, le=60, description="How long to profile pipeline steps.")] = 5.0,
+        format: Annotated[Literal["html", "text", "speedscope"], Query()] = "html",
+    ) -> Response:
+        """Profile the pipeline steps run in the next ``seconds`` (pyinstrument) and return the report."""
+        try:
+            report = await run_in_threadpool(service.profiler.capture, seconds, format)
+        except ProfilingUnavailable as exc:
+            raise HTTPException(503, str(exc)) from exc
+        media = {"html": "text/html", "text": "text/plain", "speedscope": "application/json"}[format]
+        return Response(report, media_type=media)
+
+    # ------------------------------------------------------------------------------------------ console
+
+    @app.get("/", include_in_schema=False)
+    def console() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers=_CONSOLE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(IngestFastPath, handler=handler)
     return app
 
 
-def _decode(body: bytes) -> RawBatch:
-    stripped = body.lstrip()
-    if stripped.startswith(b"["):
-        try:
-            records = msgspec.json.decode(stripped)
-        except msgspec.DecodeError as exc:
-            raise HTTPException(400, f"body is not valid JSON: {str(exc)[:120]}") from exc
-        if not isinstance(records, list):
-            raise HTTPException(400, "expected a JSON array of event objects")
-        batch = RawBatch.from_records(records, source="http")
-        batch.raw_lines = [msgspec.json.encode(r) for r in records]
-        return batch
-    return parse_ndjson_bytes(body, source="http")
+def _duration(text: str) -> int:
+    try:
+        ms = parse_duration_ms(text)
+    except ValueError as exc:
+        raise SilenceError(f"duration: {exc}") from exc
+    if ms <= 0:
+        raise SilenceError("duration: must be positive")
+    return ms

@@ -1,44 +1,53 @@
-"""LiveService: one live pipeline shared by the HTTP handlers (thread-safe), with its metrics and alerts."""
+"""LiveService: one live pipeline shared by the HTTP handlers (thread-safe), with its metrics, alerts and state.
+
+Alerts (every state change) and silences live in SQLite (``db``: a file survives restarts, the default is an
+in-memory database); recent rejected events are kept in a memory ring (quarantine) and recent detection results
+per series for charts.
+"""
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
+
+from tunewatch.alert.engine import AlertEngine
 from tunewatch.alert.model import Alert
-from tunewatch.alert.rules import RuleSet
+from tunewatch.alert.rules import RuleSet, load_rules
+from tunewatch.detect.stage import DetectionStage
 from tunewatch.ingest.batch import RawBatch
+from tunewatch.ingest.readers import parse_ndjson_bytes
+from tunewatch.monitor.profiling import SectionProfiler
 from tunewatch.monitor.prometheus import PrometheusMetricsManager
+from tunewatch.notify.matchers import Matcher
+from tunewatch.notify.silence import Silence, SilenceStore
 from tunewatch.pipeline.core import Pipeline
+from tunewatch.process.processor import ProcessingResult
+from tunewatch.security.keys import ApiKeyStore
+from tunewatch.server.alertlog import AlertLog
+from tunewatch.server.decode import LinesPayload, Payload, RecordsPayload
+from tunewatch.server.quarantine import QuarantineRing
+from tunewatch.server.report import IngestReport, split_lines_outcome, whole_report
+from tunewatch.server.series import SeriesStore
+from tunewatch.server.settings import ServerSettings
+from tunewatch.store.sqlite import connect
+from tunewatch.validate.validator import ValidationResult
 
-
-@dataclass(slots=True)
-class IngestReport:
-    """What one ingest call did."""
-
-    received: int
-    accepted: int
-    rejected: int
-    duplicates: int
-    errors: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form returned by the ingest endpoint."""
-        return {
-            "received": self.received,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "duplicates": self.duplicates,
-            "errors": self.errors,
-        }
+__all__ = ["IngestReport", "LiveService"]
 
 
 class LiveService:
-    """Owns the live pipeline, its Prometheus metrics and the alert history; safe to call from many threads."""
+    """Owns the live pipeline, its Prometheus metrics, alert log, silences, API keys, quarantine and series.
+
+    Safe to call from many threads: pipeline steps are serialised by one lock, each store has its own.
+    """
 
     def __init__(
         self,
@@ -47,49 +56,187 @@ class LiveService:
         clock: Callable[[], float] = time.time,
         on_alert: Callable[[Alert], None] | None = None,
         history: int = 1000,
+        db: str | Path | None = None,
+        rules_path: Path | None = None,
+        settings: ServerSettings | None = None,
     ) -> None:
-        self.metrics = PrometheusMetricsManager()
+        self.settings = settings or ServerSettings()
+        self.metrics = PrometheusMetricsManager(clock=clock)
         self.clock = clock
+        self.history_limit = history
+        self.rules_path = rules_path
         self._lock = threading.Lock()
-        self._history: deque[Alert] = deque(maxlen=history)
         self._on_alert = on_alert
-        self.pipeline = Pipeline(rules, live=True, clock=clock, on_alert=self._alert)
+        self._new_alerts: list[Alert] = []
+        self._requests = 0  # HTTP requests ingested, numbering quarantine entries
+        target = str(db if db is not None else (self.settings.db or ":memory:"))
+        self.db_path = target
+        self._alert_conn = connect(target, check_same_thread=False)
+        self.alert_log = AlertLog(self._alert_conn)
+        self._silence_lock = threading.Lock()
+        self._silence_conn = connect(target, check_same_thread=False)
+        self.silences = SilenceStore(self._silence_conn)
+        self.keys = ApiKeyStore(connect(target, check_same_thread=False))
+        self.quarantine = QuarantineRing(self.settings.quarantine_size)
+        self.series = SeriesStore(self.settings.series_windows)
+        self.profiler = SectionProfiler()
+        self.pipeline = Pipeline(
+            rules if rules is not None else load_rules(rules_path),
+            live=True,
+            clock=clock,
+            on_alert=self._alert,
+            on_metrics=self._detections,
+        )
         self.started = time.time()
 
+    # ------------------------------------------------------------------------------------------- pipeline
+
     def _alert(self, alert: Alert) -> None:
-        self._history.append(alert)
-        self.metrics.alerts.labels(alert.status, alert.name).inc()
+        self._new_alerts.append(alert)
+        self.metrics.record_alert_change(alert.status, alert.name)
         if self._on_alert is not None:
             self._on_alert(alert)
 
-    def ingest(self, batch: RawBatch) -> IngestReport:
-        """Run one batch through the pipeline and record its outcome in the metrics."""
-        with self._lock:
-            t0 = time.perf_counter()
+    def _detections(self, processed: ProcessingResult, detections: pl.DataFrame) -> None:
+        self.series.add(detections)
+        self.metrics.record_detection(
+            detections, series=self.pipeline.detection.series_count, detectors=len(self.pipeline.detection.detectors)
+        )
+
+    def now_ms(self) -> int:
+        """The service clock in epoch milliseconds (simulated in ``tunewatch run``)."""
+        return int(self.clock() * 1000)
+
+    def _step(self, batch: RawBatch) -> ValidationResult:
+        """One pipeline step (caller holds the lock): metrics recorded, alert changes persisted."""
+        t0 = time.perf_counter()
+        with self.profiler.section():
             outcome = self.pipeline.ingest(batch)
-            elapsed = time.perf_counter() - t0
-            v = outcome.validation
-            self.metrics.record_validation(
-                received=v.received, accepted=v.accepted, rejected=v.reason_counts, duplicates=v.duplicates
-            )
-            self.metrics.stage_seconds.labels("pipeline").observe(elapsed)
-            self.metrics.record_metrics(outcome.processed)
-            if v.watermark is not None:
-                self.metrics.watermark.set(v.watermark / 1000)
-                self.metrics.freshness.set(max(0.0, self.clock() - v.watermark / 1000))
-            self.metrics.series.set(self.pipeline.detection.series_count)
-            self.metrics.active_alerts.set(len(self.pipeline.engine.active()))
-            return IngestReport(v.received, v.accepted, v.rejected_count, v.duplicates, v.messages(20))
+        elapsed = time.perf_counter() - t0
+        v = outcome.validation
+        m = self.metrics
+        m.record_validation(received=v.received, accepted=v.accepted, rejected=v.reason_counts, duplicates=v.duplicates)
+        m.observe_stage("pipeline", elapsed)
+        m.record_metrics(outcome.processed)
+        m.record_watermark(v.watermark)
+        if self._new_alerts:
+            self.alert_log.record(self._new_alerts, self.now_ms())
+            self._new_alerts = []
+        if self.alert_log.restored and outcome.processed.windows:
+            self._settle_restored(v.watermark)
+        m.record_alerts(self.alert_log.active())
+        return v
+
+    def _settle_restored(self, watermark: int | None) -> None:
+        """Alerts restored from the database: confirmed when the engine fires them, resolved after a grace period."""
+        confirmed = {a.fingerprint for a in self.pipeline.engine.active()}
+        expire = self.pipeline.counters.windows >= self.settings.restored_alert_grace_windows
+        for alert in self.alert_log.settle_restored(confirmed, expire=expire, at_ms=watermark, now_ms=self.now_ms()):
+            self.metrics.record_alert_change(alert.status, alert.name)
+            if self._on_alert is not None:
+                self._on_alert(alert)
+
+    def ingest(self, batch: RawBatch) -> IngestReport:
+        """Run one batch through the pipeline; report on the whole batch."""
+        with self._lock:
+            result = self._step(batch)
+            self.quarantine.add(result.rejected)
+            return whole_report(result)
+
+    def ingest_payloads(self, payloads: Sequence[Payload]) -> list[IngestReport]:
+        """Run many requests' events: every NDJSON/JSON payload joined in one step, msgpack ones each alone."""
+        lines = [(i, p) for i, p in enumerate(payloads) if isinstance(p, LinesPayload)]
+        reports: dict[int, IngestReport] = {}
+        with self._lock:
+            first = self._requests + 1
+            self._requests += len(payloads)
+            if lines:
+                batch = parse_ndjson_bytes(b"".join(p.lines for _, p in lines), source="http")
+                result = self._step(batch)
+                starts = np.cumsum([0] + [p.count for _, p in lines])
+
+                def locate(line_no: int) -> dict[str, Any]:
+                    k = int(np.searchsorted(starts, line_no - 1, side="right")) - 1
+                    i, p = lines[k]
+                    return {"request": first + i, p.kind: p.position(line_no - int(starts[k]))}
+
+                self.quarantine.add(result.rejected, locate)
+                for (i, _), report in zip(
+                    lines, split_lines_outcome(batch, result, [p for _, p in lines]), strict=True
+                ):
+                    reports[i] = report
+            for i, p in enumerate(payloads):
+                if isinstance(p, RecordsPayload):
+                    result = self._step(p.batch)
+                    self.quarantine.add(result.rejected, functools.partial(_index_of, request=first + i))
+                    reports[i] = whole_report(result)
+        return [reports[i] for i in range(len(payloads))]
+
+    def reload_rules(self) -> RuleSet:
+        """Reload the rule file (the built-in pack without one); detectors restart their warm-up.
+
+        Raises :class:`tunewatch.errors.ConfigError` for an invalid file (the old rules stay in force).
+        """
+        rules = load_rules(self.rules_path)
+        with self._lock:
+            self.pipeline.rules = rules
+            self.pipeline.detection = DetectionStage(rules.targets())
+            self.pipeline.engine = AlertEngine(rules)
+        return rules
+
+    # ------------------------------------------------------------------------------------------- queries
 
     def active_alerts(self) -> list[Alert]:
-        """Alerts firing now."""
-        with self._lock:
-            return self.pipeline.engine.active()
+        """Alerts firing now (kept in the alert log, so they survive a restart)."""
+        return self.alert_log.active()
 
     def alert_history(self) -> list[Alert]:
         """Recent alert state changes, newest last."""
-        with self._lock:
-            return list(self._history)
+        return self.alert_log.history(self.history_limit)
+
+    def silenced_by(self, alert: Alert, now_ms: int | None = None) -> list[str]:
+        """Ids of the active silences that mute ``alert``."""
+        now = self.now_ms() if now_ms is None else now_ms
+        with self._silence_lock:
+            active = self.silences.active(now)
+        return [s.id for s in active if s.mutes(alert.labels, now)]
+
+    def add_silence(
+        self, matchers: Sequence[Matcher], *, starts_at: int | None, ends_at: int, created_by: str, comment: str
+    ) -> Silence:
+        """Create a silence (see :meth:`SilenceStore.add`); ``starts_at`` None means now."""
+        now = self.now_ms()
+        with self._silence_lock:
+            return self.silences.add(
+                matchers,
+                starts_at=now if starts_at is None else starts_at,
+                ends_at=ends_at,
+                created_by=created_by,
+                comment=comment,
+                now_ms=now,
+            )
+
+    def list_silences(self) -> list[Silence]:
+        """Every silence, newest first."""
+        with self._silence_lock:
+            return self.silences.find(self.now_ms())
+
+    def expire_silence(self, silence_id: str) -> Silence:
+        """End a silence now."""
+        with self._silence_lock:
+            return self.silences.expire(silence_id, self.now_ms())
+
+    def ready(self) -> dict[str, bool]:
+        """Dependency checks for ``/readyz``: each database connection answers."""
+        checks: dict[str, bool] = {}
+        for name, conn in (("alert_db", self._alert_conn), ("silence_db", self._silence_conn)):
+            try:
+                conn.execute("SELECT 1").fetchone()
+                checks[name] = True
+            except sqlite3.Error:
+                checks[name] = False
+        checks["pipeline"] = not self._lock.locked() or (self._lock.acquire(timeout=5.0) and _release(self._lock))
+        return checks
 
     def status(self) -> dict[str, Any]:
         """Counters for the health endpoint and the console."""
@@ -101,5 +248,17 @@ class LiveService:
             "duplicates": c.duplicates,
             "windows": c.windows,
             "watermark": self.pipeline.validator.watermark.value,
+            "active_alerts": len(self.alert_log.active()),
+            "quarantined": self.quarantine.total,
             "uptime_s": round(time.time() - self.started, 1),
         }
+
+
+def _index_of(line_no: int, *, request: int) -> dict[str, Any]:
+    """Quarantine location of a msgpack request's row (the validator numbers rows from 1)."""
+    return {"request": request, "index": line_no - 1}
+
+
+def _release(lock: threading.Lock) -> bool:
+    lock.release()
+    return True

@@ -1,0 +1,200 @@
+"""HTTP ingest benchmark: single-event POSTs (req/s, p50/p95/p99 latency) and 1,000-event batches (events/s).
+
+Usage: python bench/http.py [--seconds 10] [--connections 64] [--batch-connections 4] [--loadgen auto|wrk|python]
+
+Starts ``tunewatch.server`` with production settings on loopback (uvicorn, one worker, httptools, uvloop when
+installed, no access log, a fresh SQLite database, default rate limits) and drives it for a bounded time with
+``wrk`` (Debian package ``wrk``) when installed, else with an asyncio httpx load generator in a separate process.
+Every event has a unique id and a current timestamp, so all are accepted and run through the whole pipeline.
+Targets (issue 7, 2 cores): >= 10,000 req/s with p99 < 50 ms single-event, >= 300,000 events/s batched.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This file is named http.py: drop its own directory from the path so that `import http` finds the stdlib.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import httpx  # noqa: E402
+
+EVENT = {
+    "event_type": "play", "user_id": "u1", "market": "BR", "platform": "android", "tier": "premium",
+    "cdn": "edge-1", "source": "playlist", "track_id": "t1", "artist_id": "a1", "ms_played": 60000,
+    "track_duration_ms": 200000, "reason_end": "trackdone", "startup_ms": 300, "bitrate_kbps": 320,
+}  # fmt: skip
+
+WRK_SCRIPT = r"""
+local counter = 0
+local next_tid = 0
+function setup(thread) thread:set("tid", next_tid); next_tid = next_tid + 1 end
+function init(args)
+  prefix = args[1] .. "-" .. tostring(tid)
+  local f = assert(io.open(args[2], "rb"))
+  template = f:read("*a")
+  f:close()
+end
+function request()
+  counter = counter + 1
+  local body = template:gsub("@ID@", prefix .. "-" .. counter)
+  return wrk.format("POST", "/api/v1/events", {["Content-Type"] = "application/json"}, body)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _template(n: int, ts: int) -> str:
+    """A JSON array of ``n`` events whose ids contain the placeholder ``@ID@``."""
+    events = [{"event_id": f"@ID@-{i}", "ts": ts, **EVENT} for i in range(n)]
+    return json.dumps(events, separators=(",", ":"))
+
+
+@contextlib.contextmanager
+def server(port: int) -> Iterator[str]:
+    """The service as a production process on loopback."""
+    tmp = Path(tempfile.mkdtemp(prefix="tw-bench-http-"))
+    cmd = [sys.executable, "-m", "uvicorn", "tunewatch.server.entry:app_from_env", "--factory",
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--http", "httptools",
+           "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    if importlib.util.find_spec("uvloop") is not None:
+        cmd += ["--loop", "uvloop"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "TUNEWATCH_DB": str(tmp / "tunewatch.db")})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base + "/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_wrk(base: str, template: str, seconds: float, connections: int, tag: str) -> dict[str, float]:
+    """Drive ``base`` with wrk (one thread); return req/s, latency percentiles (ms) and errors."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as body:
+        body.write(template)
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--timeout", "10s", "-s", f.name,
+           base + "/api/v1/events", "--", tag, body.name]  # fmt: skip
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(f.name)
+        os.unlink(body.name)
+    fields = next(line for line in out.splitlines() if line.startswith("RESULT")).split()[1:]
+    requests, duration_us, p50, p95, p99, errors = (int(x) for x in fields)
+    return {"rps": requests / (duration_us / 1e6), "p50": p50 / 1000, "p95": p95 / 1000, "p99": p99 / 1000,
+            "errors": errors, "requests": requests}  # fmt: skip
+
+
+async def _python_load(base: str, template: str, seconds: float, connections: int, tag: str) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+
+    async def worker(client: httpx.AsyncClient, wid: int) -> None:
+        nonlocal errors
+        n = 0
+        while time.perf_counter() < stop:
+            n += 1
+            body = template.replace("@ID@", f"{tag}-{wid}-{n}")
+            t0 = time.perf_counter()
+            try:
+                r = await client.post("/api/v1/events", content=body, headers={"content-type": "application/json"})
+                errors += r.status_code != 200
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        await asyncio.gather(*(worker(client, i) for i in range(connections)))
+    elapsed = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0] if latencies else 0.0] * 99
+    return {"rps": len(latencies) / elapsed, "p50": q[49] * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000,
+            "errors": errors, "requests": len(latencies)}  # fmt: skip
+
+
+def run_python(base: str, template: str, seconds: float, connections: int, tag: str) -> dict[str, float]:
+    """Drive ``base`` with the asyncio httpx generator in a separate process (so it does not share a GIL)."""
+    code = (
+        "import asyncio, json, sys; sys.path.insert(0, sys.argv[1]); import http_bench_load as m; "
+        "args = json.loads(open(sys.argv[2]).read()); print(json.dumps(asyncio.run(m._python_load(*args))))"
+    )
+    with tempfile.TemporaryDirectory() as d:
+        shutil.copy(__file__, Path(d) / "http_bench_load.py")
+        args = Path(d) / "args.json"
+        args.write_text(json.dumps([base, template, seconds, connections, tag]))
+        out = subprocess.run([sys.executable, "-c", code, d, str(args)], capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each scenario")
+    parser.add_argument("--connections", type=int, default=128, help="concurrent connections, single-event POSTs")
+    parser.add_argument("--batch-connections", type=int, default=4, help="concurrent connections, batches")
+    parser.add_argument("--batch", type=int, default=1000, help="events per batch")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    args = parser.parse_args()
+    use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
+    drive = run_wrk if use_wrk else run_python
+    ts = int(time.time() * 1000) - 30_000
+    print(f"load generator: {'wrk' if use_wrk else 'python asyncio httpx'}; {os.cpu_count()} cores; "
+          f"{args.seconds:g} s per scenario")  # fmt: skip
+    with server(_free_port()) as base:
+        drive(base, _template(1, ts), 2, 8, "warm")  # warm-up (imports, first windows)
+        single = drive(base, _template(1, ts), args.seconds, args.connections, "s")
+        batched = drive(base, _template(args.batch, ts), args.seconds, args.batch_connections, "b")
+        status = httpx.get(base + "/healthz").json()
+    print(
+        f"single-event POST : {single['rps']:>10,.0f} req/s   p50 {single['p50']:.1f} ms   p95 {single['p95']:.1f} ms"
+        f"   p99 {single['p99']:.1f} ms   errors {single['errors']:.0f}   (target >= 10,000 req/s, p99 < 50 ms)"
+    )
+    print(
+        f"{args.batch:,}-event batch : {batched['rps'] * args.batch:>10,.0f} events/s ({batched['rps']:,.1f} req/s, "
+        f"p50 {batched['p50']:.1f} ms, p99 {batched['p99']:.1f} ms, errors {batched['errors']:.0f})"
+        "   (target >= 300,000 events/s)"
+    )
+    print(f"server accounting: {status['received']:,} received, {status['accepted']:,} accepted, "
+          f"{status['rejected']:,} rejected, {status['duplicates']:,} duplicates")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

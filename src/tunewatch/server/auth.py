@@ -1,0 +1,78 @@
+"""Access control for the HTTP API: API key with the right scope (when auth is on), then rate limits.
+
+Keys are read from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Without a key: 401; a key without
+the scope: 403; over a rate limit (per key, and per client address): 429 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastapi import HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from tunewatch.security.keys import ApiKey, ApiKeyStore, Scope
+from tunewatch.security.ratelimit import RateLimiter
+
+#: Documented in OpenAPI (so that /docs can send a key); the check itself reads the headers directly.
+BEARER = HTTPBearer(auto_error=False, description="API key as a bearer token.")
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key.")
+
+
+def _token(headers: Mapping[str, str]) -> str | None:
+    header = headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = headers.get("x-api-key")
+    return key.strip() if key and key.strip() else None
+
+
+class AccessControl:
+    """Admits or refuses requests (raises :class:`fastapi.HTTPException` with 401, 403 or 429)."""
+
+    def __init__(self, *, auth: bool, keys: ApiKeyStore, limiter: RateLimiter) -> None:
+        self.auth = auth
+        self.keys = keys
+        self.limiter = limiter
+
+    async def admit(self, scope: Scope, headers: Mapping[str, str], address: str | None) -> ApiKey | None:
+        """Check a request needing ``scope``; return its key (None when auth is off)."""
+        key: ApiKey | None = None
+        if self.auth:
+            token = _token(headers)
+            if token is None:
+                raise HTTPException(
+                    401,
+                    "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            key = self.keys.cached(token) or await run_in_threadpool(self.keys.verify, token)
+            if key is None:
+                raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+            if not key.allows(scope):
+                raise HTTPException(403, f"API key {key.name!r} does not have the {scope!r} scope")
+        if self.limiter.enabled:
+            refused = self.limiter.hit(key_id=key.id if key is not None else None, address=address)
+            if refused is not None:
+                wait = refused.retry_after_s
+                raise HTTPException(
+                    429,
+                    f"rate limit exceeded ({refused.limit} per {refused.scope}); retry in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                )
+        return key
+
+    def dependency(self, scope: Scope) -> Callable[[Request], Awaitable[ApiKey | None]]:
+        """A FastAPI dependency admitting requests that need ``scope``."""
+
+        async def check(
+            request: Request,
+            _bearer: HTTPAuthorizationCredentials | None = Security(BEARER),
+            _header: str | None = Security(API_KEY_HEADER),
+        ) -> ApiKey | None:
+            return await self.admit(scope, request.headers, request.client.host if request.client else None)
+
+        return check

@@ -1,0 +1,42 @@
+"""Server settings, from keyword arguments or ``TUNEWATCH_*`` environment variables (pydantic-settings).
+
+Authentication is off by default: ``tunewatch serve`` and ``tunewatch run`` listen on loopback (127.0.0.1), where
+only local users can connect. Set ``TUNEWATCH_AUTH=1`` (and create keys with ``tunewatch keys create``) before
+listening on any other address. ``TUNEWATCH_DB`` names the SQLite database that keeps alerts, silences and API
+keys across restarts; without it they live in memory only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseSettings):
+    """Settings of the HTTP service; every field can be set with ``TUNEWATCH_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNEWATCH_", extra="ignore", frozen=True)
+
+    auth: bool = Field(
+        default=False, description="Require API keys (header `Authorization: Bearer <key>` or `X-API-Key`)."
+    )
+    db: Path | None = Field(
+        default=None, description="SQLite database for alerts, silences and API keys (none: memory)."
+    )
+    rules: Path | None = Field(default=None, description="Rule file (YAML) for the entry point; none: built-in.")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0, description="Largest request body accepted, as sent.")
+    max_decoded_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest body after decompression.")
+    rate_limit_per_key: str = Field(default="20000/second", description="Per API key (limits notation; empty: none).")
+    rate_limit_per_address: str = Field(default="20000/second", description="Per client address (empty: none).")
+    rate_limit_storage: str | None = Field(
+        default=None, description="limits storage URL, e.g. redis://host:6379 (memory)."
+    )
+    batch_max_events: int = Field(default=50_000, gt=0, description="Most events the ingest batcher runs in one step.")
+    restored_alert_grace_windows: int = Field(
+        default=15, ge=1, description="Windows after a restart before alerts the engine did not re-fire resolve."
+    )
+    gc_freeze: bool = Field(default=True, description="gc.freeze() at start-up (shorter garbage-collector pauses).")
+    quarantine_size: int = Field(default=1000, ge=0, description="Recent rejected events kept for /api/v1/quarantine.")
+    series_windows: int = Field(default=6 * 60, gt=0, description="Windows of detection results kept per series.")

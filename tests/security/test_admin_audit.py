@@ -1,0 +1,42 @@
+"""Administrative CLI actions (API keys, silences) land in the signed audit trail when a data key is set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tunewatch.cli.main import app
+from tunewatch.security.keyring import new_entry
+
+runner = CliRunner()
+
+
+def test_key_and_silence_changes_are_audited_and_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "tw.db"
+    monkeypatch.setenv("TUNEWATCH_DATA_KEY", new_entry("k1"))
+    created = runner.invoke(app, ["keys", "create", "--name", "ingest-bot", "--scope", "ingest", "--db", str(db)])
+    assert created.exit_code == 0, created.output
+    silenced = runner.invoke(app, ["silences", "add", "market=BR", "-c", "maintenance", "--db", str(db)])
+    assert silenced.exit_code == 0, silenced.output
+    sid = silenced.output.strip().splitlines()[-1]
+    assert runner.invoke(app, ["silences", "expire", sid, "--db", str(db)]).exit_code == 0
+
+    listed = runner.invoke(app, ["audit", "list", "--db", str(db), "--json"])
+    assert listed.exit_code == 0, listed.output
+    for action in ("api_key.create", "silence.create", "silence.expire"):
+        assert action in listed.output
+    verified = runner.invoke(app, ["audit", "verify", "--db", str(db)])
+    assert verified.exit_code == 0, verified.output
+
+
+def test_without_a_data_key_nothing_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TUNEWATCH_DATA_KEY", raising=False)
+    monkeypatch.delenv("TUNEWATCH_DATA_KEY_FILE", raising=False)
+    db = tmp_path / "tw.db"
+    assert runner.invoke(app, ["silences", "add", "market=BR", "-c", "x", "--db", str(db)]).exit_code == 0
+    from tunewatch.security.audit import AuditLog
+
+    with AuditLog(db) as log:
+        assert list(log.entries()) == []

@@ -1,0 +1,84 @@
+"""The web console in a real headless Chromium: alerts shown safely, a silence created and listed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import BASE_MS
+from tests.server.servers import Browser, chromium_binary, uvicorn_thread
+from tunewatch.alert.rules import parse_rules
+from tunewatch.server import LiveService, create_app
+
+pytestmark = pytest.mark.integration
+
+HOSTILE_RULES = """
+groups:
+  - name: test
+    rules:
+      - alert: PlaysSeen
+        kind: threshold
+        metric: plays
+        op: ">"
+        value: 0
+        dimensions: [market]
+        for: 0s
+        annotations:
+          summary: "<img src=x onerror=\\"window.pwned=1\\"> plays at {{ $value }}"
+"""
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    binary = chromium_binary()
+    if binary is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    b = Browser(binary)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def test_console_lists_alerts_safely_and_creates_a_silence(
+    browser: Browser, play: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    service = LiveService(parse_rules(HOSTILE_RULES), clock=lambda: BASE_MS / 1000 + 600, db=tmp_path / "tw.db")
+    with uvicorn_thread(create_app(service)) as base:
+        import httpx
+
+        events = [play(i, BASE_MS + i * 1000) for i in range(300)]
+        assert httpx.post(base + "/api/v1/events", content=json.dumps(events)).json()["accepted"] == 300
+        browser.call("Page.enable")
+        browser.call("Page.navigate", url=base + "/")
+        browser.wait_for("document.querySelectorAll('#alerts tbody tr[data-fingerprint]').length > 0")
+        summary = browser.evaluate("document.querySelector('#alerts tbody tr td:nth-child(4) div').textContent")
+        assert summary.startswith("<img src=x")  # shown as text ...
+        assert browser.evaluate("document.querySelectorAll('#alerts img').length === 0 && !window.pwned")  # ... inert
+        browser.wait_for("document.querySelector('#series-select').options.length > 0")
+        browser.wait_for("document.querySelector('#chart svg polyline.value') !== null")
+
+        browser.evaluate(
+            """
+            document.querySelector('#silence-matchers').value = 'market=BR';
+            document.querySelector('#silence-comment').value = 'cdn maintenance <b>bold</b>';
+            document.querySelector('#silence-duration').value = '2h';
+            document.querySelector('#silence-submit').click();
+            """
+        )
+        browser.wait_for("document.querySelectorAll('#silences tbody tr.silence').length === 1")
+        row = browser.evaluate(
+            "(() => { const r = document.querySelector('#silences tbody tr.silence');"
+            " return {m: r.querySelector('.matchers').textContent, s: r.querySelector('.state').textContent,"
+            " c: r.querySelector('.comment').textContent, id: r.dataset.id}; })()"
+        )
+        assert row["m"] == 'market="BR"' and row["s"] == "active" and row["c"] == "cdn maintenance <b>bold</b>"
+        assert [s.id for s in service.list_silences()] == [row["id"]]
+        browser.wait_for("document.querySelector('#alerts tbody tr td:nth-child(6)').textContent === 'yes'")
+
+        browser.evaluate("document.querySelector('#silences button.expire').click()")
+        browser.wait_for("document.querySelector('#silences tbody tr.silence .state').textContent === 'expired'")
