@@ -195,3 +195,24 @@ def test_rules_list_reload_health_and_openapi(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     page = client.get("/")
     assert "tunewatch console" in page.text and "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_series_queries_are_served_from_the_cache_until_new_detections_arrive() -> None:
+    """The service caches query results (issue 6): the second identical query is a cache hit, new data a miss."""
+    from fastapi.testclient import TestClient
+
+    from tunewatch.server import LiveService, create_app
+    from tunewatch.simulate import SimulationConfig, Simulator
+
+    service = LiveService()
+    client = TestClient(create_app(service))
+    sim = Simulator(SimulationConfig(minutes=8, events_per_minute=300, seed=4, incidents=False))
+    for block in sim.blocks(4):
+        assert client.post("/api/v1/events", content=block.write_ndjson(), headers={"Content-Type": "application/x-ndjson"}).status_code == 200
+    first = client.get("/api/v1/series/plays", params={"market": "US"}).json()
+    hits_before = service.cache.stats()["hits"]
+    second = client.get("/api/v1/series/plays", params={"market": "US"}).json()
+    assert second == first
+    assert service.cache.stats()["hits"] == hits_before + 1
+    assert service.cache.stats()["sets"] > 0  # metric windows are cached too
+    assert "tunewatch_cache_hits" in client.get("/metrics").text

@@ -229,7 +229,7 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
         Dimensions are query parameters (``?market=BR&cdn=edge-2``); absent ones select the aggregate.
         """
         dims = {k: v for k, v in request.query_params.items() if k in DIMENSION_FIELDS}
-        points = service.series.points(metric, dims)
+        points = service.series_points(metric, dims)
         markers = [
             {
                 "status": a.status,

@@ -11,9 +11,9 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -21,6 +21,7 @@ import polars as pl
 from tunewatch.alert.engine import AlertEngine
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet, load_rules
+from tunewatch.cache import MusicStreamingCacheManager
 from tunewatch.detect.stage import DetectionStage
 from tunewatch.ingest.batch import RawBatch
 from tunewatch.ingest.readers import parse_ndjson_bytes
@@ -59,9 +60,14 @@ class LiveService:
         db: str | Path | None = None,
         rules_path: Path | None = None,
         settings: ServerSettings | None = None,
+        cache: MusicStreamingCacheManager | None = None,
     ) -> None:
         self.settings = settings or ServerSettings()
         self.metrics = PrometheusMetricsManager(clock=clock)
+        #: metric windows and query results; memory by default, Redis / Redis Cluster by TUNEWATCH_CACHE_*
+        self.cache = cache if cache is not None else MusicStreamingCacheManager()
+        self.metrics.watch_cache(self.cache.stats)
+        self._generation = 0  # bumped with every batch of detections: cached query results key on it
         self.clock = clock
         self.history_limit = history
         self.rules_path = rules_path
@@ -99,8 +105,18 @@ class LiveService:
 
     def _detections(self, processed: ProcessingResult, detections: pl.DataFrame) -> None:
         self.series.add(detections)
+        self.cache.store(processed)
+        self._generation += 1
         self.metrics.record_detection(
             detections, series=self.pipeline.detection.series_count, detectors=len(self.pipeline.detection.detectors)
+        )
+
+    def series_points(self, metric: str, dims: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Points of one series, read through the cache until the next batch of detections arrives."""
+        key = "series:" + metric + ":" + ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
+        return cast(
+            list[dict[str, Any]],
+            self.cache.get_or_compute(f"{key}@{self._generation}", lambda: self.series.points(metric, dims), ttl=300),
         )
 
     def now_ms(self) -> int:
