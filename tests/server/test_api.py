@@ -208,7 +208,12 @@ def test_series_queries_are_served_from_the_cache_until_new_detections_arrive() 
     client = TestClient(create_app(service))
     sim = Simulator(SimulationConfig(minutes=8, events_per_minute=300, seed=4, incidents=False))
     for block in sim.blocks(4):
-        assert client.post("/api/v1/events", content=block.write_ndjson(), headers={"Content-Type": "application/x-ndjson"}).status_code == 200
+        assert (
+            client.post(
+                "/api/v1/events", content=block.write_ndjson(), headers={"Content-Type": "application/x-ndjson"}
+            ).status_code
+            == 200
+        )
     first = client.get("/api/v1/series/plays", params={"market": "US"}).json()
     hits_before = service.cache.stats()["hits"]
     second = client.get("/api/v1/series/plays", params={"market": "US"}).json()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import msgspec
 import polars as pl
 
+from tunewatch.ingest.coerce import BAD_TYPE, BAD_UTF8, NOT_FINITE, records_to_raw_frame
 from tunewatch.schema import RAW_SCHEMA
 
 
@@ -27,6 +29,8 @@ class RawBatch:
     ``frame`` has one row per decoded event, in arrival order. ``raw_lines`` (same length, optional) keeps each
     row's bytes as received, so that a rejected event can be quarantined verbatim; ``line_nos`` the 1-based
     line (or row) number of each row in its source. ``undecodable`` lists lines that could not be decoded.
+    ``text_clean`` is a promise by the reader that no text value holds a control, bidirectional or zero-width
+    character, surrounding whitespace or a decoding marker, which lets the validator skip those checks.
     """
 
     frame: pl.DataFrame
@@ -34,6 +38,7 @@ class RawBatch:
     line_nos: Sequence[int] | None = None
     raw_lines: Sequence[bytes] | None = None
     undecodable: list[UndecodableLine] = field(default_factory=list)
+    text_clean: bool = False
 
     @property
     def received(self) -> int:
@@ -42,18 +47,30 @@ class RawBatch:
 
     def raw_of(self, row: int) -> bytes:
         """Bytes of decoded row ``row`` as received (re-encoded as JSON when the source kept none)."""
-        if self.raw_lines is not None:
-            return self.raw_lines[row]
-        record = {k: v for k, v in self.frame.row(row, named=True).items() if v is not None}
-        import msgspec
+        return self.raws_of([row])[0]
 
-        return msgspec.json.encode(record)
+    def raws_of(self, rows: Sequence[int]) -> list[bytes]:
+        """Bytes of several decoded rows as received (re-encoded as compact JSON when the source kept none)."""
+        if self.raw_lines is not None:
+            return [self.raw_lines[r] for r in rows]
+        if not rows:
+            return []
+        part = self.frame[list(rows)]
+        return [msgspec.json.encode({k: v for k, v in rec.items() if v is not None}) for rec in part.to_dicts()]
+
+    def line_of(self, row: int) -> int:
+        """1-based line (or row) number of decoded row ``row`` in its source."""
+        return self.lines_of([row])[0]
+
+    def lines_of(self, rows: Sequence[int]) -> list[int]:
+        """1-based line numbers of several decoded rows."""
+        if self.line_nos is not None:
+            return [self.line_nos[r] for r in rows]
+        return [r + 1 for r in rows]
 
     @classmethod
     def from_records(cls, records: Sequence[dict[str, object]], source: str = "api") -> RawBatch:
         """Build a batch from already-decoded JSON objects (HTTP ingest, the Python API)."""
-        from tunewatch.ingest.coerce import records_to_raw_frame
-
         return cls(frame=records_to_raw_frame(records), source=source)
 
 
@@ -79,11 +96,17 @@ def _to_text(col: pl.Series) -> pl.Series:
         # integral floats as integers ("3.0" -> "3"), others kept (and later rejected for int fields)
         as_int = col.cast(pl.Int64, strict=False)
         exact = as_int.cast(pl.Float64) == col
-        return pl.select(
-            pl.when(exact).then(as_int.cast(pl.String)).otherwise(col.cast(pl.String)).alias(col.name)
-        ).to_series()
+        text = pl.when(exact).then(as_int.cast(pl.String)).otherwise(col.cast(pl.String))
+        marked = pl.when(col.is_finite() | col.is_null()).then(text).otherwise(pl.lit(NOT_FINITE))
+        return pl.select(marked.alias(col.name)).to_series()
     if col.dtype.is_numeric() or col.dtype == pl.Date:
         return col.cast(pl.String)
     if col.dtype == pl.Binary:
-        return col.cast(pl.String, strict=False)
+        decoded = col.cast(pl.String, strict=False)
+        bad = decoded.is_null() & col.is_not_null()
+        return pl.select(pl.when(bad).then(pl.lit(BAD_UTF8)).otherwise(decoded).alias(col.name)).to_series()
+    if isinstance(col.dtype, pl.List | pl.Array | pl.Struct | pl.Object):
+        return pl.select(pl.when(col.is_not_null()).then(pl.lit(BAD_TYPE)).alias(col.name)).to_series()
+    if isinstance(col.dtype, pl.Categorical | pl.Enum):
+        return col.cast(pl.String)
     return pl.Series(col.name, [None if v is None else str(v) for v in col.to_list()], dtype=pl.String)

@@ -1,52 +1,149 @@
-"""Exact duplicate detection by ``event_id`` within an event-time horizon (memory-bounded, no false positives)."""
+"""Exact duplicate detection by ``event_id`` within an event-time horizon (memory-bounded, no false positives).
+
+Ids are looked up by a 64-bit hash: a fixed-size bitmap of hash prefixes answers "certainly new" for almost
+every id in one vectorised gather; the few others are searched in sorted NumPy runs (one run per batch, merged
+in a binary-counter pattern, like a tiny LSM tree), and every hash hit is confirmed by comparing the id
+strings, so a distinct event is never taken for a duplicate.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 DEFAULT_DEDUP_HORIZON_MS = 60 * 60 * 1000
+_PREFIX_BITS = 24  # 16 Mi one-byte cells: ~6 % false "maybe" at 1M remembered ids
+_SHIFT = np.uint64(64 - _PREFIX_BITS)
+
+
+@dataclass(slots=True)
+class _Run:
+    """Remembered ids of some batches: ids and times in arrival order, hashes sorted with their positions."""
+
+    hashes: npt.NDArray[np.uint64]  # sorted
+    positions: npt.NDArray[np.int64]  # row in ``ids`` of each sorted hash
+    ids: pl.Series
+    ts: npt.NDArray[np.int64]
+
+    @property
+    def newest(self) -> int:
+        return int(self.ts.max()) if self.ts.size else np.iinfo(np.int64).min
+
+    def id_at(self, sorted_index: npt.NDArray[np.int64]) -> pl.Series:
+        """Ids of the given sorted-hash slots."""
+        return self.ids.gather(self.positions[sorted_index])
+
+
+def _hash(ids: pl.Series) -> npt.NDArray[np.uint64]:
+    return ids.hash(seed=0x7E57).to_numpy()
 
 
 class DuplicateFilter:
     """Remembers the ids of accepted events whose time is within ``horizon_ms`` of the watermark.
 
-    Memory is bounded by the number of events in the horizon. Ids are compared exactly (strings), so a
-    distinct event is never taken for a duplicate. A repeat of an id older than the horizon is no longer
-    recognised, but such an event is also older than the allowed lateness and is rejected as late.
+    Memory is bounded by the number of events in the horizon (plus the batches not yet merged, whose ids
+    beyond the horizon are dropped at the next merge) and a fixed 16 MiB prefix bitmap. A repeat of an id
+    older than the horizon is no longer recognised; such an event is normally older than the allowed lateness
+    too, and rejected as late.
+
+    >>> f = DuplicateFilter()
+    >>> f.duplicate_mask(pl.Series(["a", "b", "a"])).tolist()
+    [False, False, True]
     """
 
     def __init__(self, horizon_ms: int = DEFAULT_DEDUP_HORIZON_MS) -> None:
         self.horizon_ms = horizon_ms
-        self._seen = pl.DataFrame(schema={"event_id": pl.String, "ts": pl.Int64})
-        self._pending: list[pl.DataFrame] = []
-        self._pending_rows = 0
+        self._runs: list[_Run] = []
+        self._cutoff: int | None = None
+        self._maybe = np.zeros(1 << _PREFIX_BITS, dtype=np.bool_)
 
-    def duplicate_mask(self, ids: pl.Series) -> pl.Series:
-        """True for ids seen before (in an earlier batch or earlier in this one)."""
-        frame = pl.DataFrame({"event_id": ids})
-        repeat_in_batch = ~frame.get_column("event_id").is_first_distinct()
-        self._compact()
-        if not self._seen.height:
-            return repeat_in_batch
-        return repeat_in_batch | frame.get_column("event_id").is_in(self._seen.get_column("event_id").implode())
+    def duplicate_mask(self, ids: pl.Series) -> npt.NDArray[np.bool_]:
+        """True for ids seen before (in an earlier batch or earlier in this one), compared exactly."""
+        n = len(ids)
+        if n == 0:
+            return np.zeros(0, dtype=bool)
+        ids = ids.rename("id")
+        hashes = _hash(ids)
+        dup = np.zeros(n, dtype=bool)
+        shared = pl.Series(hashes).is_duplicated().to_numpy()
+        if shared.any():
+            rows = np.flatnonzero(shared)
+            dup[rows] = ~ids.gather(rows).is_first_distinct().to_numpy()
+        if self._runs:
+            maybe = np.flatnonzero(self._maybe[hashes >> _SHIFT])
+            if maybe.size:
+                dup[maybe] |= self._seen(ids.gather(maybe), hashes[maybe])
+        return dup
+
+    def _seen(self, ids: pl.Series, hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+        """Exact membership of ``ids`` among the remembered ones."""
+        seen = np.zeros(len(ids), dtype=bool)
+        order = np.argsort(hashes)
+        query = hashes[order]  # sorted queries make the binary searches cache-friendly
+        for run in self._runs:
+            size = run.hashes.size
+            if not size:
+                continue
+            left = np.searchsorted(run.hashes, query)
+            at = np.minimum(left, size - 1)
+            found = np.flatnonzero(run.hashes[at] == query)
+            if not found.size:
+                continue
+            nxt = np.minimum(left[found] + 1, size - 1)
+            single = (left[found] + 1 >= size) | (run.hashes[nxt] != query[found])
+            hit, pos = order[found[single]], left[found[single]]
+            same = (run.id_at(pos) == ids.gather(hit)).fill_null(False).to_numpy()
+            seen[hit[same]] = True
+            for k in found[~single]:  # a 64-bit hash collision inside the run: compare every candidate
+                row, start = int(order[k]), int(left[k])
+                stop = int(np.searchsorted(run.hashes, query[k], side="right"))
+                seen[row] |= ids[row] in run.id_at(np.arange(start, stop)).to_list()
+        return seen
 
     def remember(self, ids: pl.Series, ts: pl.Series) -> None:
-        """Record accepted events."""
-        if len(ids):
-            self._pending.append(pl.DataFrame({"event_id": ids, "ts": ts}))
-            self._pending_rows += len(ids)
+        """Record accepted events (their ids and event times)."""
+        if not len(ids):
+            return
+        hashes = _hash(ids)
+        self._maybe[hashes >> _SHIFT] = True
+        self._runs.append(self._make_run(hashes, ids, ts.to_numpy().astype(np.int64)))
+        while len(self._runs) >= 2 and self._runs[-2].hashes.size <= 2 * self._runs[-1].hashes.size:
+            self._merge_last_two()
 
     def evict(self, watermark: int | None) -> None:
-        """Forget ids whose time is older than ``watermark - horizon``."""
-        self._compact()
-        if watermark is not None and self._seen.height:
-            self._seen = self._seen.filter(pl.col("ts") >= watermark - self.horizon_ms)
+        """Forget ids whose time is older than ``watermark - horizon`` (whole runs now, single ids at merges)."""
+        if watermark is None:
+            return
+        self._cutoff = watermark - self.horizon_ms
+        kept = [run for run in self._runs if run.newest >= self._cutoff]
+        if len(kept) < len(self._runs):
+            self._runs = kept
+            self._rebuild_bitmap()
 
     def __len__(self) -> int:
-        return self._seen.height + self._pending_rows
+        return sum(run.hashes.size for run in self._runs)
 
-    def _compact(self) -> None:
-        if self._pending:
-            self._seen = pl.concat([self._seen, *self._pending], rechunk=True)
-            self._pending.clear()
-            self._pending_rows = 0
+    def _make_run(self, hashes: npt.NDArray[np.uint64], ids: pl.Series, ts: npt.NDArray[np.int64]) -> _Run:
+        order = np.argsort(hashes, kind="stable")
+        return _Run(hashes[order], order.astype(np.int64), ids, ts)
+
+    def _merge_last_two(self) -> None:
+        older, newer = self._runs[-2], self._runs[-1]
+        if self._cutoff is not None and (older.ts.min(initial=self._cutoff) < self._cutoff):
+            keep = np.flatnonzero(older.ts >= self._cutoff)  # drop what fell out of the horizon
+            older = self._make_run(_hash(older.ids.gather(keep)), older.ids.gather(keep), older.ts[keep])
+            self._runs[-2] = older
+            self._rebuild_bitmap()
+        hashes = np.concatenate([older.hashes, newer.hashes])
+        positions = np.concatenate([older.positions, newer.positions + len(older.ids)])
+        order = np.argsort(hashes, kind="stable")  # two sorted runs: a linear merge for timsort
+        ids = pl.concat([older.ids, newer.ids], rechunk=False)
+        self._runs[-2:] = [_Run(hashes[order], positions[order], ids, np.concatenate([older.ts, newer.ts]))]
+
+    def _rebuild_bitmap(self) -> None:
+        self._maybe[:] = False
+        for run in self._runs:
+            self._maybe[run.hashes >> _SHIFT] = True

@@ -8,7 +8,8 @@ REASON_MESSAGES: Final[dict[str, str]] = {
     "missing": "is required but missing",
     "required_for_type": "is required for this event_type but missing",
     "too_long": "is longer than allowed",
-    "control_chars": "contains control or bidirectional-override characters",
+    "control_chars": "contains control, zero-width or bidirectional-override characters",
+    "whitespace": "has leading or trailing whitespace",
     "not_in_enum": "is not one of the allowed values",
     "unknown_country": "is not an upper-case ISO 3166-1 alpha-2 country code",
     "not_integer": "is not an integer",
@@ -28,7 +29,9 @@ REASON_MESSAGES: Final[dict[str, str]] = {
     "number_out_of_range": "holds a number out of range",
     "invalid_csv": "is not a valid CSV row",
     "wrong_field_count": "has the wrong number of CSV fields",
-    "bad_type": "has the wrong JSON type (object, array, NaN or infinity)",
+    "bad_type": "has the wrong JSON type (an object, array or boolean where text or a number belongs)",
+    "not_finite": "is NaN or infinity",
+    "not_ip": "is not an IPv4 or IPv6 address",
 }
 
 

@@ -1,131 +1,386 @@
-"""The §2 event rules as vectorised Polars expressions over the raw text columns.
+"""The §2 event rules as vectorised Polars expressions, each with a cheap whole-column screen.
 
-Each rule is a ``(reason, failing_mask)`` pair: ``reason`` is the machine-readable ``field: code`` and the mask
-is true for the rows that break the rule. Typed helper columns (``<field>__v``) are prepared by
-:func:`typed_columns` first; the validator evaluates all masks in one pass.
+A :class:`Rule` has three parts:
+
+* ``screen`` — a test on whole-column statistics (:class:`ColumnStats`: null counts, min/max, byte lengths),
+  computed once per batch; a rule whose screen is false cannot fail on any row and is skipped entirely;
+* ``detect`` — a cheap row mask, a superset of the failing rows, evaluated over the whole batch;
+* ``mask`` — the exact failing-row mask, evaluated only on the rows some ``detect`` flagged.
+
+Work columns: the raw text ``<field>``, the typed value ``<field>__v`` (ints, the timestamp in epoch ms,
+bools) and, for enumerations, ``<field>__e`` (an ``Enum`` cast, null where the text is not a member).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final
 
 import polars as pl
 
-from tunewatch.ingest.coerce import BAD_TYPE
+from tunewatch.ingest.coerce import BAD_TYPE, BAD_UTF8, MARKERS, NOT_FINITE
 from tunewatch.schema import (
     COUNTRY_CODES,
     DURATION_SLACK_MS,
     FIELDS,
     FUTURE_TOLERANCE_MS,
-    RETENTION_MS,
-    SKIP_MAX_MS,
-    SKIP_REASONS,
+    Field,
     Kind,
 )
 
 TYPED_SUFFIX: Final = "__v"
-#: Control characters (C0 except none, DEL, C1) and bidirectional overrides/isolates.
-_CONTROL_RE: Final = r"[\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]"
+ENUM_SUFFIX: Final = "__e"
+#: C0/C1 controls, DEL, zero-width and bidirectional marks/overrides/isolates, line/paragraph separators, BOM.
+CONTROL_RE: Final = r"[\x00-\x1F\x7F-\x9F\u061C\u200B-\u200F\u2028-\u202E\u2060-\u2069\uFEFF]"
+_SPACES: Final = r"[ \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]"  # whitespace that is not a control
+_PADDED_RE: Final = rf"^{_SPACES}|{_SPACES}$"
 _RFC3339: Final = "%Y-%m-%dT%H:%M:%S%.f%#z"
-_IPV4_RE: Final = r"^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
-_IPV6_RE: Final = r"^[0-9A-Fa-f:]{2,39}(%[0-9A-Za-z]+)?$|^[0-9A-Fa-f:]{2,29}:(\d{1,3}\.){3}\d{1,3}$"
+_OCTET: Final = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+#: IPv4 dotted quad, or IPv6 (hex groups and colons, an optional zone, an optional embedded IPv4), in one regex.
+_IP_RE: Final = (
+    rf"^(?:(?:{_OCTET}\.){{3}}{_OCTET}"
+    r"|[0-9A-Fa-f:]{2,39}(?:%[0-9A-Za-z]+)?"
+    rf"|[0-9A-Fa-f:]{{2,29}}:(?:{_OCTET}\.){{3}}{_OCTET})$"
+)
+_MARKER_REASONS: Final = ((BAD_TYPE, "bad_type"), (NOT_FINITE, "not_finite"), (BAD_UTF8, "invalid_utf8"))
+COUNTRY_ENUM: Final = pl.Enum(sorted(COUNTRY_CODES))
+_I64: Final = 2**63
+#: The wall clock in epoch ms, a column the validator adds so that rules need not be rebuilt per batch.
+NOW_COLUMN: Final = "__now"
+_NOW: Final = pl.col(NOW_COLUMN)
+
+
+@dataclass(slots=True)
+class ColumnStats:
+    """Whole-batch statistics the screens look at (all cheap: null counts are metadata, the rest one pass)."""
+
+    rows: int
+    text_clean: bool
+    now_ms: int
+    typed_input: frozenset[str] = frozenset()  # fields the reader delivered typed (no text to check)
+    raw_nulls: dict[str, int] = field(default_factory=dict)
+    work_nulls: dict[str, int] = field(default_factory=dict)  # nulls of the typed / enum column
+    minimum: dict[str, int | None] = field(default_factory=dict)
+    maximum: dict[str, int | None] = field(default_factory=dict)
+    len_min: dict[str, int | None] = field(default_factory=dict)
+    len_max: dict[str, int | None] = field(default_factory=dict)
+
+    def unparsed(self, name: str) -> bool:
+        """Some present text of ``name`` did not parse into its typed/enum column."""
+        return self.work_nulls.get(name, 0) > self.raw_nulls.get(name, 0)
+
+    def absent(self, name: str) -> bool:
+        """Some row lacks ``name`` or holds empty text."""
+        low = self.len_min.get(name)
+        return self.raw_nulls.get(name, 0) > 0 or (low is not None and low == 0) or not self.text_clean
+
+
+Screen = Callable[[ColumnStats], bool]
+
+
+def _always(_: ColumnStats) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule: the ``field: reason`` it reports, its exact mask, a cheap superset mask and a column screen."""
+
+    reason: str
+    mask: pl.Expr
+    detect: pl.Expr | None = None
+    screen: Screen = _always
+    detect_clean: pl.Expr | None = None  # a cheaper ``detect`` valid when the batch's text is clean
+
+    def detector(self, text_clean: bool) -> pl.Expr:
+        """The whole-batch row mask (``detect_clean``, ``detect`` or ``mask``), nulls as false."""
+        chosen = self.detect_clean if text_clean and self.detect_clean is not None else self.detect
+        return (chosen if chosen is not None else self.mask).fill_null(False)
 
 
 def typed(name: str) -> pl.Expr:
-    """The typed helper column of field ``name``."""
+    """The typed work column of field ``name``."""
     return pl.col(name + TYPED_SUFFIX)
 
 
-def _int_expr(name: str) -> pl.Expr:
-    text = pl.col(name).str.strip_chars()
-    as_int = text.cast(pl.Int64, strict=False)
-    as_float = text.cast(pl.Float64, strict=False)
-    integral = as_float.is_finite() & (as_float == as_float.round()) & (as_float.abs() < 9.0e15)
-    return pl.coalesce(as_int, pl.when(integral).then(as_float.cast(pl.Int64)))
+def enum(name: str) -> pl.Expr:
+    """The enumeration work column of field ``name``."""
+    return pl.col(name + ENUM_SUFFIX)
 
 
-def _bool_expr(name: str) -> pl.Expr:
-    text = pl.col(name).str.strip_chars().str.to_lowercase()
-    return pl.when(text == "true").then(True).when(text == "false").then(False).otherwise(None)
+def enum_dtype(f: Field) -> pl.Enum:
+    """The Polars ``Enum`` of an enumerated field (market: the ISO 3166-1 alpha-2 codes)."""
+    return COUNTRY_ENUM if f.name == "market" else pl.Enum(list(f.choices or ()))
 
 
-def _ts_expr() -> pl.Expr:
-    text = pl.col("ts").str.strip_chars()
-    digits = text.str.contains(r"^-?\d{1,16}$")
-    as_ms = pl.when(digits).then(text.cast(pl.Int64, strict=False))
-    as_time = (
-        text.str.to_uppercase()
-        .str.replace(" ", "T", literal=True)
-        .str.to_datetime(format=_RFC3339, strict=False, time_zone="UTC", time_unit="ms")
-        .dt.epoch("ms")
-    )
-    return pl.coalesce(as_ms, as_time)
+def _is_enum(f: Field) -> bool:
+    return f.choices is not None or f.name == "market"
 
 
-def typed_columns() -> list[pl.Expr]:
-    """Expressions adding ``<field>__v`` typed columns for ints, bools and the timestamp."""
+# ----------------------------------------------------------------------------------------- work columns
+
+
+def fast_columns(schema: pl.Schema) -> list[pl.Expr]:
+    """One pass of cheap casts: ints and the timestamp (plain integers), bools and enumerations (``Enum``).
+
+    Columns the reader already delivered typed (``Int64``, ``Boolean``) are used as they are.
+    """
     out: list[pl.Expr] = []
     for f in FIELDS:
-        if f.kind is Kind.INT:
-            out.append(_int_expr(f.name).alias(f.name + TYPED_SUFFIX))
+        col = pl.col(f.name)
+        if schema.get(f.name) in (pl.Int64, pl.Boolean):
+            out.append(col.alias(f.name + TYPED_SUFFIX))
+        elif f.kind in (Kind.INT, Kind.TIMESTAMP):
+            out.append(col.cast(pl.Int64, strict=False).alias(f.name + TYPED_SUFFIX))
         elif f.kind is Kind.BOOL:
-            out.append(_bool_expr(f.name).alias(f.name + TYPED_SUFFIX))
-        elif f.kind is Kind.TIMESTAMP:
-            out.append(_ts_expr().alias(f.name + TYPED_SUFFIX))
+            as_enum = col.cast(pl.Enum(["false", "true"]), strict=False)
+            out.append(as_enum.to_physical().cast(pl.Boolean).alias(f.name + TYPED_SUFFIX))
+        elif _is_enum(f):
+            out.append(col.cast(enum_dtype(f), strict=False).alias(f.name + ENUM_SUFFIX))
     return out
 
 
-def _missing(name: str) -> pl.Expr:
-    col = pl.col(name)
-    return col.is_null() | (col.str.strip_chars() == "")
+def lenient_column(f: Field) -> pl.Expr:
+    """Slower parse for an int/timestamp column some of whose text is not a plain integer.
+
+    Ints also accept integral floats (``"3.0"``, ``"1e3"``) and surrounding spaces; the timestamp also
+    accepts RFC 3339 with an offset (``Z``, ``+02:00``; a space for ``T``).
+    """
+    text = pl.col(f.name).str.strip_chars()
+    as_int = text.cast(pl.Int64, strict=False)
+    if f.kind is Kind.TIMESTAMP:
+        as_time = (
+            text.str.to_uppercase()
+            .str.replace(" ", "T", literal=True)
+            .str.to_datetime(format=_RFC3339, strict=False, time_zone="UTC", time_unit="ms")
+            .dt.epoch("ms")
+        )
+        return pl.coalesce(as_int, as_time).alias(f.name + TYPED_SUFFIX)
+    as_float = text.cast(pl.Float64, strict=False)
+    integral = as_float.is_finite() & (as_float == as_float.round()) & (as_float.abs() < 9.0e15)
+    return pl.coalesce(as_int, pl.when(integral).then(as_float.cast(pl.Int64))).alias(f.name + TYPED_SUFFIX)
 
 
-def schema_rules(now_ms: int, *, live: bool, retention_ms: int = RETENTION_MS) -> list[tuple[str, pl.Expr]]:
-    """All field-level and business rules of §2 as ``(reason, failing mask)`` pairs."""
-    rules: list[tuple[str, pl.Expr]] = []
-    event_type = pl.col("event_type")
+def stats_exprs() -> list[pl.Expr]:
+    """Aggregations for :class:`ColumnStats`: min/max of typed ints, byte-length range of free text."""
+    out: list[pl.Expr] = []
     for f in FIELDS:
-        col = pl.col(f.name)
-        present = ~_missing(f.name)
-        if f.required:
-            rules.append((f"{f.name}: missing", _missing(f.name)))
-        elif f.required_for:
-            rules.append((f"{f.name}: required_for_type", event_type.is_in(f.required_for) & _missing(f.name)))
-        rules.append((f"{f.name}: bad_type", col == BAD_TYPE))
-        if f.kind is Kind.STRING:
-            if f.choices is not None:
-                rules.append((f"{f.name}: not_in_enum", present & ~col.is_in(f.choices)))
-            else:
-                rules.append((f"{f.name}: control_chars", col.str.contains(_CONTROL_RE)))
-            if f.max_len is not None and f.name != "market":
-                rules.append((f"{f.name}: too_long", col.str.len_chars() > f.max_len))
-        elif f.kind is Kind.INT:
-            value = typed(f.name)
-            rules.append((f"{f.name}: not_integer", present & value.is_null() & (col != BAD_TYPE)))
-            lo = f.min_value if f.min_value is not None else -(2**63)
-            hi = f.max_value if f.max_value is not None else 2**63 - 1
-            rules.append((f"{f.name}: out_of_range", (value < lo) | (value > hi)))
-        elif f.kind is Kind.BOOL:
-            rules.append((f"{f.name}: not_boolean", present & typed(f.name).is_null() & (col != BAD_TYPE)))
-        elif f.kind is Kind.TIMESTAMP:
-            ts = typed(f.name)
-            rules.append((f"{f.name}: bad_timestamp", present & ts.is_null()))
-            rules.append((f"{f.name}: future", ts > now_ms + FUTURE_TOLERANCE_MS))
-            if live:
-                rules.append((f"{f.name}: too_old", ts < now_ms - retention_ms))
-    rules.append(("market: unknown_country", ~_missing("market") & ~pl.col("market").is_in(sorted(COUNTRY_CODES))))
+        if f.kind in (Kind.INT, Kind.TIMESTAMP):
+            out += [typed(f.name).min().alias("min:" + f.name), typed(f.name).max().alias("max:" + f.name)]
+        elif f.kind is Kind.STRING and not _is_enum(f):
+            length = pl.col(f.name).str.len_bytes()
+            out += [length.min().alias("lmin:" + f.name), length.max().alias("lmax:" + f.name)]
+    return out
+
+
+# -------------------------------------------------------------------------------------------- screens
+
+
+def _when_unclean_text(name: str) -> Screen:
+    def screen(s: ColumnStats) -> bool:
+        return not s.text_clean and name not in s.typed_input
+
+    return screen
+
+
+def _when_absent(name: str) -> Screen:
+    def screen(s: ColumnStats) -> bool:
+        return s.absent(name)
+
+    return screen
+
+
+def _when_unparsed(name: str) -> Screen:
+    def screen(s: ColumnStats) -> bool:
+        return s.unparsed(name)
+
+    return screen
+
+
+def _when_longer(name: str, limit: int) -> Screen:
+    def screen(s: ColumnStats) -> bool:
+        return (s.len_max.get(name) or 0) > limit
+
+    return screen
+
+
+def _when_outside(name: str, lo: int, hi: int, *, unparsed: bool = False) -> Screen:
+    def screen(s: ColumnStats) -> bool:
+        return (unparsed and s.unparsed(name)) or _outside(s, name, lo, hi)
+
+    return screen
+
+
+def _when_future(name: str) -> Screen:
+    def screen(s: ColumnStats) -> bool:
+        return _outside(s, name, -_I64, s.now_ms + FUTURE_TOLERANCE_MS)
+
+    return screen
+
+
+def _when_old(name: str, retention_ms: int) -> Screen:
+    def screen(s: ColumnStats) -> bool:
+        return _outside(s, name, s.now_ms - retention_ms, _I64)
+
+    return screen
+
+
+# ---------------------------------------------------------------------------------------------- rules
+
+
+def _blank(name: str) -> pl.Expr:
+    col = pl.col(name)
+    return col.is_null() | (col.str.strip_chars().str.len_bytes() == 0)
+
+
+def _present(name: str) -> pl.Expr:
+    return ~_blank(name)
+
+
+def _not_marker(name: str) -> pl.Expr:
+    return ~pl.col(name).is_in(MARKERS)
+
+
+def _presence_rules(f: Field) -> list[Rule]:
+    raw = pl.col(f.name)
+    if f.kind is Kind.STRING:
+        # superset of blank text: null, "" or (only in unclean batches) a leading space
+        blank = raw.is_null() | (raw.str.len_bytes() == 0)
+        blank_any = blank | raw.str.contains(r"^\s")
+    else:  # blank text never parses, so a null typed value is a superset that works on typed input too
+        blank = blank_any = typed(f.name).is_null()
+    if f.required:
+        return [Rule(f"{f.name}: missing", _blank(f.name), blank_any, _when_absent(f.name), blank)]
+    if f.required_for:
+        needs = enum("event_type").is_in(list(f.required_for))
+        return [Rule(f"{f.name}: required_for_type", needs & _blank(f.name), needs & blank_any,
+                     _when_absent(f.name), needs & blank)]  # fmt: skip
+    return []
+
+
+def _marker_rules(f: Field) -> list[Rule]:
+    # markers are only made by exact decoding, which always clears text_clean
+    return [
+        Rule(f"{f.name}: {code}", pl.col(f.name) == marker, screen=_when_unclean_text(f.name))
+        for marker, code in _MARKER_REASONS
+    ]
+
+
+def _text_rules(f: Field) -> list[Rule]:
+    col = pl.col(f.name)
+    name = f.name
+    rules = [
+        Rule(f"{name}: control_chars", col.str.contains(CONTROL_RE) & _not_marker(name),
+             screen=lambda s: not s.text_clean),
+        Rule(f"{name}: whitespace", col.str.contains(_PADDED_RE) & _present(name),
+             screen=lambda s: not s.text_clean),
+    ]  # fmt: skip
+    if f.max_len is not None:
+        limit = f.max_len
+        rules.append(
+            Rule(
+                f"{name}: too_long", col.str.len_chars() > limit, col.str.len_bytes() > limit, _when_longer(name, limit)
+            )
+        )
+    return rules
+
+
+def _enum_rules(f: Field) -> list[Rule]:
+    name = f.name
+    code = "unknown_country" if name == "market" else "not_in_enum"
+    failed = enum(name).is_null() & pl.col(name).is_not_null()
+    exact = failed & _present(name) & _not_marker(name)
+    return [Rule(f"{name}: {code}", exact, failed, _when_unparsed(name))]
+
+
+def _int_rules(f: Field) -> list[Rule]:
+    name = f.name
+    col = pl.col(name)
+    value = typed(name)
+    unparsed = value.is_null() & col.is_not_null()
+    number = col.str.strip_chars().cast(pl.Float64, strict=False)
+    huge = number.is_infinite() | (number.abs() >= float(_I64))
+    lo = f.min_value if f.min_value is not None else -_I64
+    hi = f.max_value if f.max_value is not None else _I64 - 1
+    return [
+        Rule(f"{name}: not_integer", unparsed & _present(name) & _not_marker(name) & ~huge.fill_null(False),
+             unparsed, _when_unparsed(name)),
+        Rule(f"{name}: out_of_range", (value < lo) | (value > hi) | (unparsed & huge),
+             (value < lo) | (value > hi) | unparsed,
+             _when_outside(name, lo, hi, unparsed=True)),
+    ]  # fmt: skip
+
+
+def _outside(s: ColumnStats, name: str, lo: int, hi: int) -> bool:
+    low, high = s.minimum.get(name), s.maximum.get(name)
+    return (low is not None and low < lo) or (high is not None and high > hi)
+
+
+def _bool_rules(f: Field) -> list[Rule]:
+    name = f.name
+    unparsed = typed(name).is_null() & pl.col(name).is_not_null()
+    return [Rule(f"{name}: not_boolean", unparsed & _present(name) & _not_marker(name), unparsed,
+                 _when_unparsed(name))]  # fmt: skip
+
+
+def _ts_rules(f: Field, *, live: bool, retention_ms: int) -> list[Rule]:
+    name = f.name
+    ts = typed(name)
+    unparsed = ts.is_null() & pl.col(name).is_not_null()
+    rules = [
+        Rule(f"{name}: bad_timestamp", unparsed & _present(name) & _not_marker(name), unparsed,
+             _when_unparsed(name)),
+        Rule(f"{name}: future", ts > _NOW + FUTURE_TOLERANCE_MS,
+             screen=_when_future(name)),
+    ]  # fmt: skip
+    if live:
+        rules.append(Rule(f"{name}: too_old", ts < _NOW - retention_ms, screen=_when_old(name, retention_ms)))
+    return rules
+
+
+def _ip_rules() -> list[Rule]:
     ip = pl.col("ip_addr")
-    rules.append(("ip_addr: not_ip", ~_missing("ip_addr") & ~(ip.str.contains(_IPV4_RE) | ip.str.contains(_IPV6_RE))))
-    # business rules
-    rules.append(("ms_played: exceeds_duration", typed("ms_played") > typed("track_duration_ms") + DURATION_SLACK_MS))
-    playtime = typed("ms_played").fill_null(0) + typed("startup_ms").fill_null(0)
-    rules.append(("rebuffer_ms: exceeds_playtime", typed("rebuffer_ms") > playtime))
-    rules.append(("tier: ad_not_free_tier", (event_type == "ad") & (pl.col("tier") != "free")))
-    return [(reason, mask.fill_null(False)) for reason, mask in rules]
+    bad = _present("ip_addr") & ~ip.str.contains(_IP_RE) & _not_marker("ip_addr")
+    return [Rule("ip_addr: not_ip", bad, ~ip.str.contains(_IP_RE), lambda s: s.raw_nulls.get("ip_addr", 0) < s.rows)]
+
+
+def _business_rules() -> list[Rule]:
+    played, duration = typed("ms_played"), typed("track_duration_ms")
+    playtime = played.fill_null(0) + typed("startup_ms").fill_null(0)
+    return [
+        Rule("ms_played: exceeds_duration", played > duration + DURATION_SLACK_MS),
+        Rule("rebuffer_ms: exceeds_playtime", typed("rebuffer_ms") > playtime),
+        Rule("tier: ad_not_free_tier", (enum("event_type") == "ad") & (pl.col("tier") != "free"),
+             (enum("event_type") == "ad") & (enum("tier") != "free")),
+    ]  # fmt: skip
+
+
+def schema_rules(*, live: bool, retention_ms: int) -> list[Rule]:
+    """All field-level and business rules of §2, in a stable order (the order reasons are reported in)."""
+    rules: list[Rule] = []
+    for f in FIELDS:
+        rules += _presence_rules(f)
+        rules += _marker_rules(f)
+        if f.name == "ip_addr":
+            rules += _ip_rules()
+        elif f.kind is Kind.STRING and _is_enum(f):
+            rules += _enum_rules(f)
+        elif f.kind is Kind.STRING:
+            rules += _text_rules(f)
+        elif f.kind is Kind.INT:
+            rules += _int_rules(f)
+        elif f.kind is Kind.BOOL:
+            rules += _bool_rules(f)
+        else:
+            rules += _ts_rules(f, live=live, retention_ms=retention_ms)
+    return rules + _business_rules()
 
 
 def valid_columns() -> list[pl.Expr]:
-    """Expressions producing the ``VALID_SCHEMA`` columns (typed) from a validated raw frame."""
+    """Expressions producing the ``VALID_SCHEMA`` columns (typed) from the validated work frame."""
+    from tunewatch.schema import SKIP_MAX_MS, SKIP_REASONS
+
     out: list[pl.Expr] = []
     for f in FIELDS:
         if f.kind is Kind.STRING:
@@ -136,3 +391,6 @@ def valid_columns() -> list[pl.Expr]:
         else:
             out.append(typed(f.name).alias(f.name))
     return out
+
+
+__all__ = ["CONTROL_RE", "TYPED_SUFFIX", "ColumnStats", "Rule", "fast_columns", "schema_rules", "stats_exprs"]

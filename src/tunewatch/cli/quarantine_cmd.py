@@ -1,0 +1,414 @@
+"""``tunewatch quarantine``: list, show, export, replay and count rejected events kept in the quarantine store.
+
+A thin shell over :class:`tunewatch.store.quarantine.QuarantineStore`. Tables never show personal data
+(``user_id``, ``ip_addr``) unless ``--reveal`` is given; raw lines are shown escaped (control and bidi
+characters as ``\\uXXXX``), never interpreted as markup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Annotated, NoReturn
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tunewatch.schema import PERSONAL_FIELDS
+from tunewatch.store.quarantine import (
+    ExportFormat,
+    QuarantinedEvent,
+    QuarantineStore,
+    ReplayReport,
+    State,
+    format_epoch,
+)
+
+app = typer.Typer(
+    name="quarantine",
+    help="Inspect, export and re-ingest rejected events kept in the quarantine store.",
+    no_args_is_help=True,
+)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="Quarantine database (default: $TUNEWATCH_HOME/quarantine.db, ~/.local/share/tunewatch).",
+        show_default=False,
+    ),
+]
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", "-r", help="A reason code ('market: unknown_country') or a field ('market').")
+]
+SourceOption = Annotated[str | None, typer.Option("--source", "-s", help="Only events from this source.")]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="Quarantined since: a duration back from now (2h, 7d) or RFC 3339 time.")
+]
+StateOption = Annotated[str, typer.Option("--state", help="pending (default), replayed or all.")]
+RevealOption = Annotated[
+    bool, typer.Option("--reveal", help="Show personal data (user_id, ip_addr) as received. For admins.")
+]
+
+_REDACTED = "‹redacted›"
+_PERSONAL_RE = re.compile(
+    r'("(' + "|".join(map(re.escape, PERSONAL_FIELDS)) + r')"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\s]*)'
+)
+# C0/C1 controls, DEL, bidi marks/overrides/isolates, line/paragraph separators, BOM: shown as escapes
+_UNSAFE = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F)]
+_UNSAFE += [*range(0x2066, 0x206A), 0x2028, 0x2029, 0xFEFF]
+_ESCAPES = {c: f"\\u{c:04x}" for c in _UNSAFE}
+
+
+# ----------------------------------------------------------------------------------------------- commands
+
+
+@app.command("list")
+def list_(
+    reason: ReasonOption = None,
+    source: SourceOption = None,
+    since: SinceOption = None,
+    state: StateOption = "pending",
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many entries.")] = 50,
+    reveal: RevealOption = False,
+    db: DbOption = None,
+) -> None:
+    """List quarantined events, oldest first (personal fields masked unless --reveal)."""
+    with _errors(), _open(db) as store:
+        when = _since(since)
+        st = _state(state)
+        entries = store.list(reason=reason, source=source, since=when, state=st, limit=limit)
+        total = store.count(reason=reason, source=source, since=when, state=st)
+    table = Table(title=f"quarantine: {len(entries)} of {total} {st} entries", title_justify="left")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("received (UTC)", no_wrap=True)
+    table.add_column("source:line", overflow="fold")
+    table.add_column("event_id", overflow="fold", min_width=6)
+    table.add_column("reasons", overflow="fold", min_width=10)
+    if st == "all":
+        table.add_column("state", no_wrap=True)
+    table.add_column("raw (start)", overflow="fold", min_width=8)
+    for e in entries:
+        cells: list[str | Text] = [str(e.id), format_epoch(e.received_at)[:16].replace("T", " "), Text(_where(e)),
+                                   Text(_safe(e.event_id or "")), Text("\n".join(e.reasons))]  # fmt: skip
+        if st == "all":
+            cells.append(e.state)
+        cells.append(Text(_preview(display_raw(e.raw, reveal=reveal))))
+        table.add_row(*cells)
+    _out().print(table)
+
+
+@app.command("show")
+def show(
+    entry_id: Annotated[int, typer.Argument(help="Quarantine id (from `list`).", metavar="ID")],
+    reveal: RevealOption = False,
+    db: DbOption = None,
+) -> None:
+    """Show one quarantined event: metadata, every reason with its meaning, and the raw line."""
+    from tunewatch.validate.reasons import describe
+
+    with _errors(), _open(db) as store:
+        entry = store.get(entry_id)
+    if entry is None:
+        _fail(f"no quarantined event with id {entry_id}")
+    table = Table(show_header=False, title=f"quarantined event {entry.id}", title_justify="left")
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_row("received", format_epoch(entry.received_at))
+    table.add_row("source", Text(_where(entry)))
+    table.add_row("event_id", Text(_safe(entry.event_id or "—")))
+    table.add_row("state", entry.state + (f" ({entry.outcome})" if entry.outcome else ""))
+    table.add_row("replay attempts", str(entry.attempts))
+    for i, r in enumerate(entry.reasons):
+        table.add_row("reasons" if i == 0 else "", Text(f"{r}  ({describe(r)})"))
+    table.add_row("raw bytes", str(len(entry.raw)))
+    table.add_row("raw", Text(display_raw(entry.raw, reveal=reveal) or "(not kept)"))
+    _out().print(table)
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Argument(help="Output file, or - for standard output.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="ndjson (raw line + metadata) or raw (lines only).")] = (
+        "ndjson"
+    ),
+    reason: ReasonOption = None,
+    source: SourceOption = None,
+    since: SinceOption = None,
+    state: StateOption = "pending",
+    db: DbOption = None,
+) -> None:
+    """Export quarantined events, e.g. to fix them and `replay --from-file` the result.
+
+    The file holds the raw events as received, personal data included; it is created readable by you only.
+    """
+    if fmt not in ("ndjson", "raw"):
+        raise typer.BadParameter("use ndjson or raw", param_hint="--format")
+    kind: ExportFormat = "raw" if fmt == "raw" else "ndjson"
+    with _errors(), _open(db) as store:
+        target: Path | IO[bytes] = sys.stdout.buffer if str(out) == "-" else out
+        n = store.export(target, kind, reason=reason, source=source, since=_since(since), state=_state(state))
+    if str(out) != "-":
+        Console(stderr=True, highlight=False).print(f"exported {n} entries to {out}", markup=False)
+
+
+@app.command("replay")
+def replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Quarantine ids (default: every pending entry).")] = None,
+    reason: ReasonOption = None,
+    source: SourceOption = None,
+    since: SinceOption = None,
+    from_file: Annotated[
+        Path | None, typer.Option("--from-file", help="Replay this file instead (an export you fixed, or raw lines).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write accepted events here (NDJSON) and mark them replayed. "
+            "Without it, replay only checks: nothing is changed.",
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Re-validate quarantined events (validation and duplicate detection); print accepted/rejected/duplicates.
+
+    Fix workflow: `export bad.ndjson`, edit the raw lines, `replay --from-file bad.ndjson --out fixed.ndjson`,
+    then ingest fixed.ndjson (e.g. `tunewatch replay fixed.ndjson`). Events rejected again stay quarantined
+    with their new reasons. Duplicates are detected among the events of this run; ingesting the --out file
+    detects repeats of events the pipeline has already seen.
+    """
+    from tunewatch.validate.validator import EnterpriseDataValidator
+
+    if from_file is not None and (ids or reason or source or since):
+        raise typer.BadParameter("--from-file replays the file's lines; do not combine it with ids or filters")
+    validator = EnterpriseDataValidator()
+    with _errors(), _open(db) as store, _writer(out) as sink:
+        if from_file is not None:
+            report = store.replay_file(from_file, validator, accepted_out=sink, dry_run=sink is None)
+        else:
+            if ids:
+                pending = {e.id for e in store.list(ids=ids, state="pending", limit=None)}
+                if ignored := sorted(set(ids) - pending):
+                    _note(f"not pending (unknown or already replayed), ignored: {', '.join(map(str, ignored))}")
+            report = store.replay(
+                validator,
+                ids=ids or None,
+                reason=reason,
+                source=source,
+                since=_since(since),
+                accepted_out=sink,
+                dry_run=sink is None,
+            )
+    _print_replay(report, out)
+
+
+@app.command("stats")
+def stats(
+    source: SourceOption = None,
+    since: SinceOption = None,
+    state: StateOption = "pending",
+    db: DbOption = None,
+) -> None:
+    """Counts by reason (with their meaning) and by source."""
+    from tunewatch.validate.reasons import describe
+
+    with _errors(), _open(db) as store:
+        when, st = _since(since), _state(state)
+        total = store.count(source=source, since=when, state=st)
+        reasons = store.count_by_reason(source=source, since=when, state=st)
+        sources = store.count_by_source(since=when, state=st) if source is None else {source: total}
+        span = store.time_range(state=st)
+        pending, replayed = store.count(state="pending"), store.count(state="replayed")
+    console = _out()
+    console.print(f"{pending} pending, {replayed} replayed", markup=False)
+    if span:
+        console.print(f"{st} entries quarantined {format_epoch(span[0])} … {format_epoch(span[1])}", markup=False)
+    table = Table(title=f"{total} {st} entries by reason", title_justify="left")
+    for col, justify in (("reason", "left"), ("events", "right"), ("share", "right"), ("meaning", "left")):
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for r, n in reasons.items():
+        table.add_row(Text(r), str(n), f"{n / total:.1%}" if total else "-", Text(describe(r)))
+    console.print(table)
+    by_source = Table(title="by source", title_justify="left")
+    by_source.add_column("source", overflow="fold")
+    by_source.add_column("events", justify="right")
+    for s, n in sources.items():
+        by_source.add_row(Text(_safe(s)), str(n))
+    console.print(by_source)
+
+
+@app.command("purge")
+def purge(
+    older_than: Annotated[str, typer.Option("--older-than", help="Delete entries quarantined longer ago, e.g. 30d.")],
+    replayed_only: Annotated[bool, typer.Option("--replayed-only", help="Only entries already replayed.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Delete old entries (all, or only replayed ones)."""
+    cutoff = _since(older_than) or 0.0
+    with _errors(), _open(db) as store:
+        n = store.purge(cutoff, replayed_only=replayed_only)
+    _out().print(f"purged {n} entries", markup=False)
+
+
+# ----------------------------------------------------------------------------------------------- display
+
+
+def display_raw(raw: bytes, *, reveal: bool = False) -> str:
+    """A raw line made safe to show: personal fields masked (unless ``reveal``), unsafe characters escaped.
+
+    A line whose personal fields cannot be located reliably (not a JSON object, escaped keys, nested values)
+    is hidden whole unless ``reveal``.
+
+    >>> display_raw(b'{"event_id":"e1","user_id":"alice","ip_addr":"10.0.0.1"}')
+    '{"event_id":"e1","user_id":"‹redacted›","ip_addr":"‹redacted›"}'
+    >>> display_raw(b'{"event_id":"e\\x1b[31m"}')
+    '{"event_id":"e\\\\u001b[31m"}'
+    """
+    text = raw.decode("utf-8", errors="backslashreplace")
+    if reveal or not raw:
+        return _safe(text)
+    if raw.lstrip()[:1] != b"{":
+        return "‹hidden: not a JSON object line; --reveal shows it›"
+    found: set[str] = set()
+
+    def mask(m: re.Match[str]) -> str:
+        found.add(m.group(2))
+        return f'{m.group(1)}"{_REDACTED}"'
+
+    masked = _PERSONAL_RE.sub(mask, text)
+    try:
+        decoded = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        decoded = None
+    if isinstance(decoded, dict):
+        for name in PERSONAL_FIELDS:
+            if name not in decoded:
+                continue
+            value = decoded[name]
+            if name not in found or isinstance(value, dict | list):
+                return "‹hidden: personal fields cannot be masked reliably; --reveal shows it›"
+            if isinstance(value, str) and value and value in masked.replace(_REDACTED, ""):
+                masked = masked.replace(value, _REDACTED)
+    return _safe(masked)
+
+
+def _preview(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _safe(text: str) -> str:
+    """Escape control, bidi-override and line-separator characters so that text shows as it is."""
+    return text.translate(_ESCAPES)
+
+
+def _where(entry: QuarantinedEvent) -> str:
+    return _safe(entry.source) + (f":{entry.line_no}" if entry.line_no is not None else "")
+
+
+def _print_replay(report: ReplayReport, out: Path | None) -> None:
+    console = _out()
+    table = Table(title="replay" + ("" if out else " (check only: nothing changed)"), title_justify="left")
+    for col in ("received", "accepted", "rejected", "duplicates", "skipped"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        *(str(v) for v in (report.received, report.accepted, report.rejected, report.duplicates, report.skipped))
+    )
+    console.print(table)
+    if report.reasons:
+        top = ", ".join(f"{r} ×{n}" for r, n in report.reasons.most_common(5))
+        console.print(Text(f"rejected again: {top}"))
+    if out is not None:
+        console.print(
+            f"marked replayed: {len(report.replayed_ids)}; still quarantined: {len(report.rejected_ids)}"
+            + (f"; newly quarantined: {len(report.new_ids)}" if report.new_ids else "")
+            + f"; accepted events written to {out}",
+            markup=False,
+        )
+    else:
+        console.print("check only: pass --out FILE to write accepted events and mark them replayed", markup=False)
+
+
+# ----------------------------------------------------------------------------------------------- plumbing
+
+
+def default_db() -> Path:
+    """``$TUNEWATCH_HOME/quarantine.db`` (``TUNEWATCH_HOME`` defaults to ``~/.local/share/tunewatch``)."""
+    home = os.environ.get("TUNEWATCH_HOME") or "~/.local/share/tunewatch"
+    return Path(home).expanduser() / "quarantine.db"
+
+
+@contextlib.contextmanager
+def _open(db: Path | None) -> Iterator[QuarantineStore]:
+    store = QuarantineStore(db or default_db(), create=False)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def _writer(path: Path | None) -> Iterator[IO[bytes] | None]:
+    if path is None:
+        yield None
+        return
+    try:
+        fh = path.open("wb")
+    except OSError as exc:
+        _fail(f"{path}: cannot be written ({exc.strerror or exc})")
+    with fh:
+        yield fh
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    from tunewatch.cli.main import user_errors
+
+    with user_errors():
+        yield
+
+
+def _fail(message: str) -> NoReturn:
+    from tunewatch.cli.main import fail
+
+    fail(message)
+
+
+def _note(message: str) -> None:
+    Console(stderr=True, highlight=False).print(f"note: {message}", markup=False)
+
+
+def _out() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _state(text: str) -> State:
+    if text not in ("pending", "replayed", "all"):
+        raise typer.BadParameter("use pending, replayed or all", param_hint="--state")
+    return text  # type: ignore[return-value]
+
+
+def _since(text: str | None) -> float | None:
+    """Epoch seconds of ``--since``: a duration back from now (``2h``) or an RFC 3339 time."""
+    if text is None:
+        return None
+    from tunewatch.notify.config import parse_duration_ms
+
+    try:
+        return datetime.now(UTC).timestamp() - parse_duration_ms(text) / 1000
+    except ValueError:
+        pass
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is neither a duration (2h, 7d) nor an RFC 3339 time") from None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
