@@ -25,6 +25,7 @@ from tunewatch.cache import MusicStreamingCacheManager
 from tunewatch.detect.stage import DetectionStage
 from tunewatch.ingest.batch import RawBatch
 from tunewatch.ingest.readers import parse_ndjson_bytes
+from tunewatch.integrations.metadata import MetadataService
 from tunewatch.monitor.profiling import SectionProfiler
 from tunewatch.monitor.prometheus import PrometheusMetricsManager
 from tunewatch.notify.matchers import Matcher
@@ -67,6 +68,8 @@ class LiveService:
         #: metric windows and query results; memory by default, Redis / Redis Cluster by TUNEWATCH_CACHE_*
         self.cache = cache if cache is not None else MusicStreamingCacheManager()
         self.metrics.watch_cache(self.cache.stats)
+        #: track/artist names for alerts on track_id/artist_id (Spotify / Last.fm, when credentials are set)
+        self.metadata = MetadataService.from_env(self.cache)
         self._generation = 0  # bumped with every batch of detections: cached query results key on it
         self.clock = clock
         self.history_limit = history
@@ -98,6 +101,8 @@ class LiveService:
     # ------------------------------------------------------------------------------------------- pipeline
 
     def _alert(self, alert: Alert) -> None:
+        if self.metadata is not None and alert.status == "firing":
+            alert.annotations.update(self.metadata.enrich_alert_labels(alert.labels))
         self._new_alerts.append(alert)
         self.metrics.record_alert_change(alert.status, alert.name)
         if self._on_alert is not None:
