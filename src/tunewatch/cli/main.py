@@ -29,6 +29,12 @@ console = Console(stderr=True)
 out = Console()
 
 
+VALIDATION_RULES = Annotated[
+    Path | None,
+    typer.Option("--validation-rules", help="Custom business rules for validation (YAML; see docs/validation.md)."),
+]
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error and exit non-zero."""
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
@@ -72,6 +78,7 @@ def replay(
         Path | None, typer.Option("--quarantine-out", help="Write rejected events with reasons here (NDJSON).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    validation_rules: VALIDATION_RULES = None,
     profile: Annotated[
         Path | None, typer.Option(help="Profile the replay (pyinstrument): .html, .json (speedscope) or .txt.")
     ] = None,
@@ -80,6 +87,7 @@ def replay(
     from tunewatch.alert.rules import load_rules
     from tunewatch.cli.render import print_replay_summary
     from tunewatch.ingest.readers import read_events
+    from tunewatch.pipeline.core import Pipeline
     from tunewatch.pipeline.replay import replay_files
 
     with user_errors():
@@ -111,7 +119,10 @@ def replay(
                     from tunewatch.monitor.profiling import profile_to
 
                     stack.enter_context(profile_to(profile))
-                summary = replay_files(events, ruleset, alerts_out=a_out, quarantine_out=q_out, progress=advance)
+                pipeline = Pipeline(ruleset, validation_rules=validation_rules)
+                summary = replay_files(
+                    events, ruleset, alerts_out=a_out, quarantine_out=q_out, progress=advance, pipeline=pipeline
+                )
         print_replay_summary(out, summary)
         if profile is not None:
             out.print(f"profile: {profile}")
@@ -130,6 +141,7 @@ def backtest(
         str | None,
         typer.Option("--series", help='Series to plot, e.g. "failure_rate{market=BR}"; default: the first alert\'s.'),
     ] = None,
+    validation_rules: VALIDATION_RULES = None,
 ) -> None:
     """Show when each rule would have fired on history; with --labels, precision, recall and time to detect."""
     from tunewatch.alert.backtest import load_labels, score
@@ -143,7 +155,7 @@ def backtest(
         ruleset = load_rules(rules)
         incidents = load_labels(labels) if labels else None
         recorder = SeriesRecorder(series) if plot else None
-        pipeline = Pipeline(ruleset, on_metrics=recorder) if recorder is not None else None
+        pipeline = Pipeline(ruleset, on_metrics=recorder, validation_rules=validation_rules)
         with contextlib.ExitStack() as stack:
             a_out = stack.enter_context(alerts_out.open("wb")) if alerts_out else None
             with console.status("replaying history…"):

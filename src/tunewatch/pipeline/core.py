@@ -7,6 +7,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
@@ -58,7 +59,8 @@ class BatchOutcome:
 class Pipeline:
     """ingest → validate → process → detect → alert, in event time, over micro-batches.
 
-    ``on_rejected`` receives every batch's rejected rows (quarantine); ``on_alert`` every alert change.
+    ``on_rejected`` receives every batch's rejected rows (quarantine); ``on_alert`` every alert change;
+    ``validation_rules`` is a YAML file of custom business rules (see docs/validation.md).
     """
 
     def __init__(
@@ -74,9 +76,12 @@ class Pipeline:
         on_rejected: Callable[[pl.DataFrame], None] | None = None,
         on_metrics: Callable[[ProcessingResult, pl.DataFrame], None] | None = None,
         stage_timer: Callable[[str], AbstractContextManager[object]] | None = None,
+        validation_rules: str | Path | None = None,
     ) -> None:
         self.rules = rules or load_rules()
-        self.validator = EnterpriseDataValidator(allowed_lateness_ms=allowed_lateness_ms, live=live, clock=clock)
+        self.validator = EnterpriseDataValidator(
+            allowed_lateness_ms=allowed_lateness_ms, live=live, clock=clock, custom_rules=validation_rules
+        )
         self.processor = MusicDataProcessor(allowed_lateness_ms=allowed_lateness_ms, top_k=top_k)
         self.detection = DetectionStage(self.rules.targets(), detector_factory)
         self.engine = AlertEngine(self.rules)
