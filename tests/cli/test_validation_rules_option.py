@@ -48,3 +48,15 @@ def test_broken_rule_file_is_a_one_line_error(tmp_path: Path) -> None:
     res = runner.invoke(app, ["replay", str(_events(tmp_path)), "--validation-rules", str(rules)])
     assert res.exit_code != 0
     assert "unknown field 'ms_playd'" in res.output and "Traceback" not in res.output
+
+
+def test_replay_keeps_rejected_events_in_the_sqlite_quarantine(tmp_path: Path) -> None:
+    events = _events(tmp_path)
+    with events.open("ab") as f:
+        f.write(b'{"event_id": "bad-1", "market": "br"\n')  # truncated JSON
+    db = tmp_path / "q.db"
+    res = runner.invoke(app, ["replay", str(events), "--quarantine-db", str(db)])
+    assert res.exit_code == 0, res.output
+    listed = runner.invoke(app, ["quarantine", "stats", "--db", str(db)])
+    assert listed.exit_code == 0, listed.output
+    assert "line" in listed.output  # the undecodable line is kept with its reason

@@ -77,6 +77,10 @@ def replay(
     quarantine_out: Annotated[
         Path | None, typer.Option("--quarantine-out", help="Write rejected events with reasons here (NDJSON).")
     ] = None,
+    quarantine_db: Annotated[
+        Path | None,
+        typer.Option("--quarantine-db", help="Keep rejected events (raw bytes, reasons) in this SQLite quarantine."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     validation_rules: VALIDATION_RULES = None,
     profile: Annotated[
@@ -120,6 +124,11 @@ def replay(
 
                     stack.enter_context(profile_to(profile))
                 pipeline = Pipeline(ruleset, validation_rules=validation_rules)
+                if quarantine_db is not None:
+                    from tunewatch.store.quarantine import QuarantineStore
+
+                    store = stack.enter_context(contextlib.closing(QuarantineStore(quarantine_db)))
+                    pipeline.on_rejected = store.add
                 summary = replay_files(
                     events, ruleset, alerts_out=a_out, quarantine_out=q_out, progress=advance, pipeline=pipeline
                 )

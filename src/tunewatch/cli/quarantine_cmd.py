@@ -42,7 +42,7 @@ DbOption = Annotated[
     Path | None,
     typer.Option(
         "--db",
-        help="Quarantine database (default: $TUNEWATCH_HOME/quarantine.db, ~/.local/share/tunewatch).",
+        help="Quarantine database (default: $TUNEWATCH_DB, else $TUNEWATCH_HOME/quarantine.db).",
         show_default=False,
     ),
 ]
@@ -342,7 +342,10 @@ def _print_replay(report: ReplayReport, out: Path | None) -> None:
 
 
 def default_db() -> Path:
-    """``$TUNEWATCH_HOME/quarantine.db`` (``TUNEWATCH_HOME`` defaults to ``~/.local/share/tunewatch``)."""
+    """``$TUNEWATCH_DB`` (the service's database) if set, else ``$TUNEWATCH_HOME/quarantine.db``
+    (``TUNEWATCH_HOME`` defaults to ``~/.local/share/tunewatch``)."""
+    if os.environ.get("TUNEWATCH_DB"):
+        return Path(os.environ["TUNEWATCH_DB"]).expanduser()
     home = os.environ.get("TUNEWATCH_HOME") or "~/.local/share/tunewatch"
     return Path(home).expanduser() / "quarantine.db"
 

@@ -73,7 +73,7 @@ class Pipeline:
         detector_factory: DetectorFactory = default_detector,
         clock: Callable[[], float] = time.time,
         on_alert: Callable[[Alert], None] | None = None,
-        on_rejected: Callable[[pl.DataFrame], None] | None = None,
+        on_rejected: Callable[[pl.DataFrame], object] | None = None,
         on_metrics: Callable[[ProcessingResult, pl.DataFrame], None] | None = None,
         stage_timer: Callable[[str], AbstractContextManager[object]] | None = None,
         validation_rules: str | Path | None = None,

@@ -49,12 +49,19 @@ def replay_files(
     encoder = msgspec.json.Encoder()
     collected: list[Alert] = []
 
+    pipe = pipeline or Pipeline(rules)
+    previous_alert, previous_rejected = pipe.on_alert, pipe.on_rejected  # callbacks the caller set stay in place
+
     def on_alert(alert: Alert) -> None:
         collected.append(alert)
+        if previous_alert is not None:
+            previous_alert(alert)
         if alerts_out is not None:
             alerts_out.write(encoder.encode(alert.to_dict()) + b"\n")
 
     def on_rejected(rejected: pl.DataFrame) -> None:
+        if previous_rejected is not None:
+            previous_rejected(rejected)
         if quarantine_out is None:
             return
         for row in rejected.iter_rows(named=True):
@@ -67,7 +74,6 @@ def replay_files(
             }
             quarantine_out.write(encoder.encode(record) + b"\n")
 
-    pipe = pipeline or Pipeline(rules)
     pipe.on_alert = on_alert
     pipe.on_rejected = on_rejected
     started = time.perf_counter()

@@ -39,6 +39,7 @@ from tunewatch.server.quarantine import QuarantineRing
 from tunewatch.server.report import IngestReport, split_lines_outcome, whole_report
 from tunewatch.server.series import SeriesStore
 from tunewatch.server.settings import ServerSettings
+from tunewatch.store.quarantine import QuarantineStore
 from tunewatch.store.sqlite import connect
 from tunewatch.validate.validator import ValidationResult
 
@@ -87,6 +88,9 @@ class LiveService:
         self.silences = SilenceStore(self._silence_conn)
         self.keys = ApiKeyStore(connect(target, check_same_thread=False))
         self.quarantine = QuarantineRing(self.settings.quarantine_size)
+        #: every rejected event, raw bytes and reasons, in the SQLite database when there is one (survives restarts;
+        #: `tunewatch quarantine --db` reads it); the ring above serves /api/v1/quarantine
+        self.quarantine_store = QuarantineStore(target, check_same_thread=False) if target != ":memory:" else None
         self.series = SeriesStore(self.settings.series_windows)
         self.profiler = SectionProfiler()
         self.pipeline = Pipeline(
@@ -135,6 +139,8 @@ class LiveService:
             outcome = self.pipeline.ingest(batch)
         elapsed = time.perf_counter() - t0
         v = outcome.validation
+        if self.quarantine_store is not None and v.rejected_count:
+            self.quarantine_store.add(v.rejected)
         m = self.metrics
         m.record_validation(received=v.received, accepted=v.accepted, rejected=v.reason_counts, duplicates=v.duplicates)
         m.observe_stage("pipeline", elapsed)
