@@ -44,7 +44,7 @@ def test_custom_rule_rejects_with_its_reason(tmp_path: Path) -> None:
 
 def test_broken_rule_file_is_a_one_line_error(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
-    rules.write_text("- name: typo\n  check: \"ms_playd > 0\"\n")
+    rules.write_text('- name: typo\n  check: "ms_playd > 0"\n')
     res = runner.invoke(app, ["replay", str(_events(tmp_path)), "--validation-rules", str(rules)])
     assert res.exit_code != 0
     assert "unknown field 'ms_playd'" in res.output and "Traceback" not in res.output

@@ -10,27 +10,15 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.conftest import BASE_MS
+from tests.server.rules import plays_seen_rules
 from tunewatch.alert.rules import parse_rules
 from tunewatch.server import LiveService, create_app
 from tunewatch.server.settings import ServerSettings
 
-RULES = """
-groups:
-  - name: test
-    rules:
-      - alert: PlaysSeen
-        kind: threshold
-        metric: plays
-        op: ">"
-        value: {value}
-        dimensions: [market]
-        for: 0s
-"""
-
 
 def _service(db: Path, value: int) -> tuple[LiveService, TestClient]:
     service = LiveService(
-        parse_rules(RULES.format(value=value)),
+        parse_rules(plays_seen_rules(value=value, dimensions="market")),
         clock=lambda: BASE_MS / 1000 + 3600,
         db=db,
         settings=ServerSettings(restored_alert_grace_windows=3),

@@ -13,25 +13,14 @@ import zstandard
 from fastapi.testclient import TestClient
 
 from tests.conftest import BASE_MS
+from tests.server.rules import plays_seen_rules
 from tunewatch.alert.rules import parse_rules
 from tunewatch.server import LiveService, create_app
 from tunewatch.server.decode import decode_body
 from tunewatch.server.settings import ServerSettings
 
 Play = Callable[..., dict[str, Any]]
-RULES = """
-groups:
-  - name: test
-    rules:
-      - alert: PlaysSeen
-        kind: threshold
-        metric: plays
-        op: ">"
-        value: 0
-        dimensions: [global, market]
-        for: 0s
-        annotations: {summary: "plays at {{ $value }}"}
-"""
+RULES = plays_seen_rules()
 
 
 def make_client(**settings: Any) -> tuple[LiveService, TestClient]:

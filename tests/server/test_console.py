@@ -10,26 +10,16 @@ from typing import Any
 import pytest
 
 from tests.conftest import BASE_MS
+from tests.server.rules import plays_seen_rules
 from tests.server.servers import Browser, chromium_binary, uvicorn_thread
 from tunewatch.alert.rules import parse_rules
 from tunewatch.server import LiveService, create_app
 
 pytestmark = pytest.mark.integration
 
-HOSTILE_RULES = """
-groups:
-  - name: test
-    rules:
-      - alert: PlaysSeen
-        kind: threshold
-        metric: plays
-        op: ">"
-        value: 0
-        dimensions: [market]
-        for: 0s
-        annotations:
-          summary: "<img src=x onerror=\\"window.pwned=1\\"> plays at {{ $value }}"
-"""
+HOSTILE_RULES = plays_seen_rules(
+    dimensions="market", summary='<img src=x onerror="window.pwned=1"> plays at {{ $value }}'
+)
 
 
 @pytest.fixture

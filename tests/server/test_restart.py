@@ -16,25 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.server.rules import plays_seen_rules
 from tests.server.servers import free_port, wait_http
 from tunewatch.security import ApiKeyStore
 from tunewatch.store.sqlite import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-RULES = """
-groups:
-  - name: test
-    rules:
-      - alert: PlaysSeen
-        kind: threshold
-        metric: plays
-        op: ">"
-        value: 0
-        dimensions: [global, market]
-        for: 0s
-        annotations: {summary: "plays at {{ $value }}"}
-"""
+RULES = plays_seen_rules()
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tunewatch.notify.outbox import Notification
-from tunewatch.notify.receivers.base import Integration, http_status_retryable
+from tunewatch.notify.receivers.base import Integration
 
 
 def postable_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -43,14 +43,7 @@ class AlertmanagerIntegration(Integration):
 
     def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
         """POST the alerts; 2xx is success."""
-        try:
-            resp = self._client.post(self._endpoint, json=postable_alerts(alerts))
-        except httpx.TimeoutException as exc:
-            raise self.fail(f"timed out after {self.timeout_s:g}s", exc) from None
-        except httpx.HTTPError as exc:
-            raise self.fail("failed", exc) from None
-        if not resp.is_success:
-            raise self.fail(f"got HTTP {resp.status_code}", retryable=http_status_retryable(resp.status_code))
+        self.post_json(self._client, self._endpoint, postable_alerts(alerts))
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+import httpx
+
 from tunewatch.errors import TunewatchError
 from tunewatch.notify.outbox import Notification
 
@@ -53,6 +55,21 @@ class Integration(ABC):
         detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
         message = self.redact(f"{self.kind} to receiver {self.receiver!r} {what}{detail}")
         return DeliveryError(message, retryable=retryable)
+
+    def post_json(
+        self, client: httpx.Client, url: str, payload: Any, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """POST ``payload`` as JSON; a timeout, network error or non-2xx answer raises :class:`DeliveryError`
+        (5xx/408/429 and network errors retryable), with no secret in its message."""
+        try:
+            resp = client.post(url, json=payload, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise self.fail(f"timed out after {self.timeout_s:g}s", exc) from None
+        except httpx.HTTPError as exc:
+            raise self.fail("failed", exc) from None
+        if not resp.is_success:
+            raise self.fail(f"got HTTP {resp.status_code}", retryable=http_status_retryable(resp.status_code))
+        return resp
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (optional)."""

@@ -12,7 +12,7 @@ import httpx
 
 from tunewatch.notify.message import MessageView
 from tunewatch.notify.outbox import Notification
-from tunewatch.notify.receivers.base import Integration, http_status_retryable
+from tunewatch.notify.receivers.base import Integration
 
 
 def webhook_payload(
@@ -51,14 +51,7 @@ class WebhookIntegration(Integration):
     def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
         """POST the payload; 2xx is success, 5xx/408/429 and network errors are retryable."""
         payload = webhook_payload(notification, alerts, external_url=self._external_url, max_alerts=self._max_alerts)
-        try:
-            resp = self._client.post(self._url, json=payload, headers={"Idempotency-Key": notification.id})
-        except httpx.TimeoutException as exc:
-            raise self.fail(f"timed out after {self.timeout_s:g}s", exc) from None
-        except httpx.HTTPError as exc:
-            raise self.fail("failed", exc) from None
-        if not resp.is_success:
-            raise self.fail(f"got HTTP {resp.status_code}", retryable=http_status_retryable(resp.status_code))
+        self.post_json(self._client, self._url, payload, headers={"Idempotency-Key": notification.id})
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
