@@ -222,6 +222,24 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
         """Series with detection results in the newest window: metric and dimension values."""
         return service.series.catalog(limit)
 
+    @app.get("/api/v1/history/{metric}", tags=["series"], dependencies=[scope("read")])
+    def history(
+        metric: str,
+        request: Request,
+        dimset: str = "global",
+        since: Annotated[int | None, Query(description="epoch ms")] = None,
+        until: Annotated[int | None, Query(description="epoch ms")] = None,
+    ) -> dict[str, Any]:
+        """A metric's stored history (Parquet by day, 30 days by default); dimensions as query parameters."""
+        if service.history is None:
+            raise HTTPException(404, "no metric history: start the service with a database (--db / TUNEWATCH_DB)")
+        dims = {k: v for k, v in request.query_params.items() if k in DIMENSION_FIELDS}
+        try:
+            frame = service.history.query(metric, dimset=dimset, dims=dims, since_ms=since, until_ms=until)
+        except KeyError as exc:
+            raise HTTPException(404, f"metric: {exc.args[0]}") from None
+        return {"metric": metric, "dimset": dimset, "dims": dims, "points": frame.to_dicts()}
+
     @app.get("/api/v1/series/{metric}", tags=["series"], dependencies=[scope("read")])
     def series_points(metric: str, request: Request) -> dict[str, Any]:
         """Values of one series with the expected value and band per window, and its alert markers.

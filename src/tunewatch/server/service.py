@@ -39,6 +39,7 @@ from tunewatch.server.quarantine import QuarantineRing
 from tunewatch.server.report import IngestReport, split_lines_outcome, whole_report
 from tunewatch.server.series import SeriesStore
 from tunewatch.server.settings import ServerSettings
+from tunewatch.store.history import MetricHistory
 from tunewatch.store.quarantine import QuarantineStore
 from tunewatch.store.sqlite import connect
 from tunewatch.validate.validator import ValidationResult
@@ -91,6 +92,14 @@ class LiveService:
         #: every rejected event, raw bytes and reasons, in the SQLite database when there is one (survives restarts;
         #: `tunewatch quarantine --db` reads it); the ring above serves /api/v1/quarantine
         self.quarantine_store = QuarantineStore(target, check_same_thread=False) if target != ":memory:" else None
+        history_dir = self.settings.history_dir or (
+            Path(target).with_suffix(".history") if target != ":memory:" else None
+        )
+        #: closed metric windows as Parquet by day, kept `history_retention_days` (cleaned up hourly)
+        self.history = (
+            MetricHistory(history_dir, retention_days=self.settings.history_retention_days) if history_dir else None
+        )
+        self._next_cleanup_ms = 0
         self.series = SeriesStore(self.settings.series_windows)
         self.profiler = SectionProfiler()
         self.pipeline = Pipeline(
@@ -116,6 +125,12 @@ class LiveService:
         self.series.add(detections)
         self.cache.store(processed)
         self._generation += 1
+        if self.history is not None:
+            self.history.append(processed.metrics)
+            now = self.now_ms()
+            if now >= self._next_cleanup_ms:
+                self.history.cleanup(now)
+                self._next_cleanup_ms = now + 3_600_000
         self.metrics.record_detection(
             detections, series=self.pipeline.detection.series_count, detectors=len(self.pipeline.detection.detectors)
         )

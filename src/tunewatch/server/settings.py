@@ -39,4 +39,8 @@ class ServerSettings(BaseSettings):
     )
     gc_freeze: bool = Field(default=True, description="gc.freeze() at start-up (shorter garbage-collector pauses).")
     quarantine_size: int = Field(default=1000, ge=0, description="Recent rejected events kept for /api/v1/quarantine.")
+    history_dir: Path | None = Field(
+        default=None, description="Folder of the metric history (Parquet by day); default: beside `db`, else none."
+    )
+    history_retention_days: int = Field(default=30, ge=1, description="Days of metric history kept.")
     series_windows: int = Field(default=6 * 60, gt=0, description="Windows of detection results kept per series.")
