@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tunewatch.alert.model import Alert
 from tunewatch.cli.main import fail, user_errors
@@ -22,18 +23,27 @@ console = Console()
 
 
 def print_alert(alert: Alert) -> None:
-    """One console line per alert state change, with its explanation."""
-    labels = ", ".join(f"{k}={v}" for k, v in alert.labels.items() if k not in ("alertname", "severity", "team"))
-    ann = alert.annotations
-    if alert.status == "firing":
-        risk = ann.get("revenue_at_risk_per_hour")
-        extra = f"  [dim]revenue at risk {risk}/h[/]" if risk else ""
-        console.print(f"[bold red]FIRING[/]   [bold]{alert.name}[/] ({labels})", highlight=False)
-        console.print(f"         {ann.get('summary', '')}{extra}", highlight=False, markup=True)
-        if ann.get("top_contributors"):
-            console.print(f"         [dim]top contributors: {ann['top_contributors']}[/]", highlight=False)
-    else:
-        console.print(f"[bold green]RESOLVED[/] [bold]{alert.name}[/] ({labels})", highlight=False)
+    """One console line per alert state change, with its explanation (data printed as text, never as markup)."""
+    labels = escape(
+        ", ".join(f"{k}={v}" for k, v in alert.labels.items() if k not in ("alertname", "severity", "team"))
+    )
+    ann = {k: escape(v) for k, v in alert.annotations.items()}
+    name = escape(alert.name)
+    if alert.status != "firing":
+        console.print(f"[bold green]RESOLVED[/] [bold]{name}[/] ({labels})", highlight=False)
+        return
+    risk = ann.get("revenue_at_risk_per_hour")
+    extra = f"  [dim]revenue at risk {risk}/h[/]" if risk else ""
+    console.print(f"[bold red]FIRING[/]   [bold]{name}[/] ({labels})", highlight=False)
+    console.print(f"         {ann.get('summary', '')}{extra}", highlight=False)
+    details = {
+        "top contributors": ann.get("top_contributors"),
+        "top rejection reasons": ann.get("top_rejection_reasons"),
+        "track": ann.get("track_name", "") + (f" by {ann['track_artists']}" if ann.get("track_artists") else ""),
+    }
+    for title, text in details.items():
+        if text:
+            console.print(f"         [dim]{title}: {text}[/]", highlight=False)
 
 
 NOTIFY_CONFIG = Annotated[
