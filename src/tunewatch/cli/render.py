@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tunewatch.alert.backtest import BacktestReport, fired_at, per_rule
@@ -35,7 +36,7 @@ def print_replay_summary(console: Console, summary: ReplaySummary) -> None:
         reasons.add_column("events", justify="right")
         reasons.add_column("meaning")
         for reason, n in c.reasons.most_common(8):
-            reasons.add_row(reason, f"{n:,}", describe(reason))
+            reasons.add_row(escape(reason), f"{n:,}", escape(describe(reason)))
         console.print(reasons)
 
 
@@ -81,7 +82,9 @@ def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, rep
     for res in report.incidents:
         dims = ", ".join(f"{k}={v}" for k, v in res.incident.dims.items()) or "global"
         ttd = f"{res.time_to_detect_s:.0f} s" if res.time_to_detect_s is not None else "[red]missed[/]"
-        inc.add_row(res.incident.kind, dims, format_time(res.incident.start), res.detected_by or "-", ttd)
+        inc.add_row(
+            escape(res.incident.kind), escape(dims), format_time(res.incident.start), res.detected_by or "-", ttd
+        )
     console.print(inc)
     console.print(
         f"recall {100 * report.recall:.0f}%  precision {100 * report.precision:.0f}%  "
@@ -89,4 +92,4 @@ def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, rep
         f"false alert groups {report.false_groups} ({report.false_groups_per_day:.1f}/day)"
     )
     for a in report.false_alerts[:10]:
-        console.print(f"  false: {a.name} {a.labels} at {format_time(fired_at(a))}", highlight=False)
+        console.print(escape(f"  false: {a.name} {a.labels} at {format_time(fired_at(a))}"), highlight=False)
