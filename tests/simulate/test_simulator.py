@@ -142,7 +142,9 @@ def test_dirty_and_duplicate_rows_are_rejected_for_their_reason(three_hours: tup
         assert expected in reasons
 
 
-@pytest.mark.parametrize("name", ["e.ndjson", "e.ndjson.gz", "e.csv", "e.csv.gz", "e.ndjson.zst", "e.parquet"])
+@pytest.mark.parametrize(
+    "name", ["e.ndjson", "e.ndjson.gz", "e.csv", "e.csv.gz", "e.csv.zst", "e.ndjson.zst", "e.parquet"]
+)
 def test_writers_round_trip_through_the_readers(tmp_path: Path, name: str) -> None:
     sim = Simulator(SimulationConfig(minutes=12, events_per_minute=300, seed=9))
     path = tmp_path / name

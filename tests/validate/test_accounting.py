@@ -17,7 +17,8 @@ from tunewatch.ingest.readers import parse_ndjson_bytes
 from tunewatch.schema import FIELD_NAMES
 from tunewatch.validate import EnterpriseDataValidator, ValidationResult
 
-_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 junk_values = st.one_of(
     st.none(),
@@ -102,7 +103,7 @@ def test_distinct_ids_are_never_duplicates(ids: list[int]) -> None:
     assert sum(r.accepted for r in results) == len(ids)
 
 
-@_SETTINGS
+@_FUZZ
 @given(st.binary(max_size=400))
 def test_fuzz_random_bytes(data: bytes) -> None:
     result = EnterpriseDataValidator(clock=lambda: NOW_MS / 1000).validate(parse_ndjson_bytes(data))

@@ -10,34 +10,22 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Literal, cast
 
-import numpy as np
-import numpy.typing as npt
 import polars as pl
 import zstandard
 
 from tunewatch.errors import InputError
 from tunewatch.ingest.batch import RawBatch, UndecodableLine, conform
 from tunewatch.ingest.coerce import records_to_raw_frame
-from tunewatch.ingest.jsonline import LineProblem, decode_line
-from tunewatch.ingest.screen import (
-    bool_tokens,
-    first_long_line,
-    line_spans,
-    may_nest,
-    nonblank,
-    structured_lines,
-    text_is_clean,
-)
-from tunewatch.schema import FIELDS, RAW_SCHEMA, Kind
+from tunewatch.ingest.ndjson import DEFAULT_MAX_LINE_BYTES, parse_ndjson_bytes, read_ndjson_stream
+from tunewatch.schema import RAW_SCHEMA
 
 Format = Literal["ndjson", "csv", "parquet"]
 
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
-DEFAULT_MAX_LINE_BYTES = 64 * 1024
 _SUFFIXES: dict[str, Format] = {
     ".ndjson": "ndjson",
     ".jsonl": "ndjson",
@@ -139,200 +127,14 @@ def _open_text_stream(p: Path) -> IO[bytes]:
     if magic.startswith(_GZIP_MAGIC):
         return cast(IO[bytes], gzip.GzipFile(fileobj=raw))
     if magic == _ZSTD_MAGIC:
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        # buffered, so that line-oriented readers (CSV header, csv module) can use readline()
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True))
     return raw
 
 
-# --------------------------------------------------------------------------------------------- NDJSON
-
-
 def _read_ndjson(p: Path, chunk_bytes: int, max_line_bytes: int) -> Iterator[RawBatch]:
-    source = str(p)
-    line_no = 0  # lines consumed before the current chunk
     with _open_text_stream(p) as stream:
-        carry = b""
-        skipping_long = False  # inside an over-long line, discarding until its newline
-        long_line_start = 0
-        long_head = b""
-        while True:
-            block = stream.read(chunk_bytes)
-            if not block:
-                break
-            data = carry + block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                if len(data) > max_line_bytes:
-                    if not skipping_long:
-                        skipping_long, long_line_start, long_head = True, line_no + 1, data[:max_line_bytes]
-                    carry = b""
-                else:
-                    carry = data
-                continue
-            chunk, carry = data[: cut + 1], data[cut + 1 :]
-            if skipping_long:
-                nl = chunk.find(b"\n")
-                yield _too_long(source, long_line_start, max_line_bytes, long_head)
-                chunk = chunk[nl + 1 :]
-                line_no += 1
-                skipping_long = False
-            n_lines = chunk.count(b"\n")
-            if chunk:
-                yield _parse_ndjson_chunk(chunk, source, line_no, max_line_bytes)
-            line_no += n_lines
-        if skipping_long:
-            yield _too_long(source, long_line_start, max_line_bytes, long_head)
-        elif carry.strip():
-            yield _parse_ndjson_chunk(carry + b"\n", source, line_no, max_line_bytes)
-
-
-def _too_long(source: str, line_no: int, limit: int, head: bytes) -> RawBatch:
-    bad = UndecodableLine(line_no, head, "line: too_long", f"line longer than {limit} bytes (first {limit} kept)")
-    return RawBatch(frame=pl.DataFrame(schema=RAW_SCHEMA), source=source, undecodable=[bad])
-
-
-def _parse_ndjson_chunk(chunk: bytes, source: str, first_line: int, max_line_bytes: int) -> RawBatch:
-    """Columnar parse of a chunk of whole lines, exact per-line decoding only where the fast path cannot vouch.
-
-    The fast path is one ``pl.read_ndjson`` over the chunk. Polars turns nested values and booleans into text,
-    so lines that may hold a nested value, and rows where a non-boolean field reads ``true``/``false`` while the
-    chunk holds more boolean literals than the boolean fields account for, are decoded again exactly. A chunk
-    Polars refuses (invalid JSON or UTF-8, NaN, deep nesting) or that holds an over-long line is decoded line by
-    line.
-    """
-    if first_long_line(chunk, max_line_bytes) < 0:
-        frame = _read_columnar(chunk)
-        if frame is not None:
-            batch = _LazyRawBatch(frame=frame, source=source, chunk=chunk, first_line=first_line)
-            batch.text_clean = text_is_clean(chunk)
-            _refine_types(batch, chunk)
-            return batch
-    return _parse_lines(chunk, source, first_line, max_line_bytes)
-
-
-#: Schema of the typed first attempt: Polars refuses a chunk in it if any value has the wrong JSON type.
-TYPED_READ_SCHEMA = pl.Schema(
-    {
-        f.name: pl.Int64 if f.kind in (Kind.INT, Kind.TIMESTAMP) else pl.Boolean if f.kind is Kind.BOOL else pl.String
-        for f in FIELDS
-    }
-)
-
-
-def _read_columnar(chunk: bytes) -> pl.DataFrame | None:
-    """Typed parse (ints, epoch-ms times and bools as such) when it takes the chunk, else all-text, else None.
-
-    The typed attempt is skipped when the chunk's first line holds a text timestamp (RFC 3339 input).
-    """
-    head = chunk[: chunk.find(b"\n") + 1 or 4096]
-    attempts = (RAW_SCHEMA,) if b'"ts":"' in head or b'"ts": "' in head else (TYPED_READ_SCHEMA, RAW_SCHEMA)
-    for schema in attempts:
-        try:
-            return pl.read_ndjson(io.BytesIO(chunk), schema=schema)
-        except (pl.exceptions.PolarsError, ValueError, OSError):  # OSError: Polars sniffs compression magic
-            continue
-    return None
-
-
-def as_text(frame: pl.DataFrame) -> pl.DataFrame:
-    """A frame read typed, turned into ``RAW_SCHEMA`` text (ints in decimal, bools as true/false)."""
-    typed_cols = [name for name, dtype in frame.schema.items() if dtype != pl.String]
-    return frame.with_columns(pl.col(typed_cols).cast(pl.String)) if typed_cols else frame
-
-
-_NON_BOOL = tuple(f.name for f in FIELDS if f.kind is not Kind.BOOL)
-_BOOLS = tuple(f.name for f in FIELDS if f.kind is Kind.BOOL)
-
-
-def _refine_types(batch: _LazyRawBatch, chunk: bytes) -> None:
-    """Re-decode exactly the rows whose JSON types the columnar parse may have hidden (in place)."""
-    frame = batch.frame
-    if not frame.height:
-        return
-    suspects = np.zeros(frame.height, dtype=bool)
-    if may_nest(chunk):
-        starts, ends, keep = batch.spans()
-        suspects |= structured_lines(chunk, starts, ends)[keep]
-    literals = bool_tokens(chunk)
-    if literals:
-        if all(frame.schema[name] == pl.Boolean for name in _BOOLS):
-            declared = sum(frame.height - frame.get_column(name).null_count() for name in _BOOLS)
-        else:
-            as_bool = pl.col(_BOOLS).cast(pl.String).is_in(["true", "false"])
-            declared = frame.select(pl.sum_horizontal(as_bool.sum())).item()
-        if literals > declared:
-            text_cols = [name for name in _NON_BOOL if frame.schema[name] == pl.String]
-            text_bool = frame.select(pl.any_horizontal(pl.col(text_cols).is_in(["true", "false"])).fill_null(False))
-            suspects |= text_bool.to_series().to_numpy()
-    rows = np.flatnonzero(suspects)
-    if not rows.size:
-        return
-    records: list[dict[str, str | None]] = []
-    for line in batch.raws_of(rows.tolist()):
-        decoded = decode_line(line)
-        records.append(decoded if isinstance(decoded, dict) else {})
-    fixed = records_to_raw_frame(records).with_columns(pl.Series("__row", rows, dtype=pl.UInt32))
-    batch.frame = (
-        as_text(frame).with_row_index("__row").update(fixed, on="__row", how="left", include_nulls=True).drop("__row")
-    )
-    batch.text_clean = False
-
-
-def _parse_lines(chunk: bytes, source: str, first_line: int, max_line_bytes: int) -> RawBatch:
-    """Slow path: decode each line on its own; keep decodable objects in columnar form and report the rest."""
-    good: list[dict[str, str | None]] = []
-    raws: list[bytes] = []
-    good_nos: list[int] = []
-    bad: list[UndecodableLine] = []
-    for i, line in enumerate(chunk.split(b"\n")):
-        stripped = line.strip()
-        if not stripped:
-            continue
-        no = first_line + i + 1
-        if len(line) > max_line_bytes:
-            detail = f"line longer than {max_line_bytes} bytes (first {max_line_bytes} kept)"
-            bad.append(UndecodableLine(no, line[:max_line_bytes], "line: too_long", detail))
-            continue
-        decoded = decode_line(stripped)
-        if isinstance(decoded, LineProblem):
-            bad.append(UndecodableLine(no, stripped, decoded.reason, decoded.detail))
-            continue
-        good.append(decoded)
-        raws.append(stripped)
-        good_nos.append(no)
-    frame = records_to_raw_frame(good)
-    return RawBatch(frame=frame, source=source, line_nos=good_nos, raw_lines=raws, undecodable=bad)
-
-
-class _LazyRawBatch(RawBatch):
-    """A batch from the fast path: line numbers and raw bytes are located (vectorised) only if someone asks."""
-
-    __slots__ = ("_chunk", "_first_line", "_spans")
-
-    def __init__(self, frame: pl.DataFrame, source: str, chunk: bytes, first_line: int) -> None:
-        super().__init__(frame=frame, source=source)
-        self._chunk = chunk
-        self._first_line = first_line
-        self._spans: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None = None
-
-    def spans(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-        """Start and end of every line of the chunk and the mask of the non-blank ones (the rows)."""
-        if self._spans is None:
-            starts, ends = line_spans(self._chunk)
-            self._spans = (starts, ends, nonblank(self._chunk, starts, ends))
-        return self._spans
-
-    def _row_lines(self) -> npt.NDArray[np.int64]:
-        return np.flatnonzero(self.spans()[2])
-
-    def raws_of(self, rows: Sequence[int]) -> list[bytes]:
-        starts, ends, _ = self.spans()
-        idx = self._row_lines()[np.asarray(rows, dtype=np.int64)]
-        chunk = self._chunk
-        return [chunk[s:e] for s, e in zip(starts[idx].tolist(), ends[idx].tolist(), strict=True)]
-
-    def lines_of(self, rows: Sequence[int]) -> list[int]:
-        idx = self._row_lines()[np.asarray(rows, dtype=np.int64)]
-        return (idx + self._first_line + 1).tolist()
+        yield from read_ndjson_stream(stream, str(p), chunk_bytes, max_line_bytes)
 
 
 # ------------------------------------------------------------------------------------------------ CSV
@@ -417,8 +219,4 @@ def _read_parquet(p: Path, chunk_rows: int) -> Iterator[RawBatch]:
         offset += part.height
 
 
-def parse_ndjson_bytes(data: bytes, source: str = "bytes", max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> RawBatch:
-    """Parse an in-memory NDJSON payload (an HTTP body) with the same dirty-tolerant path as files."""
-    if not data.endswith(b"\n"):
-        data += b"\n"
-    return _parse_ndjson_chunk(data, source, 0, max_line_bytes)
+__all__ = ["DEFAULT_CHUNK_BYTES", "DEFAULT_MAX_LINE_BYTES", "detect_format", "parse_ndjson_bytes", "read_events"]

@@ -7,6 +7,7 @@ never changes a verdict.
 
 from __future__ import annotations
 
+import threading
 from typing import Final
 
 import numpy as np
@@ -15,6 +16,20 @@ import numpy.typing as npt
 #: Lead bytes of every non-ASCII character the validator refuses in text: C1 controls and NBSP (C2), U+061C
 #: (D8), U+1680 (E1), U+2000-U+206F (E2), U+3000 (E3), U+FEFF (EF). Single bytes, so each test is a ``memchr``.
 _UNSAFE_LEAD_BYTES: Final = (b"\xc2", b"\xd8", b"\xe1", b"\xe2", b"\xe3", b"\xef")
+
+
+_LOCAL = threading.local()
+
+
+def _equal(arr: npt.NDArray[np.uint8], byte: int) -> npt.NDArray[np.bool_]:
+    """``arr == byte`` into a per-thread scratch buffer (a fresh 16 MiB array costs more in page faults)."""
+    buf: npt.NDArray[np.bool_] | None = getattr(_LOCAL, "buf", None)
+    if buf is None or buf.size < arr.size:
+        buf = np.empty(max(arr.size, 1 << 20), dtype=np.bool_)
+        _LOCAL.buf = buf
+    out = buf[: arr.size]
+    np.equal(arr, byte, out=out)
+    return out
 
 
 def text_is_clean(chunk: bytes) -> bool:
@@ -30,7 +45,7 @@ def text_is_clean(chunk: bytes) -> bool:
     if b" " not in chunk:
         return True
     arr = np.frombuffer(chunk, dtype=np.uint8)
-    spaces = np.flatnonzero(arr == 32)
+    spaces = np.flatnonzero(_equal(arr, 32))
     before = arr[np.maximum(spaces - 1, 0)]
     after = arr[np.minimum(spaces + 1, len(arr) - 1)]
     return not bool(((before == 34) | (after == 34)).any())
@@ -53,7 +68,7 @@ def first_long_line(chunk: bytes, limit: int) -> int:
 def line_spans(chunk: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Start and end offsets (end exclusive, without ``\\r``) of every line of ``chunk``, blank ones included."""
     arr = np.frombuffer(chunk, dtype=np.uint8)
-    nl = np.flatnonzero(arr == 10).astype(np.int64)
+    nl = np.flatnonzero(_equal(arr, 10)).astype(np.int64)
     if not chunk.endswith(b"\n"):
         nl = np.append(nl, len(chunk))
     starts = np.concatenate([np.zeros(1, dtype=np.int64), nl[:-1] + 1])
@@ -86,13 +101,17 @@ def structured_lines(chunk: bytes, starts: npt.NDArray[np.int64], ends: npt.NDAr
     return brackets | (counts > 1)
 
 
-def may_nest(chunk: bytes) -> bool:
-    """Cheap test: can any line of ``chunk`` hold a nested JSON value (``[`` anywhere or more ``{`` than lines)?"""
+def may_nest(chunk: bytes, lines: int | None = None) -> bool:
+    """Cheap test: can any line of ``chunk`` hold a nested JSON value (``[`` anywhere or more ``{`` than lines)?
+
+    ``lines`` is the number of lines of ``chunk`` if the caller knows it already.
+    """
     if b"[" in chunk:
         return True
     arr = np.frombuffer(chunk, dtype=np.uint8)
-    lines = int(np.count_nonzero(arr == 10)) + (0 if chunk.endswith(b"\n") else 1)
-    return int(np.count_nonzero(arr == 123)) > lines
+    if lines is None:
+        lines = int(np.count_nonzero(_equal(arr, 10))) + (0 if chunk.endswith(b"\n") else 1)
+    return int(np.count_nonzero(_equal(arr, 123))) > lines
 
 
 _TRUE: Final = int.from_bytes(b"true", "little")

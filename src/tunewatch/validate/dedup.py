@@ -59,18 +59,30 @@ class DuplicateFilter:
         self._runs: list[_Run] = []
         self._cutoff: int | None = None
         self._maybe = np.zeros(1 << _PREFIX_BITS, dtype=np.bool_)
+        self._last: tuple[npt.NDArray[np.uint64], npt.NDArray[np.intp]] | None = None
 
-    def duplicate_mask(self, ids: pl.Series) -> npt.NDArray[np.bool_]:
+    @staticmethod
+    def hash(ids: pl.Series) -> npt.NDArray[np.uint64]:
+        """The 64-bit hashes the filter uses (compute once for :meth:`duplicate_mask` and :meth:`remember`)."""
+        return _hash(ids)
+
+    def duplicate_mask(self, ids: pl.Series, hashes: npt.NDArray[np.uint64] | None = None) -> npt.NDArray[np.bool_]:
         """True for ids seen before (in an earlier batch or earlier in this one), compared exactly."""
         n = len(ids)
         if n == 0:
             return np.zeros(0, dtype=bool)
         ids = ids.rename("id")
-        hashes = _hash(ids)
+        hashes = _hash(ids) if hashes is None else hashes
         dup = np.zeros(n, dtype=bool)
-        shared = pl.Series(hashes).is_duplicated().to_numpy()
-        if shared.any():
-            rows = np.flatnonzero(shared)
+        order = np.argsort(hashes)
+        ranked = hashes[order]
+        self._last = (hashes, order)  # reused by remember(rows=...) for the sort of the new run
+        equal = ranked[1:] == ranked[:-1]
+        if equal.any():  # ids sharing a hash in this batch: the later copies of an identical string repeat it
+            members = np.zeros(n, dtype=bool)
+            members[1:] |= equal
+            members[:-1] |= equal
+            rows = np.sort(order[members])
             dup[rows] = ~ids.gather(rows).is_first_distinct().to_numpy()
         if self._runs:
             maybe = np.flatnonzero(self._maybe[hashes >> _SHIFT])
@@ -103,13 +115,28 @@ class DuplicateFilter:
                 seen[row] |= ids[row] in run.id_at(np.arange(start, stop)).to_list()
         return seen
 
-    def remember(self, ids: pl.Series, ts: pl.Series) -> None:
-        """Record accepted events (their ids and event times)."""
+    def remember(self, ids: pl.Series, ts: pl.Series, rows: npt.NDArray[np.int64] | None = None) -> None:
+        """Record accepted events (their ids and event times).
+
+        ``rows`` (ascending) says which rows of the batch last given to :meth:`duplicate_mask` these are, so that
+        its hashes and their sort are reused.
+        """
         if not len(ids):
             return
-        hashes = _hash(ids)
+        times = ts.to_numpy().astype(np.int64)
+        if rows is not None and self._last is not None:
+            hashes_all, order_all = self._last
+            keep = np.zeros(hashes_all.size, dtype=bool)
+            keep[rows] = True
+            new_index = np.cumsum(keep) - 1
+            order = new_index[order_all[keep[order_all]]]
+            hashes = hashes_all[rows]
+            run = _Run(hashes[order], order.astype(np.int64), ids, times)
+        else:
+            hashes = _hash(ids)
+            run = self._make_run(hashes, ids, times)
         self._maybe[hashes >> _SHIFT] = True
-        self._runs.append(self._make_run(hashes, ids, ts.to_numpy().astype(np.int64)))
+        self._runs.append(run)
         while len(self._runs) >= 2 and self._runs[-2].hashes.size <= 2 * self._runs[-1].hashes.size:
             self._merge_last_two()
 

@@ -23,6 +23,7 @@ from tunewatch.ingest.coerce import BAD_TYPE, BAD_UTF8, MARKERS, NOT_FINITE
 from tunewatch.schema import (
     COUNTRY_CODES,
     DURATION_SLACK_MS,
+    EVENT_TYPES,
     FIELDS,
     FUTURE_TOLERANCE_MS,
     Field,
@@ -49,6 +50,7 @@ _I64: Final = 2**63
 #: The wall clock in epoch ms, a column the validator adds so that rules need not be rebuilt per batch.
 NOW_COLUMN: Final = "__now"
 _NOW: Final = pl.col(NOW_COLUMN)
+_NEVER: Final = pl.lit(False)
 
 
 @dataclass(slots=True)
@@ -92,6 +94,18 @@ class Rule:
     detect: pl.Expr | None = None
     screen: Screen = _always
     detect_clean: pl.Expr | None = None  # a cheaper ``detect`` valid when the batch's text is clean
+    mask_typed: pl.Expr | None = None  # the exact mask when the reader delivered the field typed (no text)
+
+    @property
+    def field(self) -> str:
+        """The field the rule reports on (the part of ``reason`` before the colon)."""
+        return self.reason.partition(": ")[0]
+
+    def exact(self, typed_input: frozenset[str]) -> pl.Expr:
+        """The exact mask for a batch whose ``typed_input`` fields arrived typed, nulls as false."""
+        if self.mask_typed is not None and self.field in typed_input:
+            return self.mask_typed.fill_null(False)
+        return self.mask.fill_null(False)
 
     def detector(self, text_clean: bool) -> pl.Expr:
         """The whole-batch row mask (``detect_clean``, ``detect`` or ``mask``), nulls as false."""
@@ -102,6 +116,17 @@ class Rule:
 def typed(name: str) -> pl.Expr:
     """The typed work column of field ``name``."""
     return pl.col(name + TYPED_SUFFIX)
+
+
+def is_type(event_type: str) -> pl.Expr:
+    """The work column that is true for events of ``event_type`` (see :func:`rule_context`)."""
+    return pl.col(f"__is_{event_type}")
+
+
+def rule_context(now_ms: int) -> list[pl.Expr]:
+    """Columns the rules read besides the fields: the wall clock and one flag per event type (computed once)."""
+    flags = [(enum("event_type") == t).fill_null(False).alias(f"__is_{t}") for t in EVENT_TYPES]
+    return [pl.lit(now_ms, dtype=pl.Int64).alias(NOW_COLUMN), *flags]
 
 
 def enum(name: str) -> pl.Expr:
@@ -251,11 +276,13 @@ def _presence_rules(f: Field) -> list[Rule]:
     else:  # blank text never parses, so a null typed value is a superset that works on typed input too
         blank = blank_any = typed(f.name).is_null()
     if f.required:
-        return [Rule(f"{f.name}: missing", _blank(f.name), blank_any, _when_absent(f.name), blank)]
+        return [Rule(f"{f.name}: missing", _blank(f.name), blank_any, _when_absent(f.name), blank,
+                     None if f.kind is Kind.STRING else blank)]  # fmt: skip
     if f.required_for:
-        needs = enum("event_type").is_in(list(f.required_for))
+        needs = pl.any_horizontal([is_type(t) for t in f.required_for])
+        typed_mask = None if f.kind is Kind.STRING else needs & blank
         return [Rule(f"{f.name}: required_for_type", needs & _blank(f.name), needs & blank_any,
-                     _when_absent(f.name), needs & blank)]  # fmt: skip
+                     _when_absent(f.name), needs & blank, typed_mask)]  # fmt: skip
     return []
 
 
@@ -305,10 +332,10 @@ def _int_rules(f: Field) -> list[Rule]:
     hi = f.max_value if f.max_value is not None else _I64 - 1
     return [
         Rule(f"{name}: not_integer", unparsed & _present(name) & _not_marker(name) & ~huge.fill_null(False),
-             unparsed, _when_unparsed(name)),
+             unparsed, _when_unparsed(name), mask_typed=_NEVER),
         Rule(f"{name}: out_of_range", (value < lo) | (value > hi) | (unparsed & huge),
              (value < lo) | (value > hi) | unparsed,
-             _when_outside(name, lo, hi, unparsed=True)),
+             _when_outside(name, lo, hi, unparsed=True), mask_typed=(value < lo) | (value > hi)),
     ]  # fmt: skip
 
 
@@ -321,7 +348,7 @@ def _bool_rules(f: Field) -> list[Rule]:
     name = f.name
     unparsed = typed(name).is_null() & pl.col(name).is_not_null()
     return [Rule(f"{name}: not_boolean", unparsed & _present(name) & _not_marker(name), unparsed,
-                 _when_unparsed(name))]  # fmt: skip
+                 _when_unparsed(name), mask_typed=_NEVER)]  # fmt: skip
 
 
 def _ts_rules(f: Field, *, live: bool, retention_ms: int) -> list[Rule]:
@@ -330,7 +357,7 @@ def _ts_rules(f: Field, *, live: bool, retention_ms: int) -> list[Rule]:
     unparsed = ts.is_null() & pl.col(name).is_not_null()
     rules = [
         Rule(f"{name}: bad_timestamp", unparsed & _present(name) & _not_marker(name), unparsed,
-             _when_unparsed(name)),
+             _when_unparsed(name), mask_typed=_NEVER),
         Rule(f"{name}: future", ts > _NOW + FUTURE_TOLERANCE_MS,
              screen=_when_future(name)),
     ]  # fmt: skip
@@ -351,8 +378,8 @@ def _business_rules() -> list[Rule]:
     return [
         Rule("ms_played: exceeds_duration", played > duration + DURATION_SLACK_MS),
         Rule("rebuffer_ms: exceeds_playtime", typed("rebuffer_ms") > playtime),
-        Rule("tier: ad_not_free_tier", (enum("event_type") == "ad") & (pl.col("tier") != "free"),
-             (enum("event_type") == "ad") & (enum("tier") != "free")),
+        Rule("tier: ad_not_free_tier", is_type("ad") & (pl.col("tier") != "free"),
+             is_type("ad") & (enum("tier") != "free")),
     ]  # fmt: skip
 
 

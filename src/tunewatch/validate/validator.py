@@ -6,6 +6,8 @@ Every event received ends in exactly one of three outcomes: accepted, rejected (
 
 from __future__ import annotations
 
+import functools
+import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,21 +15,22 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
-from tunewatch.ingest.batch import RawBatch, conform
+from tunewatch.ingest.batch import RawBatch, UndecodableLine, conform
 from tunewatch.schema import FIELDS, RETENTION_MS, VALID_SCHEMA, Kind
 from tunewatch.validate.custom_rules import RuleSet, load_rules
 from tunewatch.validate.dedup import DEFAULT_DEDUP_HORIZON_MS, DuplicateFilter
 from tunewatch.validate.reasons import describe
 from tunewatch.validate.rules import (
     ENUM_SUFFIX,
-    NOW_COLUMN,
     TYPED_SUFFIX,
     ColumnStats,
     Rule,
     fast_columns,
     lenient_column,
+    rule_context,
     schema_rules,
     stats_exprs,
     valid_columns,
@@ -122,23 +125,33 @@ class EnterpriseDataValidator:
         self.watermark = Watermark(allowed_lateness_ms)
         self.dedup = DuplicateFilter(dedup_horizon_ms)
         self.custom_rules = load_rules(custom_rules) if custom_rules is not None else None
+        self._detectors: dict[tuple[tuple[int, ...], bool], pl.Expr] = {}
         self.rules: list[Rule] = schema_rules(live=live, retention_ms=retention_ms)
         if self.custom_rules is not None:
             self.rules += self.custom_rules.rules()
+
+    def _detector(self, candidates: tuple[Rule, ...], text_clean: bool) -> pl.Expr:
+        """The combined row mask of ``candidates`` (built once per combination: batches repeat them)."""
+        key = (tuple(id(r) for r in candidates), text_clean)
+        expr = self._detectors.get(key)
+        if expr is None:
+            expr = pl.any_horizontal([r.detector(text_clean) for r in candidates])
+            self._detectors[key] = expr
+        return expr
 
     def validate(self, events: Events) -> ValidationResult:
         """Validate a batch: a :class:`RawBatch`, a Polars frame, a list of JSON objects or NDJSON bytes."""
         batch = _as_batch(events)
         now_ms = int(self.clock() * 1000)
-        work = batch.frame.with_columns(fast_columns(batch.frame.schema))
+        work = batch.frame.with_columns(_fast_columns(tuple(batch.frame.schema.items())))
         work, stats = _screen(work, batch, now_ms)
         candidates = [rule for rule in self.rules if rule.screen(stats)]
 
         bad_rows = np.zeros(0, dtype=np.int64)
         reasons = pl.DataFrame(schema={"__row": pl.Int64, "r": pl.List(pl.String)})
         if candidates and work.height:
-            work = work.with_columns(pl.lit(now_ms, dtype=pl.Int64).alias(NOW_COLUMN))
-            flagged = work.select(pl.any_horizontal([r.detector(stats.text_clean) for r in candidates]))
+            work = work.with_columns(rule_context(now_ms))
+            flagged = work.select(self._detector(tuple(candidates), stats.text_clean))
             rows = flagged.to_series().arg_true()
             if len(rows):
                 reasons = _exact_reasons(work, rows, candidates, stats.typed_input)
@@ -150,19 +163,23 @@ class EnterpriseDataValidator:
         ts = work.get_column("ts" + TYPED_SUFFIX).to_numpy()
 
         # duplicates, then lateness, in arrival order among the schema-valid events
-        dup = self.dedup.duplicate_mask(ids.gather(good_rows) if bad_rows.size else ids)
+        good_ids = ids.gather(good_rows) if bad_rows.size else ids
+        hashes = self.dedup.hash(good_ids)
+        dup = self.dedup.duplicate_mask(good_ids, hashes)
         fresh_rows = good_rows[~dup] if dup.any() else good_rows
         late = self.watermark.late_mask(ts[fresh_rows].astype(np.int64))
         accepted_rows = fresh_rows[~late] if late.any() else fresh_rows
         whole = accepted_rows.size == work.height
-        self.dedup.remember(ids if whole else ids.gather(accepted_rows), pl.Series(ts if whole else ts[accepted_rows]))
+        if whole:
+            self.dedup.remember(ids, pl.Series(ts), np.arange(ids.len(), dtype=np.int64))
+        else:  # accepted rows are a subset of the good rows: give their ranks among them
+            rank = np.searchsorted(good_rows, accepted_rows)
+            self.dedup.remember(ids.gather(accepted_rows), pl.Series(ts[accepted_rows]), rank)
         self.dedup.evict(self.watermark.value)
 
-        valid = work.select(valid_columns())
+        valid = work.select(_VALID_COLUMNS)
         if not whole:
-            mask = np.zeros(work.height, dtype=bool)
-            mask[accepted_rows] = True
-            valid = valid.filter(pl.Series(mask))
+            valid = _keep_rows(valid, accepted_rows)
         if valid.schema != VALID_SCHEMA:
             valid = valid.cast(dict(VALID_SCHEMA))  # type: ignore[arg-type]
         if late.any():
@@ -182,23 +199,46 @@ class EnterpriseDataValidator:
         )
 
 
+_FEW_GAPS = 256
+_VALID_COLUMNS = valid_columns()
+_STATS_EXPRS = stats_exprs()
+
+
+@functools.lru_cache(maxsize=16)
+def _fast_columns(schema: tuple[tuple[str, pl.DataType], ...]) -> list[pl.Expr]:
+    return fast_columns(pl.Schema(schema))
+
+
+def _keep_rows(frame: pl.DataFrame, rows: npt.NDArray[np.int64]) -> pl.DataFrame:
+    """``frame`` restricted to ``rows`` (sorted). A few dropped rows: zero-copy slices of the runs between them."""
+    dropped = np.setdiff1d(np.arange(frame.height, dtype=np.int64), rows, assume_unique=True)
+    if dropped.size > _FEW_GAPS:
+        mask = np.zeros(frame.height, dtype=bool)
+        mask[rows] = True
+        return frame.filter(pl.Series(mask))
+    bounds = np.concatenate([[-1], dropped, [frame.height]])
+    parts = [frame.slice(a + 1, b - a - 1) for a, b in itertools.pairwise(bounds.tolist()) if b - a > 1]
+    return pl.concat(parts, rechunk=False) if parts else frame.clear()
+
+
 def _exact_reasons(work: pl.DataFrame, rows: pl.Series, rules: list[Rule], typed_input: frozenset[str]) -> pl.DataFrame:
     """``__row`` and reasons ``r`` of the flagged ``rows`` that break at least one rule.
 
     Each row's verdict is packed into bit codes (one bit per rule, 63 rules per code column), so the per-row work
     is integer arithmetic; the few distinct combinations are then mapped to their lists of reasons.
     """
-    needed = sorted({name for rule in rules for name in rule.mask.meta.root_names()} & set(work.columns))
+    masks = [rule.exact(typed_input) for rule in rules]
+    needed = sorted({name for mask in masks for name in mask.meta.root_names()} & set(work.columns))
     subset = work.select(needed)[rows]
     text = [name for name in needed if name in typed_input]
-    if text:  # exact masks read the text of every field
+    if text:  # masks that read the text of a field the reader delivered typed
         subset = subset.with_columns(pl.col(text).cast(pl.String))
     groups = [rules[i : i + 63] for i in range(0, len(rules), 63)]
     codes = subset.select(
         [
-            pl.sum_horizontal(
-                [r.mask.fill_null(False).cast(pl.Int64) * (1 << bit) for bit, r in enumerate(group)]
-            ).alias(f"c{g}")
+            pl.sum_horizontal([masks[g * 63 + bit].cast(pl.Int64) * (1 << bit) for bit in range(len(group))]).alias(
+                f"c{g}"
+            )
             for g, group in enumerate(groups)
         ]
     ).with_columns(rows.cast(pl.Int64).alias("__row"))
@@ -237,7 +277,7 @@ def _screen(work: pl.DataFrame, batch: RawBatch, now_ms: int) -> tuple[pl.DataFr
         else:
             stats.raw_nulls[name] = nulls
     if work.height:
-        for key, value in work.select(stats_exprs()).row(0, named=True).items():
+        for key, value in work.select(_STATS_EXPRS).row(0, named=True).items():
             kind, _, name = key.partition(":")
             {"min": stats.minimum, "max": stats.maximum, "lmin": stats.len_min, "lmax": stats.len_max}[kind][name] = (
                 value
@@ -280,7 +320,25 @@ def _as_batch(events: Events) -> RawBatch:
         from tunewatch.ingest.readers import parse_ndjson_bytes
 
         return parse_ndjson_bytes(bytes(events), source="bytes")
-    records = [dict(e) for e in events]
+    records: list[dict[str, object]] = []
+    numbers: list[int] = []
+    others: list[UndecodableLine] = []
+    for no, item in enumerate(events, start=1):
+        if isinstance(item, Mapping):
+            records.append(dict(item))
+            numbers.append(no)
+        else:
+            others.append(UndecodableLine(no, repr(item).encode()[:1024], "line: not_object", "not a JSON object"))
     batch = RawBatch.from_records(records, source="api")
-    batch.raw_lines = [msgspec.json.encode(r) for r in records]
+    batch.raw_lines = [_encode(r) for r in records]
+    batch.line_nos = numbers
+    batch.undecodable = others
     return batch
+
+
+def _encode(record: Mapping[str, object]) -> bytes:
+    """JSON of an API record for quarantine (``repr`` of values JSON cannot hold, never an exception)."""
+    try:
+        return msgspec.json.encode(record)
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+        return msgspec.json.encode({str(k): v if isinstance(v, str | None) else repr(v) for k, v in record.items()})
