@@ -11,7 +11,6 @@ Prints events/s for both and the ratio.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,8 +22,15 @@ import polars as pl
 from tunewatch.schema import RAW_SCHEMA
 
 
-def _peak_rss_mb_of_child() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+def _peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a running process (``VmHWM``: its own address space, not its parent's)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def main() -> None:
@@ -58,17 +64,18 @@ def main() -> None:
     print(f"polars parse (schema given):  {n:>11,} events  {parse_s:7.2f} s  {n / parse_s:>12,.0f} events/s")
 
     t = time.perf_counter()
-    before = _peak_rss_mb_of_child()
-    proc = subprocess.run(
-        [sys.executable, "-m", "tunewatch.cli.main", "replay", str(path), "-q", "--alerts-out", str(tmp / "a.ndjson")],
-        capture_output=True,
-        text=True,
-    )
-    replay_s = time.perf_counter() - t
-    if proc.returncode != 0:
-        print(proc.stdout, proc.stderr)
-        raise SystemExit(proc.returncode)
-    peak = max(before, _peak_rss_mb_of_child())
+    cmd = [sys.executable, "-m", "tunewatch.cli.main", "replay", str(path), "-q", "--alerts-out", str(tmp / "a.ndjson")]
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, _peak_rss_mb(proc.pid))
+            time.sleep(0.2)
+        replay_s = time.perf_counter() - t
+        if proc.returncode != 0:
+            out.seek(0)
+            print(out.read().decode(errors="replace"))
+            raise SystemExit(proc.returncode)
     print(f"tunewatch replay:             {n:>11,} events  {replay_s:7.2f} s  {n / replay_s:>12,.0f} events/s")
     print(f"replay / parse: {replay_s / parse_s:.2f}x   peak memory (replay process): {peak:,.0f} MB")
     if not args.keep and args.file is None:

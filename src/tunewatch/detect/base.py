@@ -29,6 +29,8 @@ class Detection:
     expected: FloatArray  # expected value
     lower: FloatArray  # lower edge of the normal band
     upper: FloatArray  # upper edge of the normal band
+    source: IntArray | None = None  # which model produced the evidence (see ``kernel.SOURCE_NAMES``), if known
+    run_ms: FloatArray | None = None  # how long the series has been anomalous (0 when it is not), if known
 
 
 @dataclass(slots=True)
@@ -39,6 +41,8 @@ class PointDetection:
     expected: float
     lower: float
     upper: float
+    source: str = "none"  # which model fired ("level", "seasonal", "change_point"; "none" below the band)
+    run_ms: float = 0.0  # how long the series has been anomalous
 
 
 class VectorDetector(ABC):

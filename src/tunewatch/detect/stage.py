@@ -40,10 +40,35 @@ DETECTION_SCHEMA: Final = pl.Schema(
 DetectorFactory = Callable[[MetricSpec], VectorDetector]
 
 
-def default_detector(spec: MetricSpec) -> VectorDetector:
-    """The baseline detector for a metric, with the noise model its kind implies."""
-    noise = {"ratio": "binomial", "count": "poisson"}.get(spec.kind, "relative")
-    return RobustLevelDetector(noise=noise)  # type: ignore[arg-type]
+#: Ensemble settings for the pipeline's per-minute rules: raw |z| evidence (no per-series calibration, no
+#: episode damping), so that ``min_score: 0.5`` keeps meaning "4 standard deviations" for ``for:`` minutes;
+#: outliers teach no scale, and the CUSUM is off: its re-basing learnt a market's outage (late data) as the new
+#: level and then missed the bot farm that followed it (simulator seed 2, six hours).
+PIPELINE_ENSEMBLE: Final = {
+    "alpha": 0.15, "scale_alpha": 0.05, "clip": 1.5, "warmup": 15, "relative_floor": 0.02, "mad_cap": 3,
+    "freeze_scale": True, "damp": 1.0, "cal": 0.0, "bins": 96, "use_cusum": 0.0,
+}  # fmt: skip
+
+
+def _noise(spec: MetricSpec) -> str:
+    return {"ratio": "binomial", "count": "poisson"}.get(spec.kind, "relative")
+
+
+def robust_detector(spec: MetricSpec) -> VectorDetector:
+    """The robust Holt detector (exact binomial/Poisson tails) for a metric, with the noise model its kind implies."""
+    return RobustLevelDetector(noise=_noise(spec))  # type: ignore[arg-type]
+
+
+def ensemble_detector(spec: MetricSpec) -> VectorDetector:
+    """The level + seasonal + change-point ensemble for a metric (see :data:`PIPELINE_ENSEMBLE`)."""
+    from tunewatch.detect.detectors import EnsembleDetector  # compiled kernel: loaded only when used
+
+    return EnsembleDetector(noise=_noise(spec), **PIPELINE_ENSEMBLE)
+
+
+#: The pipeline's detector: the ensemble. On the simulator backtest (seeds 3, 5, 7, 11, one day each) it keeps
+#: the robust detector's 100 % recall and 0 false alert groups/day; :func:`robust_detector` remains available.
+default_detector: DetectorFactory = ensemble_detector
 
 
 class _SeriesRegistry:

@@ -1,0 +1,222 @@
+"""A :class:`VectorDetector` over the compiled point kernel: many-series steps, one-series chunks, streaming.
+
+The state of every series is one row of a float64 matrix (``HEADER + bins`` values: 184 bytes without a
+seasonal profile, + 8 bytes per profile slot), so a checkpoint is one array plus the parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from tunewatch.detect import kernel as k
+from tunewatch.detect.base import Detection, FloatArray, IntArray, PointDetection, VectorDetector
+
+Noise = Literal["relative", "poisson", "binomial"]
+_NOISE_CODES = {"relative": k.NOISE_RELATIVE, "poisson": k.NOISE_POISSON, "binomial": k.NOISE_BINOMIAL}
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+
+
+@dataclass(frozen=True, slots=True)
+class KernelParams:
+    """Settings of the kernel (see :mod:`tunewatch.detect.kernel`); one configuration serves every series."""
+
+    noise: Noise = "relative"
+    alpha: float = 0.05  # level gain
+    scale_alpha: float = 0.02  # scale (MAD) gain
+    clip: float = 2.0  # Huber clip of the level update, in standard deviations
+    warmup: int = 30  # points before scoring
+    cusum_k: float = 0.5  # CUSUM slack, in standard deviations
+    cusum_h: float = 12.0  # CUSUM alarm level
+    cusum_z: float = 6.0  # evidence (as |z|) of a CUSUM at its alarm level
+    decay: float = 0.99  # per-point decay of the episode peak
+    damp: float = 0.5  # factor on evidence that does not beat the episode peak
+    relative_floor: float = 0.0  # noise floor as a fraction of the level
+    period_ms: int = DAY_MS  # seasonal period
+    bins: int = 0  # seasonal profile slots (0: no seasonal model)
+    gamma: float = 0.1  # seasonal gain
+    tz_offset_ms: int = 0  # local time = UTC + offset (the market's)
+    band_z: float = 4.0  # band half-width, and the |z| above which a point is anomalous
+    score_k: float = 4.0  # score = e² / (e² + k²) for evidence e (0.5 at e = k)
+    fast: float = 0.3  # gain of the fast level used to re-base after a change point
+    use_level: float = 1.0  # weight of the point residual in the evidence
+    use_cusum: float = 1.0  # weight of the CUSUM in the evidence
+    mad_cap: float = 4.0  # residuals are capped at this many deviations when learning the scale
+    spread_frac: float = 0.05  # scale floor as a fraction of the series' long-run spread
+    spread_alpha: float = 0.005  # gain of the long-run mean and spread
+    cal_alpha: float = 0.002  # gain of the long-run mean and variance of the series' own surprise
+    cal_short: float = 0.2  # gain of the short-run surprise average
+    cal: float = 1.0  # weight of the calibrated evidence (0: raw |z|)
+    cusum_ref: float = 0.005  # gain of the CUSUM's slow reference level
+    slevel_gain: float = 0.1  # the seasonal model's level gain, as a fraction of ``alpha``
+    episode_decay: float = 0.999  # per-point decay of the count of recent episodes
+    episode_weight: float = 0.0  # evidence is divided by 1 + weight x recent episodes
+    freeze_scale: bool = False  # residuals beyond ``mad_cap`` deviations do not teach the scale at all
+
+    def vector(self) -> FloatArray:
+        """The parameter vector the kernel reads."""
+        p = np.zeros(k.N_PARAMS)
+        p[k.P_ALPHA], p[k.P_SCALE_ALPHA], p[k.P_CLIP] = self.alpha, self.scale_alpha, self.clip
+        p[k.P_WARMUP] = self.warmup
+        p[k.P_CUSUM_K], p[k.P_CUSUM_H], p[k.P_CUSUM_Z] = self.cusum_k, self.cusum_h, self.cusum_z
+        p[k.P_DECAY], p[k.P_DAMP] = self.decay, self.damp
+        p[k.P_NOISE], p[k.P_REL_FLOOR] = _NOISE_CODES[self.noise], self.relative_floor
+        p[k.P_PERIOD_MS], p[k.P_BINS], p[k.P_GAMMA], p[k.P_TZ_MS] = (
+            self.period_ms,
+            self.bins,
+            self.gamma,
+            self.tz_offset_ms,
+        )
+        p[k.P_BAND_Z], p[k.P_SCORE_K], p[k.P_FAST] = self.band_z, self.score_k, self.fast
+        p[k.P_USE_LEVEL], p[k.P_USE_CUSUM], p[k.P_MAD_CAP] = self.use_level, self.use_cusum, self.mad_cap
+        p[k.P_SPREAD_FRAC], p[k.P_SPREAD_ALPHA] = self.spread_frac, self.spread_alpha
+        p[k.P_CAL_ALPHA], p[k.P_CAL_SHORT], p[k.P_CAL] = self.cal_alpha, self.cal_short, self.cal
+        p[k.P_CUSUM_REF], p[k.P_SLEVEL_GAIN] = self.cusum_ref, self.slevel_gain
+        p[k.P_EPIS_DECAY], p[k.P_EPIS_WEIGHT] = self.episode_decay, self.episode_weight
+        p[k.P_FREEZE] = float(self.freeze_scale)
+        return p
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first setting out of range."""
+        if self.noise not in _NOISE_CODES:
+            raise ValueError(f"noise: {self.noise!r} is not one of {', '.join(_NOISE_CODES)}")
+        for name in (
+            "alpha",
+            "scale_alpha",
+            "gamma",
+            "fast",
+            "spread_alpha",
+            "cal_alpha",
+            "cal_short",
+            "cusum_ref",
+            "slevel_gain",
+        ):
+            v = getattr(self, name)
+            if not 0.0 < v <= 1.0:
+                raise ValueError(f"{name}: {v} must be in (0, 1]")
+        if not 0.0 < self.decay <= 1.0 or not 0.0 <= self.damp <= 1.0 or not 0.0 < self.episode_decay <= 1.0:
+            raise ValueError("decay and episode_decay must be in (0, 1], damp in [0, 1]")
+        if self.episode_weight < 0.0:
+            raise ValueError(f"episode_weight: {self.episode_weight} must be >= 0")
+        if self.bins < 0 or (self.bins and self.period_ms <= 0):
+            raise ValueError(f"bins: {self.bins} needs a positive period_ms (got {self.period_ms})")
+        if self.cusum_h <= 0 or self.score_k <= 0 or self.warmup < 1:
+            raise ValueError("cusum_h and score_k must be positive, warmup at least 1")
+
+
+class KernelDetector(VectorDetector):
+    """Vectorised detector whose per-point arithmetic is :func:`tunewatch.detect.kernel.point`."""
+
+    name = "kernel"
+    version = 1
+    #: Settings that define the detector kind (subclasses fix them; constructor arguments override the rest).
+    fixed: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **settings: Any) -> None:
+        clash = set(settings) & set(self.fixed)
+        if clash:
+            raise ValueError(f"{self.name}: setting(s) {', '.join(sorted(clash))} are fixed for this detector")
+        known = {f.name for f in fields(KernelParams)}
+        unknown = set(settings) - known
+        if unknown:
+            raise ValueError(f"{self.name}: unknown setting(s) {', '.join(sorted(unknown))}")
+        self.params = KernelParams(**{**settings, **self.fixed})
+        self.params.validate()
+        self._p = self.params.vector()
+        self.width = k.HEADER + self.params.bins
+        self._states = np.zeros((0, self.width))
+
+    @property
+    def bytes_per_series(self) -> int:
+        """Memory of one series' state."""
+        return self.width * 8
+
+    def _grow(self, size: int) -> None:
+        if size > self._states.shape[0]:
+            extra = np.zeros((max(size, 2 * self._states.shape[0]) - self._states.shape[0], self.width))
+            self._states = np.concatenate([self._states, extra])
+
+    @staticmethod
+    def _detection(out: np.ndarray) -> Detection:
+        """Column views of the kernel's output rows (no copies)."""
+        return Detection(
+            score=out[:, k.O_SCORE],
+            expected=out[:, k.O_EXPECTED],
+            lower=out[:, k.O_LOWER],
+            upper=out[:, k.O_UPPER],
+            source=out[:, k.O_SOURCE].astype(np.int64),
+            run_ms=out[:, k.O_RUN_MS],
+        )
+
+    def step(self, t: int, ids: IntArray, values: FloatArray, weights: FloatArray) -> Detection:
+        """Score and learn one time step of the series ``ids`` (ids must be distinct)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if ids.size:
+            if int(ids.min()) < 0:
+                raise ValueError("ids: series ids must be non-negative")
+            self._grow(int(ids.max()) + 1)
+        out = np.empty((ids.size, k.OUT_WIDTH))
+        k.run_many(
+            self._states,
+            self._p,
+            float(t),
+            ids,
+            np.ascontiguousarray(values, dtype=np.float64),
+            np.ascontiguousarray(weights, dtype=np.float64),
+            out,
+        )
+        return self._detection(out)
+
+    def chunk(self, t: np.ndarray, values: FloatArray, weights: FloatArray | None = None, series: int = 0) -> Detection:
+        """Score and learn consecutive points of one series (times in epoch ms, ascending)."""
+        if series < 0:
+            raise ValueError("series: must be non-negative")
+        self._grow(series + 1)
+        xs = np.ascontiguousarray(values, dtype=np.float64)
+        ws = np.ones(xs.size) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+        ts = np.ascontiguousarray(t, dtype=np.float64)
+        if not ts.size == xs.size == ws.size:
+            raise ValueError(f"chunk: {ts.size} times, {xs.size} values and {ws.size} weights differ in length")
+        out = np.empty((xs.size, k.OUT_WIDTH))
+        row = self._states[series]  # a view: the kernel updates the state in place
+        k.run_chunk(row, self._p, ts, xs, ws, out)
+        return self._detection(out)
+
+    def update(self, t: int, value: float, weight: float = 1.0, series: int = 0) -> PointDetection:
+        """Streaming form: score and learn one point of one series."""
+        d = self.chunk(np.array([t]), np.array([value]), np.array([weight]), series)
+        return PointDetection(
+            float(d.score[0]), float(d.expected[0]), float(d.lower[0]), float(d.upper[0]),
+            source=k.SOURCE_NAMES[int(d.source[0])] if d.source is not None else "none",
+            run_ms=float(d.run_ms[0]) if d.run_ms is not None else 0.0,
+        )  # fmt: skip
+
+    def series_count(self) -> int:
+        """Number of series slots allocated."""
+        return int(self._states.shape[0])
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"version", "kind", "params", "states"}``: the settings and one float64 row per series."""
+        return {
+            "version": self.version,
+            "kind": self.name,
+            "params": asdict(self.params),
+            "states": self._states.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output of the same kind, version and settings."""
+        if state.get("version") != self.version or state.get("kind") != self.name:
+            raise ValueError(
+                f"state: kind {state.get('kind')!r} version {state.get('version')} does not match "
+                f"{self.name!r} version {self.version}"
+            )
+        if state.get("params") != asdict(self.params):
+            raise ValueError(f"state: params differ from this {self.name} detector's settings")
+        states = np.asarray(state["states"], dtype=np.float64)
+        if states.ndim != 2 or states.shape[1] != self.width:
+            raise ValueError(f"state: states must be (n, {self.width}), got {states.shape}")
+        self._states = states.copy()

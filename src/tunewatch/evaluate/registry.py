@@ -1,0 +1,53 @@
+"""Detectors the NAB harness can run, by name: each becomes a whole-series scorer ``(t_ms, values) → scores``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tunewatch.detect.detectors import DETECTORS, EnsembleDetector
+from tunewatch.detect.kernel_detector import KernelDetector
+from tunewatch.detect.nab_default import NAB_DEFAULT
+from tunewatch.detect.robust import RobustLevelDetector
+from tunewatch.evaluate.nab import SeriesScorer
+from tunewatch.evaluate.nab_score import FloatArray
+
+
+def _kernel_scorer(factory: Callable[[], KernelDetector]) -> SeriesScorer:
+    def score(t_ms: np.ndarray, values: FloatArray) -> FloatArray:
+        return factory().chunk(t_ms, values).score
+
+    return score
+
+
+def _null(t_ms: np.ndarray, values: FloatArray) -> FloatArray:
+    return np.zeros(values.size)
+
+
+def _robust(t_ms: np.ndarray, values: FloatArray) -> FloatArray:
+    """The pipeline's robust Holt detector, one point at a time (it has no chunk form: slow, for comparison)."""
+    det = RobustLevelDetector()
+    return np.array([det.update(int(t), float(v)).score for t, v in zip(t_ms, values, strict=True)])
+
+
+def _make(cls: type[KernelDetector], settings: dict[str, Any]) -> Callable[[], KernelDetector]:
+    return lambda: cls(**settings)
+
+
+#: name → factory of a fresh detector (one per file: no state is shared between files)
+NAB_DETECTORS: dict[str, SeriesScorer] = {
+    "default": _kernel_scorer(_make(EnsembleDetector, NAB_DEFAULT)),
+    **{name: _kernel_scorer(_make(cls, {})) for name, cls in DETECTORS.items()},
+    "robust": _robust,
+    "null": _null,
+}
+
+
+def nab_scorer(name: str) -> SeriesScorer:
+    """The whole-series scorer registered as ``name``."""
+    try:
+        return NAB_DETECTORS[name]
+    except KeyError:
+        raise KeyError(f"unknown NAB detector {name!r}; known: {', '.join(NAB_DETECTORS)}") from None

@@ -1,0 +1,202 @@
+"""The kernel detectors: identical streaming / chunk / many-series forms, checkpoints, and behaviour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tunewatch.detect.detectors import (
+    DETECTORS,
+    ChangePointDetector,
+    EnsembleDetector,
+    LevelScaleDetector,
+    SeasonalDetector,
+)
+from tunewatch.detect.kernel_detector import DAY_MS
+
+MIN = 60_000
+
+
+def _series(seed: int, n: int, nan_rate: float, jitter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    steps = rng.integers(1, 4, n) * MIN if jitter else np.full(n, MIN)
+    t = np.cumsum(steps)
+    x = 50 + 10 * np.sin(t / DAY_MS * 2 * np.pi) + rng.normal(0, 2, n)
+    x[rng.random(n) < nan_rate] = np.nan
+    x[rng.random(n) < 0.02] += 40
+    w = rng.integers(0, 50, n).astype(float)
+    return t, x, w
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(1, 400),
+    nan_rate=st.sampled_from([0.0, 0.1]),
+    jitter=st.booleans(),
+    kind=st.sampled_from(sorted(DETECTORS)),
+    noise=st.sampled_from(["relative", "poisson", "binomial"]),
+)
+def test_streaming_chunk_and_many_series_forms_are_identical(
+    seed: int, n: int, nan_rate: float, jitter: bool, kind: str, noise: str
+) -> None:
+    t, x, w = _series(seed, n, nan_rate, jitter)
+    if noise == "binomial":
+        x = np.clip(x / 100.0, 0.0, 1.0)
+    settings_ = {"noise": noise, "warmup": 5, "period_ms": 3_600_000}
+    chunked = DETECTORS[kind](**settings_).chunk(t, x, w, series=3)
+    streaming = DETECTORS[kind](**settings_)
+    points = [streaming.update(int(ti), float(xi), float(wi), series=3) for ti, xi, wi in zip(t, x, w, strict=True)]
+    # many series at once: series 3 is the one under test, the others get other values at the same steps
+    many = DETECTORS[kind](**settings_)
+    rows = []
+    for i in range(n):
+        ids = np.array([7, 3, 0])
+        d = many.step(int(t[i]), ids, np.array([x[i] * 2, x[i], -x[i]]), np.array([w[i], w[i], 1.0]))
+        rows.append((d.score[1], d.expected[1], d.lower[1], d.upper[1], d.source[1], d.run_ms[1]))  # type: ignore[index]
+    got_stream = np.array([(p.score, p.expected, p.lower, p.upper, p.run_ms) for p in points]).reshape(-1, 5)
+    got_many = np.array(rows, dtype=float).reshape(-1, 6)
+    ref = np.column_stack([chunked.score, chunked.expected, chunked.lower, chunked.upper, chunked.run_ms])
+    np.testing.assert_array_equal(got_stream, ref)
+    np.testing.assert_array_equal(got_many[:, [0, 1, 2, 3, 5]], ref)
+    np.testing.assert_array_equal(got_many[:, 4], chunked.source)
+    np.testing.assert_array_equal(streaming.state_dict()["states"][3], many.state_dict()["states"][3])
+
+
+def test_checkpoint_restores_exactly_and_is_versioned() -> None:
+    t, x, _w = _series(1, 600, 0.05, True)
+    whole = EnsembleDetector(bins=24).chunk(t, x)
+    first = EnsembleDetector(bins=24)
+    first.chunk(t[:300], x[:300])
+    state = first.state_dict()
+    resumed = EnsembleDetector(bins=24)
+    resumed.load_state_dict(state)
+    rest = resumed.chunk(t[300:], x[300:])
+    np.testing.assert_array_equal(rest.score, whole.score[300:])
+    assert EnsembleDetector(bins=24).bytes_per_series == (23 + 24) * 8
+    with pytest.raises(ValueError, match="version"):
+        resumed.load_state_dict({**state, "version": 99})
+    with pytest.raises(ValueError, match="params differ"):
+        EnsembleDetector(bins=12).load_state_dict(state)
+
+
+def test_settings_are_validated_with_the_name() -> None:
+    with pytest.raises(ValueError, match="alpha"):
+        LevelScaleDetector(alpha=0.0)
+    with pytest.raises(ValueError, match="unknown setting"):
+        LevelScaleDetector(colour="red")
+    with pytest.raises(ValueError, match="fixed"):
+        LevelScaleDetector(bins=10)
+
+
+def test_spike_scores_high_with_explanation_and_normal_points_low() -> None:
+    rng = np.random.default_rng(0)
+    x = 100 + rng.normal(0, 1, 300)
+    x[250] = 130
+    d = LevelScaleDetector(warmup=20, cal=0.0).chunk(np.arange(300) * MIN, x)
+    assert d.score[250] > 0.9
+    assert np.nanmax(d.score[:250]) < 0.6
+    assert d.lower[250] < 100 < d.upper[250] and abs(d.expected[250] - 100) < 1
+    assert d.source is not None and d.source[250] == 1  # level
+    assert np.isnan(d.score[:20]).all()  # warm-up
+
+
+def test_missing_points_are_not_scored_nor_learned() -> None:
+    det = LevelScaleDetector(warmup=3)
+    for i, v in enumerate([10.0, 11.0, 10.0, 11.0, 10.0]):
+        det.update(i * MIN, v)
+    before = det.state_dict()["states"].copy()
+    p = det.update(5 * MIN, float("nan"))
+    assert np.isnan(p.score)
+    gap = det.update(6 * MIN, 10.5, weight=0.0)
+    assert np.isnan(gap.score)
+    np.testing.assert_array_equal(det.state_dict()["states"], before)
+
+
+def test_level_shift_fires_the_change_point_detector_and_it_adapts() -> None:
+    rng = np.random.default_rng(2)
+    x = np.r_[rng.normal(10, 1, 400), rng.normal(11.5, 1, 400)]  # a 1.5-sigma shift: weak point by point
+    d = ChangePointDetector(warmup=20, cal=0.0).chunk(np.arange(800) * MIN, x)
+    assert d.source is not None and d.run_ms is not None
+    fired = np.flatnonzero(d.source == 3)
+    assert fired.size and 400 <= fired[0] < 460
+    assert abs(d.expected[-1] - 11.5) < 0.5  # re-based on the new level
+
+
+def test_seasonal_model_learns_the_daily_shape() -> None:
+    t = np.arange(5 * 288) * 5 * MIN
+    rng = np.random.default_rng(3)
+    x = 50 + 30 * np.sin(t / DAY_MS * 2 * np.pi) + rng.normal(0, 1, t.size)
+    seasonal = SeasonalDetector(bins=288, warmup=20).chunk(t, x)
+    level = LevelScaleDetector(warmup=20).chunk(t, x)
+    last_day = slice(4 * 288, 5 * 288)
+    err_seasonal = np.mean(np.abs(seasonal.expected[last_day] - x[last_day]))
+    err_level = np.mean(np.abs(level.expected[last_day] - x[last_day]))
+    assert err_seasonal < 5 < err_level
+
+
+def test_small_poisson_counts_are_not_alarming_but_large_jumps_are() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.poisson(0.5, 400).astype(float)
+    x[390] = 12
+    d = LevelScaleDetector(noise="poisson", warmup=20, cal=0.0).chunk(np.arange(400) * MIN, x)
+    normal = d.score[20:380]
+    assert np.nanmax(normal) < 0.5  # counts of 2-4 against 0.5 are ordinary
+    assert d.score[390] > 0.5  # beyond 4 sigma (the rules' default min_score)
+
+
+def test_ratio_deviation_counts_more_with_a_larger_denominator() -> None:
+    n = 200
+    rate = np.full(n, 0.10)
+    rate[-1] = 0.16
+
+    def last_score(denominator: float) -> float:
+        det = LevelScaleDetector(noise="binomial", warmup=20, cal=0.0)
+        return float(det.chunk(np.arange(n) * MIN, rate, np.full(n, denominator)).score[-1])
+
+    assert last_score(50.0) < 0.3 < last_score(5000.0)
+
+
+def test_run_length_reports_how_long_a_series_has_been_anomalous() -> None:
+    x = np.r_[np.full(100, 10.0) + np.tile([0.1, -0.1], 50), np.full(5, 30.0)]
+    d = LevelScaleDetector(warmup=10, cal=0.0).chunk(np.arange(105) * MIN, x)
+    assert d.run_ms is not None
+    assert list(d.run_ms[100:]) == [0.0, MIN, 2 * MIN, 3 * MIN, 4 * MIN]
+
+
+def test_explanation_names_the_model_and_the_duration() -> None:
+    from tunewatch.detect.explain import explain
+
+    x = [10.0 + (0.1 if i % 2 else -0.1) for i in range(100)] + [30.0, 30.0, 30.0]
+    d = LevelScaleDetector(warmup=10, cal=0.0).chunk(np.arange(103) * MIN, np.array(x))
+    e = explain(d, x, 102)
+    assert e.detector == "level" and e.anomalous_for_ms == 2 * MIN and e.value > e.upper
+    assert "above the band" in e.text() and "anomalous for 2 min" in e.text()
+    assert explain(d, x, 0).text().endswith("not scored (warming up or missing)")
+
+
+def test_pipeline_factories_pick_the_noise_model_from_the_metric_kind() -> None:
+    from tunewatch.detect.robust import RobustLevelDetector
+    from tunewatch.detect.stage import default_detector, ensemble_detector, robust_detector
+    from tunewatch.process.catalogue import METRICS
+
+    ratio = next(s for s in METRICS.values() if s.kind == "ratio")
+    det = ensemble_detector(ratio)
+    assert isinstance(det, EnsembleDetector) and det.params.noise == "binomial"
+    assert det.params.damp == 1.0 and det.params.cal == 0.0  # raw |z| for the per-minute rules
+    assert isinstance(default_detector(ratio), EnsembleDetector)
+    assert isinstance(robust_detector(ratio), RobustLevelDetector)
+
+
+def test_frozen_scale_keeps_the_band_through_an_outage() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.poisson(200, 200).astype(float)
+    x[120:140] = 0.0  # an outage
+    x[150] = 320.0  # a surge soon after
+    t = np.arange(200) * MIN
+    frozen = LevelScaleDetector(noise="poisson", warmup=15, cal=0.0, damp=1.0, mad_cap=3, freeze_scale=True).chunk(t, x)
+    learning = LevelScaleDetector(noise="poisson", warmup=15, cal=0.0, mad_cap=3).chunk(t, x)
+    assert frozen.upper[150] - frozen.lower[150] < learning.upper[150] - learning.lower[150]
+    assert frozen.score[150] > 0.5
