@@ -29,6 +29,7 @@ from tunewatch.validate.validator import ValidationResult
 from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS
 
 WINDOW_MS: Final = 60_000
+_MAX_BUFFER_PIECES: Final = 32
 KEY_COLUMNS: Final = ("window_start", "dimset", *DIMENSION_FIELDS)
 _QUANTILES: Final = {"startup_ms_p50": 0.5, "startup_ms_p95": 0.95, "startup_ms_p99": 0.99}
 _SUMS: Final = (
@@ -118,6 +119,7 @@ class MusicDataProcessor:
         self.heavy = {f: HeavyHitters(k=top_k) for f in TOP_K_FIELDS}
         self.quality = QualityLedger()
         self._buffer: list[pl.DataFrame] = []
+        self._buffer_first: int | None = None  # earliest window_start in the buffer
         self.watermark: int | None = None
         self.closed_until: int | None = None  # windows starting before this are closed
 
@@ -139,10 +141,10 @@ class MusicDataProcessor:
         if frame.height:
             derived = self._derive(frame)
             self._buffer.append(derived)
-            plays = derived.filter(pl.col("plays") == 1)
-            t = int(derived.get_column("window_start").max())  # type: ignore[arg-type]
-            for f, hh in self.heavy.items():
-                hh.update(plays.get_column(f), t)
+            first = int(derived.get_column("window_start").min())  # type: ignore[arg-type]
+            self._buffer_first = first if self._buffer_first is None else min(self._buffer_first, first)
+            if len(self._buffer) > _MAX_BUFFER_PIECES:  # many small HTTP batches: keep later concatenations cheap
+                self._buffer = [pl.concat(self._buffer, rechunk=True)]
             if self.watermark is None and not isinstance(valid, ValidationResult):
                 self.watermark = int(frame.get_column("ts").max())  # type: ignore[arg-type]
         if final:
@@ -198,8 +200,8 @@ class MusicDataProcessor:
 
     def _close(self, before: int | None) -> ProcessingResult:
         """Aggregate and drop buffered windows starting before ``before`` (all when None)."""
-        if not self._buffer:
-            return self._quality_only(before)
+        if not self._buffer or (before is not None and self._buffer_first is not None and self._buffer_first >= before):
+            return self._quality_only(before)  # nothing buffered closes: no concatenation, no scan
         buf = pl.concat(self._buffer, rechunk=False) if len(self._buffer) > 1 else self._buffer[0]
         if before is None:
             ready, rest = buf, buf.clear()
@@ -207,8 +209,14 @@ class MusicDataProcessor:
             in_ready = pl.col("window_start") < before
             ready, rest = buf.filter(in_ready), buf.filter(~in_ready)
         self._buffer = [rest] if rest.height else []
+        self._buffer_first = int(rest.get_column("window_start").min()) if rest.height else None  # type: ignore[arg-type]
         if ready.is_empty():
             return self._quality_only(before)
+        # heavy hitters learn from the windows as they close (once per window, not per micro-batch)
+        plays = ready.filter(pl.col("plays") == 1)
+        newest = int(ready.get_column("window_start").max())  # type: ignore[arg-type]
+        for f, hh in self.heavy.items():
+            hh.update(plays.get_column(f), newest)
         # heavy hitters, then dimension values as categorical codes: integer group keys are ~3x faster;
         # sorted by startup bucket once, so that every group's quantiles are positional lookups
         mapped = (
