@@ -60,3 +60,10 @@ def test_replay_keeps_rejected_events_in_the_sqlite_quarantine(tmp_path: Path) -
     listed = runner.invoke(app, ["quarantine", "stats", "--db", str(db)])
     assert listed.exit_code == 0, listed.output
     assert "line" in listed.output  # the undecodable line is kept with its reason
+
+
+def test_detector_is_selectable_and_unknown_ones_are_refused(tmp_path: Path) -> None:
+    events = _events(tmp_path)
+    assert runner.invoke(app, ["replay", str(events), "--detector", "ensemble", "-q"]).exit_code == 0
+    res = runner.invoke(app, ["replay", str(events), "--detector", "magic"])
+    assert res.exit_code != 0 and "unknown detector 'magic'" in res.output

@@ -186,8 +186,9 @@ def test_pipeline_factories_pick_the_noise_model_from_the_metric_kind() -> None:
     det = ensemble_detector(ratio)
     assert isinstance(det, EnsembleDetector) and det.params.noise == "binomial"
     assert det.params.damp == 1.0 and det.params.cal == 0.0  # raw |z| for the per-minute rules
-    assert isinstance(default_detector(ratio), EnsembleDetector)
+    assert isinstance(default_detector(ratio), RobustLevelDetector)  # measured best on the simulator's days
     assert isinstance(robust_detector(ratio), RobustLevelDetector)
+    assert robust_detector(ratio).noise == "binomial"
 
 
 def test_frozen_scale_keeps_the_band_through_an_outage() -> None:

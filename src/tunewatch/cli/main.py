@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,6 +27,20 @@ app.add_typer(rules_app, name="rules")
 
 console = Console(stderr=True)
 out = Console()
+
+
+DETECTOR = Annotated[
+    str, typer.Option("--detector", help="Detector behind anomaly rules: robust (default) or ensemble.")
+]
+
+
+def pipeline_detector(name: str) -> Any:
+    """The detector factory called ``name`` (a one-line error for an unknown one)."""
+    from tunewatch.detect.stage import PIPELINE_DETECTORS
+
+    if name not in PIPELINE_DETECTORS:
+        fail(f"--detector: unknown detector {name!r} (known: {', '.join(PIPELINE_DETECTORS)})")
+    return PIPELINE_DETECTORS[name]
 
 
 VALIDATION_RULES = Annotated[
@@ -83,6 +97,7 @@ def replay(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     validation_rules: VALIDATION_RULES = None,
+    detector: DETECTOR = "robust",
     profile: Annotated[
         Path | None, typer.Option(help="Profile the replay (pyinstrument): .html, .json (speedscope) or .txt.")
     ] = None,
@@ -123,7 +138,9 @@ def replay(
                     from tunewatch.monitor.profiling import profile_to
 
                     stack.enter_context(profile_to(profile))
-                pipeline = Pipeline(ruleset, validation_rules=validation_rules)
+                pipeline = Pipeline(
+                    ruleset, validation_rules=validation_rules, detector_factory=pipeline_detector(detector)
+                )
                 if quarantine_db is not None:
                     from tunewatch.store.quarantine import QuarantineStore
 
@@ -150,6 +167,7 @@ def backtest(
         str | None,
         typer.Option("--series", help='Series to plot, e.g. "failure_rate{market=BR}"; default: the first alert\'s.'),
     ] = None,
+    detector: DETECTOR = "robust",
     validation_rules: VALIDATION_RULES = None,
 ) -> None:
     """Show when each rule would have fired on history; with --labels, precision, recall and time to detect."""
@@ -164,7 +182,12 @@ def backtest(
         ruleset = load_rules(rules)
         incidents = load_labels(labels) if labels else None
         recorder = SeriesRecorder(series) if plot else None
-        pipeline = Pipeline(ruleset, on_metrics=recorder, validation_rules=validation_rules)
+        pipeline = Pipeline(
+            ruleset,
+            on_metrics=recorder,
+            validation_rules=validation_rules,
+            detector_factory=pipeline_detector(detector),
+        )
         with contextlib.ExitStack() as stack:
             a_out = stack.enter_context(alerts_out.open("wb")) if alerts_out else None
             with console.status("replaying history…"):

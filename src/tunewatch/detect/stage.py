@@ -66,9 +66,13 @@ def ensemble_detector(spec: MetricSpec) -> VectorDetector:
     return EnsembleDetector(noise=_noise(spec), **PIPELINE_ENSEMBLE)
 
 
-#: The pipeline's detector: the ensemble. On the simulator backtest (seeds 3, 5, 7, 11, one day each) it keeps
-#: the robust detector's 100 % recall and 0 false alert groups/day; :func:`robust_detector` remains available.
-default_detector: DetectorFactory = ensemble_detector
+#: Detectors the pipeline can run, by name (``--detector`` on replay, backtest, serve and run).
+PIPELINE_DETECTORS: Final[dict[str, DetectorFactory]] = {"robust": robust_detector, "ensemble": ensemble_detector}
+
+#: The pipeline's default: the robust detector. On six simulated days (seeds 3, 5, 7, 11, 21, 42) it detects
+#: 42 of 42 incidents with 0 false alert groups; the ensemble detects 41 (it misses seed 42's small CDN outage:
+#: its small-count correction is more cautious) with 0 false groups, so it stays a choice, not the default.
+default_detector: DetectorFactory = robust_detector
 
 
 class _SeriesRegistry:
