@@ -27,7 +27,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout_s: float = 20.0) -> None:
+def wait_http(url: str, timeout_s: float = 60.0) -> None:
     """Poll ``url`` until it answers (server start-up)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -76,14 +76,25 @@ class Browser:
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         port_file = Path(self._dir.name) / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text().strip()):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.close()
                 raise RuntimeError("chromium did not start (no DevToolsActivePort)")
             time.sleep(0.05)
         port = int(port_file.read_text().split()[0])
-        pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page"]
+        pages: list[dict[str, Any]] = []
+        while not pages:  # on a loaded machine the first page can appear after the DevTools port
+            try:
+                targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+                pages = [t for t in targets if t["type"] == "page"]
+            except httpx.HTTPError:
+                pages = []
+            if not pages:
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise RuntimeError("chromium started but opened no page")
+                time.sleep(0.1)
         self._ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=None)
         self._ids = itertools.count(1)
 

@@ -9,7 +9,7 @@ order, every series of a window in one call. Count-like series that go silent ge
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
@@ -118,6 +118,42 @@ class DetectionStage:
     def series_count(self) -> int:
         """Number of series under watch."""
         return sum(len(r) for r in self._registries.values())
+
+    #: version of :meth:`state_dict`'s layout (the detectors version their own arrays)
+    STATE_VERSION: Final = 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the stage has learnt, as plain values and arrays (msgpack-able, for checkpoints):
+        per metric its series ids, the detector's state and when each series was last seen."""
+        return {
+            "version": self.STATE_VERSION,
+            "next_window": self.next_window,
+            "metrics": {
+                m: {
+                    "series": self._registries[m].frame.to_dict(as_series=False),
+                    "detector": self.detectors[m].state_dict(),
+                    "last_seen": self._last_seen[m],
+                }
+                for m in self.targets
+            },
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> int:
+        """Restore :meth:`state_dict` output for the metrics both have (rules may have changed since);
+        return how many metrics were restored. A state of another layout version is refused."""
+        if state.get("version") != self.STATE_VERSION:
+            raise ValueError(f"detection state version {state.get('version')} != {self.STATE_VERSION}")
+        restored = 0
+        for m, saved in state["metrics"].items():
+            if m not in self.targets:
+                continue
+            schema = self._registries[m].frame.schema
+            self._registries[m].frame = pl.DataFrame(saved["series"], schema=schema)
+            self.detectors[m].load_state_dict(dict(saved["detector"]))
+            self._last_seen[m] = np.asarray(saved["last_seen"], dtype=np.int64)
+            restored += 1
+        self.next_window = state.get("next_window")
+        return restored
 
     def run(self, metrics: pl.DataFrame, until: int | None = None) -> pl.DataFrame:
         """Detect over every window from the last one seen up to ``until`` (default: the newest in ``metrics``).

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -20,6 +21,9 @@ from tunewatch.process.processor import MusicDataProcessor, ProcessingResult
 from tunewatch.process.quality import QUALITY_COLUMNS
 from tunewatch.validate.validator import EnterpriseDataValidator, Events, ValidationResult
 from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS
+
+if TYPE_CHECKING:
+    from tunewatch.cache import MusicStreamingCacheManager
 
 
 @dataclass(slots=True)
@@ -154,3 +158,23 @@ class Pipeline:
             recent.update(counts)
         if recent:
             alert.annotations["top_rejection_reasons"] = ", ".join(f"{r} ({n:,})" for r, n in recent.most_common(5))
+
+    # ---------------------------------------------------------------------------------------- checkpoints
+
+    CHECKPOINT_KEY = "checkpoint:detection"
+    CHECKPOINT_TTL_S = 7 * 24 * 3600
+
+    def checkpoint(self, cache: MusicStreamingCacheManager, key: str = CHECKPOINT_KEY) -> None:
+        """Save what the detectors have learnt in ``cache`` (Redis or Redis Cluster make it survive a restart
+        and let another worker take over)."""
+        cache.set(key, self.detection.state_dict(), ttl=self.CHECKPOINT_TTL_S)
+
+    def restore(self, cache: MusicStreamingCacheManager, key: str = CHECKPOINT_KEY) -> bool:
+        """Load a checkpoint saved by :meth:`checkpoint`, if there is a usable one; return whether it was."""
+        state = cache.get(key)
+        if not isinstance(state, dict):
+            return False
+        try:
+            return self.detection.load_state_dict(state) > 0
+        except (ValueError, KeyError, TypeError):
+            return False  # another layout or a damaged entry: start learning afresh rather than fail

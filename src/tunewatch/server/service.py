@@ -47,6 +47,10 @@ from tunewatch.validate.validator import ValidationResult
 __all__ = ["IngestReport", "LiveService"]
 
 
+#: closed windows between two checkpoints of the detectors' state
+CHECKPOINT_EVERY_WINDOWS = 5
+
+
 class LiveService:
     """Owns the live pipeline, its Prometheus metrics, alert log, silences, API keys, quarantine and series.
 
@@ -109,6 +113,9 @@ class LiveService:
             on_alert=self._alert,
             on_metrics=self._detections,
         )
+        #: detector state survives restarts when the cache is Redis / Redis Cluster (TUNEWATCH_CACHE_REDIS_URL)
+        self.restored_detectors = self.pipeline.restore(self.cache)
+        self._windows_since_checkpoint = 0
         self.started = time.time()
 
     # ------------------------------------------------------------------------------------------- pipeline
@@ -125,6 +132,10 @@ class LiveService:
         self.series.add(detections)
         self.cache.store(processed)
         self._generation += 1
+        self._windows_since_checkpoint += len(processed.windows)
+        if self._windows_since_checkpoint >= CHECKPOINT_EVERY_WINDOWS:
+            self.pipeline.checkpoint(self.cache)
+            self._windows_since_checkpoint = 0
         if self.history is not None:
             self.history.append(processed.metrics)
             now = self.now_ms()
