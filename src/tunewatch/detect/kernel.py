@@ -154,18 +154,23 @@ def _gain(rate: float, gap: float) -> float:
     return 1.0 - (1.0 - rate) ** gap
 
 
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _no_score(out: np.ndarray, run_ms: float) -> None:
+    """Output row of a point that is not scored (missing, weightless, or still warming up)."""
+    out[O_SCORE] = np.nan
+    out[O_EXPECTED] = np.nan
+    out[O_LOWER] = np.nan
+    out[O_UPPER] = np.nan
+    out[O_SOURCE] = SOURCE_NONE
+    out[O_RUN_MS] = run_ms
+    out[O_Z] = np.nan
+
+
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.ndarray) -> None:
     """Score point ``x`` (weight ``w``) at time ``t`` (ms) against state row ``s``, then learn from it."""
-    nan = np.nan
     if not (np.isfinite(x) and w > 0.0):
-        out[O_SCORE] = nan
-        out[O_EXPECTED] = nan
-        out[O_LOWER] = nan
-        out[O_UPPER] = nan
-        out[O_SOURCE] = SOURCE_NONE
-        out[O_RUN_MS] = t - s[RUN_T] if s[RUN] > 0 else 0.0
-        out[O_Z] = nan
+        _no_score(out, t - s[RUN_T] if s[RUN] > 0 else 0.0)
         return
     n = s[N]
     if n == 10.0 and p[P_BINS] > 0.0:  # profile resolution: one slot per typical interval, at most P_BINS
@@ -187,13 +192,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         s[LAST_T] = t
         s[WMEAN] = w
         s[N] = 1.0
-        out[O_SCORE] = nan
-        out[O_EXPECTED] = nan
-        out[O_LOWER] = nan
-        out[O_UPPER] = nan
-        out[O_SOURCE] = SOURCE_NONE
-        out[O_RUN_MS] = 0.0
-        out[O_Z] = nan
+        _no_score(out, 0.0)
         return
     # -- time: learned typical interval, gap factor for the gains
     dt = t - s[LAST_T]
@@ -304,13 +303,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         out[O_RUN_MS] = t - s[RUN_T] if s[RUN] > 0.0 else 0.0
         out[O_Z] = z
     else:
-        out[O_SCORE] = nan
-        out[O_EXPECTED] = nan
-        out[O_LOWER] = nan
-        out[O_UPPER] = nan
-        out[O_SOURCE] = SOURCE_NONE
-        out[O_RUN_MS] = 0.0
-        out[O_Z] = nan
+        _no_score(out, 0.0)
     # -- learn
     wgain = min(w / max(s[WMEAN], 1e-12), 1.0) if noise == NOISE_BINOMIAL else 1.0
     s[WMEAN] += 0.05 * (w - s[WMEAN])
