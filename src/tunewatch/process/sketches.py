@@ -44,18 +44,13 @@ def bucket_value(bucket: pl.Expr) -> pl.Expr:
     return pl.when(bucket <= 0).then(0.0).otherwise(2.0 * (pl.lit(_GAMMA) ** bucket.cast(pl.Float64)) / (_GAMMA + 1.0))
 
 
-def bucket_quantile(bucket_col: str, q: float) -> pl.Expr:
-    """Quantile ``q`` of a bucketed column inside a group-by, equal to :func:`quantiles` of its histogram.
-
-    The bucket index is monotone in the value, so the quantile of the indices is the index of the quantile:
-    the answer is the same as from the merged histogram, without materialising the histogram.
-    """
-    return bucket_value(pl.col(bucket_col).quantile(q, interpolation="lower"))
-
-
 def sorted_bucket_quantile(bucket_col: str, q: float) -> pl.Expr:
-    """:func:`bucket_quantile` for a frame already sorted by ``bucket_col`` (nulls last), without a sort per
-    group: a group-by keeps row order inside each group, so the quantile is a positional lookup."""
+    """Quantile ``q`` (lower interpolation) of a bucketed column inside a group-by, equal to :func:`quantiles`
+    of the group's histogram, for a frame already sorted by ``bucket_col`` (nulls last).
+
+    The bucket index is monotone in the value, so the quantile of the indices is the index of the quantile; and a
+    group-by keeps row order inside each group, so that index is a positional lookup, with no sort per group.
+    """
     values = pl.col(bucket_col).drop_nulls()
     n = values.len().cast(pl.Int64)
     rank = ((n - 1).clip(lower_bound=0).cast(pl.Float64) * q).floor().cast(pl.Int64)

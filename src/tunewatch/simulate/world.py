@@ -75,10 +75,6 @@ class World:
         """Index of ``market`` in :attr:`markets`."""
         return self.markets.index(market)
 
-    def top_tracks(self, k: int) -> np.ndarray:
-        """Indices of the ``k`` most popular tracks (the catalogue is sorted by popularity)."""
-        return np.arange(k)
-
 
 def _jitter_mix(rng: np.random.Generator, base: tuple[float, ...], n: int, concentration: float) -> np.ndarray:
     """``n`` mixes drawn around ``base`` (Dirichlet), so markets differ but stay realistic."""
