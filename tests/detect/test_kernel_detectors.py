@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tunewatch.detect import kernel as k
 from tunewatch.detect.detectors import (
     DETECTORS,
     ChangePointDetector,
@@ -30,7 +31,7 @@ def _series(seed: int, n: int, nan_rate: float, jitter: bool) -> tuple[np.ndarra
     return t, x, w
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2**31),
     n=st.integers(1, 400),
@@ -38,14 +39,15 @@ def _series(seed: int, n: int, nan_rate: float, jitter: bool) -> tuple[np.ndarra
     jitter=st.booleans(),
     kind=st.sampled_from(sorted(DETECTORS)),
     noise=st.sampled_from(["relative", "poisson", "binomial"]),
+    extra=st.sampled_from([{}, {"weekly_bins": 12, "weekly_period_ms": 4 * 3_600_000, "tail_bins": 8}]),
 )
 def test_streaming_chunk_and_many_series_forms_are_identical(
-    seed: int, n: int, nan_rate: float, jitter: bool, kind: str, noise: str
+    seed: int, n: int, nan_rate: float, jitter: bool, kind: str, noise: str, extra: dict[str, int]
 ) -> None:
     t, x, w = _series(seed, n, nan_rate, jitter)
     if noise == "binomial":
         x = np.clip(x / 100.0, 0.0, 1.0)
-    settings_ = {"noise": noise, "warmup": 5, "period_ms": 3_600_000}
+    settings_ = {"noise": noise, "warmup": 5, "period_ms": 3_600_000, **extra}
     chunked = DETECTORS[kind](**settings_).chunk(t, x, w, series=3)
     streaming = DETECTORS[kind](**settings_)
     points = [streaming.update(int(ti), float(xi), float(wi), series=3) for ti, xi, wi in zip(t, x, w, strict=True)]
@@ -75,7 +77,8 @@ def test_checkpoint_restores_exactly_and_is_versioned() -> None:
     resumed.load_state_dict(state)
     rest = resumed.chunk(t[300:], x[300:])
     np.testing.assert_array_equal(rest.score, whole.score[300:])
-    assert EnsembleDetector(bins=24).bytes_per_series == (23 + 24) * 8
+    assert EnsembleDetector(bins=24).bytes_per_series == (k.HEADER + 24) * 8
+    assert EnsembleDetector(bins=24, weekly_bins=168, tail_bins=24).bytes_per_series == (k.HEADER + 240) * 8
     with pytest.raises(ValueError, match="version"):
         resumed.load_state_dict({**state, "version": 99})
     with pytest.raises(ValueError, match="params differ"):
@@ -201,3 +204,31 @@ def test_frozen_scale_keeps_the_band_through_an_outage() -> None:
     learning = LevelScaleDetector(noise="poisson", warmup=15, cal=0.0, mad_cap=3).chunk(t, x)
     assert frozen.upper[150] - frozen.lower[150] < learning.upper[150] - learning.lower[150]
     assert frozen.score[150] > 0.5
+
+
+def test_weekly_profile_learns_what_the_daily_one_cannot() -> None:
+    hour = 60 * MIN
+    t = np.arange(5 * 7 * 24) * hour  # five weeks, hourly; the epoch (day 0) was a Thursday
+    rng = np.random.default_rng(6)
+    weekend = ((t // DAY_MS + 3) % 7) >= 5
+    x = 100 + 40 * np.sin(t / DAY_MS * 2 * np.pi) - 60 * weekend + rng.normal(0, 2, t.size)
+    daily = SeasonalDetector(bins=24, warmup=20).chunk(t, x)
+    weekly = SeasonalDetector(bins=24, weekly_bins=168, warmup=20).chunk(t, x)
+    last_week = slice(4 * 168, 5 * 168)
+    err_daily = np.mean(np.abs(daily.expected[last_week] - x[last_week]))
+    err_weekly = np.mean(np.abs(weekly.expected[last_week] - x[last_week]))
+    assert err_weekly < 6 and err_daily > 3 * err_weekly
+
+
+def test_tail_calibration_learns_that_recurring_spikes_are_normal() -> None:
+    rng = np.random.default_rng(7)
+    x = 10 + rng.normal(0, 1, 3000)
+    x[np.arange(300, 2900, 100)] += 25  # the same spike every 100 points
+    x[2950] -= 25  # a dip of the same size, never seen before
+    settings_ = {"warmup": 30, "tail_bins": 24, "tail_decay": 0.998, "spread_frac": 0.2, "damp": 1.0}
+    d = LevelScaleDetector(**settings_).chunk(np.arange(3000) * MIN, x)
+    first, late = d.score[300], d.score[2800]
+    assert first > 0.5 and late < first / 2  # the 26th spike says much less than the first
+    assert d.score[2950] > 2 * late  # a deviation unlike the series' own history still stands out
+    calm = np.delete(d.score[400:2950], np.r_[np.arange(0, 2550, 100), np.arange(1, 2550, 100)])
+    assert np.nanmax(calm) < late + 0.3

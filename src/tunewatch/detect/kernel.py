@@ -12,14 +12,17 @@ Per series the kernel keeps:
   Poisson for counts, binomial for ratios weighted by their denominator, a relative floor otherwise;
 * optionally a **seasonal profile**: additive Holt-Winters offsets over slots of a period (a day or a week in
   the market's local time, fixed UTC offset; one slot per typical interval, at most ``bins``), linearly
-  interpolated, with its own slow level and scale;
-  the forecast comes from whichever of the plain and seasonal models currently has the smaller error scale;
+  interpolated, with its own slow level and scale; optionally a second, **weekly** profile (coarser slots) with
+  its own level and scale; the forecast comes from whichever of the plain, daily and weekly models currently
+  has the smallest error scale;
 * a two-sided **CUSUM** of clipped standardised deviations from a slow reference level: shifts the fast level
   would absorb still accumulate evidence, and an alarm re-bases the model on a fast EWMA so it follows the new
   regime instead of alarming for hours;
-* a **surprise calibration**: the evidence (|z| or the CUSUM's, compressed as ``log(1 + e)``) is standardised
-  against the series' own long-run mean and variance of it (with a prior worth 30 points of Gaussian noise),
-  so a series that often strays is less surprising when it strays again;
+* a **surprise calibration**: the evidence (|z| or the CUSUM's, compressed as ``log(1 + e)``) is compared
+  with the series' own history of it — either by its long-run mean and variance (with a prior worth 30 points
+  of Gaussian noise), or, with ``P_TAIL_BINS``, by the empirical tail of a decayed histogram: the evidence
+  becomes −log10 of how often the series reached it, so a series that spikes every day is not surprising when
+  it spikes again, while a deviation it never showed is as rare as heavy-tailed noise makes it;
 * a **peak memory** so that a run of high scores is reported once (later points of the same episode are damped
   unless they are worse), a decaying count of recent episodes that divides the evidence of the next one, and
   the length of the current anomalous run.
@@ -30,6 +33,7 @@ points had been seen. Missing points (NaN value or weight ≤ 0) are neither sco
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 import numba
@@ -60,8 +64,12 @@ import numpy as np
     SBINS,
     CREF,
     EPIS,
-) = range(23)
-HEADER: Final = 23  # the seasonal profile (``bins`` floats) follows
+    WLEVEL,
+    WMAD,
+    WBINS,
+    TMASS,
+) = range(27)
+HEADER: Final = 27  # then the daily profile (``bins`` floats), the weekly one, the surprise histograms (up, down)
 
 # ---- parameter vector layout ------------------------------------------------------------------------------
 (
@@ -96,8 +104,15 @@ HEADER: Final = 23  # the seasonal profile (``bins`` floats) follows
     P_EPIS_DECAY,
     P_EPIS_WEIGHT,
     P_FREEZE,
-) = range(31)
-N_PARAMS: Final = 31
+    P_WPERIOD_MS,
+    P_WBINS,
+    P_TAIL_BINS,
+    P_TAIL_WIDTH,
+    P_TAIL_DECAY,
+    P_TAIL_PRIOR,
+    P_TAIL_HEAVY,
+) = range(38)
+N_PARAMS: Final = 38
 
 # ---- output row layout ------------------------------------------------------------------------------------
 O_SCORE, O_EXPECTED, O_LOWER, O_UPPER, O_SOURCE, O_RUN_MS, O_Z = range(7)
@@ -155,6 +170,59 @@ def _gain(rate: float, gap: float) -> float:
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
+def _slots(t: float, tz: float, period: float, bins: int) -> tuple[int, int, float]:
+    """The two profile slots around time ``t`` (local time ``t + tz``) and the weight of the second."""
+    ph = ((t + tz) % period) / period * bins
+    b0 = int(ph) % bins
+    return b0, (b0 + 1) % bins, ph - np.floor(ph)
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _slot_count(period: float, dt: float, most: float) -> float:
+    """Profile slots for a period: one per typical interval, at most ``most``; none under four."""
+    per = period / max(dt, 1.0)
+    return min(float(np.floor(per)), most) if per >= 4.0 and most > 0.0 else 0.0
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _learn_profile(s: np.ndarray, base: int, b0: int, b1: int, frac: float, g: float, e: float) -> None:
+    """Move the two slots around the current time towards the (clipped) residual ``e``."""
+    s[base + b0] += g * (1.0 - frac) * e
+    s[base + b1] += g * frac * e
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _tail_surprise(
+    s: np.ndarray, base: int, nbins: int, width: float, prior_n: float, heavy: float, e: float, u: float
+) -> float:
+    """−log10 of how often this series' evidence reached ``e`` (``u = log1p(e)``) on this side, from its histogram.
+
+    The decayed histogram of past ``u`` on one side (deviations up, or down) has ``nbins`` slots of ``width``
+    (the last one open); the rate is smoothed with ``prior_n`` points of noise — standard normal, with a
+    ``heavy`` fraction of Cauchy — so an evidence level never seen before is about as rare as such noise makes
+    it (the Cauchy part bounds what one point can say), and one the series reaches every day is not rare.
+    """
+    pos = u / width
+    j = min(int(pos), nbins - 1)
+    inside = 1.0 - (pos - j) if j < nbins - 1 else 1.0
+    tail = inside * s[base + j]
+    for b in range(j + 1, nbins):
+        tail += s[base + b]
+    prior = (1.0 - heavy) * math.erfc(e / math.sqrt(2.0)) + heavy * (2.0 / math.pi) * math.atan2(1.0, e)
+    rate = (tail + 0.5 * prior_n * prior) / (s[TMASS] + prior_n)
+    return -math.log10(max(rate, 1e-300))
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _learn_tail(s: np.ndarray, base: int, nbins: int, side: int, width: float, decay: float, u: float) -> None:
+    """Decay both sides' histograms (``2 * nbins`` slots from ``base``) and count ``u`` on its side."""
+    for b in range(2 * nbins):
+        s[base + b] *= decay
+    s[base + side * nbins + min(int(u / width), nbins - 1)] += 1.0
+    s[TMASS] = s[TMASS] * decay + 1.0
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _no_score(out: np.ndarray, run_ms: float) -> None:
     """Output row of a point that is not scored (missing, weightless, or still warming up)."""
     out[O_SCORE] = np.nan
@@ -173,13 +241,16 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         _no_score(out, t - s[RUN_T] if s[RUN] > 0 else 0.0)
         return
     n = s[N]
-    if n == 10.0 and p[P_BINS] > 0.0:  # profile resolution: one slot per typical interval, at most P_BINS
-        per = p[P_PERIOD_MS] / max(s[DT], 1.0)
-        s[SBINS] = min(float(np.floor(per)), p[P_BINS]) if per >= 4.0 else 0.0
+    if n == 10.0:  # profile resolution, once the typical interval is known
+        s[SBINS] = _slot_count(p[P_PERIOD_MS], s[DT], p[P_BINS])
+        s[WBINS] = _slot_count(p[P_WPERIOD_MS], s[DT], p[P_WBINS])
     bins = int(s[SBINS])
+    wbins = int(s[WBINS])
     if n == 0.0:
         s[LEVEL] = x
         s[SLEVEL] = x
+        s[WLEVEL] = x
+        s[WMAD] = 0.0
         s[FAST] = x
         s[SMEAN] = x
         s[CREF] = x
@@ -214,22 +285,40 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     seasonal_on = False
     period = p[P_PERIOD_MS]
     if bins > 0:
-        ph = ((t + p[P_TZ_MS]) % period) / period * bins
-        b0 = int(ph) % bins
-        frac = ph - np.floor(ph)
-        b1 = (b0 + 1) % bins
+        b0, b1, frac = _slots(t, p[P_TZ_MS], period, bins)
         soff = (1.0 - frac) * s[HEADER + b0] + frac * s[HEADER + b1]
         seasonal_on = (t - s[FIRST_T]) >= 2.0 * period
+    # -- weekly position (a second profile, after the daily one)
+    woff = 0.0
+    w0 = 0
+    w1 = 0
+    wfrac = 0.0
+    weekly_on = False
+    wperiod = p[P_WPERIOD_MS]
+    wbase = HEADER + int(p[P_BINS])
+    if wbins > 0:
+        w0, w1, wfrac = _slots(t, p[P_TZ_MS], wperiod, wbins)
+        woff = (1.0 - wfrac) * s[wbase + w0] + wfrac * s[wbase + w1]
+        weekly_on = (t - s[FIRST_T]) >= 2.0 * wperiod
     # -- forecasts and scales
     f_l = s[LEVEL]
     f_s = s[SLEVEL] + soff
     floor = (p[P_SPREAD_FRAC] * _MAD_TO_SD * s[SPREAD]) ** 2 + 1e-18 * (1.0 + s[SMEAN] * s[SMEAN])
     var_l = (_MAD_TO_SD * s[MAD]) ** 2 + _sampling_var(f_l, w, noise, rel_floor) + floor
     var_s = (_MAD_TO_SD * s[SMAD]) ** 2 + _sampling_var(f_s, w, noise, rel_floor) + floor
+    f_w = s[WLEVEL] + woff
+    var_w = (_MAD_TO_SD * s[WMAD]) ** 2 + _sampling_var(f_w, w, noise, rel_floor) + floor
     sd_l = np.sqrt(var_l)
     sd_s = np.sqrt(var_s)
-    use_s = seasonal_on and s[SMAD] < s[MAD]
-    if use_s:
+    sd_w = np.sqrt(var_w)
+    # the model with the smallest error scale forecasts: plain level, daily or weekly profile
+    use_w = weekly_on and s[WMAD] < s[MAD] and not (seasonal_on and s[SMAD] <= s[WMAD])
+    use_s = seasonal_on and s[SMAD] < s[MAD] and not use_w
+    if use_w:
+        fc = f_w
+        sd = sd_w
+        source = SOURCE_SEASONAL
+    elif use_s:
         fc = f_s
         sd = sd_s
         source = SOURCE_SEASONAL
@@ -250,7 +339,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         z = _count_z(z, x, fc, w, noise)
     # -- CUSUM of clipped standardised deviations from a slow reference level (deseasonalised when the
     #    seasonal model is in use), so a shift the fast level absorbs still accumulates
-    s_used = soff if use_s else 0.0
+    s_used = woff if use_w else (soff if use_s else 0.0)
     zc = (x - s_used - s[CREF]) / sd
     zc = min(max(zc, -p[P_CLIP] * 2.0), p[P_CLIP] * 2.0)
     k = p[P_CUSUM_K]
@@ -258,15 +347,25 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     s[CNEG] = max(0.0, s[CNEG] - zc - k) if warm else 0.0
     cus = max(s[CPOS], s[CNEG])
     evidence = abs(z) * p[P_USE_LEVEL]
+    side = 0 if z >= 0.0 else 1  # deviation up or down
     e_c = p[P_USE_CUSUM] * p[P_CUSUM_Z] * cus / p[P_CUSUM_H]
     if e_c > evidence:
         evidence = e_c
         source = SOURCE_CHANGE
+        side = 0 if s[CPOS] >= s[CNEG] else 1
     # -- calibrate against this series' own history of surprise (compressed evidence u = log(1 + e)):
     #    a series that often strays is less surprising when it strays again
     u = np.log1p(evidence)
     s[USHORT] += p[P_CAL_SHORT] * (u - s[USHORT]) if warm else u - s[USHORT]
-    if p[P_CAL] > 0.0:
+    tbins = int(p[P_TAIL_BINS])
+    if tbins > 0:  # empirical tail of the series' own evidence, in −log10 of its rate
+        tbase = wbase + int(p[P_WBINS])
+        evidence = _tail_surprise(
+            s, tbase + side * tbins, tbins, p[P_TAIL_WIDTH], p[P_TAIL_PRIOR], p[P_TAIL_HEAVY], evidence, u
+        )
+        if warm:
+            _learn_tail(s, tbase, tbins, side, p[P_TAIL_WIDTH], p[P_TAIL_DECAY], u)
+    elif p[P_CAL] > 0.0:
         sd_u = np.sqrt(s[UVAR]) + 0.05
         short_sd = sd_u * np.sqrt(p[P_CAL_SHORT] / (2.0 - p[P_CAL_SHORT]))
         cal = max((u - s[UMEAN]) / sd_u, (s[USHORT] - s[UMEAN]) / short_sd)
@@ -335,15 +434,28 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         ppb = period / (s[DT] * bins)  # points per bin and period
         cycles = (t - s[FIRST_T]) / period
         g = max(p[P_GAMMA], 1.0 / (1.0 + cycles * ppb))
-        s[HEADER + b0] += g * (1.0 - frac) * e_sc
-        s[HEADER + b1] += g * frac * e_sc
+        _learn_profile(s, HEADER, b0, b1, frac, g, e_sc)
         if not (warm and p[P_FREEZE] > 0.0 and abs(e_s) > cap * sd_s):
             s[SMAD] += sa * (min(abs(e_s), cap * sd_s if warm else 1e300) - s[SMAD])
     else:
         s[SLEVEL] = s[LEVEL]
+    if wbins > 0:
+        e_w = x - f_w
+        cw = c if weekly_on else 1e300
+        e_wc = min(max(e_w, -cw * sd_w), cw * sd_w)
+        s[WLEVEL] += a * p[P_SLEVEL_GAIN] * e_wc
+        wppb = wperiod / (s[DT] * wbins)
+        wcycles = (t - s[FIRST_T]) / wperiod
+        _learn_profile(s, wbase, w0, w1, wfrac, max(p[P_GAMMA], 1.0 / (1.0 + wcycles * wppb)), e_wc)
+        if not (warm and p[P_FREEZE] > 0.0 and abs(e_w) > cap * sd_w):
+            s[WMAD] += sa * (min(abs(e_w), cap * sd_w if warm else 1e300) - s[WMAD])
+    else:
+        s[WLEVEL] = s[LEVEL]
     if warm and p[P_USE_CUSUM] > 0.0 and cus > p[P_CUSUM_H]:
         # change point: re-base the model in use on the recent values and forget the evidence
-        if use_s:
+        if use_w:
+            s[WLEVEL] = s[FAST] - woff
+        elif use_s:
             s[SLEVEL] = s[FAST] - soff
         else:
             s[LEVEL] = s[FAST]

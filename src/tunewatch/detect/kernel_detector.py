@@ -1,7 +1,7 @@
 """A :class:`VectorDetector` over the compiled point kernel: many-series steps, one-series chunks, streaming.
 
-The state of every series is one row of a float64 matrix (``HEADER + bins`` values: 184 bytes without a
-seasonal profile, + 8 bytes per profile slot), so a checkpoint is one array plus the parameters.
+The state of every series is one row of a float64 matrix (``HEADER + bins + weekly_bins`` values: 208 bytes
+without a seasonal profile, + 8 bytes per profile slot), so a checkpoint is one array plus the parameters.
 """
 
 from __future__ import annotations
@@ -55,6 +55,13 @@ class KernelParams:
     episode_decay: float = 0.999  # per-point decay of the count of recent episodes
     episode_weight: float = 0.0  # evidence is divided by 1 + weight x recent episodes
     freeze_scale: bool = False  # residuals beyond ``mad_cap`` deviations do not teach the scale at all
+    weekly_period_ms: int = WEEK_MS  # period of the second (weekly) seasonal profile
+    weekly_bins: int = 0  # weekly profile slots (0: no weekly model)
+    tail_bins: int = 0  # slots of each histogram of past evidence, up and down (0: calibrate by mean and variance)
+    tail_width: float = 0.5  # width of a slot, in log(1 + evidence)
+    tail_decay: float = 0.9995  # per-point decay of the histogram
+    tail_prior: float = 30.0  # points of noise the histogram starts with
+    tail_heavy: float = 0.01  # fraction of that noise that is Cauchy (bounds the surprise of one point)
 
     def vector(self) -> FloatArray:
         """The parameter vector the kernel reads."""
@@ -77,6 +84,9 @@ class KernelParams:
         p[k.P_CUSUM_REF], p[k.P_SLEVEL_GAIN] = self.cusum_ref, self.slevel_gain
         p[k.P_EPIS_DECAY], p[k.P_EPIS_WEIGHT] = self.episode_decay, self.episode_weight
         p[k.P_FREEZE] = float(self.freeze_scale)
+        p[k.P_WPERIOD_MS], p[k.P_WBINS] = self.weekly_period_ms, self.weekly_bins
+        p[k.P_TAIL_BINS], p[k.P_TAIL_WIDTH] = self.tail_bins, self.tail_width
+        p[k.P_TAIL_DECAY], p[k.P_TAIL_PRIOR], p[k.P_TAIL_HEAVY] = self.tail_decay, self.tail_prior, self.tail_heavy
         return p
 
     def validate(self) -> None:
@@ -103,6 +113,10 @@ class KernelParams:
             raise ValueError(f"episode_weight: {self.episode_weight} must be >= 0")
         if self.bins < 0 or (self.bins and self.period_ms <= 0):
             raise ValueError(f"bins: {self.bins} needs a positive period_ms (got {self.period_ms})")
+        if self.weekly_bins < 0 or (self.weekly_bins and self.weekly_period_ms <= 0):
+            raise ValueError(
+                f"weekly_bins: {self.weekly_bins} needs a positive weekly_period_ms (got {self.weekly_period_ms})"
+            )
         if self.cusum_h <= 0 or self.score_k <= 0 or self.warmup < 1:
             raise ValueError("cusum_h and score_k must be positive, warmup at least 1")
 
@@ -111,7 +125,7 @@ class KernelDetector(VectorDetector):
     """Vectorised detector whose per-point arithmetic is :func:`tunewatch.detect.kernel.point`."""
 
     name = "kernel"
-    version = 1
+    version = 2  # 2: weekly profile state
     #: Settings that define the detector kind (subclasses fix them; constructor arguments override the rest).
     fixed: ClassVar[dict[str, Any]] = {}
 
@@ -126,7 +140,7 @@ class KernelDetector(VectorDetector):
         self.params = KernelParams(**{**settings, **self.fixed})
         self.params.validate()
         self._p = self.params.vector()
-        self.width = k.HEADER + self.params.bins
+        self.width = k.HEADER + self.params.bins + self.params.weekly_bins + 2 * self.params.tail_bins
         self._states = np.zeros((0, self.width))
 
     @property
