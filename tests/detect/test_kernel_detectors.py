@@ -39,7 +39,9 @@ def _series(seed: int, n: int, nan_rate: float, jitter: bool) -> tuple[np.ndarra
     jitter=st.booleans(),
     kind=st.sampled_from(sorted(DETECTORS)),
     noise=st.sampled_from(["relative", "poisson", "binomial"]),
-    extra=st.sampled_from([{}, {"weekly_bins": 12, "weekly_period_ms": 4 * 3_600_000, "tail_bins": 8}]),
+    extra=st.sampled_from(
+        [{}, {"weekly_bins": 12, "weekly_period_ms": 4 * 3_600_000, "tail_bins": 8, "tail_decay_long": 0.999}]
+    ),
 )
 def test_streaming_chunk_and_many_series_forms_are_identical(
     seed: int, n: int, nan_rate: float, jitter: bool, kind: str, noise: str, extra: dict[str, int]
@@ -78,7 +80,8 @@ def test_checkpoint_restores_exactly_and_is_versioned() -> None:
     rest = resumed.chunk(t[300:], x[300:])
     np.testing.assert_array_equal(rest.score, whole.score[300:])
     assert EnsembleDetector(bins=24).bytes_per_series == (k.HEADER + 24) * 8
-    assert EnsembleDetector(bins=24, weekly_bins=168, tail_bins=24).bytes_per_series == (k.HEADER + 240) * 8
+    full = EnsembleDetector(bins=24, weekly_bins=168, tail_bins=24, tail_decay_long=0.999)
+    assert full.bytes_per_series == (k.HEADER + 24 + 168 + 2 * 2 * 2 * 24) * 8  # 2 channels x 2 sides x 2 memories
     with pytest.raises(ValueError, match="version"):
         resumed.load_state_dict({**state, "version": 99})
     with pytest.raises(ValueError, match="params differ"):
@@ -92,6 +95,12 @@ def test_settings_are_validated_with_the_name() -> None:
         LevelScaleDetector(colour="red")
     with pytest.raises(ValueError, match="fixed"):
         LevelScaleDetector(bins=10)
+    with pytest.raises(ValueError, match="tail_heavy"):
+        LevelScaleDetector(tail_bins=8, tail_heavy=2.0)
+    with pytest.raises(ValueError, match="tail_decay"):
+        LevelScaleDetector(tail_bins=8, tail_decay_long=1.5)
+    with pytest.raises(ValueError, match="weekly_bins"):
+        SeasonalDetector(weekly_bins=7, weekly_period_ms=0)
 
 
 def test_spike_scores_high_with_explanation_and_normal_points_low() -> None:

@@ -68,8 +68,9 @@ import numpy as np
     WMAD,
     WBINS,
     TMASS,
-) = range(27)
-HEADER: Final = 27  # then the daily profile (``bins`` floats), the weekly one, the surprise histograms (up, down)
+    TMASS_LONG,
+) = range(28)
+HEADER: Final = 28  # then the daily profile (``bins`` floats), the weekly one, the surprise histograms (up, down)
 
 # ---- parameter vector layout ------------------------------------------------------------------------------
 (
@@ -111,8 +112,9 @@ HEADER: Final = 27  # then the daily profile (``bins`` floats), the weekly one, 
     P_TAIL_DECAY,
     P_TAIL_PRIOR,
     P_TAIL_HEAVY,
-) = range(38)
-N_PARAMS: Final = 38
+    P_TAIL_DECAY_LONG,
+) = range(39)
+N_PARAMS: Final = 39
 
 # ---- output row layout ------------------------------------------------------------------------------------
 O_SCORE, O_EXPECTED, O_LOWER, O_UPPER, O_SOURCE, O_RUN_MS, O_Z = range(7)
@@ -193,7 +195,7 @@ def _learn_profile(s: np.ndarray, base: int, b0: int, b1: int, frac: float, g: f
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _tail_surprise(
-    s: np.ndarray, base: int, nbins: int, width: float, prior_n: float, heavy: float, e: float, u: float
+    s: np.ndarray, base: int, mass: float, nbins: int, width: float, prior_n: float, heavy: float, e: float, u: float
 ) -> float:
     """−log10 of how often this series' evidence reached ``e`` (``u = log1p(e)``) on this side, from its histogram.
 
@@ -209,7 +211,7 @@ def _tail_surprise(
     for b in range(j + 1, nbins):
         tail += s[base + b]
     prior = (1.0 - heavy) * math.erfc(e / math.sqrt(2.0)) + heavy * (2.0 / math.pi) * math.atan2(1.0, e)
-    rate = (tail + 0.5 * prior_n * prior) / (s[TMASS] + prior_n)
+    rate = (tail + 0.5 * prior_n * prior) / (mass + prior_n)
     return -math.log10(max(rate, 1e-300))
 
 
@@ -219,7 +221,33 @@ def _learn_tail(s: np.ndarray, base: int, nbins: int, side: int, width: float, d
     for b in range(2 * nbins):
         s[base + b] *= decay
     s[base + side * nbins + min(int(u / width), nbins - 1)] += 1.0
-    s[TMASS] = s[TMASS] * decay + 1.0
+
+
+#: Evidence channels calibrated separately: the point residual and the CUSUM.
+TAIL_CHANNELS: Final = 2
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _channel_surprise(s: np.ndarray, p: np.ndarray, base: int, ch: int, side: int, e: float, learn: bool) -> float:
+    """Surprise of evidence ``e`` of channel ``ch`` on ``side``: rare in the short memory and, if kept, the long.
+
+    Histograms from ``base``: per memory, per channel, up then down, ``P_TAIL_BINS`` slots each.
+    """
+    tb = int(p[P_TAIL_BINS])
+    tw = p[P_TAIL_WIDTH]
+    u = np.log1p(e)
+    short = base + ch * 2 * tb
+    sur = _tail_surprise(s, short + side * tb, s[TMASS], tb, tw, p[P_TAIL_PRIOR], p[P_TAIL_HEAVY], e, u)
+    if p[P_TAIL_DECAY_LONG] > 0.0:
+        long = base + (TAIL_CHANNELS + ch) * 2 * tb
+        sur = min(
+            sur, _tail_surprise(s, long + side * tb, s[TMASS_LONG], tb, tw, p[P_TAIL_PRIOR], p[P_TAIL_HEAVY], e, u)
+        )
+        if learn:
+            _learn_tail(s, long, tb, side, tw, p[P_TAIL_DECAY_LONG], u)
+    if learn:
+        _learn_tail(s, short, tb, side, tw, p[P_TAIL_DECAY], u)
+    return sur
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -346,25 +374,26 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     s[CPOS] = max(0.0, s[CPOS] + zc - k) if warm else 0.0
     s[CNEG] = max(0.0, s[CNEG] - zc - k) if warm else 0.0
     cus = max(s[CPOS], s[CNEG])
-    evidence = abs(z) * p[P_USE_LEVEL]
-    side = 0 if z >= 0.0 else 1  # deviation up or down
+    e_l = abs(z) * p[P_USE_LEVEL]
     e_c = p[P_USE_CUSUM] * p[P_CUSUM_Z] * cus / p[P_CUSUM_H]
+    evidence = e_l
+    model_source = source
     if e_c > evidence:
         evidence = e_c
         source = SOURCE_CHANGE
-        side = 0 if s[CPOS] >= s[CNEG] else 1
     # -- calibrate against this series' own history of surprise (compressed evidence u = log(1 + e)):
     #    a series that often strays is less surprising when it strays again
     u = np.log1p(evidence)
     s[USHORT] += p[P_CAL_SHORT] * (u - s[USHORT]) if warm else u - s[USHORT]
-    tbins = int(p[P_TAIL_BINS])
-    if tbins > 0:  # empirical tail of the series' own evidence, in −log10 of its rate
+    if p[P_TAIL_BINS] > 0.0:  # empirical tail of each channel's own evidence, in −log10 of its rate
         tbase = wbase + int(p[P_WBINS])
-        evidence = _tail_surprise(
-            s, tbase + side * tbins, tbins, p[P_TAIL_WIDTH], p[P_TAIL_PRIOR], p[P_TAIL_HEAVY], evidence, u
-        )
+        sur_l = _channel_surprise(s, p, tbase, 0, 0 if z >= 0.0 else 1, e_l, warm)
+        sur_c = _channel_surprise(s, p, tbase, 1, 0 if s[CPOS] >= s[CNEG] else 1, e_c, warm)
+        evidence = max(sur_l, sur_c)
+        source = SOURCE_CHANGE if sur_c > sur_l else model_source
         if warm:
-            _learn_tail(s, tbase, tbins, side, p[P_TAIL_WIDTH], p[P_TAIL_DECAY], u)
+            s[TMASS] = s[TMASS] * p[P_TAIL_DECAY] + 1.0
+            s[TMASS_LONG] = s[TMASS_LONG] * p[P_TAIL_DECAY_LONG] + 1.0
     elif p[P_CAL] > 0.0:
         sd_u = np.sqrt(s[UVAR]) + 0.05
         short_sd = sd_u * np.sqrt(p[P_CAL_SHORT] / (2.0 - p[P_CAL_SHORT]))

@@ -62,6 +62,7 @@ class KernelParams:
     tail_decay: float = 0.9995  # per-point decay of the histogram
     tail_prior: float = 30.0  # points of noise the histogram starts with
     tail_heavy: float = 0.01  # fraction of that noise that is Cauchy (bounds the surprise of one point)
+    tail_decay_long: float = 0.0  # decay of second, longer-memory histograms; surprise is the lesser (0: off)
 
     def vector(self) -> FloatArray:
         """The parameter vector the kernel reads."""
@@ -87,6 +88,7 @@ class KernelParams:
         p[k.P_WPERIOD_MS], p[k.P_WBINS] = self.weekly_period_ms, self.weekly_bins
         p[k.P_TAIL_BINS], p[k.P_TAIL_WIDTH] = self.tail_bins, self.tail_width
         p[k.P_TAIL_DECAY], p[k.P_TAIL_PRIOR], p[k.P_TAIL_HEAVY] = self.tail_decay, self.tail_prior, self.tail_heavy
+        p[k.P_TAIL_DECAY_LONG] = self.tail_decay_long
         return p
 
     def validate(self) -> None:
@@ -117,6 +119,12 @@ class KernelParams:
             raise ValueError(
                 f"weekly_bins: {self.weekly_bins} needs a positive weekly_period_ms (got {self.weekly_period_ms})"
             )
+        if self.tail_bins < 0 or self.tail_width <= 0.0 or self.tail_prior <= 0.0:
+            raise ValueError("tail_bins must be >= 0, tail_width and tail_prior positive")
+        if not 0.0 < self.tail_decay <= 1.0 or not 0.0 <= self.tail_decay_long <= 1.0:
+            raise ValueError("tail_decay must be in (0, 1], tail_decay_long in [0, 1] (0: off)")
+        if not 0.0 <= self.tail_heavy <= 1.0:
+            raise ValueError(f"tail_heavy: {self.tail_heavy} must be in [0, 1]")
         if self.cusum_h <= 0 or self.score_k <= 0 or self.warmup < 1:
             raise ValueError("cusum_h and score_k must be positive, warmup at least 1")
 
@@ -140,8 +148,13 @@ class KernelDetector(VectorDetector):
         self.params = KernelParams(**{**settings, **self.fixed})
         self.params.validate()
         self._p = self.params.vector()
-        self.width = k.HEADER + self.params.bins + self.params.weekly_bins + 2 * self.params.tail_bins
+        self.width = k.HEADER + self.params.bins + self.params.weekly_bins + self._tail_width()
         self._states = np.zeros((0, self.width))
+
+    def _tail_width(self) -> int:
+        """Slots of the surprise histograms: per evidence channel, up and down, for one or two memories."""
+        memories = 2 if self.params.tail_decay_long > 0.0 else 1
+        return k.TAIL_CHANNELS * 2 * self.params.tail_bins * memories
 
     @property
     def bytes_per_series(self) -> int:
