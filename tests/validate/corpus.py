@@ -122,6 +122,7 @@ HOSTILE: dict[str, tuple[bytes, set[str]]] = {
     "homoglyph_market": (line(market="\u0405E"), {"market: unknown_country"}),
     "ip_addr_out_of_range": (line(ip_addr="999.1.1.1"), {"ip_addr: not_ip"}),
     "script_in_ip_addr": (line(ip_addr="<script>"), {"ip_addr: not_ip"}),
+    "arabic_indic_digits_in_ip_addr": (line(ip_addr="1\u0662\u0663.0.0.1"), {"ip_addr: not_ip"}),
     "proto_pollution_unknown_field_ignored": (splice("__proto__", b'{"admin":true}'), set()),
     # --- structure
     "array_line": (b"[1,2,3]", {"line: not_object"}),

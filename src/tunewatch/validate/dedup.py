@@ -8,7 +8,7 @@ strings, so a distinct event is never taken for a duplicate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -27,10 +27,10 @@ class _Run:
     positions: npt.NDArray[np.int64]  # row in ``ids`` of each sorted hash
     ids: pl.Series
     ts: npt.NDArray[np.int64]
+    newest: int = field(init=False)  # the newest time, read by every eviction check: computed once
 
-    @property
-    def newest(self) -> int:
-        return int(self.ts.max()) if self.ts.size else np.iinfo(np.int64).min
+    def __post_init__(self) -> None:
+        self.newest = int(self.ts.max()) if self.ts.size else np.iinfo(np.int64).min
 
     def id_at(self, sorted_index: npt.NDArray[np.int64]) -> pl.Series:
         """Ids of the given sorted-hash slots."""

@@ -8,7 +8,9 @@ A :class:`Rule` has three parts:
 * ``mask`` — the exact failing-row mask, evaluated only on the rows some ``detect`` flagged.
 
 Work columns: the raw text ``<field>``, the typed value ``<field>__v`` (ints, the timestamp in epoch ms,
-bools) and, for enumerations, ``<field>__e`` (an ``Enum`` cast, null where the text is not a member).
+bools) and, for enumerations, ``<field>__e``: null exactly where the text is not a member (market: an ``Enum``
+cast; the small enumerations: a ``True`` membership flag from a few string comparisons, which is cheaper than
+hashing each value into an ``Enum``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ CONTROL_RE: Final = r"[\x00-\x1F\x7F-\x9F\u061C\u200B-\u200F\u2028-\u202E\u2060-
 _SPACES: Final = r"[ \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]"  # whitespace that is not a control
 _PADDED_RE: Final = rf"^{_SPACES}|{_SPACES}$"
 _RFC3339: Final = "%Y-%m-%dT%H:%M:%S%.f%#z"
-_OCTET: Final = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII digits: \d is Unicode here
 #: IPv4 dotted quad, or IPv6 (hex groups and colons, an optional zone, an optional embedded IPv4), in one regex.
 _IP_RE: Final = (
     rf"^(?:(?:{_OCTET}\.){{3}}{_OCTET}"
@@ -125,18 +127,13 @@ def is_type(event_type: str) -> pl.Expr:
 
 def rule_context(now_ms: int) -> list[pl.Expr]:
     """Columns the rules read besides the fields: the wall clock and one flag per event type (computed once)."""
-    flags = [(enum("event_type") == t).fill_null(False).alias(f"__is_{t}") for t in EVENT_TYPES]
+    flags = [(pl.col("event_type") == t).fill_null(False).alias(f"__is_{t}") for t in EVENT_TYPES]
     return [pl.lit(now_ms, dtype=pl.Int64).alias(NOW_COLUMN), *flags]
 
 
 def enum(name: str) -> pl.Expr:
     """The enumeration work column of field ``name``."""
     return pl.col(name + ENUM_SUFFIX)
-
-
-def enum_dtype(f: Field) -> pl.Enum:
-    """The Polars ``Enum`` of an enumerated field (market: the ISO 3166-1 alpha-2 codes)."""
-    return COUNTRY_ENUM if f.name == "market" else pl.Enum(list(f.choices or ()))
 
 
 def _is_enum(f: Field) -> bool:
@@ -161,9 +158,16 @@ def fast_columns(schema: pl.Schema) -> list[pl.Expr]:
         elif f.kind is Kind.BOOL:
             as_enum = col.cast(pl.Enum(["false", "true"]), strict=False)
             out.append(as_enum.to_physical().cast(pl.Boolean).alias(f.name + TYPED_SUFFIX))
-        elif _is_enum(f):
-            out.append(col.cast(enum_dtype(f), strict=False).alias(f.name + ENUM_SUFFIX))
+        elif f.name == "market":
+            out.append(col.cast(COUNTRY_ENUM, strict=False).alias(f.name + ENUM_SUFFIX))
+        elif f.choices is not None:
+            out.append(member_flag(col, f.choices).alias(f.name + ENUM_SUFFIX))
     return out
+
+
+def member_flag(col: pl.Expr, choices: tuple[str, ...]) -> pl.Expr:
+    """``True`` where the text ``col`` is one of ``choices`` (exact byte equality, as an ``Enum`` cast), else null."""
+    return pl.when(pl.any_horizontal([col == choice for choice in choices])).then(pl.lit(True))
 
 
 def lenient_column(f: Field) -> pl.Expr:
@@ -378,8 +382,7 @@ def _business_rules() -> list[Rule]:
     return [
         Rule("ms_played: exceeds_duration", played > duration + DURATION_SLACK_MS),
         Rule("rebuffer_ms: exceeds_playtime", typed("rebuffer_ms") > playtime),
-        Rule("tier: ad_not_free_tier", is_type("ad") & (pl.col("tier") != "free"),
-             is_type("ad") & (enum("tier") != "free")),
+        Rule("tier: ad_not_free_tier", is_type("ad") & (pl.col("tier") != "free")),
     ]  # fmt: skip
 
 
@@ -413,7 +416,8 @@ def valid_columns() -> list[pl.Expr]:
         if f.kind is Kind.STRING:
             out.append(pl.col(f.name))
         elif f.name == "skipped":
-            inferred = (typed("ms_played") < SKIP_MAX_MS) & pl.col("reason_end").is_in(SKIP_REASONS)
+            ended = pl.any_horizontal([pl.col("reason_end") == r for r in SKIP_REASONS])  # is_in, cheaper
+            inferred = (typed("ms_played") < SKIP_MAX_MS) & ended
             out.append(pl.coalesce(typed("skipped"), inferred.fill_null(False)).alias("skipped"))
         else:
             out.append(typed(f.name).alias(f.name))

@@ -100,7 +100,10 @@ class EnterpriseDataValidator:
     user rules (a YAML file, its text, or a compiled :class:`~tunewatch.validate.custom_rules.RuleSet`).
 
     The hot path is one pass of cheap casts, whole-column screens that skip every rule which cannot fail in
-    this batch, one combined row mask, and exact per-rule reasons only for the rows that mask flags.
+    this batch, one combined row mask, and exact per-rule reasons only for the rows that mask flags. A batch
+    that arrives in many chunks (the NDJSON reader's) is made contiguous first: each eager Polars pass over a
+    chunked frame costs more than the one copy. :meth:`reference_reasons` is the slow, rule-by-rule reference
+    the fast path must agree with.
 
     >>> v = EnterpriseDataValidator()
     >>> r = v.validate([{"event_id": "e1", "ts": 1700000000000, "event_type": "ad", "user_id": "u1",
@@ -139,11 +142,38 @@ class EnterpriseDataValidator:
             self._detectors[key] = expr
         return expr
 
+    def reference_reasons(self, events: Events) -> list[list[str]]:
+        """The reasons of every decoded row from every rule's exact mask: the slow reference of :meth:`validate`.
+
+        No column screens, no cheap detectors, no bit codes: each rule is evaluated on every row, and a row's
+        reasons are those of the rules it breaks, in rule order. Duplicates and lateness are not considered and
+        the validator's state is untouched. For tests (the fast path must give the same verdicts) and for
+        explaining a verdict; its cost grows with the number of failing rows.
+        """
+        batch = _as_batch(events)
+        now_ms = int(self.clock() * 1000)
+        frame = batch.frame
+        work = frame.with_columns(_fast_columns(tuple(frame.schema.items())))
+        work, stats = _screen(work, batch, now_ms)
+        work = work.with_columns(rule_context(now_ms))
+        if stats.typed_input:  # masks that read the text of a field the reader delivered typed
+            work = work.with_columns(pl.col(sorted(stats.typed_input)).cast(pl.String))
+        flags = work.select(rule.exact(stats.typed_input).alias(f"m{i}") for i, rule in enumerate(self.rules))
+        found: list[list[str]] = [[] for _ in range(work.height)]
+        for i, rule in enumerate(self.rules):
+            for row in flags.get_column(f"m{i}").arg_true().to_list():
+                if rule.reason not in found[row]:
+                    found[row].append(rule.reason)
+        return found
+
     def validate(self, events: Events) -> ValidationResult:
         """Validate a batch: a :class:`RawBatch`, a Polars frame, a list of JSON objects or NDJSON bytes."""
         batch = _as_batch(events)
         now_ms = int(self.clock() * 1000)
-        work = batch.frame.with_columns(_fast_columns(tuple(batch.frame.schema.items())))
+        frame = batch.frame
+        if frame.n_chunks("all") != [1] * frame.width:  # see the class docstring
+            frame = frame.rechunk()
+        work = frame.with_columns(_fast_columns(tuple(frame.schema.items())))
         work, stats = _screen(work, batch, now_ms)
         candidates = [rule for rule in self.rules if rule.screen(stats)]
 
@@ -156,9 +186,12 @@ class EnterpriseDataValidator:
             if len(rows):
                 reasons = _exact_reasons(work, rows, candidates, stats.typed_input)
                 bad_rows = reasons.get_column("__row").to_numpy()
-        keep = np.ones(work.height, dtype=bool)
-        keep[bad_rows] = False
-        good_rows = np.flatnonzero(keep) if bad_rows.size else np.arange(work.height, dtype=np.int64)
+        if bad_rows.size:
+            good = np.ones(work.height, dtype=bool)
+            good[bad_rows] = False
+            good_rows = np.flatnonzero(good)
+        else:
+            good_rows = np.arange(work.height, dtype=np.int64)
         ids = work.get_column("event_id")
         ts = work.get_column("ts" + TYPED_SUFFIX).to_numpy()
 
@@ -168,13 +201,17 @@ class EnterpriseDataValidator:
         dup = self.dedup.duplicate_mask(good_ids, hashes)
         fresh_rows = good_rows[~dup] if dup.any() else good_rows
         late = self.watermark.late_mask(ts[fresh_rows].astype(np.int64))
-        accepted_rows = fresh_rows[~late] if late.any() else fresh_rows
+        if late.any():  # the accepted rows' ranks among the good rows: the fresh ones, less the late ones
+            accepted_rank = np.flatnonzero(~dup)
+            accepted_rank = accepted_rank[~late]
+        else:
+            accepted_rank = np.flatnonzero(~dup) if dup.any() else np.arange(good_rows.size, dtype=np.int64)
+        accepted_rows = good_rows[accepted_rank] if accepted_rank.size < good_rows.size else good_rows
         whole = accepted_rows.size == work.height
         if whole:
-            self.dedup.remember(ids, pl.Series(ts), np.arange(ids.len(), dtype=np.int64))
-        else:  # accepted rows are a subset of the good rows: give their ranks among them
-            rank = np.searchsorted(good_rows, accepted_rows)
-            self.dedup.remember(ids.gather(accepted_rows), pl.Series(ts[accepted_rows]), rank)
+            self.dedup.remember(ids, pl.Series(ts), accepted_rank)
+        else:
+            self.dedup.remember(ids.gather(accepted_rows), pl.Series(ts[accepted_rows]), accepted_rank)
         self.dedup.evict(self.watermark.value)
 
         valid = work.select(_VALID_COLUMNS)
@@ -188,7 +225,7 @@ class EnterpriseDataValidator:
                 schema={"__row": pl.Int64, "r": pl.List(pl.String)},
             )
             reasons = pl.concat([reasons, late_rows]).sort("__row")
-        rejected = _rejected_frame(batch, reasons)
+        rejected = _rejected_frame(batch, reasons, ids)
         return ValidationResult(
             valid=valid,
             rejected=rejected,
@@ -199,7 +236,7 @@ class EnterpriseDataValidator:
         )
 
 
-_FEW_GAPS = 256
+_FEW_GAPS = 48  # beyond this many gaps one filter is cheaper than the slices
 _VALID_COLUMNS = valid_columns()
 _STATS_EXPRS = stats_exprs()
 
@@ -211,11 +248,11 @@ def _fast_columns(schema: tuple[tuple[str, pl.DataType], ...]) -> list[pl.Expr]:
 
 def _keep_rows(frame: pl.DataFrame, rows: npt.NDArray[np.int64]) -> pl.DataFrame:
     """``frame`` restricted to ``rows`` (sorted). A few dropped rows: zero-copy slices of the runs between them."""
-    dropped = np.setdiff1d(np.arange(frame.height, dtype=np.int64), rows, assume_unique=True)
-    if dropped.size > _FEW_GAPS:
-        mask = np.zeros(frame.height, dtype=bool)
-        mask[rows] = True
+    mask = np.zeros(frame.height, dtype=bool)
+    mask[rows] = True
+    if frame.height - rows.size > _FEW_GAPS:
         return frame.filter(pl.Series(mask))
+    dropped = np.flatnonzero(~mask)
     bounds = np.concatenate([[-1], dropped, [frame.height]])
     parts = [frame.slice(a + 1, b - a - 1) for a, b in itertools.pairwise(bounds.tolist()) if b - a > 1]
     return pl.concat(parts, rechunk=False) if parts else frame.clear()
@@ -229,7 +266,7 @@ def _exact_reasons(work: pl.DataFrame, rows: pl.Series, rules: list[Rule], typed
     """
     masks = [rule.exact(typed_input) for rule in rules]
     needed = sorted({name for mask in masks for name in mask.meta.root_names()} & set(work.columns))
-    subset = work.select(needed)[rows]
+    subset = work.select(pl.col(needed).gather(rows))
     text = [name for name in needed if name in typed_input]
     if text:  # masks that read the text of a field the reader delivered typed
         subset = subset.with_columns(pl.col(text).cast(pl.String))
@@ -292,13 +329,16 @@ def _count_reasons(rejected: pl.DataFrame) -> dict[str, int]:
     return dict(zip(counts.get_column("reasons").to_list(), counts.get_column("count").to_list(), strict=True))
 
 
-def _rejected_frame(batch: RawBatch, reasons: pl.DataFrame) -> pl.DataFrame:
-    """One row per rejected event: decoded rows with their reasons, then the undecodable lines."""
+def _rejected_frame(batch: RawBatch, reasons: pl.DataFrame, event_ids: pl.Series) -> pl.DataFrame:
+    """One row per rejected event: decoded rows with their reasons, then the undecodable lines.
+
+    ``event_ids`` is the batch's ``event_id`` column (in one chunk: gathers from it are cheaper).
+    """
     if not reasons.height and not batch.undecodable:
         return pl.DataFrame(schema=REJECTED_SCHEMA)
     rows = reasons.get_column("__row").to_list()
     undecodable = batch.undecodable
-    ids = batch.frame.get_column("event_id").gather(rows) if rows else pl.Series([], dtype=pl.String)
+    ids = event_ids.gather(rows) if rows else pl.Series([], dtype=pl.String)
     data = {
         "source": [batch.source] * (len(rows) + len(undecodable)),
         "line_no": batch.lines_of(rows) + [u.line_no for u in undecodable],

@@ -33,8 +33,10 @@ class Watermark:
         seq = np.concatenate([self._recent, ts])
         k = self.support
         if seq.size >= k:
-            windows = np.lib.stride_tricks.sliding_window_view(seq, k)
-            corroborated = windows.min(axis=1)  # corroborated time after each arrival from index k-1
+            width = seq.size - k + 1
+            corroborated = seq[:width].copy()  # corroborated time after each arrival from index k-1
+            for shift in range(1, k):  # the minimum of each window of k arrivals, as k-1 shifted comparisons
+                np.minimum(corroborated, seq[shift : shift + width], out=corroborated)
             lead = np.full(seq.size - corroborated.size, start, dtype=np.int64)
             corroborated = np.concatenate([lead, corroborated])
         else:
