@@ -98,3 +98,17 @@ def test_cache_items_cover_every_window_and_dimset(play: Play) -> None:
     items = result.cache_items()
     assert f"metrics:global:{BASE_MS}" in items
     assert items[f"metrics:market:{BASE_MS}"]["market"] == ["BR"]
+
+
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_plays_without_startup_time_do_not_pull_the_quantiles_down(play: Play, engine: str) -> None:
+    timed = [play(i, BASE_MS + i * 1000, startup_ms=500 + i) for i in range(20)]
+    untimed = []
+    for i in range(20, 40):
+        event = play(i, BASE_MS + i * 1000)
+        event.pop("startup_ms", None)
+        untimed.append(event)
+    result = MusicDataProcessor(engine=engine).process(EnterpriseDataValidator().validate(timed + untimed))
+    g = _row(result, "global")
+    assert g["plays"] == 40 and g["startup_n"] == 20
+    assert g["startup_ms_p50"] == pytest.approx(510, rel=0.03)  # the 20 timed plays only, not 0 for the rest

@@ -58,7 +58,7 @@ def test_live_mode_reports_freshness_lag(play: Callable[..., dict[str, Any]]) ->
 
 
 def test_pipeline_raises_a_data_quality_alert_with_top_reasons(play: Callable[..., dict[str, Any]]) -> None:
-    alerts = []
+    alerts: list[Any] = []
     pipe = Pipeline(on_alert=alerts.append)
     for minute in range(12):
         batch: list[Any] = [play(minute * 1000 + i, BASE_MS + minute * MIN + i * 100) for i in range(300)]

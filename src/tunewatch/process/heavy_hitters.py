@@ -34,18 +34,18 @@ class HeavyHitters:
             factor = math.pow(0.5, (t - self._t) / self.half_life_ms)
             self._counts = self._counts.with_columns(pl.col("count") * factor)
         self._t = t if self._t is None else max(self._t, t)
-        fresh = values.drop_nulls().value_counts(name="n").rename({values.name: "value"})
-        merged = (
-            pl.concat([self._counts, fresh.select("value", pl.col("n").cast(pl.Float64).alias("count"))])
-            .group_by("value")
-            .agg(pl.col("count").sum())
-            .sort(["count", "value"], descending=[True, False])
-            .head(self.capacity)
+        fresh = values.drop_nulls().cast(pl.String).value_counts(name="n").rename({values.name: "value"})
+        # an outer join adds each value's decayed and fresh counts (the same a + b as summing the two rows);
+        # only the ranks that matter are selected, no full sort: values are unique, so the order is total
+        merged = self._counts.join(fresh, on="value", how="full", coalesce=True).select(
+            "value", (pl.col("count").fill_null(0.0) + pl.col("n").fill_null(0).cast(pl.Float64)).alias("count")
         )
+        if merged.height > self.capacity:
+            merged = _top(merged, self.capacity)
         self._counts = merged
-        ranked = merged.get_column("value")
+        ranked = _top(merged, 2 * self.k).get_column("value")
         top = set(ranked.head(self.k).to_list())
-        keep = set(ranked.head(2 * self.k).to_list())
+        keep = set(ranked.to_list())
         self._members = top | (self._members & keep)
 
     def map_expr(self, column: str, other: str) -> pl.Expr:
@@ -53,3 +53,10 @@ class HeavyHitters:
         members = sorted(self._members)
         col = pl.col(column)
         return pl.when(col.is_in(members)).then(col).when(col.is_null()).then(None).otherwise(pl.lit(other))
+
+
+def _top(counts: pl.DataFrame, n: int) -> pl.DataFrame:
+    """The ``n`` highest counts, ranked by count (descending), ties by value (ascending)."""
+    return counts.top_k(n, by=["count", "value"], reverse=[False, True]).sort(
+        ["count", "value"], descending=[True, False]
+    )

@@ -2,13 +2,16 @@
 
 Events are buffered (only the derived columns aggregation needs) while their window may still receive
 on-time events; a window closes once the watermark passes its end plus the allowed lateness, and all windows
-that close together are aggregated in one columnar pass per dimension set.
+that close together are aggregated at once: by default with the compiled kernels of
+:mod:`tunewatch.process.compiled` (the events encoded once, then one linear pass per dimension set), or with
+``engine="reference"`` by one Polars group-by per dimension set (:mod:`tunewatch.process.reference`), the
+straightforward definition the compiled path is tested against. Both give the same metrics.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import polars as pl
 
@@ -16,14 +19,10 @@ from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import DIMENSION_SETS, OTHER, TOP_K_FIELDS, DimensionSet
 from tunewatch.process.heavy_hitters import HeavyHitters
 from tunewatch.process.quality import QualityLedger
+from tunewatch.process.reference import aggregate_reference, prepare, sketch_states
 from tunewatch.process.revenue import RateTable
-from tunewatch.process.sketches import (
-    bucket_column,
-    histogram,
-    hll_columns,
-    hll_registers,
-    sorted_bucket_quantile,
-)
+from tunewatch.process.sketches import bucket_column, hll_columns
+from tunewatch.process.weights import SUMS
 from tunewatch.schema import DIMENSION_FIELDS, LOW_QUALITY_KBPS, STREAM_MIN_MS
 from tunewatch.validate.validator import ValidationResult
 from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS
@@ -31,25 +30,9 @@ from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS
 WINDOW_MS: Final = 60_000
 _MAX_BUFFER_PIECES: Final = 32
 KEY_COLUMNS: Final = ("window_start", "dimset", *DIMENSION_FIELDS)
-_QUANTILES: Final = {"startup_ms_p50": 0.5, "startup_ms_p95": 0.95, "startup_ms_p99": 0.99}
-_SUMS: Final = (
-    "events",
-    "plays",
-    "streams",
-    "errors",
-    "ads",
-    "skips",
-    "completions",
-    "rebuffer_ms",
-    "ms_played",
-    "bitrate_n",
-    "low_quality_n",
-    "rec_plays",
-    "rec_accepted",
-    "ad_revenue_micros",
-    "stream_revenue_micros",
-    "startup_n",
-)
+_SUMS: Final = SUMS
+#: Aggregation engines: the compiled one-pass kernels (default) or the reference Polars group-bys.
+ENGINES: Final = ("compiled", "reference")
 
 
 @dataclass(slots=True)
@@ -93,6 +76,9 @@ class ProcessingResult:
 class MusicDataProcessor:
     """Aggregates validated events into the metric catalogue per 1-minute window and dimension set.
 
+    ``engine`` picks the aggregation: ``"compiled"`` (default, Numba kernels) or ``"reference"`` (Polars
+    group-bys, kept for tests and benchmarks); the metrics are the same.
+
     >>> import polars as pl
     >>> from tunewatch.validate import EnterpriseDataValidator
     >>> ev = [{"event_id": f"e{i}", "ts": 1_699_999_980_000 + i, "event_type": "play", "user_id": f"u{i % 3}",
@@ -111,7 +97,11 @@ class MusicDataProcessor:
         rates: RateTable | None = None,
         dimension_sets: tuple[DimensionSet, ...] = DIMENSION_SETS,
         keep_sketches: bool = False,
+        engine: Literal["compiled", "reference"] = "compiled",
     ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine: unknown aggregation engine {engine!r} (known: {', '.join(ENGINES)})")
+        self.engine = engine
         self.allowed_lateness_ms = allowed_lateness_ms
         self.rates = rates or RateTable()
         self.dimension_sets = dimension_sets
@@ -213,20 +203,11 @@ class MusicDataProcessor:
         if ready.is_empty():
             return self._quality_only(before)
         # heavy hitters learn from the windows as they close (once per window, not per micro-batch)
-        plays = ready.filter(pl.col("plays") == 1)
+        plays = ready.select(pl.col(f).filter(pl.col("plays") == 1) for f in self.heavy)
         newest = int(ready.get_column("window_start").max())  # type: ignore[arg-type]
         for f, hh in self.heavy.items():
             hh.update(plays.get_column(f), newest)
-        # heavy hitters, then dimension values as categorical codes: integer group keys are ~3x faster;
-        # sorted by startup bucket once, so that every group's quantiles are positional lookups
-        mapped = (
-            ready.with_columns([hh.map_expr(f, OTHER) for f, hh in self.heavy.items()])
-            .with_columns([pl.col(f).cast(pl.Categorical) for f in DIMENSION_FIELDS])
-            .lazy()
-            .sort("q_bucket", nulls_last=True)
-            .collect()  # materialise once: every dimension set's plan reads it
-            .lazy()
-        )
+        mapped = ready.with_columns([hh.map_expr(f, OTHER) for f, hh in self.heavy.items()])
         frames, sketches = self._aggregate(mapped)
         last = int(ready.get_column("window_start").max())  # type: ignore[arg-type]
         quality = self.quality.take(last + WINDOW_MS if before is None else before)
@@ -247,35 +228,18 @@ class MusicDataProcessor:
         self.closed_until = max(windows[-1] + WINDOW_MS, self.closed_until or 0)
         return ProcessingResult(metrics=_conform(metrics), windows=windows, events=0)
 
-    def _aggregate(self, events: pl.LazyFrame) -> tuple[list[pl.DataFrame], dict[str, pl.DataFrame]]:
-        plans: list[pl.LazyFrame] = []
-        sketch_plans: list[pl.LazyFrame] = []
-        for d in self.dimension_sets:
-            keys = ["window_start", *d.fields]
-            scoped = (
-                events.filter(pl.all_horizontal([pl.col(f).is_not_null() for f in d.fields])) if d.fields else events
-            )
-            # one pass per dimension set: sums, exact distinct listeners, startup quantiles via log buckets
-            plans.append(
-                scoped.group_by(keys)
-                .agg(
-                    *[pl.col(c).sum() for c in _SUMS],
-                    pl.col("user_hash").n_unique().cast(pl.Float64).alias("unique_listeners"),
-                    *[sorted_bucket_quantile("q_bucket", q).alias(name) for name, q in _QUANTILES.items()],
-                )
-                .with_columns(pl.lit(d.name).alias("dimset"))
-            )
-            if self.keep_sketches:
-                sketch_plans.append(hll_registers(scoped, keys).with_columns(pl.lit(d.name).alias("dimset")))
-                sketch_plans.append(histogram(scoped, keys).with_columns(pl.lit(d.name).alias("dimset")))
-        collected = pl.collect_all([*plans, *sketch_plans])
-        frames = [_finish(f) for f in collected[: len(plans)]]
-        sketches: dict[str, pl.DataFrame] = {}
-        if self.keep_sketches:
-            rest = collected[len(plans) :]
-            sketches["hll"] = pl.concat(rest[0::2], how="diagonal_relaxed")
-            sketches["startup_hist"] = pl.concat(rest[1::2], how="diagonal_relaxed")
-        return frames, sketches
+    def _aggregate(self, events: pl.DataFrame) -> tuple[list[pl.DataFrame], dict[str, pl.DataFrame]]:
+        """Metric frames of the closing windows (every dimension set) and, with ``keep_sketches``, sketch states."""
+        prepared = prepare(events) if self.engine == "reference" or self.keep_sketches else None
+        if self.engine == "reference" and prepared is not None:
+            raw = aggregate_reference(prepared, self.dimension_sets)
+        else:
+            # imported here: Numba (~1 s to import and initialise) loads at the first close, not with the package
+            from tunewatch.process.compiled import aggregate_compiled
+
+            raw = aggregate_compiled(events, self.dimension_sets)
+        sketches = sketch_states(prepared, self.dimension_sets) if self.keep_sketches and prepared is not None else {}
+        return [_finish(f) for f in raw], sketches
 
 
 def _conform(frame: pl.DataFrame) -> pl.DataFrame:

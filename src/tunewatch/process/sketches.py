@@ -81,9 +81,10 @@ def merge_hll(registers: pl.LazyFrame, keys: Sequence[str]) -> pl.LazyFrame:
 
 
 def bucket_column(value_col: str, name: str = "q_bucket") -> pl.Expr:
-    """Per-event log bucket of a non-negative value (values below 1 share bucket 0)."""
+    """Per-event log bucket of a non-negative value (values below 1 share bucket 0; a missing value has none)."""
     v = pl.col(value_col).cast(pl.Float64)
-    return pl.when(v >= 1.0).then((v.log() / _LOG_GAMMA).ceil()).otherwise(0.0).cast(pl.Int32).alias(name)
+    bucket = pl.when(v >= 1.0).then((v.log() / _LOG_GAMMA).ceil()).when(v.is_not_null()).then(0.0)
+    return bucket.cast(pl.Int32).alias(name)
 
 
 def histogram(events: pl.LazyFrame, keys: Sequence[str], bucket_col: str = "q_bucket") -> pl.LazyFrame:
