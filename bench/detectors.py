@@ -112,10 +112,14 @@ def bench_many(n_series: int, steps: int) -> None:
 def memory() -> None:
     kinds = [
         ("level/scale + CUSUM, no profile", EnsembleDetector(bins=0)),
-        (f"NAB default (<= {NAB_DEFAULT['bins']} slots/day)", EnsembleDetector(**NAB_DEFAULT)),
+        (
+            f"NAB default (<= {NAB_DEFAULT['bins']} slots/day, {NAB_DEFAULT['weekly_bins']}/week, surprise histograms)",
+            EnsembleDetector(**NAB_DEFAULT),
+        ),
         ("daily profile, 15-min slots (96)", EnsembleDetector(bins=96)),
         ("daily profile, 1-min slots (1440)", EnsembleDetector(bins=1440)),
         ("weekly profile, 10-min slots (1008)", EnsembleDetector(bins=1008, period_ms=WEEK_MS)),
+        ("daily 1-min slots (1440) + weekly hourly (168)", EnsembleDetector(bins=1440, weekly_bins=168)),
     ]
     for label, det in kinds:
         print(f"state per series, {label}: {det.bytes_per_series:,} bytes")

@@ -241,3 +241,34 @@ def test_tail_calibration_learns_that_recurring_spikes_are_normal() -> None:
     assert d.score[2950] > 2 * late  # a deviation unlike the series' own history still stands out
     calm = np.delete(d.score[400:2950], np.r_[np.arange(0, 2550, 100), np.arange(1, 2550, 100)])
     assert np.nanmax(calm) < late + 0.3
+
+
+def test_tail_surprise_matches_an_explicitly_decayed_histogram_across_rescaling() -> None:
+    """The O(1) cumulative tails with an inflation factor equal the textbook decayed histogram, also after the
+    counts are rescaled (decay 0.9 reaches the rescaling threshold after about 2,200 points)."""
+    import math
+
+    rng = np.random.default_rng(8)
+    n, width, bins, prior_n, heavy, decay = 3000, 0.5, 12, 30.0, 0.1, 0.9
+    x = 10 + rng.standard_t(3, n)
+    settings_ = {"warmup": 20, "tail_bins": bins, "tail_width": width, "tail_decay": decay, "tail_prior": prior_n,
+                 "tail_heavy": heavy, "damp": 1.0, "episode_weight": 0.0, "score_k": 1.0}  # fmt: skip
+    det = LevelScaleDetector(**settings_)
+    t = np.arange(n) * MIN
+    out = np.empty((n, k.OUT_WIDTH))
+    det._grow(1)
+    k.run_chunk(det._states[0], det._p, t.astype(float), x, np.ones(n), out)
+    score, z = out[:, k.O_SCORE], out[:, k.O_Z]
+    hist = np.zeros((2, bins))  # explicit decayed counts, up and down
+    for i in range(20, n):
+        e = abs(z[i])
+        u, side = math.log1p(e), 0 if z[i] >= 0 else 1
+        j = min(int(u / width), bins - 1)
+        inside = 1.0 - (u / width - j) if j < bins - 1 else 1.0
+        tail = inside * hist[side, j] + hist[side, j + 1 :].sum()
+        prior = (1 - heavy) * math.erfc(e / math.sqrt(2)) + heavy * (2 / math.pi) * math.atan2(1.0, e)
+        expected = -math.log10((tail + 0.5 * prior_n * prior) / (hist.sum() + prior_n))
+        got = math.sqrt(score[i] / (1.0 - score[i]))  # score = e² / (e² + 1)
+        assert got == pytest.approx(expected, rel=1e-6, abs=1e-9), i
+        hist *= decay
+        hist[side, j] += 1.0

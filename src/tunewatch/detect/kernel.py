@@ -67,8 +67,8 @@ import numpy as np
     WLEVEL,
     WMAD,
     WBINS,
-    TMASS,
-    TMASS_LONG,
+    TINFL,
+    TINFL_LONG,
 ) = range(28)
 HEADER: Final = 28  # then the daily profile (``bins`` floats), the weekly one, the surprise histograms (up, down)
 
@@ -195,32 +195,55 @@ def _learn_profile(s: np.ndarray, base: int, b0: int, b1: int, frac: float, g: f
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _tail_surprise(
-    s: np.ndarray, base: int, mass: float, nbins: int, width: float, prior_n: float, heavy: float, e: float, u: float
+    s: np.ndarray,
+    base: int,
+    other: int,
+    infl: float,
+    nbins: int,
+    width: float,
+    prior_n: float,
+    heavy: float,
+    e: float,
+    u: float,
 ) -> float:
-    """−log10 of how often this series' evidence reached ``e`` (``u = log1p(e)``) on this side, from its histogram.
+    """−log10 of how often this series' evidence reached ``e`` (``u = log1p(e)``) on this side, from its history.
 
-    The decayed histogram of past ``u`` on one side (deviations up, or down) has ``nbins`` slots of ``width``
-    (the last one open); the rate is smoothed with ``prior_n`` points of noise — standard normal, with a
-    ``heavy`` fraction of Cauchy — so an evidence level never seen before is about as rare as such noise makes
-    it (the Cauchy part bounds what one point can say), and one the series reaches every day is not rare.
+    ``s[base:base + nbins]`` holds this side's decayed count of past ``u`` *at or above* each slot of ``width``
+    (the last slot open), so a tail is read in O(1), interpolated within its slot; ``s[other]`` is the other
+    side's total. Counts are stored multiplied by ``infl`` (see :func:`_learn_tail`). The rate is smoothed with
+    ``prior_n`` points of noise — standard normal, with a ``heavy`` fraction of Cauchy — so an evidence level
+    never seen before is about as rare as such noise makes it (the Cauchy part bounds what one point can say),
+    and one the series reaches every day is not rare.
     """
     pos = u / width
     j = min(int(pos), nbins - 1)
-    inside = 1.0 - (pos - j) if j < nbins - 1 else 1.0
-    tail = inside * s[base + j]
-    for b in range(j + 1, nbins):
-        tail += s[base + b]
+    tail = s[base + j]
+    if j < nbins - 1:
+        tail = s[base + j + 1] + (1.0 - (pos - j)) * (tail - s[base + j + 1])
     prior = (1.0 - heavy) * math.erfc(e / math.sqrt(2.0)) + heavy * (2.0 / math.pi) * math.atan2(1.0, e)
-    rate = (tail + 0.5 * prior_n * prior) / (mass + prior_n)
+    rate = (tail / infl + 0.5 * prior_n * prior) / ((s[base] + s[other]) / infl + prior_n)
     return -math.log10(max(rate, 1e-300))
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _learn_tail(s: np.ndarray, base: int, nbins: int, side: int, width: float, decay: float, u: float) -> None:
-    """Decay both sides' histograms (``2 * nbins`` slots from ``base``) and count ``u`` on its side."""
-    for b in range(2 * nbins):
-        s[base + b] *= decay
-    s[base + side * nbins + min(int(u / width), nbins - 1)] += 1.0
+def _learn_tail(s: np.ndarray, base: int, nbins: int, width: float, weight: float, u: float) -> None:
+    """Count ``u`` with ``weight`` in the slots at or below its own.
+
+    Decay without touching every slot: instead of multiplying all counts by the decay at each point, each new
+    point weighs 1/decay times the previous one (the memory's inflation factor), which gives the same ratios.
+    """
+    for b in range(min(int(u / width), nbins - 1) + 1):
+        s[base + b] += weight
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _next_inflation(s: np.ndarray, base: int, n: int, infl: float) -> float:
+    """The inflation factor after a point; far from overflow, the ``n`` counts from ``base`` are rescaled."""
+    if infl < 1e100:
+        return infl
+    for b in range(n):
+        s[base + b] /= infl
+    return 1.0
 
 
 #: Evidence channels calibrated separately: the point residual and the CUSUM.
@@ -231,22 +254,23 @@ TAIL_CHANNELS: Final = 2
 def _channel_surprise(s: np.ndarray, p: np.ndarray, base: int, ch: int, side: int, e: float, learn: bool) -> float:
     """Surprise of evidence ``e`` of channel ``ch`` on ``side``: rare in the short memory and, if kept, the long.
 
-    Histograms from ``base``: per memory, per channel, up then down, ``P_TAIL_BINS`` slots each.
+    Tails from ``base``: per memory, per channel, up then down, ``P_TAIL_BINS`` slots each.
     """
     tb = int(p[P_TAIL_BINS])
     tw = p[P_TAIL_WIDTH]
+    prior_n = p[P_TAIL_PRIOR]
+    heavy = p[P_TAIL_HEAVY]
     u = np.log1p(e)
     short = base + ch * 2 * tb
-    sur = _tail_surprise(s, short + side * tb, s[TMASS], tb, tw, p[P_TAIL_PRIOR], p[P_TAIL_HEAVY], e, u)
+    sur = _tail_surprise(s, short + side * tb, short + (1 - side) * tb, s[TINFL], tb, tw, prior_n, heavy, e, u)
     if p[P_TAIL_DECAY_LONG] > 0.0:
-        long = base + (TAIL_CHANNELS + ch) * 2 * tb
-        sur = min(
-            sur, _tail_surprise(s, long + side * tb, s[TMASS_LONG], tb, tw, p[P_TAIL_PRIOR], p[P_TAIL_HEAVY], e, u)
-        )
+        lng = base + (TAIL_CHANNELS + ch) * 2 * tb
+        infl = s[TINFL_LONG]
+        sur = min(sur, _tail_surprise(s, lng + side * tb, lng + (1 - side) * tb, infl, tb, tw, prior_n, heavy, e, u))
         if learn:
-            _learn_tail(s, long, tb, side, tw, p[P_TAIL_DECAY_LONG], u)
+            _learn_tail(s, lng + side * tb, tb, tw, infl / p[P_TAIL_DECAY_LONG], u)
     if learn:
-        _learn_tail(s, short, tb, side, tw, p[P_TAIL_DECAY], u)
+        _learn_tail(s, short + side * tb, tb, tw, s[TINFL] / p[P_TAIL_DECAY], u)
     return sur
 
 
@@ -290,6 +314,8 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         s[FIRST_T] = t
         s[LAST_T] = t
         s[WMEAN] = w
+        s[TINFL] = 1.0
+        s[TINFL_LONG] = 1.0
         s[N] = 1.0
         _no_score(out, 0.0)
         return
@@ -387,13 +413,19 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     s[USHORT] += p[P_CAL_SHORT] * (u - s[USHORT]) if warm else u - s[USHORT]
     if p[P_TAIL_BINS] > 0.0:  # empirical tail of each channel's own evidence, in −log10 of its rate
         tbase = wbase + int(p[P_WBINS])
-        sur_l = _channel_surprise(s, p, tbase, 0, 0 if z >= 0.0 else 1, e_l, warm)
-        sur_c = _channel_surprise(s, p, tbase, 1, 0 if s[CPOS] >= s[CNEG] else 1, e_c, warm)
+        sur_l = 0.0  # a channel switched off says nothing (and learns nothing)
+        sur_c = 0.0
+        if p[P_USE_LEVEL] > 0.0:
+            sur_l = _channel_surprise(s, p, tbase, 0, 0 if z >= 0.0 else 1, e_l, warm)
+        if p[P_USE_CUSUM] > 0.0:
+            sur_c = _channel_surprise(s, p, tbase, 1, 0 if s[CPOS] >= s[CNEG] else 1, e_c, warm)
         evidence = max(sur_l, sur_c)
         source = SOURCE_CHANGE if sur_c > sur_l else model_source
         if warm:
-            s[TMASS] = s[TMASS] * p[P_TAIL_DECAY] + 1.0
-            s[TMASS_LONG] = s[TMASS_LONG] * p[P_TAIL_DECAY_LONG] + 1.0
+            per_memory = TAIL_CHANNELS * 2 * int(p[P_TAIL_BINS])
+            s[TINFL] = _next_inflation(s, tbase, per_memory, s[TINFL] / p[P_TAIL_DECAY])
+            if p[P_TAIL_DECAY_LONG] > 0.0:
+                s[TINFL_LONG] = _next_inflation(s, tbase + per_memory, per_memory, s[TINFL_LONG] / p[P_TAIL_DECAY_LONG])
     elif p[P_CAL] > 0.0:
         sd_u = np.sqrt(s[UVAR]) + 0.05
         short_sd = sd_u * np.sqrt(p[P_CAL_SHORT] / (2.0 - p[P_CAL_SHORT]))
