@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import BASE_MS, make_play
 from tunewatch.ingest.readers import parse_ndjson_bytes
+from tunewatch.security.keyring import ENV_KEY, ENV_KEY_FILE
 from tunewatch.store.quarantine import QuarantineStore
 from tunewatch.validate import EnterpriseDataValidator, ValidationResult
 
@@ -33,6 +34,13 @@ def ingest(
     )
     store.add(result.rejected, received_at=received_at)
     return result
+
+
+@pytest.fixture(autouse=True)
+def _no_data_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without a configured data key (plaintext quarantine) whatever the caller's environment."""
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    monkeypatch.delenv(ENV_KEY_FILE, raising=False)
 
 
 @pytest.fixture

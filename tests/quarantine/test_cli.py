@@ -34,7 +34,7 @@ def filled(db_path: Path) -> Path:
     return db_path
 
 
-@pytest.mark.parametrize("command", ["list", "show", "export", "replay", "stats", "purge"])
+@pytest.mark.parametrize("command", ["list", "show", "export", "replay", "stats", "purge", "rekey"])
 def test_help_of_each_command(command: str) -> None:
     result = run(command, "--help")
     assert result.exit_code == 0 and "--db" in result.output

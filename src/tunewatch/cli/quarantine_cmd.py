@@ -1,8 +1,9 @@
-"""``tunewatch quarantine``: list, show, export, replay and count rejected events kept in the quarantine store.
+"""``tunewatch quarantine``: list, show, export, replay, count and rekey rejected events kept in the quarantine.
 
 A thin shell over :class:`tunewatch.store.quarantine.QuarantineStore`. Tables never show personal data
 (``user_id``, ``ip_addr``) unless ``--reveal`` is given; raw lines are shown escaped (control and bidi
-characters as ``\\uXXXX``), never interpreted as markup.
+characters as ``\\uXXXX``), never interpreted as markup. Raw bytes encrypted at rest are decrypted with the data
+keyring of the environment (``TUNEWATCH_DATA_KEY`` / ``TUNEWATCH_DATA_KEY_FILE``); ``stats`` says whether they are.
 """
 
 from __future__ import annotations
@@ -229,8 +230,10 @@ def stats(
         sources = store.count_by_source(since=when, state=st) if source is None else {source: total}
         span = store.time_range(state=st)
         pending, replayed = store.count(state="pending"), store.count(state="replayed")
+        encryption = _encryption_status(store.encrypting_kid, store.count_by_key())
     console = _out()
     console.print(f"{pending} pending, {replayed} replayed", markup=False)
+    console.print(encryption, markup=False)
     if span:
         console.print(f"{st} entries quarantined {format_epoch(span[0])} … {format_epoch(span[1])}", markup=False)
     table = Table(title=f"{total} {st} entries by reason", title_justify="left")
@@ -260,7 +263,39 @@ def purge(
     _out().print(f"purged {n} entries", markup=False)
 
 
+@app.command("rekey")
+def rekey(db: DbOption = None) -> None:
+    """Encrypt plaintext entries and re-encrypt older keys' entries under the active data key.
+
+    Needs the data keyring (TUNEWATCH_DATA_KEY or TUNEWATCH_DATA_KEY_FILE) holding the active key first and every
+    key that sealed an entry. Run it after configuring a key for the first time, or after a rotation before
+    removing the old key.
+    """
+    with _errors(), _open(db) as store:
+        report = store.rekey()
+    _out().print(
+        f"all entries sealed with key id {report.kid}: {report.encrypted} encrypted, "
+        f"{report.reencrypted} re-encrypted, {report.unchanged} already current",
+        markup=False,
+    )
+
+
 # ----------------------------------------------------------------------------------------------- display
+
+
+def _encryption_status(active: str | None, by_key: dict[str | None, int]) -> str:
+    """One line saying whether raw bytes are encrypted at rest, and how the stored entries are."""
+    plain = by_key.get(None, 0)
+    sealed = ", ".join(f"{n} under key id {kid}" for kid, n in by_key.items() if kid is not None)
+    stored = "; stored: " + ", ".join(filter(None, [sealed, f"{plain} plaintext" if plain else ""])) if by_key else ""
+    if active is None:
+        return (
+            "raw bytes NOT encrypted at rest: no data key configured "
+            f"(set TUNEWATCH_DATA_KEY or TUNEWATCH_DATA_KEY_FILE){stored}"
+        )
+    behind = any(kid != active for kid in by_key)
+    hint = " (`tunewatch quarantine rekey` seals them all with the active key)" if behind else ""
+    return f"raw bytes encrypted at rest (AES-256-GCM), active key id {active}{stored}{hint}"
 
 
 def display_raw(raw: bytes, *, reveal: bool = False) -> str:
@@ -352,7 +387,7 @@ def default_db() -> Path:
 
 @contextlib.contextmanager
 def _open(db: Path | None) -> Iterator[QuarantineStore]:
-    store = QuarantineStore(db or default_db(), create=False)
+    store = QuarantineStore(db or default_db(), create=False, announce=False)  # `stats` tells about encryption
     try:
         yield store
     finally:

@@ -7,7 +7,10 @@ until purged. Replay feeds the stored raw lines (or lines the user fixed in an e
 validator or a pipeline, so they pass validation *and* duplicate detection again.
 
 The raw bytes stay exactly as received, personal data included: this is the quarantine. Presenting them
-(masking personal fields) is the job of whoever shows them.
+(masking personal fields) is the job of whoever shows them. When a data key is configured (``TUNEWATCH_DATA_KEY``
+or ``TUNEWATCH_DATA_KEY_FILE``, the keyring's usual configuration) they are stored encrypted with AES-256-GCM and
+decrypted transparently on reading (:mod:`tunewatch.store.quarantine_crypto`); rows written in plaintext (no key,
+or before encryption existed) still read, and :meth:`QuarantineStore.rekey` encrypts them.
 
 Imports :mod:`tunewatch.ingest` (to parse replayed lines) besides the store helpers; the validator or pipeline
 that replay feeds is given by the caller and typed structurally (:class:`Validates`, :class:`Ingests`).
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import logging
 import os
 import sqlite3
 import time
@@ -36,7 +40,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
 import msgspec
 import polars as pl
@@ -44,12 +48,16 @@ import polars as pl
 from tunewatch.errors import TunewatchError
 from tunewatch.ingest.batch import RawBatch
 from tunewatch.ingest.readers import parse_ndjson_bytes
+from tunewatch.security.keyring import Keyring
+from tunewatch.store.quarantine_crypto import NO_KEY_HINT, RawCipher, RawDecryptionError, configured_keyring
 from tunewatch.store.sqlite import open_store, transaction
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tunewatch.validate.validator import ValidationResult
+
+logger = logging.getLogger(__name__)
 
 COMPONENT = "store.quarantine"
 
@@ -69,7 +77,9 @@ MIGRATIONS = [
         outcome TEXT
     );
     CREATE INDEX quarantine_received_at ON quarantine (received_at);
-    """
+    """,
+    # raw_kid: key id of the AES-256-GCM key sealing raw (nonce | ciphertext | tag); NULL: raw is plaintext
+    "ALTER TABLE quarantine ADD COLUMN raw_kid TEXT;",
 ]
 # reasons: a JSON array of "field: reason" codes. One table with one (append-only) index keeps inserts well over
 # 100K rows/s; filters and counts by reason scan with json_each, which is fine at quarantine sizes.
@@ -83,12 +93,15 @@ _PAGE = 20_000  # entries per replay batch / export page
 _SQL_VARS = 500  # ids per IN (...) list
 
 _INSERT_ENTRY = (
-    "INSERT INTO quarantine (id, received_at, source, line_no, event_id, reasons, raw) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO quarantine (id, received_at, source, line_no, event_id, reasons, raw, raw_kid) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _COLUMNS = (
     "q.id, q.received_at, q.source, q.line_no, q.event_id, q.raw, q.attempts, q.last_attempt_at, q.replayed_at, "
-    "q.outcome, q.reasons"
+    "q.outcome, q.reasons, q.raw_kid"
 )
+FROM_ENV: Final = "env"  #: ``keyring=`` default: the data keyring of the environment, if one is configured
+_REKEY_PAGE = 5_000
 
 
 class Validates(Protocol):
@@ -108,7 +121,7 @@ class _Outcome(Protocol):
 class Ingests(Protocol):
     """What replay needs of a pipeline (:class:`tunewatch.pipeline.core.Pipeline`)."""
 
-    on_rejected: Callable[[pl.DataFrame], None] | None
+    on_rejected: Callable[[pl.DataFrame], object] | None
 
     def ingest(self, events: RawBatch) -> _Outcome:
         """Run one batch through every stage."""
@@ -161,6 +174,16 @@ class ReplayReport:
         return self.received == self.accepted + self.rejected + self.duplicates
 
 
+@dataclass(frozen=True, slots=True)
+class RekeyReport:
+    """What :meth:`QuarantineStore.rekey` did: rows newly encrypted, re-encrypted under the active key, untouched."""
+
+    kid: str  #: the active key id every row is now sealed with
+    encrypted: int = 0  #: plaintext rows now encrypted
+    reencrypted: int = 0  #: rows moved from an older key to the active one
+    unchanged: int = 0  #: rows already under the active key
+
+
 class _ExportRecord(msgspec.Struct, forbid_unknown_fields=False):
     """The part of an exported NDJSON record that replay reads back."""
 
@@ -179,15 +202,40 @@ class _Line:
 class QuarantineStore:
     """Rejected events in a SQLite database (WAL); safe to share between a pipeline and the CLI.
 
-    ``path`` is a database file (created unless ``create=False``) or ``":memory:"``.
+    ``path`` is a database file (created unless ``create=False``) or ``":memory:"``. ``keyring`` seals the raw
+    bytes of new rows (AES-256-GCM, its active key) and opens encrypted rows: by default the data keyring of the
+    environment (``TUNEWATCH_DATA_KEY`` / ``TUNEWATCH_DATA_KEY_FILE``) when one is configured, else none (raw bytes
+    stored in plaintext, as before encryption existed); ``None`` forces plaintext writes. Opening a file-backed
+    store logs whether its raw bytes are encrypted (a warning when not), unless ``announce=False``. Deleted and
+    rewritten rows are overwritten on disk (``PRAGMA secure_delete``), so purged personal data does not linger.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True, check_same_thread: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        create: bool = True,
+        check_same_thread: bool = True,
+        keyring: Keyring | Literal["env"] | None = FROM_ENV,
+        announce: bool = True,
+    ) -> None:
         target = str(path)
         if not create and target != ":memory:" and not Path(target).is_file():
             raise QuarantineError(f"no quarantine database at {target} (nothing quarantined yet? see --db)")
         self.path = target
+        self._cipher = RawCipher(configured_keyring() if isinstance(keyring, str) else keyring)
         self._conn = open_store(target, COMPONENT, MIGRATIONS, check_same_thread=check_same_thread)
+        self._conn.execute("PRAGMA secure_delete = ON")
+        if announce and target != ":memory:":
+            if self.encrypting_kid is None:
+                logger.warning("quarantine %s: raw bytes of rejected events are NOT encrypted; %s", target, NO_KEY_HINT)
+            else:
+                logger.info("quarantine %s: raw bytes encrypted (AES-256-GCM), key id %s", target, self.encrypting_kid)
+
+    @property
+    def encrypting_kid(self) -> str | None:
+        """Key id sealing the raw bytes of new rows, or None when they are stored in plaintext."""
+        return self._cipher.active_kid
 
     def close(self) -> None:
         """Close the database connection."""
@@ -231,6 +279,12 @@ class QuarantineStore:
                     _reasons_json(pl.col("reasons")),
                     pl.col("raw").cast(pl.Binary).fill_null(b""),
                 )
+                if self._cipher.keyring is not None:
+                    kid, sealed = self._cipher.seal(ids.to_list(), frame.get_column("raw").to_list())
+                    frame = frame.with_columns(pl.Series("raw", sealed, dtype=pl.Binary))
+                else:
+                    kid = None
+                frame = frame.with_columns(pl.lit(kid, dtype=pl.String).alias("raw_kid"))
                 conn.executemany(_INSERT_ENTRY, frame.iter_rows())
         except (sqlite3.DatabaseError, pl.exceptions.PolarsError) as exc:
             raise QuarantineError(f"cannot quarantine {n} events in {self.path or 'database'}: {exc}") from exc
@@ -258,7 +312,7 @@ class QuarantineStore:
     def get(self, entry_id: int) -> QuarantinedEvent | None:
         """The entry with this id, or None."""
         row = self._conn.execute(f"SELECT {_COLUMNS} FROM quarantine q WHERE q.id = ?", (entry_id,)).fetchone()
-        return _entry(row) if row else None
+        return _entry(row, self._cipher) if row else None
 
     def list(
         self,
@@ -298,7 +352,7 @@ class QuarantineStore:
                 (last, *params, page),
             ).fetchall()
             for row in rows:
-                yield _entry(row)
+                yield _entry(row, self._cipher)
             if len(rows) < page:
                 return
             last = int(rows[-1][0])
@@ -333,6 +387,13 @@ class QuarantineStore:
         ).fetchall()
         return {str(src): int(n) for src, n in rows}
 
+    def count_by_key(self) -> dict[str | None, int]:
+        """Entries per key id sealing their raw bytes (None: plaintext), most frequent first."""
+        rows = self._conn.execute(
+            "SELECT raw_kid, count(*) FROM quarantine GROUP BY raw_kid ORDER BY count(*) DESC, raw_kid"
+        ).fetchall()
+        return {None if kid is None else str(kid): int(n) for kid, n in rows}
+
     def time_range(self, *, state: State = "pending") -> tuple[float, float] | None:
         """Oldest and newest ``received_at`` among the entries in ``state``, or None when there are none."""
         where, params = _where(None, None, None, state, None)
@@ -364,9 +425,49 @@ class QuarantineStore:
         entries = self.iter(reason=reason, source=source, since=since, state=state, ids=ids)
         if isinstance(path, str | Path):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                return _write_export(fh, entries, fmt)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    return _write_export(fh, entries, fmt)
+            except RawDecryptionError:
+                Path(path).unlink(missing_ok=True)  # no partial export of a quarantine that cannot be read whole
+                raise
         return _write_export(path, entries, fmt)
+
+    def rekey(self) -> RekeyReport:
+        """Seal every row's raw bytes with the active key: encrypt plaintext rows, re-encrypt older keys' rows.
+
+        Works in pages of a few thousand rows, one transaction each (safe while a pipeline adds rows). Every key
+        that sealed a row must still be in the keyring. The old bytes are overwritten in the database file
+        (``secure_delete``) and the WAL is checkpointed and truncated at the end.
+        """
+        kid = self._cipher.active_kid
+        if kid is None:
+            raise QuarantineError(f"rekey needs a data key: {NO_KEY_HINT}")
+        encrypted = reencrypted = 0
+        last = 0
+        while True:
+            with transaction(self._conn) as conn:
+                rows = conn.execute(
+                    "SELECT id, raw, raw_kid FROM quarantine WHERE id > ? AND raw_kid IS NOT ? ORDER BY id LIMIT ?",
+                    (last, kid, _REKEY_PAGE),
+                ).fetchall()
+                if not rows:
+                    break
+                ids = [int(r[0]) for r in rows]
+                plain = [self._cipher.open(i, r[2], bytes(r[1])) for i, r in zip(ids, rows, strict=True)]
+                _, sealed = self._cipher.seal(ids, plain)
+                conn.executemany(
+                    "UPDATE quarantine SET raw = ?, raw_kid = ? WHERE id = ?",
+                    [(blob, kid, i) for blob, i in zip(sealed, ids, strict=True)],
+                )
+            fresh = sum(1 for r in rows if r[2] is None)
+            encrypted += fresh
+            reencrypted += len(rows) - fresh
+            last = ids[-1]
+        if self.path != ":memory:":
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        unchanged = self.count() - encrypted - reencrypted
+        return RekeyReport(kid=kid, encrypted=encrypted, reencrypted=reencrypted, unchanged=unchanged)
 
     # ------------------------------------------------------------------------------------------- replay
 
@@ -590,14 +691,15 @@ def _where(
     return (" AND ".join(clauses) or "1"), params
 
 
-def _entry(row: Sequence[Any]) -> QuarantinedEvent:
+def _entry(row: Sequence[Any], cipher: RawCipher) -> QuarantinedEvent:
+    entry_id = int(row[0])
     return QuarantinedEvent(
-        id=int(row[0]),
+        id=entry_id,
         received_at=float(row[1]),
         source=str(row[2]),
         line_no=row[3],
         event_id=row[4],
-        raw=bytes(row[5]),
+        raw=cipher.open(entry_id, row[11], bytes(row[5])),
         attempts=int(row[6]),
         last_attempt_at=row[7],
         replayed_at=row[8],
