@@ -70,7 +70,7 @@ import numpy as np
     TINFL,
     TINFL_LONG,
 ) = range(28)
-HEADER: Final = 28  # then the daily profile (``bins`` floats), the weekly one, the surprise histograms (up, down)
+HEADER: Final = 28  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
 
 # ---- parameter vector layout ------------------------------------------------------------------------------
 (
@@ -194,35 +194,31 @@ def _learn_profile(s: np.ndarray, base: int, b0: int, b1: int, frac: float, g: f
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _tail_surprise(
-    s: np.ndarray,
-    base: int,
-    other: int,
-    infl: float,
-    nbins: int,
-    width: float,
-    prior_n: float,
-    heavy: float,
-    e: float,
-    u: float,
+def _tail_rate(
+    s: np.ndarray, base: int, other: int, infl: float, nbins: int, width: float, prior_n: float, prior: float, u: float
 ) -> float:
-    """−log10 of how often this series' evidence reached ``e`` (``u = log1p(e)``) on this side, from its history.
+    """How often this series' evidence reached ``u = log1p(e)`` on this side, smoothed by a noise prior.
 
     ``s[base:base + nbins]`` holds this side's decayed count of past ``u`` *at or above* each slot of ``width``
     (the last slot open), so a tail is read in O(1), interpolated within its slot; ``s[other]`` is the other
     side's total. Counts are stored multiplied by ``infl`` (see :func:`_learn_tail`). The rate is smoothed with
-    ``prior_n`` points of noise — standard normal, with a ``heavy`` fraction of Cauchy — so an evidence level
-    never seen before is about as rare as such noise makes it (the Cauchy part bounds what one point can say),
-    and one the series reaches every day is not rare.
+    ``prior_n`` points of noise whose two-sided tail at ``e`` is ``prior`` (:func:`_noise_tail`), so an evidence
+    level never seen before is about as rare as such noise makes it, and one the series reaches every day is not.
     """
     pos = u / width
     j = min(int(pos), nbins - 1)
     tail = s[base + j]
     if j < nbins - 1:
         tail = s[base + j + 1] + (1.0 - (pos - j)) * (tail - s[base + j + 1])
-    prior = (1.0 - heavy) * math.erfc(e / math.sqrt(2.0)) + heavy * (2.0 / math.pi) * math.atan2(1.0, e)
-    rate = (tail / infl + 0.5 * prior_n * prior) / ((s[base] + s[other]) / infl + prior_n)
-    return -math.log10(max(rate, 1e-300))
+    return (tail / infl + 0.5 * prior_n * prior) / ((s[base] + s[other]) / infl + prior_n)
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _noise_tail(e: float, heavy: float) -> float:
+    """P(|noise| ≥ e) for standard normal noise with a ``heavy`` fraction of Cauchy (which bounds what one point
+    can say)."""
+    gauss = math.erfc(e / math.sqrt(2.0)) if e < 40.0 else 0.0
+    return (1.0 - heavy) * gauss + heavy * (2.0 / math.pi) * math.atan2(1.0, e)
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -251,27 +247,36 @@ TAIL_CHANNELS: Final = 2
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _channel_surprise(s: np.ndarray, p: np.ndarray, base: int, ch: int, side: int, e: float, learn: bool) -> float:
-    """Surprise of evidence ``e`` of channel ``ch`` on ``side``: rare in the short memory and, if kept, the long.
+def tail_slots(p: np.ndarray) -> int:
+    """State slots of the surprise tails: per memory (one or two), per channel, up and down."""
+    memories = 2 if p[P_TAIL_DECAY_LONG] > 0.0 else 1
+    return int(p[P_TAIL_BINS]) * 2 * TAIL_CHANNELS * memories
 
-    Tails from ``base``: per memory, per channel, up then down, ``P_TAIL_BINS`` slots each.
-    """
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _channel_rate(s: np.ndarray, p: np.ndarray, base: int, ch: int, side: int, e: float, learn: bool) -> float:
+    """Rate of evidence ``e`` of channel ``ch`` on ``side``: the larger of the short and (if kept) long memory's,
+    so a point must be rare in both to be surprising. Tails from ``base``: per memory, per channel, up then
+    down, ``P_TAIL_BINS`` slots each."""
     tb = int(p[P_TAIL_BINS])
     tw = p[P_TAIL_WIDTH]
     prior_n = p[P_TAIL_PRIOR]
-    heavy = p[P_TAIL_HEAVY]
-    u = np.log1p(e)
+    prior = 1.0  # no evidence (a CUSUM at rest, most of the time): every past point was at least as large
+    u = 0.0
+    if e > 0.0:
+        prior = _noise_tail(e, p[P_TAIL_HEAVY])
+        u = np.log1p(e)
     short = base + ch * 2 * tb
-    sur = _tail_surprise(s, short + side * tb, short + (1 - side) * tb, s[TINFL], tb, tw, prior_n, heavy, e, u)
+    rate = _tail_rate(s, short + side * tb, short + (1 - side) * tb, s[TINFL], tb, tw, prior_n, prior, u)
     if p[P_TAIL_DECAY_LONG] > 0.0:
         lng = base + (TAIL_CHANNELS + ch) * 2 * tb
         infl = s[TINFL_LONG]
-        sur = min(sur, _tail_surprise(s, lng + side * tb, lng + (1 - side) * tb, infl, tb, tw, prior_n, heavy, e, u))
+        rate = max(rate, _tail_rate(s, lng + side * tb, lng + (1 - side) * tb, infl, tb, tw, prior_n, prior, u))
         if learn:
             _learn_tail(s, lng + side * tb, tb, tw, infl / p[P_TAIL_DECAY_LONG], u)
     if learn:
         _learn_tail(s, short + side * tb, tb, tw, s[TINFL] / p[P_TAIL_DECAY], u)
-    return sur
+    return rate
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -298,6 +303,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         s[WBINS] = _slot_count(p[P_WPERIOD_MS], s[DT], p[P_WBINS])
     bins = int(s[SBINS])
     wbins = int(s[WBINS])
+    dbase = HEADER + tail_slots(p)  # the daily profile
     if n == 0.0:
         s[LEVEL] = x
         s[SLEVEL] = x
@@ -340,7 +346,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     period = p[P_PERIOD_MS]
     if bins > 0:
         b0, b1, frac = _slots(t, p[P_TZ_MS], period, bins)
-        soff = (1.0 - frac) * s[HEADER + b0] + frac * s[HEADER + b1]
+        soff = (1.0 - frac) * s[dbase + b0] + frac * s[dbase + b1]
         seasonal_on = (t - s[FIRST_T]) >= 2.0 * period
     # -- weekly position (a second profile, after the daily one)
     woff = 0.0
@@ -349,7 +355,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     wfrac = 0.0
     weekly_on = False
     wperiod = p[P_WPERIOD_MS]
-    wbase = HEADER + int(p[P_BINS])
+    wbase = dbase + int(p[P_BINS])
     if wbins > 0:
         w0, w1, wfrac = _slots(t, p[P_TZ_MS], wperiod, wbins)
         woff = (1.0 - wfrac) * s[wbase + w0] + wfrac * s[wbase + w1]
@@ -409,33 +415,34 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         source = SOURCE_CHANGE
     # -- calibrate against this series' own history of surprise (compressed evidence u = log(1 + e)):
     #    a series that often strays is less surprising when it strays again
-    u = np.log1p(evidence)
-    s[USHORT] += p[P_CAL_SHORT] * (u - s[USHORT]) if warm else u - s[USHORT]
     if p[P_TAIL_BINS] > 0.0:  # empirical tail of each channel's own evidence, in −log10 of its rate
-        tbase = wbase + int(p[P_WBINS])
-        sur_l = 0.0  # a channel switched off says nothing (and learns nothing)
-        sur_c = 0.0
+        tbase = HEADER
+        rate_l = 1.0  # a channel switched off says nothing (and learns nothing)
+        rate_c = 1.0
         if p[P_USE_LEVEL] > 0.0:
-            sur_l = _channel_surprise(s, p, tbase, 0, 0 if z >= 0.0 else 1, e_l, warm)
+            rate_l = _channel_rate(s, p, tbase, 0, 0 if z >= 0.0 else 1, e_l, warm)
         if p[P_USE_CUSUM] > 0.0:
-            sur_c = _channel_surprise(s, p, tbase, 1, 0 if s[CPOS] >= s[CNEG] else 1, e_c, warm)
-        evidence = max(sur_l, sur_c)
-        source = SOURCE_CHANGE if sur_c > sur_l else model_source
+            rate_c = _channel_rate(s, p, tbase, 1, 0 if s[CPOS] >= s[CNEG] else 1, e_c, warm)
+        evidence = -math.log10(max(min(rate_l, rate_c), 1e-300))  # the rarer channel's surprise
+        source = SOURCE_CHANGE if rate_c < rate_l else model_source
         if warm:
-            per_memory = TAIL_CHANNELS * 2 * int(p[P_TAIL_BINS])
+            per_memory = TAIL_CHANNELS * 2 * int(p[P_TAIL_BINS])  # one memory's slots
             s[TINFL] = _next_inflation(s, tbase, per_memory, s[TINFL] / p[P_TAIL_DECAY])
             if p[P_TAIL_DECAY_LONG] > 0.0:
                 s[TINFL_LONG] = _next_inflation(s, tbase + per_memory, per_memory, s[TINFL_LONG] / p[P_TAIL_DECAY_LONG])
-    elif p[P_CAL] > 0.0:
-        sd_u = np.sqrt(s[UVAR]) + 0.05
-        short_sd = sd_u * np.sqrt(p[P_CAL_SHORT] / (2.0 - p[P_CAL_SHORT]))
-        cal = max((u - s[UMEAN]) / sd_u, (s[USHORT] - s[UMEAN]) / short_sd)
-        evidence = p[P_CAL] * max(cal, 0.0) + (1.0 - p[P_CAL]) * evidence
-    if warm:
-        ca = max(p[P_CAL_ALPHA], 1.0 / (n - p[P_WARMUP] + 1.0 + _U_PRIOR_N))
-        du = u - s[UMEAN]
-        s[UMEAN] += ca * du
-        s[UVAR] = (1.0 - ca) * (s[UVAR] + ca * du * du)
+    else:  # ... or against the long-run mean and variance of u
+        u = np.log1p(evidence)
+        s[USHORT] += p[P_CAL_SHORT] * (u - s[USHORT]) if warm else u - s[USHORT]
+        if p[P_CAL] > 0.0:
+            sd_u = np.sqrt(s[UVAR]) + 0.05
+            short_sd = sd_u * np.sqrt(p[P_CAL_SHORT] / (2.0 - p[P_CAL_SHORT]))
+            cal = max((u - s[UMEAN]) / sd_u, (s[USHORT] - s[UMEAN]) / short_sd)
+            evidence = p[P_CAL] * max(cal, 0.0) + (1.0 - p[P_CAL]) * evidence
+        if warm:
+            ca = max(p[P_CAL_ALPHA], 1.0 / (n - p[P_WARMUP] + 1.0 + _U_PRIOR_N))
+            du = u - s[UMEAN]
+            s[UMEAN] += ca * du
+            s[UVAR] = (1.0 - ca) * (s[UVAR] + ca * du * du)
     # -- report once per episode: damp unless worse than the decaying peak
     peak = s[PEAK]
     shown = evidence if evidence > peak else evidence * p[P_DAMP]
@@ -495,7 +502,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         ppb = period / (s[DT] * bins)  # points per bin and period
         cycles = (t - s[FIRST_T]) / period
         g = max(p[P_GAMMA], 1.0 / (1.0 + cycles * ppb))
-        _learn_profile(s, HEADER, b0, b1, frac, g, e_sc)
+        _learn_profile(s, dbase, b0, b1, frac, g, e_sc)
         if not (warm and p[P_FREEZE] > 0.0 and abs(e_s) > cap * sd_s):
             s[SMAD] += sa * (min(abs(e_s), cap * sd_s if warm else 1e300) - s[SMAD])
     else:
