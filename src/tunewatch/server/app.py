@@ -28,7 +28,7 @@ from tunewatch.schema import DIMENSION_FIELDS
 from tunewatch.security.ratelimit import RateLimiter
 from tunewatch.server.auth import AccessControl
 from tunewatch.server.batcher import IngestBatcher
-from tunewatch.server.ingest_http import IngestFastPath, IngestHandler
+from tunewatch.server.ingest_http import IngestApp, IngestHandler
 from tunewatch.server.models import IngestResponse, SilenceIn, SilenceOut
 from tunewatch.server.service import LiveService
 from tunewatch.server.settings import ServerSettings
@@ -55,7 +55,7 @@ _CONSOLE_HEADERS = {
 }
 
 
-def create_app(service: LiveService, settings: ServerSettings | None = None) -> FastAPI:
+def create_app(service: LiveService, settings: ServerSettings | None = None) -> IngestApp:
     """Build the app around a live service (settings default to the service's, i.e. ``TUNEWATCH_*``)."""
     cfg = settings or service.settings
     if cfg.auth and service.db_path == ":memory:":
@@ -77,13 +77,14 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
         yield
         await batcher.close()  # graceful shutdown: queued batches are run before the process ends
 
-    app = FastAPI(
+    app = IngestApp(
         title="tunewatch",
         version=__version__,
         description="Anomaly detection and alerting for music-streaming events.",
         lifespan=lifespan,
     )
     app.state.service = service
+    app.ingest_handler = handler
     app.state.limiter = limiter
 
     def scope(name: Literal["ingest", "read", "admin"]) -> Any:
@@ -126,7 +127,7 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
     async def ingest(request: Request) -> JSONResponse:
         """Ingest a batch of events; the answer counts accepted, rejected (with reasons) and duplicate events.
 
-        (Served by :class:`IngestFastPath` before routing; this route documents it and serves mounted uses.)
+        (Served by :class:`IngestApp` before routing; this route documents it and serves mounted uses.)
         """
         report = await handler.handle(
             request.headers, request.stream(), request.client.host if request.client else None
@@ -295,7 +296,6 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=_CONSOLE_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(IngestFastPath, handler=handler)
     return app
 
 

@@ -4,11 +4,17 @@ A pipeline step has a fixed cost of milliseconds whatever its size, so running o
 single-event POSTs at a few hundred per second. Requests queue here; one worker thread takes everything queued
 (up to ``max_events``), runs it as one step and answers each request with its own report. Under light load a
 request runs at once (a step of one); under heavy load steps grow and throughput with them.
+
+When a step of several requests ends, its answers bring the next wave of requests from the same clients. Taking
+the first few of that wave alone would cost a whole step for them and split the clients into a small and a large
+group for good, so the worker first waits for as many requests as were in flight (the step's and those queued
+meanwhile) while they keep arriving: at most ``linger_s``, and no longer than ``quiet_s`` without a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tunewatch.server.decode import Payload
@@ -19,9 +25,13 @@ from tunewatch.server.service import LiveService
 class IngestBatcher:
     """Queues payloads and runs them through ``service`` in coalesced steps on one worker thread."""
 
-    def __init__(self, service: LiveService, *, max_events: int = 50_000) -> None:
+    def __init__(
+        self, service: LiveService, *, max_events: int = 50_000, linger_s: float = 0.01, quiet_s: float = 0.002
+    ) -> None:
         self.service = service
         self.max_events = max_events
+        self.linger_s = linger_s
+        self.quiet_s = quiet_s
         self._queue: list[tuple[Payload, asyncio.Future[IngestReport]]] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewatch-ingest")
         self._worker: asyncio.Task[None] | None = None
@@ -36,14 +46,18 @@ class IngestBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[IngestReport] = loop.create_future()
         self._queue.append((payload, future))
-        self.service.metrics.set_queue_depth("http_ingest", len(self._queue))
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._queue:
+        in_flight = 0  # requests of the last step plus those queued when it ended
+        while True:
+            if in_flight > 1:
+                await self._gather(in_flight)
+            if not self._queue:
+                return
             take, events = 0, 0
             while take < len(self._queue) and (take == 0 or events + self._queue[take][0].count <= self.max_events):
                 events += self._queue[take][0].count
@@ -56,10 +70,25 @@ class IngestBatcher:
                 for _, fut in step:
                     if not fut.done():
                         fut.set_exception(exc)
-                continue
-            for (_, fut), report in zip(step, reports, strict=True):
-                if not fut.done():
-                    fut.set_result(report)
+                reports = None
+            in_flight = take + len(self._queue)
+            self.service.metrics.set_queue_depth("http_ingest", len(self._queue))
+            if reports is not None:
+                for (_, fut), report in zip(step, reports, strict=True):
+                    if not fut.done():
+                        fut.set_result(report)
+
+    async def _gather(self, expected: int) -> None:
+        """Wait until ``expected`` requests are queued, while they keep coming; the clocks start once the answers
+        of the last step are sent (the first loop pass)."""
+        await asyncio.sleep(0)
+        now = time.perf_counter()
+        deadline, last_arrival, seen = now + self.linger_s, now, len(self._queue)
+        while len(self._queue) < expected and now < deadline and now - last_arrival < self.quiet_s:
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            if len(self._queue) != seen:
+                seen, last_arrival = len(self._queue), now
 
     async def close(self) -> None:
         """Finish every queued request (graceful shutdown), then stop the worker thread."""

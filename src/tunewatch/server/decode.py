@@ -22,6 +22,7 @@ JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
 MSGPACK_TYPES = frozenset({"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"})
 SUPPORTED = "application/json (array or object), application/x-ndjson, application/msgpack"
+_LINES = msgspec.json.Encoder()  #: re-encodes decoded JSON records one per line (``encode_lines``)
 
 
 class BodyError(Exception):
@@ -112,9 +113,7 @@ def _json(body: bytes) -> LinesPayload:
     except (msgspec.DecodeError, RecursionError, ValueError) as exc:
         raise BodyError(400, f"body is not valid JSON: {str(exc)[:120]}") from exc
     records = value if isinstance(value, list) else [value]
-    encode = msgspec.json.encode
-    lines = b"".join([encode(r) + b"\n" for r in records])
-    return LinesPayload(lines, len(records), "index")
+    return LinesPayload(_LINES.encode_lines(records), len(records), "index")
 
 
 def _ndjson(body: bytes) -> LinesPayload:
