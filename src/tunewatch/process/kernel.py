@@ -92,12 +92,9 @@ def group_ids(codes: Sequence[IntArray], cards: Sequence[int]) -> tuple[IntArray
 def _keyed_group_ids(  # pragma: no cover - compiled
     window_idx: IntArray, codes: IntArray, cards: IntArray, fields: IntArray, card: int
 ) -> tuple[IntArray, IntArray]:
-    """:func:`group_ids` for key ranges up to ``card`` (a lookup table), in one pass over the rows."""
+    """:func:`group_ids` for key ranges up to ``card`` (a lookup table): the keys in one pass, then relabelled."""
     n = window_idx.shape[0]
-    table = np.full(card, -1, dtype=np.int64)
-    gid = np.empty(n, dtype=np.int64)
-    first = np.empty(n, dtype=np.int64)
-    n_groups = 0
+    key = np.empty(n, dtype=np.int64)
     for i in range(n):
         k = window_idx[i]
         for f in fields:
@@ -106,17 +103,8 @@ def _keyed_group_ids(  # pragma: no cover - compiled
                 k = -1
                 break
             k = k * cards[f] + c
-        if k < 0:
-            gid[i] = -1
-            continue
-        g = table[k]
-        if g < 0:
-            g = n_groups
-            table[k] = g
-            first[g] = i
-            n_groups += 1
-        gid[i] = g
-    return gid, first[:n_groups].copy()
+        key[i] = k
+    return _relabel(key, card)
 
 
 def set_group_ids(
