@@ -174,7 +174,8 @@ def _gain(rate: float, gap: float) -> float:
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _slots(t: float, tz: float, period: float, bins: int) -> tuple[int, int, float]:
     """The two profile slots around time ``t`` (local time ``t + tz``) and the weight of the second."""
-    ph = ((t + tz) % period) / period * bins
+    cycles = (t + tz) / period
+    ph = (cycles - np.floor(cycles)) * bins  # the phase without a (slow) floating-point modulo
     b0 = int(ph) % bins
     return b0, (b0 + 1) % bins, ph - np.floor(ph)
 
