@@ -113,8 +113,18 @@ HEADER: Final = 28  # then the surprise tails (next to the header: touched every
     P_TAIL_PRIOR,
     P_TAIL_HEAVY,
     P_TAIL_DECAY_LONG,
-) = range(39)
-N_PARAMS: Final = 39
+    P_TAIL_GROW,
+    P_TAIL_GROW_LONG,
+    P_TAIL_INV_WIDTH,
+    P_INV_PERIOD,
+    P_INV_WPERIOD,
+) = range(44)
+N_PARAMS: Final = 44
+#: After the parameters, the noise prior of the surprise calibration tabulated over ``u = log(1 + e)``
+#: (:func:`prior_table`): ``PRIOR_SIZE`` values ``PRIOR_STEP`` apart, read by linear interpolation.
+P_PRIOR_TABLE: Final = N_PARAMS
+PRIOR_STEP: Final = 1.0 / 64.0
+PRIOR_SIZE: Final = 257  # u up to 4 (e ≈ 54, where the Gaussian part is 0); beyond, the exact formula
 
 # ---- output row layout ------------------------------------------------------------------------------------
 O_SCORE, O_EXPECTED, O_LOWER, O_UPPER, O_SOURCE, O_RUN_MS, O_Z = range(7)
@@ -172,9 +182,9 @@ def _gain(rate: float, gap: float) -> float:
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _slots(t: float, tz: float, period: float, bins: int) -> tuple[int, int, float]:
+def _slots(t: float, tz: float, inv_period: float, bins: int) -> tuple[int, int, float]:
     """The two profile slots around time ``t`` (local time ``t + tz``) and the weight of the second."""
-    cycles = (t + tz) / period
+    cycles = (t + tz) * inv_period
     ph = (cycles - np.floor(cycles)) * bins  # the phase without a (slow) floating-point modulo
     b0 = int(ph) % bins
     return b0, (b0 + 1) % bins, ph - np.floor(ph)
@@ -188,6 +198,15 @@ def _slot_count(period: float, dt: float, most: float) -> float:
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
+def _profile_gain(gamma: float, span: float, age: float) -> float:
+    """Gain of a profile slot: ``1 / (1 + visits)`` while the slot has been visited few times (``age / span``
+    visits, ``span`` = interval × slots), then ``gamma``; no division once the profile is settled."""
+    if gamma * age >= (1.0 - gamma) * span:
+        return gamma
+    return span / (span + age)
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _learn_profile(s: np.ndarray, base: int, b0: int, b1: int, frac: float, g: float, e: float) -> None:
     """Move the two slots around the current time towards the (clipped) residual ``e``."""
     s[base + b0] += g * (1.0 - frac) * e
@@ -196,22 +215,22 @@ def _learn_profile(s: np.ndarray, base: int, b0: int, b1: int, frac: float, g: f
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _tail_rate(
-    s: np.ndarray, base: int, other: int, infl: float, nbins: int, width: float, prior_n: float, prior: float, u: float
-) -> float:
+    s: np.ndarray, base: int, other: int, infl: float, nbins: int, j: int, within: float, prior_n: float, prior: float
+) -> tuple[float, float]:
     """How often this series' evidence reached ``u = log1p(e)`` on this side, smoothed by a noise prior.
 
-    ``s[base:base + nbins]`` holds this side's decayed count of past ``u`` *at or above* each slot of ``width``
-    (the last slot open), so a tail is read in O(1), interpolated within its slot; ``s[other]`` is the other
+    ``s[base:base + nbins]`` holds this side's decayed count of past ``u`` *at or above* each slot of
+    ``P_TAIL_WIDTH`` (the last slot open), so a tail is read in O(1): ``u`` is in slot ``j``, a fraction ``within``
+    into it, and the tail is interpolated there. ``s[other]`` is the other
     side's total. Counts are stored multiplied by ``infl`` (see :func:`_learn_tail`). The rate is smoothed with
     ``prior_n`` points of noise whose two-sided tail at ``e`` is ``prior`` (:func:`_noise_tail`), so an evidence
     level never seen before is about as rare as such noise makes it, and one the series reaches every day is not.
     """
-    pos = u / width
-    j = min(int(pos), nbins - 1)
     tail = s[base + j]
     if j < nbins - 1:
-        tail = s[base + j + 1] + (1.0 - (pos - j)) * (tail - s[base + j + 1])
-    return (tail / infl + 0.5 * prior_n * prior) / ((s[base] + s[other]) / infl + prior_n)
+        tail = s[base + j + 1] + (1.0 - within) * (tail - s[base + j + 1])
+    # as a fraction (numerator, denominator: counts are ×infl), so the caller divides once
+    return tail + 0.5 * prior_n * prior * infl, s[base] + s[other] + prior_n * infl
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -222,14 +241,35 @@ def _noise_tail(e: float, heavy: float) -> float:
     return (1.0 - heavy) * gauss + heavy * (2.0 / math.pi) * math.atan2(1.0, e)
 
 
+def prior_table(heavy: float) -> np.ndarray:
+    """The noise prior :func:`_noise_tail` at ``u = 0, PRIOR_STEP, ...``, for the parameter vector.
+
+    Reading it costs a multiply and an interpolation instead of an ``erfc`` and an ``atan2`` per evidence
+    channel (the calibration's largest cost); the interpolation error is well under 1 % of the prior.
+    """
+    u = np.arange(PRIOR_SIZE) * PRIOR_STEP
+    return np.array([_noise_tail(math.expm1(v), heavy) for v in u])
+
+
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _learn_tail(s: np.ndarray, base: int, nbins: int, width: float, weight: float, u: float) -> None:
-    """Count ``u`` with ``weight`` in the slots at or below its own.
+def _prior(p: np.ndarray, e: float, u: float) -> float:
+    """The noise prior at evidence ``e`` (``u = log1p(e)``): from the table in ``p``, or exactly beyond it."""
+    pos = u * (1.0 / PRIOR_STEP)
+    j = int(pos)
+    if j >= PRIOR_SIZE - 1:
+        return _noise_tail(e, p[P_TAIL_HEAVY])
+    lo = p[P_PRIOR_TABLE + j]
+    return lo + (pos - j) * (p[P_PRIOR_TABLE + j + 1] - lo)
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _learn_tail(s: np.ndarray, base: int, j: int, weight: float) -> None:
+    """Count an evidence level in slot ``j`` with ``weight`` in the slots at or below its own.
 
     Decay without touching every slot: instead of multiplying all counts by the decay at each point, each new
     point weighs 1/decay times the previous one (the memory's inflation factor), which gives the same ratios.
     """
-    for b in range(min(int(u / width), nbins - 1) + 1):
+    for b in range(j + 1):
         s[base + b] += weight
 
 
@@ -260,24 +300,29 @@ def _channel_rate(s: np.ndarray, p: np.ndarray, base: int, ch: int, side: int, e
     so a point must be rare in both to be surprising. Tails from ``base``: per memory, per channel, up then
     down, ``P_TAIL_BINS`` slots each."""
     tb = int(p[P_TAIL_BINS])
-    tw = p[P_TAIL_WIDTH]
     prior_n = p[P_TAIL_PRIOR]
     prior = 1.0  # no evidence (a CUSUM at rest, most of the time): every past point was at least as large
-    u = 0.0
+    j = 0
+    within = 0.0
     if e > 0.0:
-        prior = _noise_tail(e, p[P_TAIL_HEAVY])
         u = np.log1p(e)
+        prior = _prior(p, e, u)
+        pos = u * p[P_TAIL_INV_WIDTH]
+        j = min(int(pos), tb - 1)
+        within = pos - j
     short = base + ch * 2 * tb
-    rate = _tail_rate(s, short + side * tb, short + (1 - side) * tb, s[TINFL], tb, tw, prior_n, prior, u)
+    num, den = _tail_rate(s, short + side * tb, short + (1 - side) * tb, s[TINFL], tb, j, within, prior_n, prior)
     if p[P_TAIL_DECAY_LONG] > 0.0:
         lng = base + (TAIL_CHANNELS + ch) * 2 * tb
         infl = s[TINFL_LONG]
-        rate = max(rate, _tail_rate(s, lng + side * tb, lng + (1 - side) * tb, infl, tb, tw, prior_n, prior, u))
+        num_l, den_l = _tail_rate(s, lng + side * tb, lng + (1 - side) * tb, infl, tb, j, within, prior_n, prior)
+        if num_l * den > num * den_l:  # the larger rate, without dividing twice
+            num, den = num_l, den_l
         if learn:
-            _learn_tail(s, lng + side * tb, tb, tw, infl / p[P_TAIL_DECAY_LONG], u)
+            _learn_tail(s, lng + side * tb, j, infl * p[P_TAIL_GROW_LONG])
     if learn:
-        _learn_tail(s, short + side * tb, tb, tw, s[TINFL] / p[P_TAIL_DECAY], u)
-    return rate
+        _learn_tail(s, short + side * tb, j, s[TINFL] * p[P_TAIL_GROW])
+    return num / den
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -346,7 +391,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     seasonal_on = False
     period = p[P_PERIOD_MS]
     if bins > 0:
-        b0, b1, frac = _slots(t, p[P_TZ_MS], period, bins)
+        b0, b1, frac = _slots(t, p[P_TZ_MS], p[P_INV_PERIOD], bins)
         soff = (1.0 - frac) * s[dbase + b0] + frac * s[dbase + b1]
         seasonal_on = (t - s[FIRST_T]) >= 2.0 * period
     # -- weekly position (a second profile, after the daily one)
@@ -358,7 +403,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     wperiod = p[P_WPERIOD_MS]
     wbase = dbase + int(p[P_BINS])
     if wbins > 0:
-        w0, w1, wfrac = _slots(t, p[P_TZ_MS], wperiod, wbins)
+        w0, w1, wfrac = _slots(t, p[P_TZ_MS], p[P_INV_WPERIOD], wbins)
         woff = (1.0 - wfrac) * s[wbase + w0] + wfrac * s[wbase + w1]
         weekly_on = (t - s[FIRST_T]) >= 2.0 * wperiod
     # -- forecasts and scales
@@ -428,9 +473,9 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         source = SOURCE_CHANGE if rate_c < rate_l else model_source
         if warm:
             per_memory = TAIL_CHANNELS * 2 * int(p[P_TAIL_BINS])  # one memory's slots
-            s[TINFL] = _next_inflation(s, tbase, per_memory, s[TINFL] / p[P_TAIL_DECAY])
+            s[TINFL] = _next_inflation(s, tbase, per_memory, s[TINFL] * p[P_TAIL_GROW])
             if p[P_TAIL_DECAY_LONG] > 0.0:
-                s[TINFL_LONG] = _next_inflation(s, tbase + per_memory, per_memory, s[TINFL_LONG] / p[P_TAIL_DECAY_LONG])
+                s[TINFL_LONG] = _next_inflation(s, tbase + per_memory, per_memory, s[TINFL_LONG] * p[P_TAIL_GROW_LONG])
     else:  # ... or against the long-run mean and variance of u
         u = np.log1p(evidence)
         s[USHORT] += p[P_CAL_SHORT] * (u - s[USHORT]) if warm else u - s[USHORT]
@@ -500,10 +545,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         cs = c if seasonal_on else 1e300  # learn the shape freely until the model is in use
         e_sc = min(max(e_s, -cs * sd_s), cs * sd_s)
         s[SLEVEL] += a * p[P_SLEVEL_GAIN] * e_sc  # slow: the profile, not the level, follows the day
-        ppb = period / (s[DT] * bins)  # points per bin and period
-        cycles = (t - s[FIRST_T]) / period
-        g = max(p[P_GAMMA], 1.0 / (1.0 + cycles * ppb))
-        _learn_profile(s, dbase, b0, b1, frac, g, e_sc)
+        _learn_profile(s, dbase, b0, b1, frac, _profile_gain(p[P_GAMMA], s[DT] * bins, t - s[FIRST_T]), e_sc)
         if not (warm and p[P_FREEZE] > 0.0 and abs(e_s) > cap * sd_s):
             s[SMAD] += sa * (min(abs(e_s), cap * sd_s if warm else 1e300) - s[SMAD])
     else:
@@ -513,9 +555,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         cw = c if weekly_on else 1e300
         e_wc = min(max(e_w, -cw * sd_w), cw * sd_w)
         s[WLEVEL] += a * p[P_SLEVEL_GAIN] * e_wc
-        wppb = wperiod / (s[DT] * wbins)
-        wcycles = (t - s[FIRST_T]) / wperiod
-        _learn_profile(s, wbase, w0, w1, wfrac, max(p[P_GAMMA], 1.0 / (1.0 + wcycles * wppb)), e_wc)
+        _learn_profile(s, wbase, w0, w1, wfrac, _profile_gain(p[P_GAMMA], s[DT] * wbins, t - s[FIRST_T]), e_wc)
         if not (warm and p[P_FREEZE] > 0.0 and abs(e_w) > cap * sd_w):
             s[WMAD] += sa * (min(abs(e_w), cap * sd_w if warm else 1e300) - s[WMAD])
     else:

@@ -66,7 +66,7 @@ class KernelParams:
 
     def vector(self) -> FloatArray:
         """The parameter vector the kernel reads."""
-        p = np.zeros(k.N_PARAMS)
+        p = np.zeros(k.N_PARAMS + k.PRIOR_SIZE)
         p[k.P_ALPHA], p[k.P_SCALE_ALPHA], p[k.P_CLIP] = self.alpha, self.scale_alpha, self.clip
         p[k.P_WARMUP] = self.warmup
         p[k.P_CUSUM_K], p[k.P_CUSUM_H], p[k.P_CUSUM_Z] = self.cusum_k, self.cusum_h, self.cusum_z
@@ -89,6 +89,13 @@ class KernelParams:
         p[k.P_TAIL_BINS], p[k.P_TAIL_WIDTH] = self.tail_bins, self.tail_width
         p[k.P_TAIL_DECAY], p[k.P_TAIL_PRIOR], p[k.P_TAIL_HEAVY] = self.tail_decay, self.tail_prior, self.tail_heavy
         p[k.P_TAIL_DECAY_LONG] = self.tail_decay_long
+        # reciprocals the kernel multiplies by (a division per point costs more)
+        p[k.P_TAIL_GROW] = 1.0 / self.tail_decay if self.tail_decay > 0.0 else 0.0
+        p[k.P_TAIL_GROW_LONG] = 1.0 / self.tail_decay_long if self.tail_decay_long > 0.0 else 0.0
+        p[k.P_TAIL_INV_WIDTH] = 1.0 / self.tail_width if self.tail_width > 0.0 else 0.0
+        p[k.P_INV_PERIOD] = 1.0 / self.period_ms if self.period_ms > 0 else 0.0
+        p[k.P_INV_WPERIOD] = 1.0 / self.weekly_period_ms if self.weekly_period_ms > 0 else 0.0
+        p[k.P_PRIOR_TABLE :] = k.prior_table(self.tail_heavy)
         return p
 
     def validate(self) -> None:
