@@ -186,8 +186,9 @@ def _slots(t: float, tz: float, inv_period: float, bins: int) -> tuple[int, int,
     """The two profile slots around time ``t`` (local time ``t + tz``) and the weight of the second."""
     cycles = (t + tz) * inv_period
     ph = (cycles - np.floor(cycles)) * bins  # the phase without a (slow) floating-point modulo
-    b0 = int(ph) % bins
-    return b0, (b0 + 1) % bins, ph - np.floor(ph)
+    b0 = min(int(ph), bins - 1)  # ph < bins but for rounding; no integer modulo (a division) per point
+    b1 = b0 + 1 if b0 + 1 < bins else 0
+    return b0, b1, ph - b0
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
