@@ -4,11 +4,16 @@ Each watched metric has one vectorised detector whose state is indexed by series
 (dimension set, dimension values) pair, registered the first time it appears. Windows are stepped in time
 order, every series of a window in one call. Count-like series that go silent get explicit zeros (for
 ``zero_fill_ms`` after they were last seen), so that an outage or missing data is seen as a drop, not a gap.
+
+Series keys are looked up once per frame for every metric: a shared :class:`_KeyRegistry` gives each distinct
+key row a key id (by a row hash, confirmed on the values), and each metric maps key ids to its own dense series
+ids with one array lookup (:class:`_MetricSeries`), numbered in order of first appearance in the metric's rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -75,24 +80,142 @@ PIPELINE_DETECTORS: Final[dict[str, DetectorFactory]] = {"robust": robust_detect
 default_detector: DetectorFactory = robust_detector
 
 
-class _SeriesRegistry:
-    """Maps (dimset, dimension values) to dense integer ids for one metric."""
+#: Row hashes live in memory only (recomputed from the keys on load), so any fixed seed will do.
+_HASH_SEED: Final = 0x74756E65
+_UNKNOWN: Final = -1  # key id of a row whose key is not registered
+_AMBIGUOUS: Final = -2  # hash-table entry shared by several registered keys (a 64-bit collision)
+
+
+class _KeyRegistry:
+    """Dense integer key ids, in order of first appearance, for (dimset, dimension values) rows; shared by every
+    metric of a stage, so that a frame's keys are looked up once whatever the number of metrics.
+
+    Rows are found by a 64-bit row hash in a sorted table, and every match is confirmed on the key values
+    themselves (nulls equal to nulls), so a hash collision cannot merge two keys: it sends the frame through
+    the exact (join) path instead, and the colliding hash is marked so that later frames take that path too.
+    """
 
     def __init__(self) -> None:
-        self.frame = pl.DataFrame(schema={"sid": pl.Int64, **{k: pl.String for k in SERIES_KEYS}})
-
-    def ids(self, keys: pl.DataFrame) -> pl.Series:
-        joined = keys.join(self.frame, on=list(SERIES_KEYS), how="left", nulls_equal=True, maintain_order="left")
-        missing = joined.filter(pl.col("sid").is_null()).select(SERIES_KEYS).unique(maintain_order=True)
-        if missing.height:
-            start = self.frame.height
-            new = missing.with_columns(pl.int_range(start, start + missing.height, dtype=pl.Int64).alias("sid"))
-            self.frame = pl.concat([self.frame, new.select(self.frame.columns)])
-            joined = keys.join(self.frame, on=list(SERIES_KEYS), how="left", nulls_equal=True, maintain_order="left")
-        return joined.get_column("sid")
+        self.frame = pl.DataFrame(schema=dict.fromkeys(SERIES_KEYS, pl.String))
+        self._table = np.zeros(0, dtype=np.uint64)  # sorted distinct hashes
+        self._table_ids = np.zeros(0, dtype=np.int64)  # key id of each, or _AMBIGUOUS
 
     def __len__(self) -> int:
         return self.frame.height
+
+    def ids(self, keys: pl.DataFrame) -> np.ndarray:
+        """Key id of every row of ``keys`` (the ``SERIES_KEYS`` columns, as strings); new keys are registered."""
+        if keys.height == 0:
+            return np.zeros(0, dtype=np.int64)
+        hashes = self._hash(keys)
+        ids = self._probe(hashes)
+        new = np.flatnonzero(ids == _UNKNOWN)
+        if new.size:  # register one key per new hash, in order of first appearance
+            _, first = np.unique(hashes[new], return_index=True)
+            rows = new[np.sort(first)]
+            self._append(keys[rows], hashes[rows])
+            ids[new] = self._probe(hashes[new])
+        # every row must hold exactly its id's key: a hash shared by two keys sends the frame to the join
+        if (ids < 0).any() or not keys.equals(self.frame[ids], null_equal=True):
+            return self._exact(keys)
+        return ids
+
+    @staticmethod
+    def _hash(keys: pl.DataFrame) -> np.ndarray:
+        """64-bit hash of every key row (any function of the values will do: matches are confirmed)."""
+        return keys.hash_rows(seed=_HASH_SEED).to_numpy()
+
+    def _probe(self, hashes: np.ndarray) -> np.ndarray:
+        if self._table.size == 0:
+            return np.full(hashes.size, _UNKNOWN, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._table, hashes), self._table.size - 1)
+        return np.where(self._table[pos] == hashes, self._table_ids[pos], _UNKNOWN)
+
+    def _exact(self, keys: pl.DataFrame) -> np.ndarray:
+        """Key ids by a join on the key values (nulls equal): the path taken when hashes collide."""
+        on = list(SERIES_KEYS)
+        registered = self.frame.with_row_index("_id")
+        joined = keys.join(registered, on=on, how="left", nulls_equal=True, maintain_order="left")
+        missing = joined.filter(pl.col("_id").is_null()).select(on).unique(maintain_order=True)
+        if missing.height:
+            self._append(missing, self._hash(missing))
+            joined = keys.join(self.frame.with_row_index("_id"), on=on, how="left", nulls_equal=True,
+                               maintain_order="left")  # fmt: skip
+        return joined.get_column("_id").to_numpy().astype(np.int64)
+
+    def _append(self, new_keys: pl.DataFrame, hashes: np.ndarray) -> None:
+        """Register ``new_keys`` (distinct, not registered yet) with their row hashes."""
+        start = self.frame.height
+        self.frame = pl.concat([self.frame, new_keys.select(SERIES_KEYS)])
+        if self.frame.n_chunks() > 16:
+            self.frame = self.frame.rechunk()
+        distinct, first, counts = np.unique(hashes.astype(np.uint64), return_index=True, return_counts=True)
+        new_ids = np.where(counts == 1, start + first, _AMBIGUOUS).astype(np.int64)
+        pos = np.searchsorted(self._table, distinct)
+        taken = np.zeros(distinct.size, dtype=bool)
+        inside = pos < self._table.size
+        taken[inside] = self._table[pos[inside]] == distinct[inside]
+        self._table_ids[pos[taken]] = _AMBIGUOUS  # an old key's hash: neither can be found by hash alone
+        self._table = np.insert(self._table, pos[~taken], distinct[~taken])
+        self._table_ids = np.insert(self._table_ids, pos[~taken], new_ids[~taken])
+
+
+class _MetricSeries:
+    """One metric's series ids over the shared key ids: dense, numbered in order of first appearance in the
+    metric's rows (window order, then frame order), so they do not depend on the other metrics."""
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, dtype=np.int64)  # series id → key id
+        self._sid = np.zeros(0, dtype=np.int64)  # key id → series id, or -1
+
+    def __len__(self) -> int:
+        return self.keys.size
+
+    def ids(self, key_ids: np.ndarray, n_keys: int) -> np.ndarray:
+        """Series id of every key id (all below ``n_keys``); keys new to the metric get the next ids."""
+        if self._sid.size < n_keys:
+            self._sid = np.concatenate([self._sid, np.full(n_keys - self._sid.size, -1, dtype=np.int64)])
+        sids = self._sid[key_ids]
+        fresh = key_ids[sids < 0]
+        if fresh.size:
+            _, first = np.unique(fresh, return_index=True)
+            added = fresh[np.sort(first)]
+            self._sid[added] = np.arange(self.keys.size, self.keys.size + added.size, dtype=np.int64)
+            self.keys = np.concatenate([self.keys, added])
+            sids = self._sid[key_ids]
+        return sids
+
+    def restore(self, key_ids: np.ndarray, n_keys: int) -> None:
+        """Replace the mapping: series ``i`` is key ``key_ids[i]``."""
+        self.keys = key_ids.astype(np.int64)
+        self._sid = np.full(n_keys, -1, dtype=np.int64)
+        self._sid[self.keys] = np.arange(self.keys.size, dtype=np.int64)
+
+
+@dataclass(slots=True)
+class _Frame:
+    """One metric frame prepared once for every metric: rows in window order and their key ids."""
+
+    order: np.ndarray  # row positions in window order (stable)
+    windows: np.ndarray  # window_start, in window order
+    key_ids: np.ndarray  # key id of every row of a watched dimension set (others: -1), in frame order
+    columns: dict[str, np.ndarray]  # masks, values and weights, in frame order
+
+
+@dataclass(slots=True)
+class _Points:
+    """Detections of one metric, column by column (in output order)."""
+
+    metric: int
+    key_ids: np.ndarray
+    window_start: np.ndarray
+    sid: np.ndarray
+    value: np.ndarray
+    weight: np.ndarray
+    expected: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    score: np.ndarray
 
 
 class DetectionStage:
@@ -110,17 +233,23 @@ class DetectionStage:
         self.targets = {m: tuple(d) for m, d in targets.items()}
         self.zero_fill_ms = zero_fill_ms
         self.detectors = {m: detector_factory(METRICS[m]) for m in self.targets}
-        self._registries = {m: _SeriesRegistry() for m in self.targets}
+        self._keys = _KeyRegistry()
+        self._series = {m: _MetricSeries() for m in self.targets}
         self._last_seen = {m: np.zeros(0, dtype=np.int64) for m in self.targets}
+        self._dimsets = sorted(set(self.targets.values()))  # distinct dimension-set lists, one mask each
         self.next_window: int | None = None
 
     @property
     def series_count(self) -> int:
         """Number of series under watch."""
-        return sum(len(r) for r in self._registries.values())
+        return sum(len(s) for s in self._series.values())
 
     #: version of :meth:`state_dict`'s layout (the detectors version their own arrays)
     STATE_VERSION: Final = 1
+
+    def _series_frame(self, metric: str) -> pl.DataFrame:
+        keys = self._series[metric].keys
+        return self._keys.frame[keys].insert_column(0, pl.Series("sid", np.arange(keys.size, dtype=np.int64)))
 
     def state_dict(self) -> dict[str, Any]:
         """Everything the stage has learnt, as plain values and arrays (msgpack-able, for checkpoints):
@@ -130,7 +259,7 @@ class DetectionStage:
             "next_window": self.next_window,
             "metrics": {
                 m: {
-                    "series": self._registries[m].frame.to_dict(as_series=False),
+                    "series": self._series_frame(m).to_dict(as_series=False),
                     "detector": self.detectors[m].state_dict(),
                     "last_seen": self._last_seen[m],
                 }
@@ -143,12 +272,18 @@ class DetectionStage:
         return how many metrics were restored. A state of another layout version is refused."""
         if state.get("version") != self.STATE_VERSION:
             raise ValueError(f"detection state version {state.get('version')} != {self.STATE_VERSION}")
+        schema = {"sid": pl.Int64, **dict.fromkeys(SERIES_KEYS, pl.String)}
         restored = 0
         for m, saved in state["metrics"].items():
             if m not in self.targets:
                 continue
-            schema = self._registries[m].frame.schema
-            self._registries[m].frame = pl.DataFrame(saved["series"], schema=schema)
+            series = pl.DataFrame(saved["series"], schema=schema).sort("sid")
+            if not np.array_equal(series.get_column("sid").to_numpy(), np.arange(series.height)):
+                raise ValueError(f"detection state of metric {m!r}: series ids are not 0..{series.height - 1}")
+            key_ids = self._keys.ids(series.select(SERIES_KEYS))
+            if np.unique(key_ids).size != key_ids.size:
+                raise ValueError(f"detection state of metric {m!r}: a series key is listed twice")
+            self._series[m].restore(key_ids, len(self._keys))
             self.detectors[m].load_state_dict(dict(saved["detector"]))
             self._last_seen[m] = np.asarray(saved["last_seen"], dtype=np.int64)
             restored += 1
@@ -170,45 +305,68 @@ class DetectionStage:
             first = int(metrics.get_column("window_start").min())  # type: ignore[arg-type]
         windows = np.arange(first, last + WINDOW_MS, WINDOW_MS, dtype=np.int64)
         self.next_window = int(last) + WINDOW_MS
-        parts = [self._run_metric(m, d, metrics, windows) for m, d in self.targets.items()]
-        parts = [p for p in parts if p.height]
-        if not parts:
-            return pl.DataFrame(schema=DETECTION_SCHEMA)
-        floats = ("value", "weight", "expected", "lower", "upper", "score")
-        # NaN (warm-up, undefined) becomes null: Polars orders NaN above every number in comparisons
-        return pl.concat(parts).select(DETECTION_SCHEMA.names()).with_columns(pl.col(floats).fill_nan(None))
+        frame = self._prepare(metrics)
+        parts = [self._run_metric(i, m, d, frame, windows) for i, (m, d) in enumerate(self.targets.items())]
+        return self._assemble([p for p in parts if p is not None])
+
+    def _prepare(self, metrics: pl.DataFrame) -> _Frame:
+        """Look the frame's keys up once, and take out every column the metrics need in one select."""
+        if metrics.height == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return _Frame(order=empty, windows=empty, key_ids=empty, columns={})
+        exprs: list[pl.Expr] = [pl.col("window_start").cast(pl.Int64)]
+        exprs += [pl.col("dimset").is_in(d).fill_null(False).alias(f"d:{i}") for i, d in enumerate(self._dimsets)]
+        for m in self.targets:
+            spec = METRICS[m]
+            weight = pl.col(spec.weight) if spec.weight else pl.lit(1.0)
+            exprs += [
+                pl.col(m).is_not_null().alias(f"n:{m}"),
+                pl.col(m).cast(pl.Float64).alias(f"v:{m}"),
+                weight.cast(pl.Float64).alias(f"w:{m}"),
+            ]
+        columns = {s.name: s.to_numpy() for s in metrics.select(exprs).iter_columns()}
+        wins = columns.pop("window_start")
+        order = np.argsort(wins, kind="stable")
+        watched = np.logical_or.reduce([columns[f"d:{i}"] for i in range(len(self._dimsets))])
+        rows = np.flatnonzero(watched)  # rows of dimension sets no metric watches get no key id
+        keys = metrics.select(pl.col(SERIES_KEYS).cast(pl.String))
+        key_ids = np.full(metrics.height, _UNKNOWN, dtype=np.int64)
+        key_ids[rows] = self._keys.ids(keys if rows.size == keys.height else keys[rows])
+        return _Frame(order=order, windows=wins[order], key_ids=key_ids, columns=columns)
 
     def _run_metric(
-        self, metric: str, dimsets: tuple[str, ...], metrics: pl.DataFrame, windows: np.ndarray
-    ) -> pl.DataFrame:
+        self, index: int, metric: str, dimsets: tuple[str, ...], frame: _Frame, windows: np.ndarray
+    ) -> _Points | None:
         spec = METRICS[metric]
-        weight = pl.col(spec.weight) if spec.weight else pl.lit(1.0)
-        sub = (
-            metrics.filter(pl.col("dimset").is_in(dimsets) & pl.col(metric).is_not_null())
-            .select(
-                "window_start", *SERIES_KEYS, pl.col(metric).alias("value"), weight.cast(pl.Float64).alias("weight")
-            )
-            .sort("window_start")
-        )
-        registry = self._registries[metric]
-        sids = registry.ids(sub.select(SERIES_KEYS)).to_numpy().astype(np.int64)
-        n_series = len(registry)
+        if frame.order.size:
+            cols = frame.columns
+            wanted = (cols[f"d:{self._dimsets.index(dimsets)}"] & cols[f"n:{metric}"])[frame.order]
+            rows = frame.order[wanted]
+            wins = frame.windows[wanted]
+            vals, wts = cols[f"v:{metric}"][rows], cols[f"w:{metric}"][rows]
+            key_ids = frame.key_ids[rows]
+        else:
+            wins = key_ids = np.zeros(0, dtype=np.int64)
+            vals = wts = np.zeros(0, dtype=np.float64)
+        series = self._series[metric]
+        sids = series.ids(key_ids, len(self._keys))
+        n_series = len(series)
         last_seen = self._last_seen[metric]
         if last_seen.size < n_series:
             last_seen = np.concatenate([last_seen, np.full(n_series - last_seen.size, -(2**62), dtype=np.int64)])
-        wins = sub.get_column("window_start").to_numpy()
-        vals = sub.get_column("value").to_numpy().astype(np.float64)
-        wts = sub.get_column("weight").to_numpy().astype(np.float64)
         bounds = np.searchsorted(wins, np.concatenate([windows, [windows[-1] + WINDOW_MS]]) if windows.size else [])
         zero_fill = spec.kind in ("count", "sum")
+        present = np.zeros(n_series, dtype=bool)
         detector = self.detectors[metric]
-        cols: dict[str, list[np.ndarray]] = {k: [] for k in ("w", "sid", "v", "wt", "e", "lo", "hi", "s")}
+        out: dict[str, list[np.ndarray]] = {k: [] for k in ("w", "sid", "v", "wt", "e", "lo", "hi", "s")}
         for i, t in enumerate(windows):
             a, b = bounds[i], bounds[i + 1]
             ids, v, wt = sids[a:b], vals[a:b], wts[a:b]
             if zero_fill:
                 recent = np.flatnonzero(last_seen >= t - self.zero_fill_ms)
-                absent = np.setdiff1d(recent, ids, assume_unique=False)
+                present[ids] = True
+                absent = recent[~present[recent]]  # = np.setdiff1d(recent, ids): recent is sorted and unique
+                present[ids] = False
                 if absent.size:
                     ids = np.concatenate([ids, absent])
                     v = np.concatenate([v, np.zeros(absent.size)])
@@ -217,27 +375,48 @@ class DetectionStage:
                 continue
             last_seen[sids[a:b]] = t
             det = detector.step(int(t), ids, v, wt)
-            cols["w"].append(np.full(ids.size, t, dtype=np.int64))
-            cols["sid"].append(ids)
-            cols["v"].append(v)
-            cols["wt"].append(wt)
-            cols["e"].append(det.expected)
-            cols["lo"].append(det.lower)
-            cols["hi"].append(det.upper)
-            cols["s"].append(det.score)
+            out["w"].append(np.full(ids.size, t, dtype=np.int64))
+            out["sid"].append(ids)
+            out["v"].append(v)
+            out["wt"].append(wt)
+            out["e"].append(det.expected)
+            out["lo"].append(det.lower)
+            out["hi"].append(det.upper)
+            out["s"].append(det.score)
         self._last_seen[metric] = last_seen
-        if not cols["w"]:
-            return pl.DataFrame(schema=DETECTION_SCHEMA)
-        out = pl.DataFrame(
-            {
-                "window_start": np.concatenate(cols["w"]),
-                "sid": np.concatenate(cols["sid"]),
-                "value": np.concatenate(cols["v"]),
-                "weight": np.concatenate(cols["wt"]),
-                "expected": np.concatenate(cols["e"]),
-                "lower": np.concatenate(cols["lo"]),
-                "upper": np.concatenate(cols["hi"]),
-                "score": np.concatenate(cols["s"]),
-            }
+        if not out["w"]:
+            return None
+        sid = np.concatenate(out["sid"])
+        return _Points(
+            metric=index,
+            key_ids=series.keys[sid],
+            window_start=np.concatenate(out["w"]),
+            sid=sid,
+            value=np.concatenate(out["v"]),
+            weight=np.concatenate(out["wt"]),
+            expected=np.concatenate(out["e"]),
+            lower=np.concatenate(out["lo"]),
+            upper=np.concatenate(out["hi"]),
+            score=np.concatenate(out["s"]),
         )
-        return out.join(registry.frame, on="sid", how="left").with_columns(pl.lit(metric).alias("metric"))
+
+    def _assemble(self, parts: list[_Points]) -> pl.DataFrame:
+        """One detection frame for every metric: key columns gathered once by key id."""
+        if not parts:
+            return pl.DataFrame(schema=DETECTION_SCHEMA)
+        names = pl.Series("metric", list(self.targets), dtype=pl.String)
+        codes = np.concatenate([np.full(p.sid.size, p.metric, dtype=np.int64) for p in parts])
+        keys = self._keys.frame[np.concatenate([p.key_ids for p in parts])]
+        floats = ("value", "weight", "expected", "lower", "upper", "score")
+        columns = [
+            pl.Series("window_start", np.concatenate([p.window_start for p in parts]), dtype=pl.Int64),
+            names.gather(codes),
+            pl.Series("sid", np.concatenate([p.sid for p in parts]), dtype=pl.Int64),
+            *keys.iter_columns(),
+            # NaN (warm-up, undefined) becomes null: Polars orders NaN above every number in comparisons
+            *(
+                pl.Series(f, np.concatenate([getattr(p, f) for p in parts]), dtype=pl.Float64, nan_to_null=True)
+                for f in floats
+            ),
+        ]
+        return pl.DataFrame(columns).select(DETECTION_SCHEMA.names())
