@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
@@ -17,6 +18,7 @@ from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet, load_rules
 from tunewatch.detect.stage import DetectionStage, DetectorFactory, default_detector
 from tunewatch.ingest.batch import RawBatch
+from tunewatch.pipeline.stream_state import StreamStateFile
 from tunewatch.process.processor import MusicDataProcessor, ProcessingResult
 from tunewatch.process.quality import QUALITY_COLUMNS
 from tunewatch.validate.validator import EnterpriseDataValidator, Events, ValidationResult
@@ -24,6 +26,11 @@ from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS
 
 if TYPE_CHECKING:
     from tunewatch.cache import MusicStreamingCacheManager
+
+log = logging.getLogger(__name__)
+
+#: layout version of the stream state assembled by :meth:`Pipeline.stream_state_dict`
+STREAM_STATE_VERSION: Final = 1
 
 
 @dataclass(slots=True)
@@ -98,6 +105,8 @@ class Pipeline:
         self.stage_timer: Callable[[str], AbstractContextManager[object]] = stage_timer or (lambda _s: nullcontext())
         self.clock = clock
         self._recent_reasons: deque[dict[str, int]] = deque(maxlen=20)  # for data-quality alert annotations
+        #: whether the last :meth:`restore` given a stream-state file resumed the stream from it
+        self.stream_restored = False
 
     def ingest(self, events: RawBatch | Events) -> BatchOutcome:
         """Run one micro-batch through every stage; windows close as the watermark passes them."""
@@ -164,17 +173,103 @@ class Pipeline:
     CHECKPOINT_KEY = "checkpoint:detection"
     CHECKPOINT_TTL_S = 7 * 24 * 3600
 
-    def checkpoint(self, cache: MusicStreamingCacheManager, key: str = CHECKPOINT_KEY) -> None:
+    def checkpoint(
+        self,
+        cache: MusicStreamingCacheManager,
+        key: str = CHECKPOINT_KEY,
+        *,
+        stream_state: StreamStateFile | None = None,
+        background: bool = False,
+    ) -> None:
         """Save what the detectors have learnt in ``cache`` (Redis or Redis Cluster make it survive a restart
-        and let another worker take over)."""
-        cache.set(key, self.detection.state_dict(), ttl=self.CHECKPOINT_TTL_S)
+        and let another worker take over) and, given ``stream_state``, the stream state in that file: remembered
+        event ids, watermark and open windows (see :mod:`tunewatch.pipeline.stream_state`).
 
-    def restore(self, cache: MusicStreamingCacheManager, key: str = CHECKPOINT_KEY) -> bool:
-        """Load a checkpoint saved by :meth:`checkpoint`, if there is a usable one; return whether it was."""
+        Both are taken at the same moment; ``background=True`` writes the file on a worker thread (the export
+        itself is cheap: fresh arrays and immutable Arrow data). A stream-state file that cannot be written is
+        logged as an error and left as it was: ingest goes on.
+        """
+        cache.set(key, self.detection.state_dict(), ttl=self.CHECKPOINT_TTL_S)
+        if stream_state is not None and background:
+            stream_state.save_in_background(self.stream_state_dict())
+        elif stream_state is not None:
+            try:
+                stream_state.save(self.stream_state_dict())
+            except OSError as exc:
+                log.error("stream state not saved to %s: %s", stream_state.path, exc.strerror or exc)
+
+    def restore(
+        self,
+        cache: MusicStreamingCacheManager,
+        key: str = CHECKPOINT_KEY,
+        *,
+        stream_state: StreamStateFile | None = None,
+    ) -> bool:
+        """Load a checkpoint saved by :meth:`checkpoint`, if there is a usable one; return whether the detectors'
+        was (the stream state's outcome is :attr:`stream_restored`).
+
+        The stream state is all or nothing: a damaged file, another layout version or state that does not fit
+        this pipeline's configuration logs one warning and leaves the stream fresh.
+        """
         state = cache.get(key)
-        if not isinstance(state, dict):
-            return False
+        detectors = False
+        if isinstance(state, dict):
+            try:
+                detectors = self.detection.load_state_dict(state) > 0
+            except (ValueError, KeyError, TypeError):
+                detectors = False  # another layout or a damaged entry: start learning afresh rather than fail
+        if stream_state is not None:
+            saved = stream_state.load()
+            self.stream_restored = saved is not None and self._load_stream(saved, stream_state)
+            if self.stream_restored and detectors and saved is not None:
+                self._check_same_moment(saved)
+        return detectors
+
+    def stream_state_dict(self) -> dict[str, Any]:
+        """The stream state (validator and processor), as plain values, NumPy arrays and Arrow-backed frames."""
+        return {
+            "component": "Pipeline",
+            "version": STREAM_STATE_VERSION,
+            "validator": self.validator.state_dict(),
+            "processor": self.processor.state_dict(),
+            "detection_next_window": self.detection.next_window,
+        }
+
+    def load_stream_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume the stream from :meth:`stream_state_dict` output; raises ``ValueError`` (naming the component
+        and the versions) for another layout, and then leaves the stream state as it was."""
+        found = state.get("component"), state.get("version")
+        if found != ("Pipeline", STREAM_STATE_VERSION):
+            raise ValueError(
+                f"Pipeline stream state: component {found[0]!r} layout version {found[1]!r} is not supported "
+                f"(this version of tunewatch reads Pipeline version {STREAM_STATE_VERSION})"
+            )
+        before = self.stream_state_dict()
         try:
-            return self.detection.load_state_dict(state) > 0
-        except (ValueError, KeyError, TypeError):
-            return False  # another layout or a damaged entry: start learning afresh rather than fail
+            self.validator.load_state_dict(state["validator"])
+            self.processor.load_state_dict(state["processor"])
+        except Exception:
+            self.validator.load_state_dict(before["validator"])
+            self.processor.load_state_dict(before["processor"])
+            raise
+
+    def _load_stream(self, saved: dict[str, Any], source: StreamStateFile) -> bool:
+        try:
+            self.load_stream_state_dict(saved)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("stream state in %s ignored, starting afresh: %s", source.path, exc)
+            return False
+        log.info(
+            "stream state restored from %s: %d event ids remembered, %d events in open windows, watermark %s",
+            source.path, len(self.validator.dedup), self.processor.buffered_events, self.validator.watermark.value,
+        )  # fmt: skip
+        return True
+
+    def _check_same_moment(self, saved: dict[str, Any]) -> None:
+        """Warn when the detectors' checkpoint and the stream state were not saved together."""
+        if saved.get("detection_next_window") != self.detection.next_window:
+            log.warning(
+                "detector checkpoint (next window %s) and stream state (next window %s) were saved at different "
+                "times; windows between them may be skipped or stepped twice by the detectors",
+                self.detection.next_window, saved.get("detection_next_window"),
+            )  # fmt: skip

@@ -8,6 +8,8 @@ do not flicker in and out of existence. Memory is bounded to ``capacity`` tracke
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import polars as pl
 
@@ -47,6 +49,22 @@ class HeavyHitters:
         top = set(ranked.head(self.k).to_list())
         keep = set(ranked.to_list())
         self._members = top | (self._members & keep)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Decayed counts (a frame ``value``/``count``), members and the time of the last update.
+
+        Part of :meth:`MusicDataProcessor.state_dict`, whose layout version covers it.
+        """
+        return {"counts": self._counts, "members": sorted(self._members), "t": self._t}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state_dict` (``ValueError`` when the counts frame has another schema)."""
+        counts = state["counts"]
+        if not isinstance(counts, pl.DataFrame) or counts.schema != self._counts.schema:
+            raise ValueError("heavy-hitter state: counts must be a frame of value (String) and count (Float64)")
+        self._counts = counts
+        self._members = {str(m) for m in state["members"]}
+        self._t = None if state["t"] is None else int(state["t"])
 
     def map_expr(self, column: str, other: str) -> pl.Expr:
         """Expression replacing values outside the heavy hitters by ``other``."""

@@ -10,6 +10,7 @@ straightforward definition the compiled path is tested against. Both give the sa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -23,7 +24,8 @@ from tunewatch.process.reference import aggregate_reference, prepare, sketch_sta
 from tunewatch.process.revenue import RateTable
 from tunewatch.process.sketches import bucket_column, hll_columns
 from tunewatch.process.weights import SUMS
-from tunewatch.schema import DIMENSION_FIELDS, LOW_QUALITY_KBPS, STREAM_MIN_MS
+from tunewatch.schema import DIMENSION_FIELDS, LOW_QUALITY_KBPS, STREAM_MIN_MS, VALID_SCHEMA
+from tunewatch.validate.dedup import check_state
 from tunewatch.validate.validator import ValidationResult
 from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS
 
@@ -31,6 +33,10 @@ WINDOW_MS: Final = 60_000
 _MAX_BUFFER_PIECES: Final = 32
 KEY_COLUMNS: Final = ("window_start", "dimset", *DIMENSION_FIELDS)
 _SUMS: Final = SUMS
+#: layout version of :meth:`MusicDataProcessor.state_dict`
+STATE_VERSION: Final = 1
+#: buffered columns derived from ``user_id`` (pseudonymous personal data): exported apart, under ``personal``
+PERSONAL_COLUMNS: Final = ("user_hash", "hll_reg", "hll_rank")
 #: Aggregation engines: the compiled one-pass kernels (default) or the reference Polars group-bys.
 ENGINES: Final = ("compiled", "reference")
 
@@ -152,6 +158,67 @@ class MusicDataProcessor:
         """Events waiting for their window to close."""
         return sum(f.height for f in self._buffer)
 
+    # ------------------------------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """The open windows and what decides how they close, as plain values, NumPy and Polars (Arrow) frames.
+
+        ``buffer`` holds the buffered events' derived columns (dimensions and 0/1 flags, no user id), and
+        ``personal`` the columns derived from the user id (:data:`PERSONAL_COLUMNS`: a 64-bit hash, and with
+        ``keep_sketches`` its HyperLogLog register and rank), needed to count distinct listeners exactly: a writer
+        must protect it. ``hash_probe`` pins the hash function (Polars' hash is only stable within one version).
+        Also the heavy-hitter tables, the data-quality ledger, the watermark and the first open window.
+        """
+        if self._buffer:
+            buffer = pl.concat(self._buffer, rechunk=False) if len(self._buffer) > 1 else self._buffer[0]
+        else:
+            buffer = self._derive(pl.DataFrame(schema=VALID_SCHEMA))
+        personal = [c for c in buffer.columns if c in PERSONAL_COLUMNS]
+        return {
+            "component": "MusicDataProcessor",
+            "version": STATE_VERSION,
+            "watermark": self.watermark,
+            "closed_until": self.closed_until,
+            "buffer": buffer.drop(personal),
+            "personal": buffer.select(personal),
+            "hash_probe": _hash_probe(),
+            "heavy": {f: hh.state_dict() for f, hh in self.heavy.items()},
+            "quality": self.quality.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from a :meth:`state_dict` export; raises ``ValueError`` naming the reason for another layout,
+        other buffered columns (e.g. ``keep_sketches`` differs) or another hash function (Polars upgraded)."""
+        check_state(state, "MusicDataProcessor", STATE_VERSION)
+        if state["hash_probe"] != _hash_probe():
+            raise ValueError(
+                "MusicDataProcessor state: written with another user-id hash (another Polars version); "
+                "its open windows cannot be merged with new events"
+            )
+        buffer, personal = state["buffer"], state["personal"]
+        if not isinstance(buffer, pl.DataFrame) or not isinstance(personal, pl.DataFrame):
+            raise ValueError("MusicDataProcessor state: buffer and personal must be frames")
+        if buffer.height != personal.height:
+            raise ValueError(f"MusicDataProcessor state: {buffer.height} buffered rows but {personal.height} personal")
+        expected = self._derive(pl.DataFrame(schema=VALID_SCHEMA)).schema
+        buffer = pl.concat([buffer, personal], how="horizontal")
+        if buffer.schema != expected:
+            raise ValueError(
+                f"MusicDataProcessor state: buffered columns {list(buffer.schema)} differ from this processor's "
+                f"{list(expected)} (keep_sketches or the metric catalogue changed)"
+            )
+        buffer = buffer.select(list(expected))
+        heavy = state["heavy"]
+        if set(heavy) != set(self.heavy):
+            raise ValueError(f"MusicDataProcessor state: heavy hitters of {sorted(heavy)}, not {sorted(self.heavy)}")
+        for f, hh in self.heavy.items():
+            hh.load_state_dict(heavy[f])
+        self.quality.load_state_dict(state["quality"])
+        self._buffer = [buffer] if buffer.height else []
+        self._buffer_first = int(buffer.get_column("window_start").min()) if buffer.height else None  # type: ignore[arg-type]
+        self.watermark = None if state["watermark"] is None else int(state["watermark"])
+        self.closed_until = None if state["closed_until"] is None else int(state["closed_until"])
+
     # ------------------------------------------------------------------------------------------ internals
 
     def _derive(self, ev: pl.DataFrame) -> pl.DataFrame:
@@ -240,6 +307,11 @@ class MusicDataProcessor:
             raw = aggregate_compiled(events, self.dimension_sets)
         sketches = sketch_states(prepared, self.dimension_sets) if self.keep_sketches and prepared is not None else {}
         return [_finish(f) for f in raw], sketches
+
+
+def _hash_probe() -> int:
+    """The user-id hash (as :meth:`MusicDataProcessor._derive` computes it) of a fixed string."""
+    return int(pl.select(pl.lit("tunewatch/hash-probe").hash()).item())
 
 
 def _conform(frame: pl.DataFrame) -> pl.DataFrame:

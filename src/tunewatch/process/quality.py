@@ -14,7 +14,8 @@ The KPIs join the ``global`` rows of the metric frame:
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
@@ -125,6 +126,33 @@ class QualityLedger:
             del self._lag[w]
         schema = {"window_start": pl.Int64, **{c: pl.Float64 for c in QUALITY_COLUMNS}}
         return pl.DataFrame(rows, schema=schema)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counts of the windows not yet handed out, their freshness lags and the newest watermark (NumPy).
+
+        Part of :meth:`MusicDataProcessor.state_dict`, whose layout version covers it.
+        """
+        windows = sorted(self._counts)
+        lags = sorted(self._lag)
+        return {
+            "windows": np.asarray(windows, dtype=np.int64),
+            "counts": np.array([self._counts[w] for w in windows], dtype=np.float64).reshape(len(windows), 4),
+            "lag_windows": np.asarray(lags, dtype=np.int64),
+            "lags": np.asarray([self._lag[w] for w in lags], dtype=np.float64),
+            "watermark": self._watermark,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state_dict` (``ValueError`` when the arrays do not fit together)."""
+        windows, counts = np.asarray(state["windows"]), np.asarray(state["counts"])
+        lag_windows, lags = np.asarray(state["lag_windows"]), np.asarray(state["lags"])
+        if counts.shape != (windows.size, 4) or lags.shape != lag_windows.shape:
+            raise ValueError(f"quality state: counts {counts.shape} do not fit {windows.size} windows")
+        self._counts.clear()
+        for w, row in zip(windows.tolist(), counts, strict=True):
+            self._counts[int(w)] = row.astype(np.float64).copy()
+        self._lag = {int(w): float(x) for w, x in zip(lag_windows.tolist(), lags.tolist(), strict=True)}
+        self._watermark = None if state["watermark"] is None else int(state["watermark"])
 
     @staticmethod
     def _per_window(valid: pl.DataFrame) -> dict[int, float]:

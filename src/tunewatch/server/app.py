@@ -76,6 +76,7 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
             gc.freeze()  # start-up objects (modules, functions) leave the collector's scans: shorter GC pauses
         yield
         await batcher.close()  # graceful shutdown: queued batches are run before the process ends
+        await run_in_threadpool(service.checkpoint)  # ... and a restart resumes exactly here (ids, windows)
 
     app = IngestApp(
         title="tunewatch",

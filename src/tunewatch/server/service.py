@@ -31,6 +31,7 @@ from tunewatch.monitor.prometheus import PrometheusMetricsManager
 from tunewatch.notify.matchers import Matcher
 from tunewatch.notify.silence import Silence, SilenceStore
 from tunewatch.pipeline.core import Pipeline
+from tunewatch.pipeline.stream_state import StreamStateFile
 from tunewatch.process.processor import ProcessingResult
 from tunewatch.security.keys import ApiKeyStore
 from tunewatch.server.alertlog import AlertLog
@@ -41,14 +42,17 @@ from tunewatch.server.series import SeriesStore
 from tunewatch.server.settings import ServerSettings
 from tunewatch.store.history import MetricHistory
 from tunewatch.store.quarantine import QuarantineStore
+from tunewatch.store.quarantine_crypto import configured_keyring
 from tunewatch.store.sqlite import connect
 from tunewatch.validate.validator import ValidationResult
 
 __all__ = ["IngestReport", "LiveService"]
 
 
-#: closed windows between two checkpoints of the detectors' state
+#: closed windows between two checkpoints of the detectors' state and the stream state
 CHECKPOINT_EVERY_WINDOWS = 5
+#: suffix of the stream-state file beside the database (remembered event ids, watermark, open windows)
+STREAM_STATE_SUFFIX = ".stream-state"
 
 
 class LiveService:
@@ -113,8 +117,15 @@ class LiveService:
             on_alert=self._alert,
             on_metrics=self._detections,
         )
+        #: the stream state (event ids for deduplication, watermark, open windows) in a file beside the database;
+        #: none with an in-memory database. Personal hashes in it are sealed when a data key is configured.
+        self.stream_state = (
+            StreamStateFile(Path(target).with_suffix(STREAM_STATE_SUFFIX), keyring=configured_keyring())
+            if target != ":memory:"
+            else None
+        )
         #: detector state survives restarts when the cache is Redis / Redis Cluster (TUNEWATCH_CACHE_REDIS_URL)
-        self.restored_detectors = self.pipeline.restore(self.cache)
+        self.restored_detectors = self.pipeline.restore(self.cache, stream_state=self.stream_state)
         self._windows_since_checkpoint = 0
         self.started = time.time()
 
@@ -134,7 +145,7 @@ class LiveService:
         self._generation += 1
         self._windows_since_checkpoint += len(processed.windows)
         if self._windows_since_checkpoint >= CHECKPOINT_EVERY_WINDOWS:
-            self.pipeline.checkpoint(self.cache)
+            self.pipeline.checkpoint(self.cache, stream_state=self.stream_state, background=True)
             self._windows_since_checkpoint = 0
         if self.history is not None:
             self.history.append(processed.metrics)
@@ -145,6 +156,13 @@ class LiveService:
         self.metrics.record_detection(
             detections, series=self.pipeline.detection.series_count, detectors=len(self.pipeline.detection.detectors)
         )
+
+    def checkpoint(self) -> None:
+        """Checkpoint now (detectors to the cache, stream state to its file) and wait until the file is written:
+        for a clean shutdown, so that a restart resumes exactly where this process stopped."""
+        with self._lock:
+            self.pipeline.checkpoint(self.cache, stream_state=self.stream_state)
+            self._windows_since_checkpoint = 0
 
     def series_points(self, metric: str, dims: Mapping[str, str]) -> list[dict[str, Any]]:
         """Points of one series, read through the cache until the next batch of detections arrives."""

@@ -4,11 +4,18 @@ Ids are looked up by a 64-bit hash: a fixed-size bitmap of hash prefixes answers
 every id in one vectorised gather; the few others are searched in sorted NumPy runs (one run per batch, merged
 in a binary-counter pattern, like a tiny LSM tree), and every hash hit is confirmed by comparing the id
 strings, so a distinct event is never taken for a duplicate.
+
+:meth:`DuplicateFilter.state_dict` exports the ids inside the horizon (the id strings and their event times,
+never the hashes, which are recomputed on load: the "no false positive" guarantee rests on the strings) so that
+a restarted service still recognises an event sent again; see :mod:`tunewatch.pipeline.stream_state`.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +24,10 @@ import polars as pl
 DEFAULT_DEDUP_HORIZON_MS = 60 * 60 * 1000
 _PREFIX_BITS = 24  # 16 Mi one-byte cells: ~6 % false "maybe" at 1M remembered ids
 _SHIFT = np.uint64(64 - _PREFIX_BITS)
+#: layout version of :meth:`DuplicateFilter.state_dict`
+STATE_VERSION: Final = 1
+_MIN_STATE_RUN: Final = 1 << 16  # smaller restored runs would only be merged again at the next batch
+_STATE_RUNS: Final = 8  # a restored filter holds its ids in up to this many runs, so that eviction frees them gradually
 
 
 @dataclass(slots=True)
@@ -35,6 +46,18 @@ class _Run:
     def id_at(self, sorted_index: npt.NDArray[np.int64]) -> pl.Series:
         """Ids of the given sorted-hash slots."""
         return self.ids.gather(self.positions[sorted_index])
+
+
+def check_state(state: Mapping[str, Any], component: str, version: int) -> None:
+    """Raise ``ValueError`` naming ``component`` unless ``state`` is its export in layout ``version``."""
+    found = state.get("component"), state.get("version")
+    if found[0] != component:
+        raise ValueError(f"{component} state: the export is of component {found[0]!r}, not {component!r}")
+    if found[1] != version:
+        raise ValueError(
+            f"{component} state: layout version {found[1]!r} is not supported (this version of tunewatch reads "
+            f"version {version}); start afresh or restore with the version that wrote it"
+        )
 
 
 def _hash(ids: pl.Series) -> npt.NDArray[np.uint64]:
@@ -152,6 +175,70 @@ class DuplicateFilter:
 
     def __len__(self) -> int:
         return sum(run.hashes.size for run in self._runs)
+
+    # ------------------------------------------------------------------------------------------- state
+
+    def state_dict(self) -> dict[str, Any]:
+        """The remembered ids inside the horizon, as plain values and columnar data (no hashes, no pickle).
+
+        ``ids`` is a String :class:`polars.Series` (Arrow), ``ts`` their event times (int64 ms, same order);
+        ``cutoff`` is the oldest time still remembered (``watermark - horizon_ms``, None before any eviction).
+        Runs are only concatenated, without a copy of the strings, and only the runs that reach past the cutoff
+        are filtered: the export costs little next to writing it.
+        """
+        cutoff = self._cutoff
+        ids: list[pl.Series] = []
+        times: list[npt.NDArray[np.int64]] = []
+        for run in self._runs:
+            if cutoff is not None and run.ts.size and int(run.ts.min()) < cutoff:
+                keep = np.flatnonzero(run.ts >= cutoff)
+                ids.append(run.ids.gather(keep))
+                times.append(run.ts[keep])
+            else:
+                ids.append(run.ids)
+                times.append(run.ts)
+        all_ids = pl.concat(ids, rechunk=False) if ids else pl.Series([], dtype=pl.String)
+        return {
+            "component": "DuplicateFilter",
+            "version": STATE_VERSION,
+            "horizon_ms": self.horizon_ms,
+            "cutoff": cutoff,
+            "ids": all_ids.rename("event_id").cast(pl.String),
+            "ts": np.concatenate(times) if times else np.zeros(0, dtype=np.int64),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace what is remembered by a :meth:`state_dict` export (raises ``ValueError`` for another layout).
+
+        The horizon stays this filter's own: a restored cutoff is moved by the difference of the horizons, and
+        ids outside the horizon are dropped. The hashes are recomputed from the id strings.
+        """
+        check_state(state, "DuplicateFilter", STATE_VERSION)
+        ids, ts = state["ids"], np.asarray(state["ts"])
+        if not isinstance(ids, pl.Series) or ids.dtype != pl.String:
+            raise ValueError(f"DuplicateFilter state: ids must be a String series, got {type(ids).__name__}")
+        if ts.dtype != np.int64 or ts.shape != (len(ids),):
+            raise ValueError(f"DuplicateFilter state: ts must be {len(ids)} int64 values, got {ts.dtype} {ts.shape}")
+        cutoff = state["cutoff"]
+        if cutoff is not None:
+            cutoff = int(cutoff) + int(state["horizon_ms"]) - self.horizon_ms
+            keep = np.flatnonzero(ts >= cutoff)
+            if keep.size < ts.size:
+                ids, ts = ids.gather(keep), ts[keep]
+        self._cutoff = cutoff
+        self._last = None
+        self._runs = []
+        if ts.size:
+            # the export is in arrival order (oldest runs first): cut it, like the merge pattern's own runs, into
+            # runs of halving size, so that no merge cascade follows and the older halves leave as whole runs
+            halves = [ts.size - (ts.size >> k) for k in range(1, _STATE_RUNS) if ts.size >> k >= _MIN_STATE_RUN]
+            bounds = sorted({0, *halves, ts.size})
+            for start, stop in itertools.pairwise(bounds):
+                part_ids = ids.slice(start, stop - start)
+                hashes = _hash(part_ids)
+                by_hash = np.argsort(hashes)  # unique ids: no need for the stable (slower) sort
+                self._runs.append(_Run(hashes[by_hash], by_hash.astype(np.int64), part_ids, ts[start:stop].copy()))
+        self._rebuild_bitmap()
 
     def _make_run(self, hashes: npt.NDArray[np.uint64], ids: pl.Series, ts: npt.NDArray[np.int64]) -> _Run:
         order = np.argsort(hashes, kind="stable")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Final
 
 import msgspec
 import numpy as np
@@ -21,7 +22,7 @@ import polars as pl
 from tunewatch.ingest.batch import RawBatch, UndecodableLine, conform
 from tunewatch.schema import FIELDS, RETENTION_MS, VALID_SCHEMA, Kind
 from tunewatch.validate.custom_rules import RuleSet, load_rules
-from tunewatch.validate.dedup import DEFAULT_DEDUP_HORIZON_MS, DuplicateFilter
+from tunewatch.validate.dedup import DEFAULT_DEDUP_HORIZON_MS, DuplicateFilter, check_state
 from tunewatch.validate.reasons import describe
 from tunewatch.validate.rules import (
     ENUM_SUFFIX,
@@ -36,6 +37,9 @@ from tunewatch.validate.rules import (
     valid_columns,
 )
 from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS, Watermark
+
+#: layout version of :meth:`EnterpriseDataValidator.state_dict`
+STATE_VERSION: Final = 1
 
 REJECTED_SCHEMA = pl.Schema(
     [
@@ -132,6 +136,28 @@ class EnterpriseDataValidator:
         self.rules: list[Rule] = schema_rules(live=live, retention_ms=retention_ms)
         if self.custom_rules is not None:
             self.rules += self.custom_rules.rules()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the validator learnt from the stream: the remembered event ids and the watermark.
+
+        For restarts (see :mod:`tunewatch.pipeline.stream_state`); rules and settings are configuration and are
+        not part of it.
+        """
+        return {
+            "component": "EnterpriseDataValidator",
+            "version": STATE_VERSION,
+            "dedup": self.dedup.state_dict(),
+            "watermark": self.watermark.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from a :meth:`state_dict` export; raises ``ValueError`` (naming the part) for another layout."""
+        check_state(state, "EnterpriseDataValidator", STATE_VERSION)
+        watermark = Watermark(self.watermark.allowed_lateness_ms, self.watermark.support)
+        dedup = DuplicateFilter(self.dedup.horizon_ms)
+        watermark.load_state_dict(state["watermark"])
+        dedup.load_state_dict(state["dedup"])
+        self.watermark, self.dedup = watermark, dedup  # both or neither
 
     def _detector(self, candidates: tuple[Rule, ...], text_clean: bool) -> pl.Expr:
         """The combined row mask of ``candidates`` (built once per combination: batches repeat them)."""

@@ -8,12 +8,18 @@ is late.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Final
+
 import numpy as np
 import numpy.typing as npt
 
 from tunewatch.schema import FUTURE_TOLERANCE_MS
+from tunewatch.validate.dedup import check_state
 
 DEFAULT_ALLOWED_LATENESS_MS = 2 * 60 * 1000
+#: layout version of :meth:`Watermark.state_dict`
+STATE_VERSION: Final = 1
 
 
 class Watermark:
@@ -58,6 +64,30 @@ class Watermark:
         if self._recent.size:
             newest = int(self._recent.max())
             self.value = newest if self.value is None else max(self.value, newest)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The watermark and the recent arrival times that corroborate its next move (plain values, NumPy)."""
+        return {
+            "component": "Watermark",
+            "version": STATE_VERSION,
+            "value": self.value,
+            "support": self.support,
+            "recent": self._recent.copy(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from a :meth:`state_dict` export (raises ``ValueError`` for another layout).
+
+        The allowed lateness and support stay this object's own (configuration); the recent times are cut to
+        what this support needs.
+        """
+        check_state(state, "Watermark", STATE_VERSION)
+        value = state["value"]
+        recent = np.asarray(state["recent"])
+        if recent.dtype != np.int64 or recent.ndim != 1:
+            raise ValueError(f"Watermark state: recent must be a 1-d int64 array, got {recent.dtype} {recent.shape}")
+        self.value = None if value is None else int(value)
+        self._recent = recent[-(self.support - 1) :].copy() if self.support > 1 else recent[:0].copy()
 
 
 __all__ = ["DEFAULT_ALLOWED_LATENESS_MS", "FUTURE_TOLERANCE_MS", "Watermark"]
