@@ -134,6 +134,8 @@ class _OracleStage:
                 continue
             last_seen[sids[a:b]] = t
             det = self.detectors[metric].step(int(t), ids, v, wt)
+            if det.evidence_weight is not None:  # the weight the detector's evidence rests on, when it says
+                wt = det.evidence_weight
             cols = {"window_start": np.full(ids.size, t, dtype=np.int64), "sid": ids, "value": v, "weight": wt}
             cols |= {"expected": det.expected, "lower": det.lower, "upper": det.upper, "score": det.score}
             rows.append(pl.DataFrame(cols))

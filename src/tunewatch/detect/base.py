@@ -31,6 +31,9 @@ class Detection:
     upper: FloatArray  # upper edge of the normal band
     source: IntArray | None = None  # which model produced the evidence (see ``kernel.SOURCE_NAMES``), if known
     run_ms: FloatArray | None = None  # how long the series has been anomalous (0 when it is not), if known
+    #: the weight the evidence rests on where that is more than the point's own (several points judged
+    #: together), if the detector pools; rules' ``min_weight`` guards read it
+    evidence_weight: FloatArray | None = None
 
 
 @dataclass(slots=True)

@@ -378,7 +378,7 @@ class DetectionStage:
             out["w"].append(np.full(ids.size, t, dtype=np.int64))
             out["sid"].append(ids)
             out["v"].append(v)
-            out["wt"].append(wt)
+            out["wt"].append(wt if det.evidence_weight is None else det.evidence_weight)
             out["e"].append(det.expected)
             out["lo"].append(det.lower)
             out["hi"].append(det.upper)
