@@ -116,3 +116,28 @@ def test_state_round_trip_continues_identically_and_version_1_still_loads() -> N
 def test_settings_out_of_range_are_named(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RobustLevelDetector(**kwargs)  # type: ignore[arg-type]
+
+
+def test_beta_binomial_tails_equal_the_sum_of_their_probabilities() -> None:
+    """The vectorised tails agree with SciPy's probabilities summed term by term (SciPy's own ``sf`` loses the
+    small upper tails to cancellation); beyond the exact range the normal approximation is close."""
+    from scipy import stats
+
+    from tunewatch.detect.robust import EXACT_BETABINOM_MAX_N, betabinom_tails
+
+    rng = np.random.default_rng(2)
+    n = rng.integers(1, 400, 60).astype(float)
+    k = np.floor(rng.random(60) * (n + 1))
+    a, b = rng.uniform(0.5, 20, 60), rng.uniform(5, 2000, 60)
+    upper, lower = betabinom_tails(k, n, a, b)
+    for i in range(60):
+        pmf = stats.betabinom.pmf(np.arange(n[i] + 1), n[i], a[i], b[i])
+        assert upper[i] == pytest.approx(pmf[int(k[i]) :].sum(), rel=1e-9, abs=1e-300)
+        assert lower[i] == pytest.approx(pmf[: int(k[i]) + 1].sum(), rel=1e-9, abs=1e-300)
+    big_n = np.array([EXACT_BETABINOM_MAX_N * 2.0])
+    big_k = np.array([EXACT_BETABINOM_MAX_N * 2.0 * 0.3])
+    up, lo = betabinom_tails(big_k, big_n, np.array([3000.0]), np.array([7000.0]))
+    mean = 0.3 * big_n[0]
+    assert up[0] == pytest.approx(0.5, abs=0.02) and lo[0] == pytest.approx(0.5, abs=0.02)
+    assert up[0] == pytest.approx(float(stats.betabinom.sf(big_k[0] - 1, big_n[0], 3000, 7000)), abs=5e-3)
+    assert mean == big_k[0]

@@ -27,11 +27,60 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special, stats
+from scipy import special
 
 from tunewatch.detect.base import Detection, FloatArray, IntArray, VectorDetector
 
 Noise = Literal["binomial", "poisson", "relative"]
+
+
+#: Beta-binomial tails are summed exactly up to this many attempts; beyond, the normal approximation with the
+#: beta-binomial's variance is accurate (and a sum over every count would be slow).
+EXACT_BETABINOM_MAX_N = 20_000
+_CELLS_PER_CHUNK = 1 << 22  # rows are summed in chunks of at most this many (row, count) cells
+
+
+def betabinom_tails(
+    k: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """``P(X >= k)`` and ``P(X <= k)`` for ``X ~ BetaBinomial(n, a, b)``, vectorised (integer ``k``, ``n``).
+
+    SciPy's ``betabinom`` sums the probabilities element by element in Python; here the probabilities of all
+    counts of every row are one array expression (rows up to :data:`EXACT_BETABINOM_MAX_N` attempts), and
+    larger rows use the normal approximation with continuity correction.
+    """
+    upper = np.ones(k.size)
+    lower = np.ones(k.size)
+    small = np.flatnonzero(n <= EXACT_BETABINOM_MAX_N)
+    small = small[np.argsort(n[small], kind="stable")]  # similar sizes share a chunk
+    start = 0
+    while start < small.size:
+        width = int(n[small[start]]) + 1
+        stop = start + 1
+        while stop < small.size and (stop - start + 1) * (int(n[small[stop]]) + 1) <= _CELLS_PER_CHUNK:
+            stop += 1
+        rows = small[start:stop]
+        width = int(n[rows].max()) + 1
+        j = np.arange(width, dtype=np.float64)[None, :]
+        nn, aa, bb, kk = n[rows, None], a[rows, None], b[rows, None], k[rows, None]
+        inside = j <= nn
+        jj = np.where(inside, j, 0.0)
+        log_pmf = (
+            special.gammaln(nn + 1) - special.gammaln(jj + 1) - special.gammaln(nn - jj + 1)
+            + special.betaln(jj + aa, nn - jj + bb) - special.betaln(aa, bb)
+        )  # fmt: skip
+        pmf = np.where(inside, np.exp(log_pmf), 0.0)
+        upper[rows] = np.minimum(np.where(j >= kk, pmf, 0.0).sum(axis=1), 1.0)
+        lower[rows] = np.minimum(np.where(j <= kk, pmf, 0.0).sum(axis=1), 1.0)
+        start = stop
+    big = n > EXACT_BETABINOM_MAX_N
+    if big.any():
+        kb, nb, ab, bb_ = k[big], n[big], a[big], b[big]
+        mean = nb * ab / (ab + bb_)
+        sd = np.sqrt(nb * ab * bb_ * (ab + bb_ + nb) / ((ab + bb_) ** 2 * (ab + bb_ + 1)))
+        upper[big] = special.ndtr(-(kb - 0.5 - mean) / sd)
+        lower[big] = special.ndtr((kb + 0.5 - mean) / sd)
+    return upper, lower
 
 
 class RobustLevelDetector(VectorDetector):
@@ -124,7 +173,7 @@ class RobustLevelDetector(VectorDetector):
 
         ``history``: for ratios, the attempts the expected rate was learnt from. A rate learnt from a few
         hundred attempts is uncertain (no failure in 400 attempts does not make the rate 0), so where the
-        binomial tail says much, the beta-binomial tail of that uncertainty is used, which says less.
+        binomial tail says much (below 0.001), the beta-binomial tail of that uncertainty is used, which says less.
         """
         if self.noise == "relative" or z.size == 0:
             return z
@@ -136,13 +185,14 @@ class RobustLevelDetector(VectorDetector):
             upper = np.where(k >= 1, special.betainc(np.maximum(k, 1.0), n - k + 1, p), 1.0)  # P(X >= k)
             lower = np.where(k < n, special.betainc(np.maximum(n - k, 1.0), k + 1, 1 - p), 1.0)  # P(X <= k)
             if history is not None:
-                sure = np.minimum(upper, lower) < 0.05  # the few points worth the slower beta-binomial
+                # only where the binomial tail is extreme (over 3.1 deviations) is the slower beta-binomial worth it
+                sure = np.minimum(upper, lower) < 1e-3
                 if sure.any():
                     a = p[sure] * history[sure] + 0.5
                     b = (1 - p[sure]) * history[sure] + 0.5
-                    ks, ns = k[sure], n[sure]
-                    upper[sure] = np.maximum(upper[sure], np.where(ks >= 1, stats.betabinom.sf(ks - 1, ns, a, b), 1.0))
-                    lower[sure] = np.maximum(lower[sure], stats.betabinom.cdf(ks, ns, a, b))
+                    bb_upper, bb_lower = betabinom_tails(k[sure], n[sure], a, b)
+                    upper[sure] = np.maximum(upper[sure], bb_upper)
+                    lower[sure] = np.maximum(lower[sure], bb_lower)
         else:
             k = np.maximum(np.round(x), 0)
             lam = np.maximum(forecast, 1e-6)
