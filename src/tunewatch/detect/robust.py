@@ -55,7 +55,6 @@ def betabinom_tails(
     small = small[np.argsort(n[small], kind="stable")]  # similar sizes share a chunk
     start = 0
     while start < small.size:
-        width = int(n[small[start]]) + 1
         stop = start + 1
         while stop < small.size and (stop - start + 1) * (int(n[small[stop]]) + 1) <= _CELLS_PER_CHUNK:
             stop += 1
@@ -132,7 +131,8 @@ class RobustLevelDetector(VectorDetector):
         self._trend = np.zeros(0)
         self._var = np.zeros(0)  # learned extra variance beyond sampling noise
         self._n = np.zeros(0, dtype=np.int64)
-        # the last ``pool`` scored points of each series, in count units: observed, expected, variance, weight
+        # the last ``pool`` scored points of each series, in count units: observed, expected, variance, weight,
+        # standard deviation (see _pooled)
         self._ring = np.zeros((5, max(pool, 1), 0))
         self._head = np.zeros(0, dtype=np.int64)
         self._wmean = np.zeros(0)  # typical weight (attempts per point) of each series
