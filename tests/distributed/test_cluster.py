@@ -1,4 +1,5 @@
-"""Publish and one worker against a real 6-node Redis Cluster: partition streams spread over slots and masters."""
+"""Publish and workers against a real 6-node Redis Cluster: partition streams spread over slots and masters, and a
+takeover restores each partition's checkpointed pipeline state (record and blob in the partition's slot)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from redis.crc import key_slot
 
 from tests.cache.servers import RedisClusterProcesses
 from tests.distributed.helpers import group_totals, simulated_batches, start_worker, summary_of
-from tunewatch.distributed import Publisher
+from tunewatch.distributed import EntryCommitter, Publisher, Worker, WorkerConfig
+from tunewatch.distributed.checkpoint import CheckpointStore
 from tunewatch.distributed.connection import connect
 from tunewatch.distributed.keys import KeyLayout
 
@@ -35,3 +37,31 @@ def test_publish_and_worker_across_cluster_slots(redis_cluster: RedisClusterProc
         assert client.xpending(KeyLayout().stream(p), "tunewatch")["pending"] == 0
     assert sum(t.get("entries", 0) for t in totals.values()) == stats.entries
     assert all(client.get(KeyLayout().checkpoint(p, "tunewatch")) is not None for p in range(n))
+
+
+def test_takeover_restores_partition_state_on_a_cluster(redis_cluster: RedisClusterProcesses) -> None:
+    client = connect(cluster_nodes=redis_cluster.addresses)
+    stats = Publisher(client, 2, batch_size=300).publish(simulated_batches())
+    layout = KeyLayout()
+    for p in range(2):  # record, state blob, stream and accounting of a partition share its slot
+        keys = [layout.checkpoint(p, "g"), layout.checkpoint_state(p, "g"), layout.stream(p), layout.accounting(p, "g")]
+        assert len({key_slot(k.encode()) for k in keys}) == 1
+
+    def config(consumer: str) -> WorkerConfig:
+        return WorkerConfig(group="g", consumer=consumer, partitions=[0, 1], read_count=1, block_ms=10)
+
+    a = Worker(client, config("a"), keyring=None)
+    a.setup()
+    for _ in range(4):
+        a.poll()
+    a.checkpoint_all()
+    assert all(CheckpointStore(client, "g").load_with_state(p).state_problem() is None for p in range(2))
+
+    b = Worker(client, config("b"), keyring=None)
+    b.setup()
+    assert (b.stats.states_restored, b.stats.states_ignored) == (2, 0)
+    while b.poll():
+        pass
+    totals = {p: EntryCommitter(client, "g").totals(p) for p in range(2)}
+    assert sum(t["entries"] for t in totals.values()) == stats.entries
+    assert all(t["received"] == stats.per_partition[p] for p, t in totals.items())

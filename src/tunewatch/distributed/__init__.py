@@ -2,8 +2,10 @@
 
 Modules: ``keys`` (Redis key layout, hash-tagged per partition), ``connection`` (Redis / Redis Cluster client),
 ``entry`` (stream-entry codec), ``partition`` (market → partition), ``producer`` (publisher), ``commit``
-(exactly-once accounting with XACK), ``dedup`` (global alert deduplication), ``checkpoint`` (pipeline
-checkpoints), ``drill`` (fault drill), ``worker`` (the consumer loop). See ``docs/distributed.md``.
+(exactly-once accounting with XACK), ``dedup`` (global alert deduplication), ``checkpoint`` (checkpoint record
+and state blob, written and read atomically), ``pipeline_state`` (a partition pipeline's state as a blob),
+``catchup`` (entries accounted after a checkpoint, replayed on takeover), ``drill`` (fault drill), ``worker`` (the
+consumer loop). See ``docs/distributed.md``.
 """
 
 from tunewatch.distributed.commit import EntryCommitter, EntryCounts

@@ -1,8 +1,8 @@
 """Redis key layout of distributed mode.
 
 Every key that belongs to a partition carries the hash tag ``{p<i>}``, so the partition's stream, its
-processed-entry markers, its accounting hash and its checkpoints live in one Redis Cluster slot: a Lua script or
-MULTI/EXEC can touch them together. Alert deduplication keys are global (no partition tag).
+processed-entry markers, its accounting hash and its checkpoint (record and state blob) live in one Redis Cluster
+slot: a Lua script or MULTI/EXEC can touch them together. Alert deduplication keys are global (no partition tag).
 
 >>> k = KeyLayout("tw")
 >>> k.stream(3)
@@ -48,8 +48,12 @@ class KeyLayout:
         return f"{self.prefix}:{{p{partition}}}:acct:{group}"
 
     def checkpoint(self, partition: int, group: str) -> str:
-        """The partition's pipeline checkpoint (counters, stream position)."""
+        """The partition's pipeline checkpoint record (counters, stream position, digest of the state blob)."""
         return f"{self.prefix}:{{p{partition}}}:ckpt:{group}"
+
+    def checkpoint_state(self, partition: int, group: str) -> str:
+        """The partition's pipeline state blob (detectors, event ids, watermark, open windows), beside its record."""
+        return f"{self.prefix}:{{p{partition}}}:ckpt-state:{group}"
 
     def meta(self) -> str:
         """Hash with the stream layout written by the publisher (number of partitions)."""

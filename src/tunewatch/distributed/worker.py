@@ -5,6 +5,14 @@ go through the global :class:`AlertDeduplicator` before ``notify``) → :class:`
 adds its counts to the partition's accounting and XACKs it, atomically. A worker that dies between processing
 and the commit leaves the entry pending; another worker claims it after ``claim_idle_ms`` and processes it again,
 which is safe: the accounting counts it once and the alert keys suppress a second notification.
+
+Takeover: every ``checkpoint_every`` entries (after an entry's commit, before the next entry) and on stop, the
+worker saves the partition's counters, last acknowledged id and pipeline state (detectors, remembered event ids,
+watermark, open windows; :mod:`tunewatch.distributed.pipeline_state`) in one atomic step. A worker that starts
+on the partition (and again before its first entry there, if the checkpoint has become newer meanwhile)
+restores that state when it matches the record (else it starts cold, with one warning), then replays the entries
+accounted after the checkpoint (:mod:`tunewatch.distributed.catchup`) without counting or notifying them again,
+so its pipeline is where the previous one was when it acknowledged its last entry.
 """
 
 from __future__ import annotations
@@ -16,25 +24,37 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
+import polars as pl
 from redis.exceptions import ResponseError
 
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet, load_rules
-from tunewatch.distributed.checkpoint import Checkpoint, CheckpointStore
+from tunewatch.distributed.catchup import AccountedEntries
+from tunewatch.distributed.checkpoint import Checkpoint, CheckpointStore, StoredCheckpoint
 from tunewatch.distributed.commit import DEFAULT_DONE_TTL_MS, EntryCommitter, EntryCounts
 from tunewatch.distributed.connection import RedisClient
 from tunewatch.distributed.dedup import DEFAULT_ALERT_TTL_MS, AlertDeduplicator
 from tunewatch.distributed.drill import hold_before_ack
 from tunewatch.distributed.entry import decode_entry
 from tunewatch.distributed.keys import KeyLayout, check_name
+from tunewatch.distributed.pipeline_state import PipelineStateCodec, PipelineStateError
 from tunewatch.errors import InputError
-from tunewatch.pipeline.core import Pipeline
+from tunewatch.pipeline.core import Pipeline, PipelineCounters
+from tunewatch.process.processor import ProcessingResult
+from tunewatch.security.keyring import Keyring
+from tunewatch.store.quarantine_crypto import configured_keyring
 
 log = logging.getLogger(__name__)
 
 BAD_ENTRY_REASON = "entry: undecodable_payload"
+#: largest state blob a checkpoint stores (Redis refuses values above 512 MB; big values stall the server)
+DEFAULT_MAX_STATE_BYTES = 128 * 1024 * 1024
+
+#: receives a partition's closed windows: partition index, their metrics, their detections
+MetricsCallback = Callable[[int, ProcessingResult, pl.DataFrame], None]
 
 
 def default_consumer() -> str:
@@ -54,6 +74,9 @@ class WorkerConfig:
     block_ms: int = 1000  # longest wait for new entries
     claim_idle_ms: int = 30_000  # entries pending longer than this are taken from their consumer
     checkpoint_every: int = 50  # entries between checkpoints of a partition
+    checkpoint_state: bool = True  # save the pipeline state with each checkpoint and restore it on takeover
+    checkpoint_ttl_ms: int | None = None  # expiry of checkpoint record and state blob (None: they stay)
+    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES  # a larger state blob is not saved (takeover starts cold)
     exit_when_idle_s: float | None = None  # stop after this long without entries (None: run until signalled)
     done_ttl_ms: int = DEFAULT_DONE_TTL_MS
     alert_ttl_ms: int = DEFAULT_ALERT_TTL_MS
@@ -63,7 +86,7 @@ class WorkerConfig:
     def __post_init__(self) -> None:
         check_name("group", self.group)
         check_name("consumer", self.consumer)
-        for name in ("read_count", "block_ms", "claim_idle_ms", "checkpoint_every"):
+        for name in ("read_count", "block_ms", "claim_idle_ms", "checkpoint_every", "max_state_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
 
@@ -79,6 +102,10 @@ class WorkerStats:
     bad_entries: int = 0
     trimmed: int = 0  # pending entries trimmed from the stream before anyone processed them (lost)
     checkpoints: int = 0
+    state_bytes: int = 0  # size of the largest state blob saved
+    states_restored: int = 0  # partitions whose pipeline state was restored from a checkpoint
+    states_ignored: int = 0  # unusable state blobs (damaged, foreign, other moment): those partitions started cold
+    replayed: int = 0  # entries accounted after the restored checkpoint, replayed into the pipeline only
     alerts_notified: int = 0
     alerts_deduplicated: int = 0
     alerts_partial: int = 0  # alerts of cross-market series computed on one partition only (not notified)
@@ -95,6 +122,9 @@ class _Partition:
     pipeline: Pipeline
     last_id: str = "0-0"
     since_checkpoint: int = 0
+    fresh: bool = True  # no entry processed since the pipeline was (re)started or restored
+    ignored_state: str = ""  # the record's state digest when its blob was found unusable (warned about once)
+    state_unsaved: bool = False  # the last checkpoint could not hold the state (reported once until it can)
 
 
 class Worker:
@@ -108,20 +138,29 @@ class Worker:
         rules: RuleSet | None = None,
         notify: Callable[[Alert], None] | None = None,
         layout: KeyLayout | None = None,
+        on_metrics: MetricsCallback | None = None,
+        keyring: Keyring | Literal["env"] | None = "env",
     ) -> None:
+        """``on_metrics`` receives every window a partition's pipeline closes (not those re-closed by a replay
+        after a takeover: the previous worker delivered them); ``keyring`` seals the user-id hashes in state
+        blobs (default ``"env"``: the data keyring of ``TUNEWATCH_DATA_KEY``/``_FILE``, none when unset)."""
         self.client = client
         self.config = config or WorkerConfig()
         self.layout = layout or KeyLayout()
         self.rules = rules or load_rules()
         self.notify = notify
+        self.on_metrics = on_metrics
         self.stats = WorkerStats()
         c = self.config
         self.committer = EntryCommitter(client, c.group, layout=self.layout, done_ttl_ms=c.done_ttl_ms,
                                         consumer=c.consumer)  # fmt: skip
         self.dedup = AlertDeduplicator(client, layout=self.layout, ttl_ms=c.alert_ttl_ms, owner=c.consumer)
-        self.checkpoints = CheckpointStore(client, c.group, self.layout)
+        self.checkpoints = CheckpointStore(client, c.group, self.layout, ttl_ms=c.checkpoint_ttl_ms)
+        self.state_codec = PipelineStateCodec(configured_keyring() if isinstance(keyring, str) else keyring)
+        self.accounted = AccountedEntries(client, c.group, self.layout, page=c.read_count)
         self.partitions: dict[int, _Partition] = {}
         self._stopping = False
+        self._replaying = False  # replaying accounted entries: no counting, notifying or metrics delivery
         self._last_claim = 0.0
         self._partial_view = False  # True when the stream is split in more than one partition
 
@@ -137,7 +176,8 @@ class Worker:
         return list(range(int(declared)))
 
     def setup(self) -> None:
-        """Create the consumer group on each stream (MKSTREAM) and restore each partition's pipeline counters."""
+        """Create the consumer group on each stream (MKSTREAM) and restore each partition's pipeline (counters,
+        and state when the checkpoint has a usable one, followed by a replay of the entries accounted since)."""
         declared = self.client.hget(self.layout.meta(), "partitions")
         self._partial_view = declared is None or int(declared) > 1
         for p in self.assigned():
@@ -149,12 +189,20 @@ class Worker:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-            part = _Partition(p, stream, Pipeline(self.rules, on_alert=self._on_alert))
+            part = _Partition(p, stream, self._new_pipeline(p))
             self._restore(part)
             self.partitions[p] = part
 
+    def _new_pipeline(self, index: int) -> Pipeline:
+        on_metrics = None if self.on_metrics is None else partial(self._deliver_metrics, index)
+        return Pipeline(self.rules, on_alert=self._on_alert, on_metrics=on_metrics)
+
     def _restore(self, part: _Partition) -> None:
-        cp = self.checkpoints.load(part.index) or Checkpoint(part.index)
+        """Give ``part`` a pipeline as of its checkpoint: counters, state if usable, then the catch-up replay."""
+        stored = self.checkpoints.load_with_state(part.index)
+        cp = stored.record or Checkpoint(part.index)
+        part.pipeline = self._new_pipeline(part.index)
+        warm = self._load_state(part, stored)
         totals = self.committer.totals(part.index)
         if totals.get("received", 0) > cp.received:  # the accounting hash is exact; a checkpoint may lag
             cp.received, cp.accepted = totals["received"], totals.get("accepted", 0)
@@ -162,6 +210,64 @@ class Worker:
             cp.reasons = {k.removeprefix("reason:"): v for k, v in totals.items() if k.startswith("reason:")}
         cp.restore_into(part.pipeline.counters)
         part.last_id = cp.last_id
+        part.since_checkpoint = 0
+        if warm:
+            self._catch_up(part)
+        part.fresh = True
+
+    def _load_state(self, part: _Partition, stored: StoredCheckpoint) -> bool:
+        """Restore the state blob into ``part``'s fresh pipeline; on any problem warn once and start it cold."""
+        referred = stored.record is not None and bool(stored.record.state_digest)
+        if not self.config.checkpoint_state or (stored.blob is None and not referred):
+            return False  # nothing saved (a first start, or checkpoints without state)
+        problem = stored.state_problem()
+        if problem is None and stored.record is not None and stored.blob is not None:
+            where = self.layout.checkpoint_state(part.index, self.config.group)
+            started = time.perf_counter()
+            try:
+                self.state_codec.restore(part.pipeline, stored.blob, part.index, stored.record.last_id, where)
+            except PipelineStateError as exc:
+                problem = str(exc)
+            else:
+                self.stats.states_restored += 1
+                log.info("partition %d: pipeline state restored from the checkpoint at entry %s (%d bytes, %.0f ms)",
+                         part.index, stored.record.last_id, len(stored.blob),
+                         (time.perf_counter() - started) * 1000)  # fmt: skip
+                return True
+        self.stats.states_ignored += 1
+        seen = stored.record.state_digest if stored.record and stored.record.state_digest else "-"
+        if part.ignored_state != seen:
+            part.ignored_state = seen
+            log.warning("partition %d: checkpoint state ignored, its pipeline starts cold: %s", part.index, problem)
+        part.pipeline = self._new_pipeline(part.index)  # a failed restore may have loaded part of the state
+        return False
+
+    def _catch_up(self, part: _Partition) -> None:
+        """Replay the entries accounted after the checkpoint (acknowledged by the previous worker, so never
+        delivered again) into the pipeline only: no counting, no notification, no metrics delivery."""
+        for entry_id, fields in self.accounted.after(part.index, part.last_id):
+            try:
+                batch = decode_entry(fields, entry_id)
+            except InputError:
+                pass  # counted as rejected when it was accounted; it taught the pipeline nothing
+            else:
+                self._replaying = True
+                try:
+                    v = part.pipeline.ingest(batch).validation
+                finally:
+                    self._replaying = False
+                _undo(part.pipeline.counters, EntryCounts(v.received, v.accepted, v.rejected_count, v.duplicates,
+                                                          dict(v.reason_counts)))  # fmt: skip
+            part.last_id = entry_id
+            self.stats.replayed += 1
+
+    def _refresh_if_behind(self, part: _Partition) -> None:
+        """Before the first entry a pipeline processes (since the worker started or restored it): if the
+        partition's checkpoint is newer than the pipeline's position (written after this worker started, e.g.
+        by a worker that has died since), restore from it."""
+        cp = self.checkpoints.load(part.index)
+        if cp is not None and _stream_id(cp.last_id) > _stream_id(part.last_id):
+            self._restore(part)
 
     # -- main loop -----------------------------------------------------------------------------------------------
 
@@ -261,6 +367,8 @@ class Worker:
     # -- one entry -----------------------------------------------------------------------------------------------
 
     def _process(self, part: _Partition, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        if part.fresh:
+            self._refresh_if_behind(part)
         counters = part.pipeline.counters
         try:
             batch = decode_entry(fields, entry_id)
@@ -283,18 +391,20 @@ class Worker:
             self.stats.events += counts.received
         else:  # another consumer accounted it already: undo our copy of the counts
             self.stats.redelivered += 1
-            counters.received -= counts.received
-            counters.accepted -= counts.accepted
-            counters.rejected -= counts.rejected
-            counters.duplicates -= counts.duplicates
-            counters.reasons.subtract(counts.reasons)
-            counters.reasons = +counters.reasons
+            _undo(counters, counts)
         part.last_id = entry_id
+        part.fresh = False
         part.since_checkpoint += 1
         if part.since_checkpoint >= self.config.checkpoint_every:
             self.checkpoint(part)
 
+    def _deliver_metrics(self, index: int, processed: ProcessingResult, detections: pl.DataFrame) -> None:
+        if self.on_metrics is not None and not self._replaying:
+            self.on_metrics(index, processed, detections)
+
     def _on_alert(self, alert: Alert) -> None:
+        if self._replaying:  # the worker that accounted the entry has handled its alerts
+            return
         if self._partial_view and "market" not in alert.labels and not self.config.notify_unscoped:
             self.stats.alerts_partial += 1  # e.g. a global or per-CDN series seen through one partition's markets
             return
@@ -308,17 +418,54 @@ class Worker:
     # -- checkpoints ---------------------------------------------------------------------------------------------
 
     def checkpoint(self, part: _Partition) -> None:
-        """Write ``part``'s counters and stream position to Redis."""
+        """Write ``part``'s counters, stream position and pipeline state to Redis, in one atomic step."""
         cp = Checkpoint.of(part.index, part.pipeline.counters, last_id=part.last_id,
                            consumer=self.config.consumer, saved_ms=int(time.time() * 1000))  # fmt: skip
-        self.checkpoints.save(cp)
+        self.checkpoints.save(cp, self._state_blob(part))
         part.since_checkpoint = 0
         self.stats.checkpoints += 1
+        self.stats.state_bytes = max(self.stats.state_bytes, cp.state_bytes)
+
+    def _state_blob(self, part: _Partition) -> bytes | None:
+        """``part``'s pipeline state as a blob; None when disabled, too large or not encodable (reported once;
+        the record is then saved without state, and a takeover starts cold)."""
+        if not self.config.checkpoint_state:
+            return None
+        try:
+            blob = self.state_codec.encode(part.pipeline, part.index, part.last_id)
+        except (TypeError, ValueError) as exc:  # a value the format cannot hold: keep consuming, report it
+            problem = f"cannot be encoded ({type(exc).__name__}: {exc})"
+        else:
+            if len(blob) <= self.config.max_state_bytes:
+                part.state_unsaved = False
+                return blob
+            problem = f"of {len(blob)} bytes exceeds max_state_bytes ({self.config.max_state_bytes})"
+        if not part.state_unsaved:
+            part.state_unsaved = True
+            log.warning("partition %d: pipeline state %s; checkpoints keep no state until it can be saved, and a "
+                        "takeover starts cold", part.index, problem)  # fmt: skip
+        return None
 
     def checkpoint_all(self) -> None:
         """Checkpoint every partition (on stop)."""
         for part in self.partitions.values():
             self.checkpoint(part)
+
+
+def _undo(counters: PipelineCounters, counts: EntryCounts) -> None:
+    """Take an entry's counts back out of ``counters`` (the group's accounting has them already)."""
+    counters.received -= counts.received
+    counters.accepted -= counts.accepted
+    counters.rejected -= counts.rejected
+    counters.duplicates -= counts.duplicates
+    counters.reasons.subtract(counts.reasons)
+    counters.reasons = +counters.reasons
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    """``ms-seq`` as a comparable pair ((0, 0) for anything else)."""
+    ms, _, seq = entry_id.partition("-")
+    return (int(ms), int(seq or 0)) if ms.isdigit() and (seq or "0").isdigit() else (0, 0)
 
 
 def _declared_count(fields: dict[bytes, bytes]) -> int:

@@ -15,6 +15,8 @@ data; without one it is written as it is (pseudonymous hashes, never user ids).
 Writes go to a temporary file in the same folder (mode 0600), which is fsynced, renamed over the old file, and
 the folder fsynced: a crash leaves either the old file or the new one. A missing file is a fresh start; a
 damaged, foreign or unreadable one is a fresh start with one logged warning, never an exception.
+:class:`StreamStateCodec` is the same format without a file (bytes in, bytes out), for state kept elsewhere: the
+distributed workers keep each partition's state in Redis with it.
 :meth:`StreamStateFile.save_in_background` encodes and writes on a worker thread, so that a large state (an
 hour of event ids) does not hold up ingest; a newer state replaces one still waiting, and a write in progress
 finishes before the interpreter exits.
@@ -82,87 +84,33 @@ class _Ref:
     shape: tuple[int, ...] = ()
 
 
-class StreamStateFile:
-    """Saves and loads the stream state at ``path`` (see the module docstring for the layout and guarantees).
+class StreamStateCodec:
+    """The stream-state format without a file: :meth:`encode` a state to bytes, :meth:`decode` it back (for a
+    state kept elsewhere, e.g. in Redis). ``where`` names the source in error messages; ``keyring`` seals the
+    personal frames (AES-256-GCM with its active key), None writes them as they are.
 
-    ``keyring`` seals the personal frames (AES-256-GCM with its active key); None writes them as they are.
+    >>> codec = StreamStateCodec("example")
+    >>> codec.decode(codec.encode({"watermark": 7}))
+    {'watermark': 7}
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, keyring: Keyring | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, where: str, *, keyring: Keyring | None = None) -> None:
+        self._where = where
         self.keyring = keyring
-        self._lock = threading.Lock()
-        self._pending: Mapping[str, Any] | None = None
-        self._worker: threading.Thread | None = None
-        self._idle = threading.Event()
-        self._idle.set()
-        #: bytes of the last file written (0: none yet)
-        self.last_size = 0
 
     def __repr__(self) -> str:
-        return f"StreamStateFile({str(self.path)!r}, sealed={self.keyring is not None})"
+        return f"StreamStateCodec({self.where!r}, sealed={self.keyring is not None})"
 
-    # ------------------------------------------------------------------------------------------- write
-
-    def save(self, state: Mapping[str, Any]) -> int:
-        """Write ``state`` atomically (temp file, fsync, rename, fsync of the folder); return the bytes written.
-
-        Raises ``OSError`` when the file cannot be written (the previous file, if any, is left intact) and
-        ``TypeError`` naming the key of a value the file cannot hold. Waits for a background write first, so
-        that an older state never lands after this one.
-        """
-        self.wait()
-        return self._write(state)
-
-    def save_in_background(self, state: Mapping[str, Any]) -> None:
-        """Write ``state`` on a worker thread; errors are logged. ``state`` must not change afterwards (the
-        components' ``state_dict`` exports hold fresh arrays and immutable Arrow data)."""
-        with self._lock:
-            self._pending = state
-            self._idle.clear()
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._drain, name="stream-state-writer")
-                self._worker.start()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until no background write is pending or running; return False on timeout."""
-        return self._idle.wait(timeout)
+    @property
+    def where(self) -> str:
+        """The source named in error messages."""
+        return self._where
 
     def encode(self, state: Mapping[str, Any]) -> bytes:
-        """The bytes :meth:`save` writes for ``state``."""
+        """``state`` in the stream-state format (what :meth:`StreamStateFile.save` writes)."""
         out = io.BytesIO()
         self._encode_into(state, out)
         return out.getvalue()
-
-    def _drain(self) -> None:
-        while True:
-            with self._lock:
-                state, self._pending = self._pending, None
-                if state is None:
-                    self._worker = None
-                    self._idle.set()
-                    return
-            try:
-                self._write(state)
-            except Exception as exc:  # the worker must survive and report whatever went wrong
-                log.error("stream state not saved to %s: %s: %s", self.path, type(exc).__name__, exc)
-
-    def _write(self, state: Mapping[str, Any]) -> int:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                size = self._encode_into(state, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.path.parent)
-        self.last_size = size
-        return size
 
     def _encode_into(self, state: Mapping[str, Any], out: IO[bytes]) -> int:
         """Write header and body to ``out`` (seekable); return the bytes written."""
@@ -223,39 +171,9 @@ class StreamStateFile:
 
     # -------------------------------------------------------------------------------------------- read
 
-    def read(self) -> dict[str, Any] | None:
-        """The saved state, None when there is no file; raises :class:`StreamStateError` when it is unusable."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StreamStateError(f"{self.path}: cannot read it ({exc.strerror or exc})") from None
-        return self.decode(data)
-
-    def load(self) -> dict[str, Any] | None:
-        """The saved state; None for a fresh start — no file, or (with one warning logged) an unusable one.
-
-        Temporary files left by a process killed while writing are removed first (one process owns the file).
-        """
-        self._remove_stale_temporaries()
-        try:
-            return self.read()
-        except StreamStateError as exc:
-            log.warning("stream state ignored, starting afresh: %s", exc)
-            return None
-
-    def _remove_stale_temporaries(self) -> None:
-        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-            try:
-                stale.unlink()
-                log.info("removed %s, left by an interrupted stream-state write", stale)
-            except OSError as exc:
-                log.warning("cannot remove %s, left by an interrupted stream-state write: %s", stale, exc)
-
     def decode(self, data: bytes) -> dict[str, Any]:
-        """The state in ``data`` (a file's bytes); raises :class:`StreamStateError` when they are unusable."""
-        where = str(self.path)
+        """The state in ``data`` (encoded bytes); raises :class:`StreamStateError` when they are unusable."""
+        where = self.where
         if len(data) < _HEADER.size or data[: len(MAGIC)] != MAGIC:
             raise StreamStateError(f"{where}: not a tunewatch stream-state file (no {MAGIC.decode()} header)")
         _, version, digest = _HEADER.unpack_from(data)
@@ -289,7 +207,7 @@ class StreamStateFile:
         if ref.code == _ARRAY:
             dtype = np.dtype(ref.dtype)
             if dtype.kind not in _NUMERIC:
-                raise StreamStateError(f"{self.path}: an array of dtype {dtype} (only numbers are stored)")
+                raise StreamStateError(f"{self.where}: an array of dtype {dtype} (only numbers are stored)")
             return np.frombuffer(data, dtype=dtype).reshape(ref.shape).astype(dtype.newbyteorder("="))
         if ref.code == _SEALED:
             data = self._open(data)
@@ -299,18 +217,133 @@ class StreamStateFile:
     def _open(self, data: bytes) -> bytes:
         kid, blob = msgpack.unpackb(data)
         if self.keyring is None:
-            raise StreamStateError(f"{self.path}: its personal data is sealed with key id {kid!r} and no data key "
+            raise StreamStateError(f"{self.where}: its personal data is sealed with key id {kid!r} and no data key "
                                    "is configured (set TUNEWATCH_DATA_KEY or TUNEWATCH_DATA_KEY_FILE)")  # fmt: skip
         try:
             aead = self.keyring.aead(kid)
             plain: bytes = aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _AAD + str(kid).encode())
         except KeyringError as exc:
-            raise StreamStateError(f"{self.path}: {exc}") from None
+            raise StreamStateError(f"{self.where}: {exc}") from None
         except InvalidTag:
             raise StreamStateError(
-                f"{self.path}: its personal data sealed with key id {kid!r} fails authentication (wrong key or altered)"
+                f"{self.where}: its personal data sealed with key id {kid!r} fails authentication "
+                "(wrong key or altered)"
             ) from None
         return plain
+
+
+class StreamStateFile(StreamStateCodec):
+    """Saves and loads the stream state at ``path`` (see the module docstring for the layout and guarantees).
+
+    ``keyring`` seals the personal frames (AES-256-GCM with its active key); None writes them as they are.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, keyring: Keyring | None = None) -> None:
+        super().__init__(str(path), keyring=keyring)
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._pending: Mapping[str, Any] | None = None
+        self._worker: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        #: bytes of the last file written (0: none yet)
+        self.last_size = 0
+
+    def __repr__(self) -> str:
+        return f"StreamStateFile({str(self.path)!r}, sealed={self.keyring is not None})"
+
+    @property
+    def where(self) -> str:
+        """The file's path (named in error messages)."""
+        return str(self.path)
+
+    # ------------------------------------------------------------------------------------------- write
+
+    def save(self, state: Mapping[str, Any]) -> int:
+        """Write ``state`` atomically (temp file, fsync, rename, fsync of the folder); return the bytes written.
+
+        Raises ``OSError`` when the file cannot be written (the previous file, if any, is left intact) and
+        ``TypeError`` naming the key of a value the file cannot hold. Waits for a background write first, so
+        that an older state never lands after this one.
+        """
+        self.wait()
+        return self._write(state)
+
+    def save_in_background(self, state: Mapping[str, Any]) -> None:
+        """Write ``state`` on a worker thread; errors are logged. ``state`` must not change afterwards (the
+        components' ``state_dict`` exports hold fresh arrays and immutable Arrow data)."""
+        with self._lock:
+            self._pending = state
+            self._idle.clear()
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._drain, name="stream-state-writer")
+                self._worker.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until no background write is pending or running; return False on timeout."""
+        return self._idle.wait(timeout)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                state, self._pending = self._pending, None
+                if state is None:
+                    self._worker = None
+                    self._idle.set()
+                    return
+            try:
+                self._write(state)
+            except Exception as exc:  # the worker must survive and report whatever went wrong
+                log.error("stream state not saved to %s: %s: %s", self.path, type(exc).__name__, exc)
+
+    def _write(self, state: Mapping[str, Any]) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                size = self._encode_into(state, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
+        self.last_size = size
+        return size
+
+    # -------------------------------------------------------------------------------------------- read
+
+    def read(self) -> dict[str, Any] | None:
+        """The saved state, None when there is no file; raises :class:`StreamStateError` when it is unusable."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StreamStateError(f"{self.path}: cannot read it ({exc.strerror or exc})") from None
+        return self.decode(data)
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state; None for a fresh start — no file, or (with one warning logged) an unusable one.
+
+        Temporary files left by a process killed while writing are removed first (one process owns the file).
+        """
+        self._remove_stale_temporaries()
+        try:
+            return self.read()
+        except StreamStateError as exc:
+            log.warning("stream state ignored, starting afresh: %s", exc)
+            return None
+
+    def _remove_stale_temporaries(self) -> None:
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            try:
+                stale.unlink()
+                log.info("removed %s, left by an interrupted stream-state write", stale)
+            except OSError as exc:
+                log.warning("cannot remove %s, left by an interrupted stream-state write: %s", stale, exc)
 
 
 class _HashingWriter:
@@ -391,4 +424,4 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "PERSONAL_KEY", "StreamStateError", "StreamStateFile"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "PERSONAL_KEY", "StreamStateCodec", "StreamStateError", "StreamStateFile"]
