@@ -44,3 +44,30 @@ def test_worker_reports_an_unreachable_redis_in_one_line() -> None:
     result = runner.invoke(app, ["worker", "--partitions", "0", "--redis-url", f"redis://127.0.0.1:{port}/0"])
     assert result.exit_code == 3
     assert "error: redis: ConnectionError" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.integration
+def test_worker_state_options_reach_the_checkpoints(redis_server: RedisProcess, tmp_path: Path) -> None:
+    """A worker run saves its pipeline state with the checkpoint (the next worker restores it); with
+    ``--no-checkpoint-state`` nothing is saved, and ``--max-state-mb`` below the blob's size saves none either."""
+    import json
+
+    events = tmp_path / "events.ndjson"
+    pl.concat([b.frame for b in simulated_batches()]).head(2000).write_ndjson(events)
+    common = ["--redis-url", redis_server.url, "--partitions", "0", "--exit-when-idle", "0.5", "--block", "100"]
+
+    def run(prefix: str, *extra: str) -> dict[str, int]:
+        result = runner.invoke(app, ["worker", *common, "--prefix", prefix, *extra])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output[result.output.index("{") :])  # type: ignore[no-any-return]
+
+    for prefix in ("on", "off", "small"):
+        published = runner.invoke(app, ["publish", str(events), "--partitions", "1", "--redis-url",
+                                        redis_server.url, "--prefix", prefix])  # fmt: skip
+        assert published.exit_code == 0, published.output
+    first = run("on")
+    assert first["state_bytes"] > 0 and first["states_restored"] == 0
+    assert run("on")["states_restored"] == 1  # the next worker on the partition resumes the saved state
+    assert run("off", "--no-checkpoint-state")["state_bytes"] == 0
+    assert run("off")["states_restored"] == 0  # nothing was saved
+    assert run("small", "--max-state-mb", "0.001")["state_bytes"] == 0

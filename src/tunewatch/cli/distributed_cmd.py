@@ -104,6 +104,21 @@ def worker(
     exit_when_idle: Annotated[
         float | None, typer.Option("--exit-when-idle", help="Stop after this many seconds without entries.")
     ] = None,
+    checkpoint_state: Annotated[
+        bool,
+        typer.Option(
+            "--checkpoint-state/--no-checkpoint-state",
+            help="Save detector and stream state with each checkpoint; a worker taking a partition over resumes it.",
+        ),
+    ] = True,
+    checkpoint_ttl: Annotated[
+        int | None,
+        typer.Option("--checkpoint-ttl", min=1, help="Expiry of checkpoint records and state (ms; default: none)."),
+    ] = None,
+    max_state_mb: Annotated[
+        float,
+        typer.Option("--max-state-mb", min=0.001, help="Larger state blobs are not saved (takeover starts cold)."),
+    ] = 128.0,
     notify_unscoped: Annotated[
         bool,
         typer.Option(
@@ -130,7 +145,8 @@ def worker(
             group=group, consumer=consumer or default_consumer(), partitions=_parse_partitions(partitions),
             read_count=read_count, block_ms=block, claim_idle_ms=claim_idle, checkpoint_every=checkpoint_every,
             exit_when_idle_s=exit_when_idle, hold_before_ack_after=hold_before_ack_after,
-            notify_unscoped=notify_unscoped,
+            notify_unscoped=notify_unscoped, checkpoint_state=checkpoint_state, checkpoint_ttl_ms=checkpoint_ttl,
+            max_state_bytes=int(max_state_mb * 1024 * 1024),
         )  # fmt: skip
         sink: IO[bytes] | None = stack.enter_context(alerts_out.open("ab")) if alerts_out else None
 
