@@ -76,7 +76,9 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
             gc.freeze()  # start-up objects (modules, functions) leave the collector's scans: shorter GC pauses
         yield
         await batcher.close()  # graceful shutdown: queued batches are run before the process ends
-        await run_in_threadpool(service.checkpoint)  # ... and a restart resumes exactly here (ids, windows)
+        # ... and a restart resumes exactly here (ids, windows). Called directly: no request is served any more,
+        # and handing it to the thread pool during shutdown let a SIGINT tear the lifespan down half-way.
+        service.checkpoint()
 
     app = IngestApp(
         title="tunewatch",
