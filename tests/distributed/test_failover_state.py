@@ -19,6 +19,8 @@ from polars.testing import assert_frame_equal
 
 from tests.cache.servers import RedisProcess, wait_until
 from tests.distributed.helpers import simulated_batches, start_worker
+from tunewatch.alert.model import Alert
+from tunewatch.alert.rules import RuleSet, parse_rules
 from tunewatch.distributed import EntryCommitter, Publisher, Worker, WorkerConfig
 from tunewatch.distributed.checkpoint import CheckpointStore
 from tunewatch.distributed.connection import RedisClient, connect
@@ -396,3 +398,115 @@ def test_oversized_state_is_not_saved_and_the_takeover_starts_cold(
     c = _worker(client, "g", "c")
     c.setup()
     assert (c.stats.states_restored, c.stats.states_ignored) == (0, 0)  # nothing to restore, nothing to warn about
+
+
+# -- alert rules' state ------------------------------------------------------------------------------------------
+
+LOW_TRAFFIC = """
+groups:
+  - name: g
+    rules:
+      - alert: TrafficLow
+        kind: threshold
+        metric: events
+        op: "<"
+        value: 150
+        for: 2m
+"""
+INCIDENT_MINUTES = range(3, 9)  # traffic thinned to a fifth: fires (2nd window) before the checkpoint, ends after
+
+
+def _publish_incident(client: RedisClient) -> int:
+    """The simulated stream with an incident; returns the number of entries of its first half (10 minutes)."""
+    t0 = int(next(simulated_batches()).frame["ts"][0]) // 60_000 * 60_000
+    minute = (pl.col("ts").cast(pl.Int64, strict=False) - t0) // 60_000
+    thinned = minute.is_in(list(INCIDENT_MINUTES)).fill_null(False) & (pl.int_range(pl.len()) % 5 != 0)
+    frames = [b.frame.filter(~thinned) for b in simulated_batches()]
+    publisher = Publisher(client, 1, batch_size=200)
+    first = publisher.publish(RawBatch(frame=f, source="first") for f in frames[:2]).entries
+    publisher.publish(RawBatch(frame=f, source="second") for f in frames[2:])
+    return first
+
+
+def _alert_worker(client: RedisClient, consumer: str, rules: RuleSet, sent: list[Alert]) -> Worker:
+    config = WorkerConfig(group="g", consumer=consumer, partitions=[0], read_count=1, block_ms=10, claim_idle_ms=1)
+    return Worker(client, config, rules=rules, notify=sent.append, keyring=None)
+
+
+def test_replacement_resolves_the_alert_its_predecessor_had_firing(redis_server: RedisProcess) -> None:
+    client = connect(redis_server.url)
+    first_half = _publish_incident(client)
+    rules = parse_rules(LOW_TRAFFIC)
+    a_sent: list[Alert] = []
+    a = _alert_worker(client, "a", rules, a_sent)
+    a.setup()
+    _process(a, first_half)
+    a.checkpoint_all()
+    (firing,) = a_sent
+    assert firing.status == "firing" and firing.labels["alertname"] == "TrafficLow"
+    assert [x.labels["alertname"] for x in a.partitions[0].pipeline.engine.active()] == ["TrafficLow"]
+
+    b_sent: list[Alert] = []
+    b = _alert_worker(client, "b", rules, b_sent)
+    b.setup()
+    assert b.stats.states_restored == 1
+    assert [x.starts_at for x in b.partitions[0].pipeline.engine.active()] == [firing.starts_at]
+    _drain(b)
+    (resolved,) = b_sent  # no second firing: b resolves a's alert, with a's startsAt
+    assert (resolved.status, resolved.fingerprint, resolved.starts_at) == ("resolved", firing.fingerprint,
+                                                                           firing.starts_at)  # fmt: skip
+    assert resolved.ends_at == firing.starts_at + len(INCIDENT_MINUTES) * 60_000
+    assert b.stats.alerts_notified == 1 and b.stats.alerts_deduplicated == 0
+
+
+def _version_1(blob: bytes) -> bytes:
+    state = StreamStateCodec("test").decode(blob)
+    del state["alerts"]
+    return StreamStateCodec("test").encode({**state, "version": 1})
+
+
+def test_version_1_blob_without_alert_state_restores_with_a_cold_alert_engine(redis_server: RedisProcess) -> None:
+    client = connect(redis_server.url)
+    first_half = _publish_incident(client)
+    rules = parse_rules(LOW_TRAFFIC)
+    a_sent: list[Alert] = []
+    a = _alert_worker(client, "a", rules, a_sent)
+    a.setup()
+    _process(a, first_half)
+    a.checkpoint_all()
+    store = CheckpointStore(client, "g")
+    saved = store.load_with_state(0)
+    assert saved.record is not None and saved.blob is not None
+    assert StreamStateCodec("test").decode(saved.blob)["version"] == 2
+    store.save(saved.record, _version_1(saved.blob))
+
+    b = _alert_worker(client, "b", rules, [])
+    b.setup()
+    assert (b.stats.states_restored, b.stats.states_ignored) == (1, 0)
+    pipeline = b.partitions[0].pipeline
+    assert pipeline.detection.series_count > 0 and pipeline.engine.active() == []  # warm detectors, cold alerts
+
+
+def test_alert_state_of_other_rules_is_skipped_with_one_warning(
+    redis_server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = connect(redis_server.url)
+    first_half = _publish_incident(client)
+    a = _alert_worker(client, "a", parse_rules(LOW_TRAFFIC), [])
+    a.setup()
+    _process(a, first_half)
+    a.checkpoint_all()
+    assert a.partitions[0].pipeline.engine.active()
+
+    caplog.set_level(logging.WARNING)
+    other = parse_rules(LOW_TRAFFIC.replace("value: 150", "value: 120"))
+    b = _alert_worker(client, "b", other, [])
+    b.setup()
+    assert (b.stats.states_restored, b.stats.states_ignored) == (1, 0)  # detectors and stream state restored
+    pipeline = b.partitions[0].pipeline
+    assert pipeline.detection.series_count > 0 and pipeline.engine.active() == []
+    assert pipeline.engine.rules is other
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "alert state not restored, the alert rules start cold" in warnings[0]
+    assert "rule definitions differ at #1 'TrafficLow'" in warnings[0]

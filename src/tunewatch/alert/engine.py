@@ -7,10 +7,11 @@ indexed by series id, so the cost per window does not depend on the number of se
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
@@ -19,11 +20,15 @@ from tunewatch.alert.explain import dims_text, format_value, render, revenue_at_
 from tunewatch.alert.history import Transition
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import Rule, RuleSet
-from tunewatch.alert.windows import stateful_condition
+from tunewatch.alert.windows import BurnRate, RateOfChange, stateful_condition
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import dimension_set
 
 WINDOW_MS: Final = 60_000
+#: version of :meth:`AlertEngine.state_dict`'s layout
+STATE_VERSION: Final = 1
+STATE_COMPONENT: Final = "AlertEngine"
+_ARRAYS: Final = ("run", "quiet", "onset", "last_true", "firing")
 #: runbook page used when a rule names no ``runbook_url`` (anchor: the alert name in kebab case)
 DEFAULT_RUNBOOKS: Final = "https://github.com/tunewatch/tunewatch/blob/main/docs/runbooks.md"
 
@@ -55,6 +60,51 @@ class _RuleState:
             self.onset = np.concatenate([self.onset, np.zeros(extra, dtype=np.int64)])
             self.last_true = np.concatenate([self.last_true, np.zeros(extra, dtype=np.int64)])
             self.firing = np.concatenate([self.firing, np.zeros(extra, dtype=bool)])
+
+
+def rule_fingerprint(rule: Rule) -> str:
+    """BLAKE2b-128 of the rule's full definition (every field, defaults included): equal rules, equal hash."""
+    return hashlib.blake2b(rule.model_dump_json().encode(), digest_size=16).hexdigest()
+
+
+def _plain(value: Any, key: str) -> Any:
+    """``value`` as JSON-like data (dicts with string keys, lists, numbers, strings, None) for a state tree."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, key) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"alert state: {key!r} holds a {type(value).__name__}, which is not JSON-like")
+
+
+def _alert_state(alert: Alert) -> dict[str, Any]:
+    return {
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "status": alert.status,
+        "starts_at": alert.starts_at,
+        "ends_at": alert.ends_at,
+        "generator_url": alert.generator_url,
+        "extra": _plain(alert.extra, "extra"),
+    }
+
+
+def _alert_of(state: Mapping[str, Any]) -> Alert:
+    status = state["status"]
+    if status not in ("firing", "resolved"):
+        raise ValueError(f"alert 'status': {status!r} is neither 'firing' nor 'resolved'")
+    return Alert(
+        labels={str(k): str(v) for k, v in state["labels"].items()},
+        annotations={str(k): str(v) for k, v in state["annotations"].items()},
+        status=status,
+        starts_at=int(state["starts_at"]),
+        ends_at=None if state["ends_at"] is None else int(state["ends_at"]),
+        generator_url=str(state["generator_url"]),
+        extra=dict(state["extra"]),
+    )
 
 
 def condition(rule: Rule) -> pl.Expr:
@@ -97,6 +147,93 @@ class AlertEngine:
     def active(self) -> list[Alert]:
         """Alerts firing now."""
         return [a for st in self._state for a in st.alerts.values()]
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the rules' lifecycle has reached, as plain values and NumPy arrays (the stream-state format).
+
+        Bound to this rule set: it carries a fingerprint of every rule, and :meth:`load_state_dict` refuses it
+        for other rules. Per rule: the per-series arrays, the firing alerts (series ids and fields), the pending
+        label sets and, for look-back kinds, the kept windows of history.
+        """
+        rules = []
+        for st, lookback in zip(self._state, self._lookback, strict=True):
+            alerts = sorted(st.alerts.items())
+            pending = sorted(st.pending.items())
+            rules.append({
+                **{name: getattr(st, name).copy() for name in _ARRAYS},
+                "alert_sids": np.array([sid for sid, _ in alerts], dtype=np.int64),
+                "alerts": [_alert_state(a) for _, a in alerts],
+                "pending_sids": np.array([sid for sid, _ in pending], dtype=np.int64),
+                "pending": [dict(labels) for _, labels in pending],
+                "history": None if lookback is None else lookback.history.state_dict(),
+            })  # fmt: skip
+        return {
+            "component": STATE_COMPONENT,
+            "version": STATE_VERSION,
+            "rule_fingerprints": [rule_fingerprint(r) for r in self.rules.rules],
+            "rule_names": [r.alert for r in self.rules.rules],
+            "rules": rules,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state_dict` (into a fresh engine: on error it may be half loaded).
+
+        Raises ``ValueError`` naming both versions for a state of another version, and naming the rules that
+        differ for a state of another rule set.
+        """
+        found = state.get("component"), state.get("version")
+        if found != (STATE_COMPONENT, STATE_VERSION):
+            raise ValueError(f"alert state: component {found[0]!r} version {found[1]!r} is not supported (this "
+                             f"engine reads {STATE_COMPONENT} version {STATE_VERSION})")  # fmt: skip
+        self._check_rules(state)
+        entries = state.get("rules")
+        if not isinstance(entries, list) or len(entries) != len(self._state):
+            raise ValueError(f"alert state 'rules': expected a list of {len(self._state)} rule states")
+        names = [r.alert for r in self.rules.rules]
+        for name, st, lookback, entry in zip(names, self._state, self._lookback, entries, strict=True):
+            try:
+                self._load_rule(st, lookback, entry)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ValueError(f"alert state of rule {name!r}: {type(exc).__name__}: {exc}") from None
+
+    def _check_rules(self, state: Mapping[str, Any]) -> None:
+        theirs = list(state.get("rule_fingerprints") or [])
+        their_names = list(state.get("rule_names") or [])
+        ours = [rule_fingerprint(r) for r in self.rules.rules]
+        if theirs == ours:
+            return
+        names = [r.alert for r in self.rules.rules]
+        if len(theirs) != len(ours):
+            raise ValueError(f"alert state: taken with {len(theirs)} rules ({', '.join(map(str, their_names))}), "
+                             f"this engine has {len(ours)} ({', '.join(names)})")  # fmt: skip
+        differ = [f"#{i + 1} {names[i]!r}" + (f" (was {their_names[i]!r})" if i < len(their_names)
+                                              and their_names[i] != names[i] else "")
+                  for i, (a, b) in enumerate(zip(theirs, ours, strict=True)) if a != b]  # fmt: skip
+        raise ValueError(f"alert state: taken with another rule set; rule definitions differ at {', '.join(differ)}")
+
+    @staticmethod
+    def _load_rule(st: _RuleState, lookback: RateOfChange | BurnRate | None, entry: Mapping[str, Any]) -> None:
+        arrays = {name: entry[name] for name in _ARRAYS}
+        sizes = {a.size if isinstance(a, np.ndarray) and a.ndim == 1 else -1 for a in arrays.values()}
+        if len(sizes) != 1 or -1 in sizes:
+            raise ValueError(f"the arrays {', '.join(_ARRAYS)} must be one-dimensional and of one length")
+        for name, a in arrays.items():
+            setattr(st, name, a.astype(bool if name == "firing" else np.int64, copy=True))
+        size = sizes.pop()
+        alert_sids, alerts = entry["alert_sids"], entry["alerts"]
+        pending_sids, pending = entry["pending_sids"], entry["pending"]
+        if len(alert_sids) != len(alerts) or len(pending_sids) != len(pending):
+            raise ValueError("series ids and alerts (or pending label sets) differ in number")
+        if any(not 0 <= int(s) < size for s in [*alert_sids.tolist(), *pending_sids.tolist()]):
+            raise ValueError(f"a series id is outside the {size} series of the arrays")
+        st.alerts = {int(s): _alert_of(a) for s, a in zip(alert_sids.tolist(), alerts, strict=True)}
+        st.pending = {int(s): {str(k): str(v) for k, v in labels.items()}
+                      for s, labels in zip(pending_sids.tolist(), pending, strict=True)}  # fmt: skip
+        history = entry["history"]
+        if (lookback is None) != (history is None):
+            raise ValueError("look-back history present for a rule without one, or missing")
+        if lookback is not None:
+            lookback.history.load_state_dict(history)
 
     def evaluate(self, detections: pl.DataFrame, metrics: pl.DataFrame) -> list[Alert]:
         """Step every rule through the windows of ``detections``; return state changes in time order."""

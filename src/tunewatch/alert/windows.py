@@ -7,7 +7,8 @@ cell is computed at once with array arithmetic (shifts and cumulative sums), wit
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
@@ -61,6 +62,22 @@ class SeriesHistory:
         self.buf = full[:, -self.depth :, :].copy()
         self.next_window = last + WINDOW_MS
         return full, first
+
+    def state_dict(self) -> dict[str, Any]:
+        """The kept windows and the next expected window start (plain values and one NumPy array)."""
+        return {"buf": self.buf.copy(), "next_window": self.next_window}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state_dict`; raises ``ValueError`` naming the field when it does not fit."""
+        buf = state.get("buf")
+        if not isinstance(buf, np.ndarray) or buf.ndim != 3 or buf.shape[:2] != self.buf.shape[:2]:
+            shape = buf.shape if isinstance(buf, np.ndarray) else type(buf).__name__
+            raise ValueError(f"history 'buf': expected (channels, depth) {self.buf.shape[:2]}, got {shape}")
+        nxt = state.get("next_window")
+        if nxt is not None and (not isinstance(nxt, int) or isinstance(nxt, bool)):
+            raise ValueError(f"history 'next_window': expected an int or None, got {type(nxt).__name__}")
+        self.buf = buf.astype(np.float64, copy=True)
+        self.next_window = nxt
 
 
 def _cell(rows: pl.DataFrame, first: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
