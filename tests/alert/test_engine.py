@@ -115,3 +115,19 @@ def test_templates_never_evaluate_code() -> None:
     rules = RULES.replace("failures {{ $value }}", "{{ __import__('os') }} {{ $labels.nope }}")
     firing = AlertEngine(parse_rules(rules)).evaluate(_detections([0.5] * 3), _metrics())[0]
     assert firing.annotations["summary"].startswith("{{ __import__('os') }}  vs")
+
+
+def test_min_weight_reads_the_weight_the_judgement_rests_on() -> None:
+    """A failure rate of 5 attempts a minute judged over five pooled minutes (25 attempts) passes a
+    ``min_weight: 10`` guard; judged on its own minute it does not; without the column, the point's weight."""
+    rules = parse_rules(RULES.replace("for: 2m", "for: 2m\n        min_weight: 10"))
+    values = [0.01] * 3 + [0.5] * 4 + [0.01] * 4
+    small = _detections(values).with_columns(pl.lit(5.0).alias("weight"))
+    pooled = small.with_columns(pl.lit(25.0).alias("evidence_weight"))
+    assert [a.status for a in AlertEngine(rules).evaluate(pooled, _metrics())] == ["firing", "resolved"]
+    assert AlertEngine(rules).evaluate(small.with_columns(pl.lit(5.0).alias("evidence_weight")), _metrics()) == []
+    assert AlertEngine(rules).evaluate(small.drop("evidence_weight"), _metrics()) == []
+    assert [a.status for a in AlertEngine(rules).evaluate(_detections(values).drop("evidence_weight"), _metrics())] == [
+        "firing",
+        "resolved",
+    ]

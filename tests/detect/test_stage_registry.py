@@ -97,7 +97,7 @@ class _OracleStage:
         parts = [p for m, d in self.targets.items() if (p := self._run_metric(m, d, metrics, windows)).height]
         if not parts:
             return pl.DataFrame(schema=DETECTION_SCHEMA)
-        floats = ("value", "weight", "expected", "lower", "upper", "score")
+        floats = ("value", "weight", "evidence_weight", "expected", "lower", "upper", "score")
         return pl.concat(parts).select(DETECTION_SCHEMA.names()).with_columns(pl.col(floats).fill_nan(None))
 
     def _run_metric(
@@ -134,9 +134,9 @@ class _OracleStage:
                 continue
             last_seen[sids[a:b]] = t
             det = self.detectors[metric].step(int(t), ids, v, wt)
-            if det.evidence_weight is not None:  # the weight the detector's evidence rests on, when it says
-                wt = det.evidence_weight
-            cols = {"window_start": np.full(ids.size, t, dtype=np.int64), "sid": ids, "value": v, "weight": wt}
+            ew = wt if det.evidence_weight is None else det.evidence_weight  # what the judgement rests on
+            cols = {"window_start": np.full(ids.size, t, dtype=np.int64), "sid": ids, "value": v, "weight": wt,
+                    "evidence_weight": ew}  # fmt: skip
             cols |= {"expected": det.expected, "lower": det.lower, "upper": det.upper, "score": det.score}
             rows.append(pl.DataFrame(cols))
         self.last_seen[metric] = last_seen

@@ -108,9 +108,15 @@ def _alert_of(state: Mapping[str, Any]) -> Alert:
 
 
 def condition(rule: Rule) -> pl.Expr:
-    """The rule's condition over a detection frame (value, weight, expected, score; NaN already made null)."""
+    """The rule's condition over a detection frame (value, weight, expected, score; NaN already made null).
+
+    ``min_weight`` guards an anomaly rule by the weight the detector's judgement rests on (``evidence_weight``,
+    several minutes when it pooled them), a threshold rule by the point's own weight.
+    """
     v, e, w = pl.col("value"), pl.col("expected"), pl.col("weight")
     guard = w >= rule.min_weight
+    # an anomaly judged over several points (the detector pools them) rests on their weight together
+    evidence_guard = pl.coalesce(pl.col("evidence_weight"), w) >= rule.min_weight
     if rule.kind == "threshold":
         assert rule.value is not None
         ops = {">": v > rule.value, ">=": v >= rule.value, "<": v < rule.value, "<=": v <= rule.value}
@@ -123,7 +129,7 @@ def condition(rule: Rule) -> pl.Expr:
     up = (v > e) & (v - e >= rule.min_delta) & (v >= e * rule.min_ratio)
     down = (v < e) & (e - v >= rule.min_delta) & (v * rule.min_ratio <= e)
     moved = up if direction == "up" else down if direction == "down" else up | down
-    return (moved & guard & (pl.col("score") >= rule.min_score)).fill_null(False)
+    return (moved & evidence_guard & (pl.col("score") >= rule.min_score)).fill_null(False)
 
 
 class AlertEngine:
@@ -239,6 +245,8 @@ class AlertEngine:
         """Step every rule through the windows of ``detections``; return state changes in time order."""
         if detections.is_empty():
             return []
+        if "evidence_weight" not in detections.columns:  # frames of detectors that do not pool
+            detections = detections.with_columns(pl.lit(None, dtype=pl.Float64).alias("evidence_weight"))
         windows = np.unique(detections.get_column("window_start").to_numpy())
         changes: list[tuple[int, int, Alert]] = []
         rules = zip(self.rules.rules, self._conditions, self._state, self._lookback, strict=True)

@@ -35,6 +35,7 @@ DETECTION_SCHEMA: Final = pl.Schema(
         *[(f, pl.String) for f in DIMENSION_FIELDS],
         ("value", pl.Float64),
         ("weight", pl.Float64),
+        ("evidence_weight", pl.Float64),  # the weight the detector's judgement rests on (pooled points: more)
         ("expected", pl.Float64),
         ("lower", pl.Float64),
         ("upper", pl.Float64),
@@ -212,6 +213,7 @@ class _Points:
     sid: np.ndarray
     value: np.ndarray
     weight: np.ndarray
+    evidence_weight: np.ndarray
     expected: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
@@ -358,7 +360,7 @@ class DetectionStage:
         zero_fill = spec.kind in ("count", "sum")
         present = np.zeros(n_series, dtype=bool)
         detector = self.detectors[metric]
-        out: dict[str, list[np.ndarray]] = {k: [] for k in ("w", "sid", "v", "wt", "e", "lo", "hi", "s")}
+        out: dict[str, list[np.ndarray]] = {k: [] for k in ("w", "sid", "v", "wt", "ew", "e", "lo", "hi", "s")}
         for i, t in enumerate(windows):
             a, b = bounds[i], bounds[i + 1]
             ids, v, wt = sids[a:b], vals[a:b], wts[a:b]
@@ -378,7 +380,8 @@ class DetectionStage:
             out["w"].append(np.full(ids.size, t, dtype=np.int64))
             out["sid"].append(ids)
             out["v"].append(v)
-            out["wt"].append(wt if det.evidence_weight is None else det.evidence_weight)
+            out["wt"].append(wt)
+            out["ew"].append(wt if det.evidence_weight is None else det.evidence_weight)
             out["e"].append(det.expected)
             out["lo"].append(det.lower)
             out["hi"].append(det.upper)
@@ -394,6 +397,7 @@ class DetectionStage:
             sid=sid,
             value=np.concatenate(out["v"]),
             weight=np.concatenate(out["wt"]),
+            evidence_weight=np.concatenate(out["ew"]),
             expected=np.concatenate(out["e"]),
             lower=np.concatenate(out["lo"]),
             upper=np.concatenate(out["hi"]),
@@ -407,7 +411,7 @@ class DetectionStage:
         names = pl.Series("metric", list(self.targets), dtype=pl.String)
         codes = np.concatenate([np.full(p.sid.size, p.metric, dtype=np.int64) for p in parts])
         keys = self._keys.frame[np.concatenate([p.key_ids for p in parts])]
-        floats = ("value", "weight", "expected", "lower", "upper", "score")
+        floats = ("value", "weight", "evidence_weight", "expected", "lower", "upper", "score")
         columns = [
             pl.Series("window_start", np.concatenate([p.window_start for p in parts]), dtype=pl.Int64),
             names.gather(codes),
