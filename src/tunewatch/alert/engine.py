@@ -20,13 +20,13 @@ from tunewatch.alert.explain import dims_text, format_value, render, revenue_at_
 from tunewatch.alert.history import Transition
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import Rule, RuleSet
-from tunewatch.alert.windows import BurnRate, RateOfChange, stateful_condition
+from tunewatch.alert.windows import Absence, BurnRate, RateOfChange, stateful_condition
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import dimension_set
 
 WINDOW_MS: Final = 60_000
 #: version of :meth:`AlertEngine.state_dict`'s layout
-STATE_VERSION: Final = 1
+STATE_VERSION: Final = 2  # 2: absence rules keep the expected value of each series before it fell silent
 STATE_COMPONENT: Final = "AlertEngine"
 _ARRAYS: Final = ("run", "quiet", "onset", "last_true", "firing")
 #: runbook page used when a rule names no ``runbook_url`` (anchor: the alert name in kebab case)
@@ -121,9 +121,7 @@ def condition(rule: Rule) -> pl.Expr:
         assert rule.value is not None
         ops = {">": v > rule.value, ">=": v >= rule.value, "<": v < rule.value, "<=": v <= rule.value}
         return (ops[rule.op] & guard).fill_null(False)
-    if rule.kind == "absence":
-        return ((v <= 0) & (e >= rule.min_expected)).fill_null(False)
-    if rule.kind in ("rate_of_change", "slo_burn_rate"):  # look-back kinds: see alert.windows
+    if rule.kind in ("absence", "rate_of_change", "slo_burn_rate"):  # look-back kinds: see alert.windows
         return pl.col("__cond").fill_null(False)
     direction = rule.effective_direction
     up = (v > e) & (v - e >= rule.min_delta) & (v >= e * rule.min_ratio)
@@ -218,7 +216,9 @@ class AlertEngine:
         raise ValueError(f"alert state: taken with another rule set; rule definitions differ at {', '.join(differ)}")
 
     @staticmethod
-    def _load_rule(st: _RuleState, lookback: RateOfChange | BurnRate | None, entry: Mapping[str, Any]) -> None:
+    def _load_rule(
+        st: _RuleState, lookback: RateOfChange | BurnRate | Absence | None, entry: Mapping[str, Any]
+    ) -> None:
         arrays = {name: entry[name] for name in _ARRAYS}
         sizes = {a.size if isinstance(a, np.ndarray) and a.ndim == 1 else -1 for a in arrays.values()}
         if len(sizes) != 1 or -1 in sizes:

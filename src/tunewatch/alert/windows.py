@@ -159,8 +159,65 @@ class BurnRate:
         )
 
 
-def stateful_condition(rule: Rule) -> RateOfChange | BurnRate | None:
+class ExpectedBeforeSilence:
+    """Per series, the expected value of its last window that was not silent (NaN: none seen yet)."""
+
+    def __init__(self) -> None:
+        self.ref = np.zeros(0, dtype=np.float64)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The reference of every series (one NumPy array)."""
+        return {"ref": self.ref.copy()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state_dict`; raises ``ValueError`` naming the field when it does not fit."""
+        ref = state.get("ref")
+        if not isinstance(ref, np.ndarray) or ref.ndim != 1:
+            raise ValueError(f"history 'ref': expected a 1-D array, got {type(ref).__name__}")
+        self.ref = ref.astype(np.float64, copy=True)
+
+
+class Absence:
+    """A series silent (value 0) while it was expected to send at least ``min_expected`` a minute.
+
+    "Expected" is what the detector expected in the series' last window that was not silent, not its expected
+    value now: a detector learns the zeros of a silent series within minutes, and judged by its current
+    expectation an outage would stop counting as one before ``for`` was reached.
+    """
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.history = ExpectedBeforeSilence()
+
+    def evaluate(self, rows: pl.DataFrame, windows: np.ndarray) -> pl.DataFrame:
+        """``rows`` (in window order) plus ``__cond`` and ``__expected_before_silence``."""
+        sids = rows.get_column("sid").to_numpy().astype(np.int64)
+        value = rows.get_column("value").fill_null(np.nan).to_numpy().astype(np.float64)
+        expected = rows.get_column("expected").fill_null(np.nan).to_numpy().astype(np.float64)
+        n = int(sids.max()) + 1 if sids.size else 0
+        if self.history.ref.size < n:
+            grow = np.full(n - self.history.ref.size, np.nan)
+            self.history.ref = np.concatenate([self.history.ref, grow])
+        sending = (value > 0) & np.isfinite(expected)
+        carried = (
+            pl.DataFrame({"sid": sids, "ref": np.where(sending, expected, np.nan)})
+            .select(pl.col("ref").fill_nan(None).forward_fill().over("sid"))
+            .get_column("ref")
+            .to_numpy()
+            .astype(np.float64)
+        )
+        ref = np.where(np.isnan(carried), self.history.ref[sids], carried)
+        if sids.size:  # remember each series' reference after its last row
+            last = sids.size - 1 - np.unique(sids[::-1], return_index=True)[1]
+            self.history.ref[sids[last]] = ref[last]
+        cond = (value <= 0) & (ref >= self.rule.min_expected)
+        return rows.with_columns(pl.Series("__cond", cond), pl.Series("__expected_before_silence", ref).fill_nan(None))
+
+
+def stateful_condition(rule: Rule) -> RateOfChange | BurnRate | Absence | None:
     """The look-back evaluator of a rule, or ``None`` when its condition is a plain expression."""
+    if rule.kind == "absence":
+        return Absence(rule)
     if rule.kind == "rate_of_change":
         return RateOfChange(rule)
     if rule.kind == "slo_burn_rate":
