@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -64,7 +66,8 @@ class Browser:
     """A headless Chromium with one page, driven by Chrome DevTools Protocol ``Runtime.evaluate``."""
 
     def __init__(self, binary: str) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="tw-chromium-")
+        # Chromium's helper processes may still write into the profile while it is removed: errors are ignored
+        self._dir = tempfile.TemporaryDirectory(prefix="tw-chromium-", ignore_cleanup_errors=True)
         self.proc = subprocess.Popen(
             [
                 binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -74,6 +77,7 @@ class Browser:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: close() stops the renderers and helpers too
         )  # fmt: skip
         port_file = Path(self._dir.name) / "DevToolsActivePort"
         deadline = time.monotonic() + 60
@@ -129,9 +133,14 @@ class Browser:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._ws.close()
-        self.proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):  # helpers that outlived the browser process
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self._dir.cleanup()
