@@ -433,15 +433,21 @@ def _alert_worker(client: RedisClient, consumer: str, rules: RuleSet, sent: list
     return Worker(client, config, rules=rules, notify=sent.append, keyring=None)
 
 
-def test_replacement_resolves_the_alert_its_predecessor_had_firing(redis_server: RedisProcess) -> None:
-    client = connect(redis_server.url)
+def _checkpointed_after_the_alert(client: RedisClient, rules: RuleSet, sent: list[Alert]) -> Worker:
+    """Worker "a" over the incident's first half (its alert fires), checkpointed at the end of it."""
     first_half = _publish_incident(client)
-    rules = parse_rules(LOW_TRAFFIC)
-    a_sent: list[Alert] = []
-    a = _alert_worker(client, "a", rules, a_sent)
+    a = _alert_worker(client, "a", rules, sent)
     a.setup()
     _process(a, first_half)
     a.checkpoint_all()
+    return a
+
+
+def test_replacement_resolves_the_alert_its_predecessor_had_firing(redis_server: RedisProcess) -> None:
+    client = connect(redis_server.url)
+    rules = parse_rules(LOW_TRAFFIC)
+    a_sent: list[Alert] = []
+    a = _checkpointed_after_the_alert(client, rules, a_sent)
     (firing,) = a_sent
     assert firing.status == "firing" and firing.labels["alertname"] == "TrafficLow"
     assert [x.labels["alertname"] for x in a.partitions[0].pipeline.engine.active()] == ["TrafficLow"]
@@ -467,13 +473,8 @@ def _version_1(blob: bytes) -> bytes:
 
 def test_version_1_blob_without_alert_state_restores_with_a_cold_alert_engine(redis_server: RedisProcess) -> None:
     client = connect(redis_server.url)
-    first_half = _publish_incident(client)
     rules = parse_rules(LOW_TRAFFIC)
-    a_sent: list[Alert] = []
-    a = _alert_worker(client, "a", rules, a_sent)
-    a.setup()
-    _process(a, first_half)
-    a.checkpoint_all()
+    _checkpointed_after_the_alert(client, rules, [])
     store = CheckpointStore(client, "g")
     saved = store.load_with_state(0)
     assert saved.record is not None and saved.blob is not None
@@ -491,11 +492,7 @@ def test_alert_state_of_other_rules_is_skipped_with_one_warning(
     redis_server: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = connect(redis_server.url)
-    first_half = _publish_incident(client)
-    a = _alert_worker(client, "a", parse_rules(LOW_TRAFFIC), [])
-    a.setup()
-    _process(a, first_half)
-    a.checkpoint_all()
+    a = _checkpointed_after_the_alert(client, parse_rules(LOW_TRAFFIC), [])
     assert a.partitions[0].pipeline.engine.active()
 
     caplog.set_level(logging.WARNING)
