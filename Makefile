@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint bench clean system-deps
+.PHONY: setup run test test-fast lint bench clean system-deps lock
 
 # Debian packages used by integration tests (real redis-server, Alertmanager, promtool, Chromium), as
 # command:package pairs; installed when root, otherwise the tests that need them are skipped.
@@ -19,16 +19,41 @@ system-deps:
 	  else echo "note: missing$$missing: integration tests that need them will be skipped"; fi; \
 	fi
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || python3 -m venv $(VENV)
+# Installs come from the lock files in requirements/ (every version pinned with hashes); `make lock` refreshes them.
+LOCK_CMD = $(VENV)/bin/uv pip compile pyproject.toml requirements/build.in --universal --python-version 3.11 \
+	--generate-hashes --quiet
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev]'
-	@touch $(STAMP)
+
+# $(1): lock file, $(2): stamp
+define install_lock
+	$(PIP) install -q --require-hashes -r $(1)
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	@touch $(2)
+endef
+
+$(VENV)/.run-installed: requirements/run.lock pyproject.toml | $(VENV)/bin/python
+	$(call install_lock,requirements/run.lock,$@)
+
+$(STAMP): requirements/dev.lock pyproject.toml | $(VENV)/bin/python
+	$(call install_lock,requirements/dev.lock,$@)
+
+$(VENV)/.bench-installed: requirements/bench.lock pyproject.toml | $(VENV)/bin/python
+	$(call install_lock,requirements/bench.lock,$@)
+
+## Re-resolve every dependency (newest allowed by pyproject.toml) into the lock files.
+lock: | $(VENV)/bin/python
+	$(PIP) install -q uv
+	$(LOCK_CMD) -o requirements/run.lock
+	$(LOCK_CMD) --extra dev -o requirements/dev.lock
+	$(LOCK_CMD) --extra dev --extra bench -o requirements/bench.lock
 
 setup: $(STAMP)
 
 ## Run the product on embedded defaults: service + simulated live stream, alerts in the console.
-run: $(STAMP)
+run: $(VENV)/.run-installed
 	$(VENV)/bin/tunewatch run
 
 ## Lint, type-check and run the whole test suite.
@@ -45,8 +70,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
-	$(PIP) install -q -e '.[dev,bench]'
+bench: $(VENV)/.bench-installed
 	$(PY) bench/replay.py
 
 clean:

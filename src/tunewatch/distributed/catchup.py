@@ -11,8 +11,9 @@ skipped: they are pending (claimed later) or new (read later).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
-from tunewatch.distributed.connection import RedisClient
+from tunewatch.distributed.connection import RedisClient, text_of
 from tunewatch.distributed.keys import KeyLayout
 
 # KEYS: done markers; returns 1/0 per key (one round trip, one slot: the keys share the partition's hash tag)
@@ -33,7 +34,7 @@ class AccountedEntries:
         self.group = group
         self.layout = layout or KeyLayout()
         self.page = page
-        self._exists = client.register_script(_EXISTS_EACH)  # type: ignore[union-attr]  # present at runtime
+        self._exists = client.register_script(_EXISTS_EACH)
 
     def after(self, partition: int, entry_id: str) -> Iterator[tuple[str, dict[bytes, bytes]]]:
         """Accounted entries after ``entry_id`` (exclusive), oldest first, up to the stream's newest entry now."""
@@ -41,21 +42,19 @@ class AccountedEntries:
         newest = self.client.xrevrange(stream, count=1)
         if not newest:
             return
-        top = _text(newest[0][0])
+        top = text_of(newest[0][0])
         start = f"({entry_id}"
         while True:
             entries = self.client.xrange(stream, min=start, max=top, count=self.page)
             if not entries:
                 return
-            ids = [_text(raw_id) for raw_id, _fields in entries]
+            ids = [text_of(raw_id) for raw_id, _fields in entries]
             flags = self._exists(keys=[self.layout.done(partition, self.group, i) for i in ids])
             for found, (_raw_id, fields), done in zip(ids, entries, flags, strict=True):
                 if done and fields:
-                    yield found, fields
+                    yield found, cast("dict[bytes, bytes]", fields)  # the client never decodes replies
             if ids[-1] == top:
                 return
             start = f"({ids[-1]}"
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -116,8 +116,8 @@ class CheckpointStore:
         self.group = group
         self.layout = layout or KeyLayout()
         self.ttl_ms = ttl_ms
-        self._save = client.register_script(_SAVE)  # type: ignore[union-attr]  # present at runtime
-        self._load = client.register_script(_LOAD)  # type: ignore[union-attr]
+        self._save = client.register_script(_SAVE)
+        self._load = client.register_script(_LOAD)
 
     def keys(self, partition: int) -> list[str]:
         """The record's and the blob's key."""
@@ -142,8 +142,8 @@ class CheckpointStore:
         return StoredCheckpoint(_record(raw), blob)
 
 
-def _record(raw: bytes | None) -> Checkpoint | None:
-    if raw is None:
+def _record(raw: bytes | str | None) -> Checkpoint | None:
+    if not isinstance(raw, bytes):
         return None
     try:
         data = msgpack.unpackb(raw, raw=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tunewatch.distributed.connection import RedisClient
+from tunewatch.distributed.connection import RedisClient, text_of
 from tunewatch.distributed.keys import KeyLayout
 
 _COMMIT = """
@@ -66,7 +66,7 @@ class EntryCommitter:
         self.layout = layout or KeyLayout()
         self.done_ttl_ms = done_ttl_ms
         self.consumer = consumer
-        self._script = client.register_script(_COMMIT)  # type: ignore[union-attr]  # present at runtime
+        self._script = client.register_script(_COMMIT)
 
     def commit(self, partition: int, entry_id: str, counts: EntryCounts) -> bool:
         """Account and acknowledge ``entry_id``; False when it had already been accounted (nothing added)."""
@@ -78,4 +78,4 @@ class EntryCommitter:
     def totals(self, partition: int) -> dict[str, int]:
         """The partition's accounting hash (``entries``, ``received``, …, ``reason:<field: reason>``)."""
         raw = self.client.hgetall(self.layout.accounting(partition, self.group))
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return {text_of(k): int(v) for k, v in raw.items()}

@@ -10,6 +10,11 @@ from redis.cluster import ClusterNode, RedisCluster
 RedisClient = redis.Redis | RedisCluster
 
 
+def text_of(value: object) -> str:
+    """A Redis reply item as text: bytes decoded as UTF-8 (clients here never set ``decode_responses``)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def connect(url: str | None = None, cluster_nodes: Sequence[str] = (), *, timeout_s: float = 5.0) -> RedisClient:
     """Open a client: ``RedisCluster`` when ``cluster_nodes`` (``host:port``) are given, else ``Redis`` on ``url``.
 

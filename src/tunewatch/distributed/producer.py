@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from tunewatch.distributed.connection import RedisClient
 from tunewatch.distributed.entry import DEFAULT_COMPRESS_THRESHOLD, encode_entry
@@ -113,7 +114,8 @@ class Publisher:
             return
         pipe = self.client.pipeline(transaction=False)
         for partition, fields, _ in self._pending:
-            pipe.xadd(self.layout.stream(partition), fields, maxlen=self.maxlen, approximate=True)
+            entry = cast("dict[Any, Any]", fields)  # redis-py's own hints want a wider (invariant) dict type
+            pipe.xadd(self.layout.stream(partition), entry, maxlen=self.maxlen, approximate=True)
         pipe.execute()
         for partition, fields, received in self._pending:
             self.stats.events += received

@@ -105,12 +105,24 @@ def decode_body(body: bytes, content_type: str | None) -> Payload:
     raise BodyError(415, f"unsupported Content-Type {content_type!r}: use {SUPPORTED}")
 
 
+_NOT_UTF8 = "body is not valid UTF-8 JSON; send NDJSON to have bad lines rejected one by one"
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _json(body: bytes) -> LinesPayload:
     try:
         value = msgspec.json.decode(body)
-    except UnicodeDecodeError as exc:
-        raise BodyError(400, "body is not valid UTF-8 JSON; send NDJSON to have bad lines rejected one by one") from exc
     except (msgspec.DecodeError, RecursionError, ValueError) as exc:
+        # our own check, on the error path only: the decoder's wording for bad UTF-8 changes between releases
+        if not _is_utf8(body):
+            raise BodyError(400, _NOT_UTF8) from exc
         raise BodyError(400, f"body is not valid JSON: {str(exc)[:120]}") from exc
     records = value if isinstance(value, list) else [value]
     return LinesPayload(_LINES.encode_lines(records), len(records), "index")
