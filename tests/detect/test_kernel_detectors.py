@@ -299,3 +299,19 @@ def test_tabulated_noise_prior_is_close_to_the_exact_one(heavy: float) -> None:
             assert abs(math.log10(got) - math.log10(exact)) < 0.011, e
         if e > 60.0:
             assert got == pytest.approx(exact, rel=1e-12), e
+
+
+def test_trend_model_follows_a_growing_series_and_still_sees_a_dip() -> None:
+    from tunewatch.detect.detectors import EnsembleDetector
+
+    rng = np.random.default_rng(8)
+    n = 3000
+    t = np.arange(n, dtype=np.int64) * 300_000
+    x = 100.0 + 0.2 * np.arange(n) + rng.normal(0.0, 1.0, n)
+    x[2500] -= 12.0
+    flat = EnsembleDetector(bins=0, use_cusum=0.0).chunk(t, x)
+    trend = EnsembleDetector(bins=0, use_cusum=0.0, trend=0.05).chunk(t, x)
+    lag_flat = np.nanmedian(x[1000:2400] - flat.expected[1000:2400])
+    lag_trend = np.nanmedian(x[1000:2400] - trend.expected[1000:2400])
+    assert abs(lag_trend) < abs(lag_flat) / 3  # the plain level lags a trend; the (damped) trend model far less
+    assert trend.score[2500] > 0.5 and np.nanmax(trend.score[1000:2400]) < trend.score[2500]

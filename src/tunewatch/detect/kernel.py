@@ -15,6 +15,9 @@ Per series the kernel keeps:
   interpolated, with its own slow level and scale; optionally a second, **weekly** profile (coarser slots) with
   its own level and scale; the forecast comes from whichever of the plain, daily and weekly models currently
   has the smallest error scale;
+* optionally a **trend** model: a damped Holt level and slope with its own error scale; it forecasts instead of
+  the plain level when its one-step errors are smaller (a growing or shrinking series), and the long-run spread
+  that floors the scale is measured around the trend, so a trend does not widen the band;
 * a two-sided **CUSUM** of clipped standardised deviations from a slow reference level: shifts the fast level
   would absorb still accumulate evidence, and an alarm re-bases the model on a fast EWMA so it follows the new
   regime instead of alarming for hours;
@@ -69,8 +72,11 @@ import numpy as np
     WBINS,
     TINFL,
     TINFL_LONG,
-) = range(28)
-HEADER: Final = 28  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
+    TLEVEL,
+    SLOPE,
+    TMAD,
+) = range(31)
+HEADER: Final = 31  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
 
 # ---- parameter vector layout ------------------------------------------------------------------------------
 (
@@ -118,8 +124,10 @@ HEADER: Final = 28  # then the surprise tails (next to the header: touched every
     P_TAIL_INV_WIDTH,
     P_INV_PERIOD,
     P_INV_WPERIOD,
-) = range(44)
-N_PARAMS: Final = 44
+    P_TREND,
+    P_TREND_DAMP,
+) = range(46)
+N_PARAMS: Final = 46
 #: After the parameters, the noise prior of the surprise calibration tabulated over ``u = log(1 + e)``
 #: (:func:`prior_table`): ``PRIOR_SIZE`` values ``PRIOR_STEP`` apart, read by linear interpolation.
 P_PRIOR_TABLE: Final = N_PARAMS
@@ -356,6 +364,9 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         s[SLEVEL] = x
         s[WLEVEL] = x
         s[WMAD] = 0.0
+        s[TLEVEL] = x
+        s[SLOPE] = 0.0
+        s[TMAD] = 0.0
         s[FAST] = x
         s[SMEAN] = x
         s[CREF] = x
@@ -418,6 +429,11 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     sd_l = np.sqrt(var_l)
     sd_s = np.sqrt(var_s)
     sd_w = np.sqrt(var_w)
+    trend_on = p[P_TREND] > 0.0
+    f_t = s[TLEVEL] + p[P_TREND_DAMP] * s[SLOPE] * gap
+    sd_t = 0.0
+    if trend_on:
+        sd_t = np.sqrt((_MAD_TO_SD * s[TMAD]) ** 2 + _sampling_var(f_t, w, noise, rel_floor) + floor)
     # the model with the smallest error scale forecasts: plain level, daily or weekly profile
     use_w = weekly_on and s[WMAD] < s[MAD] and not (seasonal_on and s[SMAD] <= s[WMAD])
     use_s = seasonal_on and s[SMAD] < s[MAD] and not use_w
@@ -432,6 +448,12 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     else:
         fc = f_l
         sd = sd_l
+        source = SOURCE_LEVEL
+    # the trend model forecasts when its errors are smaller than those of the model chosen so far
+    use_t = trend_on and warm and s[TMAD] < (s[WMAD] if use_w else (s[SMAD] if use_s else s[MAD]))
+    if use_t:
+        fc = f_t
+        sd = sd_t
         source = SOURCE_LEVEL
     if noise == NOISE_POISSON:
         fc = max(fc, 0.0)
@@ -535,8 +557,16 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     if not (warm and p[P_FREEZE] > 0.0 and abs(e_l) > cap * sd_l):  # optionally, outliers teach no scale
         s[MAD] += sa * (min(abs(e_l), cap * sd_l if warm else 1e300) - s[MAD])
     spa = max(_gain(p[P_SPREAD_ALPHA], gap), 1.0 / (n + 1.0))
-    s[SPREAD] += spa * (abs(x - s[SMEAN]) - s[SPREAD])
-    s[SMEAN] += spa * (x - s[SMEAN])
+    smean = s[SMEAN] + (s[SLOPE] * gap if trend_on else 0.0)  # the long-run mean moves with the trend
+    s[SPREAD] += spa * (abs(x - smean) - s[SPREAD])
+    s[SMEAN] = smean + spa * (x - smean)
+    if trend_on:  # damped Holt, error-correction form, with the level model's gains and clip
+        e_t = x - f_t
+        e_tc = min(max(e_t, -c * sd_t), c * sd_t) if warm else e_t
+        s[TLEVEL] = f_t + a * e_tc
+        s[SLOPE] = p[P_TREND_DAMP] * s[SLOPE] + a * p[P_TREND] * e_tc
+        if not (warm and p[P_FREEZE] > 0.0 and abs(e_t) > cap * sd_t):
+            s[TMAD] += sa * (min(abs(e_t), cap * sd_t if warm else 1e300) - s[TMAD])
     fa = _gain(p[P_FAST], gap)
     s[FAST] += fa * (x - s[FAST])
     ra = _gain(p[P_CUSUM_REF], gap) if warm else 1.0 / (n + 1.0)
@@ -569,6 +599,9 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
             s[SLEVEL] = s[FAST] - soff
         else:
             s[LEVEL] = s[FAST]
+        if trend_on:
+            s[TLEVEL] = s[FAST]
+            s[SLOPE] = 0.0
         s[CREF] = s[FAST] - s_used
         s[CPOS] = 0.0
         s[CNEG] = 0.0

@@ -63,6 +63,8 @@ class KernelParams:
     tail_prior: float = 30.0  # points of noise the histogram starts with
     tail_heavy: float = 0.01  # fraction of that noise that is Cauchy (bounds the surprise of one point)
     tail_decay_long: float = 0.0  # decay of second, longer-memory histograms; surprise is the lesser (0: off)
+    trend: float = 0.0  # slope gain of the damped Holt trend model, as a fraction of ``alpha`` (0: no trend model)
+    trend_damp: float = 0.98  # per-interval damping of the slope in the trend model's forecast
 
     def vector(self) -> FloatArray:
         """The parameter vector the kernel reads."""
@@ -89,6 +91,7 @@ class KernelParams:
         p[k.P_TAIL_BINS], p[k.P_TAIL_WIDTH] = self.tail_bins, self.tail_width
         p[k.P_TAIL_DECAY], p[k.P_TAIL_PRIOR], p[k.P_TAIL_HEAVY] = self.tail_decay, self.tail_prior, self.tail_heavy
         p[k.P_TAIL_DECAY_LONG] = self.tail_decay_long
+        p[k.P_TREND], p[k.P_TREND_DAMP] = self.trend, self.trend_damp
         # reciprocals the kernel multiplies by (a division per point costs more)
         p[k.P_TAIL_GROW] = 1.0 / self.tail_decay if self.tail_decay > 0.0 else 0.0
         p[k.P_TAIL_GROW_LONG] = 1.0 / self.tail_decay_long if self.tail_decay_long > 0.0 else 0.0
@@ -132,6 +135,8 @@ class KernelParams:
             raise ValueError("tail_decay must be in (0, 1], tail_decay_long in [0, 1] (0: off)")
         if not 0.0 <= self.tail_heavy <= 1.0:
             raise ValueError(f"tail_heavy: {self.tail_heavy} must be in [0, 1]")
+        if not 0.0 <= self.trend <= 1.0 or not 0.0 < self.trend_damp <= 1.0:
+            raise ValueError("trend must be in [0, 1] (0: off), trend_damp in (0, 1]")
         if self.cusum_h <= 0 or self.score_k <= 0 or self.warmup < 1:
             raise ValueError("cusum_h and score_k must be positive, warmup at least 1")
 
@@ -140,7 +145,7 @@ class KernelDetector(VectorDetector):
     """Vectorised detector whose per-point arithmetic is :func:`tunewatch.detect.kernel.point`."""
 
     name = "kernel"
-    version = 2  # 2: weekly profile state
+    version = 3  # 2: weekly profile state; 3: trend model state
     #: Settings that define the detector kind (subclasses fix them; constructor arguments override the rest).
     fixed: ClassVar[dict[str, Any]] = {}
 

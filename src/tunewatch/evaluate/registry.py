@@ -13,6 +13,7 @@ from tunewatch.detect.nab_default import NAB_DEFAULT
 from tunewatch.detect.robust import RobustLevelDetector
 from tunewatch.evaluate.nab import SeriesScorer
 from tunewatch.evaluate.nab_score import FloatArray
+from tunewatch.evaluate.peers import windowed_gaussian
 
 
 def _kernel_scorer(factory: Callable[[], KernelDetector]) -> SeriesScorer:
@@ -41,6 +42,7 @@ NAB_DETECTORS: dict[str, SeriesScorer] = {
     "default": _kernel_scorer(_make(EnsembleDetector, NAB_DEFAULT)),
     **{name: _kernel_scorer(_make(cls, {})) for name, cls in DETECTORS.items()},
     "robust": _robust,
+    "windowed_gaussian": windowed_gaussian,  # NAB's baseline, for comparison
     "null": _null,
 }
 

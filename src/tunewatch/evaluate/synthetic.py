@@ -1,0 +1,252 @@
+"""A seeded robustness suite of labelled series, in families a production monitor meets and NAB lacks.
+
+Every family draws its own parameters per series (level, noise, period, anomaly kind, size, position) from a
+seeded generator, so a detector is measured on a *family* of series, not on a few files. Each series comes in
+two versions: with anomalies (labelled with NAB-style windows: 10 % of the series' length divided by the number
+of anomalies, centred on each anomaly's start) and without (the same draw with nothing injected), on which every
+detection is a false alarm.
+
+Families (hourly and per-minute resolutions are drawn within each):
+
+* ``gaussian`` — level + Gaussian noise; ``heavy_tails`` — Student-t noise with 2.5–5 degrees of freedom;
+* ``sparse_counts`` — Poisson counts with mean 0.2–3 (most points zero), bursts and droughts as anomalies;
+* ``level_shift`` — a lasting shift (the new normal: only its onset is anomalous);
+* ``trend`` — a linear trend, with a spike, dip or change in slope as anomaly;
+* ``seasonal`` — a period of 12 h, a day or a week (per-minute or hourly data), or an hourly cycle;
+* ``missing`` — stretches of missing points (NaN) around, not on, the anomaly;
+* ``irregular`` — jittered timestamps with occasional gaps;
+* ``short`` — 200–500 points only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from tunewatch.evaluate.nab_score import FloatArray, probation_length
+
+MINUTE_MS: Final = 60_000
+HOUR_MS: Final = 3_600_000
+BASE_MS: Final = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+@dataclass(slots=True)
+class SyntheticSeries:
+    """One generated series with and without its anomalies."""
+
+    key: str  # "FAMILY/NNN"
+    t_ms: np.ndarray  # int64 epoch ms
+    values: FloatArray  # with anomalies
+    clean: FloatArray  # the same draw without anomalies
+    windows: list[tuple[int, int]]  # inclusive row ranges of the labelled windows
+    anomaly_rows: list[int]  # first row of each injected anomaly
+
+
+Rng = np.random.Generator
+
+
+def _resolution(rng: Rng) -> tuple[int, int]:
+    """(interval ms, length): hourly series are shorter in points but longer in time."""
+    if rng.random() < 0.4:
+        return HOUR_MS, int(rng.integers(1000, 3000))
+    return MINUTE_MS * int(rng.choice([1, 5])), int(rng.integers(2000, 6000))
+
+
+def _times(rng: Rng, step: int, n: int, jitter: bool = False) -> np.ndarray:
+    t = BASE_MS + np.arange(n, dtype=np.int64) * step
+    if jitter:
+        dt = rng.uniform(0.6, 1.4, n) * step
+        gaps = rng.random(n) < 0.01
+        dt[gaps] *= rng.integers(2, 8, int(gaps.sum()))
+        t = BASE_MS + np.cumsum(dt).astype(np.int64)
+    return t
+
+
+def _season(rng: Rng, t: np.ndarray, step: int, amp: float) -> FloatArray:
+    """A periodic shape with a period the series' resolution can show (12 h, a day, a week; an hour on
+    per-minute data)."""
+    choices = [12 * HOUR_MS, 24 * HOUR_MS, 7 * 24 * HOUR_MS]
+    if step == MINUTE_MS:
+        choices.append(HOUR_MS)
+    period = float(rng.choice(choices))
+    ph = 2.0 * np.pi * ((t - BASE_MS) % period) / period
+    shape = np.sin(ph) + 0.4 * rng.uniform(-1, 1) * np.sin(2 * ph + rng.uniform(0, 6))
+    return amp * shape
+
+
+def _anomaly_starts(rng: Rng, n: int, k: int, dur: int) -> list[int]:
+    """``k`` anomaly start rows after the probation period, apart by more than a window."""
+    lo = int(probation_length(n)) + int(0.05 * n)
+    hi = n - dur - 2
+    gap = max(int(0.1 * n / k), dur + 2)
+    starts: list[int] = []
+    for _ in range(50 * k):
+        if len(starts) == k or hi <= lo:
+            break
+        s = int(rng.integers(lo, hi))
+        if all(abs(s - o) > gap for o in starts):
+            starts.append(s)
+    return sorted(starts)
+
+
+def _inject(rng: Rng, x: FloatArray, starts: list[int], scale: float, kinds: tuple[str, ...]) -> FloatArray:
+    """Add an anomaly at each start: a spike, a dip, a short level change, a variance burst or a flat line."""
+    y = x.copy()
+    for s in starts:
+        kind = str(rng.choice(kinds))
+        size = scale * rng.uniform(5.0, 10.0)
+        if kind == "spike":
+            y[s] += size * rng.choice([-1.0, 1.0])
+        elif kind == "level":
+            d = int(rng.integers(10, 60))
+            y[s : s + d] += size * rng.choice([-1.0, 1.0])
+        elif kind == "variance":
+            d = int(rng.integers(20, 80))
+            y[s : s + d] += rng.normal(0.0, size / 2.0, y[s : s + d].size)
+        elif kind == "flat":
+            d = int(rng.integers(30, 120))
+            y[s : s + d] = y[s] - size
+    return y
+
+
+def _windows(n: int, starts: list[int]) -> list[tuple[int, int]]:
+    if not starts:
+        return []
+    half = max(int(0.1 * n / len(starts) / 2), 1)
+    return [(max(s - half, 0), min(s + half, n - 1)) for s in starts]
+
+
+def _series(
+    rng: Rng, key: str, t: np.ndarray, clean: FloatArray, scale: float, kinds: tuple[str, ...]
+) -> SyntheticSeries:
+    n = clean.size
+    starts = _anomaly_starts(rng, n, int(rng.integers(1, 4)), 120)
+    values = _inject(rng, clean, starts, scale, kinds)
+    return SyntheticSeries(key, t, values, clean, _windows(n, starts), starts)
+
+
+_POINT_KINDS: Final = ("spike", "level", "variance", "flat")
+
+
+def _gaussian(rng: Rng, key: str) -> SyntheticSeries:
+    step, n = _resolution(rng)
+    sd = rng.uniform(0.5, 20.0)
+    x = rng.uniform(-50, 500) + rng.normal(0.0, sd, n)
+    return _series(rng, key, _times(rng, step, n), x, sd, _POINT_KINDS)
+
+
+def _heavy(rng: Rng, key: str) -> SyntheticSeries:
+    step, n = _resolution(rng)
+    sd = rng.uniform(0.5, 20.0)
+    x = rng.uniform(0, 500) + sd * rng.standard_t(rng.uniform(2.5, 5.0), n)
+    return _series(rng, key, _times(rng, step, n), x, 2.0 * sd, ("spike", "level", "flat"))
+
+
+def _sparse_counts(rng: Rng, key: str) -> SyntheticSeries:
+    step, n = _resolution(rng)
+    lam = rng.uniform(0.2, 3.0)
+    t = _times(rng, step, n)
+    clean = rng.poisson(lam, n).astype(np.float64)
+    starts = _anomaly_starts(rng, n, int(rng.integers(1, 3)), 120)
+    values = clean.copy()
+    for s in starts:
+        d = int(rng.integers(10, 60))
+        if rng.random() < 0.5:  # a burst
+            values[s : s + d] = rng.poisson(lam * rng.uniform(5, 12) + 3.0, values[s : s + d].size)
+        else:  # a drought: a count that is rarely zero goes to zero for long
+            values[s : s + max(d, int(12 / min(lam, 1.0)))] = 0.0
+    return SyntheticSeries(key, t, values, clean, _windows(n, starts), starts)
+
+
+def _level_shift(rng: Rng, key: str) -> SyntheticSeries:
+    step, n = _resolution(rng)
+    sd = rng.uniform(0.5, 20.0)
+    t = _times(rng, step, n)
+    clean = rng.uniform(0, 500) + rng.normal(0.0, sd, n)
+    starts = _anomaly_starts(rng, n, 1, 120)
+    values = clean.copy()
+    for s in starts:
+        values[s:] += sd * rng.uniform(5.0, 10.0) * rng.choice([-1.0, 1.0])  # lasting: the new normal
+    return SyntheticSeries(key, t, values, clean, _windows(n, starts), starts)
+
+
+def _trend(rng: Rng, key: str) -> SyntheticSeries:
+    step, n = _resolution(rng)
+    sd = rng.uniform(0.5, 10.0)
+    slope = rng.uniform(-0.05, 0.05) * sd
+    clean = rng.uniform(100, 500) + slope * np.arange(n) + rng.normal(0.0, sd, n)
+    return _series(rng, key, _times(rng, step, n), clean, sd, ("spike", "level", "flat"))
+
+
+def _seasonal(rng: Rng, key: str) -> SyntheticSeries:
+    step, n = _resolution(rng)
+    if step == 5 * MINUTE_MS:
+        step = MINUTE_MS
+    t = _times(rng, step, n)
+    sd = rng.uniform(0.5, 10.0)
+    amp = sd * rng.uniform(3.0, 15.0)
+    clean = rng.uniform(100, 500) + _season(rng, t, step, amp) + rng.normal(0.0, sd, n)
+    return _series(rng, key, t, clean, sd, _POINT_KINDS)
+
+
+def _missing(rng: Rng, key: str) -> SyntheticSeries:
+    s = _gaussian(rng, key)
+    n = s.values.size
+    for _ in range(int(rng.integers(2, 6))):
+        a = int(rng.integers(0, n - 50))
+        if any(abs(a - r) < 150 for r in s.anomaly_rows):
+            continue  # gaps around, not on, the anomaly
+        d = int(rng.integers(5, 50))
+        s.values[a : a + d] = np.nan
+        s.clean[a : a + d] = np.nan
+    return s
+
+
+def _irregular(rng: Rng, key: str) -> SyntheticSeries:
+    step, n = _resolution(rng)
+    sd = rng.uniform(0.5, 20.0)
+    x = rng.uniform(0, 500) + rng.normal(0.0, sd, n)
+    return _series(rng, key, _times(rng, step, n, jitter=True), x, sd, _POINT_KINDS)
+
+
+def _short(rng: Rng, key: str) -> SyntheticSeries:
+    n = int(rng.integers(200, 500))
+    step = int(rng.choice([MINUTE_MS, HOUR_MS]))
+    sd = rng.uniform(0.5, 20.0)
+    x = rng.uniform(0, 500) + rng.normal(0.0, sd, n)
+    starts = _anomaly_starts(rng, n, 1, 20)
+    values = _inject(rng, x, starts, sd, ("spike", "level"))
+    return SyntheticSeries(key, _times(rng, step, n), values, x, _windows(n, starts), starts)
+
+
+FAMILIES: Final[dict[str, Callable[[Rng, str], SyntheticSeries]]] = {
+    "gaussian": _gaussian,
+    "heavy_tails": _heavy,
+    "sparse_counts": _sparse_counts,
+    "level_shift": _level_shift,
+    "trend": _trend,
+    "seasonal": _seasonal,
+    "missing": _missing,
+    "irregular": _irregular,
+    "short": _short,
+}
+
+
+def generate(seed: int, per_family: int = 40, families: list[str] | None = None) -> list[SyntheticSeries]:
+    """``per_family`` series of every family (or of ``families``), from one seed: the same seed, the same
+    series. Series without any anomaly placed (too short) are skipped."""
+    names = families or list(FAMILIES)
+    unknown = [f for f in names if f not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}")
+    out = []
+    for fi, name in enumerate(names):
+        rng = np.random.default_rng([seed, fi])
+        for i in range(per_family):
+            s = FAMILIES[name](rng, f"{name}/{i:03d}")
+            if s.windows:
+                out.append(s)
+    return out
