@@ -18,6 +18,9 @@ Per series the kernel keeps:
 * optionally a **trend** model: a damped Holt level and slope with its own error scale; it forecasts instead of
   the plain level when its one-step errors are smaller (a growing or shrinking series), and the long-run spread
   that floors the scale is measured around the trend, so a trend does not widen the band;
+* optionally (``P_AUTO_COUNT``) **count noise found from the data**: a series whose values have all been
+  non-negative integers gets Poisson sampling noise at least, so a count of 3 against an expected 0.4 is judged
+  by a count's tail, not by a scale learnt from mostly zeros;
 * a two-sided **CUSUM** of clipped standardised deviations from a slow reference level: shifts the fast level
   would absorb still accumulate evidence, and an alarm re-bases the model on a fast EWMA so it follows the new
   regime instead of alarming for hours;
@@ -75,8 +78,9 @@ import numpy as np
     TLEVEL,
     SLOPE,
     TMAD,
-) = range(31)
-HEADER: Final = 31  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
+    INTEGRAL,
+) = range(32)
+HEADER: Final = 32  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
 
 # ---- parameter vector layout ------------------------------------------------------------------------------
 (
@@ -126,8 +130,9 @@ HEADER: Final = 31  # then the surprise tails (next to the header: touched every
     P_INV_WPERIOD,
     P_TREND,
     P_TREND_DAMP,
-) = range(46)
-N_PARAMS: Final = 46
+    P_AUTO_COUNT,
+) = range(47)
+N_PARAMS: Final = 47
 #: After the parameters, the noise prior of the surprise calibration tabulated over ``u = log(1 + e)``
 #: (:func:`prior_table`): ``PRIOR_SIZE`` values ``PRIOR_STEP`` apart, read by linear interpolation.
 P_PRIOR_TABLE: Final = N_PARAMS
@@ -367,6 +372,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         s[TLEVEL] = x
         s[SLOPE] = 0.0
         s[TMAD] = 0.0
+        s[INTEGRAL] = 1.0 if x >= 0.0 and x == np.floor(x) else 0.0
         s[FAST] = x
         s[SMEAN] = x
         s[CREF] = x
@@ -394,6 +400,10 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     s[LAST_T] = t
     warm = n >= p[P_WARMUP]
     noise = p[P_NOISE]
+    if s[INTEGRAL] > 0.0 and not (x >= 0.0 and x == np.floor(x)):
+        s[INTEGRAL] = 0.0  # one fraction or negative value and the series is no count
+    if noise == NOISE_RELATIVE and p[P_AUTO_COUNT] > 0.0 and s[INTEGRAL] > 0.0 and warm:
+        noise = NOISE_POISSON  # every value so far a non-negative integer: counting noise at least
     rel_floor = p[P_REL_FLOOR]
     # -- seasonal position
     soff = 0.0

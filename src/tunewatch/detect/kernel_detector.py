@@ -65,6 +65,7 @@ class KernelParams:
     tail_decay_long: float = 0.0  # decay of second, longer-memory histograms; surprise is the lesser (0: off)
     trend: float = 0.0  # slope gain of the damped Holt trend model, as a fraction of ``alpha`` (0: no trend model)
     trend_damp: float = 0.98  # per-interval damping of the slope in the trend model's forecast
+    auto_count: bool = False  # with noise "relative": Poisson noise for series of non-negative integers only
 
     def vector(self) -> FloatArray:
         """The parameter vector the kernel reads."""
@@ -92,6 +93,7 @@ class KernelParams:
         p[k.P_TAIL_DECAY], p[k.P_TAIL_PRIOR], p[k.P_TAIL_HEAVY] = self.tail_decay, self.tail_prior, self.tail_heavy
         p[k.P_TAIL_DECAY_LONG] = self.tail_decay_long
         p[k.P_TREND], p[k.P_TREND_DAMP] = self.trend, self.trend_damp
+        p[k.P_AUTO_COUNT] = float(self.auto_count)
         # reciprocals the kernel multiplies by (a division per point costs more)
         p[k.P_TAIL_GROW] = 1.0 / self.tail_decay if self.tail_decay > 0.0 else 0.0
         p[k.P_TAIL_GROW_LONG] = 1.0 / self.tail_decay_long if self.tail_decay_long > 0.0 else 0.0
@@ -145,7 +147,7 @@ class KernelDetector(VectorDetector):
     """Vectorised detector whose per-point arithmetic is :func:`tunewatch.detect.kernel.point`."""
 
     name = "kernel"
-    version = 3  # 2: weekly profile state; 3: trend model state
+    version = 3  # 2: weekly profile state; 3: trend model and count-detection state
     #: Settings that define the detector kind (subclasses fix them; constructor arguments override the rest).
     fixed: ClassVar[dict[str, Any]] = {}
 
