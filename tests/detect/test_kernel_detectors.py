@@ -40,15 +40,21 @@ def _series(seed: int, n: int, nan_rate: float, jitter: bool) -> tuple[np.ndarra
     kind=st.sampled_from(sorted(DETECTORS)),
     noise=st.sampled_from(["relative", "poisson", "binomial"]),
     extra=st.sampled_from(
-        [{}, {"weekly_bins": 12, "weekly_period_ms": 4 * 3_600_000, "tail_bins": 8, "tail_decay_long": 0.999}]
+        [
+            {},
+            {"weekly_bins": 12, "weekly_period_ms": 4 * 3_600_000, "tail_bins": 8, "tail_decay_long": 0.999},
+            {"trend": 0.2, "auto_count": True, "tail_bins": 8},
+        ]
     ),
 )
 def test_streaming_chunk_and_many_series_forms_are_identical(
-    seed: int, n: int, nan_rate: float, jitter: bool, kind: str, noise: str, extra: dict[str, int]
+    seed: int, n: int, nan_rate: float, jitter: bool, kind: str, noise: str, extra: dict[str, float]
 ) -> None:
     t, x, w = _series(seed, n, nan_rate, jitter)
     if noise == "binomial":
         x = np.clip(x / 100.0, 0.0, 1.0)
+    if extra.get("auto_count") and seed % 2:
+        x = np.round(np.abs(x))  # a count series: the detected count noise takes over
     settings_ = {"noise": noise, "warmup": 5, "period_ms": 3_600_000, **extra}
     chunked = DETECTORS[kind](**settings_).chunk(t, x, w, series=3)
     streaming = DETECTORS[kind](**settings_)
@@ -315,3 +321,23 @@ def test_trend_model_follows_a_growing_series_and_still_sees_a_dip() -> None:
     lag_trend = np.nanmedian(x[1000:2400] - trend.expected[1000:2400])
     assert abs(lag_trend) < abs(lag_flat) / 3  # the plain level lags a trend; the (damped) trend model far less
     assert trend.score[2500] > 0.5 and np.nanmax(trend.score[1000:2400]) < trend.score[2500]
+
+
+def test_count_noise_is_found_from_the_data_and_only_for_counts() -> None:
+    from tunewatch.detect.detectors import LevelScaleDetector
+    from tunewatch.detect.kernel import INTEGRAL
+
+    rng = np.random.default_rng(4)
+    n = 2000
+    t = np.arange(n, dtype=np.int64) * MIN
+    x = rng.poisson(0.5, n).astype(float)
+    x[1500] = 4.0  # common enough for a Poisson(0.5) count over 2,000 points
+    plain = LevelScaleDetector(cal=0.0, damp=1.0)
+    counted = LevelScaleDetector(cal=0.0, damp=1.0, auto_count=True)
+    s_plain = plain.chunk(t, x).score[1500]
+    s_counted = counted.chunk(t, x).score[1500]
+    assert s_counted < s_plain  # a count's tail, not a scale learnt from mostly zeros
+    assert counted.state_dict()["states"][0][INTEGRAL] == 1.0
+    fractional = LevelScaleDetector(cal=0.0, damp=1.0, auto_count=True)
+    fractional.chunk(t, x + 0.5)
+    assert fractional.state_dict()["states"][0][INTEGRAL] == 0.0
