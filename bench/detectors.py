@@ -1,6 +1,6 @@
 """Detector benchmark (issue 4): NAB score and speed of the default detector beside River's HalfSpaceTrees.
 
-Usage: python bench/detectors.py [--nab /work/shared/data/nab] [--long 10000000] [--series 10000] [--steps 500]
+Usage: python bench/detectors.py [--nab /work/shared/data/nab] [--long 10000000] [--series 10000] [--steps 2100]
        [--skip-river]
 
 Prints, in one run:
@@ -130,7 +130,7 @@ def main() -> None:
     ap.add_argument("--nab", type=Path, default=Path("/work/shared/data/nab"))
     ap.add_argument("--long", type=int, default=10_000_000)
     ap.add_argument("--series", type=int, default=10_000)
-    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=2100, help="time steps (2,100 includes three period searches)")
     ap.add_argument("--skip-river", action="store_true")
     args = ap.parse_args()
     bench_nab(args.nab, args.skip_river)

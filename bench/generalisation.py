@@ -28,6 +28,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tunewatch.detect.detectors import EnsembleDetector  # noqa: E402
+from tunewatch.detect.kernel_detector import KernelParams  # noqa: E402
 from tunewatch.detect.nab_default import LABEL_FREE_THRESHOLD, NAB_DEFAULT, SEARCH_SPACE  # noqa: E402
 from tunewatch.evaluate.generalise import (  # noqa: E402
     false_episode_rate,
@@ -137,7 +138,8 @@ def main() -> None:
     args = ap.parse_args()
     for item in args.set:
         key, _, value = item.partition("=")
-        NAB_DEFAULT[key] = type(NAB_DEFAULT[key])(float(value)) if key in NAB_DEFAULT else float(value)
+        kind = type(getattr(KernelParams(), key))  # the setting's own type (int, float, bool)
+        NAB_DEFAULT[key] = kind(float(value))
     names = [n.strip() for n in args.detectors.split(",") if n.strip()]
     thresholds = nab_report(args.nab, names, args.search, args.seed)
     if args.per_family > 0:

@@ -43,7 +43,7 @@ def _series(seed: int, n: int, nan_rate: float, jitter: bool) -> tuple[np.ndarra
         [
             {},
             {"weekly_bins": 12, "weekly_period_ms": 4 * 3_600_000, "tail_bins": 8, "tail_decay_long": 0.999},
-            {"trend": 0.2, "auto_count": True, "tail_bins": 8},
+            {"trend": 0.2, "auto_count": True, "tail_bins": 8, "period_ring": 16, "period_block": 2},
         ]
     ),
 )
@@ -341,3 +341,37 @@ def test_count_noise_is_found_from_the_data_and_only_for_counts() -> None:
     fractional = LevelScaleDetector(cal=0.0, damp=1.0, auto_count=True)
     fractional.chunk(t, x + 0.5)
     assert fractional.state_dict()["states"][0][INTEGRAL] == 0.0
+
+
+def test_a_period_that_is_not_a_day_is_found_from_the_data_and_used() -> None:
+    from tunewatch.detect import kernel as k
+    from tunewatch.detect.detectors import EnsembleDetector
+
+    rng = np.random.default_rng(12)
+    n = 3000
+    t = np.arange(n, dtype=np.int64) * MIN
+    x = 100.0 + 20.0 * np.sin(2 * np.pi * t / 3_600_000) + rng.normal(0.0, 1.0, n)  # an hourly cycle
+    x[2600] += 12.0  # small beside the cycle's swing, large beside the noise
+    settings_ = {"bins": 288, "use_cusum": 0.0}
+    plain = EnsembleDetector(**settings_)
+    found = EnsembleDetector(**settings_, period_ring=128, period_block=4)
+    s_plain = plain.chunk(t, x)
+    s_found = found.chunk(t, x)
+    row = found.state_dict()["states"][0]
+    assert row[k.FP_PERIOD] == pytest.approx(3_600_000, rel=0.05) and row[k.FP_ACF] > 0.8
+    err_plain = np.nanmedian(np.abs(x[2000:2500] - s_plain.expected[2000:2500]))
+    err_found = np.nanmedian(np.abs(x[2000:2500] - s_found.expected[2000:2500]))
+    assert err_found < 2.0 < err_plain  # the found profile forecasts the cycle; within a day nothing else can
+    assert s_found.score[2600] > np.nanmax(s_found.score[2000:2500])
+
+
+def test_no_period_is_found_in_noise_or_a_trend() -> None:
+    from tunewatch.detect import kernel as k
+    from tunewatch.detect.detectors import EnsembleDetector
+
+    rng = np.random.default_rng(13)
+    t = np.arange(3000, dtype=np.int64) * MIN
+    for x in (rng.normal(0.0, 1.0, 3000), 0.05 * np.arange(3000) + rng.normal(0.0, 1.0, 3000)):
+        det = EnsembleDetector(period_ring=128, period_block=4)
+        det.chunk(t, x)
+        assert det.state_dict()["states"][0][k.FP_BINS] == 0.0

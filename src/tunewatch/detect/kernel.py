@@ -21,6 +21,14 @@ Per series the kernel keeps:
 * optionally (``P_AUTO_COUNT``) **count noise found from the data**: a series whose values have all been
   non-negative integers gets Poisson sampling noise at least, so a count of 3 against an expected 0.4 is judged
   by a count's tail, not by a scale learnt from mostly zeros;
+* optionally (``P_RING`` > 0) a **period found from the data**: the means of the last ``P_RING`` blocks of
+  ``P_RING_BLOCK`` points are kept in a ring (blocks: fewer memory writes per point, longer periods seen).
+  After ``P_RING`` and ``2 × P_RING`` blocks, then every ``8 × P_RING``, the autocorrelation of the linearly
+  detrended ring is searched for its first clear peak at lags 3 … ``P_RING / 2`` blocks (above 0.4 and four
+  standard errors, as some 60 lags are searched, after a trough). A period found that the daily or weekly
+  profile does not already learn gets a third profile (in time, one slot per block), which forecasts when its
+  errors are the smallest; when the peak goes or moves, the profile is reset. It learns cycles of minutes to
+  hours (cron jobs, hourly batches) in two cycles, where a daily profile needs days;
 * a two-sided **CUSUM** of clipped standardised deviations from a slow reference level: shifts the fast level
   would absorb still accumulate evidence, and an alarm re-bases the model on a fast EWMA so it follows the new
   regime instead of alarming for hours;
@@ -79,8 +87,18 @@ import numpy as np
     SLOPE,
     TMAD,
     INTEGRAL,
-) = range(32)
-HEADER: Final = 32  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
+    FP_PERIOD,
+    FP_INV,
+    FP_BINS,
+    FP_LEVEL,
+    FP_MAD,
+    FP_FIRST,
+    FP_ACF,
+    RPOS,
+    RACC,
+    RCNT,
+) = range(42)
+HEADER: Final = 42  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
 
 # ---- parameter vector layout ------------------------------------------------------------------------------
 (
@@ -131,8 +149,10 @@ HEADER: Final = 32  # then the surprise tails (next to the header: touched every
     P_TREND,
     P_TREND_DAMP,
     P_AUTO_COUNT,
-) = range(47)
-N_PARAMS: Final = 47
+    P_RING,
+    P_RING_BLOCK,
+) = range(49)
+N_PARAMS: Final = 49
 #: After the parameters, the noise prior of the surprise calibration tabulated over ``u = log(1 + e)``
 #: (:func:`prior_table`): ``PRIOR_SIZE`` values ``PRIOR_STEP`` apart, read by linear interpolation.
 P_PRIOR_TABLE: Final = N_PARAMS
@@ -339,6 +359,51 @@ def _channel_rate(s: np.ndarray, p: np.ndarray, base: int, ch: int, side: int, e
     return num / den
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _find_period(s: np.ndarray, rbase: int, size: int, pos: int) -> tuple[int, float]:
+    """The lag of the first clear autocorrelation peak of the ring (oldest value at ``pos``), and its height;
+    (0, 0) when there is none. The ring is detrended by a least-squares line first."""
+    xs = np.empty(size)
+    for i in range(size):
+        xs[i] = s[rbase + (pos + i) % size]
+    mid = 0.5 * (size - 1)
+    sx = 0.0
+    sxy = 0.0
+    sxx = 0.0
+    for i in range(size):
+        sx += xs[i]
+        sxy += (i - mid) * xs[i]
+        sxx += (i - mid) * (i - mid)
+    mean = sx / size
+    slope = sxy / sxx
+    var = 0.0
+    for i in range(size):
+        xs[i] -= mean + slope * (i - mid)
+        var += xs[i] * xs[i]
+    if var <= 1e-300:
+        return 0, 0.0
+    best = 0
+    best_r = 0.0
+    trough = 1.0
+    prev = 1.0
+    for lag in range(1, size // 2 + 1):
+        acc = 0.0
+        for i in range(size - lag):
+            acc += xs[i] * xs[i + lag]
+        r = acc / var * size / (size - lag)
+        trough = min(trough, r)
+        if lag >= 3 and r > prev and r > 0.4 and r > 4.0 / math.sqrt(size - lag) and r - trough > 0.3:
+            nxt = 0.0  # a local peak: not lower than the next lag
+            for i in range(size - lag - 1):
+                nxt += xs[i] * xs[i + lag + 1]
+            nxt = nxt / var * size / (size - lag - 1)
+            if r >= nxt and (best == 0 or r > best_r + 0.1):  # the first clear peak; a later one if much higher
+                best = lag
+                best_r = r
+        prev = r
+    return best, best_r
+
+
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _no_score(out: np.ndarray, run_ms: float) -> None:
     """Output row of a point that is not scored (missing, weightless, or still warming up)."""
@@ -373,6 +438,10 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         s[SLOPE] = 0.0
         s[TMAD] = 0.0
         s[INTEGRAL] = 1.0 if x >= 0.0 and x == np.floor(x) else 0.0
+        s[FP_LEVEL] = x
+        s[FP_MAD] = 0.0
+        s[FP_BINS] = 0.0
+        s[RPOS] = 0.0
         s[FAST] = x
         s[SMEAN] = x
         s[CREF] = x
@@ -428,6 +497,20 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         w0, w1, wfrac = _slots(t, p[P_TZ_MS], p[P_INV_WPERIOD], wbins)
         woff = (1.0 - wfrac) * s[wbase + w0] + wfrac * s[wbase + w1]
         weekly_on = (t - s[FIRST_T]) >= 2.0 * wperiod
+    # -- found-period position (a third profile, after the weekly one; the ring after it)
+    ring = int(p[P_RING])
+    fbase = wbase + int(p[P_WBINS])
+    rbase = fbase + ring // 2
+    fbins = int(s[FP_BINS])
+    foff = 0.0
+    f0 = 0
+    f1 = 0
+    ffrac = 0.0
+    found_on = False
+    if fbins > 0:
+        f0, f1, ffrac = _slots(t, 0.0, s[FP_INV], fbins)
+        foff = (1.0 - ffrac) * s[fbase + f0] + ffrac * s[fbase + f1]
+        found_on = (t - s[FP_FIRST]) >= 2.0 * s[FP_PERIOD]
     # -- forecasts and scales
     f_l = s[LEVEL]
     f_s = s[SLEVEL] + soff
@@ -459,8 +542,22 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         fc = f_l
         sd = sd_l
         source = SOURCE_LEVEL
+    chosen_mad = s[WMAD] if use_w else (s[SMAD] if use_s else s[MAD])
+    # the found-period profile forecasts when its errors are smaller than those of the model chosen so far
+    f_f = s[FP_LEVEL] + foff
+    sd_f = 0.0
+    use_f = found_on and s[FP_MAD] < chosen_mad
+    if fbins > 0:
+        sd_f = np.sqrt((_MAD_TO_SD * s[FP_MAD]) ** 2 + _sampling_var(f_f, w, noise, rel_floor) + floor)
+    if use_f:
+        fc = f_f
+        sd = sd_f
+        source = SOURCE_SEASONAL
+        chosen_mad = s[FP_MAD]
+        use_w = False
+        use_s = False
     # the trend model forecasts when its errors are smaller than those of the model chosen so far
-    use_t = trend_on and warm and s[TMAD] < (s[WMAD] if use_w else (s[SMAD] if use_s else s[MAD]))
+    use_t = trend_on and warm and s[TMAD] < chosen_mad
     if use_t:
         fc = f_t
         sd = sd_t
@@ -478,7 +575,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         z = _count_z(z, x, fc, w, noise)
     # -- CUSUM of clipped standardised deviations from a slow reference level (deseasonalised when the
     #    seasonal model is in use), so a shift the fast level absorbs still accumulates
-    s_used = woff if use_w else (soff if use_s else 0.0)
+    s_used = foff if use_f else (woff if use_w else (soff if use_s else 0.0))
     zc = (x - s_used - s[CREF]) / sd
     zc = min(max(zc, -p[P_CLIP] * 2.0), p[P_CLIP] * 2.0)
     k = p[P_CUSUM_K]
@@ -601,12 +698,56 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
             s[WMAD] += sa * (min(abs(e_w), cap * sd_w if warm else 1e300) - s[WMAD])
     else:
         s[WLEVEL] = s[LEVEL]
+    if fbins > 0:
+        e_f = x - f_f
+        cf = c if found_on else 1e300
+        e_fc = min(max(e_f, -cf * sd_f), cf * sd_f)
+        s[FP_LEVEL] += a * p[P_SLEVEL_GAIN] * e_fc
+        _learn_profile(s, fbase, f0, f1, ffrac, _profile_gain(p[P_GAMMA], s[FP_PERIOD], t - s[FP_FIRST]), e_fc)
+        if not (warm and p[P_FREEZE] > 0.0 and abs(e_f) > cap * sd_f):
+            s[FP_MAD] += sa * (min(abs(e_f), cap * sd_f if warm else 1e300) - s[FP_MAD])
+    else:
+        s[FP_LEVEL] = s[LEVEL]
+    if ring > 0:
+        s[RACC] += x
+        s[RCNT] += 1.0
+    if ring > 0 and s[RCNT] >= p[P_RING_BLOCK]:  # the ring of recent block means, and the period search
+        rp = int(s[RPOS])  # blocks so far
+        # the ring is filled only in the ``ring`` blocks before a search (after the first two, one block in
+        # eight: a memory write per point costs ~15 % of the kernel's time across many series)
+        if rp < 2 * ring or rp % (8 * ring) >= 7 * ring:
+            s[rbase + rp % ring] = s[RACC] / s[RCNT]
+        s[RACC] = 0.0
+        s[RCNT] = 0.0
+        rp += 1
+        s[RPOS] = rp
+        if rp == ring or rp == 2 * ring or (rp > 2 * ring and rp % (8 * ring) == 0):
+            lag, strength = _find_period(s, rbase, ring, rp % ring)
+            new_period = lag * p[P_RING_BLOCK] * s[DT]
+            for cal, cal_bins in ((p[P_PERIOD_MS], bins), (p[P_WPERIOD_MS], wbins)):
+                if cal_bins > 0 and abs(new_period - cal) < 0.1 * cal:
+                    lag = 0  # the daily or weekly profile already learns this period, in local time
+            if lag == 0:
+                s[FP_BINS] = 0.0
+                s[FP_ACF] = 0.0
+            elif fbins == 0 or abs(new_period - s[FP_PERIOD]) > 0.1 * s[FP_PERIOD]:
+                s[FP_PERIOD] = new_period
+                s[FP_INV] = 1.0 / new_period
+                s[FP_BINS] = float(lag)
+                s[FP_FIRST] = t
+                s[FP_LEVEL] = s[LEVEL]
+                s[FP_MAD] = s[MAD]
+                for b in range(ring // 2):
+                    s[fbase + b] = 0.0
+            s[FP_ACF] = strength
     if warm and p[P_USE_CUSUM] > 0.0 and cus > p[P_CUSUM_H]:
         # change point: re-base the model in use on the recent values and forget the evidence
         if use_w:
             s[WLEVEL] = s[FAST] - woff
         elif use_s:
             s[SLEVEL] = s[FAST] - soff
+        elif use_f:
+            s[FP_LEVEL] = s[FAST] - foff
         else:
             s[LEVEL] = s[FAST]
         if trend_on:

@@ -66,6 +66,8 @@ class KernelParams:
     trend: float = 0.0  # slope gain of the damped Holt trend model, as a fraction of ``alpha`` (0: no trend model)
     trend_damp: float = 0.98  # per-interval damping of the slope in the trend model's forecast
     auto_count: bool = False  # with noise "relative": Poisson noise for series of non-negative integers only
+    period_ring: int = 0  # recent block means searched for a period of up to half as many blocks (0: no search)
+    period_block: int = 2  # points per block of the period search's ring
 
     def vector(self) -> FloatArray:
         """The parameter vector the kernel reads."""
@@ -94,6 +96,7 @@ class KernelParams:
         p[k.P_TAIL_DECAY_LONG] = self.tail_decay_long
         p[k.P_TREND], p[k.P_TREND_DAMP] = self.trend, self.trend_damp
         p[k.P_AUTO_COUNT] = float(self.auto_count)
+        p[k.P_RING], p[k.P_RING_BLOCK] = self.period_ring, self.period_block
         # reciprocals the kernel multiplies by (a division per point costs more)
         p[k.P_TAIL_GROW] = 1.0 / self.tail_decay if self.tail_decay > 0.0 else 0.0
         p[k.P_TAIL_GROW_LONG] = 1.0 / self.tail_decay_long if self.tail_decay_long > 0.0 else 0.0
@@ -139,6 +142,10 @@ class KernelParams:
             raise ValueError(f"tail_heavy: {self.tail_heavy} must be in [0, 1]")
         if not 0.0 <= self.trend <= 1.0 or not 0.0 < self.trend_damp <= 1.0:
             raise ValueError("trend must be in [0, 1] (0: off), trend_damp in (0, 1]")
+        if self.period_ring < 0 or (0 < self.period_ring < 16):
+            raise ValueError(f"period_ring: {self.period_ring} must be 0 (off) or at least 16")
+        if self.period_block < 1:
+            raise ValueError(f"period_block: {self.period_block} must be at least 1")
         if self.cusum_h <= 0 or self.score_k <= 0 or self.warmup < 1:
             raise ValueError("cusum_h and score_k must be positive, warmup at least 1")
 
@@ -162,7 +169,8 @@ class KernelDetector(VectorDetector):
         self.params = KernelParams(**{**settings, **self.fixed})
         self.params.validate()
         self._p = self.params.vector()
-        self.width = k.HEADER + self.params.bins + self.params.weekly_bins + self._tail_width()
+        ring = self.params.period_ring
+        self.width = k.HEADER + self.params.bins + self.params.weekly_bins + self._tail_width() + ring + ring // 2
         self._states = np.zeros((0, self.width))
 
     def _tail_width(self) -> int:
