@@ -49,12 +49,12 @@ def _secs(x: float | None) -> str:
     return "-" if x is None else f"{x:.0f} s"
 
 
-def _short_time(ms: int) -> str:
+def short_time(ms: int) -> str:
     """``01-05 14:03`` (UTC): date and minute, enough to find an incident in a day or two of history."""
     return format_time(ms)[5:16].replace("T", " ")
 
 
-def _compact_table(title: str) -> Table:
+def compact_table(title: str) -> Table:
     """A borderless table that fits 80 columns: no edge padding, one space between columns."""
     return Table(
         title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), title_justify="left"
@@ -76,7 +76,7 @@ def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, rep
         )
     }  # fmt: skip
     wide = console.width >= 120
-    table = _compact_table("rules on history")
+    table = compact_table("rules on history")
     cols = ["rule", *(["kind", "metric"] if wide else []), "alerts", "firing"]
     if report is not None:
         cols += ["right", "coll.", "false", "found", "ttd"]
@@ -98,14 +98,14 @@ def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, rep
         "every incident; found: incidents detected on their dimensions; ttd: median time to detect",
         style="dim", highlight=False,
     )  # fmt: skip
-    inc = _compact_table("labelled incidents")
+    inc = compact_table("labelled incidents")
     for col in ("kind", "dimensions", "start (UTC)", "detected by", "after"):
         inc.add_column(col, overflow="fold", justify="right" if col == "after" else "left")
     for res in report.incidents:
         dims = ", ".join(f"{k}={v}" for k, v in res.incident.dims.items()) or "global"
         ttd = f"{res.time_to_detect_s:.0f} s" if res.time_to_detect_s is not None else "[red]missed[/]"
         inc.add_row(
-            escape(res.incident.kind), escape(dims), _short_time(res.incident.start), res.detected_by or "-", ttd
+            escape(res.incident.kind), escape(dims), short_time(res.incident.start), res.detected_by or "-", ttd
         )
     console.print(inc)
     n_inc = len(report.incidents)
@@ -121,6 +121,6 @@ def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, rep
     for label, alerts in (("collateral", report.collateral), ("false", report.false_alerts)):
         for a in alerts[:10]:
             dims = ", ".join(f"{k}={v}" for k, v in alert_dims(a).items()) or "global"
-            console.print(escape(f"  {label}: {a.name} {dims} at {_short_time(fired_at(a))}"), highlight=False)
+            console.print(escape(f"  {label}: {a.name} {dims} at {short_time(fired_at(a))}"), highlight=False)
         if len(alerts) > 10:
             console.print(f"  … and {len(alerts) - 10} more {label} alerts", highlight=False)
