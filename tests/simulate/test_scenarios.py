@@ -86,7 +86,7 @@ def test_a_bot_farm_on_an_unseen_artist_streams_tracks_nobody_played() -> None:
 def test_scenario_volume_band() -> None:
     plan = PlannedIncident("failures", "global", 0.1, 90, 10)
     assert [Scenario(1, v, 3, 130, plan).band for v in (100, 999, 1000, 50_000)] == [
-        "100-1k", "1k-10k", "1k-10k", "10k-100k"
+        "100-1k", "100-1k", "1k-10k", "10k-100k"
     ]  # fmt: skip
 
 
