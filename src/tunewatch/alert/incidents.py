@@ -68,7 +68,7 @@ class _Incident:
 class IncidentFolder:
     """Folds the engine's alert changes into incidents (see the module docstring)."""
 
-    def __init__(self, min_share: float = 0.5, min_lift: float = 2.0, max_depth: int = 3) -> None:
+    def __init__(self, min_share: float = 0.6, min_lift: float = 1.4, max_depth: int = 3) -> None:
         self.min_share = min_share
         self.min_lift = min_lift
         self.max_depth = max_depth
@@ -127,7 +127,12 @@ class IncidentFolder:
             return 1.0
         if metric not in inc.metrics:
             return None
-        if _contains(root, inc.root) or _contains(inc.root, root):
+        if _contains(inc.root, root):  # finer than the incident's slice: a part of it, or its real cause
+            theirs = _contribution(rows, metric, inc.root, direction)
+            if theirs is not None and own is not None and theirs > 0 and own >= 0.5 * theirs:
+                return None  # it carries most of the incident's excess: a better root, notified on its own
+            return 1.0
+        if _contains(root, inc.root):  # coarser: the incident's slice explains (part of) it
             theirs = _contribution(rows, metric, inc.root, direction)
             if theirs is None or not own or own <= 0:
                 return 1.0

@@ -51,7 +51,7 @@ FAMILY: Final[dict[str, KindSpec]] = {
     "skips": KindSpec(("source", "track_id"), (0.55, 0.85), "skip probability"),
     "traffic_drop": KindSpec(("global", "market", "platform", "market,platform"), (0.5, 1.0),
                              "share of the slice's events lost (1: silence)"),
-    "ad_fill": KindSpec(("global", "market", "market,tier"), (0.6, 0.95), "share of ads not served"),
+    "ad_fill": KindSpec(("global", "market,tier"), (0.6, 0.95), "share of ads not served (ads live in the free tier)"),
     "bot_farm": KindSpec(("market", "artist_id", "track_id"), (0.3, 1.5),
                          "bot streams, as a multiple of the market's traffic (obscure tracks)"),
     "late_data": KindSpec(("market",), (11.0, 17.0), "minutes by which the market's events arrive late"),
