@@ -157,8 +157,10 @@ class AlertEngine:
 
     def active(self) -> list[Alert]:
         """Notifications firing now (one per incident when folding)."""
-        if self.folder is not None:
-            return self.folder.active()
+        if self.folder is not None:  # incidents of anomaly rules, and the other kinds' alerts as they are
+            rest = [a for r, st in zip(self.rules.rules, self._state, strict=True) if r.kind != "anomaly"
+                    for a in st.alerts.values()]  # fmt: skip
+            return self.folder.active() + rest
         return [a for st in self._state for a in st.alerts.values()]
 
     def state_dict(self) -> dict[str, Any]:

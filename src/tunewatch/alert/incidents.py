@@ -19,6 +19,8 @@ Watchdog's root-cause analysis do:
   (annotation and explanation) with the share of its excess the root slice accounts for;
 * the incident resolves (one ``resolved`` notification) when every alert folded into it has resolved.
 
+Only anomaly alerts are folded: a threshold, absence or burn-rate condition is notified as it is.
+
 Labels stay Alertmanager's: alertname, severity, metric and the root slice's dimension fields; the folded
 slices are annotations, so existing receivers, silences and inhibitions work unchanged.
 """
@@ -96,14 +98,15 @@ class IncidentFolder:
     # ------------------------------------------------------------------------------------------- firing
 
     def _fire(self, a: Alert, detections: pl.DataFrame) -> Alert | None:
+        if a.extra.get("rule_kind", "anomaly") != "anomaly":
+            return a  # thresholds, absences, burn rates: a condition met, not a deviation to explain or fold
         fp = a.fingerprint
         metric = a.labels.get("metric", "")
         window = int(a.extra.get("fired_at", a.starts_at + WINDOW_MS)) - WINDOW_MS
         rows = detections.filter((pl.col("window_start") == window) & (pl.col("metric") == metric))
         direction = _direction(a)
         dims = slice_dims(a)
-        root, share = self._drill(rows, metric, dims, direction) if a.extra.get("rule_kind") == "anomaly" else (
-            dims, None)  # fmt: skip
+        root, share = self._drill(rows, metric, dims, direction)
         own = _contribution(rows, metric, dims, direction)
         for inc in self._open:
             explained = self._explains(inc, rows, metric, root, own, direction)
@@ -137,6 +140,8 @@ class IncidentFolder:
             if theirs is None or not own or own <= 0:
                 return 1.0
             return max(0.0, min(1.0, theirs / own))
+        if set(root) == set(inc.root):
+            return None  # disjoint slices of one dimension set (two markets) never explain each other
         theirs = _contribution(rows, metric, inc.root, direction)
         if theirs is not None and own is not None and own > 0 and theirs >= 0.5 * own:
             return min(1.0, theirs / own)
