@@ -44,7 +44,7 @@ def _alert(name: str, start_min: int, fired_min: int, end_min: int, **dims: str)
 
 ALERTS = [
     *_alert("FailuresUp", 60, 62, 90, market="BR", cdn="edge-2"),  # detects the outage after 2 minutes
-    *_alert("FailuresUp", 61, 64, 85, market="BR"),  # related (a consequence), not on the exact dims
+    *_alert("FailuresUp", 61, 64, 85, market="BR"),  # collateral: during the outage, on other dims
     *_alert("FailuresUp", 300, 302, 310, market="DE"),  # false
     *_alert("StreamsSurge", 500, 503, 520, market="JP"),  # detects the bot farm after 3 minutes
 ]
@@ -59,13 +59,39 @@ def test_per_rule_precision_recall_and_time_to_detect() -> None:
     scores = {s.rule: s for s in per_rule(ALERTS, ["FailuresUp", "StreamsSurge", "Quiet"], INCIDENTS)}
     fail, surge, quiet = scores["FailuresUp"], scores["StreamsSurge"], scores["Quiet"]
     assert (fail.alerts, fail.firing_ms) == (3, (30 + 24 + 10) * MIN)
-    assert fail.precision == pytest.approx(2 / 3) and fail.recall == pytest.approx(1 / 3)
+    assert (fail.right, fail.collateral, fail.false) == (1, 1, 1)
+    assert fail.precision == pytest.approx(1 / 3) and fail.recall == pytest.approx(1 / 3)
     assert fail.median_time_to_detect_s == 120
     assert (surge.alerts, surge.precision, surge.detected, surge.median_time_to_detect_s) == (1, 1.0, 1, 180)
     assert (quiet.alerts, quiet.precision, quiet.recall, quiet.median_time_to_detect_s) == (0, None, 0.0, None)
     # without labels: counts and firing time only
     plain = per_rule(ALERTS, ["FailuresUp"])[0]
-    assert (plain.alerts, plain.related, plain.recall) == (3, 0, None)
+    assert (plain.alerts, plain.right, plain.collateral, plain.false, plain.recall) == (3, 0, 0, 0, None)
+
+
+def test_collateral_alerts_are_not_right_and_not_false() -> None:
+    report = score(ALERTS, INCIDENTS, span_ms=1440 * MIN)
+    assert (report.firing, report.right, len(report.collateral), len(report.false_alerts)) == (4, 2, 1, 1)
+    assert report.collateral[0].labels["market"] == "BR" and "cdn" not in report.collateral[0].labels
+    assert report.false_alerts[0].labels["market"] == "DE"
+    assert report.precision == pytest.approx(2 / 4)  # collateral and false alerts both lower it
+    assert report.collateral_per_incident == pytest.approx(1 / 3)
+    assert report.false_per_day == pytest.approx(1.0) and report.false_groups == 1
+    assert report.median_time_to_detect_s == 150  # 120 s and 180 s
+
+
+def test_backtest_tables_fit_an_80_column_terminal() -> None:
+    rules = parse_rules(RULES.replace("Quiet", "RecommendationAcceptanceDown"))
+    names = ["FailuresUp", "StreamsSurge", "RecommendationAcceptanceDown"]
+    summary = ReplaySummary(counters=PipelineCounters(), seconds=1.0, files=["x"], alerts=ALERTS)
+    buf = io.StringIO()
+    print_backtest(Console(file=buf, width=80), rules, summary, score(ALERTS, INCIDENTS, span_ms=1440 * MIN))
+    text = buf.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text.replace("… and", "")  # nothing cut short
+    for name in names:
+        assert re.search(rf"^{name}\s", text, re.M), name  # every rule name whole, on its own row
+    assert "market=BR, cdn=edge-2" in text.replace("\n", "")
 
 
 def test_backtest_table_shows_per_rule_scores() -> None:
@@ -75,8 +101,8 @@ def test_backtest_table_shows_per_rule_scores() -> None:
     print_backtest(Console(file=buf, width=200), parse_rules(RULES), summary, report)
     text = buf.getvalue()
     row = next(line for line in text.splitlines() if "FailuresUp" in line and "failure_rate" in line)
-    assert re.search(r"3\s.*64 min\s.*67%\s.*33%\s.*1/3\s.*120 s", row)
-    assert "recall 67%" in text and "false alerts 1" in text
+    assert re.search(r"3\s+64m\s+1\s+1\s+1\s+1/3\s+120 s", row)
+    assert "recall 67%" in text and "false alerts 1" in text and "collateral 1" in text
 
 
 def _detections() -> pl.DataFrame:

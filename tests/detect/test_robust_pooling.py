@@ -10,9 +10,9 @@ from tunewatch.detect.robust import RobustLevelDetector
 MIN = 60_000
 
 
-def _failure_series(rng: np.random.Generator, minutes: int, attempts: float, rate: np.ndarray) -> tuple[
-    np.ndarray, np.ndarray
-]:
+def _failure_series(
+    rng: np.random.Generator, minutes: int, attempts: float, rate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     w = rng.poisson(attempts, minutes).astype(float)
     w = np.maximum(w, 1.0)
     k = rng.binomial(w.astype(int), rate)
@@ -78,9 +78,7 @@ def test_the_detection_reports_the_weight_its_evidence_rests_on() -> None:
     out = _run(RobustLevelDetector(noise="binomial"), x, w)
     quiet, late = out[40], out[-1]
     assert quiet.evidence_weight is not None and late.evidence_weight is not None
-    assert quiet.evidence_weight[0] == pytest.approx(w[40]) or quiet.evidence_weight[0] == pytest.approx(
-        w[36:41].sum()
-    )
+    assert quiet.evidence_weight[0] == pytest.approx(w[40]) or quiet.evidence_weight[0] == pytest.approx(w[36:41].sum())
     assert late.evidence_weight[0] == pytest.approx(w[-5:].sum())  # the pooled minutes say more here
     assert late.score[0] > 0.5
 

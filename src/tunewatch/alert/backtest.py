@@ -1,16 +1,21 @@
-"""Score alerts against labelled incidents: recall, precision, time to detect, false alert groups.
+"""Score alerts against labelled incidents: recall, precision, collateral and false alerts, time to detect.
 
-Definitions (used by ``tunewatch backtest`` and the tests):
+Definitions (used by ``tunewatch backtest``, ``bench/incidents.py`` and the tests):
 
 * an incident is **detected** when an alert whose dimension labels equal the incident's ``dims`` exactly
   (same fields, same values; none for a global incident) fires between the incident's start and
   ``start + detect_within`` — *fires* meaning the event time at which its window closed (``fired_at``), not
   the back-dated onset; its **time to detect** is ``fired_at - start``;
-* an alert is **related** to an incident when its firing overlaps ``[start, end + grace]`` and none of its
-  dimension labels contradicts the incident's dims (a global alert, or ``market=BR`` during an outage on
-  ``market=BR, cdn=edge-2``, is a consequence of it, not a false alarm);
-* every other alert is **false**; false alerts of the same alertname that fire within ``group_gap`` of the
-  first one of a group share one notification group (as Alertmanager's grouping would send them).
+* a firing alert is **right** when its dimension labels equal the dims of an incident its firing overlaps
+  (``[start, end + grace]``); it is **collateral** when it overlaps an incident but names other dimensions
+  (a global alert or ``market=BR`` during an outage on ``market=BR, cdn=edge-2``: a consequence, but a
+  second page for one incident); every other alert is **false** (outside every incident);
+* **precision** is right alerts over all firing alerts, so both collateral and false alerts lower it;
+  false alerts of the same alertname that fire within ``group_gap`` of the first one of a group share one
+  notification group (as Alertmanager's grouping would send them).
+
+Slices folded into an alert as "also affected" (see :mod:`tunewatch.alert.incidents`) are part of that
+alert, not alerts of their own: they are neither collateral nor false.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tunewatch.alert.model import Alert, parse_time
 from tunewatch.errors import InputError
@@ -53,7 +58,8 @@ class BacktestReport:
 
     incidents: list[IncidentResult]
     firing: int
-    related: int
+    right: int
+    collateral: list[Alert] = field(default_factory=list)
     false_alerts: list[Alert] = field(default_factory=list)
     false_groups: int = 0
     days: float = 0.0
@@ -67,13 +73,37 @@ class BacktestReport:
 
     @property
     def precision(self) -> float:
-        """Share of firing alerts related to an incident."""
-        return self.related / self.firing if self.firing else 1.0
+        """Share of firing alerts on an incident's own dimensions (collateral and false alerts both count against)."""
+        return self.right / self.firing if self.firing else 1.0
+
+    @property
+    def collateral_per_incident(self) -> float:
+        """Collateral alerts per labelled incident."""
+        return len(self.collateral) / len(self.incidents) if self.incidents else float(len(self.collateral))
+
+    @property
+    def false_per_day(self) -> float:
+        """False alerts (outside every incident) per day of data."""
+        return len(self.false_alerts) / self.days if self.days > 0 else float(len(self.false_alerts))
 
     @property
     def false_groups_per_day(self) -> float:
         """False alert groups per day of data."""
         return self.false_groups / self.days if self.days > 0 else float(self.false_groups)
+
+    @property
+    def median_time_to_detect_s(self) -> float | None:
+        """Median time to detect over the detected incidents."""
+        return median([r.time_to_detect_s for r in self.incidents if r.time_to_detect_s is not None])
+
+
+def median(values: Sequence[float]) -> float | None:
+    """The median of ``values`` (``None`` when empty)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def load_labels(path: Path | str) -> list[Incident]:
@@ -119,13 +149,20 @@ def _detects(alert: Alert, inc: Incident, detect_within_ms: int) -> bool:
     return alert_dims(alert) == inc.dims and inc.start <= t <= inc.start + detect_within_ms
 
 
-def _related(alert: Alert, end: int, inc: Incident, grace_ms: int) -> bool:
+def _overlaps(alert: Alert, end: int, inc: Incident, grace_ms: int) -> bool:
+    return alert.starts_at <= inc.end + grace_ms and end >= inc.start
+
+
+Verdict = Literal["right", "collateral", "false"]
+
+
+def verdict(alert: Alert, end: int, incidents: Sequence[Incident], grace_ms: int) -> Verdict:
+    """``right`` (on the dims of an incident it overlaps), ``collateral`` (overlaps one, other dims) or ``false``."""
+    during = [inc for inc in incidents if _overlaps(alert, end, inc, grace_ms)]
+    if not during:
+        return "false"
     dims = alert_dims(alert)
-    return (
-        alert.starts_at <= inc.end + grace_ms
-        and end >= inc.start
-        and all(inc.dims.get(k, v) == v for k, v in dims.items())
-    )
+    return "right" if any(dims == inc.dims for inc in during) else "collateral"
 
 
 def _ends(alerts: Sequence[Alert]) -> dict[str, int | None]:
@@ -152,12 +189,16 @@ def score(
                 res.detected_by, res.time_to_detect_s = a.name, (fired_at(a) - inc.start) / 1000
                 break
         results.append(res)
-    related = 0
+    right = 0
+    collateral: list[Alert] = []
     false: list[Alert] = []
     for a in firing:
         end = ends.get(a.fingerprint + str(a.starts_at)) or fired_at(a)
-        if any(_related(a, end, inc, grace_ms) for inc in incidents):
-            related += 1
+        v = verdict(a, end, incidents, grace_ms)
+        if v == "right":
+            right += 1
+        elif v == "collateral":
+            collateral.append(a)
         else:
             false.append(a)
     groups = 0
@@ -171,7 +212,8 @@ def score(
     return BacktestReport(
         incidents=results,
         firing=len(firing),
-        related=related,
+        right=right,
+        collateral=collateral,
         false_alerts=false,
         false_groups=groups,
         days=span_ms / (24 * 3600 * 1000),
@@ -187,15 +229,17 @@ class RuleScore:
     rule: str
     alerts: int = 0
     firing_ms: int = 0
-    related: int = 0
+    right: int = 0
+    collateral: int = 0
+    false: int = 0
     detected: int = 0
     incidents: int = 0
     time_to_detect_s: list[float] = field(default_factory=list)
 
     @property
     def precision(self) -> float | None:
-        """Share of this rule's alerts related to an incident (``None`` when it never fired)."""
-        return self.related / self.alerts if self.alerts else None
+        """Share of this rule's alerts on an incident's own dimensions (``None`` when it never fired)."""
+        return self.right / self.alerts if self.alerts else None
 
     @property
     def recall(self) -> float | None:
@@ -205,11 +249,7 @@ class RuleScore:
     @property
     def median_time_to_detect_s(self) -> float | None:
         """Median time to detect over the incidents this rule detected."""
-        ttd = sorted(self.time_to_detect_s)
-        if not ttd:
-            return None
-        mid = len(ttd) // 2
-        return ttd[mid] if len(ttd) % 2 else (ttd[mid - 1] + ttd[mid]) / 2
+        return median(self.time_to_detect_s)
 
 
 def per_rule(
@@ -221,7 +261,7 @@ def per_rule(
     detect_within_ms: int = 5 * MINUTE,
     grace_ms: int = 15 * MINUTE,
 ) -> list[RuleScore]:
-    """Per-rule alerts and firing time; with ``incidents``, per-rule precision, recall and time to detect.
+    """Per-rule alerts and firing time; with ``incidents``, right/collateral/false alerts, recall, time to detect.
 
     An alert still firing at the end counts as firing until ``until_ms`` (default: when it fired). Each rule
     is scored on its own: an incident counts as detected by every rule that caught it in time.
@@ -236,8 +276,9 @@ def per_rule(
         sc.alerts += 1
         stop = end if end is not None else max(until_ms or 0, fired_at(a))
         sc.firing_ms += max(0, stop - a.starts_at)
-        if incidents and any(_related(a, end or fired_at(a), inc, grace_ms) for inc in incidents):
-            sc.related += 1
+        if incidents:
+            v = verdict(a, end or fired_at(a), incidents, grace_ms)
+            setattr(sc, v, getattr(sc, v) + 1)
     for inc in incidents or []:
         for name, sc in scores.items():
             hits = [fired_at(a) for a in alerts if a.status == "firing" and a.name == name

@@ -18,6 +18,7 @@ import polars as pl
 
 from tunewatch.alert.explain import dims_text, format_value, render, revenue_at_risk_per_hour, top_contributors
 from tunewatch.alert.history import Transition
+from tunewatch.alert.incidents import IncidentFolder
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import Rule, RuleSet
 from tunewatch.alert.windows import Absence, BurnRate, RateOfChange, stateful_condition
@@ -26,7 +27,10 @@ from tunewatch.process.dimensions import dimension_set
 
 WINDOW_MS: Final = 60_000
 #: version of :meth:`AlertEngine.state_dict`'s layout
-STATE_VERSION: Final = 2  # 2: absence rules keep the expected value of each series before it fell silent
+STATE_VERSION: Final = (
+    3  # 2: absence rules keep the expected value of each series before it fell silent; 3: open incidents
+)
+_READABLE_VERSIONS: Final = (2, 3)
 STATE_COMPONENT: Final = "AlertEngine"
 _ARRAYS: Final = ("run", "quiet", "onset", "last_true", "firing")
 #: runbook page used when a rule names no ``runbook_url`` (anchor: the alert name in kebab case)
@@ -139,6 +143,7 @@ class AlertEngine:
         *,
         detector_name: str = "robust",
         on_transition: Callable[[Transition], None] | None = None,
+        fold: bool = True,
     ) -> None:
         self.rules = rules
         self.detector_name = detector_name
@@ -147,9 +152,15 @@ class AlertEngine:
         self._state = [_RuleState() for _ in rules.rules]
         self._conditions = [condition(r) for r in rules.rules]
         self._lookback = [stateful_condition(r) for r in rules.rules]
+        #: folds the alerts one incident raises on many slices into one notification (see alert.incidents)
+        self.folder = IncidentFolder() if fold else None
 
     def active(self) -> list[Alert]:
-        """Alerts firing now."""
+        """Notifications firing now (one per incident when folding)."""
+        if self.folder is not None:  # incidents of anomaly rules, and the other kinds' alerts as they are
+            rest = [a for r, st in zip(self.rules.rules, self._state, strict=True) if r.kind != "anomaly"
+                    for a in st.alerts.values()]  # fmt: skip
+            return self.folder.active() + rest
         return [a for st in self._state for a in st.alerts.values()]
 
     def state_dict(self) -> dict[str, Any]:
@@ -177,6 +188,7 @@ class AlertEngine:
             "rule_fingerprints": [rule_fingerprint(r) for r in self.rules.rules],
             "rule_names": [r.alert for r in self.rules.rules],
             "rules": rules,
+            "incidents": None if self.folder is None else _plain(self.folder.state_dict(), "incidents"),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -186,7 +198,7 @@ class AlertEngine:
         differ for a state of another rule set.
         """
         found = state.get("component"), state.get("version")
-        if found != (STATE_COMPONENT, STATE_VERSION):
+        if found[0] != STATE_COMPONENT or found[1] not in _READABLE_VERSIONS:
             raise ValueError(f"alert state: component {found[0]!r} version {found[1]!r} is not supported (this "
                              f"engine reads {STATE_COMPONENT} version {STATE_VERSION})")  # fmt: skip
         self._check_rules(state)
@@ -199,6 +211,9 @@ class AlertEngine:
                 self._load_rule(st, lookback, entry)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ValueError(f"alert state of rule {name!r}: {type(exc).__name__}: {exc}") from None
+        incidents = state.get("incidents")
+        if self.folder is not None and isinstance(incidents, Mapping):
+            self.folder.load_state_dict(incidents)
 
     def _check_rules(self, state: Mapping[str, Any]) -> None:
         theirs = list(state.get("rule_fingerprints") or [])
@@ -260,7 +275,8 @@ class AlertEngine:
             for t, alert in self._step_rule(rule, state, rows, windows, detections, metrics):
                 changes.append((t, i, alert))
         changes.sort(key=lambda c: (c[0], c[1]))
-        return [a for _, _, a in changes]
+        alerts = [a for _, _, a in changes]
+        return alerts if self.folder is None else self.folder.fold(alerts, detections)
 
     def _step_rule(
         self,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tunewatch.alert.backtest import BacktestReport, fired_at, per_rule
+from tunewatch.alert.backtest import BacktestReport, alert_dims, fired_at, per_rule
 from tunewatch.alert.model import format_time
 from tunewatch.alert.rules import RuleSet
 from tunewatch.pipeline.replay import ReplaySummary
@@ -48,8 +49,22 @@ def _secs(x: float | None) -> str:
     return "-" if x is None else f"{x:.0f} s"
 
 
+def short_time(ms: int) -> str:
+    """``01-05 14:03`` (UTC): date and minute, enough to find an incident in a day or two of history."""
+    return format_time(ms)[5:16].replace("T", " ")
+
+
+def compact_table(title: str) -> Table:
+    """A borderless table that fits 80 columns: no edge padding, one space between columns."""
+    return Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), title_justify="left"
+    )
+
+
 def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, report: BacktestReport | None) -> None:
-    """Per-rule table (alerts, firing time; with labels precision, recall, time to detect) and the scores."""
+    """Per-rule table (alerts, firing time; with labels right/collateral/false alerts, incidents found, time to
+    detect), the labelled incidents and the scores; readable in an 80-column terminal (kind and metric columns
+    only when the terminal is wide enough for them)."""
     incidents = [r.incident for r in report.incidents] if report is not None else None
     windows = (report.detect_within_ms, report.grace_ms) if report is not None else (5 * 60_000, 15 * 60_000)
     until = max((fired_at(a) for a in summary.alerts), default=None)
@@ -60,36 +75,52 @@ def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, rep
             detect_within_ms=windows[0], grace_ms=windows[1],
         )
     }  # fmt: skip
-    table = Table(title="rules on history")
-    cols = ["rule", "kind", "metric", "alerts", "firing time"]
+    wide = console.width >= 120
+    table = compact_table("rules on history")
+    cols = ["rule", *(["kind", "metric"] if wide else []), "alerts", "firing"]
     if report is not None:
-        cols += ["precision", "recall", "detected", "time to detect (median)"]
+        cols += ["right", "coll.", "false", "found", "ttd"]
     for col in cols:
-        table.add_column(col, justify="left" if col in ("rule", "kind", "metric") else "right")
+        left = col in ("rule", "kind", "metric")
+        table.add_column(col, justify="left" if left else "right", no_wrap=not left or col == "rule", overflow="fold")
     for r in rules.rules:
         sc = scores[r.alert]
-        row = [r.alert, r.kind, r.metric, str(sc.alerts), f"{sc.firing_ms / 60000:.0f} min"]
+        row = [r.alert, *([r.kind, r.metric] if wide else []), str(sc.alerts), f"{sc.firing_ms / 60000:.0f}m"]
         if report is not None:
-            row += [_pct(sc.precision), _pct(sc.recall), f"{sc.detected}/{sc.incidents}",
+            row += [str(sc.right), str(sc.collateral), str(sc.false), f"{sc.detected}/{sc.incidents}",
                     _secs(sc.median_time_to_detect_s)]  # fmt: skip
         table.add_row(*row)
     console.print(table)
     if report is None:
         return
-    inc = Table(title="labelled incidents")
-    for col in ("kind", "dims", "start", "detected by", "time to detect"):
-        inc.add_column(col)
+    console.print(
+        "right: on the incident's own dimensions; coll.: during an incident, on other dimensions; false: outside "
+        "every incident; found: incidents detected on their dimensions; ttd: median time to detect",
+        style="dim", highlight=False,
+    )  # fmt: skip
+    inc = compact_table("labelled incidents")
+    for col in ("kind", "dimensions", "start (UTC)", "detected by", "after"):
+        inc.add_column(col, overflow="fold", justify="right" if col == "after" else "left")
     for res in report.incidents:
         dims = ", ".join(f"{k}={v}" for k, v in res.incident.dims.items()) or "global"
         ttd = f"{res.time_to_detect_s:.0f} s" if res.time_to_detect_s is not None else "[red]missed[/]"
         inc.add_row(
-            escape(res.incident.kind), escape(dims), format_time(res.incident.start), res.detected_by or "-", ttd
+            escape(res.incident.kind), escape(dims), short_time(res.incident.start), res.detected_by or "-", ttd
         )
     console.print(inc)
+    n_inc = len(report.incidents)
+    found = sum(r.detected_by is not None for r in report.incidents)
     console.print(
-        f"recall {100 * report.recall:.0f}%  precision {100 * report.precision:.0f}%  "
-        f"firing alerts {report.firing}  false alerts {len(report.false_alerts)}  "
-        f"false alert groups {report.false_groups} ({report.false_groups_per_day:.1f}/day)"
+        f"recall {100 * report.recall:.0f}% ({found}/{n_inc} on the right dimension)  "
+        f"precision {100 * report.precision:.0f}%  median time to detect {_secs(report.median_time_to_detect_s)}\n"
+        f"firing alerts {report.firing}: right {report.right}, collateral {len(report.collateral)} "
+        f"({report.collateral_per_incident:.1f} per incident), false alerts {len(report.false_alerts)} "
+        f"({report.false_per_day:.1f}/day, {report.false_groups} groups)",
+        highlight=False,
     )
-    for a in report.false_alerts[:10]:
-        console.print(escape(f"  false: {a.name} {a.labels} at {format_time(fired_at(a))}"), highlight=False)
+    for label, alerts in (("collateral", report.collateral), ("false", report.false_alerts)):
+        for a in alerts[:10]:
+            dims = ", ".join(f"{k}={v}" for k, v in alert_dims(a).items()) or "global"
+            console.print(escape(f"  {label}: {a.name} {dims} at {short_time(fired_at(a))}"), highlight=False)
+        if len(alerts) > 10:
+            console.print(f"  … and {len(alerts) - 10} more {label} alerts", highlight=False)

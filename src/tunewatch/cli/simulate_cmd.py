@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from tunewatch.cli.main import console, fail, out, user_errors
+from tunewatch.cli.render import compact_table, short_time
 
 
 def default_labels_path(events: Path) -> Path:
@@ -23,13 +24,32 @@ def default_labels_path(events: Path) -> Path:
     return events.with_name(f"{name}.labels.json")
 
 
+def parse_start(text: str | None, minutes: int) -> int:
+    """Epoch ms of ``--start``: the fixed default, ``now`` (the run ends at the current minute) or a time."""
+    from tunewatch.simulate import DEFAULT_START
+
+    if text is None:
+        return DEFAULT_START
+    if text.strip().lower() == "now":
+        return (int(time.time() * 1000) // 60_000 - minutes) * 60_000
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--start: {text!r} is neither 'now' nor a time such as 2026-01-05T00:00:00")
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
 def simulate(
     out_file: Annotated[Path, typer.Option("--out", "-o", help="Events file: .ndjson/.jsonl/.csv/.parquet[.gz|.zst].")],
     minutes: Annotated[int, typer.Option(min=1, help="Simulated minutes.")] = 1440,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same file.")] = 7,
     rate: Annotated[float, typer.Option(min=1, help="Average events per minute (seasonality varies it).")] = 2000,
     start: Annotated[
-        datetime | None, typer.Option(help="Start time (UTC), e.g. 2026-01-05T00:00:00; default a fixed Monday.")
+        str | None,
+        typer.Option(
+            help="Start time (UTC), e.g. 2026-01-05T00:00:00, or 'now' (the run ends at the current minute, so "
+            "`serve` accepts every event); default a fixed Monday."
+        ),
     ] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels file; default: <out>.labels.json.")] = None,
     warmup: Annotated[int | None, typer.Option(min=0, help="Minutes before the first incident.")] = None,
@@ -38,12 +58,9 @@ def simulate(
     duplicate_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of events sent twice.")] = 0.001,
 ) -> None:
     """Write a realistic event stream (seasonal, Zipf tracks, QoE, ads) with labelled incidents."""
-    from tunewatch.simulate import DEFAULT_START, SimulationConfig, Simulator, write_stream
+    from tunewatch.simulate import SimulationConfig, Simulator, write_stream
 
-    if start is None:
-        start_ms = DEFAULT_START
-    else:
-        start_ms = int((start if start.tzinfo else start.replace(tzinfo=UTC)).timestamp() * 1000)
+    start_ms = parse_start(start, minutes)
     config = SimulationConfig(
         start=start_ms,
         minutes=minutes,
@@ -76,11 +93,15 @@ def simulate(
                 fail(f"{out_file}: cannot write ({exc.strerror or exc})")
         seconds = time.perf_counter() - t0
         labels_path.write_text(json.dumps(simulator.labels(), indent=2) + "\n", encoding="utf-8")
-    table = Table(title=f"{out_file}: {n:,} events in {seconds:.1f} s ({n / seconds:,.0f} events/s)")
-    for col in ("incident", "dimensions", "start", "end"):
-        table.add_column(col)
-    for inc in simulator.incidents:
-        dims = ", ".join(f"{k}={v}" for k, v in inc["dims"].items()) or "(global)"
-        table.add_row(inc["kind"], dims, inc["start"], inc["end"])
-    out.print(table)
+    out.print(f"{out_file}: {n:,} events in {seconds:.1f} s ({n / seconds:,.0f} events/s)", highlight=False)
+    table = compact_table("labelled incidents")
+    for col in ("incident", "dimensions", "start (UTC)", "minutes"):
+        table.add_column(col, overflow="fold", justify="right" if col == "minutes" else "left")
+    for inc in simulator.schedule:
+        dims = ", ".join(f"{k}={v}" for k, v in inc.dims.items()) or "(global)"
+        table.add_row(escape(inc.kind), escape(dims), short_time(inc.start), f"{(inc.end - inc.start) // 60_000}")
+    if simulator.schedule:
+        out.print(table)
+    if simulator.no_incidents_reason:
+        out.print(f"no incidents: {simulator.no_incidents_reason}", highlight=False)
     out.print(f"labels: {labels_path}  (dirty {simulator.dirty:,}, duplicates {simulator.duplicates:,})")

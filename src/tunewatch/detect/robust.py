@@ -40,9 +40,7 @@ EXACT_BETABINOM_MAX_N = 20_000
 _CELLS_PER_CHUNK = 1 << 22  # rows are summed in chunks of at most this many (row, count) cells
 
 
-def betabinom_tails(
-    k: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray
-) -> tuple[FloatArray, FloatArray]:
+def betabinom_tails(k: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
     """``P(X >= k)`` and ``P(X <= k)`` for ``X ~ BetaBinomial(n, a, b)``, vectorised (integer ``k``, ``n``).
 
     SciPy's ``betabinom`` sums the probabilities element by element in Python; here the probabilities of all
@@ -203,8 +201,15 @@ class RobustLevelDetector(VectorDetector):
         return np.where(np.abs(tail) < np.abs(z), tail, z)
 
     def _pooled(
-        self, idx: IntArray, x: FloatArray, forecast: FloatArray, w: FloatArray, sd: FloatArray, z: FloatArray,
-        warm: npt.NDArray[np.bool_], history: FloatArray | None,
+        self,
+        idx: IntArray,
+        x: FloatArray,
+        forecast: FloatArray,
+        w: FloatArray,
+        sd: FloatArray,
+        z: FloatArray,
+        warm: npt.NDArray[np.bool_],
+        history: FloatArray | None,
     ) -> tuple[FloatArray, FloatArray]:
         """``z``, or the deviation of the last ``pool`` points taken together where that says more (same side).
 

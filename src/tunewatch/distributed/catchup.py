@@ -56,5 +56,3 @@ class AccountedEntries:
             if ids[-1] == top:
                 return
             start = f"({ids[-1]}"
-
-

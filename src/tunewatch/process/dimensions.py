@@ -31,6 +31,7 @@ DIMENSION_SETS: Final[tuple[DimensionSet, ...]] = (
     DimensionSet("source", ("source",)),
     DimensionSet("market,cdn", ("market", "cdn")),
     DimensionSet("market,platform", ("market", "platform")),
+    DimensionSet("market,tier", ("market", "tier")),  # ads live in a tier: ad impressions of one market's free tier
     DimensionSet("track_id", ("track_id",)),
     DimensionSet("artist_id", ("artist_id",)),
 )

@@ -19,18 +19,20 @@ import polars as pl
 from tunewatch.schema import FIELD_NAMES, VALID_SCHEMA
 from tunewatch.simulate.codes import NIL
 from tunewatch.simulate.dirt import choose_dirt, soil
-from tunewatch.simulate.incidents import MINUTE_MS, Incident, schedule
+from tunewatch.simulate.incidents import MINUTE_MS, Incident, minimum_minutes, schedule
+from tunewatch.simulate.scenarios import PlannedIncident, place
 from tunewatch.simulate.traffic import (
     Columns,
     Outcome,
     apply_incidents,
+    bot_tracks,
     bots,
     concat,
     take,
     what_happened,
     who,
 )
-from tunewatch.simulate.world import IP_TEMPLATE, World, build_world, market_rates
+from tunewatch.simulate.world import DEFAULT_MARKETS, IP_TEMPLATE, MARKETS, World, build_world, market_rates
 
 #: Default start of a simulation: a Monday, 00:00 UTC (fixed, so a seed always gives the same file).
 DEFAULT_START: Final = int(datetime(2026, 1, 5, tzinfo=UTC).timestamp() * 1000)
@@ -56,6 +58,9 @@ class SimulationConfig:
     incidents: bool = True
     dirty_rate: float = 0.001
     duplicate_rate: float = 0.001
+    markets: int = DEFAULT_MARKETS  # the largest N markets of world.MARKETS
+    #: incidents of the scenario family to place instead of the seven-kind schedule (see simulate.scenarios)
+    plan: tuple[PlannedIncident, ...] = ()
 
     @property
     def warmup(self) -> int:
@@ -75,10 +80,15 @@ class Simulator:
             raise ValueError("minutes must be positive")
         if c.events_per_minute <= 0:
             raise ValueError("events_per_minute must be positive")
+        if not 1 <= c.markets <= len(MARKETS):
+            raise ValueError(f"markets must be between 1 and {len(MARKETS)}")
         self.start = c.start // MINUTE_MS * MINUTE_MS
-        self.world: World = build_world(c.seed)
+        self.world: World = build_world(c.seed, c.markets)
+        place_rng = np.random.default_rng([c.seed, 0x91A7])
         self.schedule: list[Incident] = (
-            schedule(
+            [place(p, self.world, place_rng, self.start, c.events_per_minute) for p in c.plan]
+            if c.plan and c.incidents
+            else schedule(
                 self.world,
                 seed=c.seed,
                 start=self.start,
@@ -89,6 +99,14 @@ class Simulator:
             if c.incidents
             else []
         )
+        #: why there are no incidents, when there are none (empty otherwise)
+        self.no_incidents_reason = ""
+        if not self.schedule:
+            self.no_incidents_reason = (
+                "incidents were turned off" if not c.incidents else
+                f"a run of {c.minutes} minutes has no room for one after its {c.warmup}-minute warm-up "
+                f"(it needs at least {minimum_minutes(c.warmup)} minutes; see --warmup)"
+            )  # fmt: skip
         #: True: every text value is a plain token needing no JSON escaping (checked once, on the world's tables).
         self.plain_text = all(not t.str.contains(r'["\\\x00-\x1f\x7f]').any() for t in self.world.tables.values())
         self.generated = 0
@@ -149,7 +167,8 @@ class Simulator:
         for inc in self.schedule:
             if inc.kind == "bot_farm" and inc.active(minute_ms):
                 m = inc.codes["market"]
-                extra = bots(self.world, rng, minute_ms, m, int(rng.poisson(BOT_SURGE * rates[m])))
+                surge = inc.magnitude or BOT_SURGE
+                extra = bots(self.world, rng, minute_ms, m, int(rng.poisson(surge * rates[m])), bot_tracks(inc))
                 parts.append(take(extra, (extra["ts"] >= inc.start) & (extra["ts"] < inc.end)))
         cols = concat(parts)
         n = len(cols["ts"])

@@ -41,6 +41,7 @@ class Incident:
     start: int  # epoch ms, inclusive
     end: int  # epoch ms, exclusive
     codes: dict[str, int] = field(default_factory=dict)  # e.g. {"market": 3, "cdn": 1}
+    magnitude: float = 0.0  # how strong (family kinds; see tunewatch.simulate.scenarios); 0: the kind's default
 
     def active(self, minute_ms: int) -> bool:
         """True when the minute starting at ``minute_ms`` overlaps the incident."""
@@ -48,12 +49,26 @@ class Incident:
 
     def label(self) -> dict[str, Any]:
         """The labels-file entry (times in RFC 3339)."""
-        return {"kind": self.kind, "dims": dict(self.dims), "start": rfc3339(self.start), "end": rfc3339(self.end)}
+        out: dict[str, Any] = {
+            "kind": self.kind, "dims": dict(self.dims), "start": rfc3339(self.start), "end": rfc3339(self.end)
+        }  # fmt: skip
+        if self.magnitude:
+            out["magnitude"] = round(self.magnitude, 3)
+        return out
 
 
 def rfc3339(ms: int) -> str:
     """UTC RFC 3339 time of epoch milliseconds, second precision."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: Shortest slot an incident gets (it lasts at most half of it, at least 5 minutes).
+MIN_SLOT: Final = 8
+
+
+def minimum_minutes(warmup: int) -> int:
+    """Shortest run that holds one incident after a ``warmup``-minute warm-up."""
+    return warmup + 5 + MIN_SLOT
 
 
 def schedule(
@@ -68,14 +83,17 @@ def schedule(
 ) -> list[Incident]:
     """Place one incident of each kind after ``warmup`` minutes, in equal slots (or every ``spacing`` minutes).
 
-    Incidents never overlap; each lasts 15–40 minutes (less when the slots are short). A simulation too short
-    to hold them after its warm-up gets fewer.
+    Incidents never overlap; each lasts 15–40 minutes (less when the slots are short). A run too short to
+    give every kind a slot of :data:`MIN_SLOT` minutes after its warm-up gets as many incidents as fit (the
+    first kinds of the shuffled order), and none when it is shorter than :func:`minimum_minutes`.
     """
     rng = np.random.default_rng([seed, 0x1C1D])
     order = [kinds[i] for i in rng.permutation(len(kinds))]
     available = minutes - warmup - 5
+    if spacing is None:
+        order = order[: max(0, min(len(order), available // MIN_SLOT))]
     slot = spacing if spacing is not None else available // max(len(order), 1)
-    if slot < 8:
+    if slot < MIN_SLOT or not order:
         return []
     incidents = []
     for i, kind in enumerate(order):

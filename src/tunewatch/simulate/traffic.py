@@ -19,6 +19,8 @@ from tunewatch.simulate.world import (
     BOTS_PER_MARKET,
     CODEC_MIX,
     ERROR_CODES,
+    N_TRACKS,
+    OBSCURE_TRACKS,
     SKIP_BY_SOURCE,
     SOURCE_MIX,
     STARTUP_BY_PLATFORM,
@@ -75,8 +77,19 @@ def who(world: World, rng: np.random.Generator, minute_ms: int, counts: np.ndarr
     }
 
 
-def bots(world: World, rng: np.random.Generator, minute_ms: int, market: int, n: int) -> Columns:
-    """A bot farm's plays: a few accounts, a handful of obscure tracks, each played just past 30 s."""
+def bot_tracks(inc: Incident) -> np.ndarray | None:
+    """The tracks a bot farm plays: one new track, an unseen artist's tracks, or (None) obscure catalogue ones."""
+    if "track" in inc.codes:
+        return np.array([inc.codes["track"]])
+    if "artist" in inc.codes:
+        return np.arange(N_TRACKS - OBSCURE_TRACKS, N_TRACKS)
+    return None
+
+
+def bots(
+    world: World, rng: np.random.Generator, minute_ms: int, market: int, n: int, tracks: np.ndarray | None = None
+) -> Columns:
+    """A bot farm's plays: a few accounts, a handful of obscure tracks (or ``tracks``), each played just past 30 s."""
     return {
         "ts": minute_ms + rng.integers(0, MINUTE_MS, n),
         "market": np.full(n, market),
@@ -85,7 +98,7 @@ def bots(world: World, rng: np.random.Generator, minute_ms: int, market: int, n:
         "cdn": _pick(rng, np.cumsum(world.cdn_mix, axis=1)[np.full(n, market)]),
         "source": np.full(n, SOURCES.index("playlist")),
         "user": world.user_offset[market] + world.user_count[market] + rng.integers(0, BOTS_PER_MARKET, n),
-        "track": 6000 + rng.integers(0, 25, n),
+        "track": 6000 + rng.integers(0, 25, n) if tracks is None else tracks[rng.integers(0, tracks.size, n)],
         "etype": np.full(n, PLAY),
         "bot": np.ones(n, dtype=bool),
     }
@@ -115,6 +128,7 @@ class Outcome:
         self.error_code = np.full(n, -1)  # forced error code (-1: drawn from the usual mix)
         self.keep = np.ones(n, dtype=bool)  # False: the event never happens (e.g. an ad not served)
         self.delay_min = np.zeros(n, dtype=np.int64)  # minutes by which the event reaches us late
+        self.low_quality = np.zeros(n)  # probability that a play is served at a low bitrate whatever its tier
 
 
 def apply_incidents(
@@ -154,7 +168,40 @@ def apply_incidents(
         elif inc.kind == "late_data":
             hit = live & (cols["market"] == inc.codes["market"])
             out.delay_min[hit] = rng.integers(LATE_DELAY_MIN, LATE_DELAY_MAX + 1, int(hit.sum()))
+        elif inc.kind in FAMILY_KINDS:
+            _apply_family(inc, cols, out, rng, live)
         # bot_farm adds rows (see bots()); it changes no existing ones
+
+
+#: Kinds of the scenario family (tunewatch.simulate.scenarios) applied by :func:`_apply_family`.
+FAMILY_KINDS: Final = ("failures", "startup", "rebuffering", "low_quality", "skips", "traffic_drop", "ad_fill")
+_SLICE_COLUMNS: Final = {"market": "market", "cdn": "cdn", "platform": "platform", "tier": "tier",
+                         "source": "source", "track": "track"}  # fmt: skip
+
+
+def _apply_family(inc: Incident, cols: Columns, out: Outcome, rng: np.random.Generator, live: np.ndarray) -> None:
+    """One family incident on the rows of its slice (every code of ``inc.codes`` matches), ``magnitude`` strong."""
+    hit = live.copy()
+    for f, code in inc.codes.items():
+        hit &= cols[_SLICE_COLUMNS[f]] == code
+    etype, n, mag = cols["etype"], len(hit), inc.magnitude
+    if inc.kind == "failures":
+        fail = hit & (etype != AD) & (rng.random(n) < mag)
+        etype[fail] = ERROR
+        out.error_code[fail] = np.where(rng.random(int(fail.sum())) < 0.5, 1, 0)
+    elif inc.kind == "startup":
+        out.startup_mult[hit & (etype != AD)] *= mag
+    elif inc.kind == "rebuffering":
+        out.rebuffer_rate[hit & (etype != AD)] = mag
+    elif inc.kind == "low_quality":
+        out.low_quality[hit & (etype == PLAY)] = mag
+    elif inc.kind == "skips":
+        sel = hit & (etype == PLAY)
+        out.p_skip[sel] = np.maximum(out.p_skip[sel], mag)
+    elif inc.kind == "traffic_drop":
+        out.keep &= ~(hit & (rng.random(n) < mag))
+    elif inc.kind == "ad_fill":
+        out.keep &= ~(hit & (etype == AD) & (rng.random(n) < mag))
 
 
 def what_happened(world: World, cols: Columns, out: Outcome, rng: np.random.Generator) -> Columns:
@@ -182,6 +229,8 @@ def what_happened(world: World, cols: Columns, out: Outcome, rng: np.random.Gene
         np.asarray([320, 160, 96, 24])[_pick_global(rng, (0.6, 0.34, 0.05, 0.01), n)],
         np.asarray([160, 96, 24])[_pick_global(rng, (0.74, 0.21, 0.05), n)],
     )
+    if out.low_quality.any():  # drawn only then, so that streams without such an incident keep their draws
+        bitrate = np.where(rng.random(n) < out.low_quality, 64, bitrate)
     err_code = np.where(out.error_code >= 0, out.error_code, _pick_global(rng, ERROR_MIX, n))
     ad_rev = rng.lognormal(np.log(world.ad_rate_micros[cols["market"]]), 0.4).astype(np.int64)
     explicit_skip = rng.random(n) < 0.5  # half the clients send `skipped`, the rest leave it to inference

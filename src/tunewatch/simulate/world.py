@@ -21,7 +21,14 @@ MARKETS: Final[dict[str, tuple[float, float]]] = {
     "FR": (0.05, 1), "SE": (0.03, 1), "NL": (0.03, 1), "ES": (0.04, 1), "IT": (0.03, 1),
     "PL": (0.03, 1), "TR": (0.02, 3), "IN": (0.05, 5.5), "ID": (0.03, 7), "JP": (0.04, 9),
     "KR": (0.02, 9), "AU": (0.03, 10), "CA": (0.03, -5), "AR": (0.03, -3), "ZA": (0.02, 2),
+    # beyond the default 20: smaller markets, used by worlds of more markets (scenario family)
+    "CL": (0.015, -4), "CO": (0.015, -5), "PE": (0.01, -5), "PH": (0.015, 8), "TH": (0.01, 7),
+    "VN": (0.01, 7), "NO": (0.01, 1), "DK": (0.01, 1), "FI": (0.01, 2), "PT": (0.01, 0),
 }  # fmt: skip
+DEFAULT_MARKETS: Final = 20
+#: The last tracks of the catalogue (never played in practice: the Zipf tail) belong to an artist nobody streams;
+#: a bot farm on an obscure artist or track plays them (the artist is :data:`N_ARTISTS`, one past the others).
+OBSCURE_TRACKS: Final = 25
 CDNS: Final = ("akamai", "fastly", "cloudfront", "edge-local")
 EVENT_TYPES: Final = ("play", "error", "ad")
 PLATFORM_MIX: Final = (0.27, 0.38, 0.08, 0.12, 0.04, 0.04, 0.06, 0.01)  # order of schema.PLATFORMS
@@ -81,10 +88,12 @@ def _jitter_mix(rng: np.random.Generator, base: tuple[float, ...], n: int, conce
     return rng.dirichlet(np.asarray(base) * concentration, size=n)
 
 
-def build_world(seed: int) -> World:
-    """Draw the world for ``seed``."""
+def build_world(seed: int, markets_count: int = DEFAULT_MARKETS) -> World:
+    """Draw the world for ``seed`` with the ``markets_count`` largest markets (1 to ``len(MARKETS)``)."""
+    if not 1 <= markets_count <= len(MARKETS):
+        raise ValueError(f"markets: must be between 1 and {len(MARKETS)}, got {markets_count}")
     rng = np.random.default_rng([seed, 0x5EED])
-    markets = tuple(MARKETS)
+    markets = tuple(MARKETS)[:markets_count]
     share = np.array([MARKETS[m][0] for m in markets])
     share = share / share.sum()
     offsets = np.array([MARKETS[m][1] for m in markets], dtype=np.float64)
@@ -94,6 +103,7 @@ def build_world(seed: int) -> World:
     track_cdf = np.cumsum(popularity / popularity.sum())
     track_artist = rng.integers(0, N_ARTISTS, N_TRACKS)
     track_artist[:50] = np.arange(50)  # the biggest hits come from distinct artists
+    track_artist[-OBSCURE_TRACKS:] = N_ARTISTS  # an artist of the catalogue's tail, unseen in normal traffic
     durations = np.clip(rng.lognormal(np.log(200_000), 0.3, N_TRACKS), 60_000, 900_000).astype(np.int64)
     users = np.maximum((share * LISTENERS_PER_SHARE).astype(np.int64), 1000)
     per_market = users + BOTS_PER_MARKET
@@ -118,7 +128,7 @@ def build_world(seed: int) -> World:
         "user_id": user_ids,
         "track_id": pl.select(pl.format("trk-{}", idx.cast(pl.String).str.zfill(6))).to_series(),
         "artist_id": pl.select(
-            pl.format("art-{}", pl.int_range(0, N_ARTISTS, eager=True).cast(pl.String).str.zfill(5))
+            pl.format("art-{}", pl.int_range(0, N_ARTISTS + 1, eager=True).cast(pl.String).str.zfill(5))
         ).to_series(),
     }
     return World(

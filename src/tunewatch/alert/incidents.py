@@ -1,0 +1,323 @@
+"""Incidents, not alert storms: root-cause folding of the alerts that one incident raises on many slices.
+
+When a slice turns anomalous, its parents (coarser slices containing it) and sometimes its siblings do too: a
+platform's startup regression raises the p95 of the whole service, of every market and of every CDN. The
+folder turns those into one notification on the slice that explains the others, as ThirdEye's and Datadog
+Watchdog's root-cause analysis do:
+
+* **re-rooting** (drill-down): when an alert fires on a slice, the finer slices of the same metric in the same
+  minute are examined. A child explains the parent when it carries at least :attr:`min_share` of the excess
+  of its sibling group (the children of one dimension set under the parent; the excess is the deviation from
+  expected, weighted by the denominator for ratios and quantiles) and that share is at least :attr:`min_lift`
+  times its share of the group's volume (a child holding 70 % of the traffic and 70 % of the excess explains
+  nothing). The finest such child becomes the alert's slice (entity slices — one track, one artist — are the
+  finest), and the drill-down goes on from it;
+* **folding**: an alert that fires while an incident is open is folded into it, with no notification of its
+  own, when its root slice is the incident's, or when it watches the same metric and its slice contains or is
+  contained in the incident's, or when the incident's slice carries at least half of its excess (a sibling
+  such as one CDN during a platform regression). The incident's alert lists it under ``also_affected``
+  (annotation and explanation) with the share of its excess the root slice accounts for;
+* the incident resolves (one ``resolved`` notification) when every alert folded into it has resolved.
+
+Only anomaly alerts are folded: a threshold, absence or burn-rate condition is notified as it is.
+
+Labels stay Alertmanager's: alertname, severity, metric and the root slice's dimension fields; the folded
+slices are annotations, so existing receivers, silences and inhibitions work unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import polars as pl
+
+from tunewatch.alert.explain import dims_text
+from tunewatch.alert.model import Alert
+from tunewatch.process.catalogue import METRICS
+from tunewatch.process.dimensions import DIMENSION_SETS, TOP_K_FIELDS, dimension_set
+from tunewatch.schema import DIMENSION_FIELDS
+
+WINDOW_MS: Final = 60_000
+_FIELDS: Final = set(DIMENSION_FIELDS)
+
+
+def slice_dims(alert: Alert) -> dict[str, str]:
+    """The alert's dimension labels (schema fields), in schema order."""
+    return {f: alert.labels[f] for f in DIMENSION_FIELDS if f in alert.labels}
+
+
+def _contains(outer: Mapping[str, str], inner: Mapping[str, str]) -> bool:
+    """True when slice ``inner`` lies within slice ``outer`` (every field of ``outer`` fixed the same way)."""
+    return all(inner.get(k) == v for k, v in outer.items())
+
+
+def _granularity(fields: tuple[str, ...]) -> int:
+    """How fine a dimension set is: one entity (track, artist) is finer than any combination of coarse fields."""
+    return 10 if any(f in TOP_K_FIELDS for f in fields) else len(fields)
+
+
+@dataclass(slots=True)
+class _Incident:
+    alert: Alert  # the notification: root slice labels
+    root: dict[str, str]
+    metrics: set[str]
+    members: dict[str, Alert] = field(default_factory=dict)  # fingerprint of an engine alert → that alert
+
+
+class IncidentFolder:
+    """Folds the engine's alert changes into incidents (see the module docstring)."""
+
+    def __init__(self, min_share: float = 0.6, min_lift: float = 1.4, max_depth: int = 3) -> None:
+        self.min_share = min_share
+        self.min_lift = min_lift
+        self.max_depth = max_depth
+        self._open: list[_Incident] = []
+        self._member_of: dict[str, _Incident] = {}
+
+    def active(self) -> list[Alert]:
+        """The incidents' notifications firing now."""
+        return [inc.alert for inc in self._open]
+
+    def fold(self, changes: list[Alert], detections: pl.DataFrame) -> list[Alert]:
+        """The notifications for the engine's alert ``changes`` (in time order) of one batch of ``detections``."""
+        out: list[Alert] = []
+        for a in changes:
+            if a.status == "firing":
+                note = self._fire(a, detections)
+                if note is not None:
+                    out.append(note)
+            else:
+                done = self._resolve(a)
+                if done is not None:
+                    out.append(done)
+        return out
+
+    # ------------------------------------------------------------------------------------------- firing
+
+    def _fire(self, a: Alert, detections: pl.DataFrame) -> Alert | None:
+        if a.extra.get("rule_kind", "anomaly") != "anomaly":
+            return a  # thresholds, absences, burn rates: a condition met, not a deviation to explain or fold
+        fp = a.fingerprint
+        metric = a.labels.get("metric", "")
+        window = int(a.extra.get("fired_at", a.starts_at + WINDOW_MS)) - WINDOW_MS
+        rows = detections.filter((pl.col("window_start") == window) & (pl.col("metric") == metric))
+        direction = _direction(a)
+        dims = slice_dims(a)
+        root, share = self._drill(rows, metric, dims, direction)
+        own = _contribution(rows, metric, dims, direction)
+        for inc in self._open:
+            explained = self._explains(inc, rows, metric, root, own, direction)
+            if explained is not None:
+                inc.members[fp] = a
+                inc.metrics.add(metric)
+                self._member_of[fp] = inc
+                inc.alert = _with_affected(inc.alert, a, dims, explained)  # emitted alerts are never changed
+                return None
+        note = a if root == dims else _with_affected(_rerooted(a, root), a, dims, share)
+        inc = _Incident(note, root, {metric}, {fp: a})
+        self._open.append(inc)
+        self._member_of[fp] = inc
+        return note
+
+    def _explains(
+        self, inc: _Incident, rows: pl.DataFrame, metric: str, root: dict[str, str], own: float | None, direction: str
+    ) -> float | None:
+        """The share of an alert's excess incident ``inc`` explains when the alert belongs to it, else None."""
+        if root == inc.root:
+            return 1.0
+        if metric not in inc.metrics:
+            return None
+        if _contains(inc.root, root):  # finer than the incident's slice: a part of it, or its real cause
+            theirs = _contribution(rows, metric, inc.root, direction)
+            if theirs is not None and own is not None and theirs > 0 and own >= 0.5 * theirs:
+                return None  # it carries most of the incident's excess: a better root, notified on its own
+            return 1.0
+        if _contains(root, inc.root):  # coarser: the incident's slice explains (part of) it
+            theirs = _contribution(rows, metric, inc.root, direction)
+            if theirs is None or not own or own <= 0:
+                return 1.0
+            return max(0.0, min(1.0, theirs / own))
+        if set(root) == set(inc.root):
+            return None  # disjoint slices of one dimension set (two markets) never explain each other
+        theirs = _contribution(rows, metric, inc.root, direction)
+        if theirs is not None and own is not None and own > 0 and theirs >= 0.5 * own:
+            return min(1.0, theirs / own)
+        return None
+
+    def _drill(
+        self, rows: pl.DataFrame, metric: str, dims: dict[str, str], direction: str
+    ) -> tuple[dict[str, str], float | None]:
+        """The finest slice under ``dims`` that explains its excess, and the share of the excess it carries."""
+        current, share = dims, None
+        for _ in range(self.max_depth):
+            found = self._explaining_child(rows, metric, current, direction)
+            if found is None:
+                break
+            current, s = found
+            share = s if share is None else share * s
+        return current, share
+
+    def _explaining_child(
+        self, rows: pl.DataFrame, metric: str, parent: dict[str, str], direction: str
+    ) -> tuple[dict[str, str], float] | None:
+        fields = set(parent)
+        if rows.is_empty():
+            return None
+        best: tuple[int, float, dict[str, str]] | None = None
+        present = set(rows.get_column("dimset").unique().to_list())
+        for d in DIMENSION_SETS:
+            if d.name not in present or not fields < set(d.fields):
+                continue
+            if len(d.fields) != len(fields) + 1 and not any(f in TOP_K_FIELDS for f in d.fields):
+                continue  # one step finer at a time (an entity set may sit under any parent)
+            group = rows.filter(
+                (pl.col("dimset") == d.name)
+                & pl.all_horizontal([pl.col(k) == v for k, v in parent.items()] or [pl.lit(True)])
+                & pl.col("expected").is_not_null()
+            )
+            if group.height < 2 and not any(f in TOP_K_FIELDS for f in d.fields):
+                continue
+            c = _contributions(group, metric, direction)
+            size = _sizes(group, metric)
+            pos = c.clip(lower_bound=0.0)
+            total, volume = float(pos.sum()), float(size.sum())
+            if total <= 0 or volume <= 0:
+                continue
+            i = int(pos.arg_max())  # type: ignore[arg-type]
+            s = float(pos[i]) / total
+            lift = s / max(float(size[i]) / volume, 1e-9)
+            score = group.get_column("score")[i]
+            if s < self.min_share or lift < self.min_lift or score is None or score < 0.2:
+                continue
+            row = group.row(i, named=True)
+            child: dict[str, str] = {f: row[f] for f in DIMENSION_FIELDS if f in d.fields}
+            if any(v is None for v in child.values()) or "_other" in child.values():
+                continue
+            rank = _granularity(d.fields)
+            if best is None or (rank, s) > (best[0], best[1]):
+                best = (rank, s, child)
+        return None if best is None else (best[2], best[1])
+
+    # ------------------------------------------------------------------------------------------ resolved
+
+    def _resolve(self, a: Alert) -> Alert | None:
+        inc = self._member_of.pop(a.fingerprint, None)
+        if inc is None:
+            return a
+        inc.members.pop(a.fingerprint, None)
+        if inc.members:
+            return None
+        self._open.remove(inc)
+        note = inc.alert
+        return Alert(
+            labels=dict(note.labels),
+            annotations=dict(note.annotations),
+            status="resolved",
+            starts_at=note.starts_at,
+            ends_at=a.ends_at,
+            generator_url=note.generator_url,
+            extra={**note.extra, "resolved_at": a.extra.get("resolved_at", a.ends_at)},
+        )
+
+    # ----------------------------------------------------------------------------------------- state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Open incidents (their notification, root slice, metrics and member alerts), as plain values."""
+        return {
+            "incidents": [
+                {"alert": inc.alert.to_dict(), "root": dict(inc.root), "metrics": sorted(inc.metrics),
+                 "members": [m.to_dict() for m in inc.members.values()]}
+                for inc in self._open
+            ]
+        }  # fmt: skip
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state_dict` (``ValueError`` naming the field when it does not fit)."""
+        try:
+            self._open, self._member_of = [], {}
+            for entry in state["incidents"]:
+                members = [Alert.from_dict(m) for m in entry["members"]]
+                inc = _Incident(
+                    Alert.from_dict(entry["alert"]), {str(k): str(v) for k, v in entry["root"].items()},
+                    {str(m) for m in entry["metrics"]}, {m.fingerprint: m for m in members},
+                )  # fmt: skip
+                self._open.append(inc)
+                self._member_of.update(dict.fromkeys(inc.members, inc))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"incident state: {type(exc).__name__}: {exc}") from None
+
+
+def _direction(a: Alert) -> str:
+    value, expected = a.extra.get("value"), a.extra.get("expected")
+    if isinstance(value, int | float) and isinstance(expected, int | float):
+        return "down" if value < expected else "up"
+    return "up"
+
+
+def _weighted(metric: str) -> bool:
+    return METRICS[metric].kind in ("ratio", "quantile") if metric in METRICS else False
+
+
+def _contributions(group: pl.DataFrame, metric: str, direction: str) -> pl.Series:
+    excess = group.get_column("value") - group.get_column("expected")
+    if _weighted(metric):
+        excess = excess * group.get_column("weight")
+    return (excess * (-1.0 if direction == "down" else 1.0)).fill_null(0.0)
+
+
+def _sizes(group: pl.DataFrame, metric: str) -> pl.Series:
+    col = "weight" if _weighted(metric) else "expected"
+    return group.get_column(col).fill_null(0.0).clip(lower_bound=0.0)
+
+
+def _contribution(rows: pl.DataFrame, metric: str, dims: Mapping[str, str], direction: str) -> float | None:
+    """The excess of slice ``dims`` in ``rows`` (one window, one metric), or None when it is not watched."""
+    try:
+        d = dimension_set(",".join(dims) or "global")
+    except KeyError:
+        return None
+    row = rows.filter(
+        (pl.col("dimset") == d.name)
+        & pl.all_horizontal([pl.col(k) == v for k, v in dims.items()] or [pl.lit(True)])
+        & pl.col("expected").is_not_null()
+    )
+    if row.is_empty():
+        return None
+    return float(_contributions(row.head(1), metric, direction)[0])
+
+
+def _rerooted(a: Alert, root: dict[str, str]) -> Alert:
+    """The alert moved to the slice that explains it: same name, severity and metric, the root's dimensions."""
+    labels = {k: v for k, v in a.labels.items() if k not in _FIELDS} | root
+    old, new = dims_text(slice_dims(a)), dims_text(root)
+    annotations = dict(a.annotations)
+    if "summary" in annotations:
+        annotations["summary"] = annotations["summary"].replace(f"for {old}", f"for {new}")
+        if new not in annotations["summary"]:
+            annotations["summary"] += f" (root cause: {new})"
+    extra = copy.deepcopy(a.extra)
+    extra["root_cause_of"] = slice_dims(a)
+    return Alert(labels=labels, annotations=annotations, status="firing", starts_at=a.starts_at,
+                 generator_url=a.generator_url, extra=extra)  # fmt: skip
+
+
+def _with_affected(note: Alert, member: Alert, dims: dict[str, str], share: float | None) -> Alert:
+    """A copy of ``note`` listing ``member`` (on slice ``dims``) under the incident's "also affected" slices."""
+    entry = {"alertname": member.name, "metric": member.labels.get("metric"), "dims": dims,
+             "share_explained": None if share is None else round(share, 3)}  # fmt: skip
+    listed = list(note.extra.get("also_affected", []))
+    if any(e["alertname"] == entry["alertname"] and e["dims"] == dims for e in listed):
+        return note
+    listed.append(entry)
+    note = Alert(labels=dict(note.labels), annotations=dict(note.annotations), status=note.status,
+                 starts_at=note.starts_at, ends_at=note.ends_at, generator_url=note.generator_url,
+                 extra={**note.extra, "also_affected": listed})  # fmt: skip
+    note.annotations["also_affected"] = "; ".join(
+        f"{e['alertname']} on {dims_text(e['dims'])}"
+        + (f" ({100 * e['share_explained']:.0f}% explained)" if e["share_explained"] is not None else "")
+        for e in listed
+    )
+    return note
