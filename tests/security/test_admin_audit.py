@@ -1,7 +1,8 @@
-"""Administrative CLI actions (API keys, silences) land in the signed audit trail when a data key is set."""
+"""Administrative CLI actions (API keys, silences) land in the signed audit trail, with or without a data key."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -31,12 +32,29 @@ def test_key_and_silence_changes_are_audited_and_verify(tmp_path: Path, monkeypa
     assert verified.exit_code == 0, verified.output
 
 
-def test_without_a_data_key_nothing_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_data_key_the_trail_is_signed_with_the_local_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("TUNEWATCH_DATA_KEY", raising=False)
     monkeypatch.delenv("TUNEWATCH_DATA_KEY_FILE", raising=False)
     db = tmp_path / "tw.db"
     assert runner.invoke(app, ["silences", "add", "market=BR", "-c", "x", "--db", str(db)]).exit_code == 0
-    from tunewatch.security.audit import AuditLog
+    from tunewatch.security.audit import LOCAL_KID, AuditLog, audit_keyring
 
-    with AuditLog(db) as log:
-        assert list(log.entries()) == []
+    secret = tmp_path / "tw.db.secret"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600  # generated on first use, private
+    with AuditLog(db, audit_keyring(db)) as log:
+        entries = list(log.entries())
+        assert [(e.action, e.kid) for e in entries] == [("silence.create", LOCAL_KID)]
+        assert log.verify().ok
+    # a forged entry (signed with another key) is caught
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER audit_log_no_update")
+    conn.execute("UPDATE audit_log SET target = 'other' WHERE id = 1")
+    conn.commit()
+    conn.close()
+    with AuditLog(db, audit_keyring(db)) as log:
+        result = log.verify()
+        assert not result.ok and result.first_bad_id == 1

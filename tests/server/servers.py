@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from websockets.sync.client import connect
 
 
@@ -144,3 +145,8 @@ class Browser:
         with contextlib.suppress(ProcessLookupError):  # helpers that outlived the browser process
             os.killpg(self.proc.pid, signal.SIGKILL)
         self._dir.cleanup()
+
+
+def local_client(app: FastAPI) -> TestClient:
+    """An in-process client that calls ``app`` as a loopback client would (Host 127.0.0.1), posting JSON."""
+    return TestClient(app, base_url="http://127.0.0.1", headers={"content-type": "application/json"})

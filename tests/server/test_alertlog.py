@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import BASE_MS
 from tests.server.rules import plays_seen_rules
+from tests.server.servers import local_client
 from tunewatch.alert.rules import parse_rules
 from tunewatch.server import LiveService, create_app
 from tunewatch.server.settings import ServerSettings
@@ -23,7 +24,7 @@ def _service(db: Path, value: int) -> tuple[LiveService, TestClient]:
         db=db,
         settings=ServerSettings(restored_alert_grace_windows=3),
     )
-    return service, TestClient(create_app(service))
+    return service, local_client(create_app(service))
 
 
 def _minutes(play: Callable[..., dict[str, Any]], first: int, minutes: int) -> str:

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import BASE_MS
 from tests.server.rules import plays_seen_rules
+from tests.server.servers import local_client
 from tunewatch.alert.rules import parse_rules
 from tunewatch.server import LiveService, create_app
 from tunewatch.server.decode import decode_body
@@ -27,7 +28,7 @@ def make_client(**settings: Any) -> tuple[LiveService, TestClient]:
     service = LiveService(
         parse_rules(RULES), clock=lambda: BASE_MS / 1000 + 600, settings=ServerSettings(**settings), db=":memory:"
     )
-    return service, TestClient(create_app(service))
+    return service, local_client(create_app(service))
 
 
 @pytest.fixture
@@ -127,7 +128,7 @@ def test_hostile_bodies_are_rejected_with_reasons_never_a_crash(
 
 def test_alerts_series_and_quarantine(client: TestClient, play: Play) -> None:
     client.post("/api/v1/events", content=json.dumps([play(i, BASE_MS + i * 1000) for i in range(300)]))
-    client.post("/api/v1/events", content=b"{nope\n")
+    client.post("/api/v1/events", content=b"{nope\n", headers={"content-type": "application/x-ndjson"})
     active = client.get("/api/v1/alerts").json()
     assert {a["labels"].get("market", "-") for a in active} == {"-", "BR"}
     history = client.get("/api/v1/alerts", params={"state": "history"}).json()
@@ -188,13 +189,12 @@ def test_rules_list_reload_health_and_openapi(client: TestClient) -> None:
 
 def test_series_queries_are_served_from_the_cache_until_new_detections_arrive() -> None:
     """The service caches query results (issue 6): the second identical query is a cache hit, new data a miss."""
-    from fastapi.testclient import TestClient
 
     from tunewatch.server import LiveService, create_app
     from tunewatch.simulate import SimulationConfig, Simulator
 
     service = LiveService()
-    client = TestClient(create_app(service))
+    client = local_client(create_app(service))
     sim = Simulator(SimulationConfig(minutes=8, events_per_minute=300, seed=4, incidents=False))
     for block in sim.blocks(4):
         assert (

@@ -11,6 +11,7 @@ import pytest
 from tests.cache.conftest import redis_server  # noqa: F401 - the real redis-server fixture
 from tests.cache.servers import RedisProcess
 from tests.conftest import BASE_MS
+from tests.server.servers import local_client
 from tunewatch.cache import CacheConfig, MusicStreamingCacheManager
 from tunewatch.ingest.batch import RawBatch, conform
 from tunewatch.server import LiveService
@@ -87,8 +88,6 @@ def test_the_server_checkpoints_at_a_clean_shutdown(tmp_path: Path) -> None:
     stop are duplicates after the restart, although no periodic checkpoint had run yet."""
     import json
 
-    from fastapi.testclient import TestClient
-
     from tunewatch.server import create_app
 
     db = tmp_path / "tunewatch.db"
@@ -96,10 +95,10 @@ def test_the_server_checkpoints_at_a_clean_shutdown(tmp_path: Path) -> None:
     frame = next(iter(sim.blocks(2)))
     body = json.dumps(frame.head(200).to_dicts(), default=str)
     service = LiveService(db=db, clock=lambda: BASE_MS / 1000 + 3 * 3600)
-    with TestClient(create_app(service)) as client:
+    with local_client(create_app(service)) as client:
         first = client.post("/api/v1/events", content=body).json()
     assert first["accepted"] > 0 and db.with_suffix(".stream-state").exists()
     restarted = LiveService(db=db, clock=lambda: BASE_MS / 1000 + 3 * 3600)
-    with TestClient(create_app(restarted)) as client:
+    with local_client(create_app(restarted)) as client:
         again = client.post("/api/v1/events", content=body).json()
     assert again["accepted"] == 0 and again["duplicates"] == first["accepted"]

@@ -20,6 +20,7 @@ from tunewatch.server.report import IngestReport
 from tunewatch.server.settings import ServerSettings
 
 Play = Callable[..., dict[str, Any]]
+_JSON_TYPE = (b"content-type", b"application/json")
 
 
 def _service(**settings: Any) -> LiveService:
@@ -115,7 +116,7 @@ def test_rate_limited_requests_get_429_with_retry_after(play: Play) -> None:
     async def run() -> None:
         for _ in range(2):
             sent: list[Message] = []
-            scope = {"type": "http", "method": "POST", "path": "/api/v1/events", "headers": [],
+            scope = {"type": "http", "method": "POST", "path": "/api/v1/events", "headers": [_JSON_TYPE],
                      "client": ("10.0.0.1", 1), "query_string": b""}  # fmt: skip
 
             async def receive() -> dict[str, Any]:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.conftest import BASE_MS
+from tests.server.servers import local_client
 from tunewatch.server import LiveService, create_app
 from tunewatch.server.settings import ServerSettings
 
@@ -41,11 +42,10 @@ def test_no_generated_request_gets_a_server_error() -> None:
 def test_admin_profile_endpoint(play: Any) -> None:
     import json
 
-    from fastapi.testclient import TestClient
 
     pytest.importorskip("pyinstrument", reason="pyinstrument is not installed")
     service = LiveService(clock=lambda: BASE_MS / 1000 + 600, db=":memory:")
-    client = TestClient(create_app(service))
+    client = local_client(create_app(service))
     service.profiler.arm(30)
     client.post("/api/v1/events", content=json.dumps([play(i, BASE_MS + i) for i in range(50)]))
     text = service.profiler.collect("text")

@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from tests.conftest import BASE_MS
-from tests.server.servers import free_port
+from tests.server.servers import free_port, local_client
 from tunewatch.cli.keys_cmd import app as keys_app
 from tunewatch.errors import ConfigError
 from tunewatch.security import ApiKeyError, ApiKeyStore, RateLimiter
@@ -60,7 +59,7 @@ def test_auth_401_403_and_scopes(tmp_path: Path) -> None:
     service = LiveService(clock=lambda: BASE_MS / 1000, settings=settings)
     ingest_key, _ = service.keys.create("i", {"ingest"}, now_ms=0)
     admin_key, _ = service.keys.create("a", {"admin"}, now_ms=0)
-    client = TestClient(create_app(service))
+    client = local_client(create_app(service))
     r = client.get("/api/v1/alerts")
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert client.get("/api/v1/alerts", headers={"X-API-Key": "tw_x_y"}).status_code == 401
@@ -79,7 +78,7 @@ def test_auth_without_a_database_is_refused_clearly() -> None:
 
 def test_rate_limit_per_address_gives_429_with_retry_after() -> None:
     settings = ServerSettings(rate_limit_per_address="3/minute")
-    client = TestClient(create_app(LiveService(clock=lambda: BASE_MS / 1000, settings=settings)))
+    client = local_client(create_app(LiveService(clock=lambda: BASE_MS / 1000, settings=settings)))
     codes = [client.get("/api/v1/alerts").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     r = client.get("/api/v1/alerts")

@@ -10,13 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import BASE_MS
+from tests.server.servers import local_client
 from tunewatch.server import LiveService, create_app
 
 
 @pytest.fixture
 def client() -> TestClient:
     service = LiveService(clock=lambda: BASE_MS / 1000 + 3600)
-    return TestClient(create_app(service))
+    return local_client(create_app(service))
 
 
 def test_ingest_json_array_reports_outcomes(client: TestClient, play: Callable[..., dict[str, Any]]) -> None:

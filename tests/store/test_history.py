@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import BASE_MS, make_play
+from tests.server.servers import local_client
 from tunewatch.process import MusicDataProcessor
 from tunewatch.store.history import DAY_MS, MetricHistory
 from tunewatch.validate import EnterpriseDataValidator
@@ -44,13 +45,11 @@ def test_cleanup_drops_whole_days_beyond_retention(tmp_path: Path) -> None:
 
 
 def test_the_service_keeps_history_beside_its_database(tmp_path: Path) -> None:
-    from fastapi.testclient import TestClient
-
     from tunewatch.server import LiveService, create_app
     from tunewatch.simulate import SimulationConfig, Simulator
 
     service = LiveService(db=tmp_path / "tw.db", clock=lambda: BASE_MS / 1000 + 3600)
-    client = TestClient(create_app(service))
+    client = local_client(create_app(service))
     sim = Simulator(SimulationConfig(start=BASE_MS, minutes=10, events_per_minute=200, seed=2, incidents=False))
     for block in sim.blocks(5):
         client.post("/api/v1/events", content=block.write_ndjson(), headers={"Content-Type": "application/x-ndjson"})

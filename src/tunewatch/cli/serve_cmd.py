@@ -65,7 +65,10 @@ DB = Annotated[
         help="SQLite file keeping alerts, silences and API keys across restarts (default: memory).",
     ),
 ]
-UVICORN_PRODUCTION = {"http": "httptools", "loop": "uvloop", "access_log": False, "log_level": "warning"}
+# proxy headers are applied by the app itself, only from --forwarded-allow-ips (uvicorn trusts 127.0.0.1 by default)
+UVICORN_PRODUCTION = {
+    "http": "httptools", "loop": "uvloop", "access_log": False, "log_level": "warning", "proxy_headers": False,
+}  # fmt: skip
 
 
 def _alert_sink(notifier: BackgroundNotifier | None) -> Callable[[Alert], None]:
@@ -97,16 +100,34 @@ def serve(
     notify_config: NOTIFY_CONFIG = None,
     notify_db: NOTIFY_DB = None,
     db: DB = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Proxies (addresses/networks, comma-separated) whose X-Forwarded-For is trusted (default: none).",
+        ),
+    ] = None,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            "--allowed-hosts", help="Host header values served, comma-separated; '*' for any (default: loopback names)."
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP service: ingest, alerts, silences, rules, series, quarantine, console at /, /metrics, /healthz."""
     import uvicorn
 
     from tunewatch.alert.rules import load_rules
     from tunewatch.server import LiveService, create_app
+    from tunewatch.server.settings import ServerSettings
 
+    overrides = {"forwarded_allow_ips": forwarded_allow_ips, "allowed_hosts": allowed_hosts}
     with user_errors():
+        settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
         notifier = _notifier(notify_config, notify_db or db or Path("tunewatch.db"))
-        service = LiveService(load_rules(rules), on_alert=_alert_sink(notifier), db=db, rules_path=rules)
+        service = LiveService(
+            load_rules(rules), on_alert=_alert_sink(notifier), db=db, rules_path=rules, settings=settings
+        )
         app = create_app(service)
     console.print(f"tunewatch serving on http://{host}:{port}  (console: /, API docs: /docs, metrics: /metrics)")
     try:

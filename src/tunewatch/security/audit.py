@@ -358,16 +358,30 @@ def _check_details(value: Any, path: str) -> None:
             _check_details(item, f"{path}[{i}]")
 
 
+#: key id of the audit signing key derived from the server secret (used when no data key is configured)
+LOCAL_KID: Final = "local"
+_LOCAL_PURPOSE: Final = "audit-signing/v1"
+
+
+def audit_keyring(db: str | Path) -> Keyring:
+    """The keyring that signs ``db``'s audit trail: the data keys when configured (``TUNEWATCH_DATA_KEY`` /
+    ``_FILE``), else a key derived from the database's server secret (generated on first use, ``0600``, see
+    :mod:`tunewatch.security.server_secret`), key id ``local``. An invalid data-key configuration is refused,
+    never silently replaced."""
+    from tunewatch.security.keyring import ENV_KEY, ENV_KEY_FILE
+    from tunewatch.security.server_secret import ServerSecret
+
+    if os.environ.get(ENV_KEY) or os.environ.get(ENV_KEY_FILE):
+        return Keyring.from_env()
+    return Keyring([(LOCAL_KID, ServerSecret.for_database(db).derive(_LOCAL_PURPOSE))])
+
+
 def record_admin_action(db: str | Path, action: str, target: str, **details: Any) -> bool:
-    """Record an administrative action (key, silence, rule changes) in the audit trail of ``db`` when a data
-    key is configured (``TUNEWATCH_DATA_KEY`` / ``_FILE``); the actor is the operating-system user. Returns
-    whether it was recorded; without a key there is no trail to sign, and nothing is written."""
+    """Record an administrative action (key, silence, rule changes) in the audit trail of ``db``, signed with
+    :func:`audit_keyring`; the actor is the operating-system user. Returns True (kept for callers that
+    checked whether a trail existed: there always is one now)."""
     import getpass
 
-    from tunewatch.security.keyring import ENV_KEY, ENV_KEY_FILE
-
-    if not (os.environ.get(ENV_KEY) or os.environ.get(ENV_KEY_FILE)):
-        return False
-    with AuditLog(db, Keyring.from_env()) as log:
+    with AuditLog(db, audit_keyring(db)) as log:
         log.record(getpass.getuser(), action, target, **details)
     return True

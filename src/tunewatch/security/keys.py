@@ -1,16 +1,22 @@
-"""API keys: random secrets handed out once, stored only as scrypt hashes, each with one or more scopes.
+"""API keys: random secrets handed out once, stored only as keyed hashes, each with one or more scopes.
 
 A key reads ``tw_<id>_<secret>``: ``id`` (public, 12 hex digits) finds the row, ``secret``
-(:func:`secrets.token_urlsafe`, 256 bits) is checked against its scrypt hash in constant time. Scopes are
-``ingest`` (POST events), ``read`` (GET alerts, series, ...) and ``admin`` (silences, rule reload; implies the
-other two). Verified keys are remembered in memory for ``cache_s`` seconds (by a SHA-256 of the key, never the
-key itself), so that the deliberately slow KDF runs once per key rather than once per request; revoking a key
-through the same store takes effect at once, elsewhere within ``cache_s``.
+(:func:`secrets.token_urlsafe`, 256 bits) is checked against ``HMAC-SHA256(k, id || 0x00 || secret)`` with a
+constant-time comparison, ``k`` derived from the server secret (:mod:`tunewatch.security.server_secret`, a
+``0600`` file beside the database). A 256-bit random secret needs no slow KDF: nothing can be guessed, and a
+microsecond check cannot be turned into a denial of service. Unknown, revoked and known ids cost the same (one
+row lookup, one HMAC), so the timing does not tell which ids exist. Nothing is cached: a revocation (``tunewatch
+keys revoke``, ``DELETE /api/v1/keys/{id}``) takes effect at the next request, in every process.
+
+Keys made before this scheme have scrypt hashes (``scheme = 'scrypt'``): they still work, are checked by
+:meth:`ApiKeyStore.verify_legacy` (slow, one at a time in the process) and re-hashed with the HMAC at their first
+successful use; ``tunewatch keys list`` shows them until then. Scopes are ``ingest`` (POST events), ``read`` (GET
+alerts, series, ...) and ``admin`` (silences, rule reload, key revocation; implies the other two).
 
 >>> import sqlite3
 >>> store = ApiKeyStore(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False))
 >>> key, info = store.create("ci", {"ingest"}, now_ms=0)
->>> store.verify(key, now_ms=1).name, store.verify("tw_nope_x", now_ms=1)
+>>> store.verify(key).name, store.verify("tw_nope_x")
 ('ci', None)
 """
 
@@ -21,17 +27,17 @@ import hmac
 import secrets
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from tunewatch.errors import TunewatchError
+from tunewatch.security.server_secret import ServerSecret, database_file
 from tunewatch.store.sqlite import migrate
 
 Scope = Literal["ingest", "read", "admin"]
 SCOPES: Final[tuple[Scope, ...]] = ("ingest", "read", "admin")
 PREFIX: Final = "tw_"
-# scrypt cost: N=2**14, r=8, p=1 (~16 MiB, tens of ms): OWASP's minimum for scrypt
+# scrypt cost of keys made before the HMAC scheme: N=2**14, r=8, p=1 (~16 MiB, tens of ms)
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
 
 MIGRATIONS = [
@@ -45,8 +51,11 @@ MIGRATIONS = [
         created_ms INTEGER NOT NULL,
         revoked_ms INTEGER
     );
-    """
+    """,
+    # version 2: keyed HMAC hashes; rows made before keep their scrypt hash until their next successful use
+    "ALTER TABLE api_keys ADD COLUMN scheme TEXT NOT NULL DEFAULT 'scrypt';",
 ]
+_PURPOSE: Final = "api-keys/v1"
 
 
 class ApiKeyError(TunewatchError):
@@ -75,22 +84,41 @@ class ApiKey:
         return self.revoked_ms is None and (scope in self.scopes or "admin" in self.scopes)
 
 
-def _hash(secret: str, salt: bytes) -> bytes:
+def _scrypt(secret: str, salt: bytes) -> bytes:
     return hashlib.scrypt(secret.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=_DKLEN, maxmem=64 * 1024 * 1024)
 
 
-class ApiKeyStore:
-    """API keys in the ``api_keys`` table of a tunewatch database (thread-safe)."""
+@dataclass(frozen=True, slots=True)
+class LegacyKey:
+    """A well-formed key whose row still has a scrypt hash: :meth:`ApiKeyStore.verify_legacy` decides."""
 
-    def __init__(self, conn: sqlite3.Connection, *, cache_s: float = 60.0) -> None:
+    key_id: str
+    secret: str
+
+
+_LEGACY_LOCK = threading.Lock()  #: one scrypt at a time in the process (16 MiB and tens of ms each)
+
+
+class ApiKeyStore:
+    """API keys in the ``api_keys`` table of a tunewatch database (thread-safe).
+
+    ``secret`` keys the hashes; by default the server secret of the connection's database file (an ephemeral one
+    for an in-memory database).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, secret: ServerSecret | None = None) -> None:
         self._conn = conn
         self._lock = threading.Lock()
-        self._cache: dict[bytes, tuple[ApiKey, float]] = {}
-        self._cache_s = cache_s
         migrate(conn, "security.api_keys", MIGRATIONS)
+        self._secret = secret or ServerSecret.for_database(database_file(conn))
+        self._mac_key = self._secret.derive(_PURPOSE)
+        self._dummy = secrets.token_bytes(_DKLEN)  # compared against for unknown ids: the same work
+
+    def _mac(self, key_id: str, secret: str) -> bytes:
+        return hmac.digest(self._mac_key, key_id.encode() + b"\x00" + secret.encode("utf-8", "surrogatepass"), "sha256")
 
     def create(self, name: str, scopes: set[str] | frozenset[str], now_ms: int) -> tuple[str, ApiKey]:
-        """Create a key; return ``(key, record)``. The key is shown once: only its hash is stored."""
+        """Create a key; return ``(key, record)``. The key is shown once: only its keyed hash is stored."""
         if not name.strip():
             raise ApiKeyError("an API key needs a name (who or what uses it)")
         if not scopes:
@@ -98,11 +126,10 @@ class ApiKeyStore:
         checked = frozenset(parse_scope(s) for s in scopes)
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        salt = secrets.token_bytes(16)
         with self._lock:
             self._conn.execute(
-                "INSERT INTO api_keys (id, name, scopes, salt, hash, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, name, ",".join(sorted(checked)), salt, _hash(secret, salt), now_ms),
+                "INSERT INTO api_keys (id, name, scopes, salt, hash, created_ms, scheme) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key_id, name, ",".join(sorted(checked)), b"", self._mac(key_id, secret), now_ms, "hmac"),
             )
         return f"{PREFIX}{key_id}_{secret}", ApiKey(key_id, name, checked, now_ms)
 
@@ -114,44 +141,71 @@ class ApiKeyStore:
             ).fetchall()
         return [ApiKey(r[0], r[1], frozenset(r[2].split(",")), r[3], r[4]) for r in rows]
 
+    def legacy_count(self) -> int:
+        """Active keys still stored with a scrypt hash (re-hashed at their next successful use)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM api_keys WHERE scheme = 'scrypt' AND revoked_ms IS NULL"
+            ).fetchone()
+        return int(row[0])
+
     def revoke(self, key_id: str, now_ms: int) -> ApiKey:
         """Revoke a key by id; raise :class:`ApiKeyError` if unknown or already revoked."""
         with self._lock:
             cur = self._conn.execute(
                 "UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL", (now_ms, key_id)
             )
-            self._cache.clear()
         if cur.rowcount == 0:
             known = any(k.id == key_id for k in self.list())
             raise ApiKeyError(f"API key {key_id!r} is already revoked" if known else f"no API key with id {key_id!r}")
         return next(k for k in self.list() if k.id == key_id)
 
-    def cached(self, key: str) -> ApiKey | None:
-        """The record of ``key`` if it was verified within ``cache_s`` (cheap; no KDF), else None."""
-        hit = self._cache.get(hashlib.sha256(key.encode("utf-8", "replace")).digest())
-        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
-
-    def verify(self, key: str, now_ms: int | None = None) -> ApiKey | None:
-        """The active key record for ``key``, or None (malformed, unknown, wrong secret or revoked)."""
-        digest = hashlib.sha256(key.encode("utf-8", "replace")).digest()
-        now = time.monotonic()
-        hit = self._cache.get(digest)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+    def check(self, key: str) -> ApiKey | LegacyKey | None:
+        """The active key record for ``key``, None (malformed, unknown, wrong secret, revoked), or a
+        :class:`LegacyKey` to be decided by :meth:`verify_legacy`. Microseconds, whatever the key."""
         parts = key.split("_", 2)
-        if len(parts) != 3 or f"{parts[0]}_" != PREFIX or not parts[1] or not parts[2]:
-            return None
+        well_formed = len(parts) == 3 and f"{parts[0]}_" == PREFIX and bool(parts[1]) and bool(parts[2])
+        key_id, secret = (parts[1], parts[2]) if well_formed else ("", key)
         with self._lock:
             row = self._conn.execute(
-                "SELECT id, name, scopes, salt, hash, created_ms, revoked_ms FROM api_keys WHERE id = ?", (parts[1],)
+                "SELECT id, name, scopes, hash, created_ms, revoked_ms, scheme FROM api_keys WHERE id = ?", (key_id,)
+            ).fetchone()
+        usable = well_formed and row is not None and row[5] is None
+        if usable and row[6] == "scrypt":
+            return LegacyKey(key_id, secret)
+        expected = row[3] if usable else self._dummy
+        match = hmac.compare_digest(self._mac(key_id, secret), expected)
+        if not (match and usable):
+            return None
+        return ApiKey(row[0], row[1], frozenset(row[2].split(",")), row[4], None)
+
+    def verify_legacy(self, legacy: LegacyKey) -> ApiKey | None:
+        """Check a key against its scrypt hash (slow: one at a time); on success store its HMAC instead."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, name, scopes, salt, hash, created_ms, revoked_ms, scheme FROM api_keys WHERE id = ?",
+                (legacy.key_id,),
             ).fetchone()
         if row is None or row[6] is not None:
             return None
-        if not hmac.compare_digest(_hash(parts[2], row[3]), row[4]):
+        if row[7] != "scrypt":  # upgraded meanwhile
+            found = self.check(f"{PREFIX}{legacy.key_id}_{legacy.secret}")
+            return found if isinstance(found, ApiKey) else None
+        with _LEGACY_LOCK:
+            ok = hmac.compare_digest(_scrypt(legacy.secret, row[3]), row[4])
+        if not ok:
             return None
-        record = ApiKey(row[0], row[1], frozenset(row[2].split(",")), row[5], None)
         with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (record, now + self._cache_s)
-        return record
+            self._conn.execute(
+                "UPDATE api_keys SET scheme = 'hmac', salt = ?, hash = ? WHERE id = ? AND scheme = 'scrypt'",
+                (b"", self._mac(legacy.key_id, legacy.secret), legacy.key_id),
+            )
+        return ApiKey(row[0], row[1], frozenset(row[2].split(",")), row[5], None)
+
+    def verify(self, key: str, now_ms: int | None = None) -> ApiKey | None:
+        """The active key record for ``key``, or None (malformed, unknown, wrong secret or revoked); blocking
+        (a legacy scrypt key is checked here too). ``now_ms`` is accepted for compatibility and unused."""
+        found = self.check(key)
+        if isinstance(found, LegacyKey):
+            return self.verify_legacy(found)
+        return found

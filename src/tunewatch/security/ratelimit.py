@@ -12,8 +12,13 @@ True
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
@@ -21,6 +26,8 @@ from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from tunewatch.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 class _RarelyPurgedMemoryStorage(MemoryStorage):
@@ -50,7 +57,7 @@ class _RarelyPurgedMemoryStorage(MemoryStorage):
 class RateLimitExceeded:
     """A refused request: which limit, and how many seconds until it may retry."""
 
-    scope: str  # "key" or "address"
+    scope: str  # "key", "address" or "auth_failures"
     limit: str
     retry_after_s: int
 
@@ -65,40 +72,156 @@ def _parse(text: str, name: str) -> list[RateLimitItem]:
 
 
 class RateLimiter:
-    """Fixed-window limits per key id and per client address; ``storage_url`` selects Redis (``redis://...``)."""
+    """Fixed-window limits per key id, per client address and on failed authentications per address.
 
-    def __init__(self, *, per_key: str = "", per_address: str = "", storage_url: str | None = None) -> None:
+    ``storage_url`` selects shared storage (``redis://...``, several processes share the counts). Shared storage
+    fails safe: each call has ``timeout_s`` (socket timeouts, and :meth:`ahit` runs it in a worker thread, off the
+    event loop); when it fails or times out the limits are kept in memory instead, for ``retry_s`` seconds before
+    the storage is tried again. That is logged once per outage and counted in :attr:`fallbacks` (and by
+    ``on_fallback``, which the service points at its ``/metrics``); a request is never refused or delayed
+    because the storage is down.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_key: str = "",
+        per_address: str = "",
+        auth_failures: str = "",
+        storage_url: str | None = None,
+        timeout_s: float = 0.25,
+        retry_s: float = 5.0,
+    ) -> None:
         self.per_key = _parse(per_key, "rate_limit_per_key")
         self.per_address = _parse(per_address, "rate_limit_per_address")
-        storage = storage_from_string(storage_url) if storage_url else _RarelyPurgedMemoryStorage()
-        if not isinstance(storage, Storage):
-            raise ConfigError(f"rate_limit_storage: {storage_url!r} is an async storage; use a synchronous one")
-        self.storage: Storage = storage
-        self._limiter = FixedWindowRateLimiter(self.storage)
+        self.auth_failures = _parse(auth_failures, "auth_failures_per_address")
+        self.timeout_s = timeout_s
+        self.retry_s = retry_s
+        self.memory: Storage = _RarelyPurgedMemoryStorage()
+        self._memory = FixedWindowRateLimiter(self.memory)
+        self._remote: FixedWindowRateLimiter | None = None
+        self.storage: Storage = self.memory
+        if storage_url:
+            storage = storage_from_string(storage_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+            if not isinstance(storage, Storage):
+                raise ConfigError(f"rate_limit_storage: {storage_url!r} is an async storage; use a synchronous one")
+            self.storage = storage
+            self._remote = FixedWindowRateLimiter(storage)
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tunewatch-ratelimit")
+        self._down_until = 0.0
+        self._state_lock = threading.Lock()
+        #: decisions taken by the in-memory limits because the shared storage failed or timed out
+        self.fallbacks = 0
+        self.on_fallback: Callable[[], None] | None = None
 
     @property
     def enabled(self) -> bool:
-        """Whether any limit is configured."""
+        """Whether any request limit is configured (failed-authentication limits aside)."""
         return bool(self.per_key or self.per_address)
 
-    def hit(self, *, key_id: str | None, address: str | None) -> RateLimitExceeded | None:
-        """Count one request; return why it is refused, or None when it may proceed."""
+    @property
+    def degraded(self) -> bool:
+        """Whether shared storage is configured but the in-memory limits stand in for it now."""
+        return self._remote is not None and time.monotonic() < self._down_until
+
+    # ------------------------------------------------------------------------------------------ checks
+
+    def _checks(self, key_id: str | None, address: str | None) -> list[tuple[str, str, list[RateLimitItem]]]:
         checks: list[tuple[str, str, list[RateLimitItem]]] = []
-        if key_id is not None:
+        if key_id is not None and self.per_key:
             checks.append(("key", key_id, self.per_key))
-        if address is not None:
+        if address is not None and self.per_address:
             checks.append(("address", address, self.per_address))
+        return checks
+
+    @staticmethod
+    def _run(
+        limiter: FixedWindowRateLimiter, checks: list[tuple[str, str, list[RateLimitItem]]], count: bool
+    ) -> RateLimitExceeded | None:
         for scope, ident, items in checks:
             for item in items:
-                if not self._limiter.hit(item, scope, ident):
-                    reset, _ = self._limiter.get_window_stats(item, scope, ident)
-                    wait = max(1, math.ceil(reset - time.time()))
-                    return RateLimitExceeded(scope, str(item), wait)
+                allowed = limiter.hit(item, scope, ident) if count else limiter.test(item, scope, ident)
+                if not allowed:
+                    reset, _ = limiter.get_window_stats(item, scope, ident)
+                    return RateLimitExceeded(scope, str(item), max(1, math.ceil(reset - time.time())))
         return None
 
-    def ready(self) -> bool:
-        """Whether the storage answers (always true for memory)."""
+    def _fell_back(self, exc: BaseException) -> None:
+        with self._state_lock:
+            first = time.monotonic() >= self._down_until
+            self._down_until = time.monotonic() + self.retry_s
+            self.fallbacks += 1
+        if first:
+            logger.warning(
+                "rate-limit storage failed (%s): limits kept in memory for %.0f s", type(exc).__name__, self.retry_s
+            )
+        if self.on_fallback is not None:
+            self.on_fallback()
+
+    def _decide(self, checks: list[tuple[str, str, list[RateLimitItem]]], count: bool) -> RateLimitExceeded | None:
+        """Blocking decision (at most ``timeout_s`` per storage call), falling back to memory."""
+        if not checks:
+            return None
+        if self._remote is not None and time.monotonic() >= self._down_until:
+            try:
+                return self._run(self._remote, checks, count)
+            except Exception as exc:  # any storage failure (connection, timeout, protocol) means: memory instead
+                self._fell_back(exc)
+        elif self._remote is not None:
+            self._count_fallback()
+        return self._run(self._memory, checks, count)
+
+    def _count_fallback(self) -> None:
+        with self._state_lock:
+            self.fallbacks += 1
+        if self.on_fallback is not None:
+            self.on_fallback()
+
+    async def _adecide(
+        self, checks: list[tuple[str, str, list[RateLimitItem]]], count: bool
+    ) -> RateLimitExceeded | None:
+        """:meth:`_decide` off the event loop when shared storage is used (memory decides inline)."""
+        if not checks:
+            return None
+        if self._remote is None or time.monotonic() < self._down_until:
+            if self._remote is not None:
+                self._count_fallback()
+            return self._run(self._memory, checks, count)
+        loop = asyncio.get_running_loop()
         try:
-            return bool(self.storage.check())
-        except Exception:  # a storage backend error means "not ready", whatever its type
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._executor, self._run, self._remote, checks, count), self.timeout_s * 2
+            )
+        except Exception as exc:  # the storage failed or is frozen: decide in memory, never fail the request
+            self._fell_back(exc)
+            return self._run(self._memory, checks, count)
+
+    def hit(self, *, key_id: str | None, address: str | None) -> RateLimitExceeded | None:
+        """Count one request (blocking); return why it is refused, or None when it may proceed."""
+        return self._decide(self._checks(key_id, address), True)
+
+    async def ahit(self, *, key_id: str | None = None, address: str | None = None) -> RateLimitExceeded | None:
+        """:meth:`hit` for the event loop (shared storage is called in a worker thread, with a timeout)."""
+        return await self._adecide(self._checks(key_id, address), True)
+
+    async def auth_blocked(self, address: str | None) -> RateLimitExceeded | None:
+        """Whether ``address`` has used up its failed authentications (checked before a key is looked at)."""
+        if address is None or not self.auth_failures:
+            return None
+        return await self._adecide([("auth_failures", address, self.auth_failures)], False)
+
+    async def auth_failed(self, address: str | None) -> None:
+        """Count a failed authentication from ``address``."""
+        if address is not None and self.auth_failures:
+            await self._adecide([("auth_failures", address, self.auth_failures)], True)
+
+    def ready(self) -> bool:
+        """Whether the shared storage answers now (memory always does); never blocks longer than ``timeout_s``."""
+        if self._remote is None:
+            return True
+        if self.degraded:
+            return False
+        try:
+            return bool(self._executor.submit(self.storage.check).result(timeout=self.timeout_s * 2))
+        except Exception:  # a storage backend error or timeout means "not reachable", whatever its type
             return False

@@ -7,12 +7,13 @@ web console is served at ``/``. See :mod:`tunewatch.server.settings` for authent
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -25,15 +26,20 @@ from tunewatch.notify.config import parse_duration_ms
 from tunewatch.notify.matchers import parse_matchers
 from tunewatch.notify.silence import SilenceError
 from tunewatch.schema import DIMENSION_FIELDS
+from tunewatch.security.keys import ApiKey, ApiKeyError
 from tunewatch.security.ratelimit import RateLimiter
 from tunewatch.server.auth import AccessControl
 from tunewatch.server.batcher import IngestBatcher
-from tunewatch.server.ingest_http import IngestApp, IngestHandler
+from tunewatch.server.errors import install_error_handlers
+from tunewatch.server.guard import RequestGuard
+from tunewatch.server.ingest_http import INGEST_PATH, IngestApp, IngestHandler
 from tunewatch.server.models import IngestResponse, SilenceIn, SilenceOut
 from tunewatch.server.service import LiveService
 from tunewatch.server.settings import ServerSettings
 
-STATIC = Path(__file__).with_name("static")
+STATIC = FilePath(__file__).with_name("static")
+#: the latest time a query parameter may name: 9999-12-31T23:59:59.999Z
+MAX_EPOCH_MS = 253_402_300_799_999
 _INGEST_BODY = {
     "requestBody": {
         "required": True,
@@ -63,11 +69,17 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
             "TUNEWATCH_AUTH=1 needs a database with API keys: set TUNEWATCH_DB to the file used by `tunewatch keys`"
         )
     limiter = RateLimiter(
-        per_key=cfg.rate_limit_per_key, per_address=cfg.rate_limit_per_address, storage_url=cfg.rate_limit_storage
+        per_key=cfg.rate_limit_per_key,
+        per_address=cfg.rate_limit_per_address,
+        auth_failures=cfg.auth_failures_per_address,
+        storage_url=cfg.rate_limit_storage,
+        timeout_s=cfg.rate_limit_timeout_s,
     )
+    limiter.on_fallback = service.metrics_extra.rate_limit_fallback
     batcher = IngestBatcher(service, max_events=cfg.batch_max_events)
     access = AccessControl(auth=cfg.auth, keys=service.keys, limiter=limiter)
     handler = IngestHandler(cfg, access, batcher)
+    max_silence_ms = _duration(cfg.max_silence)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,7 +100,9 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
     )
     app.state.service = service
     app.ingest_handler = handler
+    app.guard = RequestGuard(app.dispatch, cfg, bound_bodies_except={INGEST_PATH})
     app.state.limiter = limiter
+    install_error_handlers(app)
 
     def scope(name: Literal["ingest", "read", "admin"]) -> Any:
         return Depends(access.dependency(name))
@@ -102,11 +116,14 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
 
     @app.get("/readyz", tags=["health"], responses={503: {"description": "a dependency is not ready"}})
     def readyz() -> JSONResponse:
-        """Readiness: the databases and the rate-limit storage answer."""
-        checks = {**service.ready(), "rate_limit_storage": limiter.ready()}
+        """Readiness: the databases answer. Shared rate-limit storage being down degrades (limits are kept in
+        memory meanwhile) but does not make the service unready."""
+        checks = service.ready()
         ok = all(checks.values())
+        storage = "memory" if limiter.storage is limiter.memory else ("ok" if limiter.ready() else "fallback to memory")
         return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
+            {"status": "ready" if ok else "not ready", "checks": {**checks, "rate_limit_storage": storage}},
+            status_code=200 if ok else 503,
         )
 
     @app.get("/metrics", tags=["health"], response_class=Response)
@@ -162,11 +179,13 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
         "/api/v1/silences",
         tags=["silences"],
         status_code=201,
-        dependencies=[scope("admin")],
         responses={400: {"description": "bad matchers or times"}},
     )
-    def create_silence(body: SilenceIn) -> SilenceOut:
-        """Create a silence: alerts whose labels match every matcher are muted until it ends."""
+    def create_silence(body: SilenceIn, request: Request, key: ApiKey | None = scope("admin")) -> SilenceOut:
+        """Create a silence: alerts whose labels match every matcher are muted until it ends.
+
+        A silence lasts at most ``max_silence`` (30 days by default) and starts at most that far ahead.
+        """
         try:
             matchers = parse_matchers(body.matchers)
             now = service.now_ms()
@@ -177,25 +196,37 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
                 ends = int(body.ends_at.timestamp() * 1000)
             else:
                 ends = starts + _duration(body.duration or "1h")
+            if starts > now + max_silence_ms:
+                raise SilenceError(f"starts_at: more than {cfg.max_silence} ahead (max_silence)")
+            if ends - starts > max_silence_ms:
+                raise SilenceError(f"a silence lasts at most {cfg.max_silence} (max_silence)")
             silence = service.add_silence(
                 matchers, starts_at=starts, ends_at=ends, created_by=body.created_by, comment=body.comment
             )
         except (ConfigError, SilenceError, ValueError, OverflowError, OSError) as exc:
             raise HTTPException(400, str(exc)) from exc
+        service.audit(
+            _actor(key, request), "silence.create", silence.id, matchers=[str(m) for m in silence.matchers],
+            starts_at=silence.starts_at, ends_at=silence.ends_at, created_by=silence.created_by, via="http",
+        )  # fmt: skip
         return SilenceOut.of(silence, service.now_ms())
 
     @app.delete(
         "/api/v1/silences/{silence_id}",
         tags=["silences"],
-        dependencies=[scope("admin")],
         responses={404: {"description": "no such silence"}, 409: {"description": "already expired"}},
     )
-    def expire_silence(silence_id: str) -> SilenceOut:
+    def expire_silence(
+        silence_id: Annotated[str, Path(max_length=64)],
+        request: Request,
+        key: ApiKey | None = scope("admin"),
+    ) -> SilenceOut:
         """Expire a silence now (id or unique id prefix)."""
         try:
             silence = service.expire_silence(silence_id)
         except SilenceError as exc:
             raise HTTPException(409 if "already expired" in str(exc) else 404, str(exc)) from exc
+        service.audit(_actor(key, request), "silence.expire", silence.id, via="http")
         return SilenceOut.of(silence, service.now_ms())
 
     # ------------------------------------------------------------------------------------------ rules
@@ -208,16 +239,47 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
     @app.post(
         "/api/v1/rules/reload",
         tags=["rules"],
-        dependencies=[scope("admin")],
         responses={422: {"description": "the rule file is invalid; the old rules stay in force"}},
     )
-    def reload_rules() -> dict[str, Any]:
+    def reload_rules(request: Request, key: ApiKey | None = scope("admin")) -> dict[str, Any]:
         """Reload the rule file; detectors restart their warm-up."""
+        actor = _actor(key, request)
         try:
             ruleset = service.reload_rules()
         except ConfigError as exc:
+            service.audit(actor, "rules.reload", str(service.rules_path or "built-in"), outcome="refused", via="http")
             raise HTTPException(422, str(exc)) from exc
+        service.audit(
+            actor, "rules.reload", str(service.rules_path or "built-in"), rules=len(ruleset.rules), via="http"
+        )
         return {"status": "reloaded", "rules": len(ruleset.rules)}
+
+    # ------------------------------------------------------------------------------------------ API keys
+
+    @app.get("/api/v1/keys", tags=["keys"], dependencies=[scope("admin")])
+    def list_keys() -> list[dict[str, Any]]:
+        """Every API key's public record (id, name, scopes, times; never a secret)."""
+        return [
+            {"id": k.id, "name": k.name, "scopes": sorted(k.scopes), "created_ms": k.created_ms,
+             "revoked_ms": k.revoked_ms}
+            for k in service.keys.list()
+        ]  # fmt: skip
+
+    @app.delete(
+        "/api/v1/keys/{key_id}",
+        tags=["keys"],
+        responses={404: {"description": "no such key"}, 409: {"description": "already revoked"}},
+    )
+    def revoke_key(
+        key_id: Annotated[str, Path(max_length=64)], request: Request, key: ApiKey | None = scope("admin")
+    ) -> dict[str, Any]:
+        """Revoke an API key: the next request with it is refused (401), in this process and every other."""
+        try:
+            revoked = service.keys.revoke(key_id, now_ms=int(time.time() * 1000))
+        except ApiKeyError as exc:
+            raise HTTPException(409 if "already revoked" in str(exc) else 404, str(exc)) from exc
+        service.audit(_actor(key, request), "api_key.revoke", revoked.id, name=revoked.name, via="http")
+        return {"id": revoked.id, "name": revoked.name, "revoked_ms": revoked.revoked_ms}
 
     # ------------------------------------------------------------------------------------------ series
 
@@ -230,9 +292,9 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
     def history(
         metric: str,
         request: Request,
-        dimset: str = "global",
-        since: Annotated[int | None, Query(description="epoch ms")] = None,
-        until: Annotated[int | None, Query(description="epoch ms")] = None,
+        dimset: Annotated[str, Query(max_length=64)] = "global",
+        since: Annotated[int | None, Query(ge=0, le=MAX_EPOCH_MS, description="epoch ms")] = None,
+        until: Annotated[int | None, Query(ge=0, le=MAX_EPOCH_MS, description="epoch ms")] = None,
     ) -> dict[str, Any]:
         """A metric's stored history (Parquet by day, 30 days by default); dimensions as query parameters."""
         if service.history is None:
@@ -300,6 +362,13 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _actor(key: ApiKey | None, request: Request) -> str:
+    """Who did an administrative action: the API key, else (auth off) the client address."""
+    if key is not None:
+        return f"api-key:{key.id}:{key.name}"
+    return f"anonymous@{request.client.host if request.client else 'unknown'}"
 
 
 def _duration(text: str) -> int:

@@ -1,7 +1,8 @@
-"""Access control for the HTTP API: API key with the right scope (when auth is on), then rate limits.
+"""Access control for the HTTP API: rate limits and, when auth is on, an API key with the right scope.
 
 Keys are read from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Without a key: 401; a key without
-the scope: 403; over a rate limit (per key, and per client address): 429 with ``Retry-After``.
+the scope: 403; over a rate limit (per client address, per key, failed authentications per address): 429 with
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from tunewatch.security.keys import ApiKey, ApiKeyStore, Scope
-from tunewatch.security.ratelimit import RateLimiter
+from tunewatch.security.keys import ApiKey, ApiKeyStore, LegacyKey, Scope
+from tunewatch.security.ratelimit import RateLimiter, RateLimitExceeded
 
 #: Documented in OpenAPI (so that /docs can send a key); the check itself reads the headers directly.
 BEARER = HTTPBearer(auto_error=False, description="API key as a bearer token.")
@@ -30,8 +31,20 @@ def _token(headers: Mapping[str, str]) -> str | None:
     return key.strip() if key and key.strip() else None
 
 
+def _too_many(refused: RateLimitExceeded, what: str) -> HTTPException:
+    wait = refused.retry_after_s
+    return HTTPException(
+        429, f"{what} ({refused.limit} per {refused.scope}); retry in {wait} s", headers={"Retry-After": str(wait)}
+    )
+
+
 class AccessControl:
-    """Admits or refuses requests (raises :class:`fastapi.HTTPException` with 401, 403 or 429)."""
+    """Admits or refuses requests (raises :class:`fastapi.HTTPException` with 401, 403 or 429).
+
+    Order, cheapest and most general first: the per-address limit; then, with auth on, the address's failed
+    authentications (refused before the key is even looked at), the key (microseconds, the same for every
+    key), its scope and the per-key limit.
+    """
 
     def __init__(self, *, auth: bool, keys: ApiKeyStore, limiter: RateLimiter) -> None:
         self.auth = auth
@@ -40,29 +53,34 @@ class AccessControl:
 
     async def admit(self, scope: Scope, headers: Mapping[str, str], address: str | None) -> ApiKey | None:
         """Check a request needing ``scope``; return its key (None when auth is off)."""
-        key: ApiKey | None = None
-        if self.auth:
-            token = _token(headers)
-            if token is None:
-                raise HTTPException(
-                    401,
-                    "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-            key = self.keys.cached(token) or await run_in_threadpool(self.keys.verify, token)
-            if key is None:
-                raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-            if not key.allows(scope):
-                raise HTTPException(403, f"API key {key.name!r} does not have the {scope!r} scope")
-        if self.limiter.enabled:
-            refused = self.limiter.hit(key_id=key.id if key is not None else None, address=address)
+        limiter = self.limiter
+        if limiter.per_address:
+            refused = await limiter.ahit(address=address)
             if refused is not None:
-                wait = refused.retry_after_s
-                raise HTTPException(
-                    429,
-                    f"rate limit exceeded ({refused.limit} per {refused.scope}); retry in {wait} s",
-                    headers={"Retry-After": str(wait)},
-                )
+                raise _too_many(refused, "rate limit exceeded")
+        if not self.auth:
+            return None
+        token = _token(headers)
+        if token is None:
+            raise HTTPException(
+                401,
+                "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        blocked = await limiter.auth_blocked(address)
+        if blocked is not None:
+            raise _too_many(blocked, "too many failed authentications from this address")
+        found = self.keys.check(token)
+        key = await run_in_threadpool(self.keys.verify_legacy, found) if isinstance(found, LegacyKey) else found
+        if key is None:
+            await limiter.auth_failed(address)
+            raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        if not key.allows(scope):
+            raise HTTPException(403, f"API key {key.name!r} does not have the {scope!r} scope")
+        if limiter.per_key:
+            refused = await limiter.ahit(key_id=key.id)
+            if refused is not None:
+                raise _too_many(refused, "rate limit exceeded")
         return key
 
     def dependency(self, scope: Scope) -> Callable[[Request], Awaitable[ApiKey | None]]:

@@ -1,4 +1,4 @@
-"""Request bodies to event lines: JSON array, NDJSON or msgpack; gzip or zstd; bounded sizes.
+"""Request bodies to event lines: JSON array, NDJSON or msgpack; gzip or zstd; bounded sizes and counts.
 
 JSON and NDJSON bodies become NDJSON *lines* (one non-blank line per event), so that many requests can be
 joined into one chunk and parsed by the columnar reader in a single call (see :mod:`tunewatch.server.batcher`).
@@ -7,31 +7,25 @@ msgpack bodies are decoded to records (a msgpack map is not JSON: NaN, binary va
 
 from __future__ import annotations
 
-import io
-import zlib
 from dataclasses import dataclass
 from typing import Literal
 
 import msgpack
 import msgspec
-import zstandard
 
 from tunewatch.ingest.batch import RawBatch
+from tunewatch.ingest.bounds import json_array_items, msgpack_items
+from tunewatch.ingest.compression import BodyError, BoundedDecoder, decompress
+
+__all__ = ["BodyError", "BoundedDecoder", "LinesPayload", "Payload", "RecordsPayload", "decode_body", "decompress"]
 
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
 MSGPACK_TYPES = frozenset({"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"})
+ACCEPTED_TYPES = JSON_TYPES | NDJSON_TYPES | MSGPACK_TYPES
 SUPPORTED = "application/json (array or object), application/x-ndjson, application/msgpack"
+DEFAULT_MAX_ITEMS = 100_000
 _LINES = msgspec.json.Encoder()  #: re-encodes decoded JSON records one per line (``encode_lines``)
-
-
-class BodyError(Exception):
-    """A body that cannot be used: HTTP status and a message naming the reason."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -61,48 +55,38 @@ class RecordsPayload:
 Payload = LinesPayload | RecordsPayload
 
 
-def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
-    """Undo ``Content-Encoding`` (identity, gzip, zstd) without producing more than ``max_bytes``."""
-    enc = (encoding or "identity").strip().lower()
-    if enc in ("identity", ""):
-        return body
-    if enc in ("gzip", "x-gzip", "deflate"):
-        d = zlib.decompressobj(wbits=47 if enc != "deflate" else 15)
-        try:
-            out = d.decompress(body, max_bytes + 1)
-        except zlib.error as exc:
-            raise BodyError(400, f"body is not valid {enc} data ({exc})") from exc
-        if len(out) > max_bytes:
-            raise BodyError(413, f"decompressed body is larger than the limit of {max_bytes} bytes")
-        if not d.eof:
-            raise BodyError(400, f"body is truncated {enc} data")
-        return out
-    if enc == "zstd":
-        try:
-            with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)) as reader:
-                out = reader.read(max_bytes + 1)
-        except zstandard.ZstdError as exc:
-            raise BodyError(400, f"body is not valid zstd data ({exc})") from exc
-        if len(out) > max_bytes:
-            raise BodyError(413, f"decompressed body is larger than the limit of {max_bytes} bytes")
-        return out
-    raise BodyError(415, f"unsupported Content-Encoding {encoding!r}: use gzip, zstd or none")
+def decode_body(body: bytes, content_type: str | None, max_items: int = DEFAULT_MAX_ITEMS) -> Payload:
+    """Parse a (decompressed) body by its ``Content-Type`` (JSON, NDJSON or msgpack; anything else is 415).
 
-
-def decode_body(body: bytes, content_type: str | None) -> Payload:
-    """Parse a (decompressed) body by its ``Content-Type``; without one, ``[`` means JSON array, else NDJSON."""
+    Raises :class:`BodyError`: 415 for another or no media type (a browser can send ``text/plain`` and
+    form bodies cross-site without asking), 413 for more than ``max_items`` lines, array elements or
+    msgpack items (counted before decoding), 400 for an empty or undecodable body.
+    """
     media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media not in ACCEPTED_TYPES:
+        shown = repr(content_type) if content_type else "none"
+        raise BodyError(415, f"unsupported Content-Type {shown}: use {SUPPORTED}")
     if not body.strip():
         raise BodyError(400, f"empty body: send events as {SUPPORTED}")
     if media in MSGPACK_TYPES:
-        return _msgpack(body)
+        _check_items(msgpack_items(body), max_items, "msgpack items")
+        return _msgpack(body, max_items)
     if media in NDJSON_TYPES:
+        _check_items(ndjson_lines(body), max_items, "lines")
         return _ndjson(body)
-    if media in JSON_TYPES or (media in ("", "text/plain", "application/octet-stream") and body.lstrip()[:1] == b"["):
-        return _json(body)
-    if media in ("", "text/plain", "application/octet-stream"):
-        return _ndjson(body)
-    raise BodyError(415, f"unsupported Content-Type {content_type!r}: use {SUPPORTED}")
+    if body.count(b",") + 1 > max_items:  # a cheap upper bound first: exact counting only for large bodies
+        _check_items(json_array_items(body), max_items, "array elements")
+    return _json(body)
+
+
+def ndjson_lines(body: bytes) -> int:
+    """Lines of an NDJSON body (blank ones included; a last line without a newline counts)."""
+    return body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+
+
+def _check_items(count: int, limit: int, what: str) -> None:
+    if count > limit:
+        raise BodyError(413, f"body has {count} {what}, more than the limit of {limit} per request")
 
 
 _NOT_UTF8 = "body is not valid UTF-8 JSON; send NDJSON to have bad lines rejected one by one"
@@ -137,9 +121,9 @@ def _ndjson(body: bytes) -> LinesPayload:
     return LinesPayload(b"".join([line + b"\n" for line in kept]), len(kept), "line", positions)
 
 
-def _msgpack(body: bytes) -> RecordsPayload:
+def _msgpack(body: bytes, max_items: int) -> RecordsPayload:
     try:
-        value = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        value = msgpack.unpackb(body, raw=False, strict_map_key=False, max_array_len=max_items)
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
         raise BodyError(400, f"body is not valid msgpack: {(str(exc) or type(exc).__name__)[:120]}") from exc
     records = value if isinstance(value, list) else [value]

@@ -13,12 +13,22 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 
 import msgspec
 from fastapi import FastAPI, HTTPException
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tunewatch.server.auth import AccessControl
 from tunewatch.server.batcher import IngestBatcher
-from tunewatch.server.decode import BodyError, decode_body, decompress
+from tunewatch.server.budget import RejectionBudget
+from tunewatch.server.decode import (
+    ACCEPTED_TYPES,
+    NDJSON_TYPES,
+    SUPPORTED,
+    BodyError,
+    BoundedDecoder,
+    Payload,
+    decode_body,
+)
 from tunewatch.server.report import IngestReport
 from tunewatch.server.settings import ServerSettings
 
@@ -26,26 +36,49 @@ INGEST_PATH = "/api/v1/events"
 #: the request headers the ingest path reads (ASGI servers give header names in lower case)
 _WANTED = frozenset({b"authorization", b"x-api-key", b"content-length", b"content-type", b"content-encoding"})
 _JSON = (b"content-type", b"application/json")
+#: bodies at least this large are decoded in a worker thread
+_DECODE_INLINE_BYTES = 1 << 20
 
 
 class IngestHandler:
-    """Reads, bounds, decodes and queues one ingest request."""
+    """Admits, reads, bounds, decodes and queues one ingest request.
+
+    Every bound is checked before the request reaches the pipeline lock: the body as sent
+    (``max_body_bytes``), decompressed while it streams in (``max_decoded_bytes``, NDJSON lines counted as they
+    come out), items per request (``max_events_per_request``, 413) and the address's rejected events this minute
+    (``max_rejected_per_minute``, 429).
+    """
 
     def __init__(self, settings: ServerSettings, access: AccessControl, batcher: IngestBatcher) -> None:
         self.settings = settings
         self.access = access
         self.batcher = batcher
+        self.rejections = RejectionBudget(settings.max_rejected_per_minute)
 
     async def handle(
         self, headers: Mapping[str, str], chunks: AsyncIterator[bytes], address: str | None
     ) -> IngestReport:
-        """Admit, read (at most ``max_body_bytes``), decompress, decode and ingest; raise HTTPException."""
+        """Admit, read and decode (bounded), ingest; raise HTTPException."""
         await self.admit(headers, address)
-        return await self.ingest(headers, await self.read(chunks))
+        payload = await self.read(headers, chunks)
+        return await self.ingest(payload, address)
 
     async def admit(self, headers: Mapping[str, str], address: str | None) -> None:
-        """Check the key, scope and rate limits, then the declared body size (401, 403, 429, 413)."""
+        """Check the key, scope and rate limits, the address's rejection budget, the media type and the declared
+        body size (401, 403, 429, 415, 413)."""
         await self.access.admit("ingest", headers, address)
+        wait = self.rejections.retry_after(address)
+        if wait is not None:
+            raise HTTPException(
+                429,
+                f"more than {self.settings.max_rejected_per_minute} rejected events from this address this minute: "
+                f"fix the events (see the quarantine) and retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        media = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+        if media not in ACCEPTED_TYPES:
+            shown = repr(headers.get("content-type")) if headers.get("content-type") else "none"
+            raise HTTPException(415, f"unsupported Content-Type {shown}: use {SUPPORTED}")
         limit = self.settings.max_body_bytes
         try:
             declared = int(headers.get("content-length") or 0)
@@ -59,24 +92,38 @@ class IngestHandler:
         if size > self.settings.max_body_bytes:
             raise HTTPException(413, f"body is larger than the limit of {self.settings.max_body_bytes} bytes")
 
-    async def read(self, chunks: AsyncIterator[bytes]) -> bytes:
-        """The whole body, refused (413) as soon as it grows past ``max_body_bytes``."""
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in chunks:
-            size += len(chunk)
-            self.bound(size)
-            parts.append(chunk)
-        return b"".join(parts)
-
-    async def ingest(self, headers: Mapping[str, str], body: bytes) -> IngestReport:
-        """Decompress and decode ``body`` (400, 413, 415), then queue it and wait for its report."""
+    async def read(self, headers: Mapping[str, str], chunks: AsyncIterator[bytes]) -> Payload:
+        """Read, decompress and decode the body, refused (413) as soon as one of its bounds is passed."""
+        content_type = headers.get("content-type")
+        ndjson = (content_type or "").split(";", 1)[0].strip().lower() in NDJSON_TYPES
+        limit = self.settings.max_events_per_request
         try:
-            raw = decompress(body, headers.get("content-encoding"), self.settings.max_decoded_bytes)
-            payload = decode_body(raw, headers.get("content-type"))
+            decoder = BoundedDecoder(headers.get("content-encoding"), self.settings.max_decoded_bytes)
+            parts: list[bytes] = []
+            size = lines = 0
+            async for chunk in chunks:
+                size += len(chunk)
+                self.bound(size)
+                out = decoder.feed(chunk)
+                if ndjson:
+                    lines += out.count(b"\n")
+                    if lines > limit:
+                        raise BodyError(413, f"body has more than {limit} lines, the limit per request")
+                parts.append(out)
+            decoder.finish()
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
+            if len(body) < _DECODE_INLINE_BYTES:
+                return decode_body(body, content_type, limit)
+            # a large body takes long to decode: off the event loop, so that other requests are still served
+            return await run_in_threadpool(decode_body, body, content_type, limit)
         except BodyError as exc:
             raise HTTPException(exc.status, exc.message) from exc
-        return await self.batcher.submit(payload)
+
+    async def ingest(self, payload: Payload, address: str | None) -> IngestReport:
+        """Queue a decoded request, wait for its report, and count its rejected events against ``address``."""
+        report = await self.batcher.submit(payload)
+        self.rejections.spend(address, report.rejected)
+        return report
 
 
 class IngestApp(FastAPI):
@@ -87,8 +134,17 @@ class IngestApp(FastAPI):
     """
 
     ingest_handler: IngestHandler | None = None
+    #: the checks every request passes first (see :mod:`tunewatch.server.guard`), wrapping :meth:`dispatch`
+    guard: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.guard is not None:
+            await self.guard(scope, receive, send)
+        else:
+            await self.dispatch(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Ingest on the fast path, everything else through FastAPI."""
         handler = self.ingest_handler
         if handler is None or scope["type"] != "http" or scope["path"] != INGEST_PATH or scope["method"] != "POST":
             await super().__call__(scope, receive, send)
@@ -112,15 +168,11 @@ async def _serve(
     """Status, body and extra headers of the answer to one ingest request."""
     headers = _headers(scope["headers"])
     client = scope.get("client")
+    address = client[0] if client else None
     try:
-        await handler.admit(headers, client[0] if client else None)
-        message = await receive()
-        if message["type"] == "http.request" and not message.get("more_body", False):
-            body: bytes = message.get("body", b"")
-            handler.bound(len(body))
-        else:
-            body = await handler.read(_chunks(message, receive))
-        report = await handler.ingest(headers, body)
+        await handler.admit(headers, address)
+        payload = await handler.read(headers, _chunks(await receive(), receive))
+        report = await handler.ingest(payload, address)
     except HTTPException as exc:
         extra = [(k.lower().encode(), str(v).encode()) for k, v in (exc.headers or {}).items()]
         return exc.status_code, msgspec.json.encode({"detail": exc.detail}), extra
@@ -141,13 +193,14 @@ def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 async def _chunks(first: Message, receive: Receive) -> AsyncIterator[bytes]:
-    """Body chunks, from ``first`` on, until the last one or a disconnect."""
+    """Body chunks, from ``first`` on, until the last one; a disconnect before it is a truncated body (400)."""
     message = first
     while message["type"] != "http.disconnect":
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
         message = await receive()
+    raise HTTPException(400, "the client disconnected before the end of the body")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -20,12 +20,15 @@ class QuarantineRing:
         self._lock = threading.Lock()
         self.total = 0
 
-    def add(self, rejected: pl.DataFrame, locate: Callable[[int], dict[str, Any]] | None = None) -> None:
+    def add(
+        self, rejected: pl.DataFrame, locate: Callable[[int], dict[str, Any]] | None = None, *, omitted: int = 0
+    ) -> None:
         """Take one batch's rejected rows (``REJECTED_SCHEMA``); only the newest ``size`` are converted.
 
-        ``locate`` maps a row's ``line_no`` to extra fields (which request, which line or index in it).
+        ``locate`` maps a row's ``line_no`` to extra fields (which request, which line or index in it);
+        ``omitted`` rejected events were summarised rather than given (they count in :attr:`total`).
         """
-        self.total += rejected.height
+        self.total += rejected.height + omitted
         size = self._items.maxlen or 0
         if size == 0 or rejected.is_empty():
             return

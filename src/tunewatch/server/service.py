@@ -8,6 +8,7 @@ per series for charts.
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
 import threading
 import time
@@ -33,9 +34,13 @@ from tunewatch.notify.silence import Silence, SilenceStore
 from tunewatch.pipeline.core import Pipeline
 from tunewatch.pipeline.stream_state import StreamStateFile
 from tunewatch.process.processor import ProcessingResult
+from tunewatch.security.audit import LOCAL_KID, AuditError, AuditLog, audit_keyring
+from tunewatch.security.keyring import Keyring
 from tunewatch.security.keys import ApiKeyStore
 from tunewatch.server.alertlog import AlertLog
 from tunewatch.server.decode import LinesPayload, Payload, RecordsPayload
+from tunewatch.server.metrics import ServerMetrics
+from tunewatch.server.overflow import cap_per_request
 from tunewatch.server.quarantine import QuarantineRing
 from tunewatch.server.report import IngestReport, split_lines_outcome, whole_report
 from tunewatch.server.series import SeriesStore
@@ -47,6 +52,8 @@ from tunewatch.store.sqlite import connect
 from tunewatch.validate.validator import ValidationResult
 
 __all__ = ["IngestReport", "LiveService"]
+
+logger = logging.getLogger(__name__)
 
 
 #: closed windows between two checkpoints of the detectors' state and the stream state
@@ -96,6 +103,18 @@ class LiveService:
         self._silence_conn = connect(target, check_same_thread=False)
         self.silences = SilenceStore(self._silence_conn)
         self.keys = ApiKeyStore(connect(target, check_same_thread=False))
+        self.metrics_extra = ServerMetrics(self.metrics.registry)
+        #: administrative actions over HTTP, signed with the data key or else the server secret's audit key
+        self.audit_log = AuditLog(
+            target, audit_keyring(target) if target != ":memory:" else Keyring.generate(LOCAL_KID)
+        )
+        legacy = self.keys.legacy_count()
+        if legacy:
+            logger.warning(
+                "%d API key(s) still have scrypt hashes: each is re-hashed at its first successful use "
+                "(until then each check costs tens of ms); or replace them with `tunewatch keys create`",
+                legacy,
+            )
         self.quarantine = QuarantineRing(self.settings.quarantine_size)
         #: every rejected event, raw bytes and reasons, in the SQLite database when there is one (survives restarts;
         #: `tunewatch quarantine --db` reads it); the ring above serves /api/v1/quarantine
@@ -130,6 +149,15 @@ class LiveService:
         self.started = time.time()
 
     # ------------------------------------------------------------------------------------------- pipeline
+
+    def audit(self, actor: str, action: str, target: str, **details: Any) -> None:
+        """Record an administrative action in the audit trail; a failure is logged and counted, not raised
+        (the action is already done)."""
+        try:
+            self.audit_log.record(actor, action, target, **details)
+        except (AuditError, sqlite3.Error) as exc:
+            self.metrics_extra.audit_failures.inc()
+            logger.error("audit entry for %s on %s not recorded: %s", action, target, exc)
 
     def _alert(self, alert: Alert) -> None:
         if self.metadata is not None and alert.status == "firing":
@@ -176,15 +204,28 @@ class LiveService:
         """The service clock in epoch milliseconds (simulated in ``tunewatch run``)."""
         return int(self.clock() * 1000)
 
-    def _step(self, batch: RawBatch) -> ValidationResult:
-        """One pipeline step (caller holds the lock): metrics recorded, alert changes persisted."""
+    def _step(
+        self, batch: RawBatch, owners: Callable[[pl.DataFrame], np.ndarray] | None = None
+    ) -> tuple[ValidationResult, pl.DataFrame, int]:
+        """One pipeline step (caller holds the lock): metrics recorded, alert changes persisted.
+
+        Returns the validation result, the rejected rows quarantined (at most ``max_quarantine_per_request``
+        per request, ``owners`` naming each rejected row's request; the rest summarised) and how many fewer
+        rows than rejected events that is.
+        """
         t0 = time.perf_counter()
         with self.profiler.section():
             outcome = self.pipeline.ingest(batch)
         elapsed = time.perf_counter() - t0
         v = outcome.validation
-        if self.quarantine_store is not None and v.rejected_count:
-            self.quarantine_store.add(v.rejected)
+        kept, fewer = v.rejected, 0
+        if v.rejected_count > self.settings.max_quarantine_per_request:
+            owner = owners(v.rejected) if owners is not None else np.zeros(v.rejected.height, dtype=np.int64)
+            kept, omitted = cap_per_request(v.rejected, owner, self.settings.max_quarantine_per_request)
+            fewer = v.rejected.height - kept.height
+            self.metrics_extra.quarantine_overflow(omitted)
+        if self.quarantine_store is not None and kept.height:
+            self.quarantine_store.add(kept)
         m = self.metrics
         m.record_validation(received=v.received, accepted=v.accepted, rejected=v.reason_counts, duplicates=v.duplicates)
         m.observe_stage("pipeline", elapsed)
@@ -196,7 +237,7 @@ class LiveService:
         if self.alert_log.restored and outcome.processed.windows:
             self._settle_restored(v.watermark)
         m.record_alerts(self.alert_log.active())
-        return v
+        return v, kept, fewer
 
     def _settle_restored(self, watermark: int | None) -> None:
         """Alerts restored from the database: confirmed when the engine fires them, resolved after a grace period."""
@@ -210,8 +251,8 @@ class LiveService:
     def ingest(self, batch: RawBatch) -> IngestReport:
         """Run one batch through the pipeline; report on the whole batch."""
         with self._lock:
-            result = self._step(batch)
-            self.quarantine.add(result.rejected)
+            result, kept, fewer = self._step(batch)
+            self.quarantine.add(kept, omitted=fewer)
             return whole_report(result)
 
     def ingest_payloads(self, payloads: Sequence[Payload]) -> list[IngestReport]:
@@ -223,23 +264,28 @@ class LiveService:
             self._requests += len(payloads)
             if lines:
                 batch = parse_ndjson_bytes(b"".join(p.lines for _, p in lines), source="http")
-                result = self._step(batch)
                 starts = np.cumsum([0] + [p.count for _, p in lines])
+
+                def owners(rejected: pl.DataFrame) -> np.ndarray:
+                    line_nos = rejected.get_column("line_no").fill_null(1).to_numpy()
+                    return np.searchsorted(starts, line_nos - 1, side="right") - 1
+
+                result, kept, fewer = self._step(batch, owners)
 
                 def locate(line_no: int) -> dict[str, Any]:
                     k = int(np.searchsorted(starts, line_no - 1, side="right")) - 1
                     i, p = lines[k]
                     return {"request": first + i, p.kind: p.position(line_no - int(starts[k]))}
 
-                self.quarantine.add(result.rejected, locate)
+                self.quarantine.add(kept, locate, omitted=fewer)
                 for (i, _), report in zip(
                     lines, split_lines_outcome(batch, result, [p for _, p in lines]), strict=True
                 ):
                     reports[i] = report
             for i, p in enumerate(payloads):
                 if isinstance(p, RecordsPayload):
-                    result = self._step(p.batch)
-                    self.quarantine.add(result.rejected, functools.partial(_index_of, request=first + i))
+                    result, kept, fewer = self._step(p.batch)
+                    self.quarantine.add(kept, functools.partial(_index_of, request=first + i), omitted=fewer)
                     reports[i] = whole_report(result)
         return [reports[i] for i in range(len(payloads))]
 

@@ -26,12 +26,43 @@ class ServerSettings(BaseSettings):
         default=None, description="SQLite database for alerts, silences and API keys (none: memory)."
     )
     rules: Path | None = Field(default=None, description="Rule file (YAML) for the entry point; none: built-in.")
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0, description="Largest request body accepted, as sent.")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0, description="Largest ingest body accepted, as sent.")
     max_decoded_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest body after decompression.")
+    max_events_per_request: int = Field(
+        default=100_000, gt=0, description="Most NDJSON lines, array elements or msgpack items per request (413)."
+    )
+    max_quarantine_per_request: int = Field(
+        default=1000, ge=0, description="Rejected events of one request kept one by one; the rest in one summary row."
+    )
+    max_rejected_per_minute: int = Field(
+        default=10_000, gt=0, description="Rejected events per client address per minute before ingest answers 429."
+    )
+    max_api_body_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Largest request body of every endpoint but ingest (413)."
+    )
+    max_silence: str = Field(default="30d", description="Longest silence, and how far ahead one may start.")
+    allowed_hosts: str = Field(
+        default="localhost,127.0.0.1,[::1]",
+        description="Host header values served (comma-separated, port ignored; '*' for any): defeats DNS rebinding.",
+    )
+    allowed_origins: str = Field(
+        default="",
+        description="Origins (scheme://host:port) besides the service's own allowed to send state-changing requests.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Proxy addresses/networks whose X-Forwarded-For / -Proto are trusted (comma-separated; none).",
+    )
+    auth_failures_per_address: str = Field(
+        default="10/minute", description="Failed authentications per client address before 429 (limits notation)."
+    )
     rate_limit_per_key: str = Field(default="20000/second", description="Per API key (limits notation; empty: none).")
     rate_limit_per_address: str = Field(default="20000/second", description="Per client address (empty: none).")
     rate_limit_storage: str | None = Field(
         default=None, description="limits storage URL, e.g. redis://host:6379 (memory)."
+    )
+    rate_limit_timeout_s: float = Field(
+        default=0.25, gt=0, le=10, description="Timeout of one rate-limit storage call; then in-memory limits apply."
     )
     batch_max_events: int = Field(default=50_000, gt=0, description="Most events the ingest batcher runs in one step.")
     restored_alert_grace_windows: int = Field(

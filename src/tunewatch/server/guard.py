@@ -1,0 +1,200 @@
+"""Checks every HTTP request passes before any route: proxy trust, ``Host`` allow-list, ``Origin``, body size.
+
+- **Proxy headers** (``X-Forwarded-For``, ``X-Forwarded-Proto``) are applied only when the connection comes from
+  an address in ``forwarded_allow_ips`` (uvicorn's own middleware; default: no proxy is trusted, so a client
+  cannot choose the address its rate limits count against).
+- **Host allow-list** (``allowed_hosts``, loopback names by default; port ignored; ``*`` for any): a page on
+  another site that rebinds its DNS name to 127.0.0.1 sends its own name as ``Host`` and is refused (400).
+- **Origin** of state-changing requests (every method but GET, HEAD, OPTIONS): a browser names the page that
+  sends them; only the service's own origin and ``allowed_origins`` pass (403), so a page the operator opens
+  cannot post events or create silences cross-site. Requests without ``Origin`` (curl, SDKs) are not browsers'.
+- **Body size** of every endpoint but ingest (which bounds its own while decompressing): ``max_api_body_bytes``
+  (413), counted as the body arrives, before a route parses it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
+
+import msgspec
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from tunewatch.server.settings import ServerSettings
+
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _split_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def host_name(value: str) -> str:
+    """The host of a ``Host`` header or allow-list entry: lower case, no port, no brackets, no trailing dot.
+
+    >>> host_name("LocalHost:8787"), host_name("[::1]:80"), host_name("::1"), host_name("example.org.")
+    ('localhost', '::1', '::1', 'example.org')
+    """
+    text = value.strip().lower()
+    if text.startswith("["):
+        return text[1:].split("]", 1)[0]
+    if text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    return text.rstrip(".")
+
+
+def _origin_key(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
+    return scheme, host_name(host), port if port is not None else _DEFAULT_PORTS.get(scheme, 0)
+
+
+def _parse_origin(origin: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return _origin_key(parts.scheme.lower(), parts.hostname, port)
+
+
+def _host_port(host_header: str, scheme: str) -> tuple[str, str, int]:
+    text = host_header.strip()
+    port: int | None = None
+    tail = text.rsplit("]", 1)[-1] if text.startswith("[") else text
+    if tail.count(":") == 1:
+        digits = tail.split(":", 1)[1]
+        port = int(digits) if digits.isdigit() else None
+    return _origin_key(scheme, text, port)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    status: int
+    reason: str
+
+
+class RequestGuard:
+    """Wraps an ASGI app with the checks above (HTTP requests only; lifespan and other scopes pass through)."""
+
+    def __init__(self, app: ASGIApp, settings: ServerSettings, *, bound_bodies_except: Iterable[str] = ()) -> None:
+        self.app = app
+        hosts = _split_list(settings.allowed_hosts)
+        self.any_host = "*" in hosts
+        self.hosts = frozenset(host_name(h) for h in hosts if h != "*")
+        self.origins = frozenset(o for o in (_parse_origin(x) for x in _split_list(settings.allowed_origins)) if o)
+        self.max_body = settings.max_api_body_bytes
+        self.unbounded_paths = frozenset(bound_bodies_except)
+        trusted = _split_list(settings.forwarded_allow_ips)
+        self._entry: ASGIApp = self._checked
+        if trusted:
+            self._entry = cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, self._checked), trusted_hosts=trusted))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self._entry(scope, receive, send)
+
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """Why the request is refused before any work (status, reason), or None."""
+        headers = _wanted(scope["headers"])
+        host = headers.get("host")
+        if host is not None and not self.any_host and host_name(host) not in self.hosts:
+            return 400, (
+                f"Host {host[:100]!r} is not served here: add it to TUNEWATCH_ALLOWED_HOSTS (or --allowed-hosts) "
+                "if the service is meant to be reached by that name"
+            )
+        if scope["method"] not in SAFE_METHODS:
+            origin = headers.get("origin")
+            if origin is not None:
+                parsed = _parse_origin(origin)
+                own = _host_port(host, scope.get("scheme", "http")) if host is not None else None
+                if parsed is None or (parsed != own and parsed not in self.origins):
+                    return 403, (
+                        f"cross-origin request from {origin[:100]!r} refused: only the service's own pages "
+                        "(and TUNEWATCH_ALLOWED_ORIGINS) may change state"
+                    )
+            elif headers.get("sec-fetch-site") == "cross-site":
+                return 403, "cross-site request refused: only the service's own pages may change state"
+        return None
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = self.refusal(scope)
+        if refused is None and scope["path"] not in self.unbounded_paths:
+            bounded = await self._buffer(scope, receive)
+            if isinstance(bounded, _Refusal):
+                refused = bounded.status, bounded.reason
+            else:
+                receive, body = bounded
+                if body.strip() and scope["method"] not in SAFE_METHODS:
+                    refused = _json_refusal(scope, body)
+        if refused is not None:
+            await _answer(send, *refused)
+            return
+        await self.app(scope, receive, send)
+
+    async def _buffer(self, scope: Scope, receive: Receive) -> tuple[Receive, bytes] | _Refusal:
+        """Read the whole body (at most ``max_body``): a receive that replays it to the app, and the body."""
+        limit = self.max_body
+        declared = _wanted(scope["headers"]).get("content-length")
+        too_large = _Refusal(413, f"body is larger than the limit of {limit} bytes for this endpoint")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return too_large
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > limit:
+                return too_large
+            if not message.get("more_body", False):
+                break
+
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        return replay, body
+
+
+def _json_refusal(scope: Scope, body: bytes) -> tuple[int, str] | None:
+    """422 for a JSON body that is not strict JSON (NaN, Infinity, bad UTF-8), which Python's parser accepts."""
+    media = _wanted(scope["headers"]).get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        return None
+    try:
+        msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError, ValueError):
+        if _NON_FINITE.search(body):
+            return 422, "body: NaN and Infinity are not valid JSON numbers; send a number or a string"
+        return 422, "body is not valid JSON (UTF-8, RFC 8259)"
+    return None
+
+
+_WANTED: Final = frozenset({b"host", b"origin", b"sec-fetch-site", b"content-length", b"content-type"})
+_NON_FINITE: Final = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity)(?![\w\"])")
+
+
+def _wanted(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in raw:
+        if name in _WANTED:
+            out.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return out
+
+
+async def _answer(send: Send, status: int, reason: str) -> None:
+    body = msgspec.json.encode({"detail": reason})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
