@@ -42,7 +42,8 @@ def test_console_lists_alerts_safely_and_creates_a_silence(
         import httpx
 
         events = [play(i, BASE_MS + i * 1000) for i in range(300)]
-        posted = httpx.post(base + "/api/v1/events", content=json.dumps(events), headers={"content-type": "application/json"})
+        json_type = {"content-type": "application/json"}
+        posted = httpx.post(base + "/api/v1/events", content=json.dumps(events), headers=json_type)
         assert posted.json()["accepted"] == 300
         browser.call("Page.enable")
         browser.call("Page.navigate", url=base + "/")

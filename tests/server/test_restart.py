@@ -24,12 +24,13 @@ from tunewatch.store.sqlite import connect
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RULES = plays_seen_rules()
+JSON = {"content-type": "application/json"}
 
 
 @contextlib.contextmanager
 def service_process(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [sys.executable, "-m", "uvicorn", "tunewatch.server.entry:app_from_env", "--factory",
-           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-proxy-headers"]  # fmt: skip
     proc = subprocess.Popen(cmd, env={**os.environ, **env})
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=30)
@@ -53,7 +54,9 @@ def test_alerts_silences_and_keys_survive_sigkill(tmp_path: Path, play: Callable
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with service_process(env, port) as proc:
-        r = httpx.post(base + "/api/v1/events", content=json.dumps(events), headers=headers, timeout=30)
+        r = httpx.post(
+            base + "/api/v1/events", content=json.dumps(events), headers={**headers, **JSON}, timeout=30
+        )
         assert r.json()["accepted"] == len(events)
         before = httpx.get(base + "/api/v1/alerts", headers=headers).json()
         assert {a["labels"].get("market") for a in before} == {None, "BR"}

@@ -33,7 +33,7 @@ class MetricHistory:
         if retention_days < 1:
             raise ValueError("retention_days must be at least 1")
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.retention_days = retention_days
         self._lock = threading.Lock()
         self._seq = 0
@@ -46,13 +46,14 @@ class MetricHistory:
         with self._lock:
             for (day_no,), part in frame.group_by("_day"):
                 folder = self.root / f"day={_day(int(day_no) * DAY_MS).isoformat()}"
-                folder.mkdir(exist_ok=True)
+                folder.mkdir(mode=0o700, exist_ok=True)
                 first = int(part.get_column("window_start").min())  # type: ignore[arg-type]
                 last = int(part.get_column("window_start").max())  # type: ignore[arg-type]
                 self._seq += 1
                 target = folder / f"{first}-{last}-{self._seq}.parquet"
                 tmp = target.with_suffix(".tmp")
                 part.drop("_day").write_parquet(tmp, compression="zstd")
+                tmp.chmod(0o600)  # private, as the database is
                 tmp.replace(target)  # readers never see a half-written file
         return metrics.height
 

@@ -13,12 +13,16 @@ statement script at index ``i`` takes the component from version ``i`` to ``i + 
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from tunewatch.errors import TunewatchError
+
+logger = logging.getLogger(__name__)
 
 _MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -35,12 +39,17 @@ def connect(path: str | Path, *, timeout_s: float = 30.0, check_same_thread: boo
     The connection is in autocommit mode (``isolation_level=None``): use ``with transaction(conn)`` style
     ``BEGIN``/``COMMIT`` or single statements. ``synchronous=NORMAL`` is durable across process crashes in WAL
     mode (only an OS crash can lose the last transactions).
+
+    A database file is created with mode ``0600`` (SQLite gives its ``-wal`` and ``-shm`` files the same mode), and
+    an existing one that group or others may access is narrowed to ``0600`` (with its ``-wal``/``-shm``): it may
+    hold plaintext quarantined events, alerts and key hashes.
     """
     target = str(path)
     if target != ":memory:":
         parent = Path(target).parent
         if not parent.exists():
             raise StoreError(f"cannot open database {target}: directory {parent} does not exist")
+        make_private(Path(target), create=not target.startswith("file:"))
     try:
         conn = sqlite3.connect(target, timeout=timeout_s, isolation_level=None, check_same_thread=check_same_thread)
         conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
@@ -51,6 +60,26 @@ def connect(path: str | Path, *, timeout_s: float = 30.0, check_same_thread: boo
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open database {target}: {exc}") from exc
     return conn
+
+
+def make_private(path: Path, *, create: bool = True) -> None:
+    """Create ``path`` empty with mode ``0600`` if absent (``create``); narrow it and its ``-wal``/``-shm`` files
+    to ``0600`` when group or others have access. Files owned by another user are left as they are."""
+    if create:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot create database {path}: {exc.strerror}") from None
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            st = file.stat()
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                file.chmod(0o600)
+                logger.warning("%s was readable by group or others: narrowed to mode 0600", file)
+        except OSError:
+            continue
 
 
 def migrate(conn: sqlite3.Connection, component: str, migrations: Sequence[str]) -> int:
