@@ -123,7 +123,7 @@ def serve(
 
     overrides = {"forwarded_allow_ips": forwarded_allow_ips, "allowed_hosts": allowed_hosts}
     with user_errors():
-        settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = ServerSettings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
         notifier = _notifier(notify_config, notify_db or db or Path("tunewatch.db"))
         service = LiveService(
             load_rules(rules), on_alert=_alert_sink(notifier), db=db, rules_path=rules, settings=settings
