@@ -102,7 +102,9 @@ class RateLimiter:
         self._remote: FixedWindowRateLimiter | None = None
         self.storage: Storage = self.memory
         if storage_url:
-            storage = storage_from_string(storage_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+            options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+            redis_like = storage_url.split(":", 1)[0].startswith(("redis", "valkey"))
+            storage = storage_from_string(storage_url, **(options if redis_like else {}))
             if not isinstance(storage, Storage):
                 raise ConfigError(f"rate_limit_storage: {storage_url!r} is an async storage; use a synchronous one")
             self.storage = storage
