@@ -107,6 +107,8 @@ class Pipeline:
         self._recent_reasons: deque[dict[str, int]] = deque(maxlen=20)  # for data-quality alert annotations
         #: whether the last :meth:`restore` given a stream-state file resumed the stream from it
         self.stream_restored = False
+        #: sequence number of the last ingest-WAL record applied (kept in the stream state: replay starts after it)
+        self.wal_seq = 0
 
     def ingest(self, events: RawBatch | Events) -> BatchOutcome:
         """Run one micro-batch through every stage; windows close as the watermark passes them."""
@@ -180,6 +182,7 @@ class Pipeline:
         *,
         stream_state: StreamStateFile | None = None,
         background: bool = False,
+        on_saved: Callable[[int], None] | None = None,
     ) -> None:
         """Save what the detectors have learnt in ``cache`` (Redis or Redis Cluster make it survive a restart
         and let another worker take over) and, given ``stream_state``, the stream state in that file: remembered
@@ -187,16 +190,21 @@ class Pipeline:
 
         Both are taken at the same moment; ``background=True`` writes the file on a worker thread (the export
         itself is cheap: fresh arrays and immutable Arrow data). A stream-state file that cannot be written is
-        logged as an error and left as it was: ingest goes on.
+        logged as an error and left as it was: ingest goes on. ``on_saved(wal_seq)`` is called once the file is
+        durably written (the ingest WAL up to that record may then be released).
         """
         cache.set(key, self.detection.state_dict(), ttl=self.CHECKPOINT_TTL_S)
         if stream_state is not None and background:
-            stream_state.save_in_background(self.stream_state_dict())
+            stream_state.save_in_background(self.stream_state_dict(), on_saved=on_saved)
         elif stream_state is not None:
+            state = self.stream_state_dict()
             try:
-                stream_state.save(self.stream_state_dict())
+                stream_state.save(state)
             except OSError as exc:
                 log.error("stream state not saved to %s: %s", stream_state.path, exc.strerror or exc)
+                return
+            if on_saved is not None:
+                on_saved(int(state["wal_seq"]))
 
     def restore(
         self,
@@ -233,6 +241,7 @@ class Pipeline:
             "validator": self.validator.state_dict(),
             "processor": self.processor.state_dict(),
             "detection_next_window": self.detection.next_window,
+            "wal_seq": self.wal_seq,
         }
 
     def load_stream_state_dict(self, state: dict[str, Any]) -> None:
@@ -248,6 +257,7 @@ class Pipeline:
         try:
             self.validator.load_state_dict(state["validator"])
             self.processor.load_state_dict(state["processor"])
+            self.wal_seq = int(state.get("wal_seq", 0))
         except Exception:
             self.validator.load_state_dict(before["validator"])
             self.processor.load_state_dict(before["processor"])

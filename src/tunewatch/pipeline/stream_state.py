@@ -38,7 +38,7 @@ import os
 import secrets
 import struct
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, cast
@@ -243,6 +243,7 @@ class StreamStateFile(StreamStateCodec):
         self.path = Path(path)
         self._lock = threading.Lock()
         self._pending: Mapping[str, Any] | None = None
+        self._pending_done: Callable[[int], None] | None = None
         self._worker: threading.Thread | None = None
         self._idle = threading.Event()
         self._idle.set()
@@ -269,11 +270,13 @@ class StreamStateFile(StreamStateCodec):
         self.wait()
         return self._write(state)
 
-    def save_in_background(self, state: Mapping[str, Any]) -> None:
+    def save_in_background(self, state: Mapping[str, Any], on_saved: Callable[[int], None] | None = None) -> None:
         """Write ``state`` on a worker thread; errors are logged. ``state`` must not change afterwards (the
-        components' ``state_dict`` exports hold fresh arrays and immutable Arrow data)."""
+        components' ``state_dict`` exports hold fresh arrays and immutable Arrow data). ``on_saved`` is called
+        with the state's ``wal_seq`` once it is durably written (not when a newer state replaced it first)."""
         with self._lock:
             self._pending = state
+            self._pending_done = on_saved
             self._idle.clear()
             if self._worker is None:
                 self._worker = threading.Thread(target=self._drain, name="stream-state-writer")
@@ -287,12 +290,15 @@ class StreamStateFile(StreamStateCodec):
         while True:
             with self._lock:
                 state, self._pending = self._pending, None
+                done, self._pending_done = self._pending_done, None
                 if state is None:
                     self._worker = None
                     self._idle.set()
                     return
             try:
                 self._write(state)
+                if done is not None:
+                    done(int(state.get("wal_seq", 0)))
             except Exception as exc:  # the worker must survive and report whatever went wrong
                 log.error("stream state not saved to %s: %s: %s", self.path, type(exc).__name__, exc)
 

@@ -46,10 +46,11 @@ class LinesPayload:
 
 @dataclass(slots=True)
 class RecordsPayload:
-    """One msgpack request's events as a raw batch."""
+    """One msgpack request's events as a raw batch, and the body they came from (for the ingest WAL)."""
 
     batch: RawBatch
     count: int
+    raw: bytes = b""
 
 
 Payload = LinesPayload | RecordsPayload
@@ -70,7 +71,7 @@ def decode_body(body: bytes, content_type: str | None, max_items: int = DEFAULT_
         raise BodyError(400, f"empty body: send events as {SUPPORTED}")
     if media in MSGPACK_TYPES:
         _check_items(msgpack_items(body), max_items, "msgpack items")
-        return _msgpack(body, max_items)
+        return decode_msgpack(body, max_items)
     if media in NDJSON_TYPES:
         _check_items(ndjson_lines(body), max_items, "lines")
         return _ndjson(body)
@@ -121,11 +122,12 @@ def _ndjson(body: bytes) -> LinesPayload:
     return LinesPayload(b"".join([line + b"\n" for line in kept]), len(kept), "line", positions)
 
 
-def _msgpack(body: bytes, max_items: int) -> RecordsPayload:
+def decode_msgpack(body: bytes, max_items: int = DEFAULT_MAX_ITEMS) -> RecordsPayload:
+    """A msgpack body (an array of maps, or one map) as a raw batch; :class:`BodyError` 400 when undecodable."""
     try:
         value = msgpack.unpackb(body, raw=False, strict_map_key=False, max_array_len=max_items)
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
         raise BodyError(400, f"body is not valid msgpack: {(str(exc) or type(exc).__name__)[:120]}") from exc
     records = value if isinstance(value, list) else [value]
     batch = RawBatch.from_records(records, source="http")
-    return RecordsPayload(batch, batch.received)
+    return RecordsPayload(batch, batch.received, body)

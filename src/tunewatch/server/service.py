@@ -38,7 +38,7 @@ from tunewatch.security.audit import LOCAL_KID, AuditError, AuditLog, audit_keyr
 from tunewatch.security.keyring import Keyring
 from tunewatch.security.keys import ApiKeyStore
 from tunewatch.server.alertlog import AlertLog
-from tunewatch.server.decode import LinesPayload, Payload, RecordsPayload
+from tunewatch.server.decode import LinesPayload, Payload, RecordsPayload, decode_msgpack
 from tunewatch.server.metrics import ServerMetrics
 from tunewatch.server.overflow import cap_per_request
 from tunewatch.server.quarantine import QuarantineRing
@@ -49,6 +49,7 @@ from tunewatch.store.history import MetricHistory
 from tunewatch.store.quarantine import QuarantineStore
 from tunewatch.store.quarantine_crypto import configured_keyring
 from tunewatch.store.sqlite import connect
+from tunewatch.store.wal import KIND_LINES, KIND_MSGPACK, IngestWal, WalRecord
 from tunewatch.validate.validator import ValidationResult
 
 __all__ = ["IngestReport", "LiveService"]
@@ -60,6 +61,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_EVERY_WINDOWS = 5
 #: suffix of the stream-state file beside the database (remembered event ids, watermark, open windows)
 STREAM_STATE_SUFFIX = ".stream-state"
+#: suffix of the ingest write-ahead log's folder beside the database
+WAL_SUFFIX = ".ingest-wal"
 
 
 class LiveService:
@@ -146,6 +149,16 @@ class LiveService:
         #: detector state survives restarts when the cache is Redis / Redis Cluster (TUNEWATCH_CACHE_REDIS_URL)
         self.restored_detectors = self.pipeline.restore(self.cache, stream_state=self.stream_state)
         self._windows_since_checkpoint = 0
+        #: newest window already in the metric history: a window closed again by a WAL replay is not rewritten
+        self._history_high = self.history.newest_window() if self.history is not None else None
+        #: accepted requests' events, on disk before they are answered (see :mod:`tunewatch.store.wal`)
+        self.wal = (
+            IngestWal(Path(target).with_suffix(WAL_SUFFIX), fsync=self.settings.wal_fsync)
+            if target != ":memory:" and self.settings.wal_fsync != "off"
+            else None
+        )
+        self._replaying = False
+        self.replayed = self._replay_wal()
         self.started = time.time()
 
     # ------------------------------------------------------------------------------------------- pipeline
@@ -172,11 +185,15 @@ class LiveService:
         self.cache.store(processed)
         self._generation += 1
         self._windows_since_checkpoint += len(processed.windows)
-        if self._windows_since_checkpoint >= CHECKPOINT_EVERY_WINDOWS:
-            self.pipeline.checkpoint(self.cache, stream_state=self.stream_state, background=True)
-            self._windows_since_checkpoint = 0
+        if self._windows_since_checkpoint >= CHECKPOINT_EVERY_WINDOWS and not self._replaying:
+            self._checkpoint(background=True)
         if self.history is not None:
-            self.history.append(processed.metrics)
+            metrics = processed.metrics
+            if self._history_high is not None:
+                metrics = metrics.filter(pl.col("window_start") > self._history_high)
+            if not metrics.is_empty():
+                self.history.append(metrics)
+                self._history_high = int(metrics.get_column("window_start").max())  # type: ignore[arg-type]
             now = self.now_ms()
             if now >= self._next_cleanup_ms:
                 self.history.cleanup(now)
@@ -189,8 +206,41 @@ class LiveService:
         """Checkpoint now (detectors to the cache, stream state to its file) and wait until the file is written:
         for a clean shutdown, so that a restart resumes exactly where this process stopped."""
         with self._lock:
-            self.pipeline.checkpoint(self.cache, stream_state=self.stream_state)
-            self._windows_since_checkpoint = 0
+            self._checkpoint(background=False)
+
+    def _checkpoint(self, *, background: bool) -> None:
+        """Checkpoint (caller holds the lock); the WAL starts a new segment, and the old ones are deleted once
+        the stream state that covers them is on disk."""
+        release = None
+        if self.wal is not None:
+            self.wal.rotate()
+            release = self.wal.release
+        self.pipeline.checkpoint(self.cache, stream_state=self.stream_state, background=background, on_saved=release)
+        self._windows_since_checkpoint = 0
+
+    def _replay_wal(self) -> int:
+        """Run the WAL records the stream state does not include (a crash after they were acknowledged); return
+        how many. Their rejected events were quarantined before the crash and are not stored again."""
+        if self.wal is None:
+            return 0
+        records = list(self.wal.records(after=self.pipeline.wal_seq))
+        if not records:
+            return 0
+        self._replaying = True
+        try:
+            with self._lock:
+                for record in records:
+                    self.pipeline.wal_seq = record.seq
+                    self._step(_wal_batch(record), replay=True)
+                self._checkpoint(background=False)
+        finally:
+            self._replaying = False
+        events = self.pipeline.counters.received
+        logger.warning(
+            "ingest WAL: %d acknowledged request batch(es), %d events, replayed after an unclean stop",
+            len(records), events,
+        )  # fmt: skip
+        return len(records)
 
     def series_points(self, metric: str, dims: Mapping[str, str]) -> list[dict[str, Any]]:
         """Points of one series, read through the cache until the next batch of detections arrives."""
@@ -205,7 +255,7 @@ class LiveService:
         return int(self.clock() * 1000)
 
     def _step(
-        self, batch: RawBatch, owners: Callable[[pl.DataFrame], np.ndarray] | None = None
+        self, batch: RawBatch, owners: Callable[[pl.DataFrame], np.ndarray] | None = None, *, replay: bool = False
     ) -> tuple[ValidationResult, pl.DataFrame, int]:
         """One pipeline step (caller holds the lock): metrics recorded, alert changes persisted.
 
@@ -224,7 +274,7 @@ class LiveService:
             kept, omitted = cap_per_request(v.rejected, owner, self.settings.max_quarantine_per_request)
             fewer = v.rejected.height - kept.height
             self.metrics_extra.quarantine_overflow(omitted)
-        if self.quarantine_store is not None and kept.height:
+        if self.quarantine_store is not None and kept.height and not replay:
             self.quarantine_store.add(kept)
         m = self.metrics
         m.record_validation(received=v.received, accepted=v.accepted, rejected=v.reason_counts, duplicates=v.duplicates)
@@ -263,7 +313,10 @@ class LiveService:
             first = self._requests + 1
             self._requests += len(payloads)
             if lines:
-                batch = parse_ndjson_bytes(b"".join(p.lines for _, p in lines), source="http")
+                joined = b"".join(p.lines for _, p in lines)
+                if self.wal is not None:
+                    self.pipeline.wal_seq = self.wal.append(KIND_LINES, joined)
+                batch = parse_ndjson_bytes(joined, source="http")
                 starts = np.cumsum([0] + [p.count for _, p in lines])
 
                 def owners(rejected: pl.DataFrame) -> np.ndarray:
@@ -284,9 +337,13 @@ class LiveService:
                     reports[i] = report
             for i, p in enumerate(payloads):
                 if isinstance(p, RecordsPayload):
+                    if self.wal is not None:
+                        self.pipeline.wal_seq = self.wal.append(KIND_MSGPACK, p.raw)
                     result, kept, fewer = self._step(p.batch)
                     self.quarantine.add(kept, functools.partial(_index_of, request=first + i), omitted=fewer)
                     reports[i] = whole_report(result)
+            if self.wal is not None and self.wal.bytes_since_rotation >= self.settings.wal_checkpoint_bytes:
+                self._checkpoint(background=True)
         return [reports[i] for i in range(len(payloads))]
 
     def reload_rules(self) -> RuleSet:
@@ -369,6 +426,13 @@ class LiveService:
             "quarantined": self.quarantine.total,
             "uptime_s": round(time.time() - self.started, 1),
         }
+
+
+def _wal_batch(record: WalRecord) -> RawBatch:
+    """The batch a WAL record logged."""
+    if record.kind == KIND_MSGPACK:
+        return decode_msgpack(record.payload).batch
+    return parse_ndjson_bytes(record.payload, source="http")
 
 
 def _index_of(line_no: int, *, request: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ keys across restarts; without it they live in memory only.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,14 @@ class ServerSettings(BaseSettings):
     batch_max_events: int = Field(default=50_000, gt=0, description="Most events the ingest batcher runs in one step.")
     restored_alert_grace_windows: int = Field(
         default=15, ge=1, description="Windows after a restart before alerts the engine did not re-fire resolve."
+    )
+    wal_fsync: Literal["always", "write", "off"] = Field(
+        default="always",
+        description="Ingest WAL: fsync each step before answering (always), hand it to the OS only (write: survives "
+        "kill -9, not power loss), or no WAL (off).",
+    )
+    wal_checkpoint_bytes: int = Field(
+        default=256 * 1024 * 1024, gt=0, description="WAL bytes after which the stream state is checkpointed."
     )
     gc_freeze: bool = Field(default=True, description="gc.freeze() at start-up (shorter garbage-collector pauses).")
     quarantine_size: int = Field(default=1000, ge=0, description="Recent rejected events kept for /api/v1/quarantine.")

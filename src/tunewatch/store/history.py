@@ -57,6 +57,15 @@ class MetricHistory:
                 tmp.replace(target)  # readers never see a half-written file
         return metrics.height
 
+    def newest_window(self) -> int | None:
+        """The newest ``window_start`` written (from the file names of the newest day), or None."""
+        days = sorted(p for p in self.root.glob("day=*") if p.is_dir())
+        for folder in reversed(days):
+            ends = [int(p.stem.split("-")[1]) for p in folder.glob("*.parquet") if p.stem.count("-") == 2]
+            if ends:
+                return max(ends)
+        return None
+
     def query(
         self,
         metric: str,
