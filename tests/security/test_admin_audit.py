@@ -47,6 +47,8 @@ def test_without_a_data_key_the_trail_is_signed_with_the_local_key(
         entries = list(log.entries())
         assert [(e.action, e.kid) for e in entries] == [("silence.create", LOCAL_KID)]
         assert log.verify().ok
+    verified = runner.invoke(app, ["audit", "verify", "--db", str(db)])
+    assert verified.exit_code == 0 and "audit trail OK: 1 entries" in verified.output
     # a forged entry (signed with another key) is caught
     import sqlite3
 
@@ -58,3 +60,4 @@ def test_without_a_data_key_the_trail_is_signed_with_the_local_key(
     with AuditLog(db, audit_keyring(db)) as log:
         result = log.verify()
         assert not result.ok and result.first_bad_id == 1
+    assert runner.invoke(app, ["audit", "verify", "--db", str(db)]).exit_code == 1

@@ -1,7 +1,8 @@
 """``tunewatch audit``: list and verify the tamper-evident audit trail in the tunewatch database.
 
 A thin shell over :class:`tunewatch.security.audit.AuditLog`. ``verify`` needs the data keys
-(``TUNEWATCH_DATA_KEY`` or ``TUNEWATCH_DATA_KEY_FILE``); ``list`` does not. ``verify`` exits 0 when the chain is
+(``TUNEWATCH_DATA_KEY`` or ``TUNEWATCH_DATA_KEY_FILE``), or without them the server secret beside the database
+that signed the trail; ``list`` needs neither. ``verify`` exits 0 when the chain is
 intact, 1 with the first bad entry id when it is not, 2 on unusable input (no database, no key).
 """
 
@@ -20,7 +21,7 @@ from rich.text import Text
 from tunewatch.alert.model import format_time
 from tunewatch.errors import TunewatchError
 from tunewatch.notify.config import parse_duration_ms
-from tunewatch.security.audit import AuditLog
+from tunewatch.security.audit import AuditLog, audit_keyring
 from tunewatch.security.keyring import Keyring
 
 app = typer.Typer(name="audit", help="List and verify the tamper-evident audit trail.", no_args_is_help=True)
@@ -110,7 +111,7 @@ def list_entries(
 def verify(db: DbOption = _DEFAULT_DB) -> None:
     """Check the hash chain; exit 1 naming the first edited, deleted, reordered or inserted entry."""
     try:
-        keyring = Keyring.from_env()
+        keyring = audit_keyring(db, create=False) if db.is_file() else Keyring.from_env()
     except TunewatchError as exc:
         raise _fail(str(exc)) from None
     with _open(db, keyring) as log:

@@ -363,15 +363,17 @@ LOCAL_KID: Final = "local"
 _LOCAL_PURPOSE: Final = "audit-signing/v1"
 
 
-def audit_keyring(db: str | Path) -> Keyring:
+def audit_keyring(db: str | Path, *, create: bool = True) -> Keyring:
     """The keyring that signs ``db``'s audit trail: the data keys when configured (``TUNEWATCH_DATA_KEY`` /
     ``_FILE``), else a key derived from the database's server secret (generated on first use, ``0600``, see
     :mod:`tunewatch.security.server_secret`), key id ``local``. An invalid data-key configuration is refused,
-    never silently replaced."""
+    never silently replaced. Without ``create`` (to verify), a missing server secret is the data keyring's
+    "no data key" error."""
     from tunewatch.security.keyring import ENV_KEY, ENV_KEY_FILE
-    from tunewatch.security.server_secret import ServerSecret
+    from tunewatch.security.server_secret import ENV_SECRET_FILE, SUFFIX, ServerSecret
 
-    if os.environ.get(ENV_KEY) or os.environ.get(ENV_KEY_FILE):
+    secret_file = Path(os.environ.get(ENV_SECRET_FILE) or f"{db}{SUFFIX}")
+    if os.environ.get(ENV_KEY) or os.environ.get(ENV_KEY_FILE) or not (create or secret_file.is_file()):
         return Keyring.from_env()
     return Keyring([(LOCAL_KID, ServerSecret.for_database(db).derive(_LOCAL_PURPOSE))])
 

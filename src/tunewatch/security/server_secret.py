@@ -21,6 +21,7 @@ import os
 import secrets
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Final
 
@@ -105,11 +106,15 @@ def _load_or_create(path: Path) -> bytes:
 
 
 def _load(path: Path) -> bytes:
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text().strip()
-    except OSError as exc:
-        raise ServerSecretError(f"cannot read the server secret {path}: {exc.strerror}") from None
+    for _ in range(50):  # another process may have created it a moment ago and not written it yet
+        try:
+            mode = path.stat().st_mode
+            text = path.read_text().strip()
+        except OSError as exc:
+            raise ServerSecretError(f"cannot read the server secret {path}: {exc.strerror}") from None
+        if text:
+            break
+        time.sleep(0.02)
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ServerSecretError(
             f"the server secret {path} is readable or writable by group or others (mode {stat.S_IMODE(mode):04o}); "

@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
@@ -111,6 +112,13 @@ class LiveService:
         self.audit_log = AuditLog(
             target, audit_keyring(target) if target != ":memory:" else Keyring.generate(LOCAL_KID)
         )
+        if target != ":memory:" and configured_keyring() is None:
+            logger.warning(
+                "no data key (TUNEWATCH_DATA_KEY[_FILE]): quarantined events' raw bytes and the stream state's "
+                "user-id hashes are stored unencrypted (files are 0600); the audit trail is signed with the "
+                "server secret %s",
+                f"{target}.secret",
+            )
         legacy = self.keys.legacy_count()
         if legacy:
             logger.warning(
@@ -157,6 +165,7 @@ class LiveService:
             if target != ":memory:" and self.settings.wal_fsync != "off"
             else None
         )
+        self._wal_sync = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewatch-wal")
         self._replaying = False
         self.replayed = self._replay_wal()
         self.started = time.time()
@@ -309,13 +318,14 @@ class LiveService:
         """Run many requests' events: every NDJSON/JSON payload joined in one step, msgpack ones each alone."""
         lines = [(i, p) for i, p in enumerate(payloads) if isinstance(p, LinesPayload)]
         reports: dict[int, IngestReport] = {}
+        commits: list[Future[None]] = []
         with self._lock:
             first = self._requests + 1
             self._requests += len(payloads)
             if lines:
                 joined = b"".join(p.lines for _, p in lines)
                 if self.wal is not None:
-                    self.pipeline.wal_seq = self.wal.append(KIND_LINES, joined)
+                    self.pipeline.wal_seq = self._log(KIND_LINES, joined, commits)
                 batch = parse_ndjson_bytes(joined, source="http")
                 starts = np.cumsum([0] + [p.count for _, p in lines])
 
@@ -338,13 +348,22 @@ class LiveService:
             for i, p in enumerate(payloads):
                 if isinstance(p, RecordsPayload):
                     if self.wal is not None:
-                        self.pipeline.wal_seq = self.wal.append(KIND_MSGPACK, p.raw)
+                        self.pipeline.wal_seq = self._log(KIND_MSGPACK, p.raw, commits)
                     result, kept, fewer = self._step(p.batch)
                     self.quarantine.add(kept, functools.partial(_index_of, request=first + i), omitted=fewer)
                     reports[i] = whole_report(result)
             if self.wal is not None and self.wal.bytes_since_rotation >= self.settings.wal_checkpoint_bytes:
                 self._checkpoint(background=True)
+        for commit in commits:  # the answers wait until their events are durable
+            commit.result()
         return [reports[i] for i in range(len(payloads))]
+
+    def _log(self, kind: int, payload: bytes, commits: list[Future[None]]) -> int:
+        """Write a step to the WAL; its fsync runs on the WAL thread while the step runs (caller holds the lock)."""
+        assert self.wal is not None
+        seq = self.wal.append(kind, payload, commit=False)
+        commits.append(self._wal_sync.submit(self.wal.commit, seq))
+        return seq
 
     def reload_rules(self) -> RuleSet:
         """Reload the rule file (the built-in pack without one); detectors restart their warm-up.

@@ -65,6 +65,7 @@ class IngestWal:
         self.policy: FsyncPolicy = fsync
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         segments = self._segments()
         self.last_seq = 0
         if segments:
@@ -75,6 +76,7 @@ class IngestWal:
         self._fd = -1
         self._open(self.last_seq + 1)
         self._last_fsync = time.monotonic()
+        self._synced = self.last_seq
         #: bytes appended since the last rotation (a checkpoint is due when this grows large)
         self.bytes_since_rotation = 0
 
@@ -87,8 +89,10 @@ class IngestWal:
         if not existing:
             _fsync_dir(self.folder)
 
-    def append(self, kind: int, payload: bytes) -> int:
-        """Log one step; return its sequence number. Durable per the fsync policy when this returns."""
+    def append(self, kind: int, payload: bytes, *, commit: bool = True) -> int:
+        """Log one step; return its sequence number. With ``commit`` it is durable per the fsync policy when this
+        returns; without, it is handed to the operating system and :meth:`commit` makes it durable (so that the
+        fsync can run while the step does)."""
         with self._lock:
             seq = self.last_seq + 1
             record = _HEAD.pack(len(payload), seq, kind, zlib.crc32(payload)) + payload
@@ -96,19 +100,30 @@ class IngestWal:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
-            if self.policy == "always":
-                os.fsync(self._fd)
-            elif time.monotonic() - self._last_fsync >= _WRITE_FSYNC_EVERY_S:
-                os.fsync(self._fd)
-                self._last_fsync = time.monotonic()
             self.last_seq = seq
             self.bytes_since_rotation += len(record)
-            return seq
+        if commit:
+            self.commit(seq)
+        return seq
+
+    def commit(self, seq: int) -> None:
+        """Make records up to ``seq`` durable per the policy (one fsync covers every record written before it)."""
+        with self._sync_lock:
+            if self._synced >= seq:
+                return
+            with self._lock:
+                fd, upto = self._fd, self.last_seq
+            now = time.monotonic()
+            if self.policy == "always" or now - self._last_fsync >= _WRITE_FSYNC_EVERY_S:
+                os.fsync(fd)
+                self._last_fsync = now
+                self._synced = upto
 
     def rotate(self) -> int:
         """Start a new segment after the last record (call when a checkpoint is taken); return that last seq."""
-        with self._lock:
+        with self._sync_lock, self._lock:
             os.fsync(self._fd)
+            self._synced = self.last_seq
             os.close(self._fd)
             self._open(self.last_seq + 1)
             self.bytes_since_rotation = 0
@@ -124,7 +139,7 @@ class IngestWal:
 
     def close(self) -> None:
         """fsync and close the current segment."""
-        with self._lock:
+        with self._sync_lock, self._lock:
             if self._fd >= 0:
                 os.fsync(self._fd)
                 os.close(self._fd)
