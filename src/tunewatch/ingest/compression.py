@@ -81,11 +81,11 @@ class _Zlib:
         self._pending = b""
         while data:
             if self._d is None:  # between gzip members
+                if not self.gzip or not GZIP_MAGIC.startswith(data[: len(GZIP_MAGIC)]):
+                    raise BodyError(400, f"body has trailing bytes after the {self.name} data")
                 if len(data) < len(GZIP_MAGIC):
                     self._pending = data
                     break
-                if not self.gzip or data[:2] != GZIP_MAGIC:
-                    raise BodyError(400, f"body has trailing bytes after the {self.name} data")
                 self._d = self._new()
             self._started = True
             left = self.budget.left()
