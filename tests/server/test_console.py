@@ -74,3 +74,52 @@ def test_console_lists_alerts_safely_and_creates_a_silence(
 
         browser.evaluate("document.querySelector('#silences button.expire').click()")
         browser.wait_for("document.querySelector('#silences tbody tr.silence .state').textContent === 'expired'")
+
+
+def test_a_page_on_another_origin_cannot_post_events_or_silences(browser: Browser, tmp_path: Path) -> None:
+    """The cross-site attacks of issue 14 from a real browser: a page the operator opens on another origin
+    sends events as text/plain and as a form (no CORS preflight), JSON with a preflight, and a silence."""
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    service = LiveService(clock=lambda: BASE_MS / 1000 + 600, db=tmp_path / "tw.db")
+    evil = FastAPI()
+
+    @evil.get("/")
+    def page() -> HTMLResponse:
+        return HTMLResponse("<html><body>cat pictures</body></html>")
+
+    with uvicorn_thread(create_app(service)) as base, uvicorn_thread(evil) as evil_base:
+        browser.call("Page.enable")
+        browser.call("Page.navigate", url=evil_base.replace("127.0.0.1", "localhost") + "/")
+        browser.wait_for("document.body && document.body.textContent === 'cat pictures'")
+        event = json.dumps([{"event_id": "x1"}])
+        outcome = browser.evaluate(
+            f"""
+            (async () => {{
+              const out = [];
+              const send = async (opts, path) => {{
+                try {{ const r = await fetch({json.dumps(base)} + path, opts); out.push(r.type + ':' + r.status); }}
+                catch (e) {{ out.push('blocked'); }}
+              }};
+              await send({{method: 'POST', mode: 'no-cors', body: {json.dumps(event)},
+                          headers: {{'Content-Type': 'text/plain'}}}}, '/api/v1/events');
+              await send({{method: 'POST', mode: 'no-cors', body: new Blob([{json.dumps(event)}])}}, '/api/v1/events');
+              await send({{method: 'POST', body: {json.dumps(event)}, headers: {{'Content-Type': 'application/json'}}}},
+                         '/api/v1/events');
+              await send({{method: 'POST', mode: 'no-cors', headers: {{'Content-Type': 'text/plain'}},
+                          body: JSON.stringify({{matchers: ['alertname=~.+'], comment: 'x', duration: '30d'}})}},
+                         '/api/v1/silences');
+              const form = document.createElement('form');
+              form.method = 'POST'; form.action = {json.dumps(base)} + '/api/v1/events';
+              form.innerHTML = '<input name="event_id" value="x2">';
+              document.body.appendChild(form);
+              return out;
+            }})()
+            """
+        )
+        assert outcome[:2] == ["opaque:0", "opaque:0"] and outcome[2] == "blocked"  # sent, answer unreadable
+        browser.evaluate("document.forms[0].submit()")  # a form post navigates: its answer is the page
+        browser.wait_for("document.body && document.body.textContent.includes('refused')")
+        assert service.status()["received"] == 0 and service.quarantine.total == 0  # ... and all refused
+        assert service.list_silences() == []
