@@ -10,6 +10,7 @@ import secrets
 import sqlite3
 import stat
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -203,3 +204,49 @@ def test_database_and_state_files_are_private(tmp_path: Path, play: Play) -> Non
     assert {"tw.db", "tw.db.secret"} <= names
     loose = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files if p.stat().st_mode & 0o077}
     assert loose == {}
+
+
+def test_wrong_keys_from_one_address_do_not_slow_down_another(
+    auth_service: tuple[Served, str, str], play: Play
+) -> None:
+    """The scrypt DoS of issue 14: clients hammering with a real key id and wrong secrets. Their failures are
+    refused before any work once over the limit; a client on another address ingests as fast as before."""
+    served, _, ingest = auth_service
+    known_id = ingest.split("_")[1]
+    legit = httpx.Client(
+        base_url=served.base, transport=httpx.HTTPTransport(local_address="127.0.0.2"), headers={"X-API-Key": ingest}
+    )
+    now = int(time.time() * 1000) - 60_000
+
+    def ingest_ms(i: int) -> float:
+        t0 = time.perf_counter()
+        r = legit.post("/api/v1/events", json=[play(i, now, event_id=f"legit{i}")])
+        assert r.status_code == 200 and r.json()["accepted"] == 1
+        return (time.perf_counter() - t0) * 1000
+
+    quiet = statistics.median(ingest_ms(i) for i in range(20))
+    rss = served.rss_mb()
+    stop = threading.Event()
+    codes: list[int] = []
+
+    def attacker() -> None:
+        with httpx.Client(base_url=served.base) as client:
+            while not stop.is_set():
+                r = client.get("/api/v1/alerts", headers={"X-API-Key": f"tw_{known_id}_{secrets.token_urlsafe(32)}"})
+                codes.append(r.status_code)
+
+    threads = [threading.Thread(target=attacker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        busy = statistics.median(ingest_ms(i) for i in range(20, 60))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    legit.close()
+    assert set(codes) == {401, 429} and codes.count(429) > codes.count(401)
+    print(f"legit ingest p50: {quiet:.1f} ms quiet, {busy:.1f} ms under attack; attack answers {len(codes)}")
+    assert busy < max(150.0, 10 * quiet), (quiet, busy)  # 12 ms -> 3.96 s with scrypt on the request path
+    assert served.rss_mb() < rss + 100

@@ -51,6 +51,14 @@ class AccessControl:
         self.keys = keys
         self.limiter = limiter
 
+    async def refuse_early(self, address: str | None) -> HTTPException | None:
+        """With auth on, the 429 for an address over its failed-authentication limit (None otherwise): checked
+        before routing, so that a flood of bad keys costs the service as little as possible."""
+        if not self.auth or not self.limiter.auth_failures:
+            return None
+        blocked = await self.limiter.auth_blocked(address)
+        return _too_many(blocked, "too many failed authentications from this address") if blocked else None
+
     async def admit(self, scope: Scope, headers: Mapping[str, str], address: str | None) -> ApiKey | None:
         """Check a request needing ``scope``; return its key (None when auth is off)."""
         limiter = self.limiter

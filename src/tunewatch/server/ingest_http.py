@@ -144,8 +144,16 @@ class IngestApp(FastAPI):
             await self.dispatch(scope, receive, send)
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Ingest on the fast path, everything else through FastAPI."""
+        """Ingest on the fast path, everything else through FastAPI; an address over its failed-authentication
+        limit is refused (429) before either, at the cost of a dictionary lookup."""
         handler = self.ingest_handler
+        if handler is not None and scope["type"] == "http" and scope["path"].startswith("/api/"):
+            client = scope.get("client")
+            refused = await handler.access.refuse_early(client[0] if client else None)
+            if refused is not None:
+                extra = [(k.lower().encode(), str(v).encode()) for k, v in (refused.headers or {}).items()]
+                await _send(send, refused.status_code, msgspec.json.encode({"detail": refused.detail}), extra)
+                return
         if handler is None or scope["type"] != "http" or scope["path"] != INGEST_PATH or scope["method"] != "POST":
             await super().__call__(scope, receive, send)
             return
@@ -154,12 +162,17 @@ class IngestApp(FastAPI):
         except Exception:
             await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
             raise
-        if extra:
-            headers = [_JSON, (b"content-length", str(len(content)).encode()), *extra]
-        else:
-            headers = [_JSON, (b"content-length", str(len(content)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
+        await _send(send, status, content, extra)
+
+
+async def _send(send: Send, status: int, content: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    """A JSON answer with ``extra`` headers."""
+    if extra:
+        headers = [_JSON, (b"content-length", str(len(content)).encode()), *extra]
+    else:
+        headers = [_JSON, (b"content-length", str(len(content)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
 
 
 async def _serve(
