@@ -97,6 +97,11 @@ class LegacyKey:
 
 
 _LEGACY_LOCK = threading.Lock()  #: one scrypt at a time in the process (16 MiB and tens of ms each)
+_LEGACY_WAIT_S = 0.5  #: longer than this behind other checks: refused as busy, never queued without bound
+
+
+class LegacyCheckBusy(ApiKeyError):
+    """Another scrypt check is running (keys made before the HMAC scheme are checked one at a time)."""
 
 
 class ApiKeyStore:
@@ -180,7 +185,8 @@ class ApiKeyStore:
         return ApiKey(row[0], row[1], frozenset(row[2].split(",")), row[4], None)
 
     def verify_legacy(self, legacy: LegacyKey) -> ApiKey | None:
-        """Check a key against its scrypt hash (slow: one at a time); on success store its HMAC instead."""
+        """Check a key against its scrypt hash (slow: one at a time, :class:`LegacyCheckBusy` after waiting
+        ``_LEGACY_WAIT_S`` for another); on success store its HMAC instead."""
         with self._lock:
             row = self._conn.execute(
                 "SELECT id, name, scopes, salt, hash, created_ms, revoked_ms, scheme FROM api_keys WHERE id = ?",
@@ -191,8 +197,12 @@ class ApiKeyStore:
         if row[7] != "scrypt":  # upgraded meanwhile
             found = self.check(f"{PREFIX}{legacy.key_id}_{legacy.secret}")
             return found if isinstance(found, ApiKey) else None
-        with _LEGACY_LOCK:
+        if not _LEGACY_LOCK.acquire(timeout=_LEGACY_WAIT_S):
+            raise LegacyCheckBusy("an older API key is being checked; retry in a second")
+        try:
             ok = hmac.compare_digest(_scrypt(legacy.secret, row[3]), row[4])
+        finally:
+            _LEGACY_LOCK.release()
         if not ok:
             return None
         with self._lock:

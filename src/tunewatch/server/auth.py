@@ -13,7 +13,7 @@ from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from tunewatch.security.keys import ApiKey, ApiKeyStore, LegacyKey, Scope
+from tunewatch.security.keys import ApiKey, ApiKeyStore, LegacyCheckBusy, LegacyKey, Scope
 from tunewatch.security.ratelimit import RateLimiter, RateLimitExceeded
 
 #: Documented in OpenAPI (so that /docs can send a key); the check itself reads the headers directly.
@@ -79,7 +79,10 @@ class AccessControl:
         if blocked is not None:
             raise _too_many(blocked, "too many failed authentications from this address")
         found = self.keys.check(token)
-        key = await run_in_threadpool(self.keys.verify_legacy, found) if isinstance(found, LegacyKey) else found
+        try:
+            key = await run_in_threadpool(self.keys.verify_legacy, found) if isinstance(found, LegacyKey) else found
+        except LegacyCheckBusy as exc:
+            raise HTTPException(429, str(exc), headers={"Retry-After": "1"}) from None
         if key is None:
             await limiter.auth_failed(address)
             raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
