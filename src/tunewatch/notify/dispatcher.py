@@ -103,7 +103,8 @@ class NotificationPipeline:
         self.stats = PipelineStats()
         self._conn = connect(store_path, check_same_thread=False)
         self._db = threading.Lock()  # serialises database writes (delivery workers report concurrently)
-        self._api = threading.RLock()  # one process/flush at a time
+        self._api = threading.RLock()  # one process / group flush at a time (never held while delivering)
+        self._delivering = threading.Lock()  # one delivery pass at a time
         self.silences = SilenceStore(self._conn)
         self.nflog = NotificationLog(self._conn)
         self.outbox = Outbox(self._conn)
@@ -158,7 +159,11 @@ class NotificationPipeline:
             self.stats.alerts_received += len(batch)
 
     def flush(self, now_ms: int | None = None) -> FlushReport:
-        """Run the group flushes due by ``now_ms`` and deliver what is due; return what happened."""
+        """Run the group flushes due by ``now_ms`` and deliver what is due; return what happened.
+
+        Delivery runs outside the lock that :meth:`process` takes, so that a slow receiver never holds up the
+        caller handing over alert changes (the live service's pipeline step); one delivery pass runs at a time.
+        """
         with self._api:
             now = self.clock.now_ms() if now_ms is None else int(now_ms)
             report = FlushReport()
@@ -166,8 +171,10 @@ class NotificationPipeline:
                 Counter(self.stats.notifications), Counter(self.stats.sent), Counter(self.stats.failed)
             )  # fmt: skip
             self._flush_groups(until_ms=now)
-            if self._deliverer is not None:
-                due = self.outbox.pending(due_by_ms=now)
+        if self._deliverer is not None:
+            with self._delivering:
+                with self._db:
+                    due = self.outbox.pending(due_by_ms=now)
                 if due:
                     retrying: list[int] = [0]
 
@@ -178,12 +185,14 @@ class NotificationPipeline:
 
                     self._deliverer.deliver(due, now, on_result)
                     report.retrying = retrying[0]
-                report.pending = self.outbox.count("pending")
+                with self._db:
+                    report.pending = self.outbox.count("pending")
+        with self._api:
             report.queued = dict(self.stats.notifications - before_queued)
             report.sent = dict(self.stats.sent - before_sent)
             report.failed = dict(self.stats.failed - before_failed)
             self._maybe_gc(now)
-            return report
+        return report
 
     def pending(self) -> int:
         """Notifications waiting in the outbox."""

@@ -44,6 +44,10 @@ class BackgroundNotifier:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
+        try:  # alert changes handed over while the thread's last flush was delivering
+            self.pipeline.flush()
+        except Exception:
+            log.exception("last notification flush failed")
         self.pipeline.close()
 
     def __enter__(self) -> BackgroundNotifier:

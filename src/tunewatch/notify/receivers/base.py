@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -60,9 +62,12 @@ class Integration(ABC):
         self, client: httpx.Client, url: str, payload: Any, headers: dict[str, str] | None = None
     ) -> httpx.Response:
         """POST ``payload`` as JSON; a timeout, network error or non-2xx answer raises :class:`DeliveryError`
-        (5xx/408/429 and network errors retryable), with no secret in its message."""
+        (5xx/408/429 and network errors retryable), with no secret in its message. NaN and infinities (an
+        explanation's expected value and band before a detector has warmed up) are sent as ``null``: they are
+        not JSON, and refusing to encode them would retry the notification forever."""
+        body = json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False).encode()
         try:
-            resp = client.post(url, json=payload, headers=headers)
+            resp = client.post(url, content=body, headers={"Content-Type": "application/json", **(headers or {})})
         except httpx.TimeoutException as exc:
             raise self.fail(f"timed out after {self.timeout_s:g}s", exc) from None
         except httpx.HTTPError as exc:
@@ -73,3 +78,14 @@ class Integration(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (optional)."""
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (dicts and lists copied, others kept)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
