@@ -5,6 +5,7 @@ Shape (see ``docs/notifications.md``)::
     global:       {smtp_smarthost, smtp_from, smtp_auth_username, smtp_auth_password[_file], slack_api_url[_file]}
     route:        {receiver, group_by, group_wait, group_interval, repeat_interval, matchers, continue, routes}
     receivers:    [{name, rate_limit, slack_configs, email_configs, webhook_configs, alertmanager_configs}]
+                  (alertmanager_configs: [{url, resend_interval (1m: firing alerts re-posted, endsAt 4 ahead)}])
     inhibit_rules: [{source_matchers, target_matchers, equal}]
     delivery:     {attempts, retry_initial, retry_max, backoff_initial, backoff_max, max_age, workers}
 
@@ -176,6 +177,9 @@ class AlertmanagerConfig(IntegrationConfig):
 
     url: SecretStr | None = None  #: base URL, e.g. ``http://127.0.0.1:9093``
     url_file: Path | None = None
+    #: firing alerts are posted again at least this often, with ``endsAt`` four intervals ahead (as Prometheus
+    #: does with its resend delay), so that Alertmanager never resolves them by its ``resolve_timeout``
+    resend_interval: DurationMs = 60_000
 
     @model_validator(mode="after")
     def _load_files(self) -> AlertmanagerConfig:

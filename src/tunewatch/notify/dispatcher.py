@@ -6,7 +6,7 @@ their own due times, in order, so a replay that jumps forward behaves like a liv
 
 Example (dry run: nothing is delivered, notifications are only counted)::
 
-    >>> from tunewatch.alert.model import Alert
+    >>> from tunewatch.alert.model import Alert, format_time
     >>> from tunewatch.notify.config import NotifyConfig, load_config
     >>> cfg = NotifyConfig.from_yaml('''
     ... route: {receiver: team, group_by: [alertname], group_wait: 30s, group_interval: 5m, repeat_interval: 4h}
@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tunewatch.alert.history import AlertHistory
-from tunewatch.alert.model import Alert
+from tunewatch.alert.model import Alert, format_time
 from tunewatch.notify.alertstore import AlertStore
 from tunewatch.notify.clock import Clock, SystemClock
 from tunewatch.notify.config import NotifyConfig, load_config
@@ -113,6 +113,10 @@ class NotificationPipeline:
         self._route = Route.build(config.route)
         self._inhibitor = Inhibitor(config.inhibit_rules)
         self._slots = {r.name: integration_slots(r) for r in config.receivers}
+        #: Alertmanager integrations' resend interval by (receiver, index)
+        self._resend = {
+            (r.name, i): c.resend_interval for r in config.receivers for i, c in enumerate(r.alertmanager_configs)
+        }
         self._deliverer = None if dry_run else Deliverer(config, build_integrations(config), self.clock)
         self._groups: dict[str, AggregationGroup] = {}
         self._timers: list[tuple[int, int, str]] = []  # (due ms, seq, group key), lazily invalidated
@@ -281,18 +285,25 @@ class NotificationPipeline:
         payload = [a.to_dict() for a in shown]
         for kind, idx, send_resolved in self._slots.get(receiver, []):
             key = f"{group.key}|{receiver}|{kind}/{idx}"
+            resend = self._resend.get((receiver, idx)) if kind == "alertmanager" else None
             pending = None if self.dry_run else self.outbox.latest_pending(key)
             if pending is not None:  # compare with what the receiver will get next; no repeats while queued
                 ref: LogEntry | None = LogEntry(key, pending.firing, pending.resolved, pending.created_ms)
                 repeat_ms = 2**62
             else:
                 ref, repeat_ms = self.nflog.get(key), group.route.opts.repeat_interval_ms
+                if resend is not None:  # an Alertmanager forgets a firing alert that is not posted again
+                    repeat_ms = min(repeat_ms, resend - 1)
             if not needs_update(ref, firing=firing, resolved=resolved, send_resolved=send_resolved,
                                 repeat_ms=repeat_ms, now_ms=now_ms):  # fmt: skip
                 continue
+            alerts = payload
+            if resend is not None:  # firing alerts end 4 intervals ahead unless posted again (Prometheus' rule)
+                horizon = format_time(now_ms + 4 * max(resend, group.route.opts.group_interval_ms))
+                alerts = [{**a, "endsAt": horizon} if a.get("status") == "firing" else a for a in payload]
             n = Notification(
                 key=key, receiver=receiver, integration=kind, index=idx, group_key=group.key,
-                group_labels=dict(group.labels), alerts=payload, firing=firing, resolved=resolved,
+                group_labels=dict(group.labels), alerts=alerts, firing=firing, resolved=resolved,
                 created_ms=now_ms, next_attempt_ms=now_ms,
             )  # fmt: skip
             self.stats.notifications[receiver] += 1

@@ -1,7 +1,10 @@
 """Forward alerts to a real Prometheus Alertmanager through its API v2 (``POST /api/v2/alerts``).
 
-Alertmanager deduplicates by label set itself, so re-sending after a timeout is harmless. Firing alerts are
-posted without ``endsAt`` (Alertmanager applies its ``resolve_timeout``); resolved ones carry their end time.
+Alertmanager deduplicates by label set itself, so re-sending after a timeout is harmless. As Prometheus does,
+firing alerts are posted again every ``resend_interval`` with ``endsAt`` four intervals ahead (set by the
+notification pipeline), so Alertmanager keeps them firing for as long as tunewatch does, whatever its
+``resolve_timeout``, and resolves them by itself only if tunewatch stops posting; resolved ones carry their end
+time.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def postable_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         if a.get("generatorURL"):
             item["generatorURL"] = a["generatorURL"]
-        if a.get("status") == "resolved" and a.get("endsAt") and not str(a["endsAt"]).startswith("0001-"):
+        if a.get("endsAt") and not str(a["endsAt"]).startswith("0001-"):
             item["endsAt"] = a["endsAt"]
         out.append(item)
     return out
