@@ -33,6 +33,7 @@ STATE_VERSION: Final = (
 _READABLE_VERSIONS: Final = (2, 3)
 STATE_COMPONENT: Final = "AlertEngine"
 _ARRAYS: Final = ("run", "quiet", "onset", "last_true", "firing")
+_EVIDENCE: Final = ("evidence_weight", "evidence_value", "evidence_expected", "evidence_excess")
 #: runbook page used when a rule names no ``runbook_url`` (anchor: the alert name in kebab case)
 DEFAULT_RUNBOOKS: Final = "https://github.com/tunewatch/tunewatch/blob/main/docs/runbooks.md"
 
@@ -115,7 +116,10 @@ def condition(rule: Rule) -> pl.Expr:
     """The rule's condition over a detection frame (value, weight, expected, score; NaN already made null).
 
     ``min_weight`` guards an anomaly rule by the weight the detector's judgement rests on (``evidence_weight``,
-    several minutes when it pooled them), a threshold rule by the point's own weight.
+    several minutes when it pooled them), a threshold rule by the point's own weight. An anomaly rule's size
+    guards (``min_delta``, ``min_ratio``, ``min_excess``) read the values that judgement rests on too (the
+    pooled minutes' observed and expected values per minute, and their excess summed), so that a slice of a
+    few events a minute is judged on its last minutes together, not on one minute's 0, 1 or 3 events.
     """
     v, e, w = pl.col("value"), pl.col("expected"), pl.col("weight")
     guard = w >= rule.min_weight
@@ -128,8 +132,17 @@ def condition(rule: Rule) -> pl.Expr:
     if rule.kind in ("absence", "rate_of_change", "slo_burn_rate"):  # look-back kinds: see alert.windows
         return pl.col("__cond").fill_null(False)
     direction = rule.effective_direction
-    up = (v > e) & (v - e >= rule.min_delta) & (v >= e * rule.min_ratio)
-    down = (v < e) & (e - v >= rule.min_delta) & (v * rule.min_ratio <= e)
+    ev, ee = pl.coalesce(pl.col("evidence_value"), v), pl.coalesce(pl.col("evidence_expected"), e)
+    excess = pl.coalesce(pl.col("evidence_excess"), v - e)
+
+    def sized(obs: pl.Expr, exp: pl.Expr, ex: pl.Expr, side: str) -> pl.Expr:
+        if side == "up":
+            return (obs > exp) & (obs - exp >= rule.min_delta) & (obs >= exp * rule.min_ratio) & (ex >= rule.min_excess)
+        return (obs < exp) & (exp - obs >= rule.min_delta) & (obs * rule.min_ratio <= exp) & (-ex >= rule.min_excess)
+
+    # the size guards pass on the point or on the pooled minutes (a shift whose pool still holds normal
+    # minutes is big on its newest point first)
+    up, down = (sized(v, e, excess, s) | sized(ev, ee, excess, s) for s in ("up", "down"))
     moved = up if direction == "up" else down if direction == "down" else up | down
     return (moved & evidence_guard & (pl.col("score") >= rule.min_score)).fill_null(False)
 
@@ -260,8 +273,9 @@ class AlertEngine:
         """Step every rule through the windows of ``detections``; return state changes in time order."""
         if detections.is_empty():
             return []
-        if "evidence_weight" not in detections.columns:  # frames of detectors that do not pool
-            detections = detections.with_columns(pl.lit(None, dtype=pl.Float64).alias("evidence_weight"))
+        missing = [c for c in _EVIDENCE if c not in detections.columns]  # frames of detectors that do not pool
+        if missing:
+            detections = detections.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in missing)
         windows = np.unique(detections.get_column("window_start").to_numpy())
         changes: list[tuple[int, int, Alert]] = []
         rules = zip(self.rules.rules, self._conditions, self._state, self._lookback, strict=True)

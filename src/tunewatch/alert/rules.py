@@ -13,6 +13,7 @@ A rule watches one metric of the catalogue over one or more dimension sets::
             min_weight: 100        # evidence guard: the metric's denominator (attempts here)
             min_delta: 0.03        # |actual - expected| at least
             min_ratio: 2.0         # actual >= 2 x expected (up) / <= expected / 2 (down)
+            min_excess: 0          # counts: events missing or extra over the minutes the judgement pools
             for: 2m
             keep_firing_for: 5m
             labels: {severity: critical}
@@ -98,6 +99,7 @@ class Rule(BaseModel):
     min_score: float = Field(0.8, ge=0, le=1)
     min_delta: float = Field(0.0, ge=0)
     min_ratio: float = Field(1.0, ge=1)
+    min_excess: float = Field(0.0, ge=0)
     # threshold
     op: Literal[">", ">=", "<", "<="] = ">"
     value: float | None = None

@@ -34,6 +34,11 @@ class Detection:
     #: the weight the evidence rests on where that is more than the point's own (several points judged
     #: together), if the detector pools; rules' ``min_weight`` guards read it
     evidence_weight: FloatArray | None = None
+    #: the observed and expected values (per point) and the excess (observed minus expected, summed over the
+    #: points; for ratios in attempts) that the evidence rests on, if the detector pools; rules' guards read them
+    evidence_value: FloatArray | None = None
+    evidence_expected: FloatArray | None = None
+    evidence_excess: FloatArray | None = None
 
 
 @dataclass(slots=True)

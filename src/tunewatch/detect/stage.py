@@ -22,6 +22,7 @@ import polars as pl
 from tunewatch.detect.base import VectorDetector
 from tunewatch.detect.robust import RobustLevelDetector
 from tunewatch.process.catalogue import METRICS, MetricSpec
+from tunewatch.process.dimensions import TOP_K_FIELDS
 from tunewatch.schema import DIMENSION_FIELDS
 
 WINDOW_MS: Final = 60_000
@@ -36,6 +37,9 @@ DETECTION_SCHEMA: Final = pl.Schema(
         ("value", pl.Float64),
         ("weight", pl.Float64),
         ("evidence_weight", pl.Float64),  # the weight the detector's judgement rests on (pooled points: more)
+        ("evidence_value", pl.Float64),  # observed and expected values (per point) of that judgement
+        ("evidence_expected", pl.Float64),
+        ("evidence_excess", pl.Float64),  # observed minus expected, summed over its points (ratios: in attempts)
         ("expected", pl.Float64),
         ("lower", pl.Float64),
         ("upper", pl.Float64),
@@ -44,6 +48,11 @@ DETECTION_SCHEMA: Final = pl.Schema(
 )
 
 DetectorFactory = Callable[[MetricSpec], VectorDetector]
+#: Rates per minute that entities (values of a top-K field) had before they were watched; NaN where unknown.
+EntityPrior = Callable[[str, Sequence[str]], np.ndarray]
+#: Count metrics whose new entity series start from the entity's prior rate (plays per minute; for streams an
+#: upper bound, so a cautious start).
+ENTITY_PRIOR_METRICS: Final = ("plays", "streams")
 
 
 #: Ensemble settings for the pipeline's per-minute rules: raw |z| evidence (no per-series calibration, no
@@ -214,6 +223,9 @@ class _Points:
     value: np.ndarray
     weight: np.ndarray
     evidence_weight: np.ndarray
+    evidence_value: np.ndarray
+    evidence_expected: np.ndarray
+    evidence_excess: np.ndarray
     expected: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
@@ -228,12 +240,15 @@ class DetectionStage:
         targets: Mapping[str, Sequence[str]],
         detector_factory: DetectorFactory = default_detector,
         zero_fill_ms: int = 60 * 60_000,
+        entity_prior: EntityPrior | None = None,
     ) -> None:
         unknown = [m for m in targets if m not in METRICS]
         if unknown:
             raise KeyError(f"unknown metric(s): {', '.join(unknown)}")
         self.targets = {m: tuple(d) for m, d in targets.items()}
         self.zero_fill_ms = zero_fill_ms
+        #: where a new track's or artist's series starts from (see :meth:`_seed_entities`); None: a warm-up
+        self.entity_prior = entity_prior
         self.detectors = {m: detector_factory(METRICS[m]) for m in self.targets}
         self._keys = _KeyRegistry()
         self._series = {m: _MetricSeries() for m in self.targets}
@@ -351,8 +366,11 @@ class DetectionStage:
             wins = key_ids = np.zeros(0, dtype=np.int64)
             vals = wts = np.zeros(0, dtype=np.float64)
         series = self._series[metric]
+        known = len(series)
         sids = series.ids(key_ids, len(self._keys))
         n_series = len(series)
+        if n_series > known and metric in ENTITY_PRIOR_METRICS and self.entity_prior is not None:
+            self._seed_entities(metric, series.keys[known:], np.arange(known, n_series, dtype=np.int64))
         last_seen = self._last_seen[metric]
         if last_seen.size < n_series:
             last_seen = np.concatenate([last_seen, np.full(n_series - last_seen.size, -(2**62), dtype=np.int64)])
@@ -360,7 +378,9 @@ class DetectionStage:
         zero_fill = spec.kind in ("count", "sum")
         present = np.zeros(n_series, dtype=bool)
         detector = self.detectors[metric]
-        out: dict[str, list[np.ndarray]] = {k: [] for k in ("w", "sid", "v", "wt", "ew", "e", "lo", "hi", "s")}
+        out: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("w", "sid", "v", "wt", "ew", "ev", "ee", "ex", "e", "lo", "hi", "s")
+        }
         for i, t in enumerate(windows):
             a, b = bounds[i], bounds[i + 1]
             ids, v, wt = sids[a:b], vals[a:b], wts[a:b]
@@ -382,6 +402,9 @@ class DetectionStage:
             out["v"].append(v)
             out["wt"].append(wt)
             out["ew"].append(wt if det.evidence_weight is None else det.evidence_weight)
+            out["ev"].append(v if det.evidence_value is None else det.evidence_value)
+            out["ee"].append(det.expected if det.evidence_expected is None else det.evidence_expected)
+            out["ex"].append(v - det.expected if det.evidence_excess is None else det.evidence_excess)
             out["e"].append(det.expected)
             out["lo"].append(det.lower)
             out["hi"].append(det.upper)
@@ -398,11 +421,32 @@ class DetectionStage:
             value=np.concatenate(out["v"]),
             weight=np.concatenate(out["wt"]),
             evidence_weight=np.concatenate(out["ew"]),
+            evidence_value=np.concatenate(out["ev"]),
+            evidence_expected=np.concatenate(out["ee"]),
+            evidence_excess=np.concatenate(out["ex"]),
             expected=np.concatenate(out["e"]),
             lower=np.concatenate(out["lo"]),
             upper=np.concatenate(out["hi"]),
             score=np.concatenate(out["s"]),
         )
+
+    def _seed_entities(self, metric: str, key_ids: np.ndarray, sids: np.ndarray) -> None:
+        """Start the new series of single-entity dimension sets (one track, one artist) from the entity's rate
+        before it entered the heavy hitters, warm: judged against its own past (its share of the "other"
+        aggregate it came from), a bot farm on an obscure track is a surge from its first watched minute, and
+        its first minutes are not learnt as its normal."""
+        seed = getattr(self.detectors[metric], "seed", None)
+        if seed is None or self.entity_prior is None:
+            return
+        keys = self._keys.frame[key_ids]
+        dimsets = keys.get_column("dimset").to_numpy()
+        for f in TOP_K_FIELDS:
+            take = np.flatnonzero(dimsets == f)
+            if take.size:
+                prior = self.entity_prior(f, keys.get_column(f).gather(take).to_list())
+                ok = np.isfinite(prior)
+                if ok.any():
+                    seed(sids[take[ok]], prior[ok])
 
     def _assemble(self, parts: list[_Points]) -> pl.DataFrame:
         """One detection frame for every metric: key columns gathered once by key id."""
@@ -411,7 +455,8 @@ class DetectionStage:
         names = pl.Series("metric", list(self.targets), dtype=pl.String)
         codes = np.concatenate([np.full(p.sid.size, p.metric, dtype=np.int64) for p in parts])
         keys = self._keys.frame[np.concatenate([p.key_ids for p in parts])]
-        floats = ("value", "weight", "evidence_weight", "expected", "lower", "upper", "score")
+        floats = ("value", "weight", "evidence_weight", "evidence_value", "evidence_expected", "evidence_excess",
+                  "expected", "lower", "upper", "score")  # fmt: skip
         columns = [
             pl.Series("window_start", np.concatenate([p.window_start for p in parts]), dtype=pl.Int64),
             names.gather(codes),

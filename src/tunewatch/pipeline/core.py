@@ -94,7 +94,9 @@ class Pipeline:
             allowed_lateness_ms=allowed_lateness_ms, live=live, clock=clock, custom_rules=validation_rules
         )
         self.processor = MusicDataProcessor(allowed_lateness_ms=allowed_lateness_ms, top_k=top_k)
-        self.detection = DetectionStage(self.rules.targets(), detector_factory)
+        self.detection = DetectionStage(
+            self.rules.targets(), detector_factory, entity_prior=self.processor.entity_prior
+        )
         self.engine = AlertEngine(self.rules)
         self.counters = PipelineCounters()
         self.on_alert = on_alert

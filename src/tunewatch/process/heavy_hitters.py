@@ -3,14 +3,19 @@
 Keeps an exponentially decayed play count per value (in event time) and a member set with hysteresis: a
 value joins when it ranks in the top ``k`` and leaves only when it falls below rank ``2k``, so that series
 do not flicker in and out of existence. Memory is bounded to ``capacity`` tracked values.
+
+When a value joins, its rate before it joined (its decayed count before the batch that made it a member, per
+minute of the decay's memory, plus one event of prior) is kept while it stays a member: an entity new to the
+watched set is judged against what it was (:meth:`HeavyHitters.entry_rates`), not against its first minutes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 
@@ -24,6 +29,7 @@ class HeavyHitters:
         self._counts = pl.DataFrame(schema={"value": pl.String, "count": pl.Float64})
         self._members: set[str] = set()
         self._t: int | None = None
+        self._entry: dict[str, float] = {}  # member → its rate per minute before it joined
 
     @property
     def members(self) -> frozenset[str]:
@@ -36,6 +42,7 @@ class HeavyHitters:
             factor = math.pow(0.5, (t - self._t) / self.half_life_ms)
             self._counts = self._counts.with_columns(pl.col("count") * factor)
         self._t = t if self._t is None else max(self._t, t)
+        before = self._counts
         fresh = values.drop_nulls().cast(pl.String).value_counts(name="n").rename({values.name: "value"})
         # an outer join adds each value's decayed and fresh counts (the same a + b as summing the two rows);
         # only the ranks that matter are selected, no full sort: values are unique, so the order is total
@@ -48,14 +55,25 @@ class HeavyHitters:
         ranked = _top(merged, 2 * self.k).get_column("value")
         top = set(ranked.head(self.k).to_list())
         keep = set(ranked.to_list())
+        joined = top - self._members
         self._members = top | (self._members & keep)
+        if joined:
+            prior = dict(before.filter(pl.col("value").is_in(sorted(joined))).iter_rows())
+            memory_min = self.half_life_ms / 60_000 / math.log(2)  # mean age of a decayed count, in minutes
+            for v in joined:
+                self._entry[v] = (prior.get(v, 0.0) + 1.0) / memory_min
+        self._entry = {v: r for v, r in self._entry.items() if v in self._members}
+
+    def entry_rates(self, values: Sequence[str]) -> np.ndarray:
+        """Per value, its rate (events per minute) before it joined the heavy hitters; NaN for non-members."""
+        return np.array([self._entry.get(v, np.nan) for v in values], dtype=np.float64)
 
     def state_dict(self) -> dict[str, Any]:
         """Decayed counts (a frame ``value``/``count``), members and the time of the last update.
 
         Part of :meth:`MusicDataProcessor.state_dict`, whose layout version covers it.
         """
-        return {"counts": self._counts, "members": sorted(self._members), "t": self._t}
+        return {"counts": self._counts, "members": sorted(self._members), "t": self._t, "entry": dict(self._entry)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict` (``ValueError`` when the counts frame has another schema)."""
@@ -65,6 +83,7 @@ class HeavyHitters:
         self._counts = counts
         self._members = {str(m) for m in state["members"]}
         self._t = None if state["t"] is None else int(state["t"])
+        self._entry = {str(v): float(r) for v, r in (state.get("entry") or {}).items() if str(v) in self._members}
 
     def map_expr(self, column: str, other: str) -> pl.Expr:
         """Expression replacing values outside the heavy hitters by ``other``."""

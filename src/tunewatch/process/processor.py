@@ -10,10 +10,11 @@ straightforward definition the compiled path is tested against. Both give the sa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+import numpy as np
 import polars as pl
 
 from tunewatch.process.catalogue import METRICS
@@ -159,6 +160,12 @@ class MusicDataProcessor:
         return sum(f.height for f in self._buffer)
 
     # ------------------------------------------------------------------------------------------ state
+
+    def entity_prior(self, column: str, values: Sequence[str]) -> np.ndarray:
+        """Rates (plays per minute) that entities of a top-K ``column`` had before they joined its heavy hitters
+        (NaN where unknown), for the detection stage to start their series from."""
+        hh = self.heavy.get(column)
+        return hh.entry_rates(values) if hh is not None else np.full(len(values), np.nan)
 
     def state_dict(self) -> dict[str, Any]:
         """The open windows and what decides how they close, as plain values, NumPy and Polars (Arrow) frames.
