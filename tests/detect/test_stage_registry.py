@@ -97,7 +97,8 @@ class _OracleStage:
         parts = [p for m, d in self.targets.items() if (p := self._run_metric(m, d, metrics, windows)).height]
         if not parts:
             return pl.DataFrame(schema=DETECTION_SCHEMA)
-        floats = ("value", "weight", "evidence_weight", "expected", "lower", "upper", "score")
+        floats = ("value", "weight", "evidence_weight", "evidence_value", "evidence_expected", "evidence_excess",
+                  "expected", "lower", "upper", "score")  # fmt: skip
         return pl.concat(parts).select(DETECTION_SCHEMA.names()).with_columns(pl.col(floats).fill_nan(None))
 
     def _run_metric(
@@ -136,7 +137,10 @@ class _OracleStage:
             det = self.detectors[metric].step(int(t), ids, v, wt)
             ew = wt if det.evidence_weight is None else det.evidence_weight  # what the judgement rests on
             cols = {"window_start": np.full(ids.size, t, dtype=np.int64), "sid": ids, "value": v, "weight": wt,
-                    "evidence_weight": ew}  # fmt: skip
+                    "evidence_weight": ew,
+                    "evidence_value": v if det.evidence_value is None else det.evidence_value,
+                    "evidence_expected": det.expected if det.evidence_expected is None else det.evidence_expected,
+                    "evidence_excess": v - det.expected if det.evidence_excess is None else det.evidence_excess}  # fmt: skip
             cols |= {"expected": det.expected, "lower": det.lower, "upper": det.upper, "score": det.score}
             rows.append(pl.DataFrame(cols))
         self.last_seen[metric] = last_seen

@@ -143,6 +143,9 @@ class IncidentFolder:
         if set(root) == set(inc.root):
             return None  # disjoint slices of one dimension set (two markets) never explain each other
         theirs = _contribution(rows, metric, inc.root, direction)
+        finer = _granularity(tuple(root)) > _granularity(tuple(inc.root))
+        if finer and theirs is not None and own is not None and theirs > 0 and own >= 0.5 * theirs:
+            return None  # an entity carrying most of a coarser incident's excess (a bot farm): its own notice
         if theirs is not None and own is not None and own > 0 and theirs >= 0.5 * own:
             return min(1.0, theirs / own)
         return None
@@ -169,21 +172,31 @@ class IncidentFolder:
         best: tuple[int, float, dict[str, str]] | None = None
         present = set(rows.get_column("dimset").unique().to_list())
         for d in DIMENSION_SETS:
-            if d.name not in present or not fields < set(d.fields):
+            entity = any(f in TOP_K_FIELDS for f in d.fields)
+            across = entity and not fields < set(d.fields) and not fields & set(d.fields)
+            if d.name not in present or not (fields < set(d.fields) or across):
                 continue
-            if len(d.fields) != len(fields) + 1 and not any(f in TOP_K_FIELDS for f in d.fields):
+            if len(d.fields) != len(fields) + 1 and not entity:
                 continue  # one step finer at a time (an entity set may sit under any parent)
             group = rows.filter(
                 (pl.col("dimset") == d.name)
-                & pl.all_horizontal([pl.col(k) == v for k, v in parent.items()] or [pl.lit(True)])
+                & pl.all_horizontal([pl.col(k) == v for k, v in parent.items() if not across] or [pl.lit(True)])
                 & pl.col("expected").is_not_null()
             )
-            if group.height < 2 and not any(f in TOP_K_FIELDS for f in d.fields):
+            if group.height < 2 and not entity:
                 continue
             c = _contributions(group, metric, direction)
             size = _sizes(group, metric)
             pos = c.clip(lower_bound=0.0)
             total, volume = float(pos.sum()), float(size.sum())
+            if across:
+                # an entity's rows span every market: it explains the parent (a market) when its own excess
+                # is most of the parent's, well beyond its share of the parent's volume (a bot farm)
+                parent_excess = _contribution(rows, metric, parent, direction)
+                parent_size = _slice_size(rows, metric, parent)
+                if parent_excess is None or parent_excess <= 0 or not parent_size:
+                    continue
+                total, volume = max(parent_excess, float(pos.max() or 0.0)), parent_size
             if total <= 0 or volume <= 0:
                 continue
             i = int(pos.arg_max())  # type: ignore[arg-type]
@@ -287,6 +300,18 @@ def _contribution(rows: pl.DataFrame, metric: str, dims: Mapping[str, str], dire
     if row.is_empty():
         return None
     return float(_contributions(row.head(1), metric, direction)[0])
+
+
+def _slice_size(rows: pl.DataFrame, metric: str, dims: Mapping[str, str]) -> float | None:
+    """The volume of slice ``dims`` in ``rows`` (expected value of a count, weight of a ratio), or None."""
+    try:
+        d = dimension_set(",".join(dims) or "global")
+    except KeyError:
+        return None
+    row = rows.filter(
+        (pl.col("dimset") == d.name) & pl.all_horizontal([pl.col(k) == v for k, v in dims.items()] or [pl.lit(True)])
+    )
+    return None if row.is_empty() else float(_sizes(row.head(1), metric)[0])
 
 
 def _rerooted(a: Alert, root: dict[str, str]) -> Alert:

@@ -114,6 +114,8 @@ class RobustLevelDetector(VectorDetector):
         release_z: float = 2.0,
         adopt_after: int = 60,
         return_horizon: int = 360,
+        count_ref: float = 20.0,
+        alpha_min: float = 0.02,
     ) -> None:
         self.noise = noise
         self.alpha, self.beta, self.phi = alpha, beta, phi
@@ -140,6 +142,11 @@ class RobustLevelDetector(VectorDetector):
             raise ValueError(f"adopt_after, return_horizon: must be >= 1 and >= 0, got {adopt_after}, {return_horizon}")
         self.adopt_after = adopt_after
         self.return_horizon = return_horizon
+        #: counts below ``count_ref`` a point learn with a gain shrunk in proportion (at least ``alpha_min``):
+        #: at 2 events a minute one minute says little, and a level that follows it learns a drop before the
+        #: pooled evidence can see it
+        self.count_ref = count_ref
+        self.alpha_min = alpha_min
         self._level = np.zeros(0)
         self._trend = np.zeros(0)
         self._var = np.zeros(0)  # learned extra variance beyond sampling noise
@@ -237,6 +244,7 @@ class RobustLevelDetector(VectorDetector):
         z: FloatArray,
         warm: npt.NDArray[np.bool_],
         history: FloatArray | None,
+        alpha: FloatArray,
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
         """``z``, or the deviation of the last ``pool`` (or ``long_pool``) points taken together where that says
         more (same side); with the weight, the observed and expected values (per point) and the excess (observed
@@ -270,7 +278,7 @@ class RobustLevelDetector(VectorDetector):
             sums[:, idx] += entry - np.where(head >= m, leaving[j], 0.0)
             k, e, v, n, sds, pts = sums[:, idx]
             k = np.maximum(k, 0.0)
-            v = np.maximum(v, 0.0) + self.alpha / (2.0 - self.alpha) * sds * sds
+            v = np.maximum(v, 0.0) + alpha / (2.0 - alpha) * sds * sds
             zp = (k - e) / np.sqrt(np.maximum(v, 1e-300))
             if binomial:
                 nn = np.maximum(n, 1.0)
@@ -338,9 +346,14 @@ class RobustLevelDetector(VectorDetector):
             history = wm * (2.0 - self.alpha) / self.alpha
         z = self._tail_z(x, forecast, w, resid / sd, history)
         warm = seen >= self.warmup
+        alpha = np.full(x.size, self.alpha)
+        if self.noise == "poisson":
+            alpha = np.clip(self.alpha * forecast / self.count_ref, min(self.alpha_min, self.alpha), self.alpha)
         evidence_w, ev_value, ev_expected, ev_excess = w, x, forecast, resid
         if self.pools and self.noise != "relative":  # sums and quantiles of a few events are too lumpy
-            z, evidence_w, ev_value, ev_expected, ev_excess = self._pooled(idx, x, forecast, w, sd, z, warm, history)
+            z, evidence_w, ev_value, ev_expected, ev_excess = self._pooled(
+                idx, x, forecast, w, sd, z, warm, history, alpha
+            )
         # The end of an anomaly is not an alert: a series whose shift was adopted as its new normal and that
         # now deviates back towards the normal it had before goes back to it (``_ref``), unscored.
         ref = self._ref[idx]
@@ -372,15 +385,15 @@ class RobustLevelDetector(VectorDetector):
         streak = np.where(back, 0, streak)
         frozen = streak > 0
         self._side[idx] = np.where(deviating, np.sign(z), self._side[idx])
-        gain = np.where(warm, self.alpha, 1.0 / (seen + 1.0))
+        gain = np.where(warm, alpha, 1.0 / (seen + 1.0))
         limit = np.where(warm, self.clip * sd, np.inf)
         r = np.clip(resid, -limit, limit)
         r_level = np.clip(resid, -self.level_clip * sd, self.level_clip * sd)  # Huber: bounded influence
         gain = np.where(frozen, gain * self.outlier_gain, gain)
         new_level = forecast + gain * np.where(warm, r_level, resid)
-        new_trend = np.where(warm, self.phi * trend + np.where(frozen, 0.0, self.alpha * self.beta * r), 0.0)
+        new_trend = np.where(warm, self.phi * trend + np.where(frozen, 0.0, alpha * self.beta * r), 0.0)
         shadow = np.where(frozen & (self._streak[idx] > 0), self._shadow[idx], forecast)
-        shadow = shadow + self.alpha * (x - shadow)
+        shadow = shadow + alpha * (x - shadow)
         adopt = frozen & (streak >= self.adopt_after)
         if adopt.any() or back.any():
             new_level = np.where(adopt, shadow, np.where(back, ref, new_level))

@@ -65,7 +65,15 @@ PIPELINE_ENSEMBLE: Final = {
 }  # fmt: skip
 
 
+#: Ratios that are not shares of events (milliseconds over milliseconds, streams per listener): binomial noise
+#: on their weight would be a wrong model (its floor hid rebuffering rising from 0.02 % to 0.5 % of listening
+#: time), so their noise is learnt, as for sums.
+NOT_SHARES: Final = frozenset({"rebuffer_ratio", "streams_per_listener"})
+
+
 def _noise(spec: MetricSpec) -> str:
+    if spec.name in NOT_SHARES:
+        return "relative"
     return {"ratio": "binomial", "count": "poisson"}.get(spec.kind, "relative")
 
 

@@ -30,6 +30,7 @@ class HeavyHitters:
         self._members: set[str] = set()
         self._t: int | None = None
         self._entry: dict[str, float] = {}  # member → its rate per minute before it joined
+        self._t0: int | None = None  # time of the first update: the counts' memory is filled from there
 
     @property
     def members(self) -> frozenset[str]:
@@ -42,6 +43,7 @@ class HeavyHitters:
             factor = math.pow(0.5, (t - self._t) / self.half_life_ms)
             self._counts = self._counts.with_columns(pl.col("count") * factor)
         self._t = t if self._t is None else max(self._t, t)
+        self._t0 = t if self._t0 is None else min(self._t0, t)
         before = self._counts
         fresh = values.drop_nulls().cast(pl.String).value_counts(name="n").rename({values.name: "value"})
         # an outer join adds each value's decayed and fresh counts (the same a + b as summing the two rows);
@@ -57,9 +59,12 @@ class HeavyHitters:
         keep = set(ranked.to_list())
         joined = top - self._members
         self._members = top | (self._members & keep)
-        if joined:
+        elapsed = self._t - self._t0
+        if joined and elapsed >= self.half_life_ms // 2:  # before that, the counts say too little of the past
             prior = dict(before.filter(pl.col("value").is_in(sorted(joined))).iter_rows())
-            memory_min = self.half_life_ms / 60_000 / math.log(2)  # mean age of a decayed count, in minutes
+            # the minutes of past a decayed count holds: half_life / ln 2 once full, less since the first update
+            full_min = self.half_life_ms / 60_000 / math.log(2)
+            memory_min = full_min * (1.0 - math.pow(0.5, elapsed / self.half_life_ms))
             for v in joined:
                 self._entry[v] = (prior.get(v, 0.0) + 1.0) / memory_min
         self._entry = {v: r for v, r in self._entry.items() if v in self._members}
@@ -73,7 +78,8 @@ class HeavyHitters:
 
         Part of :meth:`MusicDataProcessor.state_dict`, whose layout version covers it.
         """
-        return {"counts": self._counts, "members": sorted(self._members), "t": self._t, "entry": dict(self._entry)}
+        return {"counts": self._counts, "members": sorted(self._members), "t": self._t, "entry": dict(self._entry),
+                "t0": self._t0}  # fmt: skip
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict` (``ValueError`` when the counts frame has another schema)."""
@@ -84,6 +90,10 @@ class HeavyHitters:
         self._members = {str(m) for m in state["members"]}
         self._t = None if state["t"] is None else int(state["t"])
         self._entry = {str(v): float(r) for v, r in (state.get("entry") or {}).items() if str(v) in self._members}
+        t0 = state.get("t0")
+        if t0 is None and self._t is not None:  # older states do not say: their counts' memory counts as filled
+            t0 = self._t - 8 * self.half_life_ms
+        self._t0 = None if t0 is None else int(t0)
 
     def map_expr(self, column: str, other: str) -> pl.Expr:
         """Expression replacing values outside the heavy hitters by ``other``."""
