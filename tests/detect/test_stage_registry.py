@@ -136,11 +136,12 @@ class _OracleStage:
             last_seen[sids[a:b]] = t
             det = self.detectors[metric].step(int(t), ids, v, wt)
             ew = wt if det.evidence_weight is None else det.evidence_weight  # what the judgement rests on
+            ev_v = v if det.evidence_value is None else det.evidence_value
+            ev_e = det.expected if det.evidence_expected is None else det.evidence_expected
+            ev_x = v - det.expected if det.evidence_excess is None else det.evidence_excess
             cols = {"window_start": np.full(ids.size, t, dtype=np.int64), "sid": ids, "value": v, "weight": wt,
-                    "evidence_weight": ew,
-                    "evidence_value": v if det.evidence_value is None else det.evidence_value,
-                    "evidence_expected": det.expected if det.evidence_expected is None else det.evidence_expected,
-                    "evidence_excess": v - det.expected if det.evidence_excess is None else det.evidence_excess}  # fmt: skip
+                    "evidence_weight": ew, "evidence_value": ev_v, "evidence_expected": ev_e,
+                    "evidence_excess": ev_x}  # fmt: skip
             cols |= {"expected": det.expected, "lower": det.lower, "upper": det.upper, "score": det.score}
             rows.append(pl.DataFrame(cols))
         self.last_seen[metric] = last_seen

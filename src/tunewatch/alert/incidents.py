@@ -196,7 +196,8 @@ class IncidentFolder:
                 parent_size = _slice_size(rows, metric, parent)
                 if parent_excess is None or parent_excess <= 0 or not parent_size:
                     continue
-                total, volume = max(parent_excess, float(pos.max() or 0.0)), parent_size
+                top = pos.max()
+                total, volume = max(parent_excess, float(top) if isinstance(top, int | float) else 0.0), parent_size
             if total <= 0 or volume <= 0:
                 continue
             i = int(pos.arg_max())  # type: ignore[arg-type]

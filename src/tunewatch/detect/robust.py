@@ -261,10 +261,8 @@ class RobustLevelDetector(VectorDetector):
         """
         binomial = self.noise == "binomial"
         n_w = np.maximum(w, 1.0) if binomial else np.ones_like(w)
-        if binomial:
-            var = (sd * n_w) ** 2
-        else:  # counts: Poisson noise of the expectation itself, without the point test's floor of 1
-            var = self._var[idx] + forecast + (self.relative_floor * forecast) ** 2
+        # counts: Poisson noise of the expectation itself, without the point test's floor of 1
+        var = (sd * n_w) ** 2 if binomial else self._var[idx] + forecast + (self.relative_floor * forecast) ** 2
         entry = np.where(warm, np.vstack([x * n_w, forecast * n_w, var, n_w, np.sqrt(var), np.ones_like(x)]), 0.0)
         ring_len = self._ring.shape[1]
         head = self._head[idx]
