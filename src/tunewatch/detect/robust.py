@@ -38,6 +38,9 @@ Noise = Literal["binomial", "poisson", "relative"]
 #: beta-binomial's variance is accurate (and a sum over every count would be slow).
 EXACT_BETABINOM_MAX_N = 20_000
 _CELLS_PER_CHUNK = 1 << 22  # rows are summed in chunks of at most this many (row, count) cells
+#: a longer pool is judged only for series whose shorter pool rests on fewer attempts (ratios) or expected
+#: events (counts) than this: above it, the shorter pool already sees any shift that matters
+_LONG_POOL_BELOW: Final = 300.0
 _CHANNELS: Final = 6  # pooled channels: observed, expected, variance, weight, standard deviation, points
 
 
@@ -271,6 +274,7 @@ class RobustLevelDetector(VectorDetector):
         self._head[idx] = head + 1
         best_z, best_w = z, w
         best_v, best_e, best_x = x, forecast, x - forecast
+        small = np.ones(idx.size, dtype=bool)
         for j, m in enumerate(self.pools):
             sums = self._sums[j]
             sums[:, idx] += entry - np.where(head >= m, leaving[j], 0.0)
@@ -278,11 +282,16 @@ class RobustLevelDetector(VectorDetector):
             k = np.maximum(k, 0.0)
             v = np.maximum(v, 0.0) + alpha / (2.0 - alpha) * sds * sds
             zp = (k - e) / np.sqrt(np.maximum(v, 1e-300))
+            # longer pools only where the shorter one rests on little (their exact tails are the costly part)
+            sel = np.flatnonzero(small)
             if binomial:
-                nn = np.maximum(n, 1.0)
-                zp = self._tail_z(k / nn, e / nn, nn, zp, history)
+                nn = np.maximum(n[sel], 1.0)
+                hist = None if history is None else history[sel]
+                zp[sel] = self._tail_z(k[sel] / nn, e[sel] / nn, nn, zp[sel], hist)
             else:
-                zp = _negbin_z(np.round(k), e, v, zp)
+                zp[sel] = _negbin_z(np.round(k[sel]), e[sel], v[sel], zp[sel])
+            zp = np.where(small, zp, 0.0)
+            small = small & ((n if binomial else e) < _LONG_POOL_BELOW)
             stronger = warm & (pts >= 2) & (zp * best_z >= 0) & (np.abs(zp) > np.abs(best_z))
             per = np.maximum(n if binomial else pts, 1.0)
             best_z = np.where(stronger, zp, best_z)
