@@ -443,7 +443,7 @@ class RobustLevelDetector(VectorDetector):
             "streak": self._streak.copy(),
             "side": self._side.copy(),
             "shadow": self._shadow.copy(),
-            "ref": self._ref.copy(),
+            "ref": np.where(np.isnan(self._ref), -np.inf, self._ref),  # -inf: none (NaN never equals itself)
             "ref_age": self._ref_age.copy(),
         }
 
@@ -471,7 +471,8 @@ class RobustLevelDetector(VectorDetector):
         self._streak = np.zeros(size, dtype=np.int64) if fresh else np.asarray(state["streak"], dtype=np.int64)
         self._side = np.zeros(size) if fresh else np.asarray(state["side"], dtype=np.float64)
         self._shadow = self._level.copy() if fresh else np.asarray(state["shadow"], dtype=np.float64)
-        self._ref = np.full(size, np.nan) if fresh else np.asarray(state["ref"], dtype=np.float64)
+        ref = np.full(size, np.nan) if fresh else np.asarray(state["ref"], dtype=np.float64)
+        self._ref = np.where(np.isneginf(ref), np.nan, ref)
         self._ref_age = np.zeros(size, dtype=np.int64) if fresh else np.asarray(state["ref_age"], dtype=np.int64)
 
 
