@@ -20,6 +20,7 @@ from rich.text import Text
 
 from tunewatch.alert.model import format_time
 from tunewatch.errors import TunewatchError
+from tunewatch.home import default_db
 from tunewatch.notify.config import parse_duration_ms
 from tunewatch.security.audit import AuditLog, audit_keyring
 from tunewatch.security.keyring import Keyring
@@ -27,9 +28,10 @@ from tunewatch.security.keyring import Keyring
 app = typer.Typer(name="audit", help="List and verify the tamper-evident audit trail.", no_args_is_help=True)
 
 DbOption = Annotated[
-    Path, typer.Option("--db", envvar="TUNEWATCH_DB", help="tunewatch database (SQLite).", show_default=True)
-]
-_DEFAULT_DB = Path("tunewatch.db")
+    Path | None,
+    typer.Option("--db", envvar="TUNEWATCH_DB", show_default=False,
+                 help="tunewatch database (SQLite); default $TUNEWATCH_HOME/tunewatch.db, the one `serve` uses."),
+]  # fmt: skip
 out = Console()
 err = Console(stderr=True)
 
@@ -39,7 +41,8 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _open(db: Path, keyring: Keyring | None = None) -> AuditLog:
+def _open(db: Path | None, keyring: Keyring | None = None) -> AuditLog:
+    db = db if db is not None else default_db()
     if not db.is_file():
         raise _fail(f"no audit trail at {db}: no such database (use --db or TUNEWATCH_DB)")
     try:
@@ -79,7 +82,7 @@ def list_entries(
     action: Annotated[str | None, typer.Option("--action", help="Only entries of this action.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Show the newest N entries (0: all).", min=0)] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
-    db: DbOption = _DEFAULT_DB,
+    db: DbOption = None,
 ) -> None:
     """List audit entries, oldest first."""
     since_ms = None if since is None else _since_ms(since, int(datetime.now(UTC).timestamp() * 1000))
@@ -108,7 +111,7 @@ def list_entries(
 
 
 @app.command("verify")
-def verify(db: DbOption = _DEFAULT_DB) -> None:
+def verify(db: DbOption = None) -> None:
     """Check the hash chain; exit 1 naming the first edited, deleted, reordered or inserted entry."""
     try:
         keyring = audit_keyring(db, create=False) if db.is_file() else Keyring.from_env()

@@ -28,24 +28,25 @@ def nab(
     per_file: Annotated[bool, typer.Option("--per-file", help="Also print the standard score of every file.")] = False,
 ) -> None:
     """Run a detector over a NAB corpus, write NAB-format results and print the NAB score per profile."""
+    from tunewatch.cli.feedback import user_errors
+    from tunewatch.cli.paths import output_dir, text_input
     from tunewatch.errors import TunewatchError
     from tunewatch.evaluate.nab import load_corpus, load_windows, run_detector, score_all, sweep_corpus, write_results
     from tunewatch.evaluate.registry import NAB_DETECTORS, nab_scorer
 
-    try:
+    with user_errors():
         if detector not in NAB_DETECTORS:
             raise TunewatchError(f"--detector: unknown {detector!r}; known: {', '.join(NAB_DETECTORS)}")
+        if results_dir is not None:
+            output_dir(results_dir, "results folder")
+        windows = load_windows(text_input(labels_json, "NAB labels file"))
         corpus = load_corpus(data_dir)
-        windows = load_windows(labels_json)
         swept = sweep_corpus(corpus, windows)
         scores = run_detector(corpus, nab_scorer(detector))
         if results_dir is not None:
             n = write_results(corpus, scores, results_dir, detector)
-            err.print(f"wrote {n} result files under {results_dir}")
+            err.print(f"wrote {n} result files under {results_dir}", markup=False, highlight=False)
         results = score_all(swept, scores, profile)
-    except TunewatchError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
     table = Table(title=f"NAB score of {detector!r} on {len(corpus)} files")
     for col in ("profile", "score", "threshold", "TP windows", "FN windows", "FP rows"):
         table.add_column(col, justify="right" if col != "profile" else "left")

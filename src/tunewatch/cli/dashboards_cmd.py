@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tunewatch.cli.feedback import user_errors
+from tunewatch.cli.paths import output_dir
 from tunewatch.monitor.dashboards import DEFAULT_PROMETHEUS, dashboards, export
 
 app = typer.Typer(name="dashboards", help="Grafana dashboards for tunewatch's own metrics.", no_args_is_help=True)
@@ -34,13 +36,13 @@ def export_cmd(
     ] = DEFAULT_PROMETHEUS,
 ) -> None:
     """Write dashboards/*.json and provisioning/{dashboards,datasources}/tunewatch.yml under DIRECTORY."""
-    if directory.exists() and not directory.is_dir():
-        out.print(f"[bold red]error:[/] {directory} exists and is not a directory", highlight=False)
-        raise typer.Exit(2)
-    written = export(directory, dashboards_path=dashboards_path, prometheus_url=prometheus_url)
+    with user_errors():
+        output_dir(directory, "dashboards folder")
+        written = export(directory, dashboards_path=dashboards_path, prometheus_url=prometheus_url)
     for path in written:
-        out.print(str(path), highlight=False)
-    out.print(f"{len(written)} files written; point Grafana's provisioning directory at {directory / 'provisioning'}")
+        out.print(str(path), highlight=False, markup=False)
+    out.print(f"{len(written)} files written; point Grafana's provisioning directory at {directory / 'provisioning'}",
+              highlight=False, markup=False)  # fmt: skip
 
 
 @app.command("list")

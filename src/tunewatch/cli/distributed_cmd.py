@@ -17,6 +17,8 @@ import typer
 from redis.exceptions import RedisClusterException, RedisError
 from rich.console import Console
 
+from tunewatch.cli.feedback import print_error
+from tunewatch.cli.paths import output_path
 from tunewatch.errors import TunewatchError
 
 app = typer.Typer(name="cluster", help="Distributed mode: publish events to Redis Streams and run workers.",
@@ -40,10 +42,10 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except (TunewatchError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         raise typer.Exit(2) from exc
     except (RedisError, RedisClusterException, OSError) as exc:
-        err.print(f"[bold red]error:[/] redis: {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        print_error(f"redis: {type(exc).__name__}: {exc}")
         raise typer.Exit(3) from exc
 
 
@@ -148,7 +150,9 @@ def worker(
             notify_unscoped=notify_unscoped, checkpoint_state=checkpoint_state, checkpoint_ttl_ms=checkpoint_ttl,
             max_state_bytes=int(max_state_mb * 1024 * 1024),
         )  # fmt: skip
-        sink: IO[bytes] | None = stack.enter_context(alerts_out.open("ab")) if alerts_out else None
+        sink: IO[bytes] | None = (
+            stack.enter_context(output_path(alerts_out, "alerts file").open("ab")) if alerts_out else None
+        )
 
         def notify(alert: Alert) -> None:
             if sink is not None:

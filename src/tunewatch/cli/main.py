@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
 from tunewatch import __version__
-from tunewatch.errors import TunewatchError
+from tunewatch.cli.feedback import OUTPUT, OutputFormat, console, fail, out, output_format, print_json, user_errors
+from tunewatch.cli.paths import is_stdio, open_output, output_path, text_input
 
 app = typer.Typer(
     name="tunewatch",
@@ -25,9 +24,7 @@ app = typer.Typer(
 rules_app = typer.Typer(help="Work with alert rule files.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
-console = Console(stderr=True)
-out = Console()
-
+__all__ = ["app", "console", "fail", "out", "run", "user_errors"]
 
 DETECTOR = Annotated[
     str, typer.Option("--detector", help="Detector behind anomaly rules: robust (default) or ensemble.")
@@ -49,23 +46,6 @@ VALIDATION_RULES = Annotated[
 ]
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print a one-line error and exit non-zero."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn tunewatch errors into one-line messages (no traceback)."""
-    try:
-        yield
-    except TunewatchError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
-
-
 def _version(value: bool) -> None:
     if value:
         out.print(f"tunewatch {__version__}")
@@ -83,10 +63,12 @@ def main(
 
 @app.command()
 def replay(
-    events: Annotated[list[Path], typer.Argument(help="Event files (NDJSON, CSV, Parquet; .gz/.zst ok).")],
+    events: Annotated[
+        list[Path], typer.Argument(help="Event files (NDJSON, CSV, Parquet; .gz/.zst ok); - reads standard input.")
+    ],
     rules: Annotated[Path | None, typer.Option(help="Rule file (YAML); default: the built-in pack.")] = None,
     alerts_out: Annotated[
-        Path | None, typer.Option("--alerts-out", help="Write alert state changes here (NDJSON).")
+        Path | None, typer.Option("--alerts-out", help="Write alert state changes here (NDJSON); - for stdout.")
     ] = None,
     quarantine_out: Annotated[
         Path | None, typer.Option("--quarantine-out", help="Write rejected events with reasons here (NDJSON).")
@@ -101,22 +83,30 @@ def replay(
     profile: Annotated[
         Path | None, typer.Option(help="Profile the replay (pyinstrument): .html, .json (speedscope) or .txt.")
     ] = None,
+    output: OUTPUT = "table",
 ) -> None:
     """Replay event files in event time as fast as possible; write alerts (firing and resolved)."""
     from tunewatch.alert.rules import load_rules
-    from tunewatch.cli.render import print_replay_summary
-    from tunewatch.ingest.readers import read_events
+    from tunewatch.cli.preflight import check_event_files
+    from tunewatch.cli.render import print_replay_summary, replay_summary_json
     from tunewatch.pipeline.core import Pipeline
     from tunewatch.pipeline.replay import replay_files
 
+    fmt = output_format(output)
     with user_errors():
-        ruleset = load_rules(rules)
-        for p in events:  # fail fast, before any output, on unusable input
-            next(iter(read_events(p)), None)
+        _one_stdout(fmt, alerts_out=alerts_out, quarantine_out=quarantine_out)
+        for target, what in ((alerts_out, "alerts file"), (quarantine_out, "quarantine file"),
+                             (quarantine_db, "quarantine database"), (profile, "profile")):  # fmt: skip
+            if target is not None:
+                output_path(target, what)
+        ruleset = load_rules(text_input(rules, "rule file") if rules else None)
+        if validation_rules is not None:
+            validation_rules = text_input(validation_rules, "validation rule file")
+        events = check_event_files(events)  # fail fast, before any output, on unusable input
         total = sum(p.stat().st_size for p in events)
         with contextlib.ExitStack() as stack:
-            a_out = stack.enter_context(alerts_out.open("wb")) if alerts_out else None
-            q_out = stack.enter_context(quarantine_out.open("wb")) if quarantine_out else None
+            a_out = stack.enter_context(open_output(alerts_out)) if alerts_out else None
+            q_out = stack.enter_context(open_output(quarantine_out)) if quarantine_out else None
             progress = Progress(
                 TextColumn("[bold]replay"),
                 BarColumn(),
@@ -149,17 +139,39 @@ def replay(
                 summary = replay_files(
                     events, ruleset, alerts_out=a_out, quarantine_out=q_out, progress=advance, pipeline=pipeline
                 )
-        print_replay_summary(out, summary)
+        results = console if is_stdio(alerts_out) or is_stdio(quarantine_out) else out
+        if fmt == "json":
+            print_json(replay_summary_json(summary))
+        else:
+            print_replay_summary(results, summary)
         if profile is not None:
-            out.print(f"profile: {profile}")
+            console.print(Text(f"profile: {profile}"))
+        _require_accepted(summary.counters.received, summary.counters.accepted)
+
+
+def _one_stdout(fmt: OutputFormat, **files: Path | None) -> None:
+    """At most one thing may be written to standard output."""
+    to_stdout = [f"--{name.replace('_', '-')} -" for name, path in files.items() if is_stdio(path)]
+    if fmt == "json":
+        to_stdout.append("--output json")
+    if len(to_stdout) > 1:
+        fail(f"{' and '.join(to_stdout)} would both write to standard output; send one of them to a file")
+
+
+def _require_accepted(received: int, accepted: int) -> None:
+    """Input of which no event was accepted is unusable: say so with a non-zero exit (after the summary)."""
+    if received and not accepted:
+        fail(f"none of the {received:,} events received was accepted (see the rejection reasons above)", code=1)
 
 
 @app.command()
 def backtest(
-    events: Annotated[list[Path], typer.Argument(help="Event files to replay.")],
+    events: Annotated[list[Path], typer.Argument(help="Event files to replay; - reads standard input.")],
     rules: Annotated[Path | None, typer.Option(help="Rule file (YAML); default: the built-in pack.")] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels file with incidents (from `simulate`).")] = None,
-    alerts_out: Annotated[Path | None, typer.Option("--alerts-out", help="Also write the alerts (NDJSON).")] = None,
+    alerts_out: Annotated[
+        Path | None, typer.Option("--alerts-out", help="Also write the alerts (NDJSON); - for stdout.")
+    ] = None,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write an HTML plot (value, expected band, alerts) of one series.")
     ] = None,
@@ -169,18 +181,28 @@ def backtest(
     ] = None,
     detector: DETECTOR = "robust",
     validation_rules: VALIDATION_RULES = None,
+    output: OUTPUT = "table",
 ) -> None:
     """Show when each rule would have fired on history; with --labels, precision, recall and time to detect."""
     from tunewatch.alert.backtest import load_labels, score
     from tunewatch.alert.plot import SeriesRecorder, write_backtest_plot
     from tunewatch.alert.rules import load_rules
-    from tunewatch.cli.render import print_backtest
+    from tunewatch.cli.preflight import check_event_files
+    from tunewatch.cli.render import backtest_json, print_backtest
     from tunewatch.pipeline.core import Pipeline
     from tunewatch.pipeline.replay import replay_files
 
+    fmt = output_format(output)
     with user_errors():
-        ruleset = load_rules(rules)
-        incidents = load_labels(labels) if labels else None
+        _one_stdout(fmt, alerts_out=alerts_out, plot=plot)
+        for target, what in ((alerts_out, "alerts file"), (plot, "plot")):
+            if target is not None:
+                output_path(target, what)
+        ruleset = load_rules(text_input(rules, "rule file") if rules else None)
+        if validation_rules is not None:
+            validation_rules = text_input(validation_rules, "validation rule file")
+        incidents = load_labels(text_input(labels, "labels file")) if labels else None
+        events = check_event_files(events)
         recorder = SeriesRecorder(series) if plot else None
         pipeline = Pipeline(
             ruleset,
@@ -189,33 +211,47 @@ def backtest(
             detector_factory=pipeline_detector(detector),
         )
         with contextlib.ExitStack() as stack:
-            a_out = stack.enter_context(alerts_out.open("wb")) if alerts_out else None
+            a_out = stack.enter_context(open_output(alerts_out)) if alerts_out else None
             with console.status("replaying history…"):
                 summary = replay_files(events, ruleset, alerts_out=a_out, pipeline=pipeline)
         report = None
         if incidents is not None:
             span = max(1, summary.counters.windows) * 60_000
             report = score(summary.alerts, incidents, span_ms=span)
-        print_backtest(out, ruleset, summary, report)
+        results = console if is_stdio(alerts_out) or is_stdio(plot) else out
+        if fmt == "json":
+            print_json(backtest_json(ruleset, summary, report))
+        else:
+            print_backtest(results, ruleset, summary, report)
         if plot is not None and recorder is not None:
             shown = write_backtest_plot(plot, recorder.frame(), summary.alerts, series)
-            out.print(f"plot of {shown} written to {plot}")
+            console.print(Text(f"plot of {shown} written to {plot}"))
+        _require_accepted(summary.counters.received, summary.counters.accepted)
 
 
 @rules_app.command("check")
-def rules_check(file: Annotated[Path, typer.Argument(help="Rule file to validate.")]) -> None:
+def rules_check(
+    file: Annotated[Path, typer.Argument(help="Rule file to validate; - reads standard input.")],
+    output: OUTPUT = "table",
+) -> None:
     """Validate a rule file; print its rules or the errors with their location."""
     from tunewatch.alert.rules import load_rules
+    from tunewatch.cli.tables import Column, fitted_table
 
+    fmt = output_format(output)
     with user_errors():
-        ruleset = load_rules(file)
-    table = Table(title=f"{file}: {len(ruleset.rules)} rules OK")
-    for col in ("group", "alert", "kind", "metric", "dimensions", "for"):
-        table.add_column(col)
-    for g in ruleset.groups:
-        for r in g.rules:
-            table.add_row(g.name, r.alert, r.kind, r.metric, ", ".join(r.dimensions), f"{r.for_ms // 1000}s")
-    out.print(table)
+        ruleset = load_rules(text_input(file, "rule file"))
+    pairs = [(g, r) for g in ruleset.groups for r in g.rules]
+    if fmt == "json":
+        rows = [{"group": g.name, "alert": r.alert, "kind": r.kind, "metric": r.metric,
+                 "dimensions": list(r.dimensions), "for_s": r.for_ms // 1000} for g, r in pairs]  # fmt: skip
+        print_json({"file": str(file), "ok": True, "rules": rows})
+        return
+    columns = [Column("group", drop=3), Column("alert", 12), Column("kind", drop=2), Column("metric", 10),
+               Column("dimensions", drop=1), Column("for", justify="right")]  # fmt: skip
+    cells = [[g.name, r.alert, r.kind, r.metric, ", ".join(r.dimensions), f"{r.for_ms // 1000}s"]
+             for g, r in pairs]  # fmt: skip
+    out.print(fitted_table(out, columns, cells, title=f"{file}: {len(ruleset.rules)} rules OK"))
 
 
 def _register_optional() -> None:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import polars as pl
 import typer
 from rich.console import Console
 
-from tunewatch.errors import InputError, TunewatchError
+from tunewatch.cli.feedback import fail, note, user_errors
+from tunewatch.cli.paths import output_path, text_input
+from tunewatch.errors import InputError
 
 app = typer.Typer(
     name="metadata",
@@ -26,25 +26,11 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 UserOption = Annotated[
     str | None, typer.Option("--user", help="Account name to pseudonymise when the export has none.")
 ]
 TierOption = Annotated[str, typer.Option("--tier", help="Subscription tier of the account (exports never say).")]
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    try:
-        yield
-    except TunewatchError as exc:
-        _fail(str(exc))
 
 
 def _service(use_lastfm: bool) -> Any:
@@ -76,8 +62,8 @@ def lookup(
 ) -> None:
     """Print the metadata of tracks and artists as JSON lines ({"kind", "id", "found", "metadata"})."""
     if not track and not artist:
-        _fail("give at least one --track or --artist")
-    with _user_errors():
+        fail("give at least one --track or --artist")
+    with user_errors():
         service = _service(lastfm)
         results = [("track", i, r) for i, r in service.tracks(track or []).items()]
         results += [("artist", i, r) for i, r in service.artists(artist or []).items()]
@@ -86,7 +72,7 @@ def lookup(
         out.print(json.dumps(line, ensure_ascii=False), markup=False)
     missing = sum(record is None for *_, record in results)
     if missing:
-        err.print(f"{missing} of {len(results)} ids unknown to every provider")
+        note(f"{missing} of {len(results)} ids unknown to every provider")
 
 
 def _durations(track_ids: list[str]) -> dict[str, int]:
@@ -109,7 +95,8 @@ def import_spotify_history(
     from tunewatch.integrations.formats import EventDefaults, pseudonym_key, write_events
     from tunewatch.integrations.formats import spotify_history as sh
 
-    with _user_errors():
+    with user_errors():
+        output_path(out_path, "events file")
         key = pseudonym_key()
         defaults = EventDefaults(tier=tier, user=user)
         records = sh.read_spotify_history(files)
@@ -119,7 +106,7 @@ def import_spotify_history(
             durations = _durations(ids.unique().to_list())
         result = sh.history_to_events(records, key=key, defaults=defaults, durations=durations)
         write_events(result.events, out_path)
-    err.print(f"{out_path}: {result.summary()}")
+    note(f"{out_path}: {result.summary()}")
 
 
 @app.command("import-lastfm")
@@ -137,26 +124,33 @@ def import_lastfm(
     """Convert a Last.fm scrobble export into tunewatch play events."""
     from tunewatch.integrations.formats import EventDefaults, import_lastfm_scrobbles, pseudonym_key, write_events
 
-    with _user_errors():
+    with user_errors():
+        output_path(out_path, "events file")
         key = pseudonym_key()
         defaults = EventDefaults(tier=tier, market=market, platform=platform, user=user)
         result = import_lastfm_scrobbles(file, key=key, defaults=defaults, default_duration_ms=duration_ms)
         write_events(result.events, out_path)
-    err.print(f"{out_path}: {result.summary()}")
+    note(f"{out_path}: {result.summary()}")
 
 
 @app.command("export-alerts")
 def export_alerts(
-    alerts: Annotated[Path, typer.Argument(help="Alerts NDJSON (from replay --alerts-out).")],
+    alerts: Annotated[Path, typer.Argument(help="Alerts NDJSON (from replay --alerts-out); - reads stdin.")],
     out_path: Annotated[Path, typer.Option("--out", help="Output file (.csv, .parquet or .ndjson).")],
 ) -> None:
     """Flatten alerts (one column per label and annotation) into CSV or Parquet."""
     from tunewatch.integrations.formats.export import export_alerts as write
-    from tunewatch.integrations.formats.export import read_alerts
+    from tunewatch.integrations.formats.export import format_of, read_alerts
 
-    with _user_errors():
-        rows = write(read_alerts(alerts), out_path)
-    err.print(f"{out_path}: {rows} alerts")
+    with user_errors():
+        format_of(out_path)
+        output_path(out_path)
+        source = text_input(alerts, "alerts file", allow_empty=False)
+        found = read_alerts(source)
+        if not found:
+            raise InputError(f"{source}: holds no alerts (only blank lines)")
+        rows = write(found, out_path)
+    note(f"{out_path}: {rows} alerts")
 
 
 @app.command("export-metrics")
@@ -167,8 +161,14 @@ def export_metrics(
     """Convert a file of metric points between NDJSON, CSV and Parquet."""
     from tunewatch.integrations.formats.export import export_frame, format_of
 
-    with _user_errors():
+    with user_errors():
+        format_of(out_path)
+        output_path(out_path)
+        if metrics.suffix.lower() not in (".ndjson", ".jsonl", ".csv", ".parquet", ".pq"):
+            raise InputError(f"{metrics}: unknown format of metric points; use .ndjson, .csv or .parquet")
         fmt = format_of(metrics)
+        if fmt != "parquet":
+            text_input(metrics, "metric points file", allow_empty=False)
         try:
             if fmt == "parquet":
                 frame = pl.read_parquet(metrics)
@@ -177,6 +177,22 @@ def export_metrics(
             else:
                 frame = pl.read_ndjson(metrics)
         except (OSError, pl.exceptions.PolarsError) as exc:
-            raise InputError(f"{metrics}: cannot read metric points: {exc}") from None
+            raise InputError(f"{metrics}: cannot read metric points ({type(exc).__name__})") from None
+        _check_metric_points(metrics, frame)
         rows = export_frame(frame, out_path)
-    err.print(f"{out_path}: {rows} metric points")
+    note(f"{out_path}: {rows} metric points")
+
+
+def _check_metric_points(path: Path, frame: pl.DataFrame) -> None:
+    """Metric points have a ``metric`` column (long form) or metric columns of the catalogue (wide form)."""
+    from tunewatch.process.catalogue import METRICS
+
+    if frame.is_empty():
+        raise InputError(f"{path}: holds no metric points")
+    if {"labels", "status"} <= set(frame.columns):
+        raise InputError(f"{path}: holds alerts, not metric points; use `tunewatch metadata export-alerts`")
+    if "metric" not in frame.columns and not set(METRICS) & set(frame.columns):
+        raise InputError(
+            f"{path}: not metric points: no 'metric' column and none of the catalogue's metrics "
+            f"(found: {', '.join(frame.columns[:8])})"
+        )

@@ -9,7 +9,6 @@ keyring of the environment (``TUNEWATCH_DATA_KEY`` / ``TUNEWATCH_DATA_KEY_FILE``
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tunewatch.cli.paths import is_stdio, open_output, output_path
 from tunewatch.schema import PERSONAL_FIELDS
 from tunewatch.store.quarantine import (
     ExportFormat,
@@ -43,7 +43,8 @@ DbOption = Annotated[
     Path | None,
     typer.Option(
         "--db",
-        help="Quarantine database (default: $TUNEWATCH_DB, else $TUNEWATCH_HOME/quarantine.db).",
+        help="Quarantine database (default: $TUNEWATCH_DB, else $TUNEWATCH_HOME/tunewatch.db, the one `serve` "
+        "keeps rejected events in).",
         show_default=False,
     ),
 ]
@@ -155,7 +156,7 @@ def export(
         raise typer.BadParameter("use ndjson or raw", param_hint="--format")
     kind: ExportFormat = "raw" if fmt == "raw" else "ndjson"
     with _errors(), _open(db) as store:
-        target: Path | IO[bytes] = sys.stdout.buffer if str(out) == "-" else out
+        target: Path | IO[bytes] = sys.stdout.buffer if is_stdio(out) else output_path(out, "export file")
         n = store.export(target, kind, reason=reason, source=source, since=_since(since), state=_state(state))
     if str(out) != "-":
         Console(stderr=True, highlight=False).print(f"exported {n} entries to {out}", markup=False)
@@ -376,17 +377,10 @@ def _print_replay(report: ReplayReport, out: Path | None) -> None:
 # ----------------------------------------------------------------------------------------------- plumbing
 
 
-def default_db() -> Path:
-    """``$TUNEWATCH_DB`` (the service's database) if set, else ``$TUNEWATCH_HOME/quarantine.db``
-    (``TUNEWATCH_HOME`` defaults to ``~/.local/share/tunewatch``)."""
-    if os.environ.get("TUNEWATCH_DB"):
-        return Path(os.environ["TUNEWATCH_DB"]).expanduser()
-    home = os.environ.get("TUNEWATCH_HOME") or "~/.local/share/tunewatch"
-    return Path(home).expanduser() / "quarantine.db"
-
-
 @contextlib.contextmanager
 def _open(db: Path | None) -> Iterator[QuarantineStore]:
+    from tunewatch.home import default_db
+
     store = QuarantineStore(db or default_db(), create=False, announce=False)  # `stats` tells about encryption
     try:
         yield store
@@ -399,11 +393,7 @@ def _writer(path: Path | None) -> Iterator[IO[bytes] | None]:
     if path is None:
         yield None
         return
-    try:
-        fh = path.open("wb")
-    except OSError as exc:
-        _fail(f"{path}: cannot be written ({exc.strerror or exc})")
-    with fh:
+    with _errors(), open_output(output_path(path, "output file")) as fh:
         yield fh
 
 

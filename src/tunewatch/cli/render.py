@@ -1,17 +1,37 @@
-"""Rich renderings of command results (tables and summaries)."""
+"""Renderings of command results: Rich tables for people, JSON documents for ``--output json``."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from tunewatch.alert.backtest import BacktestReport, alert_dims, fired_at, per_rule
+from tunewatch.alert.backtest import BacktestReport, RuleScore, alert_dims, fired_at, per_rule
 from tunewatch.alert.model import format_time
 from tunewatch.alert.rules import RuleSet
+from tunewatch.cli.tables import Column, fitted_table
 from tunewatch.pipeline.replay import ReplaySummary
 from tunewatch.validate.reasons import describe
+
+
+def replay_summary_json(summary: ReplaySummary) -> dict[str, Any]:
+    """The replay summary as a JSON-ready document (``replay --output json``)."""
+    c = summary.counters
+    return {
+        "files": summary.files,
+        "events": {"received": c.received, "accepted": c.accepted, "rejected": c.rejected,
+                   "duplicates": c.duplicates, "accounted_for": c.balanced},
+        "rejection_reasons": dict(c.reasons.most_common()),
+        "windows": c.windows,
+        "series": summary.series,
+        "alerts": {"firing": c.alerts_firing, "resolved": c.alerts_resolved},
+        "seconds": round(summary.seconds, 3),
+        "events_per_second": round(summary.events_per_second, 1),
+    }  # fmt: skip
 
 
 def print_replay_summary(console: Console, summary: ReplaySummary) -> None:
@@ -24,7 +44,7 @@ def print_replay_summary(console: Console, summary: ReplaySummary) -> None:
     table.add_row("  accepted", f"{c.accepted:,} ({100 * c.success_rate:.2f}%)")
     table.add_row("  rejected", f"{c.rejected:,}")
     table.add_row("  duplicates", f"{c.duplicates:,}")
-    table.add_row("accounted for", "yes" if c.balanced else "[red]NO[/]")
+    table.add_row("accounted for", "yes" if c.balanced else Text("NO", "red"))
     table.add_row("windows (1 min)", f"{c.windows:,}")
     table.add_row("series watched", f"{summary.series:,}")
     table.add_row("alerts firing / resolved", f"{c.alerts_firing:,} / {c.alerts_resolved:,}")
@@ -32,13 +52,9 @@ def print_replay_summary(console: Console, summary: ReplaySummary) -> None:
     table.add_row("throughput", f"{summary.events_per_second:,.0f} events/s")
     console.print(table)
     if c.reasons:
-        reasons = Table(title="top rejection reasons")
-        reasons.add_column("reason")
-        reasons.add_column("events", justify="right")
-        reasons.add_column("meaning")
-        for reason, n in c.reasons.most_common(8):
-            reasons.add_row(escape(reason), f"{n:,}", escape(describe(reason)))
-        console.print(reasons)
+        columns = [Column("reason", 26), Column("events", justify="right"), Column("meaning", 16, drop=1)]
+        rows = [[reason, f"{n:,}", describe(reason)] for reason, n in c.reasons.most_common(8)]
+        console.print(fitted_table(console, columns, rows, title="top rejection reasons"))
 
 
 def _pct(x: float | None) -> str:
@@ -61,20 +77,53 @@ def compact_table(title: str) -> Table:
     )
 
 
-def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, report: BacktestReport | None) -> None:
-    """Per-rule table (alerts, firing time; with labels right/collateral/false alerts, incidents found, time to
-    detect), the labelled incidents and the scores; readable in an 80-column terminal (kind and metric columns
-    only when the terminal is wide enough for them)."""
+def _rule_scores(rules: RuleSet, summary: ReplaySummary, report: BacktestReport | None) -> dict[str, RuleScore]:
     incidents = [r.incident for r in report.incidents] if report is not None else None
     windows = (report.detect_within_ms, report.grace_ms) if report is not None else (5 * 60_000, 15 * 60_000)
     until = max((fired_at(a) for a in summary.alerts), default=None)
-    scores = {
+    return {
         s.rule: s
         for s in per_rule(
             summary.alerts, [r.alert for r in rules.rules], incidents, until_ms=until,
             detect_within_ms=windows[0], grace_ms=windows[1],
         )
     }  # fmt: skip
+
+
+def backtest_json(rules: RuleSet, summary: ReplaySummary, report: BacktestReport | None) -> dict[str, Any]:
+    """Per-rule results and, with labels, the incident scores as a JSON-ready document (``--output json``)."""
+    scores = _rule_scores(rules, summary, report)
+    document: dict[str, Any] = {"replay": replay_summary_json(summary), "rules": []}
+    for r in rules.rules:
+        sc = scores[r.alert]
+        row: dict[str, Any] = {"rule": r.alert, "kind": r.kind, "metric": r.metric, "alerts": sc.alerts,
+                               "firing_s": sc.firing_ms / 1000}  # fmt: skip
+        if report is not None:
+            row.update(right=sc.right, collateral=sc.collateral, false=sc.false, precision=sc.precision,
+                       recall=sc.recall, detected=sc.detected, incidents=sc.incidents,
+                       median_time_to_detect_s=sc.median_time_to_detect_s)  # fmt: skip
+        document["rules"].append(row)
+    if report is not None:
+        document["incidents"] = [
+            {"kind": res.incident.kind, "dims": res.incident.dims, "start": format_time(res.incident.start),
+             "end": format_time(res.incident.end), "detected_by": res.detected_by,
+             "time_to_detect_s": res.time_to_detect_s}
+            for res in report.incidents
+        ]  # fmt: skip
+        document["scores"] = {
+            "recall": report.recall, "precision": report.precision,
+            "median_time_to_detect_s": report.median_time_to_detect_s, "firing_alerts": report.firing,
+            "right": report.right, "collateral": len(report.collateral), "false_alerts": len(report.false_alerts),
+            "false_alert_groups": report.false_groups, "false_per_day": report.false_per_day,
+        }  # fmt: skip
+    return document
+
+
+def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, report: BacktestReport | None) -> None:
+    """Per-rule table (alerts, firing time; with labels right/collateral/false alerts, incidents found, time to
+    detect), the labelled incidents and the scores; readable in an 80-column terminal (kind and metric columns
+    only when the terminal is wide enough for them)."""
+    scores = _rule_scores(rules, summary, report)
     wide = console.width >= 120
     table = compact_table("rules on history")
     cols = ["rule", *(["kind", "metric"] if wide else []), "alerts", "firing"]

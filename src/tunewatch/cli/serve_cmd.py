@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from tunewatch.alert.model import Alert
-from tunewatch.cli.main import fail, user_errors
+from tunewatch.cli.feedback import fail, user_errors
+from tunewatch.cli.paths import output_path, text_input
+from tunewatch.home import default_db, ensure_folder_of, home
 from tunewatch.notify.clock import Clock, FunctionClock
 
 if TYPE_CHECKING:
@@ -54,7 +57,8 @@ NOTIFY_DB = Annotated[
     Path | None,
     typer.Option(
         "--notify-db",
-        help="SQLite file for the notification log and undelivered sends (default: --db, else tunewatch.db).",
+        help="SQLite file for the notification log and undelivered sends "
+        "(serve: the --db; run: $TUNEWATCH_HOME/run.db).",
     ),
 ]
 DB = Annotated[
@@ -62,7 +66,8 @@ DB = Annotated[
     typer.Option(
         "--db",
         envvar="TUNEWATCH_DB",
-        help="SQLite file keeping alerts, silences and API keys across restarts (default: memory).",
+        help="SQLite file keeping alerts, silences, API keys and the quarantine across restarts "
+        "(default: $TUNEWATCH_HOME/tunewatch.db; :memory: keeps nothing).",
     ),
 ]
 # proxy headers are applied by the app itself, only from --forwarded-allow-ips (uvicorn trusts 127.0.0.1 by default)
@@ -91,6 +96,23 @@ def _notifier(
 
     pipeline = NotificationPipeline.from_config(config, db, clock)
     return BackgroundNotifier(pipeline, max_sleep_s=max_sleep_s).start()
+
+
+def _database(db: Path | None) -> Path | str:
+    """The service's database: ``--db``/``TUNEWATCH_DB``, else the shared default in ``TUNEWATCH_HOME``."""
+    if db is None:
+        return ensure_folder_of(default_db())
+    if str(db) == ":memory:":
+        return ":memory:"
+    return output_path(db, "database")
+
+
+def _notify_db(notify_db: Path | None, database: Path | str) -> Path:
+    if notify_db is not None:
+        return output_path(notify_db, "notification database")
+    if str(database) == ":memory:":
+        return ensure_folder_of(home() / "notify.db")
+    return Path(database)
 
 
 def serve(
@@ -124,12 +146,17 @@ def serve(
     overrides = {"forwarded_allow_ips": forwarded_allow_ips, "allowed_hosts": allowed_hosts}
     with user_errors():
         settings = ServerSettings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
-        notifier = _notifier(notify_config, notify_db or db or Path("tunewatch.db"))
+        database = _database(db)
+        ruleset = load_rules(text_input(rules, "rule file") if rules else None)
+        config = text_input(notify_config, "notification config") if notify_config else None
+        notifier = _notifier(config, _notify_db(notify_db, database))
         service = LiveService(
-            load_rules(rules), on_alert=_alert_sink(notifier), db=db, rules_path=rules, settings=settings
+            ruleset, on_alert=_alert_sink(notifier), db=database, rules_path=rules, settings=settings
         )
         app = create_app(service)
     console.print(f"tunewatch serving on http://{host}:{port}  (console: /, API docs: /docs, metrics: /metrics)")
+    console.print(Text(f"database: {database}  (`tunewatch silences` uses it too; TUNEWATCH_URL=http://{host}:{port} "
+                       "makes it talk to this service instead)"), highlight=False, soft_wrap=True)  # fmt: skip
     try:
         uvicorn.run(app, host=host, port=port, **UVICORN_PRODUCTION)  # type: ignore[arg-type]
     finally:
@@ -175,8 +202,8 @@ def run(
     simulator = Simulator(config)
     with user_errors():
         notifier = _notifier(
-            notify_config,
-            notify_db or Path("tunewatch.db"),
+            text_input(notify_config, "notification config") if notify_config else None,
+            _notify_db(notify_db, ensure_folder_of(home() / "run.db")),
             FunctionClock(sim_clock, speed=60 * speed),
             max_sleep_s=0.5,
         )

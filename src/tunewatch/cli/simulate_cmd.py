@@ -12,7 +12,8 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tunewatch.cli.main import console, fail, out, user_errors
+from tunewatch.cli.feedback import console, fail, out, user_errors
+from tunewatch.cli.paths import output_path
 from tunewatch.cli.render import compact_table, short_time
 
 
@@ -75,6 +76,8 @@ def simulate(
     if labels_path.resolve() == out_file.resolve():
         fail(f"{labels_path}: the labels file would overwrite the events file")
     with user_errors():
+        output_path(out_file, "events file")
+        output_path(labels_path, "labels file")
         try:
             simulator = Simulator(config)
         except ValueError as exc:

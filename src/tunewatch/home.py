@@ -1,0 +1,60 @@
+"""Where tunewatch keeps its files when no path is given: the one place defaults live.
+
+* ``TUNEWATCH_HOME`` — the folder; default ``$XDG_DATA_HOME/tunewatch``, else ``~/.local/share/tunewatch``.
+  Never the current directory.
+* ``TUNEWATCH_DB`` — the database that ``tunewatch serve`` keeps alerts, silences, API keys, the quarantine and
+  the notification log in, and that ``tunewatch silences``, ``keys``, ``audit`` and ``quarantine`` use when no
+  ``--db`` is given; default ``$TUNEWATCH_HOME/tunewatch.db``.
+* ``TUNEWATCH_URL`` — a running service (e.g. ``http://127.0.0.1:8787``): when set (or ``--url`` is given),
+  ``tunewatch silences`` talks to its API instead of opening a database, as ``amtool`` talks to Alertmanager.
+
+>>> import os
+>>> env = {"TUNEWATCH_HOME": "/srv/tw"}
+>>> str(home(env)), str(default_db(env))
+('/srv/tw', '/srv/tw/tunewatch.db')
+>>> str(home({"XDG_DATA_HOME": "/x"})), str(default_db({"TUNEWATCH_DB": "/db/t.db"}))
+('/x/tunewatch', '/db/t.db')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from tunewatch.errors import InputError
+
+DB_NAME = "tunewatch.db"
+
+
+def home(env: Mapping[str, str] | None = None) -> Path:
+    """The tunewatch folder (``TUNEWATCH_HOME``, else ``$XDG_DATA_HOME/tunewatch``, else ``~/.local/share/…``)."""
+    env = os.environ if env is None else env
+    if env.get("TUNEWATCH_HOME"):
+        return Path(env["TUNEWATCH_HOME"]).expanduser()
+    data = env.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(data).expanduser() / "tunewatch"
+
+
+def default_db(env: Mapping[str, str] | None = None) -> Path:
+    """The shared database: ``TUNEWATCH_DB``, else ``TUNEWATCH_HOME/tunewatch.db``."""
+    env = os.environ if env is None else env
+    if env.get("TUNEWATCH_DB"):
+        return Path(env["TUNEWATCH_DB"]).expanduser()
+    return home(env) / DB_NAME
+
+
+def service_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The running service to talk to (``TUNEWATCH_URL``), if configured."""
+    env = os.environ if env is None else env
+    return env.get("TUNEWATCH_URL") or None
+
+
+def ensure_folder_of(path: Path) -> Path:
+    """Create the folder of a default file (``TUNEWATCH_HOME``) if missing; :class:`InputError` if impossible."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path.parent}: cannot create the tunewatch folder ({exc.strerror or exc}); "
+                         "set TUNEWATCH_HOME or TUNEWATCH_DB") from None  # fmt: skip
+    return path
