@@ -100,7 +100,7 @@ def test_silences_cli_add_list_expire(tmp_path: Path) -> None:
     added = runner.invoke(app, ["add", "market=BR", 'cdn=~"edge-.*"', "--duration", "2h", "--comment", "cdn work",
                                 "--author", "ana", "--db", db])  # fmt: skip
     assert added.exit_code == 0, added.output
-    sid = added.output.strip()
+    sid = added.stdout.strip()
     future = runner.invoke(app, ["add", "market=DE", "--starts", "2999-01-01T00:00:00Z", "--ends",
                                  "2999-01-02T00:00:00Z", "-c", "later", "--db", db])  # fmt: skip
     assert future.exit_code == 0, future.output

@@ -51,7 +51,7 @@ def test_missing_database_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_default_database_under_tunewatch_home(tmp_path: Path) -> None:
     (tmp_path / "home").mkdir()
-    with QuarantineStore(tmp_path / "home" / "quarantine.db") as store:
+    with QuarantineStore(tmp_path / "home" / "tunewatch.db") as store:  # the database `serve` uses by default
         ingest(store, [line(1, market="XX")])
     result = run("list", env={"TUNEWATCH_HOME": str(tmp_path / "home")})
     assert result.exit_code == 0 and "market: unknown_country" in result.output
@@ -163,7 +163,7 @@ def test_unusable_database_and_files_are_one_line_errors(filled: Path, tmp_path:
     cases: list[tuple[list[str | Path], str]] = [
         (["stats", "--db", not_db], "file is not a database"),
         (["replay", "--from-file", tmp_path / "none.ndjson", "--db", filled], "none.ndjson: cannot be read"),
-        (["replay", "--out", tmp_path / "no" / "dir.ndjson", "--db", filled], "cannot be written"),
+        (["replay", "--out", not_db / "dir.ndjson", "--db", filled], "notes.db is not a folder"),
     ]
     for args, message in cases:
         result = run(*args)

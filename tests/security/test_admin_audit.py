@@ -21,7 +21,7 @@ def test_key_and_silence_changes_are_audited_and_verify(tmp_path: Path, monkeypa
     assert created.exit_code == 0, created.output
     silenced = runner.invoke(app, ["silences", "add", "market=BR", "-c", "maintenance", "--db", str(db)])
     assert silenced.exit_code == 0, silenced.output
-    sid = silenced.output.strip().splitlines()[-1]
+    sid = silenced.stdout.strip()
     assert runner.invoke(app, ["silences", "expire", sid, "--db", str(db)]).exit_code == 0
 
     listed = runner.invoke(app, ["audit", "list", "--db", str(db), "--json"])

@@ -104,7 +104,7 @@ def output_path(path: Path, what: str = "output file") -> Path:
 def output_dir(path: Path, what: str = "output folder") -> Path:
     """Create the folder ``path`` (and its parents) now, or raise :class:`InputError` naming it."""
     if path.exists() and not path.is_dir():
-        raise InputError(f"{path}: exists and is not a folder (expected: {what})")
+        raise InputError(f"{path}: exists and is not a directory (expected: {what})")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
