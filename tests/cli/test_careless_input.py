@@ -72,8 +72,20 @@ CASES: list[tuple[list[str], str]] = [
     (["dashboards", "export", "/proc/nope"], "/proc/nope"),
     (["dashboards", "export", "afile"], "afile"),
     (["metadata", "export-alerts", "alerts.ndjson", "--out", "afile/x.csv"], "afile/x.csv"),
-    (["metadata", "import-lastfm", str(DATA / "lastfm_scrobbles_plain.csv"), "--out", "afile/e.ndjson",
-      "--market", "SE", "--user", "bob"], "afile/e.ndjson"),  # fmt: skip
+    (
+        [
+            "metadata",
+            "import-lastfm",
+            str(DATA / "lastfm_scrobbles_plain.csv"),
+            "--out",
+            "afile/e.ndjson",
+            "--market",
+            "SE",
+            "--user",
+            "bob",
+        ],
+        "afile/e.ndjson",
+    ),
     # databases that are missing or are not databases
     (["silences", "list", "--db", "nodir/t.db"], "nodir/t.db"),
     (["silences", "expire", "abc", "--db", "nodir/t.db"], "nodir/t.db"),

@@ -59,6 +59,39 @@ def visible_columns(columns: Sequence[Column], width: int) -> list[int]:
     return shown
 
 
+def column_widths(naturals: Sequence[int], floors: Sequence[int], available: int) -> list[int] | None:
+    """Widths that fit ``available`` characters, or ``None`` when the natural widths already fit.
+
+    Each column gets at least ``min(natural, floor)``; the space left goes to the columns that want more, in
+    proportion to what they miss. Rich alone cannot do this: it shrinks columns below their minimum width and
+    then re-inflates them, overflowing the terminal.
+
+    >>> column_widths([10, 30, 20], [4, 8, 20], 100) is None
+    True
+    >>> column_widths([17, 21, 20, 20], [12, 12, 20, 20], 67)
+    [13, 14, 20, 20]
+    """
+    if sum(naturals) <= available:
+        return None
+    widths = [min(n, f) for n, f in zip(naturals, floors, strict=True)]
+    spare = available - sum(widths)
+    wants = [n - w for n, w in zip(naturals, widths, strict=True)]
+    total_want = sum(wants)
+    if spare > 0 and total_want > 0:
+        extra = [spare * want // total_want for want in wants]
+        widths = [w + e for w, e in zip(widths, extra, strict=True)]
+        leftover = spare - sum(extra)
+        for i in sorted(range(len(wants)), key=lambda i: -wants[i])[:leftover]:
+            widths[i] += 1
+    return widths
+
+
+def _natural(header: str, cells: Sequence[Text]) -> int:
+    """Width a column needs to show every value on one line (a header may wrap between its words)."""
+    longest = max((max((len(line) for line in c.plain.splitlines()), default=0) for c in cells), default=0)
+    return max(max(len(word) for word in header.split() or [""]), longest)
+
+
 def fitted_table(
     console: Console,
     columns: Sequence[Column],
@@ -73,21 +106,25 @@ def fitted_table(
     notes = [caption] if caption else []
     if hidden:
         notes.append(f"narrow terminal: {', '.join(hidden)} not shown (a wider terminal or --output json shows all)")
+    cells = [[row[i] if isinstance(row[i], Text) else Text(str(row[i])) for i in shown] for row in rows]
+    naturals = [_natural(columns[i].header, [r[k] for r in cells]) for k, i in enumerate(shown)]
+    available = console.width - _TABLE_OVERHEAD - _COLUMN_OVERHEAD * len(shown)
+    widths = column_widths(naturals, [columns[i].narrowest for i in shown], available)
     table = Table(
         title=Text(title) if title is not None else None,
         caption=Text("; ".join(notes)) if notes else None,
         title_justify="left",
         caption_justify="left",
     )
-    for i in shown:
+    for k, i in enumerate(shown):
         col = columns[i]
         table.add_column(
             Text(col.header),
             justify=col.justify,
-            min_width=col.narrowest,
+            width=widths[k] if widths is not None else None,
             no_wrap=col.no_wrap,
             overflow="ellipsis" if col.no_wrap else "fold",
         )
-    for row in rows:
-        table.add_row(*(row[i] if isinstance(row[i], Text) else Text(str(row[i])) for i in shown))
+    for row_cells in cells:
+        table.add_row(*row_cells)
     return table

@@ -1,0 +1,112 @@
+"""One silence store: a silence made with the CLI mutes the running service's alert.
+
+A real ``tunewatch serve`` process on loopback, on its default database (``$TUNEWATCH_HOME/tunewatch.db``):
+``tunewatch silences add`` mutes its alert both through the API (``--url`` / ``TUNEWATCH_URL``) and, with no
+service configured, through the default database file the service uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import make_play
+from tests.server.rules import plays_seen_rules
+from tests.server.servers import free_port, wait_http
+
+pytestmark = pytest.mark.slow
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tunewatch.cli.main", *args], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """``tunewatch serve`` with a rule firing on any plays per market, on its default database; its URL and env."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEWATCH_")}
+    env["TUNEWATCH_HOME"] = str(tmp_path / "home")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(plays_seen_rules(dimensions="market"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunewatch.cli.main", "serve", "--port", str(port), "--rules", str(rules)],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/healthz", timeout_s=90)
+        yield url, env
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _firing(url: str) -> dict[str, list[str]]:
+    """Market of each active alert → ids of the silences muting it."""
+    alerts = httpx.get(url + "/api/v1/alerts", timeout=10).json()
+    return {a["labels"]["market"]: a["silencedBy"] for a in alerts if "market" in a["labels"]}
+
+
+def _feed_until_firing(url: str) -> None:
+    now_ms = int(time.time() * 1000) // 60_000 * 60_000
+    events = [make_play(i, now_ms - 8 * 60_000 + i * 2000, market="BR" if i % 2 else "SE") for i in range(240)]
+    r = httpx.post(url + "/api/v1/events", content=json.dumps(events), timeout=30)
+    assert r.status_code == 200 and r.json()["accepted"] == 240, r.text
+    deadline = time.monotonic() + 30
+    while set(_firing(url)) != {"BR", "SE"}:
+        assert time.monotonic() < deadline, _firing(url)
+        time.sleep(0.2)
+
+
+def test_cli_silence_mutes_the_running_service(service: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    url, env = service
+    _feed_until_firing(url)
+    assert _firing(url) == {"BR": [], "SE": []}
+
+    # through the API, as amtool does
+    added = _cli("silences", "add", "market=BR", "-c", "cdn work", "-d", "2h", env={**env, "TUNEWATCH_URL": url})
+    assert added.returncode == 0, added.stderr
+    api_sid = added.stdout.strip()
+    assert url in added.stderr  # it says where the silence went
+    assert _firing(url) == {"BR": [api_sid], "SE": []}
+    listed = _cli("silences", "list", "--output", "json", env={**env, "TUNEWATCH_URL": url})
+    assert [s["id"] for s in json.loads(listed.stdout)] == [api_sid]
+
+    # no service configured: the default database, which is the one the service uses
+    added = _cli("silences", "add", "market=SE", "-c", "maintenance", env=env)
+    assert added.returncode == 0, added.stderr
+    db_sid = added.stdout.strip()
+    assert str(tmp_path / "home" / "tunewatch.db") in added.stderr
+    assert _firing(url) == {"BR": [api_sid], "SE": [db_sid]}
+    listed = _cli("silences", "list", "--output", "json", env=env)
+    assert {s["id"] for s in json.loads(listed.stdout)} == {api_sid, db_sid}
+    assert not (tmp_path / "tunewatch.db").exists()  # never the current directory
+
+    expired = _cli("silences", "expire", db_sid[:8], env={**env, "TUNEWATCH_URL": url})
+    assert expired.returncode == 0, expired.stderr
+    assert _firing(url) == {"BR": [api_sid], "SE": []}
+
+
+def test_an_unreachable_service_is_a_one_line_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEWATCH_")}
+    env["TUNEWATCH_HOME"] = str(tmp_path / "home")
+    url = f"http://127.0.0.1:{free_port()}"
+    result = _cli("silences", "list", "--url", url, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"error: {url}: cannot reach the tunewatch service")
+    assert len(result.stderr.strip().splitlines()) == 1
