@@ -86,6 +86,10 @@ def column_widths(naturals: Sequence[int], floors: Sequence[int], available: int
     return widths
 
 
+def _text(value: str | Text) -> Text:
+    return value if isinstance(value, Text) else Text(value)
+
+
 def _natural(header: str, cells: Sequence[Text]) -> int:
     """Width a column needs to show every value on one line (a header may wrap between its words)."""
     longest = max((max((len(line) for line in c.plain.splitlines()), default=0) for c in cells), default=0)
@@ -106,7 +110,7 @@ def fitted_table(
     notes = [caption] if caption else []
     if hidden:
         notes.append(f"narrow terminal: {', '.join(hidden)} not shown (a wider terminal or --output json shows all)")
-    cells = [[row[i] if isinstance(row[i], Text) else Text(str(row[i])) for i in shown] for row in rows]
+    cells = [[_text(row[i]) for i in shown] for row in rows]
     naturals = [_natural(columns[i].header, [r[k] for r in cells]) for k, i in enumerate(shown)]
     available = console.width - _TABLE_OVERHEAD - _COLUMN_OVERHEAD * len(shown)
     widths = column_widths(naturals, [columns[i].narrowest for i in shown], available)
