@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from tunewatch.errors import InputError
 from tunewatch.ingest.batch import RawBatch, UndecodableLine, conform
 from tunewatch.schema import FIELDS, RETENTION_MS, VALID_SCHEMA, Kind
 from tunewatch.validate.custom_rules import RuleSet, load_rules
@@ -92,7 +93,9 @@ class ValidationResult:
         return out
 
 
-Events = RawBatch | pl.DataFrame | Sequence[Mapping[str, object]] | bytes
+#: What :meth:`EnterpriseDataValidator.validate` accepts; besides these, a pandas DataFrame and any object with
+#: ``__arrow_c_stream__`` (typed as ``Any``: neither pandas nor pyarrow is a dependency).
+Events = RawBatch | pl.DataFrame | pl.LazyFrame | Sequence[Mapping[str, object]] | bytes | Any
 
 
 class EnterpriseDataValidator:
@@ -193,7 +196,11 @@ class EnterpriseDataValidator:
         return found
 
     def validate(self, events: Events) -> ValidationResult:
-        """Validate a batch: a :class:`RawBatch`, a Polars frame, a list of JSON objects or NDJSON bytes."""
+        """Validate a batch: a :class:`RawBatch`, a Polars or pandas DataFrame, an Arrow table or stream (any
+        object with ``__arrow_c_stream__``), a list of JSON objects or NDJSON bytes.
+
+        Any other type raises :class:`~tunewatch.errors.InputError` saying what is accepted.
+        """
         batch = _as_batch(events)
         now_ms = int(self.clock() * 1000)
         frame = batch.frame
@@ -377,15 +384,35 @@ def _rejected_frame(batch: RawBatch, reasons: pl.DataFrame, event_ids: pl.Series
     return pl.DataFrame(data, schema=REJECTED_SCHEMA)
 
 
+_ACCEPTED = (
+    "a Polars or pandas DataFrame, an Arrow table or stream (anything with __arrow_c_stream__), "
+    "a list of event dicts, or NDJSON bytes"
+)
+
+
 def _as_batch(events: Events) -> RawBatch:
+    from tunewatch.ingest import foreign
+
     if isinstance(events, RawBatch):
         return events
     if isinstance(events, pl.DataFrame):
         return RawBatch(frame=conform(events), source="dataframe")
-    if isinstance(events, bytes | bytearray):
+    if isinstance(events, pl.LazyFrame):
+        return RawBatch(frame=conform(events.collect()), source="dataframe")
+    if foreign.is_pandas_frame(events):
+        return RawBatch(frame=conform(foreign.from_pandas(events)), source="pandas")
+    if foreign.has_arrow_stream(events):
+        return RawBatch(frame=conform(foreign.from_arrow_stream(events)), source="arrow")
+    if isinstance(events, bytes | bytearray | memoryview):
         from tunewatch.ingest.readers import parse_ndjson_bytes
 
         return parse_ndjson_bytes(bytes(events), source="bytes")
+    if isinstance(events, str):
+        raise InputError("events: got a str; give NDJSON as bytes (text.encode()) or " + _ACCEPTED)
+    if isinstance(events, Mapping):
+        raise InputError("events: got one event (a mapping); give a list of events, or " + _ACCEPTED)
+    if not isinstance(events, Iterable):
+        raise InputError(f"events: cannot validate a {type(events).__name__}; give " + _ACCEPTED)
     records: list[dict[str, object]] = []
     numbers: list[int] = []
     others: list[UndecodableLine] = []
