@@ -58,6 +58,11 @@ COUNTRY_CODES: Final = frozenset(
     """.split()  # noqa: SIM905
 )
 
+#: ``market`` for an unknown country (user-assigned in ISO 3166-1; Spotify exports and CLDR use it so).
+UNKNOWN_MARKET: Final = "ZZ"
+#: Every value §2 allows in ``market``: the assigned ISO 3166-1 alpha-2 codes and ``ZZ`` (unknown).
+MARKET_CODES: Final = COUNTRY_CODES | {UNKNOWN_MARKET}
+
 STREAM_MIN_MS: Final = 30_000  # a play of at least this many ms is a royalty-eligible stream
 SKIP_MAX_MS: Final = 30_000  # an inferred skip: fewer ms played than this, ended by fwd/back button
 SKIP_REASONS: Final = ("fwdbtn", "backbtn")
@@ -77,7 +82,7 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("session_id", Kind.STRING, max_len=128),
     Field("track_id", Kind.STRING, required_for=("play", "error"), max_len=64),
     Field("artist_id", Kind.STRING, required_for=("play", "error"), max_len=64),
-    Field("market", Kind.STRING, required=True, max_len=2, doc="ISO 3166-1 alpha-2, upper case"),
+    Field("market", Kind.STRING, required=True, max_len=2, doc="ISO 3166-1 alpha-2, upper case; ZZ = unknown"),
     Field("platform", Kind.STRING, required=True, choices=PLATFORMS),
     Field("tier", Kind.STRING, required=True, choices=TIERS),
     Field("source", Kind.STRING, choices=SOURCES),

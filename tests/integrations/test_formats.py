@@ -37,7 +37,7 @@ def test_spotify_history_maps_records_to_play_events() -> None:
     result = import_spotify_history([DATA / "spotify_history.json"], key=KEY)
     assert (result.received, result.imported, result.skipped["no_track"]) == (4, 3, 1)
     events = result.events
-    assert set(events.columns) <= set(FIELD_NAMES)
+    assert set(events.columns) <= {*FIELD_NAMES, "duration_source"}
     first = events.row(0, named=True)
     assert first["ts"] == 1_767_607_410_000  # 2026-01-05T10:03:30Z
     assert first["event_type"] == "play"
@@ -50,8 +50,9 @@ def test_spotify_history_maps_records_to_play_events() -> None:
     assert events["reason_end"].to_list() == ["trackdone", "fwdbtn", "unexpected-exit"]
     assert events["skipped"].to_list() == [None, True, False]
     assert events["shuffle"].to_list() == [False, True, False]
-    # duration estimate: the completed play of track 1 (210 s); track 2 never completed: its longest play
+    # durations unknown to a catalogue: the longest play of each track, a lower bound (and marked so)
     assert events["track_duration_ms"].to_list() == [210_000, 210_000, 95_000]
+    assert events["duration_source"].to_list() == ["longest_play"] * 3
     assert "ip_addr" not in events.columns and "user_agent" not in events.columns
 
 
@@ -217,7 +218,7 @@ def test_hostile_spotify_records_are_skipped_with_a_reason_not_a_crash() -> None
     # a malformed track URI: each record is counted under its reason
     result = import_spotify_history([DATA / "spotify_history_hostile.json"], key=KEY)
     assert result.received == 4
-    assert result.skipped == {"no_track": 1, "bad_ts": 1, "bad_ms_played": 2}
+    assert result.skipped == {"no_track": 1, "bad_ts": 1, "bad_ms_played": 2, "no_artist": 0}
     assert result.imported == 0
 
 

@@ -118,7 +118,7 @@ def import_lastfm(
     tier: TierOption = "premium",
     platform: Annotated[str, typer.Option("--platform", help="Platform to record (scrobbles do not say).")] = "other",
     duration_ms: Annotated[
-        int, typer.Option("--duration-ms", min=1, help="Track duration assumed when none is known.")
+        int, typer.Option("--duration-ms", min=1, max=7_200_000, help="Track duration assumed when none is known.")
     ] = 210_000,
 ) -> None:
     """Convert a Last.fm scrobble export into tunewatch play events."""

@@ -11,7 +11,7 @@ REASON_MESSAGES: Final[dict[str, str]] = {
     "control_chars": "contains control, zero-width or bidirectional-override characters",
     "whitespace": "has leading or trailing whitespace",
     "not_in_enum": "is not one of the allowed values",
-    "unknown_country": "is not an upper-case ISO 3166-1 alpha-2 country code",
+    "unknown_country": "is not an upper-case ISO 3166-1 alpha-2 country code (or ZZ, unknown)",
     "not_integer": "is not an integer",
     "not_boolean": "is not a boolean (true/false)",
     "out_of_range": "is out of the allowed range",

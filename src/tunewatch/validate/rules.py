@@ -23,11 +23,11 @@ import polars as pl
 
 from tunewatch.ingest.coerce import BAD_TYPE, BAD_UTF8, MARKERS, NOT_FINITE
 from tunewatch.schema import (
-    COUNTRY_CODES,
     DURATION_SLACK_MS,
     EVENT_TYPES,
     FIELDS,
     FUTURE_TOLERANCE_MS,
+    MARKET_CODES,
     Field,
     Kind,
 )
@@ -47,7 +47,7 @@ _IP_RE: Final = (
     rf"|[0-9A-Fa-f:]{{2,29}}:(?:{_OCTET}\.){{3}}{_OCTET})$"
 )
 _MARKER_REASONS: Final = ((BAD_TYPE, "bad_type"), (NOT_FINITE, "not_finite"), (BAD_UTF8, "invalid_utf8"))
-COUNTRY_ENUM: Final = pl.Enum(sorted(COUNTRY_CODES))
+COUNTRY_ENUM: Final = pl.Enum(sorted(MARKET_CODES))
 _I64: Final = 2**63
 #: The wall clock in epoch ms, a column the validator adds so that rules need not be rebuilt per batch.
 NOW_COLUMN: Final = "__now"

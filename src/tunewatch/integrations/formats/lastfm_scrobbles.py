@@ -13,8 +13,11 @@ user name (``EventDefaults.user``, or the ``@attr.user`` of a JSON page); ``trac
 when the export has one, else ``tn-`` + SHA-256 of artist and title; ``artist_id`` = ``an-`` + SHA-256 of the
 artist's name (the Spotify importer derives the same id from the same name). A scrobble does not say how long the
 track played: ``track_duration_ms`` comes from ``durations`` (by track id) or ``default_duration_ms``, and the play is
-taken as complete (``ms_played`` = duration, ``reason_end`` = ``trackdone``). ``market``, ``platform`` and ``tier``
-come from :class:`EventDefaults` (``market`` is required). A "now playing" entry (no time) is skipped and counted.
+taken as complete (``ms_played`` = duration, ``reason_end`` = ``trackdone``; Last.fm counts a scrobble only after
+half the track or four minutes). The extra field ``duration_source`` (ignored by the validator) marks which:
+``catalogue`` or ``assumed``; consumers weighing ``ms_played`` should leave ``assumed`` rows out. ``market``,
+``platform`` and ``tier`` come from :class:`EventDefaults` (``market`` is required; ``ZZ`` says unknown). A "now
+playing" entry (no time) is skipped and counted.
 """
 
 from __future__ import annotations
@@ -187,11 +190,8 @@ def scrobbles_to_events(
         .otherwise(name_id("tn", pl.concat_str(pl.col("artist"), pl.col("track"), separator="\x1f")))
     )
     frame = frame.with_columns(track_id.alias("_track"))
-    duration = (
-        pl.col("_track")
-        .replace_strict(dict(durations or {}), default=None, return_dtype=pl.Int64)
-        .fill_null(default_duration_ms)
-    )
+    known = pl.col("_track").replace_strict(dict(durations or {}), default=None, return_dtype=pl.Int64)
+    duration = known.fill_null(default_duration_ms)
     events = frame.select(
         record_id("lfm", pl.col("_user"), pl.col("uts"), pl.col("artist"), pl.col("track")).alias("event_id"),
         (pl.col("uts") * 1000).alias("ts"),
@@ -206,8 +206,11 @@ def scrobbles_to_events(
         duration.alias("track_duration_ms"),
         pl.lit("trackdone").alias("reason_end"),
         pl.lit(False).alias("skipped"),
-    )
-    return ImportResult(events=events, received=received, skipped=skipped)
+        pl.when(known.is_null()).then(pl.lit("assumed")).otherwise(pl.lit("catalogue")).alias("duration_source"),
+    ).sort("ts", maintain_order=True)  # time order: exports list the newest scrobble first
+    assumed = int((events.get_column("duration_source") == "assumed").sum())
+    inferred = {f"durations assumed ({default_duration_ms // 1000} s, played whole)": assumed}
+    return ImportResult(events=events, received=received, skipped=skipped, inferred=inferred)
 
 
 def import_lastfm_scrobbles(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from tunewatch.errors import ConfigError
-from tunewatch.schema import COUNTRY_CODES, PLATFORMS, TIERS
+from tunewatch.schema import MARKET_CODES, PLATFORMS, TIERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,18 +31,20 @@ class EventDefaults:
             raise ConfigError(f"platform: {self.platform!r} is not one of {', '.join(PLATFORMS)}")
         if self.market is not None:
             market = self.market.upper()
-            if market not in COUNTRY_CODES:
-                raise ConfigError(f"market: {self.market!r} is not an ISO 3166-1 alpha-2 country code")
+            if market not in MARKET_CODES:
+                raise ConfigError(f"market: {self.market!r} is not an ISO 3166-1 alpha-2 country code (or ZZ, unknown)")
             object.__setattr__(self, "market", market)
 
 
 @dataclass(slots=True)
 class ImportResult:
-    """Events in the §2 schema (one row per imported record) and the records left out, counted by reason."""
+    """Events in the §2 schema (one row per imported record), the records left out counted by reason, and the
+    events whose values the export did not give, counted by what was done (``inferred``)."""
 
     events: pl.DataFrame
     received: int
     skipped: dict[str, int] = field(default_factory=dict)
+    inferred: dict[str, int] = field(default_factory=dict)
 
     @property
     def imported(self) -> int:
@@ -53,4 +55,5 @@ class ImportResult:
         """One line for people: received, imported, and each skip reason."""
         parts = [f"{self.received} records", f"{self.imported} events"]
         parts += [f"{n} skipped ({reason})" for reason, n in sorted(self.skipped.items()) if n]
+        parts += [f"{n} {what}" for what, n in sorted(self.inferred.items()) if n]
         return ", ".join(parts)

@@ -11,12 +11,25 @@ Mapping (all column-wise, no per-record Python):
 * ``user_id`` = HMAC-SHA256 of ``username`` (or of ``EventDefaults.user``) under ``TUNEWATCH_PSEUDONYM_KEY``;
 * ``track_id`` = the id in ``spotify_track_uri``; ``artist_id`` = ``an-`` + SHA-256 of the album artist's name (the
   export has no artist id; the same name gives the same id in the Last.fm importer);
-* ``track_duration_ms`` = the catalogue's duration when ``durations`` gives it (e.g. from Spotify), else an
-  estimate: the longest completed play of the track in the file, else its longest play;
-* ``market`` = ``conn_country`` (``ZZ``, Spotify's "unknown", is left for the validator to reject with a reason);
+* ``track_duration_ms``: the export has no durations, and §2 requires one for a play. The importer never guesses
+  a value that its own validator would reject (``ms_played: exceeds_duration``); the extra field
+  ``duration_source`` (kept in the events file, ignored by the validator as every unknown field) says where each
+  value comes from:
+
+  - ``catalogue``: the duration ``durations`` gives (``--resolve-durations``: the Spotify Web API);
+  - ``longest_play``: unknown to the catalogue: the longest play of the track in the export, a *lower bound*
+    of the true duration (every play of the track fits in it, so ``ms_played`` is never judged against a guess);
+  - ``play``: the play is longer than the catalogue's duration by more than §2's 5 s slack (seeking back
+    within one play): the play's own length.
+
+  Consumers comparing ``ms_played`` with ``track_duration_ms`` should use ``catalogue`` rows only;
+* ``market`` = ``conn_country`` upper-cased; ``ZZ`` (Spotify's "unknown") is kept, and an empty or unassigned code
+  becomes ``ZZ`` too (counted in ``ImportResult.inferred``);
 * ``platform`` from the free text; ``reason_end`` onto the §2 enumeration; ``tier`` from ``EventDefaults``.
 
-Records without a track (podcast episodes, audiobooks) or without a parseable ``ts`` are counted in
+Events are written in time order (an export's files and records may come in any other, and a replay would
+count the stragglers as late). Records without a track (podcast episodes, audiobooks), an artist name, a
+parseable ``ts`` or a usable ``ms_played`` (negative, or beyond §2's two hours) are counted in
 ``ImportResult.skipped`` by reason. IP addresses and user agents of the export are not imported.
 """
 
@@ -32,7 +45,7 @@ import polars as pl
 from tunewatch.errors import InputError
 from tunewatch.integrations.formats.ids import name_id, pseudonym, record_id
 from tunewatch.integrations.formats.result import EventDefaults, ImportResult
-from tunewatch.schema import REASONS_END
+from tunewatch.schema import DURATION_SLACK_MS, MARKET_CODES, MAX_TRACK_MS, REASONS_END, UNKNOWN_MARKET
 
 #: Columns read from the export, with their types (absent ones become null).
 EXPORT_SCHEMA: Final = {
@@ -144,27 +157,30 @@ def history_to_events(
             pl.col("ts").str.to_datetime(RFC3339, time_zone="UTC", strict=False).dt.epoch("ms"),
             pl.col("ts").str.extract(r"^\s*(\d{10,16})\s*$", 1).cast(pl.Int64, strict=False),
         ).alias("_ts_ms"),
-        pl.when(pl.col("ms_played") >= 0).then(pl.col("ms_played")).alias("ms_played"),
+        pl.when(pl.col("ms_played").is_between(0, MAX_TRACK_MS)).then(pl.col("ms_played")).alias("ms_played"),
         pl.col("spotify_track_uri").str.extract(r"^spotify:track:([0-9A-Za-z]+)$", 1).alias("_track"),
         pl.col("username").fill_null(pl.lit(user_fallback, dtype=pl.String)).alias("_user"),
     )
-    skipped = {
-        "no_track": int(frame.filter(pl.col("_track").is_null()).height),
-        "bad_ts": int(frame.filter(pl.col("_track").is_not_null() & pl.col("_ts_ms").is_null()).height),
-        "bad_ms_played": int(
-            frame.filter(
-                pl.col("_track").is_not_null() & pl.col("_ts_ms").is_not_null() & pl.col("ms_played").is_null()
-            ).height
-        ),
+    artist = pl.col("master_metadata_album_artist_name").str.strip_chars()
+    checks = {  # in order: a record is counted under the first check it fails
+        "no_track": pl.col("_track").is_not_null(),
+        "bad_ts": pl.col("_ts_ms").is_not_null(),
+        "bad_ms_played": pl.col("ms_played").is_not_null(),
+        "no_artist": artist.is_not_null() & (artist != ""),
     }
-    frame = frame.filter(
-        pl.col("_track").is_not_null() & pl.col("_ts_ms").is_not_null() & pl.col("ms_played").is_not_null()
-    )
-    done = pl.col("reason_end").str.to_lowercase() == "trackdone"
-    estimate = (
-        pl.col("ms_played").filter(done).max().over("_track").fill_null(pl.col("ms_played").max().over("_track"))
-    ).clip(lower_bound=1)
+    skipped: dict[str, int] = {}
+    passed = pl.lit(True)
+    for reason, check in checks.items():
+        skipped[reason] = int(frame.select((passed & ~check).sum()).item())
+        passed = passed & check
+    frame = frame.filter(passed)
     known = pl.col("_track").replace_strict(dict(durations or {}), default=None, return_dtype=pl.Int64)
+    longest = pl.col("ms_played").max().over("_track").clip(lower_bound=1)
+    over = pl.col("ms_played") > known + DURATION_SLACK_MS
+    duration = pl.when(known.is_null()).then(longest).when(over).then(pl.col("ms_played")).otherwise(known)
+    source = pl.when(known.is_null()).then(pl.lit("longest_play")).when(over).then(pl.lit("play"))
+    country = pl.col("conn_country").str.strip_chars().str.to_uppercase()
+    market = pl.when(country.is_in(list(MARKET_CODES))).then(country).otherwise(pl.lit(UNKNOWN_MARKET))
     events = frame.select(
         record_id(
             "sp",
@@ -181,19 +197,28 @@ def history_to_events(
         _per_distinct(frame, "_user", pseudonym(pl.col("_user"), key), pl.String).alias("user_id"),
         pl.col("_track").alias("track_id"),
         name_id("an", pl.col("master_metadata_album_artist_name")).alias("artist_id"),
-        pl.col("conn_country").str.to_uppercase().alias("market"),
+        market.alias("market"),
         _per_distinct(frame, "platform", platform_expr(pl.col("platform")), pl.String)
         .fill_null(pl.lit(defaults.platform))
         .alias("platform"),
         pl.lit(defaults.tier).alias("tier"),
         pl.col("ms_played"),
-        known.fill_null(estimate).alias("track_duration_ms"),
+        duration.alias("track_duration_ms"),
         reason_end_expr(pl.col("reason_end")).fill_null(pl.lit("other")).alias("reason_end"),
         pl.col("skipped"),
         pl.col("offline"),
         pl.col("shuffle"),
-    )
-    return ImportResult(events=events, received=received, skipped=skipped)
+        source.otherwise(pl.lit("catalogue")).alias("duration_source"),
+    ).sort("ts", maintain_order=True)  # time order: files and records of an export come in any order
+    unknown_market = frame.select((~country.is_in(list(MARKET_CODES)) | country.is_null()).sum()).item()
+    sources = events.get_column("duration_source").value_counts()
+    counted = dict(zip(sources["duration_source"].to_list(), sources["count"].to_list(), strict=True))
+    inferred = {
+        "market unknown (ZZ)": int(unknown_market) + int(frame.select((country == UNKNOWN_MARKET).sum()).item()),
+        "durations from the longest play": int(counted.get("longest_play", 0)),
+        "durations from a play longer than the catalogue's": int(counted.get("play", 0)),
+    }
+    return ImportResult(events=events, received=received, skipped=skipped, inferred=inferred)
 
 
 def import_spotify_history(
