@@ -46,13 +46,14 @@ $(VENV)/.bench-installed: requirements/bench.lock pyproject.toml | $(VENV)/bin/p
 ## Re-resolve every dependency (newest allowed by pyproject.toml) into the lock files.
 lock: | $(VENV)/bin/python
 	$(PIP) install -q uv
-	$(LOCK_CMD) -o requirements/run.lock
-	$(LOCK_CMD) --extra dev -o requirements/dev.lock
-	$(LOCK_CMD) --extra dev --extra bench -o requirements/bench.lock
+	$(LOCK_CMD) --extra server -o requirements/run.lock
+	$(LOCK_CMD) --extra all --extra dev -o requirements/dev.lock
+	$(LOCK_CMD) --extra all --extra dev --extra bench -o requirements/bench.lock
 
 setup: $(STAMP)
 
-## Run the product on embedded defaults: service + simulated live stream, alerts in the console.
+## Run the product on embedded defaults: service + simulated live stream, alerts in the console (installs only
+## the library and the `server` extra: requirements/run.lock).
 run: $(VENV)/.run-installed
 	$(VENV)/bin/tunewatch run
 

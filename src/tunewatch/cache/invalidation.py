@@ -14,11 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgpack
 
-from tunewatch.cache.redis_backend import REDIS_ERRORS, RedisBackend
+from tunewatch.cache.remote import REDIS_ERRORS, open_remote
+
+if TYPE_CHECKING:
+    from tunewatch.cache.redis_backend import RedisBackend
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class InvalidationListener:
         on_reconnect: Callable[[], None],
         poll_s: float = 0.2,
     ) -> None:
-        self.backend = RedisBackend(remote.config)  # a private client: the manager may reset its own
+        self.backend = open_remote(remote.config)  # a private client: the manager may reset its own
         self.channel = channel
         self.on_message = on_message
         self.on_reconnect = on_reconnect

@@ -36,10 +36,11 @@ from tunewatch.cache.codec import NEGATIVE, Codec, CodecError
 from tunewatch.cache.config import CacheConfig
 from tunewatch.cache.invalidation import InvalidationListener, decode_message, encode_message
 from tunewatch.cache.memory import MemoryBackend
-from tunewatch.cache.redis_backend import REDIS_ERRORS, RedisBackend
+from tunewatch.cache.remote import REDIS_ERRORS, open_remote
 from tunewatch.cache.stats import CacheCounters
 
 if TYPE_CHECKING:
+    from tunewatch.cache.redis_backend import RedisBackend
     from tunewatch.process.processor import ProcessingResult
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class MusicStreamingCacheManager:
         self.memory = MemoryBackend(
             max_entries=cfg.memory_max_entries, max_bytes=cfg.memory_max_bytes, clock=self.clock
         )
-        self.remote: RedisBackend | None = None if cfg.backend == "memory" else RedisBackend(cfg)
+        self.remote: RedisBackend | None = None if cfg.backend == "memory" else open_remote(cfg)
         self.counters = CacheCounters()
         self._prefix = f"{cfg.namespace}:v{cfg.version}:"
         self._meta = f"{cfg.namespace}:v{cfg.version}!"

@@ -16,13 +16,10 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
 from tunewatch.cache.config import CacheConfig
-
-REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
-"""What a Redis call may raise when the server is down, slow, failing over or unreachable."""
+from tunewatch.cache.remote import REDIS_ERRORS
 
 _RELEASE_LOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end

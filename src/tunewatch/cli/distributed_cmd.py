@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import IO, Annotated
 
 import typer
-from redis.exceptions import RedisClusterException, RedisError
 from rich.console import Console
 
+from tunewatch.cache.remote import REDIS_ERRORS
 from tunewatch.cli.feedback import print_error
 from tunewatch.cli.paths import output_path
 from tunewatch.errors import TunewatchError
@@ -44,7 +44,7 @@ def _errors() -> Iterator[None]:
     except (TunewatchError, ValueError) as exc:
         print_error(str(exc))
         raise typer.Exit(2) from exc
-    except (RedisError, RedisClusterException, OSError) as exc:
+    except REDIS_ERRORS as exc:
         print_error(f"redis: {type(exc).__name__}: {exc}")
         raise typer.Exit(3) from exc
 

@@ -84,6 +84,8 @@ def user_errors() -> Iterator[None]:
         yield
     except TunewatchError as exc:
         fail(str(exc))
+    except ModuleNotFoundError as exc:
+        fail(_missing_extra(exc))
     except OSError as exc:
         if exc.filename is None:
             raise
@@ -92,3 +94,21 @@ def user_errors() -> Iterator[None]:
         fail(f"database: {exc}")
     except KeyboardInterrupt:
         fail("interrupted", 130)
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> str:
+    from tunewatch.extras import missing_extra_message
+
+    message = missing_extra_message(exc.name)
+    if message is None:
+        raise exc
+    return message
+
+
+def run_app(app: typer.Typer, prog_name: str) -> None:
+    """Run ``app``; a command that needs an extra that is not installed says which, in one line."""
+    try:
+        app(prog_name=prog_name)
+    except ModuleNotFoundError as exc:
+        print_error(_missing_extra(exc))
+        raise SystemExit(2) from None

@@ -11,7 +11,17 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from tunewatch import __version__
-from tunewatch.cli.feedback import OUTPUT, OutputFormat, console, fail, out, output_format, print_json, user_errors
+from tunewatch.cli.feedback import (
+    OUTPUT,
+    OutputFormat,
+    console,
+    fail,
+    out,
+    output_format,
+    print_json,
+    run_app,
+    user_errors,
+)
 from tunewatch.cli.paths import is_stdio, open_output, output_path, text_input
 
 app = typer.Typer(
@@ -255,14 +265,13 @@ def rules_check(
 
 
 def _register_optional() -> None:
-    """Commands contributed by other modules (registered only when present)."""
+    """Commands of the other modules (each imports its optional packages only when it runs)."""
     for module, attr, name in (
         ("tunewatch.cli.simulate_cmd", "simulate", "simulate"),
         ("tunewatch.cli.serve_cmd", "serve", "serve"),
         ("tunewatch.cli.serve_cmd", "run", "run"),
     ):
-        with contextlib.suppress(ImportError, AttributeError):
-            app.command(name)(getattr(__import__(module, fromlist=[attr]), attr))
+        app.command(name)(getattr(__import__(module, fromlist=[attr]), attr))
     for module, attr, name in (
         ("tunewatch.cli.bench_cmd", "app", "bench"),
         ("tunewatch.cli.silence_cmd", "app", "silences"),
@@ -273,8 +282,7 @@ def _register_optional() -> None:
         ("tunewatch.cli.audit_cmd", "app", "audit"),
         ("tunewatch.cli.distributed_cmd", "app", "cluster"),
     ):
-        with contextlib.suppress(ImportError, AttributeError):
-            app.add_typer(getattr(__import__(module, fromlist=[attr]), attr), name=name)
+        app.add_typer(getattr(__import__(module, fromlist=[attr]), attr), name=name)
 
 
 _register_optional()
@@ -282,7 +290,7 @@ _register_optional()
 
 def run() -> None:
     """Console-script entry point."""
-    app(prog_name="tunewatch")
+    run_app(app, "tunewatch")
 
 
 if __name__ == "__main__":

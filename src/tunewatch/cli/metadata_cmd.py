@@ -35,12 +35,13 @@ TierOption = Annotated[str, typer.Option("--tier", help="Subscription tier of th
 
 def _service(use_lastfm: bool) -> Any:
     from tunewatch.cache import MusicStreamingCacheManager
-    from tunewatch.integrations import LastfmClient, MetadataService, SpotifyMetadataClient
+    from tunewatch.integrations.lastfm import LastfmClient
+    from tunewatch.integrations.metadata import MetadataService, spotify_client
 
     providers: list[Any] = []
     enrichers: list[Any] = []
     if os.environ.get("SPOTIFY_CLIENT_ID") and os.environ.get("SPOTIFY_CLIENT_SECRET"):
-        providers.append(SpotifyMetadataClient())
+        providers.append(spotify_client())
     if use_lastfm and os.environ.get("LASTFM_API_KEY"):
         lastfm = LastfmClient()
         providers.append(lastfm)

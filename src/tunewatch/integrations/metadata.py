@@ -96,12 +96,11 @@ class MetadataService:
         import os
 
         from tunewatch.integrations.lastfm import LastfmClient
-        from tunewatch.integrations.spotify import SpotifyMetadataClient
 
         providers: list[MetadataProvider] = []
         enrichers: list[MetadataEnricher] = []
         if os.environ.get("SPOTIFY_CLIENT_ID") and os.environ.get("SPOTIFY_CLIENT_SECRET"):
-            providers.append(SpotifyMetadataClient())
+            providers.append(spotify_client())
         if os.environ.get("LASTFM_API_KEY"):
             enrichers.append(LastfmClient())
         if not providers and not enrichers:
@@ -220,3 +219,16 @@ def _put(notes: dict[str, str], name: str, value: Any) -> None:
         return
     text = " ".join(str(value).split())  # no control characters or newlines in an annotation
     notes[name] = text[:_MAX_ANNOTATION]
+
+
+def spotify_client() -> MetadataProvider:
+    """The Spotify Web API client (credentials from the environment); says which extra to install if missing."""
+    try:
+        from tunewatch.integrations.spotify import SpotifyMetadataClient
+    except ImportError:
+        from tunewatch.errors import ConfigError
+
+        raise ConfigError(
+            "SPOTIFY_CLIENT_ID is set, but the Spotify client is not installed: pip install 'tunewatch[integrations]'"
+        ) from None
+    return SpotifyMetadataClient()

@@ -1,16 +1,22 @@
 """Receiver integrations: one module per kind (Slack, email, webhook, Alertmanager) and the registry that builds them.
 
-Adding a receiver kind means one new module here and one entry in :func:`build_integrations`.
+Adding a receiver kind means one new module here and one entry in :func:`build_integrations`. Slack's client
+(slack-sdk, in the ``server`` extra) is imported only when a receiver uses Slack.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from tunewatch.errors import ConfigError
 from tunewatch.notify.config import NotifyConfig, ReceiverConfig
 from tunewatch.notify.receivers.alertmanager import AlertmanagerIntegration
 from tunewatch.notify.receivers.base import DeliveryError, Integration
 from tunewatch.notify.receivers.email import EmailIntegration
-from tunewatch.notify.receivers.slack import SlackIntegration
 from tunewatch.notify.receivers.webhook import WebhookIntegration
+
+if TYPE_CHECKING:
+    from tunewatch.notify.receivers.slack import SlackIntegration
 
 __all__ = ["DeliveryError", "Integration", "build_integrations", "integration_slots"]
 
@@ -25,6 +31,16 @@ def integration_slots(receiver: ReceiverConfig) -> list[tuple[str, int, bool]]:
     return out
 
 
+def _slack(receiver: str) -> type[SlackIntegration]:
+    try:
+        from tunewatch.notify.receivers.slack import SlackIntegration
+    except ImportError:
+        raise ConfigError(
+            f"receivers: {receiver}: slack_configs need the slack-sdk package: pip install 'tunewatch[server]'"
+        ) from None
+    return SlackIntegration
+
+
 def build_integrations(config: NotifyConfig) -> dict[str, Integration]:
     """Every configured integration, keyed ``receiver|kind/index`` (see ``Notification.integration_key``)."""
     g = config.global_
@@ -37,7 +53,7 @@ def build_integrations(config: NotifyConfig) -> dict[str, Integration]:
         for i, s in enumerate(r.slack_configs):
             url = s.api_url or g.slack_api_url
             assert url is not None  # checked by NotifyConfig
-            out[f"{r.name}|slack/{i}"] = SlackIntegration(
+            out[f"{r.name}|slack/{i}"] = _slack(r.name)(
                 r.name, url=url.get_secret_value(), send_resolved=s.send_resolved, timeout_s=timeout(s.timeout),
                 channel=s.channel, username=s.username, icon_emoji=s.icon_emoji,
             )  # fmt: skip

@@ -1,0 +1,39 @@
+"""The Redis tier, loaded only when configured: ``pip install 'tunewatch[redis]'`` adds redis-py.
+
+:data:`REDIS_ERRORS` is what a Redis call may raise (just ``OSError`` without redis-py, when no call is made);
+:func:`open_remote` builds the backend, or says which extra to install.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tunewatch.cache.config import CacheConfig
+from tunewatch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tunewatch.cache.redis_backend import RedisBackend
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from redis.exceptions import RedisClusterException, RedisError
+    except ImportError:
+        return (OSError,)
+    return (RedisError, RedisClusterException, OSError)
+
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = _redis_errors()
+"""What a Redis call may raise when the server is down, slow, failing over or unreachable."""
+
+
+def open_remote(config: CacheConfig) -> RedisBackend:
+    """The Redis / Redis Cluster backend of ``config``; :class:`ConfigError` if redis-py is not installed."""
+    try:
+        from tunewatch.cache.redis_backend import RedisBackend
+    except ImportError:
+        raise ConfigError(
+            "cache: a Redis backend is configured (TUNEWATCH_CACHE_*), but the redis package is not installed; "
+            "install it with: pip install 'tunewatch[redis]'"
+        ) from None
+    return RedisBackend(config)
