@@ -31,3 +31,13 @@ def test_hostile_text_is_printed_literally_with_its_explanations(monkeypatch: py
     assert "top contributors: market=BR, cdn=edge-2" in text
     assert "top rejection reasons: market: unknown_country (12)" in text
     assert "track: Coastline Lights by Neon Harbor" in text
+
+
+def test_run_labels_alert_lines_with_their_simulated_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    console = Console(record=True, width=200, color_system=None)
+    monkeypatch.setattr(serve_cmd, "console", console)
+    alert = Alert(labels={"alertname": "PlaysDrop", "market": "BR"}, annotations={"summary": "plays down"},
+                  status="firing", starts_at=0)  # fmt: skip
+    sink = serve_cmd._alert_sink(None, lambda: serve_cmd._sim_label(1_767_607_380))
+    sink(alert)
+    assert console.export_text().splitlines()[0].startswith("sim 2026-01-05 10:03 FIRING   PlaysDrop (market=BR)")

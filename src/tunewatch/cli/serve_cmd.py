@@ -25,19 +25,23 @@ if TYPE_CHECKING:
 console = Console()
 
 
-def print_alert(alert: Alert) -> None:
-    """One console line per alert state change, with its explanation (data printed as text, never as markup)."""
+def print_alert(alert: Alert, when: str = "") -> None:
+    """One console line per alert state change, with its explanation (data printed as text, never as markup).
+
+    ``when`` prefixes the line (``run`` labels each change with its simulated time).
+    """
     labels = escape(
         ", ".join(f"{k}={v}" for k, v in alert.labels.items() if k not in ("alertname", "severity", "team"))
     )
     ann = {k: escape(v) for k, v in alert.annotations.items()}
     name = escape(alert.name)
+    prefix = f"[dim]{escape(when)}[/] " if when else ""
     if alert.status != "firing":
-        console.print(f"[bold green]RESOLVED[/] [bold]{name}[/] ({labels})", highlight=False)
+        console.print(f"{prefix}[bold green]RESOLVED[/] [bold]{name}[/] ({labels})", highlight=False)
         return
     risk = ann.get("revenue_at_risk_per_hour")
     extra = f"  [dim]revenue at risk {risk}/h[/]" if risk else ""
-    console.print(f"[bold red]FIRING[/]   [bold]{name}[/] ({labels})", highlight=False)
+    console.print(f"{prefix}[bold red]FIRING[/]   [bold]{name}[/] ({labels})", highlight=False)
     console.print(f"         {ann.get('summary', '')}{extra}", highlight=False)
     details = {
         "top contributors": ann.get("top_contributors"),
@@ -76,11 +80,11 @@ UVICORN_PRODUCTION = {
 }  # fmt: skip
 
 
-def _alert_sink(notifier: BackgroundNotifier | None) -> Callable[[Alert], None]:
-    """Print every alert change; hand it to the notification pipeline too when one is configured."""
+def _alert_sink(notifier: BackgroundNotifier | None, when: Callable[[], str] | None = None) -> Callable[[Alert], None]:
+    """Print every alert change (``when`` labels it); hand it to the notification pipeline when configured."""
 
     def on_alert(alert: Alert) -> None:
-        print_alert(alert)
+        print_alert(alert, when() if when is not None else "")
         if notifier is not None:
             notifier(alert)
 
@@ -113,6 +117,13 @@ def _notify_db(notify_db: Path | None, database: Path | str) -> Path:
     if str(database) == ":memory:":
         return ensure_folder_of(home() / "notify.db")
     return Path(database)
+
+
+def _sim_label(epoch_s: float) -> str:
+    """``sim 2026-01-05 10:03`` for a simulated instant."""
+    from datetime import UTC, datetime
+
+    return "sim " + datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def serve(
@@ -177,7 +188,13 @@ def run(
     notify_config: NOTIFY_CONFIG = None,
     notify_db: NOTIFY_DB = None,
 ) -> None:
-    """Serve, plus a simulated live stream (time compressed) with incidents; print alerts as they change."""
+    """Serve, plus a simulated live stream (time compressed) with incidents; print alerts as they change.
+
+    Everything inside runs on the SIMULATED clock, --speed simulated minutes per wall-clock second, starting
+    --warmup minutes before now: event and alert times, alert 'for' and resolve delays, silences created through
+    the API or console (a 2h silence lasts 2h of simulated time), data-freshness lag, and the notification
+    config's group_wait, group_interval and repeat_interval. Alert lines are labelled with their simulated time.
+    """
     from tunewatch.server import LiveService, create_app
     from tunewatch.simulate import SimulationConfig, Simulator
 
@@ -207,7 +224,7 @@ def run(
             FunctionClock(sim_clock, speed=60 * speed),
             max_sleep_s=0.5,
         )
-    service = LiveService(clock=sim_clock, on_alert=_alert_sink(notifier))
+    service = LiveService(clock=sim_clock, on_alert=_alert_sink(notifier, lambda: _sim_label(sim_clock())))
     stop = threading.Event()
 
     def feed() -> None:
@@ -225,6 +242,12 @@ def run(
     console.print(
         f"[bold]tunewatch run[/]: simulated stream at {rate:,} events/min, {speed:g} simulated min per second; "
         f"first incident after ~{warmup / speed:.0f} s. Ctrl-C to stop."
+    )
+    console.print(
+        f"[yellow]simulated time[/]: every time shown here, in the console and in the API is simulated "
+        f"(now {_sim_label(sim_clock())}, {60 * speed:g}x faster than the wall clock); silences, 'for' delays "
+        "and notification timings run on it too",
+        highlight=False,
     )
     for inc in simulator.incidents[:7]:
         console.print(
