@@ -58,6 +58,8 @@ CASES: list[tuple[list[str], str]] = [
     (["serve", "--notify-config", "random.bin", "--port", "1"], "random.bin"),
     (["run", "--notify-config", "random.bin", "--port", "1"], "random.bin"),
     (["bench", "nab", ".", "random.bin"], "random.bin"),
+    (["cluster", "worker", "--rules", "random.bin"], "random.bin"),
+    (["serve", "--rules", "random.bin", "--port", "1"], "random.bin"),
     (["metadata", "export-alerts", "random.bin", "--out", "x.csv"], "random.bin"),
     (["metadata", "export-metrics", "random.ndjson", "--out", "x.csv"], "random.ndjson"),
     (["metadata", "import-lastfm", "random.bin", "--out", "x.ndjson", "--market", "SE"], "random.bin"),

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from tunewatch.cache.remote import REDIS_ERRORS
 from tunewatch.cli.feedback import print_error
-from tunewatch.cli.paths import output_path
+from tunewatch.cli.paths import output_path, text_input
 from tunewatch.errors import TunewatchError
 
 app = typer.Typer(name="cluster", help="Distributed mode: publish events to Redis Streams and run workers.",
@@ -143,6 +143,7 @@ def worker(
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with _errors(), contextlib.ExitStack() as stack:
+        ruleset = load_rules(text_input(rules, "rule file") if rules else None)  # before connecting: fail fast
         config = WorkerConfig(
             group=group, consumer=consumer or default_consumer(), partitions=_parse_partitions(partitions),
             read_count=read_count, block_ms=block, claim_idle_ms=claim_idle, checkpoint_every=checkpoint_every,
@@ -160,7 +161,7 @@ def worker(
                 sink.flush()
 
         client = connect(redis_url, cluster_node or (), timeout_s=max(5.0, 2 * block / 1000))
-        w = Worker(client, config, rules=load_rules(rules), notify=notify, layout=KeyLayout(prefix))
+        w = Worker(client, config, rules=ruleset, notify=notify, layout=KeyLayout(prefix))
         stats = w.run()
         summary = {"consumer": config.consumer, "partitions": sorted(w.partitions), **stats.as_dict()}
         out.print(json.dumps(summary), highlight=False, soft_wrap=True, markup=False)
