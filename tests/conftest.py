@@ -10,6 +10,12 @@ import pytest
 BASE_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a Monday; a window boundary
 
 
+@pytest.fixture(autouse=True)
+def _private_tunewatch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes to the real ``~/.local/share/tunewatch`` (commands default to ``TUNEWATCH_HOME``)."""
+    monkeypatch.setenv("TUNEWATCH_HOME", str(tmp_path_factory.mktemp("tunewatch-home")))
+
+
 def make_play(i: int, ts: int, **overrides: Any) -> dict[str, Any]:
     """A valid play event; override any field."""
     event: dict[str, Any] = {

@@ -112,11 +112,12 @@ def _database(db: Path | None) -> Path | str:
 
 
 def _notify_db(notify_db: Path | None, database: Path | str) -> Path:
+    """``--notify-db``, else the service's database (created in ``TUNEWATCH_HOME`` when it is the default)."""
     if notify_db is not None:
         return output_path(notify_db, "notification database")
     if str(database) == ":memory:":
         return ensure_folder_of(home() / "notify.db")
-    return Path(database)
+    return ensure_folder_of(Path(database))
 
 
 def _sim_label(epoch_s: float) -> str:
@@ -160,7 +161,7 @@ def serve(
         database = _database(db)
         ruleset = load_rules(text_input(rules, "rule file") if rules else None)
         config = text_input(notify_config, "notification config") if notify_config else None
-        notifier = _notifier(config, _notify_db(notify_db, database))
+        notifier = _notifier(config, _notify_db(notify_db, database) if config else Path(":memory:"))
         service = LiveService(
             ruleset, on_alert=_alert_sink(notifier), db=database, rules_path=rules, settings=settings
         )
@@ -220,7 +221,7 @@ def run(
     with user_errors():
         notifier = _notifier(
             text_input(notify_config, "notification config") if notify_config else None,
-            _notify_db(notify_db, ensure_folder_of(home() / "run.db")),
+            _notify_db(notify_db, home() / "run.db") if notify_config else Path(":memory:"),
             FunctionClock(sim_clock, speed=60 * speed),
             max_sleep_s=0.5,
         )
