@@ -17,7 +17,7 @@ from tunewatch.alert.model import Alert
 from tunewatch.cli.feedback import fail, user_errors
 from tunewatch.cli.paths import output_path, text_input
 from tunewatch.home import default_db, ensure_folder_of, home
-from tunewatch.notify.clock import Clock, FunctionClock
+from tunewatch.notify.clock import Clock
 
 if TYPE_CHECKING:
     from tunewatch.notify.runner import BackgroundNotifier
@@ -191,10 +191,11 @@ def run(
 ) -> None:
     """Serve, plus a simulated live stream (time compressed) with incidents; print alerts as they change.
 
-    Everything inside runs on the SIMULATED clock, --speed simulated minutes per wall-clock second, starting
-    --warmup minutes before now: event and alert times, alert 'for' and resolve delays, silences created through
-    the API or console (a 2h silence lasts 2h of simulated time), data-freshness lag, and the notification
-    config's group_wait, group_interval and repeat_interval. Alert lines are labelled with their simulated time.
+    The service runs on a SIMULATED clock, --speed simulated minutes per wall-clock second, starting --warmup
+    minutes before now: event and alert times, alert 'for' and resolve delays, silences created through the API
+    or console (a 2h silence lasts 2h of simulated time) and data-freshness lag. Alert lines are labelled with
+    their simulated time. Notifications (--notify-config) keep the wall clock: group_wait, group_interval and
+    repeat_interval are real time, and queued notifications survive a restart on the same --notify-db.
     """
     from tunewatch.server import LiveService, create_app
     from tunewatch.simulate import SimulationConfig, Simulator
@@ -219,10 +220,11 @@ def run(
     )
     simulator = Simulator(config)
     with user_errors():
+        # notifications keep wall-clock time: their schedule (stored instants) survives a restart, and the
+        # config's group_wait / group_interval / repeat_interval mean what they say
         notifier = _notifier(
             text_input(notify_config, "notification config") if notify_config else None,
             _notify_db(notify_db, home() / "run.db") if notify_config else Path(":memory:"),
-            FunctionClock(sim_clock, speed=60 * speed),
             max_sleep_s=0.5,
         )
     service = LiveService(clock=sim_clock, on_alert=_alert_sink(notifier, lambda: _sim_label(sim_clock())))
@@ -246,8 +248,8 @@ def run(
     )
     console.print(
         f"[yellow]simulated time[/]: every time shown here, in the console and in the API is simulated "
-        f"(now {_sim_label(sim_clock())}, {60 * speed:g}x faster than the wall clock); silences, 'for' delays "
-        "and notification timings run on it too",
+        f"(now {_sim_label(sim_clock())}, {60 * speed:g}x faster than the wall clock); silences and 'for' delays "
+        "run on it too; notifications keep the wall clock",
         highlight=False,
     )
     for inc in simulator.incidents[:7]:
