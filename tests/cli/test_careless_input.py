@@ -122,6 +122,7 @@ CASES: list[tuple[list[str], str]] = [
     # options
     (["replay", "day.ndjson", "--output", "yaml"], "--output"),
     (["replay", "day.ndjson", "--output", "json", "--alerts-out", "-"], "--alerts-out -"),
+    (["backtest", "day.ndjson", "--plot", "-"], "--plot"),
 ]
 
 

@@ -204,7 +204,9 @@ def backtest(
 
     fmt = output_format(output)
     with user_errors():
-        _one_stdout(fmt, alerts_out=alerts_out, plot=plot)
+        _one_stdout(fmt, alerts_out=alerts_out)
+        if is_stdio(plot):
+            fail("--plot: give an .html file name (the plot is a page, not a stream)")
         for target, what in ((alerts_out, "alerts file"), (plot, "plot")):
             if target is not None:
                 output_path(target, what)
