@@ -162,9 +162,7 @@ def serve(
         ruleset = load_rules(text_input(rules, "rule file") if rules else None)
         config = text_input(notify_config, "notification config") if notify_config else None
         notifier = _notifier(config, _notify_db(notify_db, database) if config else Path(":memory:"))
-        service = LiveService(
-            ruleset, on_alert=_alert_sink(notifier), db=database, rules_path=rules, settings=settings
-        )
+        service = LiveService(ruleset, on_alert=_alert_sink(notifier), db=database, rules_path=rules, settings=settings)
         app = create_app(service)
     console.print(f"tunewatch serving on http://{host}:{port}  (console: /, API docs: /docs, metrics: /metrics)")
     console.print(Text(f"database: {database}  (`tunewatch silences` uses it too; TUNEWATCH_URL=http://{host}:{port} "
