@@ -113,6 +113,7 @@ def list_entries(
 @app.command("verify")
 def verify(db: DbOption = None) -> None:
     """Check the hash chain; exit 1 naming the first edited, deleted, reordered or inserted entry."""
+    db = db if db is not None else default_db()
     try:
         keyring = audit_keyring(db, create=False) if db.is_file() else Keyring.from_env()
     except TunewatchError as exc:
