@@ -65,7 +65,7 @@ def _firing(url: str) -> dict[str, list[str]]:
 def _feed_until_firing(url: str) -> None:
     now_ms = int(time.time() * 1000) // 60_000 * 60_000
     events = [make_play(i, now_ms - 8 * 60_000 + i * 2000, market="BR" if i % 2 else "SE") for i in range(240)]
-    r = httpx.post(url + "/api/v1/events", content=json.dumps(events), timeout=30)
+    r = httpx.post(url + "/api/v1/events", json=events, timeout=30)
     assert r.status_code == 200 and r.json()["accepted"] == 240, r.text
     deadline = time.monotonic() + 30
     while set(_firing(url)) != {"BR", "SE"}:
