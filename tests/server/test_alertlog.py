@@ -38,11 +38,13 @@ def test_restored_alerts_stay_while_confirmed_and_resolve_after_the_grace(
     first, client = _service(db, 0)
     client.post("/api/v1/events", content=_minutes(play, 0, 5))
     (alert,) = first.active_alerts()
+    first.checkpoint()  # a clean stop: one process owns the state files (a new one removes stray temporaries)
 
     again, client = _service(db, 0)  # restart, same rules: the engine fires the alert again
     assert [a.fingerprint for a in again.active_alerts()] == [alert.fingerprint]
     client.post("/api/v1/events", content=_minutes(play, 0, 10))
     assert [a.fingerprint for a in again.active_alerts()] == [alert.fingerprint] and not again.alert_log.restored
+    again.checkpoint()
 
     quiet, client = _service(db, 10**9)  # restart with a rule that no longer fires
     assert [a.fingerprint for a in quiet.active_alerts()] == [alert.fingerprint]
