@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from tunewatch.detect.detectors import EnsembleDetector  # noqa: E402
 from tunewatch.detect.kernel_detector import KernelParams  # noqa: E402
-from tunewatch.detect.nab_default import LABEL_FREE_THRESHOLD, NAB_DEFAULT, SEARCH_SPACE  # noqa: E402
+from tunewatch.detect.nab_default import NAB_DEFAULT, SEARCH_SPACE  # noqa: E402
 from tunewatch.evaluate.generalise import (  # noqa: E402
     false_episode_rate,
     fixed_threshold_score,
@@ -37,15 +37,13 @@ from tunewatch.evaluate.generalise import (  # noqa: E402
 )
 from tunewatch.evaluate.nab import load_corpus, load_windows, run_detector, sweep_corpus  # noqa: E402
 from tunewatch.evaluate.nab_score import PROFILES, FloatArray, SweptFile, score_corpus, sweep_file  # noqa: E402
-from tunewatch.evaluate.registry import nab_scorer  # noqa: E402
+from tunewatch.evaluate.registry import LABEL_FREE_THRESHOLDS, nab_scorer  # noqa: E402
 from tunewatch.evaluate.synthetic import generate  # noqa: E402
 
 #: The synthetic suite's seeds: settings are developed on DEV_SEED; HELD_OUT_SEED is only ever reported.
 DEV_SEED = 1
 HELD_OUT_SEED = 9090
 
-#: label-free thresholds of the comparison detectors (windowedGaussian: a 1-in-10,000 Gaussian tail)
-PEER_THRESHOLDS = {"windowed_gaussian": 0.9999}
 
 
 def _sample(rng: np.random.Generator) -> dict[str, Any]:
@@ -86,7 +84,7 @@ def nab_report(nab_dir: Path, names: list[str], search: int, seed: int) -> dict[
             rng = np.random.default_rng(seed)
             for i in range(search):
                 configs[f"search{i}"] = run_detector(corpus, _scorer_of(_sample(rng)))
-        free = LABEL_FREE_THRESHOLD if name == "default" else PEER_THRESHOLDS.get(name, 0.5)
+        free = LABEL_FREE_THRESHOLDS.get(name, 0.5)
         for pname, prof in PROFILES.items():
             whole = score_corpus(swept, configs[name], prof)
             if pname == "standard":
@@ -111,7 +109,7 @@ def synthetic_report(names: list[str], thresholds: dict[str, float], seed: int, 
     print(f"{'detector':<20}{'family':<15}{'NAB thr':>9}{'free':>7}{'best':>7}{'FE/1k':>7}{'FE/1k free':>11}")
     for name in names:
         scorer = _scorer(name)
-        free = LABEL_FREE_THRESHOLD if name == "default" else PEER_THRESHOLDS.get(name, 0.5)
+        free = LABEL_FREE_THRESHOLDS.get(name, 0.5)
         rows = []
         for fam in [*fams, "ALL"]:
             group = [s for s in series if fam in ("ALL", s.key.split("/")[0])]

@@ -78,3 +78,21 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
         sweep_corpus(load_corpus(data), load_windows(labels))
     res = CliRunner().invoke(app, ["bench", "nab", str(data), str(labels), "--detector", "nope"])
     assert res.exit_code == 2 and "unknown 'nope'" in res.output
+
+
+def test_bench_nab_reports_held_out_and_label_free_scores_beside_the_fitted_one(tmp_path: Path) -> None:
+    from tunewatch.evaluate.generalise import fixed_threshold_score, leave_one_group_out
+    from tunewatch.evaluate.registry import LABEL_FREE_THRESHOLDS
+
+    data, labels = _write_corpus(tmp_path)
+    res = CliRunner(env={"COLUMNS": "160"}).invoke(app, ["bench", "nab", str(data), str(labels)])
+    assert res.exit_code == 0, res.output
+    corpus = load_corpus(data)
+    swept = sweep_corpus(corpus, load_windows(labels))
+    scores = run_detector(corpus, nab_scorer("default"))
+    std = PROFILES["standard"]
+    held = leave_one_group_out(swept, {"default": scores}, std).normalized
+    free = fixed_threshold_score(swept, scores, std, LABEL_FREE_THRESHOLDS["default"])
+    row = next(line for line in res.output.splitlines() if "standard" in line)
+    assert f"{held:.2f}" in row and f"{free:.2f}" in row
+    assert f"at {LABEL_FREE_THRESHOLDS['default']}" in res.output

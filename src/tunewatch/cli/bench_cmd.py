@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from tunewatch.cli.tables import Column, fitted_table
 
 app = typer.Typer(help="Benchmark the anomaly detectors.", no_args_is_help=True)
 out = Console()
@@ -31,8 +32,10 @@ def nab(
     from tunewatch.cli.feedback import user_errors
     from tunewatch.cli.paths import output_dir, text_input
     from tunewatch.errors import TunewatchError
+    from tunewatch.evaluate.generalise import fixed_threshold_score, leave_one_group_out
     from tunewatch.evaluate.nab import load_corpus, load_windows, run_detector, score_all, sweep_corpus, write_results
-    from tunewatch.evaluate.registry import NAB_DETECTORS, nab_scorer
+    from tunewatch.evaluate.nab_score import PROFILES
+    from tunewatch.evaluate.registry import LABEL_FREE_THRESHOLDS, NAB_DETECTORS, nab_scorer
 
     with user_errors():
         if detector not in NAB_DETECTORS:
@@ -47,12 +50,27 @@ def nab(
             n = write_results(corpus, scores, results_dir, detector)
             err.print(f"wrote {n} result files under {results_dir}", markup=False, highlight=False)
         results = score_all(swept, scores, profile)
-    table = Table(title=f"NAB score of {detector!r} on {len(corpus)} files")
-    for col in ("profile", "score", "threshold", "TP windows", "FN windows", "FP rows"):
-        table.add_column(col, justify="right" if col != "profile" else "left")
-    for name, r in results.items():
-        table.add_row(name, f"{r.normalized:.2f}", f"{r.threshold:.6f}", str(r.tp), str(r.fn), str(r.fp))
-    out.print(table)
+        # what the score is worth on unseen data: the threshold chosen without each category, and one chosen
+        # without any label
+        held_out = {p: leave_one_group_out(swept, {detector: scores}, PROFILES[p]).normalized for p in results}
+        free = LABEL_FREE_THRESHOLDS.get(detector)
+        label_free = {p: fixed_threshold_score(swept, scores, PROFILES[p], free) for p in results} if free else {}
+    columns = [
+        Column("profile", 18), Column("score", justify="right"), Column("threshold", 8, drop=2, justify="right"),
+        Column("held out", justify="right"), Column("free", justify="right"),
+        Column("TP windows", 4, drop=1, justify="right"), Column("FN windows", 4, drop=1, justify="right"),
+        Column("FP rows", 4, drop=1, justify="right"),
+    ]  # fmt: skip
+    rows = [
+        [name, f"{r.normalized:.2f}", f"{r.threshold:.6f}", f"{held_out[name]:.2f}",
+         f"{label_free[name]:.2f}" if name in label_free else "-", str(r.tp), str(r.fn), str(r.fp)]
+        for name, r in results.items()
+    ]  # fmt: skip
+    caption = "held out: each category scored at the threshold chosen on the others; free: " + (
+        f"at {free}, a threshold chosen without labels" if free else "no label-free threshold for this detector"
+    )
+    title = f"NAB score of {detector!r} on {len(corpus)} files"
+    out.print(fitted_table(out, columns, rows, title=title, caption=caption))
     if per_file and "standard" in results:
         for key, raw in sorted(results["standard"].per_file.items()):
             out.print(f"{raw:9.3f}  {key}", highlight=False)

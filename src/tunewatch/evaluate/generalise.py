@@ -99,8 +99,9 @@ def leave_one_group_out(
         best: tuple[float, str, float] | None = None
         for name, scores in scores_by_config.items():
             fit = score_corpus(_subset(swept, train), _subset(scores, train), profile)  # type: ignore[arg-type]
-            if best is None or fit.normalized > best[0]:
-                best = (fit.normalized, name, fit.threshold)
+            fitted = Totals(fit.raw, fit.null, fit.perfect).normalized  # also when the others have no window
+            if best is None or fitted > best[0]:
+                best = (fitted, name, fit.threshold)
         assert best is not None, "no configuration to choose from"
         train_score, name, threshold = best
         held = score_corpus(
@@ -117,7 +118,8 @@ def fixed_threshold_score(
     swept: Mapping[str, SweptFile], scores: Mapping[str, FloatArray], profile: Profile, threshold: float
 ) -> float:
     """Normalised score at a threshold chosen in advance (no labels consulted)."""
-    return score_corpus(dict(swept), dict(scores), profile, threshold=threshold).normalized
+    r = score_corpus(dict(swept), dict(scores), profile, threshold=threshold)
+    return Totals(r.raw, r.null, r.perfect).normalized
 
 
 def false_episode_rate(scores: Mapping[str, FloatArray], threshold: float) -> float:

@@ -9,7 +9,7 @@ import numpy as np
 
 from tunewatch.detect.detectors import DETECTORS, EnsembleDetector
 from tunewatch.detect.kernel_detector import KernelDetector
-from tunewatch.detect.nab_default import NAB_DEFAULT
+from tunewatch.detect.nab_default import LABEL_FREE_THRESHOLD, NAB_DEFAULT
 from tunewatch.detect.robust import RobustLevelDetector
 from tunewatch.evaluate.nab import SeriesScorer
 from tunewatch.evaluate.nab_score import FloatArray
@@ -53,3 +53,8 @@ def nab_scorer(name: str) -> SeriesScorer:
         return NAB_DETECTORS[name]
     except KeyError:
         raise KeyError(f"unknown NAB detector {name!r}; known: {', '.join(NAB_DETECTORS)}") from None
+
+
+#: Thresholds chosen without labels, for the detectors that have one: tunewatch's default (a false-alarm budget
+#: on anomaly-free series, see ``nab_default``) and windowedGaussian's 1-in-10,000 Gaussian tail.
+LABEL_FREE_THRESHOLDS: dict[str, float] = {"default": LABEL_FREE_THRESHOLD, "windowed_gaussian": 0.9999}
