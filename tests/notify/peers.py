@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -124,3 +130,39 @@ def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
     return ctx
+
+
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+
+
+@contextlib.contextmanager
+def real_alertmanager(tmp_path: Path, global_config: str = "") -> Iterator[str]:
+    """Debian's Alertmanager on a loopback port with a null receiver (and ``global_config`` as its ``global:``
+    block, e.g. ``{resolve_timeout: 10s}``); yields its base URL, stops it afterwards. Skips without it."""
+    if not shutil.which(ALERTMANAGER):
+        pytest.skip("prometheus-alertmanager is not installed (Debian: apt-get install prometheus-alertmanager)")
+    port = free_port()
+    conf = tmp_path / "am.yml"
+    head = f"global: {global_config}\n" if global_config else ""
+    conf.write_text(head + "route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
+    proc = subprocess.Popen(
+        [ALERTMANAGER, f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+         f"--storage.path={tmp_path / 'data'}", f"--config.file={conf}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("alertmanager did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

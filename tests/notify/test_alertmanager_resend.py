@@ -4,8 +4,6 @@ back, and the resolution is posted when tunewatch resolves."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,46 +12,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.servers import free_port
+from tests.notify.peers import real_alertmanager
 from tunewatch.alert.model import Alert
 from tunewatch.notify import BackgroundNotifier, NotificationPipeline, NotifyConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 RESOLVE_TIMEOUT_S = 10
 FIRING_S = 40
 
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
-    if not shutil.which(ALERTMANAGER):
-        pytest.skip("prometheus-alertmanager is not installed (Debian: apt-get install prometheus-alertmanager)")
-    port = free_port()
-    conf = tmp_path / "am.yml"
-    conf.write_text(f"global: {{resolve_timeout: {RESOLVE_TIMEOUT_S}s}}\nroute: {{receiver: 'null'}}\n"
-                    "receivers: [{name: 'null'}]\n")  # fmt: skip
-    proc = subprocess.Popen(
-        [ALERTMANAGER, f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-         f"--storage.path={tmp_path / 'data'}", f"--config.file={conf}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("alertmanager did not start")
-            time.sleep(0.05)
+    with real_alertmanager(tmp_path, f"{{resolve_timeout: {RESOLVE_TIMEOUT_S}s}}") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _state(url: str) -> dict[str, Any] | None:

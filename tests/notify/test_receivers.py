@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import email
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from email.message import Message
@@ -16,7 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.notify.peers import HttpReceiver, free_port, self_signed_cert, server_tls_context
+from tests.notify.peers import HttpReceiver, free_port, real_alertmanager, self_signed_cert, server_tls_context
 from tunewatch.alert.model import Alert, format_time
 from tunewatch.notify import ManualClock, NotificationPipeline, NotifyConfig
 
@@ -167,37 +165,12 @@ receivers: [{{name: mail, email_configs: [{{to: a@example.com, from: b@example.c
     assert sink.messages == []
 
 
-ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
-    if not shutil.which(ALERTMANAGER):
-        pytest.skip("prometheus-alertmanager is not installed")
-    port = free_port()
-    conf = tmp_path / "am.yml"
-    conf.write_text("route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
-    proc = subprocess.Popen(
-        [ALERTMANAGER, f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-         f"--storage.path={tmp_path / 'data'}", f"--config.file={conf}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("alertmanager did not start")
-            time.sleep(0.05)
+    with real_alertmanager(tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_forward_to_real_alertmanager(alertmanager: str) -> None:
