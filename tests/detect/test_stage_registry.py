@@ -98,7 +98,7 @@ class _OracleStage:
         if not parts:
             return pl.DataFrame(schema=DETECTION_SCHEMA)
         floats = ("value", "weight", "evidence_weight", "evidence_value", "evidence_expected", "evidence_excess",
-                  "expected", "lower", "upper", "score")  # fmt: skip
+                  "evidence_points", "expected", "lower", "upper", "score")  # fmt: skip
         return pl.concat(parts).select(DETECTION_SCHEMA.names()).with_columns(pl.col(floats).fill_nan(None))
 
     def _run_metric(
@@ -139,9 +139,10 @@ class _OracleStage:
             ev_v = v if det.evidence_value is None else det.evidence_value
             ev_e = det.expected if det.evidence_expected is None else det.evidence_expected
             ev_x = v - det.expected if det.evidence_excess is None else det.evidence_excess
+            ev_p = np.ones(ids.size) if det.evidence_points is None else det.evidence_points
             cols = {"window_start": np.full(ids.size, t, dtype=np.int64), "sid": ids, "value": v, "weight": wt,
                     "evidence_weight": ew, "evidence_value": ev_v, "evidence_expected": ev_e,
-                    "evidence_excess": ev_x}  # fmt: skip
+                    "evidence_excess": ev_x, "evidence_points": ev_p}  # fmt: skip
             cols |= {"expected": det.expected, "lower": det.lower, "upper": det.upper, "score": det.score}
             rows.append(pl.DataFrame(cols))
         self.last_seen[metric] = last_seen

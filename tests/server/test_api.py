@@ -173,6 +173,13 @@ def test_bad_silences_are_refused_with_the_reason(client: TestClient, body: dict
     assert r.status_code == 400 and message in r.json()["detail"]
 
 
+def test_a_rules_reload_keeps_the_entity_prior_of_new_tracks_and_artists() -> None:
+    """The rebuilt detection stage starts entities new to the heavy hitters from their rate before, as at start."""
+    service, client = make_client()
+    assert client.post("/api/v1/rules/reload").json()["status"] == "reloaded"
+    assert service.pipeline.detection.entity_prior == service.pipeline.processor.entity_prior
+
+
 def test_rules_list_reload_health_and_openapi(client: TestClient) -> None:
     assert [r["alert"] for r in client.get("/api/v1/rules").json()] == ["PlaysSeen"]
     assert client.post("/api/v1/rules/reload").json()["status"] == "reloaded"  # the built-in pack (no file)

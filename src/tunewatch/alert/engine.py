@@ -33,7 +33,7 @@ STATE_VERSION: Final = (
 _READABLE_VERSIONS: Final = (2, 3)
 STATE_COMPONENT: Final = "AlertEngine"
 _ARRAYS: Final = ("run", "quiet", "onset", "last_true", "firing")
-_EVIDENCE: Final = ("evidence_weight", "evidence_value", "evidence_expected", "evidence_excess")
+_EVIDENCE: Final = ("evidence_weight", "evidence_value", "evidence_expected", "evidence_excess", "evidence_points")
 #: runbook page used when a rule names no ``runbook_url`` (anchor: the alert name in kebab case)
 DEFAULT_RUNBOOKS: Final = "https://github.com/tunewatch/tunewatch/blob/main/docs/runbooks.md"
 
@@ -306,6 +306,7 @@ class AlertEngine:
         wins = rows.get_column("window_start").to_numpy()
         sids = rows.get_column("sid").to_numpy()
         conds = rows.get_column("__cond").to_numpy()
+        spans = self._spans(rule, rows)
         bounds = np.searchsorted(wins, np.concatenate([windows, [windows[-1] + WINDOW_MS]]))
         need = max(1, -(-rule.for_ms // WINDOW_MS))
         patience = max(1, -(-rule.keep_firing_for_ms // WINDOW_MS))
@@ -314,11 +315,13 @@ class AlertEngine:
             ids, c = sids[a:b], conds[a:b]
             true_now = np.zeros(st.run.size, dtype=bool)
             true_now[ids[c]] = True
+            span = np.ones(st.run.size, dtype=np.int64)
+            span[ids[c]] = spans[a:b][c]
             if self.on_transition is not None and need > 1:
                 self._report_pending(rule, st, rows, true_now, ids, a, int(t), need)
-            st.run = np.where(true_now, st.run + 1, 0)
-            started = true_now & (st.run == 1)
-            st.onset[started] = t
+            started = true_now & (st.run == 0)
+            st.run = np.where(true_now, np.maximum(st.run + 1, span), 0)
+            st.onset[started] = t - (np.minimum(span[started], need) - 1) * WINDOW_MS  # back to the credited minutes
             st.last_true[true_now] = t
             st.quiet = np.where(st.firing & ~true_now, st.quiet + 1, 0)
             fire = np.flatnonzero(~st.firing & (st.run >= need))
@@ -348,6 +351,16 @@ class AlertEngine:
                         extra={**firing.extra, "resolved_at": int(t) + WINDOW_MS},
                     )
                     yield int(t), ended
+
+    @staticmethod
+    def _spans(rule: Rule, rows: pl.DataFrame) -> np.ndarray:
+        """Minutes each row's condition covers towards ``for``: for an anomaly rule, the minutes the detector's
+        judgement pooled (``evidence_points``; 1 where it judged the point alone), since a deviation found over
+        the last five minutes taken together has held, as a whole, for five minutes; 1 for the other kinds."""
+        if rule.kind != "anomaly" or "evidence_points" not in rows.columns:
+            return np.ones(rows.height, dtype=np.int64)
+        points = rows.get_column("evidence_points").fill_null(1.0).to_numpy()
+        return np.maximum(np.nan_to_num(points, nan=1.0), 1.0).astype(np.int64)
 
     def _report_pending(
         self, rule: Rule, st: _RuleState, rows: pl.DataFrame, true_now: np.ndarray, ids: np.ndarray, a: int, t: int,

@@ -13,9 +13,13 @@ Watchdog's root-cause analysis do:
   nothing). The finest such child becomes the alert's slice (entity slices — one track, one artist — are the
   finest), and the drill-down goes on from it;
 * **folding**: an alert that fires while an incident is open is folded into it, with no notification of its
-  own, when its root slice is the incident's, or when it watches the same metric and its slice contains or is
-  contained in the incident's, or when the incident's slice carries at least half of its excess (a sibling
-  such as one CDN during a platform regression). The incident's alert lists it under ``also_affected``
+  own, when its root slice is the incident's, or when its slice contains or is contained in the incident's,
+  or when the incident's slice carries at least half of its excess (a sibling such as one CDN during a
+  platform regression). This holds across metrics (PlaysDrop on each market during a global failure
+  incident), the excess being read in the alert's own metric: a finer slice carrying at least half of the
+  incident slice's excess is a better root and is notified on its own; on another metric, a finer slice is
+  folded only where the incident's slice moves the same way in that metric (or does not watch it), and a
+  coarser one only where the incident's slice carries at least half of its excess. The incident's alert lists it under ``also_affected``
   (annotation and explanation) with the share of its excess the root slice accounts for;
 * the incident resolves (one ``resolved`` notification) when every alert folded into it has resolved.
 
@@ -128,17 +132,20 @@ class IncidentFolder:
         """The share of an alert's excess incident ``inc`` explains when the alert belongs to it, else None."""
         if root == inc.root:
             return 1.0
-        if metric not in inc.metrics:
-            return None
+        same = metric in inc.metrics
         if _contains(inc.root, root):  # finer than the incident's slice: a part of it, or its real cause
             theirs = _contribution(rows, metric, inc.root, direction)
             if theirs is not None and own is not None and theirs > 0 and own >= 0.5 * theirs:
                 return None  # it carries most of the incident's excess: a better root, notified on its own
+            if not same and theirs is not None and theirs <= 0:
+                return None  # another metric that does not move on the incident's slice: not its doing
             return 1.0
         if _contains(root, inc.root):  # coarser: the incident's slice explains (part of) it
             theirs = _contribution(rows, metric, inc.root, direction)
             if theirs is None or not own or own <= 0:
                 return 1.0
+            if not same and theirs < 0.5 * own:
+                return None  # another metric, mostly moved outside the incident's slice
             return max(0.0, min(1.0, theirs / own))
         if set(root) == set(inc.root):
             return None  # disjoint slices of one dimension set (two markets) never explain each other

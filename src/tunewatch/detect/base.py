@@ -39,6 +39,9 @@ class Detection:
     evidence_value: FloatArray | None = None
     evidence_expected: FloatArray | None = None
     evidence_excess: FloatArray | None = None
+    #: how many points (minutes) that evidence spans (1: the point alone), if the detector pools; a rule's
+    #: ``for`` counts them (see :func:`tunewatch.alert.engine.condition`)
+    evidence_points: FloatArray | None = None
 
 
 @dataclass(slots=True)

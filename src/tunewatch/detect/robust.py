@@ -248,10 +248,10 @@ class RobustLevelDetector(VectorDetector):
         warm: npt.NDArray[np.bool_],
         history: FloatArray | None,
         alpha: FloatArray,
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
         """``z``, or the deviation of the last ``pool`` (or ``long_pool``) points taken together where that says
         more (same side); with the weight, the observed and expected values (per point) and the excess (observed
-        minus expected, summed) the chosen judgement rests on.
+        minus expected, summed) the chosen judgement rests on, and the number of points it spans.
 
         A sustained shift of a small series (a few plays a minute) is within the noise minute by minute, and
         would be learnt within minutes; summed over the last minutes — observed against expected counts, their
@@ -274,6 +274,7 @@ class RobustLevelDetector(VectorDetector):
         self._head[idx] = head + 1
         best_z, best_w = z, w
         best_v, best_e, best_x = x, forecast, x - forecast
+        best_p = np.ones_like(x)
         small = np.ones(idx.size, dtype=bool)
         for j, m in enumerate(self.pools):
             sums = self._sums[j]
@@ -299,7 +300,8 @@ class RobustLevelDetector(VectorDetector):
             best_v = np.where(stronger, k / per, best_v)
             best_e = np.where(stronger, e / per, best_e)
             best_x = np.where(stronger, k - e, best_x)
-        return best_z, best_w, best_v, best_e, best_x
+            best_p = np.where(stronger, pts, best_p)
+        return best_z, best_w, best_v, best_e, best_x, best_p
 
     def _clear_pool(self, idx: IntArray) -> None:
         """Forget the pooled points of the series ``idx`` (their baseline was replaced)."""
@@ -356,9 +358,9 @@ class RobustLevelDetector(VectorDetector):
         alpha = np.full(x.size, self.alpha)
         if self.noise == "poisson":
             alpha = np.clip(self.alpha * forecast / self.count_ref, min(self.alpha_min, self.alpha), self.alpha)
-        evidence_w, ev_value, ev_expected, ev_excess = w, x, forecast, resid
+        evidence_w, ev_value, ev_expected, ev_excess, ev_points = w, x, forecast, resid, np.ones_like(x)
         if self.pools and self.noise != "relative":  # sums and quantiles of a few events are too lumpy
-            z, evidence_w, ev_value, ev_expected, ev_excess = self._pooled(
+            z, evidence_w, ev_value, ev_expected, ev_excess, ev_points = self._pooled(
                 idx, x, forecast, w, sd, z, warm, history, alpha
             )
         # The end of an anomaly is not an alert: a series whose shift was adopted as its new normal and that
@@ -425,8 +427,11 @@ class RobustLevelDetector(VectorDetector):
         ev_weight[pos] = evidence_w
         ev_v, ev_e, ev_x = (np.full(n, np.nan) for _ in range(3))
         ev_v[pos], ev_e[pos], ev_x[pos] = ev_value, ev_expected, ev_excess
+        ev_p = np.ones(n)
+        ev_p[pos] = ev_points
         return Detection(score=score, expected=expected, lower=lower, upper=upper, evidence_weight=ev_weight,
-                         evidence_value=ev_v, evidence_expected=ev_e, evidence_excess=ev_x)  # fmt: skip
+                         evidence_value=ev_v, evidence_expected=ev_e, evidence_excess=ev_x,
+                         evidence_points=ev_p)  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """Arrays and parameters of every series."""

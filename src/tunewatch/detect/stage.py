@@ -40,6 +40,7 @@ DETECTION_SCHEMA: Final = pl.Schema(
         ("evidence_value", pl.Float64),  # observed and expected values (per point) of that judgement
         ("evidence_expected", pl.Float64),
         ("evidence_excess", pl.Float64),  # observed minus expected, summed over its points (ratios: in attempts)
+        ("evidence_points", pl.Float64),  # the points (minutes) that judgement spans: a rule's `for` counts them
         ("expected", pl.Float64),
         ("lower", pl.Float64),
         ("upper", pl.Float64),
@@ -234,6 +235,7 @@ class _Points:
     evidence_value: np.ndarray
     evidence_expected: np.ndarray
     evidence_excess: np.ndarray
+    evidence_points: np.ndarray
     expected: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
@@ -387,7 +389,7 @@ class DetectionStage:
         present = np.zeros(n_series, dtype=bool)
         detector = self.detectors[metric]
         out: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("w", "sid", "v", "wt", "ew", "ev", "ee", "ex", "e", "lo", "hi", "s")
+            k: [] for k in ("w", "sid", "v", "wt", "ew", "ev", "ee", "ex", "ep", "e", "lo", "hi", "s")
         }
         for i, t in enumerate(windows):
             a, b = bounds[i], bounds[i + 1]
@@ -413,6 +415,7 @@ class DetectionStage:
             out["ev"].append(v if det.evidence_value is None else det.evidence_value)
             out["ee"].append(det.expected if det.evidence_expected is None else det.evidence_expected)
             out["ex"].append(v - det.expected if det.evidence_excess is None else det.evidence_excess)
+            out["ep"].append(np.ones(ids.size) if det.evidence_points is None else det.evidence_points)
             out["e"].append(det.expected)
             out["lo"].append(det.lower)
             out["hi"].append(det.upper)
@@ -432,6 +435,7 @@ class DetectionStage:
             evidence_value=np.concatenate(out["ev"]),
             evidence_expected=np.concatenate(out["ee"]),
             evidence_excess=np.concatenate(out["ex"]),
+            evidence_points=np.concatenate(out["ep"]),
             expected=np.concatenate(out["e"]),
             lower=np.concatenate(out["lo"]),
             upper=np.concatenate(out["hi"]),
@@ -464,7 +468,7 @@ class DetectionStage:
         codes = np.concatenate([np.full(p.sid.size, p.metric, dtype=np.int64) for p in parts])
         keys = self._keys.frame[np.concatenate([p.key_ids for p in parts])]
         floats = ("value", "weight", "evidence_weight", "evidence_value", "evidence_expected", "evidence_excess",
-                  "expected", "lower", "upper", "score")  # fmt: skip
+                  "evidence_points", "expected", "lower", "upper", "score")  # fmt: skip
         columns = [
             pl.Series("window_start", np.concatenate([p.window_start for p in parts]), dtype=pl.Int64),
             names.gather(codes),

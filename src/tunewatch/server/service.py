@@ -373,7 +373,7 @@ class LiveService:
         rules = load_rules(self.rules_path)
         with self._lock:
             self.pipeline.rules = rules
-            self.pipeline.detection = DetectionStage(rules.targets())
+            self.pipeline.detection = DetectionStage(rules.targets(), entity_prior=self.pipeline.processor.entity_prior)
             self.pipeline.engine = AlertEngine(rules)
         return rules
 

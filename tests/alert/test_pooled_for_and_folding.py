@@ -1,0 +1,111 @@
+"""A rule's ``for`` counts the minutes the detector's pooled evidence spans; folding joins other metrics of one
+incident (the alert's excess read in its own metric)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from tunewatch.alert.engine import AlertEngine
+from tunewatch.alert.incidents import IncidentFolder
+from tunewatch.alert.model import Alert
+from tunewatch.alert.rules import parse_rules
+from tunewatch.detect.stage import DETECTION_SCHEMA
+
+T0 = 1_767_571_200_000
+MINUTE = 60_000
+RULES = """
+groups:
+  - name: g
+    rules:
+      - alert: PlaysDrop
+        kind: anomaly
+        metric: plays
+        direction: down
+        dimensions: [platform]
+        min_score: 0.5
+        min_ratio: 2.0
+        min_excess: 10
+        for: 3m
+"""
+_METRICS = pl.DataFrame({"window_start": [T0], "dimset": ["platform"], "platform": ["tv"], "est_revenue_micros": [1e6]})
+
+
+def _frame(points: list[float | None]) -> pl.DataFrame:
+    """A platform's plays falling from 5 to 0 a minute, judged over ``points`` minutes each (None: not said)."""
+    out: list[dict[str, Any]] = [
+        {"window_start": T0 + i * MINUTE, "metric": "plays", "sid": 0, "dimset": "platform", "platform": "tv",
+         "value": 0.0, "weight": 1.0, "evidence_weight": 5.0, "evidence_value": 0.0, "evidence_expected": 5.0,
+         "evidence_excess": -5.0 * (p or 1) - 10, "evidence_points": p, "expected": 5.0, "lower": 0.0,
+         "upper": 10.0, "score": 0.9}
+        for i, p in enumerate(points)
+    ]  # fmt: skip
+    return pl.DataFrame(out, schema=DETECTION_SCHEMA)
+
+
+def _fired(points: list[float | None]) -> list[Alert]:
+    return [a for a in AlertEngine(parse_rules(RULES)).evaluate(_frame(points), _METRICS) if a.status == "firing"]
+
+
+def test_for_counts_the_minutes_the_pooled_evidence_spans() -> None:
+    """Evidence over the last 5 minutes together has held for 5 minutes: ``for: 3m`` is met on its first minute,
+    and the alert starts at the first of the 3 minutes it credits."""
+    (alert,) = _fired([5.0, 5.0, 5.0])
+    assert alert.extra["fired_at"] == T0 + MINUTE
+    assert alert.starts_at == T0 - 2 * MINUTE
+
+
+def test_for_still_waits_for_evidence_of_single_minutes() -> None:
+    """Judged on the point alone (1 minute, or a detector that does not say), ``for: 3m`` waits 3 minutes;
+    3-minute evidence after a 1-minute one makes 3 (the pools overlap: they are not added up)."""
+    for points in ([1.0, 1.0, 1.0], [None, None, None]):
+        (alert,) = _fired(points)
+        assert alert.extra["fired_at"] == T0 + 3 * MINUTE and alert.starts_at == T0
+    assert _fired([1.0, 1.0]) == []
+    assert _fired([1.0, 2.0]) == []
+    (alert,) = _fired([1.0, 3.0])
+    assert alert.extra["fired_at"] == T0 + 2 * MINUTE
+
+
+def _alert(name: str, metric: str, dims: dict[str, str], value: float, expected: float) -> Alert:
+    labels = {"alertname": name, "severity": "critical", "metric": metric, **dims}
+    extra = {"rule_kind": "anomaly", "fired_at": T0 + MINUTE, "value": value, "expected": expected}
+    return Alert(labels=labels, annotations={"summary": name}, status="firing", starts_at=T0, extra=extra)
+
+
+def _rows(metric: str, rows: list[tuple[str, dict[str, str], float, float]]) -> list[dict[str, Any]]:
+    return [{"window_start": T0, "metric": metric, "sid": i, "dimset": d, **dims, "value": v, "weight": 100.0,
+             "expected": e, "score": 0.9} for i, (d, dims, v, e) in enumerate(rows)]  # fmt: skip
+
+
+def _detections() -> pl.DataFrame:
+    """A global failure incident (4 % → 30 %) in the minute plays fall by 80: 8 in DE (a part of it), 40 in JP
+    alone (JP's own outage); FR's plays did not fall."""
+    failures = _rows("failure_rate", [("global", {}, 0.30, 0.04)])
+    plays = _rows("plays", [("global", {}, 160.0, 240.0), ("market", {"market": "DE"}, 12.0, 20.0),
+                            ("market", {"market": "JP"}, 0.0, 40.0), ("market", {"market": "FR"}, 20.0, 19.0)])
+    return pl.DataFrame(failures + plays, schema=DETECTION_SCHEMA, strict=False)
+
+
+def test_another_metric_on_a_slice_the_incident_explains_is_folded() -> None:
+    folder = IncidentFolder()
+    detections = _detections()
+    (note,) = folder.fold([_alert("PlaybackFailuresUp", "failure_rate", {}, 0.30, 0.04)], detections)
+    assert folder.fold([_alert("PlaysDrop", "plays", {"market": "DE"}, 12.0, 20.0)], detections) == []
+    (incident,) = folder.active()
+    affected = incident.extra["also_affected"]
+    assert [(e["alertname"], e["dims"]) for e in affected] == [("PlaysDrop", {"market": "DE"})]
+    assert "PlaysDrop on market=DE" in incident.annotations["also_affected"]
+    assert note.labels == incident.labels  # the incident's labels stay the root's
+
+
+def test_another_metric_carrying_most_of_the_incident_slice_s_excess_is_notified() -> None:
+    """JP's plays fall by 40 of the 80 the whole service lost: half of it, so not the failures' doing (its own
+    outage), notified on its own."""
+    folder = IncidentFolder()
+    detections = _detections()
+    folder.fold([_alert("PlaybackFailuresUp", "failure_rate", {}, 0.30, 0.04)], detections)
+    jp = _alert("PlaysDrop", "plays", {"market": "JP"}, 0.0, 40.0)
+    assert folder.fold([jp], detections) == [jp]
+    assert len(folder.active()) == 2
