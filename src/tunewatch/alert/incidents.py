@@ -283,9 +283,18 @@ def _weighted(metric: str) -> bool:
 
 
 def _contributions(group: pl.DataFrame, metric: str, direction: str) -> pl.Series:
+    """Each row's excess on ``direction``'s side (events; for ratios and quantiles weighted by the denominator):
+    summed over the minutes the detector pooled where it judged several together (counts and shares of events,
+    whose pooled excess is in events), so that a slice of a few events a minute is weighed by its sustained
+    deviation, not by one minute's chance failure in a sibling."""
     excess = group.get_column("value") - group.get_column("expected")
     if _weighted(metric):
         excess = excess * group.get_column("weight")
+    if "evidence_points" in group.columns and "evidence_excess" in group.columns:
+        pooled = group.get_column("evidence_points").fill_null(1.0) > 1.0
+        excess = pl.select(
+            pl.when(pooled).then(group.get_column("evidence_excess")).otherwise(excess)
+        ).to_series()
     return (excess * (-1.0 if direction == "down" else 1.0)).fill_null(0.0)
 
 
