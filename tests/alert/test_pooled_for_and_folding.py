@@ -50,10 +50,14 @@ def _fired(points: list[float | None]) -> list[Alert]:
 
 def test_for_counts_the_minutes_the_pooled_evidence_spans() -> None:
     """Evidence over the last 5 minutes together has held for 5 minutes: ``for: 3m`` is met on its first minute,
-    and the alert starts at the first of the 3 minutes it credits."""
+    and the alert starts at the first of the 3 minutes it credits. Evidence of the long (15-minute) pool is
+    credited once a second minute confirms it."""
     (alert,) = _fired([5.0, 5.0, 5.0])
     assert alert.extra["fired_at"] == T0 + MINUTE
     assert alert.starts_at == T0 - 2 * MINUTE
+    assert _fired([15.0]) == []
+    (alert,) = _fired([15.0, 15.0])
+    assert alert.extra["fired_at"] == T0 + 2 * MINUTE and alert.starts_at == T0 - 2 * MINUTE
 
 
 def test_for_still_waits_for_evidence_of_single_minutes() -> None:

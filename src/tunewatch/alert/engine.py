@@ -34,6 +34,12 @@ _READABLE_VERSIONS: Final = (2, 3)
 STATE_COMPONENT: Final = "AlertEngine"
 _ARRAYS: Final = ("run", "quiet", "onset", "last_true", "firing")
 _EVIDENCE: Final = ("evidence_weight", "evidence_value", "evidence_expected", "evidence_excess", "evidence_points")
+#: consecutive minutes a condition must hold before its pooled evidence counts towards ``for`` (one minute's
+#: pooled deviation is confirmed by the next one's before the minutes it spans are credited)
+CONFIRM_MINUTES: Final = 2
+#: pooled evidence spanning more minutes than this needs confirming (a long pool, judged where the short one
+#: rests on little, can lean on one minute's chance events); shorter pools are credited at once
+CONFIRM_SPAN: Final = 5
 #: runbook page used when a rule names no ``runbook_url`` (anchor: the alert name in kebab case)
 DEFAULT_RUNBOOKS: Final = "https://github.com/tunewatch/tunewatch/blob/main/docs/runbooks.md"
 
@@ -319,12 +325,14 @@ class AlertEngine:
             span[ids[c]] = spans[a:b][c]
             if self.on_transition is not None and need > 1:
                 self._report_pending(rule, st, rows, true_now, ids, a, int(t), need)
-            started = true_now & (st.run == 0)
-            st.run = np.where(true_now, np.maximum(st.run + 1, span), 0)
+            st.run = np.where(true_now, st.run + 1, 0)
+            started = true_now & (st.run == 1)
             st.onset[started] = t - (np.minimum(span[started], need) - 1) * WINDOW_MS  # back to the credited minutes
             st.last_true[true_now] = t
             st.quiet = np.where(st.firing & ~true_now, st.quiet + 1, 0)
-            fire = np.flatnonzero(~st.firing & (st.run >= need))
+            confirm = np.where(span > CONFIRM_SPAN, min(need, CONFIRM_MINUTES), 1)
+            held = (np.maximum(st.run, span) >= need) & (st.run >= confirm)
+            fire = np.flatnonzero(~st.firing & held)
             resolve = np.flatnonzero(st.firing & (st.quiet >= patience))
             if fire.size:
                 st.firing[fire] = True
@@ -356,7 +364,10 @@ class AlertEngine:
     def _spans(rule: Rule, rows: pl.DataFrame) -> np.ndarray:
         """Minutes each row's condition covers towards ``for``: for an anomaly rule, the minutes the detector's
         judgement pooled (``evidence_points``; 1 where it judged the point alone), since a deviation found over
-        the last five minutes taken together has held, as a whole, for five minutes; 1 for the other kinds."""
+        the last five minutes taken together has held, as a whole, for five minutes; 1 for the other kinds.
+
+        ``for`` is met when the condition has held for :data:`CONFIRM_MINUTES` consecutive minutes (or ``for``,
+        if shorter) and either that run or the newest judgement's span reaches ``for``."""
         if rule.kind != "anomaly" or "evidence_points" not in rows.columns:
             return np.ones(rows.height, dtype=np.int64)
         points = rows.get_column("evidence_points").fill_null(1.0).to_numpy()

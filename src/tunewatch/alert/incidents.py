@@ -19,8 +19,10 @@ Watchdog's root-cause analysis do:
   incident), the excess being read in the alert's own metric: a finer slice carrying at least half of the
   incident slice's excess is a better root and is notified on its own; on another metric, a finer slice is
   folded only where the incident's slice moves the same way in that metric (or does not watch it), and a
-  coarser one only where the incident's slice carries at least half of its excess. The incident's alert lists it under ``also_affected``
-  (annotation and explanation) with the share of its excess the root slice accounts for;
+  coarser one only where the incident's slice carries at least half of its excess. The incident's alert lists
+  it under ``also_affected`` (annotation and explanation) with the share of its excess the root slice accounts
+  for. Excesses are those the detector pooled (several minutes) where it pooled, in drill-down and folding
+  alike;
 * the incident resolves (one ``resolved`` notification) when every alert folded into it has resolved.
 
 Only anomaly alerts are folded: a threshold, absence or burn-rate condition is notified as it is.
