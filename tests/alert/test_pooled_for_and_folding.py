@@ -87,8 +87,15 @@ def _detections() -> pl.DataFrame:
     """A global failure incident (4 % → 30 %) in the minute plays fall by 80: 8 in DE (a part of it), 40 in JP
     alone (JP's own outage); FR's plays did not fall."""
     failures = _rows("failure_rate", [("global", {}, 0.30, 0.04)])
-    plays = _rows("plays", [("global", {}, 160.0, 240.0), ("market", {"market": "DE"}, 12.0, 20.0),
-                            ("market", {"market": "JP"}, 0.0, 40.0), ("market", {"market": "FR"}, 20.0, 19.0)])
+    plays = _rows(
+        "plays",
+        [
+            ("global", {}, 160.0, 240.0),
+            ("market", {"market": "DE"}, 12.0, 20.0),
+            ("market", {"market": "JP"}, 0.0, 40.0),
+            ("market", {"market": "FR"}, 20.0, 19.0),
+        ],
+    )
     return pl.DataFrame(failures + plays, schema=DETECTION_SCHEMA, strict=False)
 
 

@@ -294,9 +294,7 @@ def _contributions(group: pl.DataFrame, metric: str, direction: str) -> pl.Serie
         excess = excess * group.get_column("weight")
     if "evidence_points" in group.columns and "evidence_excess" in group.columns:
         pooled = group.get_column("evidence_points").fill_null(1.0) > 1.0
-        excess = pl.select(
-            pl.when(pooled).then(group.get_column("evidence_excess")).otherwise(excess)
-        ).to_series()
+        excess = pl.select(pl.when(pooled).then(group.get_column("evidence_excess")).otherwise(excess)).to_series()
     return (excess * (-1.0 if direction == "down" else 1.0)).fill_null(0.0)
 
 
