@@ -43,7 +43,7 @@ import polars as pl
 from tunewatch.alert.explain import dims_text
 from tunewatch.alert.model import Alert
 from tunewatch.process.catalogue import METRICS
-from tunewatch.process.dimensions import DIMENSION_SETS, TOP_K_FIELDS, dimension_set
+from tunewatch.process.dimensions import DIMENSION_SETS, OTHER, TOP_K_FIELDS, dimension_set
 from tunewatch.schema import DIMENSION_FIELDS
 
 WINDOW_MS: Final = 60_000
@@ -71,16 +71,31 @@ class _Incident:
     root: dict[str, str]
     metrics: set[str]
     members: dict[str, Alert] = field(default_factory=dict)  # fingerprint of an engine alert → that alert
+    closed_at: int | None = None  # when its resolution was notified (epoch ms); None while open
 
 
 class IncidentFolder:
     """Folds the engine's alert changes into incidents (see the module docstring)."""
 
-    def __init__(self, min_share: float = 0.6, min_lift: float = 1.4, max_depth: int = 3) -> None:
+    def __init__(
+        self,
+        min_share: float = 0.6,
+        min_lift: float = 1.4,
+        max_depth: int = 3,
+        together_ms: int = 5 * 60_000,
+        aftermath_ms: int = 30 * 60_000,
+    ) -> None:
         self.min_share = min_share
         self.min_lift = min_lift
         self.max_depth = max_depth
+        #: an alert on another metric whose excess the incident's slice cannot be weighed against (that metric
+        #: is not watched on it) is the incident's when it started within this long of the incident
+        self.together_ms = together_ms
+        #: a resolved incident still takes the alerts it explains for this long: its end (series returning from
+        #: a change they had learnt) is not a new incident
+        self.aftermath_ms = aftermath_ms
         self._open: list[_Incident] = []
+        self._closed: list[_Incident] = []  # resolved within ``aftermath_ms``, newest last
         self._member_of: dict[str, _Incident] = {}
 
     def active(self) -> list[Alert]:
@@ -114,13 +129,15 @@ class IncidentFolder:
         dims = slice_dims(a)
         root, share = self._drill(rows, metric, dims, direction)
         own = _contribution(rows, metric, dims, direction)
-        for inc in self._open:
-            explained = self._explains(inc, rows, metric, root, own, direction)
+        self._closed = [inc for inc in self._closed if window - (inc.closed_at or 0) <= self.aftermath_ms]
+        for inc in [*self._open, *reversed(self._closed)]:
+            explained = self._explains(inc, rows, metric, root, own, direction, a.starts_at)
             if explained is not None:
                 inc.members[fp] = a
-                inc.metrics.add(metric)
                 self._member_of[fp] = inc
-                inc.alert = _with_affected(inc.alert, a, dims, explained)  # emitted alerts are never changed
+                if inc.closed_at is None:  # a resolved incident's notifications are final: its end goes unsaid
+                    inc.metrics.add(metric)
+                    inc.alert = _with_affected(inc.alert, a, dims, explained)  # emitted alerts are never changed
                 return None
         note = a if root == dims else _with_affected(_rerooted(a, root), a, dims, share)
         inc = _Incident(note, root, {metric}, {fp: a})
@@ -129,16 +146,28 @@ class IncidentFolder:
         return note
 
     def _explains(
-        self, inc: _Incident, rows: pl.DataFrame, metric: str, root: dict[str, str], own: float | None, direction: str
+        self,
+        inc: _Incident,
+        rows: pl.DataFrame,
+        metric: str,
+        root: dict[str, str],
+        own: float | None,
+        direction: str,
+        onset: int,
     ) -> float | None:
         """The share of an alert's excess incident ``inc`` explains when the alert belongs to it, else None."""
         if root == inc.root:
             return 1.0
         same = metric in inc.metrics
+        if same and OTHER in root.values():
+            return None if inc.closed_at is not None else 1.0  # the rest of the traffic: spill-over, never a root
         if _contains(inc.root, root):  # finer than the incident's slice: a part of it, or its real cause
             theirs = _contribution(rows, metric, inc.root, direction)
-            if theirs is not None and own is not None and theirs > 0 and own >= 0.5 * theirs:
-                return None  # it carries most of the incident's excess: a better root, notified on its own
+            if (
+                theirs is not None and own is not None and theirs > 0 and own >= self.min_share * theirs
+                and not self._proportionate(rows, metric, root, inc.root, own / theirs)
+            ):  # fmt: skip
+                return None  # it explains the incident's slice (the drill-down's test): a better root, on its own
             if not same and theirs is not None and theirs <= 0:
                 return None  # another metric that does not move on the incident's slice: not its doing
             return 1.0
@@ -152,12 +181,24 @@ class IncidentFolder:
         if set(root) == set(inc.root):
             return None  # disjoint slices of one dimension set (two markets) never explain each other
         theirs = _contribution(rows, metric, inc.root, direction)
+        if theirs is None and inc.closed_at is None:
+            # a metric not watched on the incident's slice (another metric): started together, or not the incident's
+            return 1.0 if abs(onset - inc.alert.starts_at) <= self.together_ms else None
         finer = _granularity(tuple(root)) > _granularity(tuple(inc.root))
         if finer and theirs is not None and own is not None and theirs > 0 and own >= 0.5 * theirs:
             return None  # an entity carrying most of a coarser incident's excess (a bot farm): its own notice
         if theirs is not None and own is not None and own > 0 and theirs >= 0.5 * own:
             return min(1.0, theirs / own)
         return None
+
+    def _proportionate(
+        self, rows: pl.DataFrame, metric: str, part: dict[str, str], whole: dict[str, str], share: float
+    ) -> bool:
+        """Whether slice ``part`` carries ``share`` of ``whole``'s excess only as it carries its volume (below
+        :attr:`min_lift` times its share of the volume): then it does not explain the whole (the drill-down's
+        test), however large its share."""
+        size, total = _slice_size(rows, metric, part), _slice_size(rows, metric, whole)
+        return bool(size and total) and share < self.min_lift * size / total  # type: ignore[operator]
 
     def _drill(
         self, rows: pl.DataFrame, metric: str, dims: dict[str, str], direction: str
@@ -217,7 +258,7 @@ class IncidentFolder:
                 continue
             row = group.row(i, named=True)
             child: dict[str, str] = {f: row[f] for f in DIMENSION_FIELDS if f in d.fields}
-            if any(v is None for v in child.values()) or "_other" in child.values():
+            if any(v is None for v in child.values()) or OTHER in child.values():
                 continue
             rank = _granularity(d.fields)
             if best is None or (rank, s) > (best[0], best[1]):
@@ -231,9 +272,11 @@ class IncidentFolder:
         if inc is None:
             return a
         inc.members.pop(a.fingerprint, None)
-        if inc.members:
+        if inc.members or inc.closed_at is not None:  # still open, or an aftermath alert of a resolved one
             return None
         self._open.remove(inc)
+        inc.closed_at = int(a.extra.get("resolved_at", a.ends_at or 0))
+        self._closed.append(inc)
         note = inc.alert
         return Alert(
             labels=dict(note.labels),
@@ -248,29 +291,36 @@ class IncidentFolder:
     # ----------------------------------------------------------------------------------------- state
 
     def state_dict(self) -> dict[str, Any]:
-        """Open incidents (their notification, root slice, metrics and member alerts), as plain values."""
+        """Open incidents and those resolved within ``aftermath_ms`` (their notification, root slice, metrics,
+        member alerts and when they were resolved), as plain values."""
         return {
-            "incidents": [
-                {"alert": inc.alert.to_dict(), "root": dict(inc.root), "metrics": sorted(inc.metrics),
-                 "members": [m.to_dict() for m in inc.members.values()]}
-                for inc in self._open
-            ]
-        }  # fmt: skip
+            "incidents": [_incident_state(inc) for inc in self._open],
+            "closed": [_incident_state(inc) for inc in self._closed],
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict` (``ValueError`` naming the field when it does not fit)."""
         try:
-            self._open, self._member_of = [], {}
-            for entry in state["incidents"]:
-                members = [Alert.from_dict(m) for m in entry["members"]]
-                inc = _Incident(
-                    Alert.from_dict(entry["alert"]), {str(k): str(v) for k, v in entry["root"].items()},
-                    {str(m) for m in entry["metrics"]}, {m.fingerprint: m for m in members},
-                )  # fmt: skip
-                self._open.append(inc)
-                self._member_of.update(dict.fromkeys(inc.members, inc))
-        except (KeyError, TypeError, AttributeError) as exc:
+            self._open = [_incident_of(entry) for entry in state["incidents"]]
+            self._closed = [_incident_of(entry) for entry in state.get("closed", [])]
+            self._member_of = {fp: inc for inc in [*self._open, *self._closed] for fp in inc.members}
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"incident state: {type(exc).__name__}: {exc}") from None
+
+
+def _incident_state(inc: _Incident) -> dict[str, Any]:
+    return {"alert": inc.alert.to_dict(), "root": dict(inc.root), "metrics": sorted(inc.metrics),
+            "members": [m.to_dict() for m in inc.members.values()], "closed_at": inc.closed_at}  # fmt: skip
+
+
+def _incident_of(entry: Mapping[str, Any]) -> _Incident:
+    members = [Alert.from_dict(m) for m in entry["members"]]
+    closed = entry.get("closed_at")
+    return _Incident(
+        Alert.from_dict(entry["alert"]), {str(k): str(v) for k, v in entry["root"].items()},
+        {str(m) for m in entry["metrics"]}, {m.fingerprint: m for m in members},
+        None if closed is None else int(closed),
+    )  # fmt: skip
 
 
 def _direction(a: Alert) -> str:
@@ -285,16 +335,18 @@ def _weighted(metric: str) -> bool:
 
 
 def _contributions(group: pl.DataFrame, metric: str, direction: str) -> pl.Series:
-    """Each row's excess on ``direction``'s side (events; for ratios and quantiles weighted by the denominator):
-    summed over the minutes the detector pooled where it judged several together (counts and shares of events,
-    whose pooled excess is in events), so that a slice of a few events a minute is weighed by its sustained
-    deviation, not by one minute's chance failure in a sibling."""
+    """Each row's excess per minute on ``direction``'s side (events; for ratios and quantiles weighted by the
+    denominator): averaged over the minutes the detector pooled where it judged several together (counts and
+    shares of events, whose pooled excess is in events), so that a slice of a few events a minute is weighed by
+    its sustained deviation, not by one minute's chance failure in a sibling; per minute, so that rows pooled
+    over different spans compare."""
     excess = group.get_column("value") - group.get_column("expected")
     if _weighted(metric):
         excess = excess * group.get_column("weight")
     if "evidence_points" in group.columns and "evidence_excess" in group.columns:
-        pooled = group.get_column("evidence_points").fill_null(1.0) > 1.0
-        excess = pl.select(pl.when(pooled).then(group.get_column("evidence_excess")).otherwise(excess)).to_series()
+        points = group.get_column("evidence_points").fill_null(1.0)
+        pooled = group.get_column("evidence_excess") / points
+        excess = pl.select(pl.when(points > 1.0).then(pooled).otherwise(excess)).to_series()
     return (excess * (-1.0 if direction == "down" else 1.0)).fill_null(0.0)
 
 
