@@ -283,8 +283,13 @@ class RobustLevelDetector(VectorDetector):
             k = np.maximum(k, 0.0)
             v = np.maximum(v, 0.0) + alpha / (2.0 - alpha) * sds * sds
             zp = (k - e) / np.sqrt(np.maximum(v, 1e-300))
-            # longer pools only where the shorter one rests on little (their exact tails are the costly part)
-            sel = np.flatnonzero(small)
+            # longer pools only where the shorter one rests on little (their exact tails are the costly part), and
+            # exact tails only where they can count: warm series with 2 points or more; for ratios, where the normal
+            # approximation is stronger on the same side (the exact tail only ever says less than it)
+            can = small & warm & (pts >= 2)
+            if binomial:
+                can &= (zp * best_z >= 0) & (np.abs(zp) > np.abs(best_z))
+            sel = np.flatnonzero(can)
             if binomial:
                 nn = np.maximum(n[sel], 1.0)
                 hist = None if history is None else history[sel]
