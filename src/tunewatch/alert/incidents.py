@@ -15,15 +15,20 @@ Watchdog's root-cause analysis do:
 * **folding**: an alert that fires while an incident is open is folded into it, with no notification of its
   own, when its root slice is the incident's, or when its slice contains or is contained in the incident's,
   or when the incident's slice carries at least half of its excess (a sibling such as one CDN during a
-  platform regression). This holds across metrics (PlaysDrop on each market during a global failure
-  incident), the excess being read in the alert's own metric: a finer slice carrying at least half of the
-  incident slice's excess is a better root and is notified on its own; on another metric, a finer slice is
-  folded only where the incident's slice moves the same way in that metric (or does not watch it), and a
-  coarser one only where the incident's slice carries at least half of its excess. The incident's alert lists
-  it under ``also_affected`` (annotation and explanation) with the share of its excess the root slice accounts
-  for. Excesses are those the detector pooled (several minutes) where it pooled, in drill-down and folding
-  alike;
-* the incident resolves (one ``resolved`` notification) when every alert folded into it has resolved.
+  platform regression), or when it is on the rest of the traffic (``_other``) of the incident's metric. This
+  holds across metrics (PlaysDrop on each market during a global failure incident), the excess being read in
+  the alert's own metric: a finer slice that explains the incident's slice by the drill-down's test is a
+  better root and is notified on its own; on another metric, a finer slice is folded only where the
+  incident's slice moves the same way in that metric, and a coarser one only where the incident's slice
+  carries at least half of its excess; where that metric is not watched on the incident's slice, the alert
+  is the incident's when it started within ``together_ms`` (5 minutes) of it. Excesses are per minute, those
+  the detector pooled (several minutes) where it pooled, in drill-down and folding alike. The incident's
+  alert lists the folded ones under ``also_affected`` (annotation and explanation) with the share of their
+  excess the root slice accounts for;
+* the incident resolves (one ``resolved`` notification) when every alert folded into it has resolved; for
+  ``aftermath_ms`` (30 minutes) more it still takes, silently, the alerts it explains on other metrics or on
+  the opposite side of its own (series returning from a level they had learnt during it): the end of an
+  incident is not a new one, its own deviation again is.
 
 Only anomaly alerts are folded: a threshold, absence or burn-rate condition is notified as it is.
 
@@ -91,8 +96,9 @@ class IncidentFolder:
         #: an alert on another metric whose excess the incident's slice cannot be weighed against (that metric
         #: is not watched on it) is the incident's when it started within this long of the incident
         self.together_ms = together_ms
-        #: a resolved incident still takes the alerts it explains for this long: its end (series returning from
-        #: a change they had learnt) is not a new incident
+        #: a resolved incident still takes the alerts it explains for this long, on other metrics or on the
+        #: opposite side of its own: its end (series returning from a change they had learnt) is not a new
+        #: incident; its own deviation again is
         self.aftermath_ms = aftermath_ms
         self._open: list[_Incident] = []
         self._closed: list[_Incident] = []  # resolved within ``aftermath_ms``, newest last
@@ -156,9 +162,11 @@ class IncidentFolder:
         onset: int,
     ) -> float | None:
         """The share of an alert's excess incident ``inc`` explains when the alert belongs to it, else None."""
+        same = metric in inc.metrics
+        if inc.closed_at is not None and same and direction == _direction(inc.alert):
+            return None  # the incident's own deviation again after it resolved: a recurrence, not its aftermath
         if root == inc.root:
             return 1.0
-        same = metric in inc.metrics
         if same and OTHER in root.values():
             return None if inc.closed_at is not None else 1.0  # the rest of the traffic: spill-over, never a root
         if _contains(inc.root, root):  # finer than the incident's slice: a part of it, or its real cause
