@@ -151,8 +151,9 @@ def test_the_end_of_an_incident_is_folded_into_it_for_the_aftermath_window() -> 
 
 
 def test_a_metric_not_watched_on_the_incident_s_slice_joins_it_only_when_it_started_together() -> None:
-    """Completion falling on a platform during a market's bot farm (completion is not watched per market): the
-    incident's when it started within 5 minutes of the incident, its own notice when it started later."""
+    """Completion falling on a platform during a market's bot farm (completion is not watched per market), firing
+    a minute after it: the incident's when it started within 5 minutes of the incident, its own notice when it
+    started later. Firing in the same minute, nothing says which is the root: both are notified."""
     for delay, notified in ((3, False), (20, True)):
         folder = IncidentFolder()
         streams = _rows("streams", [("market", {"market": "BR"}, 90.0, 30.0)])
@@ -161,5 +162,8 @@ def test_a_metric_not_watched_on_the_incident_s_slice_joins_it_only_when_it_star
         folder.fold([_alert("StreamsSurge", "streams", {"market": "BR"}, 90.0, 30.0)], rows)
         web = _alert("CompletionRateDown", "completion_rate", {"platform": "web"}, 0.5, 0.8)
         web = Alert(labels=web.labels, annotations=web.annotations, status="firing",
-                    starts_at=T0 + delay * MINUTE, extra=web.extra)  # fmt: skip
+                    starts_at=T0 + delay * MINUTE, extra={**web.extra, "fired_at": T0 + 2 * MINUTE})  # fmt: skip
         assert folder.fold([web], rows) == ([web] if notified else [])
+        same_minute = Alert(labels={**web.labels, "platform": "ios"}, annotations=web.annotations, status="firing",
+                            starts_at=T0 + delay * MINUTE, extra={**web.extra, "fired_at": T0 + MINUTE})  # fmt: skip
+        assert folder.fold([same_minute], rows) == [same_minute]

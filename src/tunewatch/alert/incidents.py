@@ -21,10 +21,10 @@ Watchdog's root-cause analysis do:
   better root and is notified on its own; on another metric, a finer slice is folded only where the
   incident's slice moves the same way in that metric, and a coarser one only where the incident's slice
   carries at least half of its excess; where that metric is not watched on the incident's slice, the alert
-  is the incident's when it started within ``together_ms`` (5 minutes) of it. Excesses are per minute, those
-  the detector pooled (several minutes) where it pooled, in drill-down and folding alike. The incident's
-  alert lists the folded ones under ``also_affected`` (annotation and explanation) with the share of their
-  excess the root slice accounts for;
+  is the incident's when it started within ``together_ms`` (5 minutes) of it and fired after it. Excesses
+  are per minute, those the detector pooled (several minutes) where it pooled, in drill-down and folding
+  alike. The incident's alert lists the folded ones under ``also_affected`` (annotation and explanation)
+  with the share of their excess the root slice accounts for;
 * the incident resolves (one ``resolved`` notification) when every alert folded into it has resolved; for
   ``aftermath_ms`` (30 minutes) more it still takes, silently, the alerts it explains on other metrics or on
   the opposite side of its own (series returning from a level they had learnt during it): the end of an
@@ -137,7 +137,7 @@ class IncidentFolder:
         own = _contribution(rows, metric, dims, direction)
         self._closed = [inc for inc in self._closed if window - (inc.closed_at or 0) <= self.aftermath_ms]
         for inc in [*self._open, *reversed(self._closed)]:
-            explained = self._explains(inc, rows, metric, root, own, direction, a.starts_at)
+            explained = self._explains(inc, rows, metric, root, own, direction, a)
             if explained is not None:
                 inc.members[fp] = a
                 self._member_of[fp] = inc
@@ -159,7 +159,7 @@ class IncidentFolder:
         root: dict[str, str],
         own: float | None,
         direction: str,
-        onset: int,
+        alert: Alert,
     ) -> float | None:
         """The share of an alert's excess incident ``inc`` explains when the alert belongs to it, else None."""
         same = metric in inc.metrics
@@ -191,7 +191,11 @@ class IncidentFolder:
         theirs = _contribution(rows, metric, inc.root, direction)
         if theirs is None and inc.closed_at is None:
             # a metric not watched on the incident's slice (another metric): started together, or not the incident's
-            return 1.0 if abs(onset - inc.alert.starts_at) <= self.together_ms else None
+            # (and only into an incident notified in an earlier minute: alerts of one minute that cannot be weighed
+            # against each other do not say which is the root)
+            first = int(inc.alert.extra.get("fired_at", inc.alert.starts_at))
+            together = abs(alert.starts_at - inc.alert.starts_at) <= self.together_ms
+            return 1.0 if together and first < int(alert.extra.get("fired_at", alert.starts_at)) else None
         finer = _granularity(tuple(root)) > _granularity(tuple(inc.root))
         if finer and theirs is not None and own is not None and theirs > 0 and own >= 0.5 * theirs:
             return None  # an entity carrying most of a coarser incident's excess (a bot farm): its own notice
