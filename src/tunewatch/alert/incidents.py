@@ -25,10 +25,11 @@ Watchdog's root-cause analysis do:
   are per minute, those the detector pooled (several minutes) where it pooled, in drill-down and folding
   alike. The incident's alert lists the folded ones under ``also_affected`` (annotation and explanation)
   with the share of their excess the root slice accounts for;
-* the incident resolves (one ``resolved`` notification) when every alert folded into it has resolved; for
-  ``aftermath_ms`` (30 minutes) more it still takes, silently, the alerts it explains on other metrics or on
-  the opposite side of its own (series returning from a level they had learnt during it): the end of an
-  incident is not a new one, its own deviation again is.
+* the incident resolves (one ``resolved`` notification) when every alert folded into it has resolved. Once
+  the alert that opened it has resolved, and for ``aftermath_ms`` (30 minutes) after the incident resolved,
+  it takes only its aftermath (after it resolved, silently): the alerts it explains on other slices, on other
+  metrics or on the opposite side of its own (series returning from a level they had learnt during it): the
+  end of an incident is not a new one; its own deviation again, or anything on its own slice, is.
 
 Only anomaly alerts are folded: a threshold, absence or burn-rate condition is notified as it is.
 
@@ -77,6 +78,8 @@ class _Incident:
     metrics: set[str]
     members: dict[str, Alert] = field(default_factory=dict)  # fingerprint of an engine alert → that alert
     closed_at: int | None = None  # when its resolution was notified (epoch ms); None while open
+    first: str = ""  # fingerprint of the alert that opened it
+    ended_at: int | None = None  # when that alert resolved: from then on only its aftermath joins it
 
 
 class IncidentFolder:
@@ -96,9 +99,9 @@ class IncidentFolder:
         #: an alert on another metric whose excess the incident's slice cannot be weighed against (that metric
         #: is not watched on it) is the incident's when it started within this long of the incident
         self.together_ms = together_ms
-        #: a resolved incident still takes the alerts it explains for this long, on other metrics or on the
-        #: opposite side of its own: its end (series returning from a change they had learnt) is not a new
-        #: incident; its own deviation again is
+        #: a resolved incident still takes the alerts it explains for this long, on other slices, on other
+        #: metrics or on the opposite side of its own: its end (series returning from a change they had learnt)
+        #: is not a new incident; its own deviation again, or anything on its own slice, is
         self.aftermath_ms = aftermath_ms
         self._open: list[_Incident] = []
         self._closed: list[_Incident] = []  # resolved within ``aftermath_ms``, newest last
@@ -146,7 +149,7 @@ class IncidentFolder:
                     inc.alert = _with_affected(inc.alert, a, dims, explained)  # emitted alerts are never changed
                 return None
         note = a if root == dims else _with_affected(_rerooted(a, root), a, dims, share)
-        inc = _Incident(note, root, {metric}, {fp: a})
+        inc = _Incident(note, root, {metric}, {fp: a}, first=fp)
         self._open.append(inc)
         self._member_of[fp] = inc
         return note
@@ -163,12 +166,14 @@ class IncidentFolder:
     ) -> float | None:
         """The share of an alert's excess incident ``inc`` explains when the alert belongs to it, else None."""
         same = metric in inc.metrics
-        if inc.closed_at is not None and same and direction == _direction(inc.alert):
-            return None  # the incident's own deviation again after it resolved: a recurrence, not its aftermath
+        if inc.ended_at is not None and (root == inc.root or (same and direction == _direction(inc.alert))):
+            # after the alert that opened it resolved: its own slice again (its detector remembers the level it
+            # returns to: a deviation there is new), or its own deviation again: a recurrence, not its aftermath
+            return None
         if root == inc.root:
             return 1.0
         if same and OTHER in root.values():
-            return None if inc.closed_at is not None else 1.0  # the rest of the traffic: spill-over, never a root
+            return None if inc.ended_at is not None else 1.0  # the rest of the traffic: spill-over, never a root
         if _contains(inc.root, root):  # finer than the incident's slice: a part of it, or its real cause
             theirs = _contribution(rows, metric, inc.root, direction)
             if (
@@ -189,7 +194,7 @@ class IncidentFolder:
         if set(root) == set(inc.root):
             return None  # disjoint slices of one dimension set (two markets) never explain each other
         theirs = _contribution(rows, metric, inc.root, direction)
-        if theirs is None and inc.closed_at is None:
+        if theirs is None and inc.ended_at is None:
             # a metric not watched on the incident's slice (another metric): started together, or not the incident's
             # (and only into an incident notified in an earlier minute: alerts of one minute that cannot be weighed
             # against each other do not say which is the root)
@@ -284,10 +289,13 @@ class IncidentFolder:
         if inc is None:
             return a
         inc.members.pop(a.fingerprint, None)
+        if a.fingerprint == inc.first and inc.ended_at is None:
+            inc.ended_at = int(a.extra.get("resolved_at", a.ends_at or 0))
         if inc.members or inc.closed_at is not None:  # still open, or an aftermath alert of a resolved one
             return None
         self._open.remove(inc)
         inc.closed_at = int(a.extra.get("resolved_at", a.ends_at or 0))
+        inc.ended_at = inc.closed_at if inc.ended_at is None else inc.ended_at
         self._closed.append(inc)
         note = inc.alert
         return Alert(
@@ -322,16 +330,17 @@ class IncidentFolder:
 
 def _incident_state(inc: _Incident) -> dict[str, Any]:
     return {"alert": inc.alert.to_dict(), "root": dict(inc.root), "metrics": sorted(inc.metrics),
-            "members": [m.to_dict() for m in inc.members.values()], "closed_at": inc.closed_at}  # fmt: skip
+            "members": [m.to_dict() for m in inc.members.values()], "closed_at": inc.closed_at,
+            "first": inc.first, "ended_at": inc.ended_at}  # fmt: skip
 
 
 def _incident_of(entry: Mapping[str, Any]) -> _Incident:
     members = [Alert.from_dict(m) for m in entry["members"]]
-    closed = entry.get("closed_at")
+    closed, ended = entry.get("closed_at"), entry.get("ended_at")
     return _Incident(
         Alert.from_dict(entry["alert"]), {str(k): str(v) for k, v in entry["root"].items()},
         {str(m) for m in entry["metrics"]}, {m.fingerprint: m for m in members},
-        None if closed is None else int(closed),
+        None if closed is None else int(closed), str(entry.get("first", "")), None if ended is None else int(ended),
     )  # fmt: skip
 
 
