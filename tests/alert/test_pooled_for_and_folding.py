@@ -128,17 +128,20 @@ def _resolved(a: Alert, at: int) -> Alert:
 
 
 def test_the_end_of_an_incident_is_folded_into_it_for_the_aftermath_window() -> None:
-    """Plays in DE returning above a level learnt during a global failure incident, 10 minutes after it resolved,
-    raise no notification (nor does their resolution); 31 minutes after, the same alert is notified."""
+    """A global failure incident that took DE's plays drop: DE's plays returning above a level learnt during it,
+    10 minutes after it resolved, raise no notification (nor does their resolution); 31 minutes after, the same
+    alert is notified. Failures rising again (a recurrence) are notified at once."""
     failures = _alert("PlaybackFailuresUp", "failure_rate", {}, 0.30, 0.04)
+    drop = _alert("PlaysDrop", "plays", {"market": "DE"}, 12.0, 20.0)
     back = [("global", {}, 260.0, 160.0), ("market", {"market": "DE"}, 20.0, 12.0)]
     for minutes_after, notified in ((10, False), (31, True)):
         folder = IncidentFolder()
-        folder.fold([failures], _detections())
+        folder.fold([failures, drop], _detections())
+        assert folder.fold([_resolved(drop, T0 + 2 * MINUTE)], _detections()) == []
         (end,) = folder.fold([_resolved(failures, T0 + 2 * MINUTE)], _detections())
         assert end.status == "resolved" and folder.active() == []
         t = T0 + (2 + minutes_after) * MINUTE
-        surge = _alert("StreamsSurge", "plays", {"market": "DE"}, 20.0, 12.0)
+        surge = _alert("PlaysBack", "plays", {"market": "DE"}, 20.0, 12.0)
         surge.extra["fired_at"] = t + MINUTE
         rows = pl.DataFrame([{**r, "window_start": t} for r in _rows("plays", back)], schema=DETECTION_SCHEMA,
                             strict=False)  # fmt: skip
@@ -148,6 +151,9 @@ def test_the_end_of_an_incident_is_folded_into_it_for_the_aftermath_window() -> 
         restored = IncidentFolder()
         restored.load_state_dict(folder.state_dict())
         assert restored.state_dict() == folder.state_dict()
+        again = _alert("PlaybackFailuresUp", "failure_rate", {"market": "DE"}, 0.3, 0.04)
+        again.extra["fired_at"] = t + MINUTE
+        assert folder.fold([again], _detections()) == [again]
 
 
 def test_a_metric_not_watched_on_the_incident_s_slice_joins_it_only_when_it_started_together() -> None:

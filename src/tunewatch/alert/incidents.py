@@ -16,20 +16,22 @@ Watchdog's root-cause analysis do:
   own, when its root slice is the incident's, or when its slice contains or is contained in the incident's,
   or when the incident's slice carries at least half of its excess (a sibling such as one CDN during a
   platform regression), or when it is on the rest of the traffic (``_other``) of the incident's metric. This
-  holds across metrics (PlaysDrop on each market during a global failure incident), the excess being read in
-  the alert's own metric: a finer slice that explains the incident's slice by the drill-down's test is a
-  better root and is notified on its own; on another metric, a finer slice is folded only where the
-  incident's slice moves the same way in that metric, and a coarser one only where the incident's slice
-  carries at least half of its excess; where that metric is not watched on the incident's slice, the alert
-  is the incident's when it started within ``together_ms`` (5 minutes) of it and fired after it. Excesses
+  holds across metrics (PlaysDrop on each market during a global failure incident) for alerts that started
+  within ``together_ms`` (5 minutes) of the incident, the excess being read in the alert's own metric: a
+  finer slice that explains the incident's slice by the drill-down's test is a better root and is notified
+  on its own; on another metric, a finer slice is folded only where the incident's slice moves the same way
+  in that metric, and a coarser one only where the incident's slice carries at least half of its excess;
+  where that metric is not watched on the incident's slice, only an alert that fired after the incident's
+  (same-minute alerts that cannot be weighed against each other do not say which is the root). Excesses
   are per minute, those the detector pooled (several minutes) where it pooled, in drill-down and folding
   alike. The incident's alert lists the folded ones under ``also_affected`` (annotation and explanation)
   with the share of their excess the root slice accounts for;
 * the incident resolves (one ``resolved`` notification) when every alert folded into it has resolved. Once
   the alert that opened it has resolved, and for ``aftermath_ms`` (30 minutes) after the incident resolved,
-  it takes only its aftermath (after it resolved, silently): the alerts it explains on other slices, on other
-  metrics or on the opposite side of its own (series returning from a level they had learnt during it): the
-  end of an incident is not a new one; its own deviation again, or anything on its own slice, is.
+  it takes only its aftermath (after it resolved, silently): the alerts it explains on other slices, on a
+  metric it took while live and on the other side (series returning from a level they had learnt during
+  it): the end of an incident is not a new one; its own deviation again, a metric it never moved, or
+  anything on its own slice, is.
 
 Only anomaly alerts are folded: a threshold, absence or burn-rate condition is notified as it is.
 
@@ -80,6 +82,7 @@ class _Incident:
     closed_at: int | None = None  # when its resolution was notified (epoch ms); None while open
     first: str = ""  # fingerprint of the alert that opened it
     ended_at: int | None = None  # when that alert resolved: from then on only its aftermath joins it
+    sides: set[str] = field(default_factory=set)  # "metric:up" / "metric:down" of the alerts it took while live
 
 
 class IncidentFolder:
@@ -144,12 +147,14 @@ class IncidentFolder:
             if explained is not None:
                 inc.members[fp] = a
                 self._member_of[fp] = inc
+                if inc.ended_at is None:
+                    inc.sides.add(f"{metric}:{direction}")
                 if inc.closed_at is None:  # a resolved incident's notifications are final: its end goes unsaid
                     inc.metrics.add(metric)
                     inc.alert = _with_affected(inc.alert, a, dims, explained)  # emitted alerts are never changed
                 return None
         note = a if root == dims else _with_affected(_rerooted(a, root), a, dims, share)
-        inc = _Incident(note, root, {metric}, {fp: a}, first=fp)
+        inc = _Incident(note, root, {metric}, {fp: a}, first=fp, sides={f"{metric}:{direction}"})
         self._open.append(inc)
         self._member_of[fp] = inc
         return note
@@ -166,12 +171,18 @@ class IncidentFolder:
     ) -> float | None:
         """The share of an alert's excess incident ``inc`` explains when the alert belongs to it, else None."""
         same = metric in inc.metrics
-        if inc.ended_at is not None and (root == inc.root or (same and direction == _direction(inc.alert))):
-            # after the alert that opened it resolved: its own slice again (its detector remembers the level it
-            # returns to: a deviation there is new), or its own deviation again: a recurrence, not its aftermath
+        back = {"up": "down", "down": "up"}[direction]
+        if inc.ended_at is not None and (
+            root == inc.root or f"{metric}:{direction}" in inc.sides or f"{metric}:{back}" not in inc.sides
+        ):
+            # after the alert that opened it resolved, only a return is its aftermath: a metric it took, on the
+            # other side; not its own slice again (its detector remembers the level it returns to: a deviation
+            # there is new), nor a deviation it had (a recurrence), nor a metric it never moved
             return None
         if root == inc.root:
             return 1.0
+        if not same and inc.ended_at is None and abs(alert.starts_at - inc.alert.starts_at) > self.together_ms:
+            return None  # another metric that did not start with the incident: not shown to be its doing
         if same and OTHER in root.values():
             return None if inc.ended_at is not None else 1.0  # the rest of the traffic: spill-over, never a root
         if _contains(inc.root, root):  # finer than the incident's slice: a part of it, or its real cause
@@ -331,7 +342,7 @@ class IncidentFolder:
 def _incident_state(inc: _Incident) -> dict[str, Any]:
     return {"alert": inc.alert.to_dict(), "root": dict(inc.root), "metrics": sorted(inc.metrics),
             "members": [m.to_dict() for m in inc.members.values()], "closed_at": inc.closed_at,
-            "first": inc.first, "ended_at": inc.ended_at}  # fmt: skip
+            "first": inc.first, "ended_at": inc.ended_at, "sides": sorted(inc.sides)}  # fmt: skip
 
 
 def _incident_of(entry: Mapping[str, Any]) -> _Incident:
@@ -341,6 +352,7 @@ def _incident_of(entry: Mapping[str, Any]) -> _Incident:
         Alert.from_dict(entry["alert"]), {str(k): str(v) for k, v in entry["root"].items()},
         {str(m) for m in entry["metrics"]}, {m.fingerprint: m for m in members},
         None if closed is None else int(closed), str(entry.get("first", "")), None if ended is None else int(ended),
+        {str(x) for x in entry.get("sides", [])},
     )  # fmt: skip
 
 
