@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from tunewatch.detect.detectors import EnsembleDetector  # noqa: E402
 from tunewatch.detect.kernel_detector import KernelParams  # noqa: E402
-from tunewatch.detect.nab_default import NAB_DEFAULT, SEARCH_SPACE  # noqa: E402
+from tunewatch.detect.nab_default import NAB_DEFAULT  # noqa: E402
 from tunewatch.evaluate.generalise import (  # noqa: E402
     false_episode_rate,
     fixed_threshold_score,
@@ -44,23 +44,25 @@ from tunewatch.evaluate.synthetic import generate  # noqa: E402
 DEV_SEED = 1
 HELD_OUT_SEED = 9090
 
+#: Settings the random search (``--search``) draws from, around the default.
+SEARCH_SPACE: dict[str, list[Any]] = {
+    "alpha": [0.01, 0.03, 0.1], "clip": [1.5, 2.0, 3.0], "cusum_h": [10, 20, 40], "cusum_k": [1, 2],
+    "tail_prior": [30, 100, 300], "tail_heavy": [0.01, 0.1], "tail_decay": [0.99, 0.995, 0.999],
+    "damp": [0.2, 0.5], "episode_weight": [0.0, 0.5, 1.0], "spread_frac": [0.0, 0.1, 0.3],
+}  # fmt: skip
 
 
-def _sample(rng: np.random.Generator) -> dict[str, Any]:
-    """One configuration drawn from the search space around the default."""
-    cfg = dict(NAB_DEFAULT)
+def _sample(rng: np.random.Generator, default: dict[str, Any]) -> dict[str, Any]:
+    """One configuration drawn from the search space around ``default``."""
+    cfg = dict(default)
     for key, choices in SEARCH_SPACE.items():
         cfg[key] = choices[int(rng.integers(len(choices)))]
     return cfg
 
 
-def _default(t_ms: np.ndarray, values: FloatArray) -> FloatArray:
-    return EnsembleDetector(**NAB_DEFAULT).chunk(t_ms, values).score
-
-
-def _scorer(name: str):  # type: ignore[no-untyped-def]
-    """The registered detector, or the default with this run's ``--set`` overrides."""
-    return _default if name == "default" else nab_scorer(name)
+def _scorer(name: str, default: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """The registered detector, or for "default" the default settings with this run's ``--set`` overrides."""
+    return _scorer_of(default) if name == "default" else nab_scorer(name)
 
 
 def _scorer_of(cfg: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -70,7 +72,7 @@ def _scorer_of(cfg: dict[str, Any]):  # type: ignore[no-untyped-def]
     return score
 
 
-def nab_report(nab_dir: Path, names: list[str], search: int, seed: int) -> dict[str, float]:
+def nab_report(nab_dir: Path, names: list[str], default: dict[str, Any], search: int, seed: int) -> dict[str, float]:
     """NAB whole-corpus, leave-one-category-out and label-free scores; returns the NAB-optimised thresholds."""
     corpus = load_corpus(nab_dir / "data")
     swept = sweep_corpus(corpus, load_windows(nab_dir / "labels" / "combined_windows.json"))
@@ -79,11 +81,11 @@ def nab_report(nab_dir: Path, names: list[str], search: int, seed: int) -> dict[
     thresholds = {}
     for name in names:
         t0 = time.perf_counter()
-        configs = {name: run_detector(corpus, _scorer(name))}
+        configs = {name: run_detector(corpus, _scorer(name, default))}
         if search and name == "default":
             rng = np.random.default_rng(seed)
             for i in range(search):
-                configs[f"search{i}"] = run_detector(corpus, _scorer_of(_sample(rng)))
+                configs[f"search{i}"] = run_detector(corpus, _scorer_of(_sample(rng, default)))
         free = LABEL_FREE_THRESHOLDS.get(name, 0.5)
         for pname, prof in PROFILES.items():
             whole = score_corpus(swept, configs[name], prof)
@@ -100,7 +102,9 @@ def nab_report(nab_dir: Path, names: list[str], search: int, seed: int) -> dict[
     return thresholds
 
 
-def synthetic_report(names: list[str], thresholds: dict[str, float], seed: int, per_family: int) -> None:
+def synthetic_report(
+    names: list[str], default: dict[str, Any], thresholds: dict[str, float], seed: int, per_family: int
+) -> None:
     """Per family: NAB standard score at the NAB-optimised and label-free thresholds, false episodes/1,000."""
     series = generate(seed, per_family)
     fams = sorted({s.key.split("/")[0] for s in series})
@@ -108,7 +112,7 @@ def synthetic_report(names: list[str], thresholds: dict[str, float], seed: int, 
     print(f"\nSynthetic suite, seed {seed}: {len(series)} series in {len(fams)} families")
     print(f"{'detector':<20}{'family':<15}{'NAB thr':>9}{'free':>7}{'best':>7}{'FE/1k':>7}{'FE/1k free':>11}")
     for name in names:
-        scorer = _scorer(name)
+        scorer = _scorer(name, default)
         free = LABEL_FREE_THRESHOLDS.get(name, 0.5)
         rows = []
         for fam in [*fams, "ALL"]:
@@ -134,14 +138,15 @@ def main() -> None:
     ap.add_argument("--search", type=int, default=0, help="random configurations inside the LOCO choice")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a default setting")
     args = ap.parse_args()
+    default = dict(NAB_DEFAULT)
     for item in args.set:
         key, _, value = item.partition("=")
         kind = type(getattr(KernelParams(), key))  # the setting's own type (int, float, bool)
-        NAB_DEFAULT[key] = kind(float(value))
+        default[key] = kind(float(value))
     names = [n.strip() for n in args.detectors.split(",") if n.strip()]
-    thresholds = nab_report(args.nab, names, args.search, args.seed)
+    thresholds = nab_report(args.nab, names, default, args.search, args.seed)
     if args.per_family > 0:
-        synthetic_report(names, thresholds, args.seed, args.per_family)
+        synthetic_report(names, default, thresholds, args.seed, args.per_family)
 
 
 if __name__ == "__main__":

@@ -7,45 +7,27 @@ from typing import Any
 
 import polars as pl
 
+from tests.alert.pooled import METRICS, MINUTE, T0, plays_drop_rules, plays_frame
 from tunewatch.alert.engine import AlertEngine
 from tunewatch.alert.incidents import IncidentFolder
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import parse_rules
 from tunewatch.detect.stage import DETECTION_SCHEMA
 
-T0 = 1_767_571_200_000
-MINUTE = 60_000
-RULES = """
-groups:
-  - name: g
-    rules:
-      - alert: PlaysDrop
-        kind: anomaly
-        metric: plays
-        direction: down
-        dimensions: [platform]
-        min_score: 0.5
-        min_ratio: 2.0
-        min_excess: 10
-        for: 3m
-"""
-_METRICS = pl.DataFrame({"window_start": [T0], "dimset": ["platform"], "platform": ["tv"], "est_revenue_micros": [1e6]})
+RULES = plays_drop_rules("3m")
 
 
 def _frame(points: list[float | None]) -> pl.DataFrame:
     """A platform's plays falling from 5 to 0 a minute, judged over ``points`` minutes each (None: not said)."""
-    out: list[dict[str, Any]] = [
-        {"window_start": T0 + i * MINUTE, "metric": "plays", "sid": 0, "dimset": "platform", "platform": "tv",
-         "value": 0.0, "weight": 1.0, "evidence_weight": 5.0, "evidence_value": 0.0, "evidence_expected": 5.0,
-         "evidence_excess": -5.0 * (p or 1) - 10, "evidence_points": p, "expected": 5.0, "lower": 0.0,
-         "upper": 10.0, "score": 0.9}
-        for i, p in enumerate(points)
-    ]  # fmt: skip
-    return pl.DataFrame(out, schema=DETECTION_SCHEMA)
+    return plays_frame([
+        {"value": 0.0, "expected": 5.0, "upper": 10.0, "evidence_value": 0.0, "evidence_expected": 5.0,
+         "evidence_excess": -5.0 * (p or 1) - 10, "evidence_points": p}
+        for p in points
+    ])  # fmt: skip
 
 
 def _fired(points: list[float | None]) -> list[Alert]:
-    return [a for a in AlertEngine(parse_rules(RULES)).evaluate(_frame(points), _METRICS) if a.status == "firing"]
+    return [a for a in AlertEngine(parse_rules(RULES)).evaluate(_frame(points), METRICS) if a.status == "firing"]
 
 
 def test_for_counts_the_minutes_the_pooled_evidence_spans() -> None:

@@ -2,57 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
+from tests.alert.pooled import METRICS, T0, plays_drop_rules, plays_frame
 from tunewatch.alert.engine import AlertEngine
 from tunewatch.alert.rules import parse_rules
-from tunewatch.detect.stage import DETECTION_SCHEMA
 from tunewatch.process.heavy_hitters import HeavyHitters
 
-T0 = 1_767_571_200_000
-RULES = """
-groups:
-  - name: g
-    rules:
-      - alert: PlaysDrop
-        kind: anomaly
-        metric: plays
-        direction: down
-        dimensions: [platform]
-        min_score: 0.5
-        min_ratio: 2.0
-        min_excess: 10
-        for: 2m
-"""
-_METRICS = pl.DataFrame({"window_start": [T0], "dimset": ["platform"], "platform": ["tv"], "est_revenue_micros": [1e6]})
+RULES = plays_drop_rules("2m")
 
 
 def _frame(rows: list[tuple[float, float, float, float, float]]) -> pl.DataFrame:
     """(value, expected, evidence value, evidence expected, evidence excess) per minute, score 0.9."""
-    out: list[dict[str, Any]] = [
-        {"window_start": T0 + i * 60_000, "metric": "plays", "sid": 0, "dimset": "platform", "platform": "tv",
-         "value": v, "weight": 1.0, "evidence_weight": 5.0, "evidence_value": ev, "evidence_expected": ee,
-         "evidence_excess": ex, "expected": e, "lower": 0.0, "upper": 2 * e, "score": 0.9}
-        for i, (v, e, ev, ee, ex) in enumerate(rows)
-    ]  # fmt: skip
-    return pl.DataFrame(out, schema=DETECTION_SCHEMA)
+    return plays_frame([
+        {"value": v, "expected": e, "upper": 2 * e,
+         "evidence_value": ev, "evidence_expected": ee, "evidence_excess": ex}
+        for v, e, ev, ee, ex in rows
+    ])  # fmt: skip
 
 
 def test_a_small_slice_fires_on_its_pooled_minutes_although_single_minutes_flicker() -> None:
     """About 5 plays a minute falling to 1: the point value flickers (3 is not half of 5), the pooled mean does
     not, and the pooled excess passes min_excess."""
     rows = [(3.0, 5.0, 1.4, 5.0, -18.0), (0.0, 5.0, 1.2, 5.0, -19.0), (3.0, 5.0, 1.0, 5.0, -20.0)]
-    changes = AlertEngine(parse_rules(RULES)).evaluate(_frame(rows), _METRICS)
+    changes = AlertEngine(parse_rules(RULES)).evaluate(_frame(rows), METRICS)
     assert [a.status for a in changes] == ["firing"]
 
 
 def test_min_excess_holds_back_a_drop_of_too_few_events() -> None:
     rows = [(0.0, 1.0, 0.2, 1.0, -4.0), (0.0, 1.0, 0.0, 1.0, -5.0), (0.0, 1.0, 0.0, 1.0, -6.0)]
-    assert AlertEngine(parse_rules(RULES)).evaluate(_frame(rows), _METRICS) == []
+    assert AlertEngine(parse_rules(RULES)).evaluate(_frame(rows), METRICS) == []
     bigger = parse_rules(RULES.replace("min_excess: 10", "min_excess: 5"))
-    assert [a.status for a in AlertEngine(bigger).evaluate(_frame(rows), _METRICS)] == ["firing"]
+    assert [a.status for a in AlertEngine(bigger).evaluate(_frame(rows), METRICS)] == ["firing"]
 
 
 def test_an_entity_joining_the_heavy_hitters_keeps_its_rate_from_before() -> None:

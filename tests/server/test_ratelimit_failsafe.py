@@ -5,10 +5,7 @@ logged and counted in /metrics; limits shared through Redis again once it is bac
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,36 +14,22 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cache.servers import REDIS_SERVER, RedisProcess
 from tests.server.live import JSON, serve
-from tests.server.servers import free_port
 from tunewatch.security import RateLimiter
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def redis_server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    binary = shutil.which("redis-server")
-    if binary is None:
+def redis_server() -> Iterator[RedisProcess]:
+    if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}"
+    server = RedisProcess().start()
     try:
-        probe = RateLimiter(per_key="1/second", storage_url=url)
-        deadline = time.monotonic() + 10
-        while not probe.ready():
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        yield proc, url
+        yield server
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.terminate()
-            proc.wait(10)
+        server.stop()
 
 
 def _timed(call: Callable[[], httpx.Response]) -> tuple[int, float]:
@@ -56,9 +39,9 @@ def _timed(call: Callable[[], httpx.Response]) -> tuple[int, float]:
 
 
 def test_frozen_or_dead_redis_never_fails_or_blocks_requests(
-    tmp_path: Path, redis_server: tuple[subprocess.Popen[bytes], str], play: Callable[..., dict[str, Any]]
+    tmp_path: Path, redis_server: RedisProcess, play: Callable[..., dict[str, Any]]
 ) -> None:
-    proc, url = redis_server
+    url = redis_server.url
     env = {"TUNEWATCH_RATE_LIMIT_STORAGE": url, "TUNEWATCH_RATE_LIMIT_PER_ADDRESS": "1000/second"}
     with serve(tmp_path, env) as s:
         now = int(time.time() * 1000) - 60_000
@@ -70,20 +53,19 @@ def test_frozen_or_dead_redis_never_fails_or_blocks_requests(
         assert ingest(0).status_code == 200
         assert httpx.get(s.base + "/readyz").json()["checks"]["rate_limit_storage"] == "ok"
 
-        os.kill(proc.pid, signal.SIGSTOP)  # frozen: connections accepted, nothing answered
+        redis_server.send(signal.SIGSTOP)  # frozen: connections accepted, nothing answered
         try:
             results = [_timed(lambda i=i: ingest(i)) for i in range(1, 6)]
             health = [_timed(lambda: httpx.get(s.base + "/healthz", timeout=10)) for _ in range(3)]
             ready = httpx.get(s.base + "/readyz", timeout=10)
         finally:
-            os.kill(proc.pid, signal.SIGCONT)
+            redis_server.send(signal.SIGCONT)
         assert [code for code, _ in results] == [200] * 5
         assert max(seconds for _, seconds in results) < 1.0  # one storage timeout at most, then memory
         assert [code for code, _ in health] == [200] * 3 and max(sec for _, sec in health) < 0.5
         assert ready.status_code == 200 and ready.json()["checks"]["rate_limit_storage"] == "fallback to memory"
 
-        proc.terminate()
-        proc.wait(10)  # dead: connection refused
+        redis_server.stop()  # dead: connection refused
         codes = [ingest(i).status_code for i in range(10, 20)]
         assert codes == [200] * 10
         assert httpx.get(s.base + "/healthz").status_code == 200
@@ -93,12 +75,11 @@ def test_frozen_or_dead_redis_never_fails_or_blocks_requests(
         assert httpx.get(s.base + "/healthz").json()["accepted"] == 16
 
 
-def test_memory_limits_hold_while_redis_is_down(redis_server: tuple[subprocess.Popen[bytes], str]) -> None:
-    proc, url = redis_server
+def test_memory_limits_hold_while_redis_is_down(redis_server: RedisProcess) -> None:
+    url = redis_server.url
     limiter = RateLimiter(per_address="3/minute", storage_url=url, timeout_s=0.2, retry_s=60)
     assert limiter.hit(key_id=None, address="a") is None
-    proc.terminate()
-    proc.wait(10)
+    redis_server.stop()
     decisions = [limiter.hit(key_id=None, address="a") for _ in range(4)]
     assert decisions[:3] == [None, None, None] and decisions[3] is not None  # counted afresh in memory
     assert limiter.degraded and limiter.fallbacks == 4

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.cache.servers import REDIS_SERVER, RedisProcess
 from tests.conftest import BASE_MS
-from tests.server.servers import free_port, local_client
+from tests.server.servers import local_client
 from tunewatch.cli.keys_cmd import app as keys_app
 from tunewatch.errors import ConfigError
 from tunewatch.security import ApiKeyError, ApiKeyStore, RateLimiter
@@ -87,24 +85,13 @@ def test_rate_limit_per_address_gives_429_with_retry_after() -> None:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
+    server = RedisProcess().start()
     try:
-        limiter = RateLimiter(per_key="1/second", storage_url=f"redis://127.0.0.1:{port}")
-        deadline = time.monotonic() + 10
-        while not limiter.ready():
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}"
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
 
 
 @pytest.mark.integration

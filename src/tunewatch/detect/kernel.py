@@ -382,25 +382,25 @@ def _find_period(s: np.ndarray, rbase: int, size: int, pos: int) -> tuple[int, f
         var += xs[i] * xs[i]
     if var <= 1e-300:
         return 0, 0.0
-    best = 0
-    best_r = 0.0
-    trough = 1.0
-    prev = 1.0
-    for lag in range(1, size // 2 + 1):
+    top = size // 2
+    acf = np.empty(top + 2)  # lags 0 … top + 1 (the last only to tell whether ``top`` is a peak)
+    for lag in range(1, top + 2):
         acc = 0.0
         for i in range(size - lag):
             acc += xs[i] * xs[i + lag]
-        r = acc / var * size / (size - lag)
+        acf[lag] = acc / var * size / (size - lag)
+    acf[0] = 1.0
+    best = 0
+    best_r = 0.0
+    trough = 1.0
+    for lag in range(1, top + 1):
+        r = acf[lag]
         trough = min(trough, r)
-        if lag >= 3 and r > prev and r > 0.4 and r > 4.0 / math.sqrt(size - lag) and r - trough > 0.3:
-            nxt = 0.0  # a local peak: not lower than the next lag
-            for i in range(size - lag - 1):
-                nxt += xs[i] * xs[i + lag + 1]
-            nxt = nxt / var * size / (size - lag - 1)
-            if r >= nxt and (best == 0 or r > best_r + 0.1):  # the first clear peak; a later one if much higher
-                best = lag
-                best_r = r
-        prev = r
+        peak = r > acf[lag - 1] and r >= acf[lag + 1]
+        clear = r > 0.4 and r > 4.0 / math.sqrt(size - lag) and r - trough > 0.3
+        if lag >= 3 and peak and clear and (best == 0 or r > best_r + 0.1):  # the first clear peak, or a much higher
+            best = lag
+            best_r = r
     return best, best_r
 
 

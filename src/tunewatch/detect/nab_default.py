@@ -47,10 +47,3 @@ NAB_DEFAULT: Final[dict[str, Any]] = {
 #: episodes per 1,000 points on the anomaly-free versions of the synthetic suite's development seed (1, 40 series
 #: per family; ``tunewatch.evaluate.generalise.label_free_threshold``). No labelled anomaly was consulted.
 LABEL_FREE_THRESHOLD: Final = 0.31
-
-#: Settings the generalisation protocol's random search draws from (bench/generalisation.py ``--search``).
-SEARCH_SPACE: Final[dict[str, list[Any]]] = {
-    "alpha": [0.01, 0.03, 0.1], "clip": [1.5, 2.0, 3.0], "cusum_h": [10, 20, 40], "cusum_k": [1, 2],
-    "tail_prior": [30, 100, 300], "tail_heavy": [0.01, 0.1], "tail_decay": [0.99, 0.995, 0.999],
-    "damp": [0.2, 0.5], "episode_weight": [0.0, 0.5, 1.0], "spread_frac": [0.0, 0.1, 0.3],
-}  # fmt: skip

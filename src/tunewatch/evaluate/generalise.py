@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from tunewatch.evaluate.nab_score import FloatArray, Profile, SweptFile, probation_length, score_corpus
+
+V = TypeVar("V")
 
 #: file key → group (NAB: the category, the part of the key before ``/``)
 Grouping = Callable[[str], str]
@@ -79,7 +82,7 @@ class GeneralisationReport:
         return t.normalized
 
 
-def _subset(d: Mapping[str, object], keys: list[str]) -> dict[str, object]:
+def _subset(d: Mapping[str, V], keys: list[str]) -> dict[str, V]:
     return {k: d[k] for k in keys}
 
 
@@ -98,15 +101,15 @@ def leave_one_group_out(
         test = [k for k in swept if group_of(k) == g]
         best: tuple[float, str, float] | None = None
         for name, scores in scores_by_config.items():
-            fit = score_corpus(_subset(swept, train), _subset(scores, train), profile)  # type: ignore[arg-type]
+            fit = score_corpus(_subset(swept, train), _subset(scores, train), profile)
             fitted = Totals(fit.raw, fit.null, fit.perfect).normalized  # also when the others have no window
             if best is None or fitted > best[0]:
                 best = (fitted, name, fit.threshold)
         assert best is not None, "no configuration to choose from"
         train_score, name, threshold = best
         held = score_corpus(
-            _subset(swept, test),  # type: ignore[arg-type]
-            _subset(scores_by_config[name], test),  # type: ignore[arg-type]
+            _subset(swept, test),
+            _subset(scores_by_config[name], test),
             profile,
             threshold=threshold,
         )
