@@ -27,9 +27,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from tunewatch.detect.defaults import NAB_DEFAULT  # noqa: E402
 from tunewatch.detect.detectors import EnsembleDetector, LevelScaleDetector  # noqa: E402
 from tunewatch.detect.kernel_detector import DAY_MS, WEEK_MS  # noqa: E402
-from tunewatch.detect.nab_default import NAB_DEFAULT  # noqa: E402
 from tunewatch.evaluate.nab import load_corpus, load_windows, run_detector, score_all, sweep_corpus  # noqa: E402
 from tunewatch.evaluate.registry import nab_scorer  # noqa: E402
 

@@ -27,9 +27,9 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from tunewatch.detect.defaults import NAB_DEFAULT  # noqa: E402
 from tunewatch.detect.detectors import EnsembleDetector  # noqa: E402
 from tunewatch.detect.kernel_detector import KernelParams  # noqa: E402
-from tunewatch.detect.nab_default import NAB_DEFAULT  # noqa: E402
 from tunewatch.evaluate.generalise import (  # noqa: E402
     false_episode_rate,
     fixed_threshold_score,

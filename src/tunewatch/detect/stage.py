@@ -56,16 +56,6 @@ EntityPrior = Callable[[str, Sequence[str]], np.ndarray]
 ENTITY_PRIOR_METRICS: Final = ("plays", "streams")
 
 
-#: Ensemble settings for the pipeline's per-minute rules: raw |z| evidence (no per-series calibration, no
-#: episode damping), so that ``min_score: 0.5`` keeps meaning "4 standard deviations" for ``for:`` minutes;
-#: outliers teach no scale, and the CUSUM is off: its re-basing learnt a market's outage (late data) as the new
-#: level and then missed the bot farm that followed it (simulator seed 2, six hours).
-PIPELINE_ENSEMBLE: Final = {
-    "alpha": 0.15, "scale_alpha": 0.05, "clip": 1.5, "warmup": 15, "relative_floor": 0.02, "mad_cap": 3,
-    "freeze_scale": True, "damp": 1.0, "cal": 0.0, "bins": 96, "use_cusum": 0.0,
-}  # fmt: skip
-
-
 #: Ratios that are not shares of events (milliseconds over milliseconds, streams per listener): binomial noise
 #: on their weight would be a wrong model (its floor hid rebuffering rising from 0.02 % to 0.5 % of listening
 #: time), so their noise is learnt, as for sums.
@@ -84,7 +74,8 @@ def robust_detector(spec: MetricSpec) -> VectorDetector:
 
 
 def ensemble_detector(spec: MetricSpec) -> VectorDetector:
-    """The level + seasonal + change-point ensemble for a metric (see :data:`PIPELINE_ENSEMBLE`)."""
+    """The level + seasonal + change-point ensemble for a metric (settings: :mod:`tunewatch.detect.defaults`)."""
+    from tunewatch.detect.defaults import PIPELINE_ENSEMBLE
     from tunewatch.detect.detectors import EnsembleDetector  # compiled kernel: loaded only when used
 
     return EnsembleDetector(noise=_noise(spec), **PIPELINE_ENSEMBLE)

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from tunewatch.detect.defaults import LABEL_FREE_THRESHOLD, NAB_DEFAULT
 from tunewatch.detect.detectors import DETECTORS, EnsembleDetector
 from tunewatch.detect.kernel_detector import KernelDetector
-from tunewatch.detect.nab_default import LABEL_FREE_THRESHOLD, NAB_DEFAULT
 from tunewatch.detect.robust import RobustLevelDetector
 from tunewatch.evaluate.nab import SeriesScorer
 from tunewatch.evaluate.nab_score import FloatArray
@@ -56,5 +56,5 @@ def nab_scorer(name: str) -> SeriesScorer:
 
 
 #: Thresholds chosen without labels, for the detectors that have one: tunewatch's default (a false-alarm budget
-#: on anomaly-free series, see ``nab_default``) and windowedGaussian's 1-in-10,000 Gaussian tail.
+#: on anomaly-free series, see ``tunewatch.detect.defaults``) and windowedGaussian's 1-in-10,000 Gaussian tail.
 LABEL_FREE_THRESHOLDS: dict[str, float] = {"default": LABEL_FREE_THRESHOLD, "windowed_gaussian": 0.9999}
