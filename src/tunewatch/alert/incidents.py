@@ -25,7 +25,11 @@ Watchdog's root-cause analysis do:
   (same-minute alerts that cannot be weighed against each other do not say which is the root). Excesses
   are per minute, those the detector pooled (several minutes) where it pooled, in drill-down and folding
   alike. The incident's alert lists the folded ones under ``also_affected`` (annotation and explanation)
-  with the share of their excess the root slice accounts for;
+  with the share of their excess the root slice accounts for. Alerts of one metric that fire in the same minute
+  are weighed largest excess first (the CDN before the markets it serves), whatever order the engine lists
+  them in; a sibling of the incident's slice (another CDN of its market) joins it while it is live when their
+  common parent moves the same way; a finer slice that would be a better root is a detail, folded, when it
+  started more than ``together_ms`` after the incident (a bot farm's tracks an hour into it);
 * the incident resolves (one ``resolved`` notification) when every alert folded into it has resolved. Once
   the alert that opened it has resolved, and for ``aftermath_ms`` (30 minutes) after the incident resolved,
   it takes only its aftermath (after it resolved, silently): the alerts it explains on other slices, on a
@@ -42,6 +46,7 @@ slices are annotations, so existing receivers, silences and inhibitions work unc
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -55,6 +60,8 @@ from tunewatch.process.dimensions import DIMENSION_SETS, OTHER, TOP_K_FIELDS, di
 from tunewatch.schema import DIMENSION_FIELDS
 
 WINDOW_MS: Final = 60_000
+#: The share an incident explains of an alert it takes without weighing it (a sibling slice): shown as unknown.
+UNWEIGHED: Final = float("nan")
 _FIELDS: Final = set(DIMENSION_FIELDS)
 
 
@@ -117,7 +124,7 @@ class IncidentFolder:
     def fold(self, changes: list[Alert], detections: pl.DataFrame) -> list[Alert]:
         """The notifications for the engine's alert ``changes`` (in time order) of one batch of ``detections``."""
         out: list[Alert] = []
-        for a in changes:
+        for a in self._largest_first(changes, detections):
             if a.status == "firing":
                 note = self._fire(a, detections)
                 if note is not None:
@@ -126,6 +133,38 @@ class IncidentFolder:
                 done = self._resolve(a)
                 if done is not None:
                     out.append(done)
+        return out
+
+    def _largest_first(self, changes: list[Alert], detections: pl.DataFrame) -> list[Alert]:
+        """``changes`` with each run of anomaly alerts of one metric that fired in the same minute ordered by their
+        excess, largest first: the slice that carries most of a minute's deviation (one CDN) opens the incident
+        and the slices it explains (each market it serves) are weighed against it, whatever order the engine
+        listed them in. Everything else keeps its time order."""
+        out: list[Alert] = []
+        run: list[Alert] = []
+
+        def key(a: Alert) -> tuple[str, int]:
+            return a.labels.get("metric", ""), int(a.extra.get("fired_at", a.starts_at))
+
+        def flush() -> None:
+            if len(run) > 1:
+                metric, fired = key(run[0])
+                rows = detections.filter((pl.col("window_start") == fired - WINDOW_MS) & (pl.col("metric") == metric))
+                excess = [_contribution(rows, metric, slice_dims(a), _direction(a)) for a in run]
+                order = sorted(range(len(run)), key=lambda i: -(excess[i] or 0.0))  # stable: ties keep their order
+                run[:] = [run[i] for i in order]
+            out.extend(run)
+            run.clear()
+
+        for a in changes:
+            foldable = a.status == "firing" and a.extra.get("rule_kind", "anomaly") == "anomaly"
+            if run and (not foldable or key(a) != key(run[0])):
+                flush()
+            if foldable:
+                run.append(a)
+            else:
+                out.append(a)
+        flush()
         return out
 
     # ------------------------------------------------------------------------------------------- firing
@@ -151,7 +190,8 @@ class IncidentFolder:
                     inc.sides.add(f"{metric}:{direction}")
                 if inc.closed_at is None:  # a resolved incident's notifications are final: its end goes unsaid
                     inc.metrics.add(metric)
-                    inc.alert = _with_affected(inc.alert, a, dims, explained)  # emitted alerts are never changed
+                    share = None if math.isnan(explained) else explained
+                    inc.alert = _with_affected(inc.alert, a, dims, share)  # emitted alerts are never changed
                 return None
         note = a if root == dims else _with_affected(_rerooted(a, root), a, dims, share)
         inc = _Incident(note, root, {metric}, {fp: a}, first=fp, sides={f"{metric}:{direction}"})
@@ -191,7 +231,9 @@ class IncidentFolder:
                 theirs is not None and own is not None and theirs > 0 and own >= self.min_share * theirs
                 and not self._proportionate(rows, metric, root, inc.root, own / theirs)
             ):  # fmt: skip
-                return None  # it explains the incident's slice (the drill-down's test): a better root, on its own
+                if not self._late(inc, alert):
+                    return None  # it explains the incident's slice (the drill-down's test): a better root, on its own
+                return max(0.0, min(1.0, theirs / own))  # long after the incident was notified: a detail of it
             if not same and theirs is not None and theirs <= 0:
                 return None  # another metric that does not move on the incident's slice: not its doing
             return 1.0
@@ -203,7 +245,15 @@ class IncidentFolder:
                 return None  # another metric, mostly moved outside the incident's slice
             return max(0.0, min(1.0, theirs / own))
         if set(root) == set(inc.root):
-            return None  # disjoint slices of one dimension set (two markets) never explain each other
+            # disjoint slices of one dimension set never explain each other; two markets are two incidents, but
+            # two CDNs of one market deviating the same way while its incident is live are one (their market
+            # moves with them: the market itself may miss a guard both of its parts met)
+            parent = {k: v for k, v in root.items() if inc.root.get(k) == v}
+            if same and parent and inc.ended_at is None and f"{metric}:{direction}" in inc.sides:
+                moved = _contribution(rows, metric, parent, direction)
+                if moved is not None and moved > 0:
+                    return UNWEIGHED
+            return None
         theirs = _contribution(rows, metric, inc.root, direction)
         if theirs is None and inc.ended_at is None:
             # a metric not watched on the incident's slice (another metric): started together, or not the incident's
@@ -214,10 +264,18 @@ class IncidentFolder:
             return 1.0 if together and first < int(alert.extra.get("fired_at", alert.starts_at)) else None
         finer = _granularity(tuple(root)) > _granularity(tuple(inc.root))
         if finer and theirs is not None and own is not None and theirs > 0 and own >= 0.5 * theirs:
-            return None  # an entity carrying most of a coarser incident's excess (a bot farm): its own notice
+            if not self._late(inc, alert):
+                return None  # an entity carrying most of a coarser incident's excess (a bot farm): its own notice
+            return min(1.0, theirs / own)  # long after the incident was notified: a detail of it
         if theirs is not None and own is not None and own > 0 and theirs >= 0.5 * own:
             return min(1.0, theirs / own)
         return None
+
+    def _late(self, inc: _Incident, alert: Alert) -> bool:
+        """Whether ``alert`` started more than ``together_ms`` after live incident ``inc``: a finer slice that
+        explains the incident then is a detail of an incident already notified (the bot farm's tracks an hour
+        into a market's surge), not a better root that deserves its own notice."""
+        return inc.ended_at is None and alert.starts_at - inc.alert.starts_at > self.together_ms
 
     def _proportionate(
         self, rows: pl.DataFrame, metric: str, part: dict[str, str], whole: dict[str, str], share: float

@@ -1,0 +1,109 @@
+"""Folding that does not depend on the order the engine lists one minute's alerts in; siblings under one parent;
+an entity that turns up long after its incident was notified."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from tests.alert.pooled import MINUTE, T0
+from tunewatch.alert.incidents import IncidentFolder
+from tunewatch.alert.model import Alert
+from tunewatch.detect.stage import DETECTION_SCHEMA
+
+
+def _alert(name: str, metric: str, dims: dict[str, str], *, started: int = T0, fired: int = T0 + MINUTE) -> Alert:
+    labels = {"alertname": name, "severity": "warning", "metric": metric, **dims}
+    extra = {"rule_kind": "anomaly", "fired_at": fired}
+    return Alert(labels=labels, annotations={"summary": name}, status="firing", starts_at=started, extra=extra)
+
+
+def _frame(metric: str, rows: list[tuple[str, dict[str, str], float, float, float]]) -> pl.DataFrame:
+    """The same detections in each of the first 100 minutes from T0: (dimset, slice, value, expected, weight)."""
+    data: list[dict[str, Any]] = [
+        {"window_start": T0 + m * MINUTE, "metric": metric, "sid": i, "dimset": d, **dims, "value": v,
+         "weight": w, "expected": e, "score": 0.9}
+        for m in range(100)
+        for i, (d, dims, v, e, w) in enumerate(rows)
+    ]  # fmt: skip
+    return pl.DataFrame(data, schema=DETECTION_SCHEMA, strict=False)
+
+
+def _low_quality() -> pl.DataFrame:
+    """One CDN (fastly) serves low bitrates: its share jumps 5 % -> 60 % over 400 plays; DE and FR, which it
+    partly serves, rise 5 % -> 30 % over 300 plays each."""
+    return _frame("low_quality_share", [
+        ("cdn", {"cdn": "fastly"}, 0.60, 0.05, 400.0),
+        ("cdn", {"cdn": "akamai"}, 0.05, 0.05, 400.0),
+        ("market", {"market": "DE"}, 0.30, 0.05, 300.0),
+        ("market", {"market": "FR"}, 0.30, 0.05, 300.0),
+    ])  # fmt: skip
+
+
+def test_the_slice_with_most_of_a_minute_s_excess_opens_the_incident_whatever_the_order() -> None:
+    """The engine may list the markets before the CDN that explains them: the CDN is still the one notification,
+    and the markets are folded under it."""
+    for order in (["DE", "FR", "fastly"], ["fastly", "FR", "DE"]):
+        alerts = [
+            _alert("LowQualityShareUp", "low_quality_share", {"cdn": o} if o == "fastly" else {"market": o})
+            for o in order
+        ]
+        (note,) = IncidentFolder().fold(alerts, _low_quality())
+        assert note.labels.get("cdn") == "fastly" and "market" not in note.labels
+        affected = {tuple(e["dims"].values()) for e in note.extra.get("also_affected", [])}
+        assert affected in (set(), {("DE",), ("FR",)})  # the note goes out before the markets are folded
+
+
+def _rebuffering() -> pl.DataFrame:
+    """ES's rebuffering rises on every CDN (0.2 % -> 0.5 %); so does ES as a whole; US's does not."""
+    return _frame("rebuffer_ratio", [
+        ("market", {"market": "ES"}, 0.005, 0.002, 900.0),
+        ("market,cdn", {"market": "ES", "cdn": "fastly"}, 0.005, 0.002, 300.0),
+        ("market,cdn", {"market": "ES", "cdn": "akamai"}, 0.005, 0.002, 300.0),
+        ("market,cdn", {"market": "US", "cdn": "akamai"}, 0.006, 0.002, 300.0),
+    ])  # fmt: skip
+
+
+def test_a_sibling_under_a_parent_that_moves_with_it_joins_the_live_incident() -> None:
+    """ES x akamai after ES x fastly: one incident (ES moves the same way); US x akamai is another market: its
+    own notice."""
+    folder = IncidentFolder()
+    rows = _rebuffering()
+    first = _alert("RebufferingUp", "rebuffer_ratio", {"market": "ES", "cdn": "fastly"})
+    assert folder.fold([first], rows) == [first]
+    later = _alert("RebufferingUp", "rebuffer_ratio", {"market": "ES", "cdn": "akamai"}, fired=T0 + 3 * MINUTE)
+    assert folder.fold([later], rows) == []
+    (incident,) = folder.active()
+    (entry,) = incident.extra["also_affected"]
+    assert entry["dims"] == {"market": "ES", "cdn": "akamai"} and entry["share_explained"] is None
+    other = _alert("RebufferingUp", "rebuffer_ratio", {"market": "US", "cdn": "akamai"}, fired=T0 + 3 * MINUTE)
+    assert folder.fold([other], rows) == [other]
+
+
+def test_a_sibling_is_not_folded_when_their_parent_does_not_move() -> None:
+    folder = IncidentFolder()
+    rows = _rebuffering().with_columns(
+        value=pl.when(pl.col("dimset") == "market").then(pl.lit(0.002)).otherwise(pl.col("value"))
+    )
+    folder.fold([_alert("RebufferingUp", "rebuffer_ratio", {"market": "ES", "cdn": "fastly"})], rows)
+    later = _alert("RebufferingUp", "rebuffer_ratio", {"market": "ES", "cdn": "akamai"}, fired=T0 + 3 * MINUTE)
+    assert folder.fold([later], rows) == [later]
+
+
+def test_an_entity_that_explains_the_incident_is_its_own_notice_only_when_it_started_with_it() -> None:
+    """A bot farm in BR: a track carrying most of BR's surge is a better root (its own notice) when it starts
+    with the incident; 80 minutes into the incident, it is a detail of the incident already notified."""
+    market = ("market", {"market": "BR"}, 90.0, 30.0, 0.0)
+    rows = pl.concat([
+        _frame("streams", [market]).filter(pl.col("window_start") == T0),  # the track is not streamed yet
+        _frame("streams", [market, ("track_id", {"track_id": "trk-9"}, 55.0, 1.0, 0.0)]).filter(
+            pl.col("window_start") > T0
+        ),
+    ])  # fmt: skip
+    for delay, notified in ((2, True), (80, False)):
+        folder = IncidentFolder()
+        folder.fold([_alert("StreamsSurge", "streams", {"market": "BR"})], rows)
+        track = _alert("StreamsSurge", "streams", {"track_id": "trk-9"}, started=T0 + delay * MINUTE,
+                       fired=T0 + (delay + 1) * MINUTE)  # fmt: skip
+        assert folder.fold([track], rows) == ([track] if notified else [])
