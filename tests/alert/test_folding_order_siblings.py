@@ -107,3 +107,17 @@ def test_an_entity_that_explains_the_incident_is_its_own_notice_only_when_it_sta
         track = _alert("StreamsSurge", "streams", {"track_id": "trk-9"}, started=T0 + delay * MINUTE,
                        fired=T0 + (delay + 1) * MINUTE)  # fmt: skip
         assert folder.fold([track], rows) == ([track] if notified else [])
+
+
+def test_the_rest_of_the_traffic_never_opens_an_incident_even_with_the_largest_excess() -> None:
+    """US x akamai fails; the tracks outside the heavy hitters (``_other``) carry more failures in all than the
+    slice itself: the slice is still the notification, listed first or not, and ``_other`` is folded into it."""
+    rows = _frame("failure_rate", [
+        ("market,cdn", {"market": "US", "cdn": "akamai"}, 0.40, 0.02, 50.0),
+        ("track_id", {"track_id": "_other"}, 0.10, 0.02, 400.0),
+    ])  # fmt: skip
+    for first in ("_other", "slice"):
+        other = _alert("PlaybackFailuresUp", "failure_rate", {"track_id": "_other"})
+        us = _alert("PlaybackFailuresUp", "failure_rate", {"market": "US", "cdn": "akamai"})
+        (note,) = IncidentFolder().fold([other, us] if first == "_other" else [us, other], rows)
+        assert note.labels.get("market") == "US" and note.labels.get("cdn") == "akamai"

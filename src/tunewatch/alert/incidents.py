@@ -139,7 +139,7 @@ class IncidentFolder:
         """``changes`` with each run of anomaly alerts of one metric that fired in the same minute ordered by their
         excess, largest first: the slice that carries most of a minute's deviation (one CDN) opens the incident
         and the slices it explains (each market it serves) are weighed against it, whatever order the engine
-        listed them in. Everything else keeps its time order."""
+        listed them in; the rest of the traffic (``_other``) comes last. Everything else keeps its time order."""
         out: list[Alert] = []
         run: list[Alert] = []
 
@@ -151,7 +151,9 @@ class IncidentFolder:
                 metric, fired = key(run[0])
                 rows = detections.filter((pl.col("window_start") == fired - WINDOW_MS) & (pl.col("metric") == metric))
                 excess = [_contribution(rows, metric, slice_dims(a), _direction(a)) for a in run]
-                order = sorted(range(len(run)), key=lambda i: -(excess[i] or 0.0))  # stable: ties keep their order
+                # the rest of the traffic (``_other``) is never a root: last, whatever its excess; ties keep their order
+                rest = [OTHER in slice_dims(a).values() for a in run]
+                order = sorted(range(len(run)), key=lambda i: (rest[i], -(excess[i] or 0.0)))
                 run[:] = [run[i] for i in order]
             out.extend(run)
             run.clear()
