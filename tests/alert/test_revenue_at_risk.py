@@ -14,8 +14,8 @@ import pytest
 
 from tunewatch.alert.engine import AlertEngine
 from tunewatch.alert.model import Alert
-from tunewatch.alert.rules import load_rules, parse_rules
 from tunewatch.alert.revenue_risk import RevenueModel
+from tunewatch.alert.rules import load_rules, parse_rules
 from tunewatch.detect.stage import DETECTION_SCHEMA
 from tunewatch.errors import ConfigError
 from tunewatch.ingest.batch import RawBatch, conform
@@ -180,4 +180,3 @@ def test_currency_comes_from_the_environment_or_the_rate_table_file(
     )
     assert alert.annotations["revenue_at_risk_per_hour"] == "7.80 EUR"
     assert alert.extra["currency"] == "EUR"
-
