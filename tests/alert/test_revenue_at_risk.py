@@ -180,3 +180,13 @@ def test_currency_comes_from_the_environment_or_the_rate_table_file(
     )
     assert alert.annotations["revenue_at_risk_per_hour"] == "7.80 EUR"
     assert alert.extra["currency"] == "EUR"
+
+
+def test_slices_not_seen_for_a_day_are_forgotten() -> None:
+    model = RevenueModel(RateTable())
+    row = {"dimset": "track_id", "streams": 10.0, "stream_revenue_micros": 40_000.0, "est_revenue_micros": 40_000.0}
+    model.observe(pl.DataFrame([{**row, "window_start": 0, "track_id": "old"}]))
+    model.observe(pl.DataFrame([{**row, "window_start": 86_400_000 + MIN, "track_id": "new"}]))
+    assert model.unit_rate("per_stream", "track_id", {"track_id": "new"}, {}) == pytest.approx(4000.0)
+    # the old track's learnt rate is gone: the rate table's premium rate (no market) prices it
+    assert model.unit_rate("per_stream", "track_id", {"track_id": "old"}, {}) == RateTable().tier_rates["premium"]

@@ -102,3 +102,12 @@ def test_promtool_finds_nothing_to_lint_in_a_populated_exposition(
     names = {f.name for f in text_string_to_metric_families(text.decode())}
     assert {"tunewatch_series_value", "tunewatch_events_received", "tunewatch_series_dropped"} <= names
     assert not any(n.endswith("_seconds") and "watermark" in n and "timestamp" not in n for n in names)
+
+
+def test_a_series_silent_for_fifteen_minutes_is_no_longer_exported() -> None:
+    metrics = PrometheusMetricsManager(process_metrics=False)
+    metrics.record_detection(_detections([("plays", "market", {"market": "BR"}, 50.0, 500.0)]), series=1, detectors=1)
+    later = _detections([("plays", "market", {"market": "US"}, 50.0, 500.0)], window=16 * 60_000)
+    metrics.record_detection(later, series=2, detectors=1)
+    s = scrape(metrics)
+    assert {x.labels["market"] for x in s["tunewatch_series_value"]} == {"US"}

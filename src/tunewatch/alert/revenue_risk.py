@@ -68,6 +68,8 @@ EXPERIENCE: Final = frozenset(
     {"startup_ms_p50", "startup_ms_p95", "startup_ms_p99", "rebuffer_ratio", "low_quality_share", "completion_rate"}
 )
 _KEY: Final = "__slice"
+_SEEN: Final = "__seen"
+DAY_MS: Final = 86_400_000
 _SEP: Final = "\x1f"
 
 
@@ -135,11 +137,13 @@ class RevenueModel:
     ``alpha`` weighs each new window in the exponentially weighted unit rates.
     """
 
-    def __init__(self, rates: RateTable | None = None, *, alpha: float = 0.2) -> None:
+    def __init__(self, rates: RateTable | None = None, *, alpha: float = 0.2, forget_after_ms: int = DAY_MS) -> None:
         self.rates = rates if rates is not None else RateTable.configured()
         self.currency = self.rates.currency
         self.alpha = alpha
-        schema: dict[str, pl.DataType] = {_KEY: pl.String(), **{r: pl.Float64() for r in UNIT_RATES}}
+        #: slices not seen for this long are forgotten (heavy-hitter tracks come and go)
+        self.forget_after_ms = forget_after_ms
+        schema: dict[str, pl.DataType] = {_KEY: pl.String(), _SEEN: pl.Int64(), **{r: pl.Float64() for r in UNIT_RATES}}
         self._ref = pl.DataFrame(schema=schema)
 
     def observe(self, metrics: pl.DataFrame) -> None:
@@ -155,7 +159,11 @@ class RevenueModel:
         batch = (
             metrics.select(_slice_key(metrics), pl.col("window_start"), *sums)
             .group_by(_KEY)
-            .agg(pl.all().exclude("window_start").sum(), pl.col("window_start").n_unique().alias("__n"))
+            .agg(
+                pl.all().exclude("window_start").sum(),
+                pl.col("window_start").n_unique().alias("__n"),
+                pl.col("window_start").max().cast(pl.Int64).alias("__batch_seen"),
+            )
         )
         weight = 1 - (1 - self.alpha) ** pl.col("__n")
         merged = self._ref.join(batch, on=_KEY, how="full", coalesce=True)
@@ -168,7 +176,12 @@ class RevenueModel:
                 pl.when(fresh.is_null()).then(old).when(old.is_null()).then(fresh)
                 .otherwise(old * (1 - weight) + fresh * weight).alias(rate)
             )  # fmt: skip
-        self._ref = merged.select(pl.col(_KEY), *blended)
+        seen = pl.max_horizontal(pl.col(_SEEN), pl.col("__batch_seen")).alias(_SEEN)
+        ref = merged.select(pl.col(_KEY), seen, *blended)
+        newest = ref.get_column(_SEEN).max()
+        if newest is not None:
+            ref = ref.filter(pl.col(_SEEN) >= int(newest) - self.forget_after_ms)  # type: ignore[arg-type]
+        self._ref = ref
 
     def unit_rate(
         self, rate: str, dimset: str, dims: Mapping[str, str], row: Mapping[str, float | None]

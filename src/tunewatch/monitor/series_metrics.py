@@ -12,7 +12,8 @@ Families (labels ``metric``, ``dimset`` and every dimension field, empty when no
 Cardinality is bounded: at most ``max_series`` series are ever exported over the process lifetime, chosen
 coarse-first (global, then one-dimension sets, ...) and by evidence weight; series with a firing alert may
 also use ``alerting_reserve`` more. Admission runs at scrape time over the newest point of every series
-(vectorised); a batch only updates a frame of newest points.
+(vectorised); a batch only updates a frame of newest points. A series with no point in the last ``stale_ms``
+(15 minutes of event time) is no longer exported.
 """
 
 from __future__ import annotations
@@ -64,11 +65,13 @@ def alert_series_key(labels: Mapping[str, str]) -> str | None:
 class SeriesCollector(Collector):
     """Exports the newest detection point of a bounded set of series (see the module docstring)."""
 
-    def __init__(self, max_series: int = 300, alerting_reserve: int = 50) -> None:
+    def __init__(self, max_series: int = 300, alerting_reserve: int = 50, stale_ms: int = 15 * 60_000) -> None:
         if max_series < 1 or alerting_reserve < 0:
             raise ValueError(f"need max_series >= 1 and alerting_reserve >= 0, got {max_series}, {alerting_reserve}")
         self.max_series = max_series
         self.alerting_reserve = alerting_reserve
+        #: a series whose newest point is this much older than the newest window is no longer exported
+        self.stale_ms = stale_ms
         self._lock = threading.Lock()
         self._latest: pl.DataFrame | None = None
         self._admitted: set[str] = set()
@@ -90,7 +93,9 @@ class SeriesCollector(Collector):
         )
         with self._lock:
             merged = newest if self._latest is None else pl.concat([self._latest, newest], how="diagonal_relaxed")
-            self._latest = merged.sort("window_start").unique(_KEY, keep="last")
+            latest = merged.sort("window_start").unique(_KEY, keep="last")
+            cutoff = pl.col("window_start").max() - self.stale_ms
+            self._latest = latest.filter(pl.col("window_start") >= cutoff)
 
     def set_alerting(self, labels: Iterable[Mapping[str, str]]) -> None:
         """The series of the alerts firing now (admitted first, within the reserve)."""
