@@ -175,7 +175,9 @@ def serve(
 def run(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
-    speed: Annotated[float, typer.Option(help="Simulated minutes per wall-clock second.")] = 2.0,
+    speed: Annotated[
+        float, typer.Option(help="Simulated minutes per wall-clock second (at most: the clock waits for the data).")
+    ] = 2.0,
     rate: Annotated[int, typer.Option(help="Simulated events per minute (average).")] = 1500,
     warmup: Annotated[int, typer.Option(help="Simulated minutes before the first incident.")] = 20,
     spacing: Annotated[int, typer.Option(min=10, help="Simulated minutes between incident starts.")] = 30,
