@@ -114,7 +114,8 @@ def _outage() -> pl.DataFrame:
 
 
 def test_global_alert_explains_itself_down_to_market_and_cdn() -> None:
-    metrics = pl.DataFrame({"window_start": [T0], "dimset": ["global"], "est_revenue_micros": [2_000_000.0]})
+    metrics = pl.DataFrame({"window_start": [T0], "dimset": ["global"], "est_revenue_micros": [2_000_000.0],
+                            "plays": [3775.0], "attempts": [4000.0]})  # fmt: skip
     [alert] = AlertEngine(parse_rules(GLOBAL)).evaluate(_outage(), metrics)
     assert alert.labels == {"alertname": "PlaybackFailuresUp", "severity": "critical", "metric": "failure_rate"}
     notes = alert.annotations
@@ -127,9 +128,9 @@ def test_global_alert_explains_itself_down_to_market_and_cdn() -> None:
     assert top[0]["dims"] == {"market": "BR", "cdn": "edge-2"}
     assert {tuple(c["dims"].items()) for c in top[1:]} == {(("market", "BR"),), (("cdn", "edge-2"),)}
     assert all("US" not in str(c["dims"]) for c in top)
-    # 2.00/min of revenue, 4.625 % of attempts failing beyond the usual: about 5.82 per hour at risk
-    assert alert.extra["revenue_at_risk_per_hour"] == pytest.approx(2.0 / (1 - 0.04625) * 0.04625 * 60, rel=1e-6)
-    assert notes["revenue_at_risk_per_hour"] == "5.82"
+    # 4.625 % of 4,000 attempts failing beyond the usual: 185 plays lost at 2.00/min / 3,775 plays each
+    assert alert.extra["revenue_at_risk_per_hour"] == pytest.approx(185 * 2.0 / 3775 * 60, rel=1e-6)
+    assert notes["revenue_at_risk_per_hour"] == "5.88 USD"
     assert notes["runbook_url"] == "https://runbooks.example.com/playback-failures"
 
 

@@ -7,6 +7,7 @@ from rich.console import Console
 
 from tunewatch.alert.model import Alert
 from tunewatch.cli import serve_cmd
+from tunewatch.simulate.live_clock import SimulatedClock
 
 
 def test_hostile_text_is_printed_literally_with_its_explanations(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,6 +39,9 @@ def test_run_labels_alert_lines_with_their_simulated_time(monkeypatch: pytest.Mo
     monkeypatch.setattr(serve_cmd, "console", console)
     alert = Alert(labels={"alertname": "PlaysDrop", "market": "BR"}, annotations={"summary": "plays down"},
                   status="firing", starts_at=0)  # fmt: skip
-    sink = serve_cmd._alert_sink(None, lambda: serve_cmd._sim_label(1_767_607_380))
+    clock = SimulatedClock(1_767_607_380, speed=2.0, wall=lambda: 0.0)
+    sink = serve_cmd._alert_sink(None, clock)
     sink(alert)
     assert console.export_text().splitlines()[0].startswith("sim 2026-01-05 10:03 FIRING   PlaysDrop (market=BR)")
+    # the alert itself says so too (notifications, console, API)
+    assert alert.annotations["simulated_clock"].startswith("times are simulated (tunewatch run, 120x the wall clock)")

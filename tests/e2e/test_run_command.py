@@ -37,7 +37,7 @@ def test_run_prints_alerts_and_serves_them() -> None:
             except httpx.HTTPError:
                 continue
             if health.status_code == 200 and alerts:
-                seen_http = (alerts, metrics)
+                seen_http = (alerts, metrics, health.json())
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -46,6 +46,9 @@ def test_run_prints_alerts_and_serves_them() -> None:
     assert "FIRING" in out, out
     assert "scheduled incident" in out
     assert seen_http is not None, out
-    alerts, metrics = seen_http
+    alerts, metrics, health = seen_http
     assert all(a["status"] == "firing" and "alertname" in a["labels"] for a in alerts)
-    assert "tunewatch_events_total" in metrics
+    # simulated times are labelled as such: on every alert (console, notifications) and in /healthz
+    assert all(a["annotations"]["simulated_clock"].startswith("times are simulated") for a in alerts)
+    assert health["clock"] == "simulated" and health["clock_factor"] == 360
+    assert "tunewatch_events_received_total" in metrics

@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from tests.monitor.conftest import DEPLOY, METRIC_NAME, promql_of, scrape
 from tunewatch.cli.main import app
+from tunewatch.detect.stage import DETECTION_SCHEMA
 from tunewatch.monitor import PrometheusMetricsManager
 from tunewatch.monitor.dashboards import dashboards, provisioning, render
 from tunewatch.pipeline.core import Pipeline
@@ -33,14 +35,18 @@ def exported(pipeline_run: tuple[PrometheusMetricsManager, Pipeline]) -> set[str
         labels = {"alertname": "StreamsDrop", "severity": "critical"}  # noqa: RUF012
 
     metrics.record_alerts([_Alert()])
+    # and a point past the detectors' warm-up (the small run's series have no expected value yet)
+    row = {"window_start": 2**42, "metric": "plays", "sid": 0, "dimset": "global", "value": 10.0, "weight": 10.0,
+           "expected": 9.0, "lower": 5.0, "upper": 13.0, "score": 0.1}  # fmt: skip
+    metrics.record_detection(pl.DataFrame([row], schema=DETECTION_SCHEMA), series=1, detectors=1)
     metrics.record_alert_change("firing", "StreamsDrop")
     return set(scrape(metrics))
 
 
 def test_dashboards_are_valid_grafana_models() -> None:
     boards = dashboards()
-    assert set(boards) == {f"tunewatch-{n}.json" for n in ("health", "business", "quality", "alerts")}
-    assert len({b["uid"] for b in boards.values()}) == 4
+    assert set(boards) == {f"tunewatch-{n}.json" for n in ("health", "business", "quality", "alerts", "series")}
+    assert len({b["uid"] for b in boards.values()}) == 5
     for name, board in boards.items():
         assert isinstance(board["schemaVersion"], int) and board["schemaVersion"] >= 36, name
         assert board["templating"]["list"][0]["type"] == "datasource"

@@ -21,10 +21,12 @@ def test_events_by_outcome_balance_with_the_pipeline(pipeline_run: tuple[Prometh
     metrics, pipe = pipeline_run
     s = scrape(metrics)
     c = pipe.counters
-    assert value(s, "tunewatch_events_total", outcome="received") == c.received == 603
+    assert value(s, "tunewatch_events_received_total") == c.received == 603
     assert value(s, "tunewatch_events_total", outcome="accepted") == c.accepted == 600
     assert value(s, "tunewatch_events_total", outcome="duplicate") == c.duplicates == 1
     assert value(s, "tunewatch_events_total", outcome="rejected") == c.rejected == 2
+    # the outcomes are disjoint: sum() over them is the events received, not twice as many
+    assert sum(x.value for x in s["tunewatch_events_total"]) == c.received
     reasons = {x.labels["reason"]: x.value for x in s["tunewatch_rejections_total"]}
     assert sum(reasons.values()) == 2 and any(r.startswith("market") for r in reasons)
 
@@ -135,7 +137,7 @@ def test_freshness_uses_the_injected_clock() -> None:
     metrics.record_watermark(None)  # nothing accepted yet: unchanged
     s = scrape(metrics)
     assert value(s, "tunewatch_freshness_lag_seconds") == 90
-    assert value(s, "tunewatch_watermark_seconds") == BASE_MS / 1000
+    assert value(s, "tunewatch_watermark_timestamp_seconds") == BASE_MS / 1000
 
 
 def test_detection_counts(pipeline_run: tuple[PrometheusMetricsManager, Pipeline]) -> None:
@@ -168,7 +170,9 @@ def test_watch_cache_pulls_on_every_scrape() -> None:
     stats["hits"] = 5.0
     s = scrape(metrics)
     assert value(s, "tunewatch_cache_hits_total") == 5
-    assert value(s, "tunewatch_cache_stat", stat="custom_thing") == 3
+    assert value(s, "tunewatch_cache_other_total", stat="custom_thing") == 3
+    families = {f.name: f.type for f in text_string_to_metric_families(metrics.exposition().decode())}
+    assert families["tunewatch_cache_other"] == "counter"
 
 
 def test_process_memory_and_cpu_are_exported(pipeline_run: tuple[PrometheusMetricsManager, Pipeline]) -> None:

@@ -65,7 +65,7 @@ def test_auth_401_403_and_scopes(tmp_path: Path) -> None:
     assert r.status_code == 403 and "'read' scope" in r.json()["detail"]
     assert client.post("/api/v1/events", content=b"[]", headers={"X-API-Key": ingest_key}).status_code == 200
     assert client.get("/api/v1/alerts", headers={"X-API-Key": admin_key}).status_code == 200
-    assert client.get("/healthz").status_code == 200 and client.get("/metrics").status_code == 200
+    assert client.get("/healthz").status_code == 200 and client.get("/metrics").status_code == 401
 
 
 def test_auth_without_a_database_is_refused_clearly() -> None:

@@ -16,10 +16,11 @@ from typing import Any, Final
 import numpy as np
 import polars as pl
 
-from tunewatch.alert.explain import dims_text, format_value, render, revenue_at_risk_per_hour, top_contributors
+from tunewatch.alert.explain import dims_text, format_value, render, top_contributors
 from tunewatch.alert.history import Transition
 from tunewatch.alert.incidents import IncidentFolder
 from tunewatch.alert.model import Alert
+from tunewatch.alert.revenue_risk import RevenueModel
 from tunewatch.alert.rules import Rule, RuleSet
 from tunewatch.alert.windows import Absence, BurnRate, RateOfChange, stateful_condition
 from tunewatch.process.catalogue import METRICS
@@ -173,6 +174,8 @@ class AlertEngine:
         self._lookback = [stateful_condition(r) for r in rules.rules]
         #: folds the alerts one incident raises on many slices into one notification (see alert.incidents)
         self.folder = IncidentFolder() if fold else None
+        #: each slice's revenue rates, for the revenue at risk of its alerts (see alert.revenue_risk)
+        self.revenue = RevenueModel()
 
     def active(self) -> list[Alert]:
         """Notifications firing now (one per incident when folding)."""
@@ -295,6 +298,7 @@ class AlertEngine:
             for t, alert in self._step_rule(rule, state, rows, windows, detections, metrics):
                 changes.append((t, i, alert))
         changes.sort(key=lambda c: (c[0], c[1]))
+        self.revenue.observe(metrics)  # after judging: a window's revenue is never explained by itself
         alerts = [a for _, _, a in changes]
         return alerts if self.folder is None else self.folder.fold(alerts, detections)
 
@@ -447,7 +451,7 @@ class AlertEngine:
             direction = "up" if value >= expected else "down"
         labels = {"alertname": rule.alert, "severity": rule.severity, **rule.labels, "metric": rule.metric, **dims}
         contributors = top_contributors(detections, rule.metric, d.name, dims, t, direction)
-        risk = revenue_at_risk_per_hour(metrics, rule.metric, d.name, dims, t, value, expected)
+        revenue = self.revenue.impact(metrics, rule.metric, d.name, dims, t, value, expected)
         shown = {
             "value": format_value(rule.metric, value),
             "expected": format_value(rule.metric, expected),
@@ -469,8 +473,7 @@ class AlertEngine:
                 + (f" ({100 * c['share']:.0f}% of the excess)" if c.get("share") is not None else "")
                 for c in contributors
             )
-        if risk is not None:
-            annotations["revenue_at_risk_per_hour"] = f"{risk:,.2f}"
+        annotations.update(revenue.annotations())
         extra = {
             "rule_kind": rule.kind,
             "detector": self.detector_name if rule.kind == "anomaly" else rule.kind,
@@ -484,7 +487,7 @@ class AlertEngine:
             "fired_at": t + WINDOW_MS,
             "anomalous_for_s": (t + WINDOW_MS - onset) // 1000,
             "top_contributors": contributors,
-            "revenue_at_risk_per_hour": risk,
+            **revenue.extra(),
             **kind_extra,
         }
         return Alert(labels=labels, annotations=annotations, status="firing", starts_at=onset, extra=extra)

@@ -1,4 +1,7 @@
-"""Explanations attached to a firing alert: expected vs actual, top contributors, revenue at risk, templates."""
+"""Explanations attached to a firing alert: expected vs actual, top contributors, templates.
+
+Revenue at risk has its own model: :mod:`tunewatch.alert.revenue_risk`.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +14,23 @@ import polars as pl
 
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import dimension_set
+from tunewatch.process.revenue import configured_currency, format_money
 
 _TEMPLATE_RE = re.compile(r"\{\{\s*\$(labels\.([A-Za-z_][A-Za-z0-9_]*)|value|expected|dims|metric)\s*\}\}")
 
 
-def format_value(metric: str, value: float | None) -> str:
-    """Human form of a metric value: ratios as percentages, money in currency units, counts rounded."""
+def format_value(metric: str, value: float | None, currency: str | None = None) -> str:
+    """Human form of a metric value: ratios as percentages, money in currency units, counts rounded.
+
+    Money carries its ISO 4217 code: ``currency``, else the configured one (``TUNEWATCH_CURRENCY``).
+    """
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     kind = METRICS[metric].kind if metric in METRICS else "sum"
     if kind == "ratio" and metric != "streams_per_listener":
         return f"{100 * value:.2f}%"
     if metric.endswith("_micros"):
-        return f"{value / 1e6:,.2f}"
+        return format_money(value / 1e6, currency or configured_currency())
     if METRICS.get(metric) is not None and METRICS[metric].unit == "ms":
         return f"{value:,.0f} ms"
     return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
@@ -105,35 +112,3 @@ def top_contributors(
             }
         )
     return out
-
-
-def revenue_at_risk_per_hour(
-    metrics: pl.DataFrame, metric: str, dimset: str, dims: Mapping[str, str], window: int, value: float, expected: float
-) -> float | None:
-    """Estimated revenue at risk per hour (currency units) in the alert's slice.
-
-    The slice's estimated revenue per minute (streams x rate + ads) is scaled to an hour and multiplied by
-    the share of it the anomaly puts at risk: the excess failure/skip share for harmful ratios, the shortfall
-    for counts and sums that drop, and the suspicious excess for counts that rise (e.g. fraudulent streams).
-    """
-    d = dimension_set(dimset)
-    cond = (pl.col("window_start") == window) & (pl.col("dimset") == d.name)
-    for f in d.fields:
-        cond &= pl.col(f) == dims.get(f)
-    row = metrics.filter(cond).select("est_revenue_micros")
-    if row.is_empty() or not math.isfinite(expected):
-        return None
-    revenue = float(row.item() or 0.0)
-    spec = METRICS[metric]
-    if spec.kind == "ratio":
-        share = abs(value - expected)
-        if spec.bad == "down":
-            share = abs(expected - value) / max(expected, 1e-9)
-        baseline = revenue / max(1e-9, 1 - min(share, 0.99)) if spec.bad == "up" else revenue
-    elif value < expected:
-        share = 1 - value / expected if expected > 0 else 0.0
-        baseline = revenue / max(1e-9, 1 - min(share, 0.99))
-    else:
-        share = (value - expected) / value if value > 0 else 0.0
-        baseline = revenue
-    return max(0.0, baseline * min(share, 1.0)) * 60 / 1e6

@@ -22,7 +22,7 @@ from tunewatch.security.audit import record_admin_action
 from tunewatch.security.keys import SCOPES, ApiKeyStore
 from tunewatch.store.sqlite import connect
 
-app = typer.Typer(name="keys", help="Create, list and revoke API keys (scopes: ingest, read, admin).",
+app = typer.Typer(name="keys", help="Create, list and revoke API keys (scopes: ingest, read, admin, metrics).",
                   no_args_is_help=True)  # fmt: skip
 
 DbOption = Annotated[

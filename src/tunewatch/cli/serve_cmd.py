@@ -18,6 +18,8 @@ from tunewatch.cli.feedback import fail, user_errors
 from tunewatch.cli.paths import output_path, text_input
 from tunewatch.home import default_db, ensure_folder_of, home
 from tunewatch.notify.clock import Clock
+from tunewatch.simulate.live_clock import ANNOTATION as CLOCK_ANNOTATION
+from tunewatch.simulate.live_clock import SimulatedClock, clock_note, feed, sim_label
 
 if TYPE_CHECKING:
     from tunewatch.notify.runner import BackgroundNotifier
@@ -80,11 +82,14 @@ UVICORN_PRODUCTION = {
 }  # fmt: skip
 
 
-def _alert_sink(notifier: BackgroundNotifier | None, when: Callable[[], str] | None = None) -> Callable[[Alert], None]:
-    """Print every alert change (``when`` labels it); hand it to the notification pipeline when configured."""
+def _alert_sink(notifier: BackgroundNotifier | None, clock: SimulatedClock | None = None) -> Callable[[Alert], None]:
+    """Print every alert change (labelled with its simulated time under ``run``'s ``clock``, which also annotates
+    it); hand it to the notification pipeline when configured."""
 
     def on_alert(alert: Alert) -> None:
-        print_alert(alert, when() if when is not None else "")
+        if clock is not None:
+            alert.annotations[CLOCK_ANNOTATION] = clock_note(clock)
+        print_alert(alert, sim_label(clock()) if clock is not None else "")
         if notifier is not None:
             notifier(alert)
 
@@ -118,13 +123,6 @@ def _notify_db(notify_db: Path | None, database: Path | str) -> Path:
     if str(database) == ":memory:":
         return ensure_folder_of(home() / "notify.db")
     return ensure_folder_of(Path(database))
-
-
-def _sim_label(epoch_s: float) -> str:
-    """``sim 2026-01-05 10:03`` for a simulated instant."""
-    from datetime import UTC, datetime
-
-    return "sim " + datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def serve(
@@ -177,7 +175,9 @@ def serve(
 def run(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
-    speed: Annotated[float, typer.Option(help="Simulated minutes per wall-clock second.")] = 2.0,
+    speed: Annotated[
+        float, typer.Option(help="Simulated minutes per wall-clock second (at most: the clock waits for the data).")
+    ] = 2.0,
     rate: Annotated[int, typer.Option(help="Simulated events per minute (average).")] = 1500,
     warmup: Annotated[int, typer.Option(help="Simulated minutes before the first incident.")] = 20,
     spacing: Annotated[int, typer.Option(min=10, help="Simulated minutes between incident starts.")] = 30,
@@ -190,10 +190,12 @@ def run(
     """Serve, plus a simulated live stream (time compressed) with incidents; print alerts as they change.
 
     The service runs on a SIMULATED clock, --speed simulated minutes per wall-clock second, starting --warmup
-    minutes before now: event and alert times, alert 'for' and resolve delays, silences created through the API
-    or console (a 2h silence lasts 2h of simulated time) and data-freshness lag. Alert lines are labelled with
-    their simulated time. Notifications (--notify-config) keep the wall clock: group_wait, group_interval and
-    repeat_interval are real time, and queued notifications survive a restart on the same --notify-db.
+    minutes before now. On the simulated clock: event and alert times, rule 'for' and 'keep_firing_for', absence
+    rules, silences created through the API or console (a 2h silence lasts 2h of simulated time) and the
+    data-freshness lag (DataStale): simulated time waits for the simulated data when the host stalls, so a
+    stall is not stale data. Alert lines, alert annotations (simulated_clock), notifications and /healthz say the
+    times are simulated. On the WALL clock: notifications (--notify-config): group_wait, group_interval,
+    repeat_interval and retries are real time, and queued notifications survive a restart on the same --notify-db.
     """
     from tunewatch.server import LiveService, create_app
     from tunewatch.simulate import SimulationConfig, Simulator
@@ -201,12 +203,8 @@ def run(
     if speed <= 0:
         fail("--speed must be positive")
     minutes = 7 * 24 * 60
-    wall_start = time.time()
-    sim_start_ms = int(wall_start * 1000) // 60_000 * 60_000 - warmup * 60_000
-
-    def sim_clock() -> float:
-        """Simulated wall clock: it runs `speed` minutes per second from the stream's start."""
-        return sim_start_ms / 1000 + (time.time() - wall_start) * 60 * speed + 60
+    sim_start_ms = int(time.time() * 1000) // 60_000 * 60_000 - warmup * 60_000
+    sim_clock = SimulatedClock(sim_start_ms / 1000 + 60, speed=speed)  # at the end of the first minute
 
     config = SimulationConfig(
         start=sim_start_ms,
@@ -225,20 +223,16 @@ def run(
             _notify_db(notify_db, home() / "run.db") if notify_config else Path(":memory:"),
             max_sleep_s=0.5,
         )
-    service = LiveService(clock=sim_clock, on_alert=_alert_sink(notifier, lambda: _sim_label(sim_clock())))
+    service = LiveService(clock=sim_clock, on_alert=_alert_sink(notifier, sim_clock))
     stop = threading.Event()
 
-    def feed() -> None:
+    def feed_service() -> None:
         from tunewatch.ingest.batch import RawBatch, conform
 
-        for i, block in enumerate(simulator.blocks(minutes_per_block=1)):
-            if stop.is_set():
-                return
-            due = wall_start + i / speed
-            delay = due - time.time()
-            if delay > 0 and stop.wait(delay):
-                return
-            service.ingest(RawBatch(frame=conform(block), source="simulator"))
+        blocks = simulator.blocks(minutes_per_block=1)
+        ingest = service.ingest
+        feed(sim_clock, blocks, lambda b: ingest(RawBatch(frame=conform(b), source="simulator")), stop,
+             first_end_s=sim_start_ms / 1000 + 60)  # fmt: skip
 
     console.print(
         f"[bold]tunewatch run[/]: simulated stream at {rate:,} events/min, {speed:g} simulated min per second; "
@@ -246,15 +240,15 @@ def run(
     )
     console.print(
         f"[yellow]simulated time[/]: every time shown here, in the console and in the API is simulated "
-        f"(now {_sim_label(sim_clock())}, {60 * speed:g}x faster than the wall clock); silences and 'for' delays "
-        "run on it too; notifications keep the wall clock",
+        f"(now {sim_label(sim_clock())}, {60 * speed:g}x faster than the wall clock; it waits for the data when "
+        "the host stalls); silences, 'for' delays and data freshness run on it too; notifications keep the wall clock",
         highlight=False,
     )
     for inc in simulator.incidents[:7]:
         console.print(
             f"  scheduled incident: {inc['kind']} {inc['dims'] or 'global'} at {inc['start']}", highlight=False
         )
-    feeder = threading.Thread(target=feed, name="simulator", daemon=True)
+    feeder = threading.Thread(target=feed_service, name="simulator", daemon=True)
     feeder.start()
     try:
         if no_http:

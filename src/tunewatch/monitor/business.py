@@ -24,7 +24,10 @@ COUNTERS: Final = {
     "skips": ("tunewatch_skips", "Skipped plays in closed windows"),
     "errors": ("tunewatch_playback_errors", "Playback error events in closed windows"),
     "attempts": ("tunewatch_playback_attempts", "Plays + playback errors in closed windows"),
-    "est_revenue_micros": ("tunewatch_revenue_micros", "Estimated revenue (micro-units) in closed windows"),
+    "est_revenue_micros": (
+        "tunewatch_revenue_micros",
+        "Estimated revenue in closed windows, micro-units of {currency}",
+    ),
 }
 _VOLUME: Final = "events"
 _GAUGES: Final = ("streams", "skip_rate", "failure_rate", "revenue_micros")
@@ -37,18 +40,29 @@ class BusinessMetrics:
     summed into ``market="_other"``, and at most ``max_markets`` distinct market labels are ever emitted.
     """
 
-    def __init__(self, registry: CollectorRegistry, *, top_n: int = 20, max_markets: int = 50) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, top_n: int = 20, max_markets: int = 50, currency: str = "USD"
+    ) -> None:
         self.markets = TopNLabel(top_n, max_values=max_markets)
+        #: ISO 4217 code of the revenue families (named in their help text)
+        self.currency = currency
         self.counters = {
-            col: Counter(name, doc, ["market"], registry=registry) for col, (name, doc) in COUNTERS.items()
+            col: Counter(name, doc.format(currency=currency), ["market"], registry=registry)
+            for col, (name, doc) in COUNTERS.items()
         }
         self.windows = Counter("tunewatch_windows_closed", "1-minute windows closed", registry=registry)
         self.window_start = Gauge(
-            "tunewatch_last_window_start_seconds", "Start of the newest closed window (unix seconds)", registry=registry
+            "tunewatch_last_window_start_timestamp_seconds",
+            "Start of the newest closed window (unix seconds)",
+            registry=registry,
         )
         self.gauges = {
             name: Gauge(
-                f"tunewatch_window_{name}", f"Newest closed window: {name} per market", ["market"], registry=registry
+                f"tunewatch_window_{name}",
+                f"Newest closed window: {name} per market"
+                + (f" (micro-units of {currency})" if "revenue" in name else ""),
+                ["market"],
+                registry=registry,
             )
             for name in _GAUGES
         }

@@ -26,6 +26,13 @@ CACHE_COUNTERS: Final = {
     "redis_errors": ("tunewatch_cache_redis_errors", "Redis calls that failed"),
     "sets": ("tunewatch_cache_sets", "Values written to the cache"),
     "invalidations": ("tunewatch_cache_invalidations", "Keys invalidated"),
+    "memory_hits": ("tunewatch_cache_memory_hits", "Lookups answered by the in-memory tier"),
+    "remote_hits": ("tunewatch_cache_remote_hits", "Lookups answered by the Redis tier"),
+    "negative_hits": ("tunewatch_cache_negative_hits", "Lookups answered by a cached 'nothing here'"),
+    "deletes": ("tunewatch_cache_deletes", "Keys deleted"),
+    "computes": ("tunewatch_cache_computes", "Values computed on a miss (get_or_compute)"),
+    "decode_errors": ("tunewatch_cache_decode_errors", "Cached values that could not be decoded"),
+    "reconnects": ("tunewatch_cache_reconnects", "Reconnections to Redis"),
 }
 #: snapshot key → (metric name, help) for gauges.
 CACHE_GAUGES: Final = {
@@ -40,7 +47,8 @@ _DERIVED: Final = ("latency",)  # mean latency: derivable from the summary, not 
 
 
 class CacheStatsCollector(Collector):
-    """Exports the newest cache statistics snapshot; other numeric keys go to ``tunewatch_cache_stat{stat}``."""
+    """Exports the newest cache statistics snapshot; other numeric keys (the cache's counters are monotonic) go to
+    the counter family ``tunewatch_cache_other_total{stat}``, at most ``max_other`` names."""
 
     def __init__(self, source: Callable[[], Mapping[str, float]] | None = None, *, max_other: int = 32) -> None:
         self.source = source
@@ -79,11 +87,11 @@ class CacheStatsCollector(Collector):
                 sum_value=stats["latency_sum_s"],
             )
         known = {*CACHE_COUNTERS, *CACHE_GAUGES, *_SUMMARY_KEYS, *_DERIVED}
-        other = GaugeMetricFamily("tunewatch_cache_stat", "Other cache statistics by name", labels=["stat"])
+        other = CounterMetricFamily("tunewatch_cache_other", "Other cache counters by name", labels=["stat"])
         for key in sorted(set(stats) - known):
             label = self._other(key)
             if label == key:
-                other.add_metric([key], stats[key])
+                other.add_metric([key], max(0.0, stats[key]))
         if other.samples:
             yield other
 

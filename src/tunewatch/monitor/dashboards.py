@@ -14,9 +14,26 @@ from typing import Final
 
 import yaml
 
-from tunewatch.monitor.grafana import DATASOURCE_UID, DS, Board, Json
+from tunewatch.monitor.grafana import DATASOURCE_UID, DS, Board, Json, override, query_variable
+from tunewatch.monitor.series_metrics import LABELS
+from tunewatch.process.revenue import configured_currency
 
 DEFAULT_PROMETHEUS: Final = "http://localhost:9090"
+#: Grafana's built-in currency units; other currencies get the ISO code as a suffix
+_GRAFANA_CURRENCIES: Final = frozenset(
+    {"USD", "GBP", "EUR", "JPY", "RUB", "UAH", "BRL", "DKK", "ISK", "NOK", "SEK", "CZK", "CHF", "PLN", "ZAR", "INR",
+     "KRW", "IDR", "PHP", "VND"}
+)  # fmt: skip
+
+
+def currency_unit(currency: str | None = None) -> str:
+    """The Grafana unit of revenue amounts in ``currency`` (default: the configured one).
+
+    >>> currency_unit("EUR"), currency_unit("MXN")
+    ('currencyEUR', 'suffix: MXN')
+    """
+    code = currency or configured_currency()
+    return f"currency{code}" if code in _GRAFANA_CURRENCIES else f"suffix: {code}"
 
 
 def _market_variable() -> Json:
@@ -134,7 +151,7 @@ def business_kpis() -> Json:
         "Estimated revenue per hour",
         [("sum(tunewatch:revenue_micros:increase1h) / 1e6", "revenue/h")],
         kind="stat",
-        unit="currencyUSD",
+        unit=currency_unit(),
         w=6,
     )
     b.row("Per market")
@@ -146,7 +163,7 @@ def business_kpis() -> Json:
     b.panel(
         "Estimated revenue per hour",
         [(f"tunewatch:revenue_micros:increase1h{sel} / 1e6", "{{market}}")],
-        unit="currencyUSD",
+        unit=currency_unit(),
     )
     b.row("Newest closed window")
     b.panel(
@@ -197,7 +214,7 @@ def data_quality() -> Json:
         "Windows closed per minute",
         [
             ("sum(rate(tunewatch_windows_closed_total[5m])) * 60", "windows/min"),
-            ("time() - max(tunewatch_last_window_start_seconds)", "age of newest window (s)"),
+            ("time() - max(tunewatch_last_window_start_timestamp_seconds)", "age of newest window (s)"),
         ],
     )
     return b.model()
@@ -237,9 +254,64 @@ def alerts() -> Json:
     return b.model()
 
 
+def watched_series() -> Json:
+    """What the detectors see for one series: value, expected value and normal band (as the console draws them),
+    the anomaly score, and the most anomalous exported series."""
+    b = Board(
+        "tunewatch-series",
+        "tunewatch / watched series",
+        "Value, expected value, band and anomaly score of the series tunewatch watches (tunewatch_series_*).",
+    )
+    base = "tunewatch_series_value"
+    b.variables.append(query_variable("metric", "Metric", f"label_values({base}, metric)"))
+    b.variables.append(query_variable("dimset", "Dimensions", f'label_values({base}{{metric="$metric"}}, dimset)'))
+    dims = [f for f in LABELS if f not in ("metric", "dimset")]
+    for f in dims:
+        query = f'label_values({base}{{metric="$metric", dimset="$dimset"}}, {f})'
+        b.variables.append(query_variable(f, f, query, include_all=True))
+    sel = '{metric="$metric", dimset="$dimset", ' + ", ".join(f'{f}=~"${f}"' for f in dims) + "}"
+    band = [
+        override("upper", fillBelowTo="lower", lineWidth=0, fillOpacity=20),
+        override("lower", lineWidth=0),
+        override("expected", lineStyle={"fill": "dash", "dash": [10, 10]}),
+    ]
+    b.panel(
+        "Value, expected and band ($metric)",
+        [
+            (f"tunewatch_series_value{sel}", "value"),
+            (f"tunewatch_series_expected{sel}", "expected"),
+            (f"tunewatch_series_band_lower{sel}", "lower"),
+            (f"tunewatch_series_band_upper{sel}", "upper"),
+        ],
+        w=24,
+        h=10,
+        overrides=band,
+        description="One series: pick every dimension; the shaded area is the detector's normal band.",
+    )
+    b.panel(
+        "Anomaly score",
+        [(f"tunewatch_series_anomaly_score{sel}", "score")],
+        unit="percentunit",
+        w=12,
+        thresholds=[(None, "green"), (0.5, "orange"), (0.9, "red")],
+    )
+    b.panel(
+        "Series exported and dropped by the cap",
+        [("sum(tunewatch_series_exported)", "exported"), ("sum(tunewatch_series_dropped_total)", "dropped")],
+        w=12,
+    )
+    b.panel(
+        "Most anomalous series now",
+        [("topk(20, tunewatch_series_anomaly_score)", "{{metric}} {{dimset}}")],
+        kind="table",
+        w=24,
+    )
+    return b.model()
+
+
 def dashboards() -> dict[str, Json]:
     """Every dashboard by file name (``tunewatch-<name>.json``)."""
-    boards = (pipeline_health(), business_kpis(), data_quality(), alerts())
+    boards = (pipeline_health(), business_kpis(), data_quality(), alerts(), watched_series())
     return {f"{board['uid']}.json": board for board in boards}
 
 

@@ -63,8 +63,9 @@ class Board:
         h: int = 8,
         description: str = "",
         thresholds: list[tuple[float | None, str]] | None = None,
+        overrides: list[Json] | None = None,
     ) -> None:
-        """Add a panel whose targets are ``(PromQL, legend)`` pairs."""
+        """Add a panel whose targets are ``(PromQL, legend)`` pairs; ``overrides`` are Grafana field overrides."""
         if self._x + w > _GRID_COLUMNS:
             self._newline()
         steps = [{"value": v, "color": c} for v, c in (thresholds or [(None, "green")])]
@@ -89,7 +90,7 @@ class Board:
                 ],
                 "fieldConfig": {
                     "defaults": {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}},
-                    "overrides": [],
+                    "overrides": list(overrides or []),
                 },
                 "options": _options(kind),
             }
@@ -121,6 +122,36 @@ class Board:
             "templating": {"list": [datasource_variable(), *self.variables]},
             "panels": self.panels,
         }
+
+
+def override(name: str, **properties: Any) -> Json:
+    """A field override of the series named ``name`` (its legend), e.g. ``fillBelowTo="lower"``.
+
+    >>> override("upper", fillBelowTo="lower")["properties"]
+    [{'id': 'custom.fillBelowTo', 'value': 'lower'}]
+    """
+    props = [{"id": k if k in ("color", "unit") else f"custom.{k}", "value": v} for k, v in properties.items()]
+    return {"matcher": {"id": "byName", "options": name}, "properties": props}
+
+
+def query_variable(name: str, label: str, query: str, *, include_all: bool = False) -> Json:
+    """A template variable whose values come from a ``label_values(...)`` query (``.*`` for "All")."""
+    var: Json = {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DS,
+        "query": {"query": query, "refId": name},
+        "definition": query,
+        "refresh": 2,
+        "multi": False,
+        "includeAll": include_all,
+        "sort": 1,
+    }
+    if include_all:
+        var["allValue"] = ".*"
+        var["current"] = {"text": "All", "value": "$__all"}
+    return var
 
 
 def _options(kind: str) -> Json:

@@ -7,14 +7,17 @@ reasons, queue names and alert names by first-come caps, markets by a top-N rank
 
 Families (``_total`` is added to counters on exposition):
 
-- pipeline health: ``tunewatch_events{outcome}``, ``tunewatch_rejections{reason}``,
+- pipeline health: ``tunewatch_events_received``, ``tunewatch_events{outcome}`` (accepted, rejected, duplicate:
+  they add up to received, so ``sum()`` over outcomes is safe), ``tunewatch_rejections{reason}``,
   ``tunewatch_stage_duration_seconds{stage}`` (histogram), ``tunewatch_stage_errors{stage}``,
   ``tunewatch_queue_depth{queue}``, ``tunewatch_series_watched``, ``tunewatch_detectors``,
   ``tunewatch_detections{metric}``, ``tunewatch_alert_changes{status,alertname}``, ``tunewatch_alerts_active``,
-  ``tunewatch_alerts_firing{alertname,severity}``, ``tunewatch_watermark_seconds``,
+  ``tunewatch_alerts_firing{alertname,severity}``, ``tunewatch_watermark_timestamp_seconds``,
   ``tunewatch_freshness_lag_seconds``, ``tunewatch_build_info``, ``process_*`` (memory, CPU, fds);
 - cache: ``tunewatch_cache_*`` (:mod:`tunewatch.monitor.cache_metrics`);
-- business: ``tunewatch_plays``, ``tunewatch_streams``, ... per market (:mod:`tunewatch.monitor.business`).
+- business: ``tunewatch_plays``, ``tunewatch_streams``, ... per market (:mod:`tunewatch.monitor.business`);
+- what the detectors see: ``tunewatch_series_value``, ``_expected``, ``_band_lower``/``_upper``,
+  ``_anomaly_score`` per watched series, capped (:mod:`tunewatch.monitor.series_metrics`).
 """
 
 from __future__ import annotations
@@ -41,14 +44,16 @@ from tunewatch import __version__
 from tunewatch.monitor.business import BusinessMetrics
 from tunewatch.monitor.cache_metrics import CacheStatsCollector
 from tunewatch.monitor.cardinality import CappedLabel
+from tunewatch.monitor.series_metrics import SeriesCollector
 from tunewatch.process.processor import ProcessingResult
+from tunewatch.process.revenue import configured_currency
 
 #: Pipeline stages with a latency histogram. ``ingest`` is one whole ``Pipeline.ingest`` call (validate +
 #: process + detect + alert); it is also accepted under its older name ``pipeline``.
 STAGES: Final = ("ingest", "validate", "process", "detect", "alert", "notify")
 _ALIASES: Final = {"pipeline": "ingest"}
-#: Event outcomes counted in ``tunewatch_events_total``.
-OUTCOMES: Final = ("received", "accepted", "rejected", "duplicate")
+#: Event outcomes counted in ``tunewatch_events_total`` (disjoint: they add up to ``tunewatch_events_received_total``).
+OUTCOMES: Final = ("accepted", "rejected", "duplicate")
 LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -103,6 +108,8 @@ class PrometheusMetricsManager:
         max_reasons: int = 100,
         max_alertnames: int = 200,
         max_queues: int = 16,
+        max_series: int = 300,
+        currency: str | None = None,
         clock: Callable[[], float] = time.time,
         process_metrics: bool = True,
     ) -> None:
@@ -114,7 +121,13 @@ class PrometheusMetricsManager:
         self._queues = CappedLabel(max_queues)
         self._severities = CappedLabel(16)
 
-        self.events = Counter("tunewatch_events", "Events by outcome", ["outcome"], registry=r)
+        self.received = Counter("tunewatch_events_received", "Events received, whatever their outcome", registry=r)
+        self.events = Counter(
+            "tunewatch_events",
+            "Events by outcome (disjoint; they add up to the events received)",
+            ["outcome"],
+            registry=r,
+        )
         self._outcomes = {o: self.events.labels(o) for o in OUTCOMES}
         self.rejections = Counter(
             "tunewatch_rejections", "Rejection reasons (an event may have several)", ["reason"], registry=r
@@ -146,13 +159,19 @@ class PrometheusMetricsManager:
         )
         self._firing_keys: set[tuple[str, str]] = set()
 
-        self.watermark = Gauge("tunewatch_watermark_seconds", "Event-time watermark (unix seconds)", registry=r)
+        self.watermark = Gauge(
+            "tunewatch_watermark_timestamp_seconds", "Event-time watermark (unix seconds)", registry=r
+        )
         self.freshness = Gauge("tunewatch_freshness_lag_seconds", "Processing time - newest event time", registry=r)
         Info("tunewatch_build", "tunewatch build information", registry=r).info({"version": __version__})
 
         self.cache = CacheStatsCollector()
         r.register(self.cache)
-        self.business = BusinessMetrics(r, top_n=top_markets, max_markets=max_markets)
+        self.business = BusinessMetrics(
+            r, top_n=top_markets, max_markets=max_markets, currency=currency or configured_currency()
+        )
+        self.series_points = SeriesCollector(max_series=max_series)
+        r.register(self.series_points)
         if process_metrics:
             ProcessCollector(registry=r)
             GCCollector(registry=r)
@@ -160,7 +179,7 @@ class PrometheusMetricsManager:
     # ---------------------------------------------------------------------------------------- events
     def record_validation(self, *, received: int, accepted: int, rejected: Mapping[str, int], duplicates: int) -> None:
         """Count one batch's outcomes; ``rejected`` maps reasons (``field: reason``) to counts."""
-        self._outcomes["received"].inc(received)
+        self.received.inc(received)
         self._outcomes["accepted"].inc(accepted)
         self._outcomes["duplicate"].inc(duplicates)
         self._outcomes["rejected"].inc(max(0, received - accepted - duplicates))
@@ -193,7 +212,7 @@ class PrometheusMetricsManager:
     def record_watermark(self, watermark_ms: int | None) -> None:
         """Set the watermark and the freshness lag (clock now − newest event time, never negative).
 
-        A stalled pipeline is seen in PromQL as ``time() - tunewatch_watermark_seconds`` growing.
+        A stalled pipeline is seen in PromQL as ``time() - tunewatch_watermark_timestamp_seconds`` growing.
         """
         if watermark_ms is None:
             return
@@ -202,11 +221,13 @@ class PrometheusMetricsManager:
 
     # ---------------------------------------------------------------------------------------- detect / alert
     def record_detection(self, detections: pl.DataFrame | None, *, series: int, detectors: int) -> None:
-        """Series under watch, detectors running and the points a detection run scored (per metric)."""
+        """Series under watch, detectors running, the points a detection run scored (per metric) and the newest
+        point of each series (for the ``tunewatch_series_*`` gauges)."""
         self.series.set(series)
         self.detectors.set(detectors)
         if detections is None or detections.is_empty() or "metric" not in detections.columns:
             return
+        self.series_points.update(detections)
         for metric, n in detections.group_by("metric").len().iter_rows():
             self.detections.labels(str(metric)).inc(n)
 
@@ -215,7 +236,10 @@ class PrometheusMetricsManager:
         self.alerts.labels(status, self._alertnames(alertname)).inc()
 
     def record_alerts(self, active: Iterable[LabelledAlert]) -> None:
-        """Set the firing gauges from the alerts firing now (by ``alertname`` and ``severity``)."""
+        """Set the firing gauges from the alerts firing now (by ``alertname`` and ``severity``); their series are
+        exported first by the ``tunewatch_series_*`` gauges."""
+        active = list(active)
+        self.series_points.set_alerting(a.labels for a in active)
         tally = Tally(
             (self._alertnames(a.labels.get("alertname", "")), self._severities(a.labels.get("severity", "none")))
             for a in active

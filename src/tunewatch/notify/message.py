@@ -23,6 +23,10 @@ EXPLANATION_FIELDS: tuple[tuple[str, str], ...] = (
     ("actual", "Actual"),
     ("top_contributors", "Top contributors"),
     ("revenue_at_risk_per_hour", "Revenue at risk per hour"),
+    ("revenue_per_hour", "Revenue per hour"),
+    ("revenue_affected_per_hour", "Revenue of affected streams per hour"),
+    ("excess_payouts_per_hour", "Payouts on excess streams per hour"),
+    ("simulated_clock", "Simulated clock"),
 )
 _HIDDEN_LABELS = frozenset({"alertname"})
 

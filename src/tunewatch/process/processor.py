@@ -110,7 +110,7 @@ class MusicDataProcessor:
             raise ValueError(f"engine: unknown aggregation engine {engine!r} (known: {', '.join(ENGINES)})")
         self.engine = engine
         self.allowed_lateness_ms = allowed_lateness_ms
-        self.rates = rates or RateTable()
+        self.rates = rates or RateTable.configured()
         self.dimension_sets = dimension_sets
         self.keep_sketches = keep_sketches
         self.heavy = {f: HeavyHitters(k=top_k) for f in TOP_K_FIELDS}

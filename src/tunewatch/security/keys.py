@@ -34,8 +34,9 @@ from tunewatch.errors import TunewatchError
 from tunewatch.security.server_secret import ServerSecret, database_file
 from tunewatch.store.sqlite import migrate
 
-Scope = Literal["ingest", "read", "admin"]
-SCOPES: Final[tuple[Scope, ...]] = ("ingest", "read", "admin")
+#: ``metrics``: scrape ``/metrics`` only (per-market revenue); ``admin`` grants every scope
+Scope = Literal["ingest", "read", "admin", "metrics"]
+SCOPES: Final[tuple[Scope, ...]] = ("ingest", "read", "admin", "metrics")
 PREFIX: Final = "tw_"
 # scrypt cost of keys made before the HMAC scheme: N=2**14, r=8, p=1 (~16 MiB, tens of ms)
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
@@ -127,7 +128,7 @@ class ApiKeyStore:
         if not name.strip():
             raise ApiKeyError("an API key needs a name (who or what uses it)")
         if not scopes:
-            raise ApiKeyError("an API key needs at least one scope: ingest, read or admin")
+            raise ApiKeyError(f"an API key needs at least one scope: {', '.join(SCOPES)}")
         checked = frozenset(parse_scope(s) for s in scopes)
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)

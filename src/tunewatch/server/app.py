@@ -1,6 +1,7 @@
 """The FastAPI application: routes only; the work is done by :class:`LiveService`.
 
-Everything is under ``/api/v1``; ``/metrics``, ``/healthz`` and ``/readyz`` are open (loopback scraping), the
+Everything is under ``/api/v1``; ``/healthz`` and ``/readyz`` are open, ``/metrics`` needs the ``metrics`` scope
+when auth is on (unless ``TUNEWATCH_METRICS_AUTH=0``: it carries per-market revenue), the
 web console is served at ``/``. See :mod:`tunewatch.server.settings` for authentication and limits.
 """
 
@@ -26,7 +27,7 @@ from tunewatch.notify.config import parse_duration_ms
 from tunewatch.notify.matchers import parse_matchers
 from tunewatch.notify.silence import SilenceError
 from tunewatch.schema import DIMENSION_FIELDS
-from tunewatch.security.keys import ApiKey, ApiKeyError
+from tunewatch.security.keys import ApiKey, ApiKeyError, Scope
 from tunewatch.security.ratelimit import RateLimiter
 from tunewatch.server.auth import AccessControl
 from tunewatch.server.batcher import IngestBatcher
@@ -104,7 +105,7 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
     app.state.limiter = limiter
     install_error_handlers(app)
 
-    def scope(name: Literal["ingest", "read", "admin"]) -> Any:
+    def scope(name: Scope) -> Any:
         return Depends(access.dependency(name))
 
     # ------------------------------------------------------------------------------------------ health
@@ -126,7 +127,9 @@ def create_app(service: LiveService, settings: ServerSettings | None = None) -> 
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    metrics_guard = [scope("metrics")] if cfg.metrics_auth else []
+
+    @app.get("/metrics", tags=["health"], response_class=Response, dependencies=metrics_guard)
     def metrics() -> Response:
         """Prometheus exposition of tunewatch's own metrics."""
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -46,6 +46,7 @@ from tunewatch.server.quarantine import QuarantineRing
 from tunewatch.server.report import IngestReport, split_lines_outcome, whole_report
 from tunewatch.server.series import SeriesStore
 from tunewatch.server.settings import ServerSettings
+from tunewatch.simulate.live_clock import clock_status
 from tunewatch.store.history import MetricHistory
 from tunewatch.store.quarantine import QuarantineStore
 from tunewatch.store.quarantine_crypto import configured_keyring
@@ -444,6 +445,7 @@ class LiveService:
             "active_alerts": len(self.alert_log.active()),
             "quarantined": self.quarantine.total,
             "uptime_s": round(time.time() - self.started, 1),
+            **clock_status(self.clock),
         }
 
 

@@ -23,6 +23,10 @@ class ServerSettings(BaseSettings):
     auth: bool = Field(
         default=False, description="Require API keys (header `Authorization: Bearer <key>` or `X-API-Key`)."
     )
+    metrics_auth: bool = Field(
+        default=True,
+        description="With auth on, /metrics needs a key with the `metrics` scope (it carries per-market revenue).",
+    )
     db: Path | None = Field(
         default=None, description="SQLite database for alerts, silences and API keys (none: memory)."
     )

@@ -246,7 +246,8 @@ async function refreshSilences() {
 
 async function refreshStatus() {
   const s = await api("/healthz");
-  $("#status").textContent = `${s.received} events, ${s.accepted} accepted, ${s.rejected} rejected, ${s.duplicates} duplicates`;
+  const clock = s.clock === "simulated" ? ` · SIMULATED TIME (tunewatch run, ${s.clock_factor}x the wall clock)` : "";
+  $("#status").textContent = `${s.received} events, ${s.accepted} accepted, ${s.rejected} rejected, ${s.duplicates} duplicates${clock}`;
 }
 
 async function refresh() {

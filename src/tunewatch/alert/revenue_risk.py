@@ -1,0 +1,268 @@
+"""Revenue at risk of an alert: expected minus actual revenue of the alert's slice, per hour, in one currency.
+
+The model (documented in docs/alerts.md, "Revenue at risk"):
+
+* The revenue of a slice (a dimension set and its values, e.g. ``market=BR``) is what the processor computes:
+  stream payouts (streams x per-stream rate of their market and tier, :class:`~tunewatch.process.revenue.RateTable`)
+  plus ad revenue, ``est_revenue_micros`` per minute.
+* An alert on a metric that moves revenue turns the metric's shortfall into revenue with the slice's own unit
+  rate, learnt from its recent windows (payout per stream, ad revenue per ad, revenue per play, per event, per
+  play that was not skipped):
+
+  ====================================  ========================================================================
+  metric                                revenue lost per minute
+  ====================================  ========================================================================
+  ``est_revenue_micros``, ``ad_revenue_micros``  expected - actual (already money)
+  ``streams`` / ``plays`` / ``events`` / ``ads``  (expected - actual) x revenue per stream / play / event / ad
+  ``failure_rate``                      (actual - expected) x attempts x revenue per play (failed plays)
+  ``skip_rate``                         (actual - expected) x plays x payout per play not skipped
+  ``rec_acceptance``                    (expected - actual) x recommendation plays x payout per play not skipped
+  ====================================  ========================================================================
+
+  Expected revenue of the slice = its actual revenue + that loss; revenue at risk = the loss clipped to
+  [0, expected revenue], x 60 per hour. A total outage (no events at all: actual revenue 0) therefore puts the
+  slice's whole expected revenue at risk. A rise (a streams surge) puts none at risk; it states the payouts on
+  the excess streams instead.
+* Metrics that do not move revenue by themselves (startup time, rebuffering, low quality, completion) state
+  the revenue of the streams they affect (the slice's stream payouts per hour) and put none at risk; data-quality
+  metrics (freshness, validation, duplicates, listeners per stream) state no revenue at all.
+
+Unit rates are exponentially weighted over the slice's past windows (:meth:`RevenueModel.observe`, called after
+each batch is judged, so a window is never explained by itself or later windows); a slice without history uses
+the current window's own rates, and for streams the rate table's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import polars as pl
+
+from tunewatch.process.dimensions import dimension_set
+from tunewatch.process.revenue import RateTable, format_money
+from tunewatch.schema import DIMENSION_FIELDS
+
+#: unit rate → (numerator column, denominator expression's columns: (plus, minus))
+UNIT_RATES: Final[dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]]] = {
+    "per_stream": ("stream_revenue_micros", ("streams",), ()),
+    "per_ad": ("ad_revenue_micros", ("ads",), ()),
+    "per_play": ("est_revenue_micros", ("plays",), ()),
+    "per_event": ("est_revenue_micros", ("events",), ()),
+    "per_kept_play": ("stream_revenue_micros", ("plays",), ("skips",)),
+}
+#: metrics that are money already
+MONEY: Final = ("est_revenue_micros", "ad_revenue_micros")
+#: count metrics → the unit rate that prices one unit
+COUNTS: Final = {"streams": "per_stream", "plays": "per_play", "events": "per_event", "ads": "per_ad"}
+#: ratio metrics → (denominator column, sign of the harmful move, unit rate of one lost unit)
+RATIOS: Final = {
+    "failure_rate": ("attempts", 1.0, "per_play"),
+    "skip_rate": ("plays", 1.0, "per_kept_play"),
+    "rec_acceptance": ("rec_plays", -1.0, "per_kept_play"),
+}
+#: listening-experience metrics: no revenue at risk by themselves; the affected streams' payouts are stated
+EXPERIENCE: Final = frozenset(
+    {"startup_ms_p50", "startup_ms_p95", "startup_ms_p99", "rebuffer_ratio", "low_quality_share", "completion_rate"}
+)
+_KEY: Final = "__slice"
+_SEEN: Final = "__seen"
+DAY_MS: Final = 86_400_000
+_SEP: Final = "\x1f"
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueImpact:
+    """What an alert means in money, per hour, in ``currency`` (``None``: the model has no figure for it)."""
+
+    currency: str
+    at_risk: float | None = None
+    expected: float | None = None
+    actual: float | None = None
+    affected: float | None = None
+    excess_payouts: float | None = None
+
+    def annotations(self) -> dict[str, str]:
+        """Human annotations (only the figures the model has), e.g. ``revenue_at_risk_per_hour: 7.80 USD``."""
+        out: dict[str, str] = {}
+        money = self.currency
+        if self.at_risk is not None:
+            out["revenue_at_risk_per_hour"] = format_money(self.at_risk, money)
+        if self.expected is not None and self.actual is not None:
+            out["revenue_per_hour"] = (
+                f"{format_money(self.actual, money)} vs {format_money(self.expected, money)} expected"
+            )
+        if self.affected is not None:
+            out["revenue_affected_per_hour"] = (
+                f"{format_money(self.affected, money)} (stream payouts of the affected slice; not lost by this alone)"
+            )
+        if self.excess_payouts is not None:
+            out["excess_payouts_per_hour"] = (
+                f"{format_money(self.excess_payouts, money)} (payouts on streams above expected)"
+            )
+        return out
+
+    def extra(self) -> dict[str, object]:
+        """Machine-readable figures for the alert's ``extra`` (per hour, currency units)."""
+        return {
+            "revenue_at_risk_per_hour": self.at_risk,
+            "revenue_expected_per_hour": self.expected,
+            "revenue_actual_per_hour": self.actual,
+            "revenue_affected_per_hour": self.affected,
+            "excess_payouts_per_hour": self.excess_payouts,
+            "currency": self.currency,
+        }
+
+
+def _slice_key(frame: pl.DataFrame) -> pl.Expr:
+    parts = [pl.col("dimset").cast(pl.String)]
+    parts += [pl.col(f).cast(pl.String).fill_null("") if f in frame.columns else pl.lit("") for f in DIMENSION_FIELDS]
+    return pl.concat_str(parts, separator=_SEP).alias(_KEY)
+
+
+def slice_key(dimset: str, dims: Mapping[str, str]) -> str:
+    """The key :class:`RevenueModel` keeps a slice's rates under."""
+    return _SEP.join([dimset, *(dims.get(f, "") for f in DIMENSION_FIELDS)])
+
+
+def _col(frame: pl.DataFrame, name: str) -> pl.Expr:
+    return pl.col(name).cast(pl.Float64) if name in frame.columns else pl.lit(None, dtype=pl.Float64)
+
+
+class RevenueModel:
+    """Revenue rates per slice (learnt from the metric frames) and the revenue impact of alerts.
+
+    ``alpha`` weighs each new window in the exponentially weighted unit rates.
+    """
+
+    def __init__(self, rates: RateTable | None = None, *, alpha: float = 0.2, forget_after_ms: int = DAY_MS) -> None:
+        self.rates = rates if rates is not None else RateTable.configured()
+        self.currency = self.rates.currency
+        self.alpha = alpha
+        #: slices not seen for this long are forgotten (heavy-hitter tracks come and go)
+        self.forget_after_ms = forget_after_ms
+        schema: dict[str, pl.DataType] = {_KEY: pl.String(), _SEEN: pl.Int64(), **{r: pl.Float64() for r in UNIT_RATES}}
+        self._ref = pl.DataFrame(schema=schema)
+
+    def observe(self, metrics: pl.DataFrame) -> None:
+        """Blend the unit rates of ``metrics``' windows into each slice's reference (vectorised over slices)."""
+        if metrics.is_empty() or "dimset" not in metrics.columns:
+            return
+        sums = []
+        for rate, (num, plus, minus) in UNIT_RATES.items():
+            den = sum((_col(metrics, c) for c in plus), pl.lit(0.0)) - sum(
+                (_col(metrics, c) for c in minus), pl.lit(0.0)
+            )
+            sums += [_col(metrics, num).alias(f"{rate}__num"), den.alias(f"{rate}__den")]
+        batch = (
+            metrics.select(_slice_key(metrics), pl.col("window_start"), *sums)
+            .group_by(_KEY)
+            .agg(
+                pl.all().exclude("window_start").sum(),
+                pl.col("window_start").n_unique().alias("__n"),
+                pl.col("window_start").max().cast(pl.Int64).alias("__batch_seen"),
+            )
+        )
+        weight = 1 - (1 - self.alpha) ** pl.col("__n")
+        merged = self._ref.join(batch, on=_KEY, how="full", coalesce=True)
+        blended = []
+        for rate in UNIT_RATES:
+            top, bottom = pl.col(f"{rate}__num"), pl.col(f"{rate}__den")
+            fresh = pl.when(bottom > 0).then(top / bottom)
+            old = pl.col(rate)
+            blended.append(
+                pl.when(fresh.is_null()).then(old).when(old.is_null()).then(fresh)
+                .otherwise(old * (1 - weight) + fresh * weight).alias(rate)
+            )  # fmt: skip
+        seen = pl.max_horizontal(pl.col(_SEEN), pl.col("__batch_seen")).alias(_SEEN)
+        ref = merged.select(pl.col(_KEY), seen, *blended)
+        newest = ref.get_column(_SEEN).max()
+        if newest is not None:
+            ref = ref.filter(pl.col(_SEEN) >= int(newest) - self.forget_after_ms)  # type: ignore[arg-type]
+        self._ref = ref
+
+    def unit_rate(
+        self, rate: str, dimset: str, dims: Mapping[str, str], row: Mapping[str, float | None]
+    ) -> float | None:
+        """A slice's unit rate (micros per unit): its reference, else the current window's, else (streams) the
+        rate table's; ``None`` when nothing is known."""
+        ref = self._ref.filter(pl.col(_KEY) == slice_key(dimset, dims)).get_column(rate)
+        if ref.len() and ref[0] is not None:
+            return float(ref[0])
+        num, plus, minus = UNIT_RATES[rate]
+        parts = [row.get(c) for c in (num, *plus, *minus)]
+        if all(p is not None for p in parts):
+            den = sum(float(row[c] or 0.0) for c in plus) - sum(float(row[c] or 0.0) for c in minus)
+            if den > 0:
+                return float(row[num] or 0.0) / den
+        if rate == "per_stream":
+            return self.rates.per_stream(dims.get("market"), dims.get("tier", "premium"))
+        return None
+
+    def impact(
+        self,
+        metrics: pl.DataFrame,
+        metric: str,
+        dimset: str,
+        dims: Mapping[str, str],
+        window: int,
+        value: float,
+        expected: float,
+    ) -> RevenueImpact:
+        """The revenue impact of an alert on ``metric`` in one slice at ``window`` (see the module's model)."""
+        none = RevenueImpact(self.currency)
+        if metric not in MONEY and metric not in COUNTS and metric not in RATIOS and metric not in EXPERIENCE:
+            return none
+        row = _row(metrics, dimset, dims, window)
+        if row is None and "est_revenue_micros" not in metrics.columns:
+            return none  # this frame carries no revenue at all: no made-up number
+        row = row or {}
+        actual = float(row.get("est_revenue_micros") or 0.0)  # no row: the slice had no events, no revenue
+        if metric in EXPERIENCE:
+            payouts = row.get("stream_revenue_micros")
+            return none if payouts is None else RevenueImpact(self.currency, affected=_per_hour(float(payouts)))
+        if not (math.isfinite(value) and math.isfinite(expected)):
+            return none
+        if metric in MONEY:
+            lost = expected - value
+        elif metric in COUNTS:
+            unit = self.unit_rate(COUNTS[metric], dimset, dims, row)
+            if unit is None:
+                return none
+            lost = (expected - value) * unit
+            if metric == "streams" and value > expected:
+                return RevenueImpact(
+                    self.currency, 0.0, _per_hour(actual), _per_hour(actual), excess_payouts=_per_hour(-lost)
+                )
+        else:
+            den_col, sign, rate = RATIOS[metric]
+            den, unit = row.get(den_col), self.unit_rate(rate, dimset, dims, row)
+            if den is None or unit is None:
+                return none
+            lost = sign * (value - expected) * float(den) * unit
+        expected_revenue = actual + max(lost, 0.0)
+        at_risk = min(max(lost, 0.0), expected_revenue)
+        return RevenueImpact(self.currency, _per_hour(at_risk), _per_hour(expected_revenue), _per_hour(actual))
+
+
+def _per_hour(micros_per_minute: float) -> float:
+    return micros_per_minute * 60 / 1e6
+
+
+def _row(metrics: pl.DataFrame, dimset: str, dims: Mapping[str, str], window: int) -> dict[str, float | None] | None:
+    """The slice's metric row at ``window`` (numeric columns), or None when the slice had no events then."""
+    if metrics.is_empty() or "dimset" not in metrics.columns or "window_start" not in metrics.columns:
+        return None
+    fields = dimension_set(dimset).fields
+    if any(f not in metrics.columns for f in fields):
+        return None
+    cond = (pl.col("window_start") == window) & (pl.col("dimset") == dimset)
+    for f in fields:
+        cond &= pl.col(f) == dims.get(f)
+    rows = metrics.filter(cond)
+    if rows.is_empty():
+        return None
+    numeric = rows.select(c for c, t in rows.schema.items() if t.is_numeric()).row(0, named=True)
+    return {k: None if v is None else float(v) for k, v in numeric.items()}
