@@ -1,6 +1,6 @@
 """Replay throughput vs. a plain Polars parse of the same file (issues 2 and 17's yardstick).
 
-Usage: python bench/replay.py [--rate 8000] [--minutes 130] [--file PATH] [--keep] [--seed 7]
+Usage: python bench/replay.py [--rate 8000] [--minutes 130 | --events N] [--file PATH] [--keep] [--seed 7]
 
 Simulates (once) an NDJSON stream at ``--rate`` events/min for ``--minutes`` (issue 17's two cases: ``--rate 185
 --minutes 2880``, a two-day stream of ~530 K events in 2,880 one-minute windows, and ``--rate 8000 --minutes 130``,
@@ -55,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=8000, help="simulated events per minute")
     parser.add_argument("--minutes", type=int, default=130, help="simulated minutes")
+    parser.add_argument("--events", type=int, help="approximate number of events instead of --minutes")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--file", type=Path, help="use this NDJSON file instead of simulating one")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
@@ -67,13 +68,14 @@ def main() -> None:
         from tunewatch.simulate import SimulationConfig, Simulator, write_stream
 
         path = tmp / "events.ndjson"
-        config = SimulationConfig(minutes=args.minutes, events_per_minute=args.rate, seed=args.seed)
+        minutes = max(10, int(args.events // args.rate)) if args.events else args.minutes
+        config = SimulationConfig(minutes=minutes, events_per_minute=args.rate, seed=args.seed)
         t = time.perf_counter()
         written = write_stream(Simulator(config), path)
         sim_s = time.perf_counter() - t
         print(
             f"simulate → NDJSON:            {written:>11,} events  {sim_s:7.2f} s  {written / sim_s:>12,.0f} events/s"
-            f"  ({path.stat().st_size / 1e9:.2f} GB, {args.rate:g}/min for {args.minutes} min)"
+            f"  ({path.stat().st_size / 1e9:.2f} GB, {args.rate:g}/min for {minutes} min)"
         )
 
     t = time.perf_counter()
