@@ -241,7 +241,8 @@ class _Points:
 
 
 class DetectionStage:
-    """Runs one detector per watched metric over the dimension sets the rules ask for."""
+    """Runs one detector per watched metric over the dimension sets the rules ask for (metrics whose detectors
+    have the same configuration step together, see :mod:`tunewatch.detect.shared`)."""
 
     def __init__(
         self,
