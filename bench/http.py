@@ -1,12 +1,17 @@
-"""HTTP ingest benchmark: single-event POSTs (req/s, p50/p95/p99 latency) and 1,000-event batches (events/s).
+"""HTTP ingest benchmark: single-event POSTs (req/s, p50/p95/p99 latency) and 1,000-event batches (events/s),
+against a bare Starlette JSON endpoint measured in the same run with the same server settings.
 
 Usage: python bench/http.py [--seconds 10] [--connections 64] [--batch-connections 4] [--loadgen auto|wrk|python]
+       [--no-auth]
 
 Starts ``tunewatch.server`` with production settings on loopback (uvicorn, one worker, httptools, uvloop when
-installed, no access log, a fresh SQLite database, default rate limits) and drives it for a bounded time with
-``wrk`` (Debian package ``wrk``) when installed, else with an asyncio httpx load generator in a separate process.
-Every event has a unique id and a current timestamp, so all are accepted and run through the whole pipeline.
-Targets (issue 7, 2 cores): >= 10,000 req/s with p99 < 50 ms single-event, >= 300,000 events/s batched.
+installed, no access log, a fresh SQLite database, default rate limits, API keys required unless ``--no-auth``:
+every request carries an ``ingest`` key) and drives it for a bounded time with ``wrk`` (Debian package ``wrk``)
+when installed, else with an asyncio httpx load generator in a separate process. Every event has a unique id and
+a current timestamp, so all are accepted and run through the whole pipeline. The peer, ``bench/starlette_peer.py``
+(decode the JSON body, answer a small JSON object), is served the same way and driven with the same load.
+Targets (issue 17, 2 cores): single-event ingest with keys on >= 50 % of the peer's req/s with p99 < 10 ms;
+>= 300,000 events/s in 1,000-event batches.
 """
 
 from __future__ import annotations
@@ -48,11 +53,13 @@ function init(args)
   local f = assert(io.open(args[2], "rb"))
   template = f:read("*a")
   f:close()
+  headers = {["Content-Type"] = "application/json"}
+  if args[3] ~= nil and args[3] ~= "" then headers["Authorization"] = "Bearer " .. args[3] end
 end
 function request()
   counter = counter + 1
   local body = template:gsub("@ID@", prefix .. "-" .. counter)
-  return wrk.format("POST", "/api/v1/events", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/api/v1/events", headers, body)
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -84,22 +91,73 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@contextlib.contextmanager
-def server(port: int) -> Iterator[tuple[str, int]]:
-    """The service as a production process on loopback: its base URL and process id."""
-    tmp = Path(tempfile.mkdtemp(prefix="tw-bench-http-"))
-    cmd = [sys.executable, "-m", "uvicorn", "tunewatch.server.entry:app_from_env", "--factory",
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--http", "httptools",
-           "--no-access-log", "--log-level", "warning"]  # fmt: skip
+def _peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a running process (``VmHWM``; NaN where /proc is missing)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _uvicorn(app: str, port: int, *extra: str) -> list[str]:
+    """The uvicorn command line shared by the service and its peer (the same server settings)."""
+    cmd = [sys.executable, "-m", "uvicorn", app, *extra, "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1", "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
     if importlib.util.find_spec("uvloop") is not None:
         cmd += ["--loop", "uvloop"]
-    proc = subprocess.Popen(cmd, env={**os.environ, "TUNEWATCH_DB": str(tmp / "tunewatch.db")})
-    base = f"http://127.0.0.1:{port}"
+    return cmd
+
+
+def _ingest_key(db: Path) -> str:
+    """A fresh ``ingest`` API key in the database ``db`` (created as ``tunewatch keys create`` does)."""
+    import sqlite3
+
+    from tunewatch.security.keys import ApiKeyStore
+
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    try:
+        key, _ = ApiKeyStore(conn).create("bench", {"ingest"}, now_ms=int(time.time() * 1000))
+    finally:
+        conn.close()
+    return key
+
+
+@contextlib.contextmanager
+def peer(port: int) -> Iterator[tuple[str, int]]:
+    """The bare Starlette JSON endpoint (``bench/starlette_peer.py``) on loopback: its base URL and process id."""
+    cmd = _uvicorn("starlette_peer:app", port, "--app-dir", os.path.dirname(os.path.abspath(__file__)))
+    with _running(cmd, dict(os.environ), f"http://127.0.0.1:{port}", "/api/v1/events") as found:
+        yield found
+
+
+@contextlib.contextmanager
+def server(port: int, *, auth: bool = True) -> Iterator[tuple[str, int, str]]:
+    """The service as a production process on loopback: its base URL, process id and an ingest key ("" without
+    auth)."""
+    tmp = Path(tempfile.mkdtemp(prefix="tw-bench-http-"))
+    db = tmp / "tunewatch.db"
+    key = _ingest_key(db) if auth else ""
+    cmd = _uvicorn("tunewatch.server.entry:app_from_env", port, "--factory")
+    env = {**os.environ, "TUNEWATCH_DB": str(db), "TUNEWATCH_AUTH": "1" if auth else "0"}
+    try:
+        with _running(cmd, env, f"http://127.0.0.1:{port}", "/healthz") as (base, pid):
+            yield base, pid, key
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _running(cmd: list[str], env: dict[str, str], base: str, probe: str) -> Iterator[tuple[str, int]]:
+    """Start ``cmd``, wait until ``base + probe`` answers, yield the base URL and process id, stop it."""
+    proc = subprocess.Popen(cmd, env=env)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(base + "/healthz", timeout=1)
+                httpx.get(base + probe, timeout=1)
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or proc.poll() is not None:
@@ -109,17 +167,16 @@ def server(port: int) -> Iterator[tuple[str, int]]:
     finally:
         proc.terminate()
         proc.wait(20)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_wrk(base: str, template: str, seconds: float, connections: int, tag: str) -> dict[str, float]:
+def run_wrk(base: str, template: str, seconds: float, connections: int, tag: str, key: str = "") -> dict[str, float]:
     """Drive ``base`` with wrk (one thread); return req/s, latency percentiles (ms) and errors."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_SCRIPT)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as body:
         body.write(template)
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--timeout", "10s", "-s", f.name,
-           base + "/api/v1/events", "--", tag, body.name]  # fmt: skip
+           base + "/api/v1/events", "--", tag, body.name, key]  # fmt: skip
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     finally:
@@ -131,11 +188,16 @@ def run_wrk(base: str, template: str, seconds: float, connections: int, tag: str
             "errors": errors, "requests": requests}  # fmt: skip
 
 
-async def _python_load(base: str, template: str, seconds: float, connections: int, tag: str) -> dict[str, float]:
+async def _python_load(
+    base: str, template: str, seconds: float, connections: int, tag: str, key: str = ""
+) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
 
     async def worker(client: httpx.AsyncClient, wid: int) -> None:
         nonlocal errors
@@ -145,7 +207,7 @@ async def _python_load(base: str, template: str, seconds: float, connections: in
             body = template.replace("@ID@", f"{tag}-{wid}-{n}")
             t0 = time.perf_counter()
             try:
-                r = await client.post("/api/v1/events", content=body, headers={"content-type": "application/json"})
+                r = await client.post("/api/v1/events", content=body, headers=headers)
                 errors += r.status_code != 200
             except httpx.HTTPError:
                 errors += 1
@@ -160,7 +222,7 @@ async def _python_load(base: str, template: str, seconds: float, connections: in
             "errors": errors, "requests": len(latencies)}  # fmt: skip
 
 
-def run_python(base: str, template: str, seconds: float, connections: int, tag: str) -> dict[str, float]:
+def run_python(base: str, template: str, seconds: float, connections: int, tag: str, key: str = "") -> dict[str, float]:
     """Drive ``base`` with the asyncio httpx generator in a separate process (so it does not share a GIL)."""
     code = (
         "import asyncio, json, sys; sys.path.insert(0, sys.argv[1]); import http_bench_load as m; "
@@ -169,44 +231,59 @@ def run_python(base: str, template: str, seconds: float, connections: int, tag: 
     with tempfile.TemporaryDirectory() as d:
         shutil.copy(__file__, Path(d) / "http_bench_load.py")
         args = Path(d) / "args.json"
-        args.write_text(json.dumps([base, template, seconds, connections, tag]))
+        args.write_text(json.dumps([base, template, seconds, connections, tag, key]))
         out = subprocess.run([sys.executable, "-c", code, d, str(args)], capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _line(what: str, r: dict[str, float], per: int = 1) -> str:
+    rate = f"{r['rps'] * per:>10,.0f} events/s ({r['rps']:,.0f} req/s)" if per > 1 else f"{r['rps']:>10,.0f} req/s"
+    return (
+        f"{what:<34}: {rate}   p50 {r['p50']:.1f} ms   p95 {r['p95']:.1f} ms   p99 {r['p99']:.1f} ms"
+        f"   errors {r['errors']:.0f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each scenario")
-    parser.add_argument("--connections", type=int, default=128, help="concurrent connections, single-event POSTs")
+    parser.add_argument("--connections", type=int, default=64, help="concurrent connections, single-event POSTs")
     parser.add_argument("--batch-connections", type=int, default=4, help="concurrent connections, batches")
     parser.add_argument("--batch", type=int, default=1000, help="events per batch")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--no-auth", action="store_true", help="serve without API keys (default: keys required)")
     args = parser.parse_args()
     use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
     drive = run_wrk if use_wrk else run_python
     ts = int(time.time() * 1000) - 30_000
+    auth = not args.no_auth
     print(f"load generator: {'wrk' if use_wrk else 'python asyncio httpx'}; {os.cpu_count()} cores; "
-          f"{args.seconds:g} s per scenario")  # fmt: skip
-    with server(_free_port()) as (base, pid):
-        drive(base, _template(1, ts), 2, 8, "warm")  # warm-up (imports, first windows)
+          f"{args.seconds:g} s per scenario; API keys {'on' if auth else 'off'}")  # fmt: skip
+    with peer(_free_port()) as (peer_base, _):
+        drive(peer_base, _template(1, ts), 2, 8, "warm")
+        peer_single = drive(peer_base, _template(1, ts), args.seconds, args.connections, "p")
+        peer_batched = drive(peer_base, _template(args.batch, ts), args.seconds, args.batch_connections, "pb")
+    with server(_free_port(), auth=auth) as (base, pid, key):
+        drive(base, _template(1, ts), 2, 8, "warm", key)  # warm-up (imports, first windows)
         cpu0 = _cpu_seconds(pid)
-        single = drive(base, _template(1, ts), args.seconds, args.connections, "s")
+        single = drive(base, _template(1, ts), args.seconds, args.connections, "s", key)
         cpu1 = _cpu_seconds(pid)
-        batched = drive(base, _template(args.batch, ts), args.seconds, args.batch_connections, "b")
+        batched = drive(base, _template(args.batch, ts), args.seconds, args.batch_connections, "b", key)
         cpu2 = _cpu_seconds(pid)
+        peak = _peak_rss_mb(pid)
         status = httpx.get(base + "/healthz").json()
     # server CPU per request: steadier than req/s when other work shares the cores
     single_cpu_us = (cpu1 - cpu0) / max(1, single["requests"]) * 1e6
     batch_cpu_us = (cpu2 - cpu1) / max(1, batched["requests"] * args.batch) * 1e6
+    print(_line("peer: bare Starlette, 1 event", peer_single))
+    print(_line(f"peer: bare Starlette, {args.batch:,} events", peer_batched, args.batch))
+    print(_line("tunewatch, single-event POST", single) + f"   server CPU {single_cpu_us:.0f} us/request")
+    print(_line(f"tunewatch, {args.batch:,}-event batch", batched, args.batch)
+          + f"   server CPU {batch_cpu_us:.1f} us/event")  # fmt: skip
     print(
-        f"single-event POST : {single['rps']:>10,.0f} req/s   p50 {single['p50']:.1f} ms   p95 {single['p95']:.1f} ms"
-        f"   p99 {single['p99']:.1f} ms   errors {single['errors']:.0f}   server CPU {single_cpu_us:.0f} us/request"
-        "   (target >= 10,000 req/s, p99 < 50 ms)"
-    )
-    print(
-        f"{args.batch:,}-event batch : {batched['rps'] * args.batch:>10,.0f} events/s ({batched['rps']:,.1f} req/s, "
-        f"p50 {batched['p50']:.1f} ms, p99 {batched['p99']:.1f} ms, errors {batched['errors']:.0f}, "
-        f"server CPU {batch_cpu_us:.1f} us/event)   (target >= 300,000 events/s)"
+        f"single-event / peer: {single['rps'] / peer_single['rps']:.2f}x (target >= 0.50, p99 < 10 ms); "
+        f"batch: {batched['rps'] * args.batch:,.0f} events/s (target >= 300,000; "
+        f"{batched['rps'] / peer_batched['rps']:.2f}x the peer's requests/s); peak memory (service) {peak:,.0f} MB"
     )
     print(f"server accounting: {status['received']:,} received, {status['accepted']:,} accepted, "
           f"{status['rejected']:,} rejected, {status['duplicates']:,} duplicates")  # fmt: skip

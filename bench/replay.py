@@ -1,41 +1,62 @@
-"""Replay throughput vs. a plain Polars parse of the same file (issue 2's yardstick).
+"""Replay throughput vs. a plain Polars parse of the same file (issues 2 and 17's yardstick).
 
-Usage: python bench/replay.py [--events 10000000] [--file PATH] [--keep]
+Usage: python bench/replay.py [--rate 8000] [--minutes 130 | --events N] [--file PATH] [--keep] [--seed 7]
 
-Generates (once) an NDJSON file with the simulator, then measures in the same run:
-  * the time to parse it into columns with Polars given the schema (pl.read_ndjson(path, schema=...)),
-  * the time for `tunewatch replay` (validate, aggregate, detect, alert) on it, with peak memory (RSS).
-Prints events/s for both and the ratio.
+Simulates (once) an NDJSON stream at ``--rate`` events/min for ``--minutes`` (issue 17's two cases: ``--rate 185
+--minutes 2880``, a two-day stream of ~530 K events in 2,880 one-minute windows, and ``--rate 8000 --minutes 130``,
+~1 M events), then measures in the same run:
+  * the peer: the time to parse it into columns with Polars given the event schema
+    (``pl.read_ndjson(path, schema=RAW_SCHEMA)``, Polars' default threads),
+  * ``replay`` (read, validate, aggregate, detect, alert, write alerts) in a fresh process, from its start
+    (imports included) to its end, with its peak memory (``VmHWM``) and the latency of each pipeline step (one
+    chunk of the file read and run through every stage: p50/p95/p99).
+Prints events/s for both and the ratio (target: replay <= 3x the parse, at both volumes).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from tunewatch.schema import RAW_SCHEMA
 
+#: the child process: replay_files as `tunewatch replay` runs it, timing each step; prints one JSON line
+_CHILD = """
+import json, sys, time
+from pathlib import Path
+from tunewatch.pipeline.replay import replay_files
 
-def _peak_rss_mb(pid: int) -> float:
-    """Peak resident memory of a running process (``VmHWM``: its own address space, not its parent's)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+steps = []
+last = time.perf_counter()
+
+def progress(_received: int) -> None:
+    global last
+    now = time.perf_counter()
+    steps.append(now - last)
+    last = now
+
+with open(sys.argv[2], "wb") as out:
+    summary = replay_files([sys.argv[1]], alerts_out=out, progress=progress)
+peak = next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:"))
+print(json.dumps({"received": summary.counters.received, "alerts": len(summary.alerts), "windows":
+                  summary.counters.windows, "steps": steps, "peak_mb": peak / 1024, "series": summary.series}))
+"""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=10_000_000, help="approximate number of events")
+    parser.add_argument("--rate", type=float, default=8000, help="simulated events per minute")
+    parser.add_argument("--minutes", type=int, default=130, help="simulated minutes")
+    parser.add_argument("--events", type=int, help="approximate number of events instead of --minutes")
+    parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--file", type=Path, help="use this NDJSON file instead of simulating one")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     args = parser.parse_args()
@@ -43,41 +64,44 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tw-bench-"))
     path = args.file
     if path is None:
-        # simulated in this process (not a child), so that the children's peak memory is the replay's alone
+        # simulated in this process (not a child), so that the child's peak memory is the replay's alone
         from tunewatch.simulate import SimulationConfig, Simulator, write_stream
 
         path = tmp / "events.ndjson"
-        rate = 7_000
-        minutes = max(10, args.events // rate)
-        simulator = Simulator(SimulationConfig(minutes=minutes, events_per_minute=rate, seed=1))
+        minutes = max(10, int(args.events // args.rate)) if args.events else args.minutes
+        config = SimulationConfig(minutes=minutes, events_per_minute=args.rate, seed=args.seed)
         t = time.perf_counter()
-        written = write_stream(simulator, path)
+        written = write_stream(Simulator(config), path)
         sim_s = time.perf_counter() - t
         print(
             f"simulate → NDJSON:            {written:>11,} events  {sim_s:7.2f} s  {written / sim_s:>12,.0f} events/s"
-            f"  ({path.stat().st_size / 1e9:.2f} GB)"
+            f"  ({path.stat().st_size / 1e9:.2f} GB, {args.rate:g}/min for {minutes} min)"
         )
 
     t = time.perf_counter()
     n = pl.read_ndjson(path, schema=RAW_SCHEMA).height
     parse_s = time.perf_counter() - t
-    print(f"polars parse (schema given):  {n:>11,} events  {parse_s:7.2f} s  {n / parse_s:>12,.0f} events/s")
+    print(f"peer: polars parse (schema):  {n:>11,} events  {parse_s:7.2f} s  {n / parse_s:>12,.0f} events/s")
 
     t = time.perf_counter()
-    cmd = [sys.executable, "-m", "tunewatch.cli.main", "replay", str(path), "-q", "--alerts-out", str(tmp / "a.ndjson")]
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        peak = 0.0
-        while proc.poll() is None:
-            peak = max(peak, _peak_rss_mb(proc.pid))
-            time.sleep(0.2)
-        replay_s = time.perf_counter() - t
-        if proc.returncode != 0:
-            out.seek(0)
-            print(out.read().decode(errors="replace"))
-            raise SystemExit(proc.returncode)
-    print(f"tunewatch replay:             {n:>11,} events  {replay_s:7.2f} s  {n / replay_s:>12,.0f} events/s")
-    print(f"replay / parse: {replay_s / parse_s:.2f}x   peak memory (replay process): {peak:,.0f} MB")
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path), str(tmp / "alerts.ndjson")], capture_output=True, text=True
+    )
+    replay_s = time.perf_counter() - t
+    if done.returncode != 0:
+        print(done.stdout + done.stderr)
+        raise SystemExit(done.returncode)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    steps = np.asarray(out["steps"]) * 1000
+    p50, p95, p99 = np.percentile(steps, [50, 95, 99]) if steps.size else (0.0, 0.0, 0.0)
+    print(
+        f"replay (process, end to end): {n:>11,} events  {replay_s:7.2f} s  {n / replay_s:>12,.0f} events/s"
+        f"  ({out['windows']:,} windows, {out['series']:,} series, {out['alerts']} alert changes)"
+    )
+    print(
+        f"replay / parse: {replay_s / parse_s:.2f}x (target <= 3)   steps: {steps.size} of p50 {p50:.0f} ms, "
+        f"p95 {p95:.0f} ms, p99 {p99:.0f} ms   peak memory (replay process): {out['peak_mb']:,.0f} MB"
+    )
     if not args.keep and args.file is None:
         path.unlink()
 

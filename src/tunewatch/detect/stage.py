@@ -12,15 +12,16 @@ ids with one array lookup (:class:`_MetricSeries`), numbered in order of first a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import polars as pl
 
-from tunewatch.detect.base import VectorDetector
+from tunewatch.detect.base import Detection, VectorDetector
 from tunewatch.detect.robust import RobustLevelDetector
+from tunewatch.detect.shared import MetricView, share, step_together
 from tunewatch.process.catalogue import METRICS, MetricSpec
 from tunewatch.process.dimensions import TOP_K_FIELDS
 from tunewatch.schema import DIMENSION_FIELDS
@@ -212,6 +213,12 @@ class _Frame:
     columns: dict[str, np.ndarray]  # masks, values and weights, in frame order
 
 
+#: one window's points of one metric, for one detector call: time, series ids, values, weights
+_StepInput = tuple[int, np.ndarray, np.ndarray, np.ndarray]
+#: a metric's loop over windows (see :meth:`DetectionStage._run_metric`)
+_MetricSteps = Generator[_StepInput, "Detection | None", "_Points | None"]
+
+
 @dataclass(slots=True)
 class _Points:
     """Detections of one metric, column by column (in output order)."""
@@ -234,7 +241,8 @@ class _Points:
 
 
 class DetectionStage:
-    """Runs one detector per watched metric over the dimension sets the rules ask for."""
+    """Runs one detector per watched metric over the dimension sets the rules ask for (metrics whose detectors
+    have the same configuration step together, see :mod:`tunewatch.detect.shared`)."""
 
     def __init__(
         self,
@@ -251,6 +259,8 @@ class DetectionStage:
         #: where a new track's or artist's series starts from (see :meth:`_seed_entities`); None: a warm-up
         self.entity_prior = entity_prior
         self.detectors = {m: detector_factory(METRICS[m]) for m in self.targets}
+        #: metrics stepped together, one detector call per window for each group (see :mod:`.shared`)
+        self._groups = share(self.detectors, lambda m: detector_factory(METRICS[m]))
         self._keys = _KeyRegistry()
         self._series = {m: _MetricSeries() for m in self.targets}
         self._last_seen = {m: np.zeros(0, dtype=np.int64) for m in self.targets}
@@ -324,8 +334,38 @@ class DetectionStage:
         windows = np.arange(first, last + WINDOW_MS, WINDOW_MS, dtype=np.int64)
         self.next_window = int(last) + WINDOW_MS
         frame = self._prepare(metrics)
-        parts = [self._run_metric(i, m, d, frame, windows) for i, (m, d) in enumerate(self.targets.items())]
-        return self._assemble([p for p in parts if p is not None])
+        steps = {m: self._run_metric(i, m, d, frame, windows) for i, (m, d) in enumerate(self.targets.items())}
+        return self._assemble([p for p in self._drive(steps, windows.size) if p is not None])
+
+    def _drive(self, steps: dict[str, _MetricSteps], n_windows: int) -> list[_Points | None]:
+        """Run the metrics' window loops in step: in each window, one detector call per group of metrics that
+        share a detector (their series together), one per metric otherwise."""
+        done: dict[str, _Points | None] = {}
+        pending: dict[str, _StepInput] = {}
+        for m, gen in steps.items():
+            try:
+                pending[m] = next(gen)
+            except StopIteration as stop:
+                done[m] = stop.value
+        for _ in range(n_windows):
+            results: dict[str, Detection] = {}
+            for group in self._groups:
+                asks = [(m, pending[m]) for m in group if m in pending and pending[m][1].size]
+                if len(asks) > 1:
+                    parts = [(self.detectors[m], ids, v, wt) for m, (_, ids, v, wt) in asks]
+                    views = [(d, ids, v, wt) for d, ids, v, wt in parts if isinstance(d, MetricView)]
+                    assert len(views) == len(parts)
+                    results.update(zip([m for m, _ in asks], step_together(asks[0][1][0], views), strict=True))
+                elif asks:
+                    m, (t, ids, v, wt) = asks[0]
+                    results[m] = self.detectors[m].step(t, ids, v, wt)
+            for m in list(pending):
+                try:
+                    pending[m] = steps[m].send(results.get(m))
+                except StopIteration as stop:
+                    done[m] = stop.value
+                    del pending[m]
+        return [done.get(m) for m in steps]
 
     def _prepare(self, metrics: pl.DataFrame) -> _Frame:
         """Look the frame's keys up once, and take out every column the metrics need in one select."""
@@ -354,7 +394,9 @@ class DetectionStage:
 
     def _run_metric(
         self, index: int, metric: str, dimsets: tuple[str, ...], frame: _Frame, windows: np.ndarray
-    ) -> _Points | None:
+    ) -> _MetricSteps:
+        """One metric's loop over ``windows``: yields each window's points (``t``, series ids, values, weights;
+        none: no call), is sent their detection (see :meth:`_drive`), returns the metric's detections."""
         spec = METRICS[metric]
         if frame.order.size:
             cols = frame.columns
@@ -378,7 +420,6 @@ class DetectionStage:
         bounds = np.searchsorted(wins, np.concatenate([windows, [windows[-1] + WINDOW_MS]]) if windows.size else [])
         zero_fill = spec.kind in ("count", "sum")
         present = np.zeros(n_series, dtype=bool)
-        detector = self.detectors[metric]
         out: dict[str, list[np.ndarray]] = {
             k: [] for k in ("w", "sid", "v", "wt", "ew", "ev", "ee", "ex", "ep", "e", "lo", "hi", "s")
         }
@@ -395,9 +436,11 @@ class DetectionStage:
                     v = np.concatenate([v, np.zeros(absent.size)])
                     wt = np.concatenate([wt, np.ones(absent.size)])
             if ids.size == 0:
+                yield int(t), ids, v, wt
                 continue
             last_seen[sids[a:b]] = t
-            det = detector.step(int(t), ids, v, wt)
+            det = yield int(t), ids, v, wt
+            assert det is not None
             out["w"].append(np.full(ids.size, t, dtype=np.int64))
             out["sid"].append(ids)
             out["v"].append(v)

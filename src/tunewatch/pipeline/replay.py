@@ -13,7 +13,7 @@ import polars as pl
 
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet
-from tunewatch.ingest.readers import read_events
+from tunewatch.ingest.readers import DEFAULT_CHUNK_BYTES, read_events
 from tunewatch.pipeline.core import Pipeline, PipelineCounters
 
 
@@ -41,10 +41,13 @@ def replay_files(
     quarantine_out: IO[bytes] | None = None,
     progress: Callable[[int], None] | None = None,
     pipeline: Pipeline | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> ReplaySummary:
     """Replay ``paths`` in order through one pipeline; write alert changes (NDJSON) to ``alerts_out``.
 
-    ``progress`` is called with the number of events received after each batch.
+    ``progress`` is called with the number of events received after each batch. Each batch is about
+    ``chunk_bytes`` of the file and one pipeline step, closing every window the watermark passes (at low volume,
+    hundreds of windows per step); the alerts do not depend on it.
     """
     encoder = msgspec.json.Encoder()
     collected: list[Alert] = []
@@ -78,7 +81,7 @@ def replay_files(
     pipe.on_rejected = on_rejected
     started = time.perf_counter()
     for path in paths:
-        for batch in read_events(path):
+        for batch in read_events(path, chunk_bytes=chunk_bytes):
             pipe.ingest(batch)
             if progress is not None:
                 progress(batch.received)

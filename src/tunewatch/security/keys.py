@@ -5,8 +5,14 @@ A key reads ``tw_<id>_<secret>``: ``id`` (public, 12 hex digits) finds the row, 
 constant-time comparison, ``k`` derived from the server secret (:mod:`tunewatch.security.server_secret`, a
 ``0600`` file beside the database). A 256-bit random secret needs no slow KDF: nothing can be guessed, and a
 microsecond check cannot be turned into a denial of service. Unknown, revoked and known ids cost the same (one
-row lookup, one HMAC), so the timing does not tell which ids exist. Nothing is cached: a revocation (``tunewatch
-keys revoke``, ``DELETE /api/v1/keys/{id}``) takes effect at the next request, in every process.
+row lookup, one HMAC), so the timing does not tell which ids exist.
+
+A key that passed is remembered (a small LRU of :data:`VERIFIED_CACHE_SIZE` verdicts, found by a keyed BLAKE2b
+digest of the presented key: the key itself is never kept), so the next requests with it skip the row lookup and
+the HMAC. Failures are never remembered. A revocation (``tunewatch keys revoke``, ``DELETE /api/v1/keys/{id}``)
+still takes effect at the next request, in every process: a revocation through this store empties the LRU, and
+every check first asks SQLite whether another connection changed the database since (``PRAGMA data_version``,
+a few microseconds), emptying the LRU when one did.
 
 Keys made before this scheme have scrypt hashes (``scheme = 'scrypt'``): they still work, are checked by
 :meth:`ApiKeyStore.verify_legacy` (slow, one at a time in the process) and re-hashed with the HMAC at their first
@@ -27,6 +33,7 @@ import hmac
 import secrets
 import sqlite3
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -57,6 +64,8 @@ MIGRATIONS = [
     "ALTER TABLE api_keys ADD COLUMN scheme TEXT NOT NULL DEFAULT 'scrypt';",
 ]
 _PURPOSE: Final = "api-keys/v1"
+#: verified keys remembered per store (see the module docstring); a few hundred bytes each
+VERIFIED_CACHE_SIZE: Final = 1024
 
 
 class ApiKeyError(TunewatchError):
@@ -119,6 +128,35 @@ class ApiKeyStore:
         self._secret = secret or ServerSecret.for_database(database_file(conn))
         self._mac_key = self._secret.derive(_PURPOSE)
         self._dummy = secrets.token_bytes(_DKLEN)  # compared against for unknown ids: the same work
+        # verified keys by keyed digest (a digest, never the key); emptied by any change to the database
+        self._verified: OrderedDict[bytes, ApiKey] = OrderedDict()
+        self._digest_key = secrets.token_bytes(32)
+        self._generation = 0  # bumped by revocations through this store (its own writes leave data_version alone)
+        self._data_version = self._read_data_version()
+
+    def _read_data_version(self) -> int:
+        """SQLite's count of changes by other connections (caller holds the lock, or is the constructor)."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _remembered(self, digest: bytes) -> ApiKey | None:
+        """The verdict remembered for ``digest``, if the database has not changed since (caller holds the lock)."""
+        version = self._read_data_version()
+        if version != self._data_version:
+            self._verified.clear()
+            self._data_version = version
+            return None
+        found = self._verified.get(digest)
+        if found is not None:
+            self._verified.move_to_end(digest)
+        return found
+
+    def _remember(self, digest: bytes, key: ApiKey, generation: int) -> None:
+        """Remember a verified key, unless a revocation ran since it was looked up (caller holds the lock)."""
+        if generation != self._generation:
+            return
+        self._verified[digest] = key
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
 
     def _mac(self, key_id: str, secret: str) -> bytes:
         return hmac.digest(self._mac_key, key_id.encode() + b"\x00" + secret.encode("utf-8", "surrogatepass"), "sha256")
@@ -161,6 +199,8 @@ class ApiKeyStore:
             cur = self._conn.execute(
                 "UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL", (now_ms, key_id)
             )
+            self._verified.clear()
+            self._generation += 1
         if cur.rowcount == 0:
             known = any(k.id == key_id for k in self.list())
             raise ApiKeyError(f"API key {key_id!r} is already revoked" if known else f"no API key with id {key_id!r}")
@@ -168,11 +208,17 @@ class ApiKeyStore:
 
     def check(self, key: str) -> ApiKey | LegacyKey | None:
         """The active key record for ``key``, None (malformed, unknown, wrong secret, revoked), or a
-        :class:`LegacyKey` to be decided by :meth:`verify_legacy`. Microseconds, whatever the key."""
+        :class:`LegacyKey` to be decided by :meth:`verify_legacy`. Microseconds, whatever the key; a key verified
+        before is found by its digest, without the row lookup and the HMAC."""
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16, key=self._digest_key).digest()
         parts = key.split("_", 2)
         well_formed = len(parts) == 3 and f"{parts[0]}_" == PREFIX and bool(parts[1]) and bool(parts[2])
         key_id, secret = (parts[1], parts[2]) if well_formed else ("", key)
         with self._lock:
+            remembered = self._remembered(digest)
+            if remembered is not None:
+                return remembered
+            generation = self._generation
             row = self._conn.execute(
                 "SELECT id, name, scopes, hash, created_ms, revoked_ms, scheme FROM api_keys WHERE id = ?", (key_id,)
             ).fetchone()
@@ -183,7 +229,10 @@ class ApiKeyStore:
         match = hmac.compare_digest(self._mac(key_id, secret), expected)
         if not (match and usable):
             return None
-        return ApiKey(row[0], row[1], frozenset(row[2].split(",")), row[4], None)
+        found = ApiKey(row[0], row[1], frozenset(row[2].split(",")), row[4], None)
+        with self._lock:
+            self._remember(digest, found, generation)
+        return found
 
     def verify_legacy(self, legacy: LegacyKey) -> ApiKey | None:
         """Check a key against its scrypt hash (slow: one at a time, :class:`LegacyCheckBusy` after waiting

@@ -59,8 +59,14 @@ class AccessControl:
         blocked = await self.limiter.auth_blocked(address)
         return _too_many(blocked, "too many failed authentications from this address") if blocked else None
 
-    async def admit(self, scope: Scope, headers: Mapping[str, str], address: str | None) -> ApiKey | None:
-        """Check a request needing ``scope``; return its key (None when auth is off)."""
+    async def admit(
+        self, scope: Scope, headers: Mapping[str, str], address: str | None, *, failures_checked: bool = False
+    ) -> ApiKey | None:
+        """Check a request needing ``scope``; return its key (None when auth is off).
+
+        ``failures_checked``: the caller has just asked :meth:`refuse_early` for this address (the ingest fast
+        path), so the failed-authentication limit is not read a second time.
+        """
         limiter = self.limiter
         if limiter.per_address:
             refused = await limiter.ahit(address=address)
@@ -75,7 +81,7 @@ class AccessControl:
                 "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        blocked = await limiter.auth_blocked(address)
+        blocked = None if failures_checked else await limiter.auth_blocked(address)
         if blocked is not None:
             raise _too_many(blocked, "too many failed authentications from this address")
         found = self.keys.check(token)

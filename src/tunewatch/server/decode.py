@@ -3,6 +3,11 @@
 JSON and NDJSON bodies become NDJSON *lines* (one non-blank line per event), so that many requests can be
 joined into one chunk and parsed by the columnar reader in a single call (see :mod:`tunewatch.server.batcher`).
 msgpack bodies are decoded to records (a msgpack map is not JSON: NaN, binary values) and run on their own.
+
+Each body is decoded into columns once, by that columnar reader. A JSON array is only *split* into its elements
+(:class:`msgspec.Raw` slices: the JSON is checked, no Python object is built for an event), and each element's
+own bytes become its line; only a body with line breaks inside its elements (pretty-printed JSON) is decoded and
+re-encoded one element per line.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ ACCEPTED_TYPES = JSON_TYPES | NDJSON_TYPES | MSGPACK_TYPES
 SUPPORTED = "application/json (array or object), application/x-ndjson, application/msgpack"
 DEFAULT_MAX_ITEMS = 100_000
 _LINES = msgspec.json.Encoder()  #: re-encodes decoded JSON records one per line (``encode_lines``)
+_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])  #: a JSON array's elements as their own bytes, undecoded
+_VALUE = msgspec.json.Decoder(msgspec.Raw)  #: one JSON value, checked, undecoded
 
 
 @dataclass(slots=True)
@@ -102,12 +109,26 @@ def _is_utf8(body: bytes) -> bool:
 
 
 def _json(body: bytes) -> LinesPayload:
+    """A JSON array (or one value) as one line per element: each element's own bytes, not re-encoded."""
+    if not body.isascii() and not _is_utf8(body):  # Raw slices are not checked for UTF-8: checked here, once
+        raise BodyError(400, _NOT_UTF8)
+    if b"\n" in body or b"\r" in body:  # line breaks between tokens: an element may span lines
+        return _json_reencoded(body)
+    array = body.lstrip()[:1] == b"["
+    try:
+        elements = _ELEMENTS.decode(body) if array else [_VALUE.decode(body)]
+    except (msgspec.DecodeError, RecursionError, ValueError) as exc:
+        raise BodyError(400, f"body is not valid JSON: {str(exc)[:120]}") from exc
+    if not elements:
+        return LinesPayload(b"", 0, "index")
+    return LinesPayload(b"\n".join([bytes(e) for e in elements]) + b"\n", len(elements), "index")
+
+
+def _json_reencoded(body: bytes) -> LinesPayload:
+    """The slow path of :func:`_json`, for bodies with line breaks: decoded, then re-encoded one per line."""
     try:
         value = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError, ValueError) as exc:
-        # our own check, on the error path only: the decoder's wording for bad UTF-8 changes between releases
-        if not _is_utf8(body):
-            raise BodyError(400, _NOT_UTF8) from exc
         raise BodyError(400, f"body is not valid JSON: {str(exc)[:120]}") from exc
     records = value if isinstance(value, list) else [value]
     return LinesPayload(_LINES.encode_lines(records), len(records), "index")

@@ -63,10 +63,10 @@ class IngestHandler:
         payload = await self.read(headers, chunks)
         return await self.ingest(payload, address)
 
-    async def admit(self, headers: Mapping[str, str], address: str | None) -> None:
+    async def admit(self, headers: Mapping[str, str], address: str | None, *, failures_checked: bool = False) -> None:
         """Check the key, scope and rate limits, the address's rejection budget, the media type and the declared
-        body size (401, 403, 429, 415, 413)."""
-        await self.access.admit("ingest", headers, address)
+        body size (401, 403, 429, 415, 413); ``failures_checked`` as in :meth:`AccessControl.admit`."""
+        await self.access.admit("ingest", headers, address, failures_checked=failures_checked)
         wait = self.rejections.retry_after(address)
         if wait is not None:
             raise HTTPException(
@@ -183,7 +183,7 @@ async def _serve(
     client = scope.get("client")
     address = client[0] if client else None
     try:
-        await handler.admit(headers, address)
+        await handler.admit(headers, address, failures_checked=True)  # dispatch asked refuse_early just before
         payload = await handler.read(headers, _chunks(await receive(), receive))
         report = await handler.ingest(payload, address)
     except HTTPException as exc:

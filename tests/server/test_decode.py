@@ -1,0 +1,62 @@
+"""JSON bodies are split into their elements' own bytes, not decoded and re-encoded; the events are the same."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from polars.testing import assert_frame_equal
+
+from tests.conftest import BASE_MS, make_play
+from tunewatch.ingest.ndjson import parse_ndjson_bytes
+from tunewatch.server.decode import BodyError, LinesPayload, decode_body
+
+
+def _lines(body: bytes) -> LinesPayload:
+    payload = decode_body(body, "application/json")
+    assert isinstance(payload, LinesPayload)
+    return payload
+
+
+def test_each_array_element_becomes_its_own_bytes_as_one_line() -> None:
+    body = b'[ {"event_id": "a", "user_id": "\\u00e9"} ,{"event_id":"b"}, 7 ]'
+    payload = _lines(body)
+    assert payload.lines == b'{"event_id": "a", "user_id": "\\u00e9"}\n{"event_id":"b"}\n7\n'
+    assert (payload.count, payload.kind, payload.position(3)) == (3, "index", 2)
+
+
+def test_one_object_is_one_line_and_an_empty_array_none() -> None:
+    assert _lines(b' {"event_id": "a"} ').lines == b'{"event_id": "a"}\n'
+    assert (_lines(b"[]").lines, _lines(b"[]").count) == (b"", 0)
+
+
+def test_split_and_reencoded_bodies_give_the_same_columns() -> None:
+    events = [make_play(i, BASE_MS + i, user_id=f"usér-{i}", offline=i % 2 == 0) for i in range(50)]
+    events[7]["ms_played"] = "not a number"  # rejected later by validation, the same way on both paths
+    compact = json.dumps(events, ensure_ascii=False).encode()
+    pretty = json.dumps(events, indent=2).encode()  # line breaks inside elements: the decode-and-re-encode path
+    split, reencoded = _lines(compact), _lines(pretty)
+    assert split.lines != reencoded.lines  # the first path kept the client's bytes
+    assert split.lines == b"".join(json.dumps(e, ensure_ascii=False).encode() + b"\n" for e in events)
+    a = parse_ndjson_bytes(split.lines, source="http").frame
+    b = parse_ndjson_bytes(reencoded.lines, source="http").frame
+    assert a.height == 50
+    assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b'[{"event_id": "\xff"}]', 400),  # not UTF-8: the elements are not checked for it by the split
+        (b'[{"event_id": "a"},]', 400),
+        (b'[{"event_id": "a"} {"event_id": "b"}]', 400),
+        (b'{"event_id": "a"} trailing', 400),
+        (b'[{"event_id": NaN}]', 400),
+        (b'[{"event_id": "a\x01"}]', 400),
+        (b"[" * 10_000 + b"]" * 10_000, 400),
+    ],
+)
+def test_bodies_that_are_not_json_are_refused_whole(body: bytes, status: int) -> None:
+    with pytest.raises(BodyError) as caught:
+        decode_body(body, "application/json")
+    assert caught.value.status == status
