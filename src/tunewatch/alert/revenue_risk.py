@@ -27,9 +27,11 @@ The model (documented in docs/alerts.md, "Revenue at risk"):
   the revenue of the streams they affect (the slice's stream payouts per hour) and put none at risk; data-quality
   metrics (freshness, validation, duplicates, listeners per stream) state no revenue at all.
 
-Unit rates are exponentially weighted over the slice's past windows (:meth:`RevenueModel.observe`, called after
-each batch is judged, so a window is never explained by itself or later windows); a slice without history uses
-the current window's own rates, and for streams the rate table's.
+Unit rates are exponentially weighted over the slice's past windows, one window at a time
+(:meth:`RevenueModel.observe`, called after each batch is judged; an alert's window is priced by the windows
+before it, in the same batch too, never by itself or later windows, so the figure does not depend on how many
+windows one pipeline step closes); a slice without history uses the current window's own rates, and for
+streams the rate table's.
 """
 
 from __future__ import annotations
@@ -146,51 +148,68 @@ class RevenueModel:
         schema: dict[str, pl.DataType] = {_KEY: pl.String(), _SEEN: pl.Int64(), **{r: pl.Float64() for r in UNIT_RATES}}
         self._ref = pl.DataFrame(schema=schema)
 
-    def observe(self, metrics: pl.DataFrame) -> None:
-        """Blend the unit rates of ``metrics``' windows into each slice's reference (vectorised over slices)."""
-        if metrics.is_empty() or "dimset" not in metrics.columns:
-            return
-        sums = []
+    def _fresh(self, metrics: pl.DataFrame) -> pl.DataFrame:
+        """Each slice's unit rates in each window of ``metrics`` (null where the window says nothing)."""
+        rates = []
         for rate, (num, plus, minus) in UNIT_RATES.items():
             den = sum((_col(metrics, c) for c in plus), pl.lit(0.0)) - sum(
                 (_col(metrics, c) for c in minus), pl.lit(0.0)
             )
-            sums += [_col(metrics, num).alias(f"{rate}__num"), den.alias(f"{rate}__den")]
-        batch = (
-            metrics.select(_slice_key(metrics), pl.col("window_start"), *sums)
-            .group_by(_KEY)
+            rates.append(pl.when(den > 0).then(_col(metrics, num) / den).otherwise(None).alias(rate))
+        return metrics.select(_slice_key(metrics), pl.col("window_start").cast(pl.Int64).alias(_SEEN), *rates)
+
+    def _blend(self, ref: pl.DataFrame, fresh: pl.DataFrame) -> pl.DataFrame:
+        """``ref`` with ``fresh``'s windows blended in one by one, in time order (an exponentially weighted mean
+        per slice and rate, ``alpha`` per window): the same whatever number of windows one call brings."""
+        if fresh.is_empty():
+            return ref
+        rows = pl.concat([ref.with_columns(pl.lit(-1, dtype=pl.Int64).alias("__order")),
+                          fresh.with_columns(pl.col(_SEEN).alias("__order"))], how="vertical_relaxed")  # fmt: skip
+        return (
+            rows.sort(_KEY, "__order")
+            .group_by(_KEY, maintain_order=True)
             .agg(
-                pl.all().exclude("window_start").sum(),
-                pl.col("window_start").n_unique().alias("__n"),
-                pl.col("window_start").max().cast(pl.Int64).alias("__batch_seen"),
+                pl.col(_SEEN).max(),
+                *(
+                    pl.col(r).ewm_mean(alpha=self.alpha, adjust=False, ignore_nulls=True).drop_nulls().last().alias(r)
+                    for r in UNIT_RATES
+                ),
             )
+            .select(self._ref.columns)
         )
-        weight = 1 - (1 - self.alpha) ** pl.col("__n")
-        merged = self._ref.join(batch, on=_KEY, how="full", coalesce=True)
-        blended = []
-        for rate in UNIT_RATES:
-            top, bottom = pl.col(f"{rate}__num"), pl.col(f"{rate}__den")
-            fresh = pl.when(bottom > 0).then(top / bottom)
-            old = pl.col(rate)
-            blended.append(
-                pl.when(fresh.is_null()).then(old).when(old.is_null()).then(fresh)
-                .otherwise(old * (1 - weight) + fresh * weight).alias(rate)
-            )  # fmt: skip
-        seen = pl.max_horizontal(pl.col(_SEEN), pl.col("__batch_seen")).alias(_SEEN)
-        ref = merged.select(pl.col(_KEY), seen, *blended)
+
+    def observe(self, metrics: pl.DataFrame) -> None:
+        """Blend the unit rates of ``metrics``' windows into each slice's reference, window by window (vectorised
+        over slices)."""
+        if metrics.is_empty() or "dimset" not in metrics.columns:
+            return
+        ref = self._blend(self._ref, self._fresh(metrics))
         newest = ref.get_column(_SEEN).max()
         if newest is not None:
             ref = ref.filter(pl.col(_SEEN) >= int(newest) - self.forget_after_ms)  # type: ignore[arg-type]
         self._ref = ref
 
     def unit_rate(
-        self, rate: str, dimset: str, dims: Mapping[str, str], row: Mapping[str, float | None]
+        self,
+        rate: str,
+        dimset: str,
+        dims: Mapping[str, str],
+        row: Mapping[str, float | None],
+        metrics: pl.DataFrame | None = None,
+        window: int | None = None,
     ) -> float | None:
-        """A slice's unit rate (micros per unit): its reference, else the current window's, else (streams) the
-        rate table's; ``None`` when nothing is known."""
-        ref = self._ref.filter(pl.col(_KEY) == slice_key(dimset, dims)).get_column(rate)
-        if ref.len() and ref[0] is not None:
-            return float(ref[0])
+        """A slice's unit rate (micros per unit) before ``window``: its reference, with the windows of ``metrics``
+        before ``window`` blended in (a step may close many windows: a window is priced by those before it, never
+        by itself or later ones, whatever the step); else the current window's own, else (streams) the rate
+        table's; ``None`` when nothing is known."""
+        key = slice_key(dimset, dims)
+        ref = self._ref.filter(pl.col(_KEY) == key)
+        if metrics is not None and window is not None and not metrics.is_empty() and "dimset" in metrics.columns:
+            earlier = self._fresh(metrics).filter((pl.col(_KEY) == key) & (pl.col(_SEEN) < window))
+            ref = self._blend(ref, earlier)
+        value = ref.get_column(rate)
+        if value.len() and value[0] is not None:
+            return float(value[0])
         num, plus, minus = UNIT_RATES[rate]
         parts = [row.get(c) for c in (num, *plus, *minus)]
         if all(p is not None for p in parts):
@@ -228,7 +247,7 @@ class RevenueModel:
         if metric in MONEY:
             lost = expected - value
         elif metric in COUNTS:
-            unit = self.unit_rate(COUNTS[metric], dimset, dims, row)
+            unit = self.unit_rate(COUNTS[metric], dimset, dims, row, metrics, window)
             if unit is None:
                 return none
             lost = (expected - value) * unit
@@ -238,7 +257,7 @@ class RevenueModel:
                 )
         else:
             den_col, sign, rate = RATIOS[metric]
-            den, unit = row.get(den_col), self.unit_rate(rate, dimset, dims, row)
+            den, unit = row.get(den_col), self.unit_rate(rate, dimset, dims, row, metrics, window)
             if den is None or unit is None:
                 return none
             lost = sign * (value - expected) * float(den) * unit
