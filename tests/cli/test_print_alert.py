@@ -40,7 +40,7 @@ def test_run_labels_alert_lines_with_their_simulated_time(monkeypatch: pytest.Mo
     alert = Alert(labels={"alertname": "PlaysDrop", "market": "BR"}, annotations={"summary": "plays down"},
                   status="firing", starts_at=0)  # fmt: skip
     clock = SimulatedClock(1_767_607_380, speed=2.0, wall=lambda: 0.0)
-    sink = serve_cmd._alert_sink(None, clock)
+    sink = serve_cmd._alert_sink(clock)
     sink(alert)
     assert console.export_text().splitlines()[0].startswith("sim 2026-01-05 10:03 FIRING   PlaysDrop (market=BR)")
     # the alert itself says so too (notifications, console, API)

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,12 +17,8 @@ from tunewatch.alert.model import Alert
 from tunewatch.cli.feedback import fail, user_errors
 from tunewatch.cli.paths import output_path, text_input
 from tunewatch.home import default_db, ensure_folder_of, home
-from tunewatch.notify.clock import Clock
 from tunewatch.simulate.live_clock import ANNOTATION as CLOCK_ANNOTATION
 from tunewatch.simulate.live_clock import SimulatedClock, clock_note, feed, sim_label
-
-if TYPE_CHECKING:
-    from tunewatch.notify.runner import BackgroundNotifier
 
 console = Console()
 
@@ -82,29 +78,16 @@ UVICORN_PRODUCTION = {
 }  # fmt: skip
 
 
-def _alert_sink(notifier: BackgroundNotifier | None, clock: SimulatedClock | None = None) -> Callable[[Alert], None]:
-    """Print every alert change (labelled with its simulated time under ``run``'s ``clock``, which also annotates
-    it); hand it to the notification pipeline when configured."""
+def _alert_sink(clock: SimulatedClock | None = None) -> Callable[[Alert], None]:
+    """Print every alert change; under ``run``'s simulated ``clock``, label it with its simulated time and say so in
+    the alert's annotations (the notifier, the alert log and the API get the alert after this listener)."""
 
     def on_alert(alert: Alert) -> None:
         if clock is not None:
             alert.annotations[CLOCK_ANNOTATION] = clock_note(clock)
         print_alert(alert, sim_label(clock()) if clock is not None else "")
-        if notifier is not None:
-            notifier(alert)
 
     return on_alert
-
-
-def _notifier(
-    config: Path | None, db: Path, clock: Clock | None = None, max_sleep_s: float = 5.0
-) -> BackgroundNotifier | None:
-    if config is None:
-        return None
-    from tunewatch.notify import BackgroundNotifier, NotificationPipeline
-
-    pipeline = NotificationPipeline.from_config(config, db, clock)
-    return BackgroundNotifier(pipeline, max_sleep_s=max_sleep_s).start()
 
 
 def _database(db: Path | None) -> Path | str:
@@ -150,26 +133,29 @@ def serve(
     import uvicorn
 
     from tunewatch.alert.rules import load_rules
-    from tunewatch.server import LiveService, create_app
+    from tunewatch.server.runtime import build_runtime
     from tunewatch.server.settings import ServerSettings
 
     overrides = {"forwarded_allow_ips": forwarded_allow_ips, "allowed_hosts": allowed_hosts}
     with user_errors():
-        settings = ServerSettings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
         database = _database(db)
-        ruleset = load_rules(text_input(rules, "rule file") if rules else None)
         config = text_input(notify_config, "notification config") if notify_config else None
-        notifier = _notifier(config, _notify_db(notify_db, database) if config else Path(":memory:"))
-        service = LiveService(ruleset, on_alert=_alert_sink(notifier), db=database, rules_path=rules, settings=settings)
-        app = create_app(service)
+        settings = ServerSettings().model_copy(update={
+            **{k: v for k, v in overrides.items() if v is not None},
+            "db": Path(database), "rules": rules, "notify_config": config,
+            "notify_db": _notify_db(notify_db, database) if config else None,
+        })  # fmt: skip
+        ruleset = load_rules(text_input(rules, "rule file") if rules else None)
+        runtime = build_runtime(settings, rules=ruleset)
+        runtime.on_alert(_alert_sink())
+        app = runtime.app()
     console.print(f"tunewatch serving on http://{host}:{port}  (console: /, API docs: /docs, metrics: /metrics)")
     console.print(Text(f"database: {database}  (`tunewatch silences` uses it too; TUNEWATCH_URL=http://{host}:{port} "
                        "makes it talk to this service instead)"), highlight=False, soft_wrap=True)  # fmt: skip
     try:
         uvicorn.run(app, host=host, port=port, **UVICORN_PRODUCTION)  # type: ignore[arg-type]
     finally:
-        if notifier is not None:
-            notifier.stop()
+        runtime.close()
 
 
 def run(
@@ -197,7 +183,8 @@ def run(
     times are simulated. On the WALL clock: notifications (--notify-config): group_wait, group_interval,
     repeat_interval and retries are real time, and queued notifications survive a restart on the same --notify-db.
     """
-    from tunewatch.server import LiveService, create_app
+    from tunewatch.server.runtime import build_runtime
+    from tunewatch.server.settings import ServerSettings
     from tunewatch.simulate import SimulationConfig, Simulator
 
     if speed <= 0:
@@ -218,12 +205,13 @@ def run(
     with user_errors():
         # notifications keep wall-clock time: their schedule (stored instants) survives a restart, and the
         # config's group_wait / group_interval / repeat_interval mean what they say
-        notifier = _notifier(
-            text_input(notify_config, "notification config") if notify_config else None,
-            _notify_db(notify_db, home() / "run.db") if notify_config else Path(":memory:"),
-            max_sleep_s=0.5,
-        )
-    service = LiveService(clock=sim_clock, on_alert=_alert_sink(notifier, sim_clock))
+        notify = text_input(notify_config, "notification config") if notify_config else None
+        settings = ServerSettings().model_copy(update={
+            "notify_config": notify, "notify_db": _notify_db(notify_db, home() / "run.db") if notify else None,
+        })  # fmt: skip
+        runtime = build_runtime(settings, clock=sim_clock, notify_max_sleep_s=0.5)
+    runtime.on_alert(_alert_sink(sim_clock))
+    service = runtime.service
     stop = threading.Event()
 
     def feed_service() -> None:
@@ -258,7 +246,8 @@ def run(
         else:
             import uvicorn
 
-            server = uvicorn.Server(uvicorn.Config(create_app(service), host=host, port=port, **UVICORN_PRODUCTION))  # type: ignore[arg-type]
+            app = runtime.app(close_on_shutdown=False)  # closed below, once the feed has stopped
+            server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **UVICORN_PRODUCTION))  # type: ignore[arg-type]
             if duration is not None:
                 threading.Timer(duration, lambda: setattr(server, "should_exit", True)).start()
             console.print(f"HTTP on http://{host}:{port} (console: /, alerts: /api/v1/alerts, metrics: /metrics)")
@@ -267,10 +256,9 @@ def run(
         pass
     finally:
         stop.set()
-        if notifier is not None:
-            notifier.stop()
-        status = service.status()
+        feeder.join(timeout=30)  # the step in progress finishes before the stores close
+        status, changes = service.status(), len(service.alert_history())
+        runtime.close()
         console.print(
-            f"stopped: {status['received']:,} events, {status['accepted']:,} accepted, "
-            f"{len(service.alert_history())} alert changes"
+            f"stopped: {status['received']:,} events, {status['accepted']:,} accepted, {changes} alert changes"
         )

@@ -87,15 +87,16 @@ class PipelineStats:
 class NotificationPipeline:
     """Alertmanager's notification pipeline over tunewatch alerts.
 
-    ``store_path`` is the SQLite database holding silences, the notification log, the outbox and current
-    alerts (``":memory:"`` keeps nothing across runs). With ``dry_run=True`` nothing is sent: a notification
+    ``store_path`` is the SQLite database holding the notification log, the outbox and current alerts
+    (``":memory:"`` keeps nothing across runs); silences are read from ``silences`` (a live service passes its
+    own store), else from the same database. With ``dry_run=True`` nothing is sent: a notification
     counts as delivered the moment it is decided (replay uses this to report notifications after grouping),
     and :meth:`Outbox.history` still lists every notification with its alerts.
     """
 
     def __init__(
         self, config: NotifyConfig, store_path: str | Path = ":memory:", clock: Clock | None = None, *,
-        dry_run: bool = False,
+        dry_run: bool = False, silences: SilenceStore | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.clock: Clock = clock or SystemClock()
@@ -105,7 +106,8 @@ class NotificationPipeline:
         self._db = threading.Lock()  # serialises database writes (delivery workers report concurrently)
         self._api = threading.RLock()  # one process / group flush at a time (never held while delivering)
         self._delivering = threading.Lock()  # one delivery pass at a time
-        self.silences = SilenceStore(self._conn)
+        #: the service's one silence store when given (the same one its API and the CLI use), else the database's
+        self.silences = silences if silences is not None else SilenceStore(self._conn)
         self.nflog = NotificationLog(self._conn)
         self.outbox = Outbox(self._conn)
         self._store = AlertStore(self._conn)
@@ -132,10 +134,10 @@ class NotificationPipeline:
     @classmethod
     def from_config(
         cls, path: str | Path, store_path: str | Path = ":memory:", clock: Clock | None = None, *,
-        dry_run: bool = False,
+        dry_run: bool = False, silences: SilenceStore | None = None,
     ) -> NotificationPipeline:  # fmt: skip
         """Build the pipeline from a notification config file (YAML, Alertmanager-shaped)."""
-        return cls(load_config(path), store_path, clock, dry_run=dry_run)
+        return cls(load_config(path), store_path, clock, dry_run=dry_run, silences=silences)
 
     # public API -------------------------------------------------------------------------------------------
     def on_alert(self, alert: Alert) -> None:

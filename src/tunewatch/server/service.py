@@ -30,8 +30,9 @@ from tunewatch.ingest.readers import parse_ndjson_bytes
 from tunewatch.integrations.metadata import MetadataService
 from tunewatch.monitor.profiling import SectionProfiler
 from tunewatch.monitor.prometheus import PrometheusMetricsManager
+from tunewatch.notify.config import parse_duration_ms
 from tunewatch.notify.matchers import Matcher
-from tunewatch.notify.silence import Silence, SilenceStore
+from tunewatch.notify.silence import Auditor, Silence, SilenceStore
 from tunewatch.pipeline.core import Pipeline
 from tunewatch.pipeline.stream_state import StreamStateFile
 from tunewatch.process.processor import ProcessingResult
@@ -84,6 +85,7 @@ class LiveService:
         rules_path: Path | None = None,
         settings: ServerSettings | None = None,
         cache: MusicStreamingCacheManager | None = None,
+        silences: SilenceStore | None = None,
     ) -> None:
         self.settings = settings or ServerSettings()
         self.metrics = PrometheusMetricsManager(clock=clock)
@@ -104,15 +106,15 @@ class LiveService:
         self.db_path = target
         self._alert_conn = connect(target, check_same_thread=False)
         self.alert_log = AlertLog(self._alert_conn)
-        self._silence_lock = threading.Lock()
-        self._silence_conn = connect(target, check_same_thread=False)
-        self.silences = SilenceStore(self._silence_conn)
         self.keys = ApiKeyStore(connect(target, check_same_thread=False))
         self.metrics_extra = ServerMetrics(self.metrics.registry)
         #: administrative actions over HTTP, signed with the data key or else the server secret's audit key
         self.audit_log = AuditLog(
             target, audit_keyring(target) if target != ":memory:" else Keyring.generate(LOCAL_KID)
         )
+        #: the one silence store (shared with the notifier and the CLI through the database): given by the
+        #: composition root, else opened on the database
+        self.silences = silences if silences is not None else open_silences(target, self.settings, self.audit)
         if target != ":memory:" and configured_keyring() is None:
             logger.warning(
                 "no data key (TUNEWATCH_DATA_KEY[_FILE]): quarantined events' raw bytes and the stream state's "
@@ -390,45 +392,33 @@ class LiveService:
 
     def silenced_by(self, alert: Alert, now_ms: int | None = None) -> list[str]:
         """Ids of the active silences that mute ``alert``."""
-        now = self.now_ms() if now_ms is None else now_ms
-        with self._silence_lock:
-            active = self.silences.active(now)
-        return [s.id for s in active if s.mutes(alert.labels, now)]
+        return self.silences.muting(alert.labels, self.now_ms() if now_ms is None else now_ms)
 
     def add_silence(
-        self, matchers: Sequence[Matcher], *, starts_at: int | None, ends_at: int, created_by: str, comment: str
-    ) -> Silence:
-        """Create a silence (see :meth:`SilenceStore.add`); ``starts_at`` None means now."""
+        self, matchers: Sequence[Matcher], *, starts_at: int | None, ends_at: int, created_by: str, comment: str,
+        actor: str | None = None, via: str | None = None,
+    ) -> Silence:  # fmt: skip
+        """Create a silence (see :meth:`SilenceStore.add`, audited); ``starts_at`` None means now."""
         now = self.now_ms()
-        with self._silence_lock:
-            return self.silences.add(
-                matchers,
-                starts_at=now if starts_at is None else starts_at,
-                ends_at=ends_at,
-                created_by=created_by,
-                comment=comment,
-                now_ms=now,
-            )
+        return self.silences.add(
+            matchers, starts_at=now if starts_at is None else starts_at, ends_at=ends_at, created_by=created_by,
+            comment=comment, now_ms=now, actor=actor, via=via,
+        )  # fmt: skip
 
     def list_silences(self) -> list[Silence]:
         """Every silence, newest first."""
-        with self._silence_lock:
-            return self.silences.find(self.now_ms())
+        return self.silences.find(self.now_ms())
 
-    def expire_silence(self, silence_id: str) -> Silence:
-        """End a silence now."""
-        with self._silence_lock:
-            return self.silences.expire(silence_id, self.now_ms())
+    def expire_silence(self, silence_id: str, *, actor: str | None = None, via: str | None = None) -> Silence:
+        """End a silence now (audited)."""
+        return self.silences.expire(silence_id, self.now_ms(), actor=actor, via=via)
 
     def ready(self) -> dict[str, bool]:
         """Dependency checks for ``/readyz``: each database connection answers."""
-        checks: dict[str, bool] = {}
-        for name, conn in (("alert_db", self._alert_conn), ("silence_db", self._silence_conn)):
-            try:
-                conn.execute("SELECT 1").fetchone()
-                checks[name] = True
-            except sqlite3.Error:
-                checks[name] = False
+        checks = {
+            "alert_db": _answers(lambda: self._alert_conn.execute("SELECT 1").fetchone()),
+            "silence_db": _answers(lambda: self.silences.find(0)),
+        }
         checks["pipeline"] = not self._lock.locked() or (self._lock.acquire(timeout=5.0) and _release(self._lock))
         return checks
 
@@ -449,6 +439,11 @@ class LiveService:
         }
 
 
+def open_silences(db: str | Path, settings: ServerSettings, audit: Auditor | None = None) -> SilenceStore:
+    """The silence store of the database ``db``, bounded by ``settings.max_silence``."""
+    return SilenceStore.open(db, max_ms=parse_duration_ms(settings.max_silence), audit=audit)
+
+
 def _wal_batch(record: WalRecord) -> RawBatch:
     """The batch a WAL record logged."""
     if record.kind == KIND_MSGPACK:
@@ -459,6 +454,15 @@ def _wal_batch(record: WalRecord) -> RawBatch:
 def _index_of(line_no: int, *, request: int) -> dict[str, Any]:
     """Quarantine location of a msgpack request's row (the validator numbers rows from 1)."""
     return {"request": request, "index": line_no - 1}
+
+
+def _answers(probe: Callable[[], object]) -> bool:
+    """Whether a database probe runs without a database error."""
+    try:
+        probe()
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def _release(lock: threading.Lock) -> bool:

@@ -3,7 +3,8 @@
 Authentication is off by default: ``tunewatch serve`` and ``tunewatch run`` listen on loopback (127.0.0.1), where
 only local users can connect. Set ``TUNEWATCH_AUTH=1`` (and create keys with ``tunewatch keys create``) before
 listening on any other address. ``TUNEWATCH_DB`` names the SQLite database that keeps alerts, silences and API
-keys across restarts; without it they live in memory only.
+keys across restarts; without it they live in memory only. :func:`tunewatch.server.runtime.build_runtime` builds
+the whole process from these settings.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ class ServerSettings(BaseSettings):
     db: Path | None = Field(
         default=None, description="SQLite database for alerts, silences and API keys (none: memory)."
     )
-    rules: Path | None = Field(default=None, description="Rule file (YAML) for the entry point; none: built-in.")
+    rules: Path | None = Field(default=None, description="Rule file (YAML); none: the built-in pack.")
+    notify_config: Path | None = Field(
+        default=None, description="Notification config (Alertmanager-shaped YAML); none: no notifications."
+    )
+    notify_db: Path | None = Field(
+        default=None, description="SQLite file for the notification log and outbox; none: the service's `db`."
+    )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0, description="Largest ingest body accepted, as sent.")
     max_decoded_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest body after decompression.")
     max_events_per_request: int = Field(
