@@ -2,7 +2,9 @@
 
 A real ``tunewatch serve`` process on loopback, on its default database (``$TUNEWATCH_HOME/tunewatch.db``):
 ``tunewatch silences add`` mutes its alert both through the API (``--url`` / ``TUNEWATCH_URL``) and, with no
-service configured, through the default database file the service uses.
+service configured, through the default database file the service uses — and mutes its notifications too, even
+when the notification log lives in another database (``--notify-db``): the notifier reads the service's one
+silence store, and sees a silence another process wrote without a restart.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_play
+from tests.notify.peers import HttpReceiver
 from tests.server.rules import plays_seen_rules
 from tests.server.servers import free_port, wait_http
 
@@ -31,16 +34,37 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120, check=False)  # fmt: skip
 
 
+NOTIFY = """
+route: {receiver: hook, group_by: [market], group_wait: 0s, group_interval: 1s, repeat_interval: 1h}
+receivers:
+  - name: hook
+    webhook_configs: [{url: "URL/hook"}]
+"""
+
+
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """``tunewatch serve`` with a rule firing on any plays per market, on its default database; its URL and env."""
+def receiver() -> Iterator[HttpReceiver]:
+    r = HttpReceiver().start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path, receiver: HttpReceiver) -> Iterator[tuple[str, dict[str, str]]]:
+    """``tunewatch serve`` with a rule firing on any plays per market, on its default database, notifying a
+    webhook with its notification log in another file; its URL and env."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEWATCH_")}
     env["TUNEWATCH_HOME"] = str(tmp_path / "home")
     rules = tmp_path / "rules.yaml"
     rules.write_text(plays_seen_rules(dimensions="market"))
+    notify = tmp_path / "notify.yaml"
+    notify.write_text(NOTIFY.replace("URL", receiver.url))
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tunewatch.cli.main", "serve", "--port", str(port), "--rules", str(rules)],
+        [sys.executable, "-m", "tunewatch.cli.main", "serve", "--port", str(port), "--rules", str(rules),
+         "--notify-config", str(notify), "--notify-db", str(tmp_path / "notify.db")],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -62,15 +86,21 @@ def _firing(url: str) -> dict[str, list[str]]:
     return {a["labels"]["market"]: a["silencedBy"] for a in alerts if "market" in a["labels"]}
 
 
-def _feed_until_firing(url: str) -> None:
+def _feed_until_firing(url: str, markets: tuple[str, ...] = ("BR", "SE")) -> None:
     now_ms = int(time.time() * 1000) // 60_000 * 60_000
-    events = [make_play(i, now_ms - 8 * 60_000 + i * 2000, market="BR" if i % 2 else "SE") for i in range(240)]
+    n = 120 * len(markets)
+    events = [make_play(i, now_ms - 8 * 60_000 + i * (480_000 // n), market=markets[i % len(markets)])
+              for i in range(n)]  # fmt: skip
     r = httpx.post(url + "/api/v1/events", json=events, timeout=30)
-    assert r.status_code == 200 and r.json()["accepted"] == 240, r.text
+    assert r.status_code == 200 and r.json()["accepted"] == n, r.text
     deadline = time.monotonic() + 30
-    while set(_firing(url)) != {"BR", "SE"}:
+    while set(_firing(url)) != set(markets):
         assert time.monotonic() < deadline, _firing(url)
         time.sleep(0.2)
+
+
+def _notified_markets(receiver: HttpReceiver) -> set[str]:
+    return {a["labels"]["market"] for r in receiver.received for a in r.body["alerts"] if "market" in a["labels"]}
 
 
 def test_cli_silence_mutes_the_running_service(service: tuple[str, dict[str, str]], tmp_path: Path) -> None:
@@ -100,6 +130,33 @@ def test_cli_silence_mutes_the_running_service(service: tuple[str, dict[str, str
     expired = _cli("silences", "expire", db_sid[:8], env={**env, "TUNEWATCH_URL": url})
     assert expired.returncode == 0, expired.stderr
     assert _firing(url) == {"BR": [api_sid], "SE": []}
+
+
+def test_cli_silences_mute_the_running_services_notifications(
+    service: tuple[str, dict[str, str]], receiver: HttpReceiver
+) -> None:
+    url, env = service
+    # one silence through the default database (no service configured), one through the API
+    by_db = _cli("silences", "add", "market=BR", "-c", "cdn work", "-d", "2h", env=env)
+    assert by_db.returncode == 0, by_db.stderr
+    by_api = _cli("silences", "add", "market=SE", "-c", "maintenance", "--url", url, env=env)
+    assert by_api.returncode == 0, by_api.stderr
+    _feed_until_firing(url, ("BR", "SE", "DE"))
+    assert _firing(url) == {"BR": [by_db.stdout.strip()], "SE": [by_api.stdout.strip()], "DE": []}
+    deadline = time.monotonic() + 30
+    while "DE" not in _notified_markets(receiver):  # the unsilenced market is notified ...
+        assert time.monotonic() < deadline, receiver.received
+        time.sleep(0.2)
+    time.sleep(2.5)  # ... and after two more group intervals, still nothing for the silenced ones
+    assert _notified_markets(receiver) == {"DE"}
+
+    # expiring the database silence (another process) lets BR's next group flush through, without a restart
+    expired = _cli("silences", "expire", by_db.stdout.strip()[:8], env=env)
+    assert expired.returncode == 0, expired.stderr
+    while "BR" not in _notified_markets(receiver):
+        assert time.monotonic() < deadline + 30, receiver.received
+        time.sleep(0.2)
+    assert _notified_markets(receiver) == {"DE", "BR"}
 
 
 def test_an_unreachable_service_is_a_one_line_error(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from tunewatch.notify.matchers import parse_matchers
 from tunewatch.notify.silence import Silence, SilenceState, SilenceStore
 from tunewatch.notify.silence_api import RemoteSilence, SilenceApiClient
 from tunewatch.security.audit import record_admin_action
-from tunewatch.store.sqlite import connect
+from tunewatch.server.settings import ServerSettings
 
 app = typer.Typer(name="silences", help="Create, list and expire silences (mute alerts by label matchers).",
                   no_args_is_help=True)  # fmt: skip
@@ -78,22 +78,28 @@ def _ms(value: datetime) -> int:
 def _database(db: Path | None, *, create: bool) -> Iterator[tuple[SilenceStore, Path]]:
     """The silence store of ``db`` (default: the shared database); reading never creates a database.
 
-    The default database not existing yet is an empty store; a ``--db`` that does not exist is an error.
+    The default database not existing yet is an empty store; a ``--db`` that does not exist is an error. The
+    store audits its changes in the database's trail (actor: the operating-system user) and bounds silences by
+    ``max_silence`` (``TUNEWATCH_MAX_SILENCE``), as the service does.
     """
     path = db if db is not None else default_db()
-    target: Path | str = path
+    location: Path | str = path
     if not path.exists():
         if create and db is None:
             ensure_folder_of(path)
         elif not create and db is not None:
             fail(f"{path}: no such database (see --db and --url)")
         elif not create:
-            target = ":memory:"  # nothing silenced yet: an empty store, and no file created by reading
-    conn = connect(target)
+            location = ":memory:"  # nothing silenced yet: an empty store, and no file created by reading
+    def audit(actor: str, action: str, target: str, **details: Any) -> None:
+        record_admin_action(path, action, target, **details)
+
+    store = SilenceStore.open(location, max_ms=ServerSettings().max_silence_ms,
+                              audit=audit if location != ":memory:" else None)  # fmt: skip
     try:
-        yield SilenceStore(conn), path
+        yield store, path
     finally:
-        conn.close()
+        store.close()
 
 
 def _row(silence: Silence, state: SilenceState) -> dict[str, Any]:
@@ -142,9 +148,7 @@ def add(
             end_ms = _ms(end) if end is not None else start_ms + parse_duration_ms(duration or "1h")
             with _database(db, create=True) as (store, path):
                 silence = store.add(parsed, starts_at=start_ms, ends_at=end_ms, created_by=who, comment=comment,
-                                    now_ms=now)  # fmt: skip
-            record_admin_action(path, "silence.create", silence.id, matchers=[str(m) for m in silence.matchers],
-                                starts_at=start_ms, ends_at=end_ms, comment=comment)  # fmt: skip
+                                    now_ms=now, via="cli")  # fmt: skip
             where = f"{path} (a service on this database applies it at its next check)"
     typer.echo(silence.id)
     note(f"silence {silence.id[:8]} until {format_time(silence.ends_at)} added to {where}")
@@ -206,8 +210,7 @@ def expire(
                 for sid in ids:
                     typer.echo(f"expired {client.expire(sid).silence.id}")
             return
-        with _database(db, create=False) as (store, path):
+        with _database(db, create=False) as (store, _):
             for sid in ids:
-                silence = store.expire(sid, _now_ms())
-                record_admin_action(path, "silence.expire", silence.id)
+                silence = store.expire(sid, _now_ms(), via="cli")
                 typer.echo(f"expired {silence.id}")

@@ -246,10 +246,11 @@ class SilenceStore:
     def _check_bounds(self, starts_at: int, ends_at: int, now_ms: int) -> None:
         if self.max_ms is None:
             return
+        most = f"{self.max_ms // 86_400_000}d" if self.max_ms % 86_400_000 == 0 else f"{self.max_ms / 3_600_000:g}h"
         if starts_at > now_ms + self.max_ms:
-            raise SilenceError(f"starts_at: more than {self.max_ms // 3_600_000} h ahead (max_silence)")
+            raise SilenceError(f"starts_at: more than {most} ahead (max_silence)")
         if ends_at - starts_at > self.max_ms:
-            raise SilenceError(f"a silence lasts at most {self.max_ms // 3_600_000} h (max_silence)")
+            raise SilenceError(f"a silence lasts at most {most} (max_silence)")
 
     def _insert(self, s: Silence) -> None:
         with self._lock:

@@ -30,7 +30,6 @@ from tunewatch.ingest.readers import parse_ndjson_bytes
 from tunewatch.integrations.metadata import MetadataService
 from tunewatch.monitor.profiling import SectionProfiler
 from tunewatch.monitor.prometheus import PrometheusMetricsManager
-from tunewatch.notify.config import parse_duration_ms
 from tunewatch.notify.matchers import Matcher
 from tunewatch.notify.silence import Auditor, Silence, SilenceStore
 from tunewatch.pipeline.core import Pipeline
@@ -441,7 +440,7 @@ class LiveService:
 
 def open_silences(db: str | Path, settings: ServerSettings, audit: Auditor | None = None) -> SilenceStore:
     """The silence store of the database ``db``, bounded by ``settings.max_silence``."""
-    return SilenceStore.open(db, max_ms=parse_duration_ms(settings.max_silence), audit=audit)
+    return SilenceStore.open(db, max_ms=settings.max_silence_ms, audit=audit)
 
 
 def _wal_batch(record: WalRecord) -> RawBatch:

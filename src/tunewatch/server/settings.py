@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tunewatch.notify.config import parse_duration_ms
+
 
 class ServerSettings(BaseSettings):
     """Settings of the HTTP service; every field can be set with ``TUNEWATCH_<FIELD>``."""
@@ -95,3 +97,8 @@ class ServerSettings(BaseSettings):
     )
     history_retention_days: int = Field(default=30, ge=1, description="Days of metric history kept.")
     series_windows: int = Field(default=6 * 60, gt=0, description="Windows of detection results kept per series.")
+
+    @property
+    def max_silence_ms(self) -> int:
+        """``max_silence`` in milliseconds."""
+        return parse_duration_ms(self.max_silence)
