@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from tunewatch.alert.engine import AlertEngine
-from tunewatch.alert.history import AlertHistory, Transition
+from tunewatch.alert.log import AlertLog, Transition
 from tunewatch.alert.rules import parse_rules
 from tunewatch.detect.stage import DETECTION_SCHEMA
 from tunewatch.store.sqlite import connect
@@ -55,11 +55,11 @@ def test_keep_firing_for_turns_a_flapping_series_into_one_alert() -> None:
 
 def test_history_keeps_every_state_change_in_order() -> None:
     conn = connect(":memory:")
-    history = AlertHistory(conn)
+    history = AlertLog(conn)
     engine = AlertEngine(parse_rules(FLAP.replace("KEEP", "2m")), on_transition=history.record_transition)
     # one lone spike (pending → inactive), then a real incident (pending → firing → resolved)
     values = [0.01, 0.5, 0.01, 0.01, 0.5, 0.5, 0.5, 0.01, 0.01, 0.01]
-    history.record_alerts(engine.evaluate(_market(values), _NO_METRICS))
+    history.record(engine.evaluate(_market(values), _NO_METRICS), now_ms=T0 + 10 * MIN)
     entries = history.entries()
     assert [(e.state, (e.at_ms - T0) // MIN) for e in entries] == [
         ("pending", 2),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -101,9 +102,13 @@ def test_silences_cli_add_list_expire(tmp_path: Path) -> None:
                                 "--author", "ana", "--db", db])  # fmt: skip
     assert added.exit_code == 0, added.output
     sid = added.stdout.strip()
-    future = runner.invoke(app, ["add", "market=DE", "--starts", "2999-01-01T00:00:00Z", "--ends",
-                                 "2999-01-02T00:00:00Z", "-c", "later", "--db", db])  # fmt: skip
+    soon = datetime.now(UTC) + timedelta(days=10)
+    future = runner.invoke(app, ["add", "market=DE", "--starts", soon.isoformat(), "--ends",
+                                 (soon + timedelta(days=1)).isoformat(), "-c", "later", "--db", db])  # fmt: skip
     assert future.exit_code == 0, future.output
+    too_far = runner.invoke(app, ["add", "market=DE", "--starts", "2999-01-01T00:00:00Z", "--ends",
+                                  "2999-01-02T00:00:00Z", "-c", "later", "--db", db])  # fmt: skip
+    assert too_far.exit_code == 2 and "max_silence" in too_far.output  # the service's bound, in the CLI too
     listed = runner.invoke(app, ["list", "--db", db], env={"COLUMNS": "250"})
     assert listed.exit_code == 0 and sid in listed.output and "active" in listed.output and "pending" in listed.output
     assert 'market="BR" cdn=~"edge-.*"' in listed.output and "ana" in listed.output

@@ -17,8 +17,8 @@ import numpy as np
 import polars as pl
 
 from tunewatch.alert.explain import dims_text, format_value, render, top_contributors
-from tunewatch.alert.history import Transition
 from tunewatch.alert.incidents import IncidentFolder
+from tunewatch.alert.log import Transition
 from tunewatch.alert.model import Alert
 from tunewatch.alert.revenue_risk import RevenueModel
 from tunewatch.alert.rules import Rule, RuleSet

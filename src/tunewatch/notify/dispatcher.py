@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from tunewatch.alert.history import AlertHistory
+from tunewatch.alert.log import AlertLog
 from tunewatch.alert.model import Alert, format_time
-from tunewatch.notify.alertstore import AlertStore
 from tunewatch.notify.clock import Clock, SystemClock
 from tunewatch.notify.config import NotifyConfig, load_config
 from tunewatch.notify.deliver import Deliverer, Outcome, Result, alerts_to_send
@@ -53,6 +52,8 @@ log = logging.getLogger(__name__)
 #: how long finished notifications, nflog entries and expired silences are kept (Alertmanager: 120 h)
 RETENTION_MS = 120 * 3_600_000
 _GC_EVERY_MS = 3_600_000
+#: resolved alerts recorded this recently are regrouped after a restart (the nflog keeps them from repeating)
+RESTORE_RESOLVED_MS = 6 * 3_600_000
 
 
 @dataclass(slots=True)
@@ -87,16 +88,17 @@ class PipelineStats:
 class NotificationPipeline:
     """Alertmanager's notification pipeline over tunewatch alerts.
 
-    ``store_path`` is the SQLite database holding the notification log, the outbox and current alerts
-    (``":memory:"`` keeps nothing across runs); silences are read from ``silences`` (a live service passes its
-    own store), else from the same database. With ``dry_run=True`` nothing is sent: a notification
+    ``store_path`` is the SQLite database holding the notification log and the outbox (``":memory:"`` keeps
+    nothing across runs); silences are read from ``silences`` and alert changes from ``alert_log`` (a live
+    service passes its own, which it records every change in), else from the same database (where the pipeline
+    then records the changes it receives). With ``dry_run=True`` nothing is sent: a notification
     counts as delivered the moment it is decided (replay uses this to report notifications after grouping),
     and :meth:`Outbox.history` still lists every notification with its alerts.
     """
 
     def __init__(
         self, config: NotifyConfig, store_path: str | Path = ":memory:", clock: Clock | None = None, *,
-        dry_run: bool = False, silences: SilenceStore | None = None,
+        dry_run: bool = False, silences: SilenceStore | None = None, alert_log: AlertLog | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.clock: Clock = clock or SystemClock()
@@ -110,8 +112,11 @@ class NotificationPipeline:
         self.silences = silences if silences is not None else SilenceStore(self._conn)
         self.nflog = NotificationLog(self._conn)
         self.outbox = Outbox(self._conn)
-        self._store = AlertStore(self._conn)
-        self.history = AlertHistory(self._conn)  #: every firing/resolved change received, in the same database
+        #: the alert log: the service's (which records every change itself) when given, else this database's,
+        #: where this pipeline records the changes it receives; restarts regroup alerts from it
+        self.history = alert_log if alert_log is not None else AlertLog(self._conn)
+        self._records = alert_log is None
+        self._alerts: dict[str, Alert] = {}  # latest state of each alert an aggregation group holds
         self._route = Route.build(config.route)
         self._inhibitor = Inhibitor(config.inhibit_rules)
         self._slots = {r.name: integration_slots(r) for r in config.receivers}
@@ -124,20 +129,21 @@ class NotificationPipeline:
         self._timers: list[tuple[int, int, str]] = []  # (due ms, seq, group key), lazily invalidated
         self._seq = 0
         self._last_gc = 0
-        restored = self._store.load()
+        now = self.clock.now_ms()
+        restored = self.history.current(resolved_since_ms=now - RESTORE_RESOLVED_MS)
         if restored:
-            now = self.clock.now_ms()
             for alert in restored:
+                self._alerts[alert_fingerprint(alert)] = alert
                 self._insert(alert, now)
             log.info("restored %d alerts into %d groups", len(restored), len(self._groups))
 
     @classmethod
     def from_config(
         cls, path: str | Path, store_path: str | Path = ":memory:", clock: Clock | None = None, *,
-        dry_run: bool = False, silences: SilenceStore | None = None,
+        dry_run: bool = False, silences: SilenceStore | None = None, alert_log: AlertLog | None = None,
     ) -> NotificationPipeline:  # fmt: skip
         """Build the pipeline from a notification config file (YAML, Alertmanager-shaped)."""
-        return cls(load_config(path), store_path, clock, dry_run=dry_run, silences=silences)
+        return cls(load_config(path), store_path, clock, dry_run=dry_run, silences=silences, alert_log=alert_log)
 
     # public API -------------------------------------------------------------------------------------------
     def on_alert(self, alert: Alert) -> None:
@@ -157,10 +163,11 @@ class NotificationPipeline:
             batch = list(alerts)
             if not batch:
                 return
-            with self._db, transaction(self._conn):
-                self._store.put(batch, now)
-                self.history.record_alerts(batch)
+            if self._records:
+                with self._db:
+                    self.history.record(batch, now)
             for alert in batch:
+                self._alerts[alert_fingerprint(alert)] = alert
                 self._insert(alert, now)
             self.stats.alerts_received += len(batch)
 
@@ -253,7 +260,7 @@ class NotificationPipeline:
                 continue  # stale timer
             if silences is None:
                 silences = [s for s in self.silences.find(due) if s.ends_at > due]  # later flushes are later
-                inhibition = self._inhibitor.index(self._store.firing())
+                inhibition = self._inhibitor.index([a for a in self._alerts.values() if a.status == "firing"])
             assert inhibition is not None
             self._flush_group(group, due, silences, inhibition)
 
@@ -271,10 +278,9 @@ class NotificationPipeline:
         if shown:
             self._notify(group, shown, now_ms)
         removed = group.flushed(alerts, now_ms)
-        gone = [fp for fp in removed if not any(fp in g.alerts for g in self._groups.values())]
-        if gone:
-            with self._db, transaction(self._conn):
-                self._store.delete(gone)
+        for fp in removed:
+            if not any(fp in g.alerts for g in self._groups.values()):
+                self._alerts.pop(fp, None)
         if group.empty:
             del self._groups[group.key]
         else:

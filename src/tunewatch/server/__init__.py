@@ -1,10 +1,12 @@
 """Server: the HTTP service (FastAPI) over one live pipeline — ingest, alerts, silences, series, console.
 
 A thin shell: it decodes requests, calls :class:`~tunewatch.server.service.LiveService` and encodes answers.
-Modules: ``app`` (routes), ``ingest_http`` (POST /api/v1/events, with an ASGI fast path), ``batcher``
-(concurrent requests coalesced into pipeline steps), ``decode`` (JSON/NDJSON/msgpack, gzip/zstd, size limits),
-``report`` (per-request accounting), ``auth`` (API keys and rate limits), ``alertlog``/``quarantine``/``series``
-(state kept for the API), ``settings`` (``TUNEWATCH_*``), ``entry`` (uvicorn factory), ``static`` (web console).
+Modules: ``runtime`` (the composition root: service, alert log, silence store, notifier from settings), ``app``
+(the application), ``routes/`` (one router per resource), ``ingest_http`` (POST /api/v1/events, with an ASGI
+fast path), ``batcher`` (concurrent requests coalesced into pipeline steps), ``decode`` (JSON/NDJSON/msgpack,
+gzip/zstd, size limits), ``report`` (per-request accounting), ``auth`` (API keys and rate limits),
+``quarantine``/``series`` (state kept for the API), ``settings`` (``TUNEWATCH_*``), ``entry`` (uvicorn factory),
+``static`` (web console).
 
 Scopes: ``ingest`` for POST /api/v1/events; ``read`` for the GET endpoints under /api/v1; ``admin`` (implies
 both) to create or expire silences, reload rules and profile. Authentication is off unless ``TUNEWATCH_AUTH=1``:

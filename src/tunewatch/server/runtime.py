@@ -2,8 +2,9 @@
 
 ``tunewatch serve``, ``tunewatch run``, the uvicorn factory (:mod:`tunewatch.server.entry`) and the distributed
 worker all build their process here, so they cannot differ in what they own. One database holds the state
-(alerts, silences, API keys, quarantine, audit trail); one :class:`~tunewatch.notify.silence.SilenceStore` is
-handed to the service (its HTTP API) and to the notification pipeline alike, and the CLI reaches the same rows
+(alerts, silences, API keys, quarantine, audit trail); one :class:`~tunewatch.notify.silence.SilenceStore` and
+one :class:`~tunewatch.alert.log.AlertLog` are handed to the service (its HTTP API) and to the notification
+pipeline alike, and the CLI reaches the same rows
 through the database or the API.
 
 >>> rt = build_runtime(ServerSettings(db=None))
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tunewatch.alert.log import AlertLog
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet
 from tunewatch.cache import MusicStreamingCacheManager
@@ -39,6 +41,7 @@ class Runtime:
 
     service: LiveService
     silences: SilenceStore
+    alert_log: AlertLog
     notifier: BackgroundNotifier | None
     _listeners: list[Callable[[Alert], None]] = field(default_factory=list)
 
@@ -55,6 +58,7 @@ class Runtime:
         if self.notifier is not None:
             self.notifier.stop()
             self.notifier = None
+        self.alert_log.close()
         self.silences.close()  # idempotent: the app closes it, and so may the CLI
 
 
@@ -85,11 +89,13 @@ def build_runtime(
         holder["service"].audit(actor, action, target, **details)
 
     silences = open_silences(db, settings, audit)
+    alert_log = AlertLog.open(db)
     notifier = None
     if settings.notify_config is not None:
         pipeline = NotificationPipeline.from_config(
-            settings.notify_config, notify_database(settings, db), notify_clock, silences=silences
-        )
+            settings.notify_config, notify_database(settings, db), notify_clock, silences=silences,
+            alert_log=alert_log,
+        )  # fmt: skip
         notifier = BackgroundNotifier(pipeline, max_sleep_s=notify_max_sleep_s).start()
 
     def on_alert(alert: Alert) -> None:
@@ -100,7 +106,7 @@ def build_runtime(
 
     service = LiveService(
         rules, clock=clock, on_alert=on_alert, db=db, rules_path=settings.rules, settings=settings, cache=cache,
-        silences=silences,
+        silences=silences, alert_log=alert_log,
     )  # fmt: skip
     holder["service"] = service
-    return Runtime(service, silences, notifier, listeners)
+    return Runtime(service, silences, alert_log, notifier, listeners)

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from tunewatch.alert.engine import AlertEngine
+from tunewatch.alert.log import AlertLog
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet, load_rules
 from tunewatch.cache import MusicStreamingCacheManager
@@ -38,7 +39,6 @@ from tunewatch.process.processor import ProcessingResult
 from tunewatch.security.audit import LOCAL_KID, AuditError, AuditLog, audit_keyring
 from tunewatch.security.keyring import Keyring
 from tunewatch.security.keys import ApiKeyStore
-from tunewatch.server.alertlog import AlertLog
 from tunewatch.server.decode import LinesPayload, Payload, RecordsPayload, decode_msgpack
 from tunewatch.server.metrics import ServerMetrics
 from tunewatch.server.overflow import cap_per_request
@@ -85,6 +85,7 @@ class LiveService:
         settings: ServerSettings | None = None,
         cache: MusicStreamingCacheManager | None = None,
         silences: SilenceStore | None = None,
+        alert_log: AlertLog | None = None,
     ) -> None:
         self.settings = settings or ServerSettings()
         self.metrics = PrometheusMetricsManager(clock=clock)
@@ -103,8 +104,8 @@ class LiveService:
         self._requests = 0  # HTTP requests ingested, numbering quarantine entries
         target = str(db if db is not None else (self.settings.db or ":memory:"))
         self.db_path = target
-        self._alert_conn = connect(target, check_same_thread=False)
-        self.alert_log = AlertLog(self._alert_conn)
+        #: the one alert log (shared with the notifier): given by the composition root, else opened on the database
+        self.alert_log = alert_log if alert_log is not None else AlertLog.open(target)
         self.keys = ApiKeyStore(connect(target, check_same_thread=False))
         self.metrics_extra = ServerMetrics(self.metrics.registry)
         #: administrative actions over HTTP, signed with the data key or else the server secret's audit key
@@ -415,7 +416,7 @@ class LiveService:
     def ready(self) -> dict[str, bool]:
         """Dependency checks for ``/readyz``: each database connection answers."""
         checks = {
-            "alert_db": _answers(lambda: self._alert_conn.execute("SELECT 1").fetchone()),
+            "alert_db": _answers(self.alert_log.ping),
             "silence_db": _answers(lambda: self.silences.find(0)),
         }
         checks["pipeline"] = not self._lock.locked() or (self._lock.acquire(timeout=5.0) and _release(self._lock))
