@@ -220,6 +220,14 @@ class NotificationPipeline:
         times += [n.next_attempt_ms for n in self.outbox.pending()] if self._deliverer is not None else []
         return min(times) if times else None
 
+    def routes_of(self, labels: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+        """The (receiver, group labels) of each route an alert with ``labels`` goes to (Alertmanager's API)."""
+        return [(r.opts.receiver, r.group_labels(labels)) for r in self._route.match(labels)]
+
+    def inhibition(self, firing: Iterable[Alert]) -> InhibitionIndex:
+        """The inhibition rules applied to ``firing`` alerts as sources (for ``inhibitedBy`` in the API)."""
+        return self._inhibitor.index(firing)
+
     def close(self) -> None:
         """Stop delivery workers and close the database."""
         if self._deliverer is not None:

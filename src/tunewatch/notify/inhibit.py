@@ -52,6 +52,17 @@ class InhibitionIndex:
         return False
 
 
+    def inhibited_by(self, labels: Mapping[str, str], fingerprint: str) -> list[str]:
+        """Fingerprints of the firing source alerts that inhibit an alert with ``labels`` (Alertmanager's
+        ``inhibitedBy``); empty when it is not inhibited."""
+        found: set[str] = set()
+        for rule, sources in zip(self._rules, self._sources, strict=True):
+            if sources and matches_all(rule.target, labels):
+                fps = sources.get(tuple(labels.get(name, "") for name in rule.equal), set())
+                found |= fps - {fingerprint}
+        return sorted(found)
+
+
 class Inhibitor:
     """The configured inhibition rules."""
 

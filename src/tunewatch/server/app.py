@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from tunewatch import __version__
 from tunewatch.errors import ConfigError
+from tunewatch.notify.dispatcher import NotificationPipeline
 from tunewatch.security.ratelimit import RateLimiter
 from tunewatch.server.auth import AccessControl
 from tunewatch.server.batcher import IngestBatcher
@@ -30,10 +31,17 @@ from tunewatch.server.settings import ServerSettings
 
 
 def create_app(
-    service: LiveService, settings: ServerSettings | None = None, *, on_shutdown: Sequence[Callable[[], None]] = ()
+    service: LiveService,
+    settings: ServerSettings | None = None,
+    *,
+    notifier: NotificationPipeline | None = None,
+    on_shutdown: Sequence[Callable[[], None]] = (),
 ) -> IngestApp:
-    """Build the app around a live service (settings default to the service's, i.e. ``TUNEWATCH_*``);
-    ``on_shutdown`` runs after the last checkpoint when the app stops (e.g. stopping the notifier)."""
+    """Build the app around a live service (settings default to the service's, i.e. ``TUNEWATCH_*``).
+
+    ``notifier`` (the service's notification pipeline) gives Alertmanager's API its receivers, groups and
+    inhibitions; ``on_shutdown`` runs after the last checkpoint when the app stops (e.g. stopping the notifier).
+    """
     cfg = settings or service.settings
     if cfg.auth and service.db_path == ":memory:":
         raise ConfigError(
@@ -76,7 +84,7 @@ def create_app(
     app.state.limiter = limiter
     install_error_handlers(app)
 
-    ctx = RouteContext(service=service, settings=cfg, access=access, handler=handler, limiter=limiter)
+    ctx = RouteContext(service, cfg, access, handler, limiter, notifier)
     for build in ROUTERS:
         app.include_router(build(ctx))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

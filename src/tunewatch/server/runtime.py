@@ -47,7 +47,8 @@ class Runtime:
 
     def app(self) -> IngestApp:
         """The HTTP application over the service; stopping it closes this runtime."""
-        return create_app(self.service, on_shutdown=[self.close])
+        pipeline = self.notifier.pipeline if self.notifier is not None else None
+        return create_app(self.service, notifier=pipeline, on_shutdown=[self.close])
 
     def on_alert(self, listener: Callable[[Alert], None]) -> None:
         """Also call ``listener`` with every alert change (e.g. the CLI printing it)."""

@@ -63,6 +63,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_EVERY_WINDOWS = 5
 #: suffix of the stream-state file beside the database (remembered event ids, watermark, open windows)
 STREAM_STATE_SUFFIX = ".stream-state"
+#: how long an alert posted through the API without endsAt stays active after its last post (Alertmanager's)
+RESOLVE_TIMEOUT_MS = 5 * 60_000
 #: suffix of the ingest write-ahead log's folder beside the database
 WAL_SUFFIX = ".ingest-wal"
 
@@ -101,6 +103,7 @@ class LiveService:
         self._lock = threading.Lock()
         self._on_alert = on_alert
         self._new_alerts: list[Alert] = []
+        self._posted: dict[str, int] = {}  # fingerprint of an alert posted through the API -> when it expires (ms)
         self._requests = 0  # HTTP requests ingested, numbering quarantine entries
         target = str(db if db is not None else (self.settings.db or ":memory:"))
         self.db_path = target
@@ -390,6 +393,60 @@ class LiveService:
         """Recent alert state changes, newest last."""
         return self.alert_log.history(self.history_limit)
 
+    def post_alerts(self, alerts: Sequence[Alert], resolve_timeout_ms: int = RESOLVE_TIMEOUT_MS) -> int:
+        """Take alerts from outside (Alertmanager's ``POST /api/v2/alerts``, e.g. from Prometheus).
+
+        A firing alert stays active until its ``ends_at`` (then cleared from the alert), else until
+        ``resolve_timeout_ms`` after its last post; one with ``ends_at`` in the past is resolved. Only changes
+        (new, resolved, new annotations) are recorded in the alert log and handed to the notifier: a re-post
+        only moves the expiry. Returns how many changed.
+        """
+        now = self.now_ms()
+        with self._lock:
+            active = {a.fingerprint: a for a in self.alert_log.active()}
+            changed: list[Alert] = []
+            for alert in alerts:
+                fp = alert.fingerprint
+                if alert.ends_at is None or alert.ends_at > now:
+                    self._posted[fp] = alert.ends_at if alert.ends_at is not None else now + resolve_timeout_ms
+                    firing = Alert(alert.labels, alert.annotations, "firing", alert.starts_at, None,
+                                   alert.generator_url, alert.extra)  # fmt: skip
+                    old = active.get(fp)
+                    if old is None or old.annotations != firing.annotations or old.starts_at != firing.starts_at:
+                        changed.append(firing)
+                elif fp in active:
+                    self._posted.pop(fp, None)
+                    changed.append(alert)
+            self._emit(changed, now)
+            return len(changed)
+
+    def expire_posted(self) -> int:
+        """Resolve posted alerts whose expiry passed (see :meth:`post_alerts`); return how many."""
+        now = self.now_ms()
+        if not self._posted:
+            return 0
+        with self._lock:
+            due = {fp: at for fp, at in self._posted.items() if at <= now}
+            for fp in due:
+                del self._posted[fp]
+            resolved = [
+                Alert(a.labels, a.annotations, "resolved", a.starts_at, due[a.fingerprint], a.generator_url, a.extra)
+                for a in self.alert_log.active()
+                if a.fingerprint in due
+            ]
+            self._emit(resolved, now)
+            return len(resolved)
+
+    def _emit(self, alerts: list[Alert], now_ms: int) -> None:
+        """Record alert changes made outside the rule engine and hand them on (caller holds the lock)."""
+        if not alerts:
+            return
+        self.alert_log.record(alerts, now_ms)
+        for alert in alerts:
+            self.metrics.record_alert_change(alert.status, alert.name)
+            if self._on_alert is not None:
+                self._on_alert(alert)
+
     def silenced_by(self, alert: Alert, now_ms: int | None = None) -> list[str]:
         """Ids of the active silences that mute ``alert``."""
         return self.silences.muting(alert.labels, self.now_ms() if now_ms is None else now_ms)
@@ -403,6 +460,16 @@ class LiveService:
         return self.silences.add(
             matchers, starts_at=now if starts_at is None else starts_at, ends_at=ends_at, created_by=created_by,
             comment=comment, now_ms=now, actor=actor, via=via,
+        )  # fmt: skip
+
+    def update_silence(
+        self, silence_id: str, matchers: Sequence[Matcher], *, starts_at: int, ends_at: int, created_by: str,
+        comment: str, actor: str | None = None, via: str | None = None,
+    ) -> Silence:  # fmt: skip
+        """Change a silence (see :meth:`SilenceStore.update`, audited)."""
+        return self.silences.update(
+            silence_id, matchers, starts_at=starts_at, ends_at=ends_at, created_by=created_by, comment=comment,
+            now_ms=self.now_ms(), actor=actor, via=via,
         )  # fmt: skip
 
     def list_silences(self) -> list[Silence]:

@@ -9,7 +9,19 @@ from collections.abc import Callable
 
 from fastapi import APIRouter
 
-from tunewatch.server.routes import admin, alerts, console, health, ingest, keys, quarantine, rules, series, silences
+from tunewatch.server.routes import (
+    admin,
+    alertmanager,
+    alerts,
+    console,
+    health,
+    ingest,
+    keys,
+    quarantine,
+    rules,
+    series,
+    silences,
+)
 from tunewatch.server.routes.context import RouteContext
 
 ROUTERS: list[Callable[[RouteContext], APIRouter]] = [
@@ -22,6 +34,7 @@ ROUTERS: list[Callable[[RouteContext], APIRouter]] = [
     series.router,
     quarantine.router,
     admin.router,
+    alertmanager.router,
     console.router,
 ]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 
+from tunewatch.notify.dispatcher import NotificationPipeline
 from tunewatch.security.keys import ApiKey, Scope
 from tunewatch.security.ratelimit import RateLimiter
 from tunewatch.server.auth import AccessControl
@@ -24,6 +25,7 @@ class RouteContext:
     access: AccessControl
     handler: IngestHandler
     limiter: RateLimiter
+    notifier: NotificationPipeline | None = None  #: the service's notification pipeline, when configured
 
     def scope(self, name: Scope) -> Any:
         """A FastAPI dependency requiring an API key with scope ``name`` (a no-op when auth is off)."""
