@@ -11,6 +11,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from tunewatch import __version__
+from tunewatch.cli import (
+    audit_cmd,
+    bench_cmd,
+    dashboards_cmd,
+    distributed_cmd,
+    keys_cmd,
+    metadata_cmd,
+    quarantine_cmd,
+    serve_cmd,
+    silence_cmd,
+    simulate_cmd,
+)
 from tunewatch.cli.feedback import (
     OUTPUT,
     OutputFormat,
@@ -266,28 +278,19 @@ def rules_check(
     out.print(fitted_table(out, columns, cells, title=f"{file}: {len(ruleset.rules)} rules OK"))
 
 
-def _register_optional() -> None:
-    """Commands of the other modules (each imports its optional packages only when it runs)."""
-    for module, attr, name in (
-        ("tunewatch.cli.simulate_cmd", "simulate", "simulate"),
-        ("tunewatch.cli.serve_cmd", "serve", "serve"),
-        ("tunewatch.cli.serve_cmd", "run", "run"),
-    ):
-        app.command(name)(getattr(__import__(module, fromlist=[attr]), attr))
-    for module, attr, name in (
-        ("tunewatch.cli.bench_cmd", "app", "bench"),
-        ("tunewatch.cli.silence_cmd", "app", "silences"),
-        ("tunewatch.cli.quarantine_cmd", "app", "quarantine"),
-        ("tunewatch.cli.keys_cmd", "app", "keys"),
-        ("tunewatch.cli.dashboards_cmd", "app", "dashboards"),
-        ("tunewatch.cli.metadata_cmd", "app", "metadata"),
-        ("tunewatch.cli.audit_cmd", "app", "audit"),
-        ("tunewatch.cli.distributed_cmd", "app", "cluster"),
-    ):
-        app.add_typer(getattr(__import__(module, fromlist=[attr]), attr), name=name)
-
-
-_register_optional()
+# Commands of the other modules, registered explicitly: a module that fails to import fails the CLI loudly
+# (each imports its optional packages, e.g. uvicorn, only when its command runs).
+app.command("simulate")(simulate_cmd.simulate)
+app.command("serve")(serve_cmd.serve)
+app.command("run")(serve_cmd.run)
+app.add_typer(bench_cmd.app, name="bench")
+app.add_typer(silence_cmd.app, name="silences")
+app.add_typer(quarantine_cmd.app, name="quarantine")
+app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(dashboards_cmd.app, name="dashboards")
+app.add_typer(metadata_cmd.app, name="metadata")
+app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(distributed_cmd.app, name="cluster")
 
 
 def run() -> None:

@@ -399,14 +399,14 @@ def _writer(path: Path | None) -> Iterator[IO[bytes] | None]:
 
 @contextlib.contextmanager
 def _errors() -> Iterator[None]:
-    from tunewatch.cli.main import user_errors
+    from tunewatch.cli.feedback import user_errors
 
     with user_errors():
         yield
 
 
 def _fail(message: str) -> NoReturn:
-    from tunewatch.cli.main import fail
+    from tunewatch.cli.feedback import fail
 
     fail(message)
 

@@ -13,7 +13,26 @@ both) to create or expire silences, reload rules and profile. Authentication is 
 the service listens on loopback by default; turn it on before exposing it.
 """
 
-from tunewatch.server.app import create_app
-from tunewatch.server.service import LiveService
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tunewatch.server.app import create_app
+    from tunewatch.server.service import LiveService
 
 __all__ = ["LiveService", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    """``create_app`` and ``LiveService`` are imported on first use, so that ``tunewatch.server.settings`` (read
+    by CLI commands of the base install) does not need the ``server`` extra (FastAPI)."""
+    if name == "create_app":
+        from tunewatch.server.app import create_app
+
+        return create_app
+    if name == "LiveService":
+        from tunewatch.server.service import LiveService
+
+        return LiveService
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
