@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import BASE_MS, make_play
 from tunewatch.ingest.readers import parse_ndjson_bytes
+from tunewatch.quarantine.store import QuarantineStore
 from tunewatch.security.keyring import ENV_KEY, ENV_KEY_FILE
-from tunewatch.store.quarantine import QuarantineStore
 from tunewatch.validate import EnterpriseDataValidator, ValidationResult
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner, Result
 
 from tests.quarantine.conftest import ingest, line
 from tunewatch.cli.main import app
-from tunewatch.store.quarantine import QuarantineStore
+from tunewatch.quarantine.store import QuarantineStore
 
 runner = CliRunner()
 ENV = {"COLUMNS": "250", "TUNEWATCH_HOME": ""}
@@ -185,7 +185,7 @@ def test_unusable_database_and_files_are_one_line_errors(filled: Path, tmp_path:
     ],
 )
 def test_display_raw_masks_personal_fields(raw: bytes, shown: str, hidden: str) -> None:
-    from tunewatch.cli.quarantine_cmd import display_raw
+    from tunewatch.quarantine.masking import display_raw
 
     text = display_raw(raw)
     assert text.startswith(shown) and hidden not in text

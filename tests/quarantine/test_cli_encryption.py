@@ -11,8 +11,8 @@ from typer.testing import CliRunner, Result
 from tests.quarantine.conftest import ingest, line
 from tests.quarantine.test_encryption import IP, USER, bad_lines, on_disk, stored
 from tunewatch.cli.main import app
+from tunewatch.quarantine.store import QuarantineStore
 from tunewatch.security.keyring import ENV_KEY, new_entry
-from tunewatch.store.quarantine import QuarantineStore
 
 runner = CliRunner()
 ENV = {"COLUMNS": "250", "TUNEWATCH_HOME": ""}

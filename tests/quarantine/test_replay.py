@@ -11,7 +11,7 @@ import polars as pl
 from tests.quarantine.conftest import ingest, line
 from tunewatch.alert.rules import load_rules
 from tunewatch.pipeline.core import Pipeline
-from tunewatch.store.quarantine import QuarantineStore
+from tunewatch.quarantine.store import QuarantineStore
 from tunewatch.validate import EnterpriseDataValidator
 from tunewatch.validate.validator import REJECTED_SCHEMA
 

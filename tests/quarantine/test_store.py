@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from tests.quarantine.conftest import ingest, line
-from tunewatch.store.quarantine import MIGRATIONS, QuarantineError, QuarantineStore
+from tunewatch.quarantine.store import MIGRATIONS, QuarantineError, QuarantineStore
 from tunewatch.validate.validator import REJECTED_SCHEMA
 
 HOSTILE_RAW = [
@@ -171,7 +171,7 @@ def test_database_is_wal_and_migrated_once(db_path: Path) -> None:
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         version = conn.execute("SELECT version FROM schema_migrations WHERE component = 'store.quarantine'")
-        assert version.fetchone()[0] == len(MIGRATIONS) == 2
+        assert version.fetchone()[0] == len(MIGRATIONS) == 3
     finally:
         conn.close()
 

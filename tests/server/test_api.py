@@ -144,6 +144,13 @@ def test_alerts_series_and_quarantine(client: TestClient, play: Play) -> None:
     assert quarantine["total"] == 1 and quarantine["events"][0]["reasons"] == ["line: invalid_json"]
     assert quarantine["events"][0]["raw"] == "{nope"
     assert (quarantine["events"][0]["request"], quarantine["events"][0]["line"]) == (2, 1)  # second request, line 1
+    # personal fields are masked as the CLI masks them; reveal=true shows them (and is audited)
+    client.post("/api/v1/events", content=b'{"event_id":"e9","user_id":"alice","market":"XX"}\n',
+                headers={"content-type": "application/x-ndjson"})  # fmt: skip
+    newest = client.get("/api/v1/quarantine", params={"limit": 1}).json()["events"][0]
+    assert "alice" not in newest["raw"] and '"user_id":"‹redacted›"' in newest["raw"]
+    revealed = client.get("/api/v1/quarantine", params={"limit": 1, "reveal": "true"}).json()["events"][0]
+    assert '"user_id":"alice"' in revealed["raw"]
 
 
 def test_silences_create_list_expire_and_mute(client: TestClient, play: Play) -> None:

@@ -121,5 +121,5 @@ def test_a_page_on_another_origin_cannot_post_events_or_silences(browser: Browse
         assert outcome[:2] == ["opaque:0", "opaque:0"] and outcome[2] == "blocked"  # sent, answer unreadable
         browser.evaluate("document.forms[0].submit()")  # a form post navigates: its answer is the page
         browser.wait_for("document.body && document.body.textContent.includes('refused')")
-        assert service.status()["received"] == 0 and service.quarantine.total == 0  # ... and all refused
+        assert service.status()["received"] == 0 and service.quarantined == 0  # ... and all refused
         assert service.list_silences() == []

@@ -154,7 +154,7 @@ def replay(
                     ruleset, validation_rules=validation_rules, detector_factory=pipeline_detector(detector)
                 )
                 if quarantine_db is not None:
-                    from tunewatch.store.quarantine import QuarantineStore
+                    from tunewatch.quarantine.store import QuarantineStore
 
                     store = stack.enter_context(contextlib.closing(QuarantineStore(quarantine_db)))
                     pipeline.on_rejected = store.add

@@ -1,37 +1,33 @@
 """``tunewatch quarantine``: list, show, export, replay, count and rekey rejected events kept in the quarantine.
 
-A thin shell over :class:`tunewatch.store.quarantine.QuarantineStore`. Tables never show personal data
-(``user_id``, ``ip_addr``) unless ``--reveal`` is given; raw lines are shown escaped (control and bidi
-characters as ``\\uXXXX``), never interpreted as markup. Raw bytes encrypted at rest are decrypted with the data
-keyring of the environment (``TUNEWATCH_DATA_KEY`` / ``TUNEWATCH_DATA_KEY_FILE``); ``stats`` says whether they are.
+A thin shell over :class:`tunewatch.quarantine.QuarantineStore`, which audits its own operations (replay, purge,
+export, rekey, reveal). Tables never show personal data (``user_id``, ``ip_addr``) unless ``--reveal`` is given,
+masked by :mod:`tunewatch.quarantine.masking` exactly as the HTTP API does; raw lines are shown escaped (control
+and bidi characters as ``\\uXXXX``), never interpreted as markup. Raw bytes encrypted at rest are decrypted
+with the data keyring of the environment (``TUNEWATCH_DATA_KEY`` / ``TUNEWATCH_DATA_KEY_FILE``); ``stats`` says
+whether they are.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Annotated, NoReturn
 
-import msgspec
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from tunewatch.cli.paths import is_stdio, open_output, output_path
-from tunewatch.schema import PERSONAL_FIELDS
-from tunewatch.store.quarantine import (
-    ExportFormat,
-    QuarantinedEvent,
-    QuarantineStore,
-    ReplayReport,
-    State,
-    format_epoch,
-)
+from tunewatch.quarantine.export import ExportFormat, format_epoch
+from tunewatch.quarantine.masking import display_raw, safe_text
+from tunewatch.quarantine.replay import ReplayReport
+from tunewatch.quarantine.store import QuarantinedEvent, QuarantineStore, State
+from tunewatch.security.audit import record_admin_action
 
 app = typer.Typer(
     name="quarantine",
@@ -60,16 +56,6 @@ RevealOption = Annotated[
     bool, typer.Option("--reveal", help="Show personal data (user_id, ip_addr) as received. For admins.")
 ]
 
-_REDACTED = "‹redacted›"
-_PERSONAL_RE = re.compile(
-    r'("(' + "|".join(map(re.escape, PERSONAL_FIELDS)) + r')"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\s]*)'
-)
-# C0/C1 controls, DEL, bidi marks/overrides/isolates, line/paragraph separators, BOM: shown as escapes
-_UNSAFE = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F)]
-_UNSAFE += [*range(0x2066, 0x206A), 0x2028, 0x2029, 0xFEFF]
-_ESCAPES = {c: f"\\u{c:04x}" for c in _UNSAFE}
-
-
 # ----------------------------------------------------------------------------------------------- commands
 
 
@@ -89,6 +75,8 @@ def list_(
         st = _state(state)
         entries = store.list(reason=reason, source=source, since=when, state=st, limit=limit)
         total = store.count(reason=reason, source=source, since=when, state=st)
+        if reveal:
+            store.revealed(entries, actor=None, via="cli")
     table = Table(title=f"quarantine: {len(entries)} of {total} {st} entries", title_justify="left")
     table.add_column("id", justify="right", no_wrap=True)
     table.add_column("received (UTC)", no_wrap=True)
@@ -100,7 +88,7 @@ def list_(
     table.add_column("raw (start)", overflow="fold", min_width=8)
     for e in entries:
         cells: list[str | Text] = [str(e.id), format_epoch(e.received_at)[:16].replace("T", " "), Text(_where(e)),
-                                   Text(_safe(e.event_id or "")), Text("\n".join(e.reasons))]  # fmt: skip
+                                   Text(safe_text(e.event_id or "")), Text("\n".join(e.reasons))]  # fmt: skip
         if st == "all":
             cells.append(e.state)
         cells.append(Text(_preview(display_raw(e.raw, reveal=reveal))))
@@ -119,6 +107,8 @@ def show(
 
     with _errors(), _open(db) as store:
         entry = store.get(entry_id)
+        if entry is not None and reveal:
+            store.revealed([entry], actor=None, via="cli")
     if entry is None:
         _fail(f"no quarantined event with id {entry_id}")
     table = Table(show_header=False, title=f"quarantined event {entry.id}", title_justify="left")
@@ -126,7 +116,7 @@ def show(
     table.add_column("value", overflow="fold")
     table.add_row("received", format_epoch(entry.received_at))
     table.add_row("source", Text(_where(entry)))
-    table.add_row("event_id", Text(_safe(entry.event_id or "—")))
+    table.add_row("event_id", Text(safe_text(entry.event_id or "—")))
     table.add_row("state", entry.state + (f" ({entry.outcome})" if entry.outcome else ""))
     table.add_row("replay attempts", str(entry.attempts))
     for i, r in enumerate(entry.reasons):
@@ -157,7 +147,8 @@ def export(
     kind: ExportFormat = "raw" if fmt == "raw" else "ndjson"
     with _errors(), _open(db) as store:
         target: Path | IO[bytes] = sys.stdout.buffer if is_stdio(out) else output_path(out, "export file")
-        n = store.export(target, kind, reason=reason, source=source, since=_since(since), state=_state(state))
+        n = store.export(target, kind, reason=reason, source=source, since=_since(since), state=_state(state),
+                         via="cli")  # fmt: skip
     if str(out) != "-":
         Console(stderr=True, highlight=False).print(f"exported {n} entries to {out}", markup=False)
 
@@ -196,7 +187,7 @@ def replay(
     validator = EnterpriseDataValidator()
     with _errors(), _open(db) as store, _writer(out) as sink:
         if from_file is not None:
-            report = store.replay_file(from_file, validator, accepted_out=sink, dry_run=sink is None)
+            report = store.replay_file(from_file, validator, accepted_out=sink, dry_run=sink is None, via="cli")
         else:
             if ids:
                 pending = {e.id for e in store.list(ids=ids, state="pending", limit=None)}
@@ -210,6 +201,7 @@ def replay(
                 since=_since(since),
                 accepted_out=sink,
                 dry_run=sink is None,
+                via="cli",
             )
     _print_replay(report, out)
 
@@ -247,7 +239,7 @@ def stats(
     by_source.add_column("source", overflow="fold")
     by_source.add_column("events", justify="right")
     for s, n in sources.items():
-        by_source.add_row(Text(_safe(s)), str(n))
+        by_source.add_row(Text(safe_text(s)), str(n))
     console.print(by_source)
 
 
@@ -260,7 +252,7 @@ def purge(
     """Delete old entries (all, or only replayed ones)."""
     cutoff = _since(older_than) or 0.0
     with _errors(), _open(db) as store:
-        n = store.purge(cutoff, replayed_only=replayed_only)
+        n = store.purge(cutoff, replayed_only=replayed_only, via="cli")
     _out().print(f"purged {n} entries", markup=False)
 
 
@@ -273,7 +265,7 @@ def rekey(db: DbOption = None) -> None:
     removing the old key.
     """
     with _errors(), _open(db) as store:
-        report = store.rekey()
+        report = store.rekey(via="cli")
     _out().print(
         f"all entries sealed with key id {report.kid}: {report.encrypted} encrypted, "
         f"{report.reencrypted} re-encrypted, {report.unchanged} already current",
@@ -299,56 +291,12 @@ def _encryption_status(active: str | None, by_key: dict[str | None, int]) -> str
     return f"raw bytes encrypted at rest (AES-256-GCM), active key id {active}{stored}{hint}"
 
 
-def display_raw(raw: bytes, *, reveal: bool = False) -> str:
-    """A raw line made safe to show: personal fields masked (unless ``reveal``), unsafe characters escaped.
-
-    A line whose personal fields cannot be located reliably (not a JSON object, escaped keys, nested values)
-    is hidden whole unless ``reveal``.
-
-    >>> display_raw(b'{"event_id":"e1","user_id":"alice","ip_addr":"10.0.0.1"}')
-    '{"event_id":"e1","user_id":"‹redacted›","ip_addr":"‹redacted›"}'
-    >>> display_raw(b'{"event_id":"e\\x1b[31m"}')
-    '{"event_id":"e\\\\u001b[31m"}'
-    """
-    text = raw.decode("utf-8", errors="backslashreplace")
-    if reveal or not raw:
-        return _safe(text)
-    if raw.lstrip()[:1] != b"{":
-        return "‹hidden: not a JSON object line; --reveal shows it›"
-    found: set[str] = set()
-
-    def mask(m: re.Match[str]) -> str:
-        found.add(m.group(2))
-        return f'{m.group(1)}"{_REDACTED}"'
-
-    masked = _PERSONAL_RE.sub(mask, text)
-    try:
-        decoded = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        decoded = None
-    if isinstance(decoded, dict):
-        for name in PERSONAL_FIELDS:
-            if name not in decoded:
-                continue
-            value = decoded[name]
-            if name not in found or isinstance(value, dict | list):
-                return "‹hidden: personal fields cannot be masked reliably; --reveal shows it›"
-            if isinstance(value, str) and value and value in masked.replace(_REDACTED, ""):
-                masked = masked.replace(value, _REDACTED)
-    return _safe(masked)
-
-
 def _preview(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _safe(text: str) -> str:
-    """Escape control, bidi-override and line-separator characters so that text shows as it is."""
-    return text.translate(_ESCAPES)
-
-
 def _where(entry: QuarantinedEvent) -> str:
-    return _safe(entry.source) + (f":{entry.line_no}" if entry.line_no is not None else "")
+    return safe_text(entry.source) + (f":{entry.line_no}" if entry.line_no is not None else "")
 
 
 def _print_replay(report: ReplayReport, out: Path | None) -> None:
@@ -381,7 +329,13 @@ def _print_replay(report: ReplayReport, out: Path | None) -> None:
 def _open(db: Path | None) -> Iterator[QuarantineStore]:
     from tunewatch.home import default_db
 
-    store = QuarantineStore(db or default_db(), create=False, announce=False)  # `stats` tells about encryption
+    path = db or default_db()
+
+    def audit(actor: str, action: str, target: str, **details: object) -> None:
+        record_admin_action(path, action, target, **details)  # the actor: the operating-system user
+
+    # `stats` tells about encryption
+    store = QuarantineStore(path, create=False, announce=False, audit=audit)
     try:
         yield store
     finally:

@@ -44,8 +44,8 @@ from tunewatch.distributed.pipeline_state import PipelineStateCodec, PipelineSta
 from tunewatch.errors import InputError
 from tunewatch.pipeline.core import Pipeline, PipelineCounters
 from tunewatch.process.processor import ProcessingResult
+from tunewatch.quarantine.crypto import configured_keyring
 from tunewatch.security.keyring import Keyring
-from tunewatch.store.quarantine_crypto import configured_keyring
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ CLI (``tunewatch silences``, directly or through the API) and the notification p
 same rows. Each :class:`SilenceStore` keeps the silences in memory and re-reads them only when they changed:
 a write through this store, or one by another connection or process, which is seen by a cheap check (SQLite's
 ``PRAGMA data_version``, then the table's change counter ``version``) before each read — never a full reload
-per alert. Every change can be audited by a callback given to the store (:class:`Auditor`).
+per alert. Every change can be audited by a callback given to the store (:class:`~tunewatch.security.audit.Auditor`).
 
 A silence is *pending* before ``starts_at``, *active* until ``ends_at`` and *expired* after. Expiring an
 active silence ends it now; expiring a pending one makes it expired without ever becoming active.
@@ -28,10 +28,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from tunewatch.errors import TunewatchError
 from tunewatch.notify.matchers import Matcher, matches_all, parse_matchers
+from tunewatch.security.audit import Auditor
 from tunewatch.store.sqlite import connect, migrate, transaction
 
 SilenceState = Literal["pending", "active", "expired"]
@@ -57,12 +58,6 @@ MIGRATIONS = [
 ]
 _COLUMNS = "id, matchers, starts_at, ends_at, created_by, comment, updated_at"
 _NEXT_VERSION = "(SELECT COALESCE(MAX(version), 0) + 1 FROM silences)"
-
-
-class Auditor(Protocol):
-    """Records an administrative action (e.g. :meth:`tunewatch.server.service.LiveService.audit`)."""
-
-    def __call__(self, actor: str, action: str, target: str, **details: Any) -> None: ...
 
 
 class SilenceError(TunewatchError):

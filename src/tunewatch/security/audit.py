@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from cryptography.hazmat.primitives import constant_time, hashes, hmac
 
@@ -88,6 +88,13 @@ MIGRATIONS = [
 ]
 
 _COLUMNS: Final = "id, ts_ms, actor, action, target, details, kid, prev_hash, hash"
+
+
+class Auditor(Protocol):
+    """Records an administrative action (e.g. :meth:`AuditLog.record`, or a service's ``audit``): stores that
+    own state (silences, quarantine) take one and record their own operations, whatever interface called them."""
+
+    def __call__(self, actor: str, action: str, target: str, **details: Any) -> None: ...
 
 
 class AuditError(TunewatchError):

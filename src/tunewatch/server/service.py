@@ -1,13 +1,13 @@
 """LiveService: one live pipeline shared by the HTTP handlers (thread-safe), with its metrics, alerts and state.
 
-Alerts (every state change) and silences live in SQLite (``db``: a file survives restarts, the default is an
-in-memory database); recent rejected events are kept in a memory ring (quarantine) and recent detection results
-per series for charts.
+Alerts (every state change), silences and rejected events (the quarantine) live in SQLite (``db``: a file survives
+restarts, the default is an in-memory database); recent detection results per series are kept for charts.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sqlite3
 import threading
@@ -32,24 +32,23 @@ from tunewatch.integrations.metadata import MetadataService
 from tunewatch.monitor.profiling import SectionProfiler
 from tunewatch.monitor.prometheus import PrometheusMetricsManager
 from tunewatch.notify.matchers import Matcher
-from tunewatch.notify.silence import Auditor, Silence, SilenceStore
+from tunewatch.notify.silence import Silence, SilenceStore
 from tunewatch.pipeline.core import Pipeline
 from tunewatch.pipeline.stream_state import StreamStateFile
 from tunewatch.process.processor import ProcessingResult
-from tunewatch.security.audit import LOCAL_KID, AuditError, AuditLog, audit_keyring
+from tunewatch.quarantine.crypto import configured_keyring
+from tunewatch.quarantine.store import QuarantinedEvent, QuarantineStore
+from tunewatch.security.audit import LOCAL_KID, AuditError, AuditLog, Auditor, audit_keyring
 from tunewatch.security.keyring import Keyring
 from tunewatch.security.keys import ApiKeyStore
 from tunewatch.server.decode import LinesPayload, Payload, RecordsPayload, decode_msgpack
 from tunewatch.server.metrics import ServerMetrics
 from tunewatch.server.overflow import cap_per_request
-from tunewatch.server.quarantine import QuarantineRing
 from tunewatch.server.report import IngestReport, split_lines_outcome, whole_report
 from tunewatch.server.series import SeriesStore
 from tunewatch.server.settings import ServerSettings
 from tunewatch.simulate.live_clock import clock_status
 from tunewatch.store.history import MetricHistory
-from tunewatch.store.quarantine import QuarantineStore
-from tunewatch.store.quarantine_crypto import configured_keyring
 from tunewatch.store.sqlite import connect
 from tunewatch.store.wal import KIND_LINES, KIND_MSGPACK, IngestWal, WalRecord
 from tunewatch.validate.validator import ValidationResult
@@ -132,10 +131,12 @@ class LiveService:
                 "(until then each check costs tens of ms); or replace them with `tunewatch keys create`",
                 legacy,
             )
-        self.quarantine = QuarantineRing(self.settings.quarantine_size)
-        #: every rejected event, raw bytes and reasons, in the SQLite database when there is one (survives restarts;
-        #: `tunewatch quarantine --db` reads it); the ring above serves /api/v1/quarantine
-        self.quarantine_store = QuarantineStore(target, check_same_thread=False) if target != ":memory:" else None
+        #: every rejected event (raw bytes, reasons, where the client sent it) in the one quarantine store: the
+        #: database's (survives restarts; `tunewatch quarantine` reads the same rows), in memory without one;
+        #: /api/v1/quarantine serves it, masked as the CLI shows it. Its operations are audited by the store.
+        self.quarantine = QuarantineStore(target, check_same_thread=False, audit=self.audit)
+        self._quarantine_lock = threading.Lock()
+        self.quarantined = 0  # rejected events since start (the ones summarised in an overflow row included)
         history_dir = self.settings.history_dir or (
             Path(target).with_suffix(".history") if target != ":memory:" else None
         )
@@ -270,27 +271,34 @@ class LiveService:
         return int(self.clock() * 1000)
 
     def _step(
-        self, batch: RawBatch, owners: Callable[[pl.DataFrame], np.ndarray] | None = None, *, replay: bool = False
-    ) -> tuple[ValidationResult, pl.DataFrame, int]:
-        """One pipeline step (caller holds the lock): metrics recorded, alert changes persisted.
+        self,
+        batch: RawBatch,
+        owners: Callable[[pl.DataFrame], np.ndarray] | None = None,
+        locate: Callable[[int], dict[str, Any]] | None = None,
+        *,
+        replay: bool = False,
+    ) -> ValidationResult:
+        """One pipeline step (caller holds the lock): metrics recorded, rejected events quarantined, alert
+        changes persisted.
 
-        Returns the validation result, the rejected rows quarantined (at most ``max_quarantine_per_request``
-        per request, ``owners`` naming each rejected row's request; the rest summarised) and how many fewer
-        rows than rejected events that is.
+        At most ``max_quarantine_per_request`` rejected rows per request are quarantined one by one (``owners``
+        names each rejected row's request; the rest are summarised); ``locate`` maps a row's ``line_no`` to where
+        its client sent it (request, line or index), kept with it.
         """
         t0 = time.perf_counter()
         with self.profiler.section():
             outcome = self.pipeline.ingest(batch)
         elapsed = time.perf_counter() - t0
         v = outcome.validation
-        kept, fewer = v.rejected, 0
+        kept = v.rejected
         if v.rejected_count > self.settings.max_quarantine_per_request:
             owner = owners(v.rejected) if owners is not None else np.zeros(v.rejected.height, dtype=np.int64)
             kept, omitted = cap_per_request(v.rejected, owner, self.settings.max_quarantine_per_request)
-            fewer = v.rejected.height - kept.height
             self.metrics_extra.quarantine_overflow(omitted)
-        if self.quarantine_store is not None and kept.height and not replay:
-            self.quarantine_store.add(kept)
+        if not replay:  # a WAL replay's rejected events were quarantined before the crash
+            self.quarantined += v.rejected.height
+            if kept.height:
+                self._quarantine(kept, locate)
         m = self.metrics
         m.record_validation(received=v.received, accepted=v.accepted, rejected=v.reason_counts, duplicates=v.duplicates)
         m.observe_stage("pipeline", elapsed)
@@ -302,7 +310,25 @@ class LiveService:
         if self.alert_log.restored and outcome.processed.windows:
             self._settle_restored(v.watermark)
         m.record_alerts(self.alert_log.active())
-        return v, kept, fewer
+        return v
+
+    def _quarantine(self, kept: pl.DataFrame, locate: Callable[[int], dict[str, Any]] | None) -> None:
+        """Store rejected rows with where their client sent them (bounded per request: a loop over kept rows)."""
+        if locate is not None:
+            where = [None if n is None else json.dumps(locate(int(n))) for n in kept.get_column("line_no").to_list()]
+            kept = kept.with_columns(pl.Series("location", where, dtype=pl.String))
+        with self._quarantine_lock:
+            self.quarantine.add(kept)
+
+    def quarantined_total(self) -> int:
+        """Quarantined events stored (every state)."""
+        with self._quarantine_lock:
+            return self.quarantine.count()
+
+    def recent_quarantine(self, limit: int) -> list[QuarantinedEvent]:
+        """The newest ``limit`` quarantined events (any state), newest first."""
+        with self._quarantine_lock:
+            return self.quarantine.recent(limit)
 
     def _settle_restored(self, watermark: int | None) -> None:
         """Alerts restored from the database: confirmed when the engine fires them, resolved after a grace period."""
@@ -316,9 +342,7 @@ class LiveService:
     def ingest(self, batch: RawBatch) -> IngestReport:
         """Run one batch through the pipeline; report on the whole batch."""
         with self._lock:
-            result, kept, fewer = self._step(batch)
-            self.quarantine.add(kept, omitted=fewer)
-            return whole_report(result)
+            return whole_report(self._step(batch))
 
     def ingest_payloads(self, payloads: Sequence[Payload]) -> list[IngestReport]:
         """Run many requests' events: every NDJSON/JSON payload joined in one step, msgpack ones each alone."""
@@ -339,14 +363,12 @@ class LiveService:
                     line_nos = rejected.get_column("line_no").fill_null(1).to_numpy()
                     return np.searchsorted(starts, line_nos - 1, side="right") - 1
 
-                result, kept, fewer = self._step(batch, owners)
-
                 def locate(line_no: int) -> dict[str, Any]:
                     k = int(np.searchsorted(starts, line_no - 1, side="right")) - 1
                     i, p = lines[k]
                     return {"request": first + i, p.kind: p.position(line_no - int(starts[k]))}
 
-                self.quarantine.add(kept, locate, omitted=fewer)
+                result = self._step(batch, owners, locate)
                 for (i, _), report in zip(
                     lines, split_lines_outcome(batch, result, [p for _, p in lines]), strict=True
                 ):
@@ -355,8 +377,7 @@ class LiveService:
                 if isinstance(p, RecordsPayload):
                     if self.wal is not None:
                         self.pipeline.wal_seq = self._log(KIND_MSGPACK, p.raw, commits)
-                    result, kept, fewer = self._step(p.batch)
-                    self.quarantine.add(kept, functools.partial(_index_of, request=first + i), omitted=fewer)
+                    result = self._step(p.batch, locate=functools.partial(_index_of, request=first + i))
                     reports[i] = whole_report(result)
             if self.wal is not None and self.wal.bytes_since_rotation >= self.settings.wal_checkpoint_bytes:
                 self._checkpoint(background=True)
@@ -500,7 +521,7 @@ class LiveService:
             "windows": c.windows,
             "watermark": self.pipeline.validator.watermark.value,
             "active_alerts": len(self.alert_log.active()),
-            "quarantined": self.quarantine.total,
+            "quarantined": self.quarantined,
             "uptime_s": round(time.time() - self.started, 1),
             **clock_status(self.clock),
         }

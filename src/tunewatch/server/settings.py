@@ -91,7 +91,6 @@ class ServerSettings(BaseSettings):
         default=256 * 1024 * 1024, gt=0, description="WAL bytes after which the stream state is checkpointed."
     )
     gc_freeze: bool = Field(default=True, description="gc.freeze() at start-up (shorter garbage-collector pauses).")
-    quarantine_size: int = Field(default=1000, ge=0, description="Recent rejected events kept for /api/v1/quarantine.")
     history_dir: Path | None = Field(
         default=None, description="Folder of the metric history (Parquet by day); default: beside `db`, else none."
     )

@@ -1,8 +1,8 @@
 """Store: embedded control-state storage (SQLite in WAL mode with per-component schema migrations).
 
-Owns opening databases and migrating their schemas; each component (notifications, alert history,
+Owns opening databases and migrating their schemas; each component (notifications, the alert log, the
 quarantine, API keys, ...) keeps its own tables and migration list. The SQLite helpers import nothing else from
-tunewatch but :mod:`tunewatch.errors`; the quarantine also parses raw lines back with :mod:`tunewatch.ingest`.
+tunewatch but :mod:`tunewatch.errors`.
 """
 
 from tunewatch.store.sqlite import StoreError, connect, migrate, open_store, transaction

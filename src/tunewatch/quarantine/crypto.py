@@ -18,7 +18,7 @@ reused (``AUTOINCREMENT``). Only the AEAD call runs per row; it is inherent.
 >>> cipher.open(8, kid, blob)
 Traceback (most recent call last):
 ...
-tunewatch.store.quarantine_crypto.RawDecryptionError: quarantine entry 8: raw bytes sealed with key id 'k1' \
+tunewatch.quarantine.crypto.RawDecryptionError: quarantine entry 8: raw bytes sealed with key id 'k1' \
 fail authentication (wrong key, or the row was altered or moved from another row)
 """
 
