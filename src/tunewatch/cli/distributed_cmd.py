@@ -97,6 +97,15 @@ def worker(
     alerts_out: Annotated[
         Path | None, typer.Option("--alerts-out", help="Append the alerts this worker notifies here (NDJSON).")
     ] = None,
+    notify_config: Annotated[
+        Path | None,
+        typer.Option("--notify-config", help="Notification config (Alertmanager-shaped YAML), as for `serve`."),
+    ] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", envvar="TUNEWATCH_DB", help="SQLite file of the worker's alert log, silences and "
+                     "notification log (default: memory)."),
+    ] = None,
     claim_idle: Annotated[
         int, typer.Option("--claim-idle", min=1, help="Claim entries pending longer than this (ms) from others.")
     ] = 30_000,
@@ -140,6 +149,8 @@ def worker(
     from tunewatch.distributed.connection import connect
     from tunewatch.distributed.keys import KeyLayout
     from tunewatch.distributed.worker import Worker, WorkerConfig, default_consumer
+    from tunewatch.server.alerting import build_alert_side
+    from tunewatch.server.settings import ServerSettings
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with _errors(), contextlib.ExitStack() as stack:
@@ -155,13 +166,24 @@ def worker(
             stack.enter_context(output_path(alerts_out, "alerts file").open("ab")) if alerts_out else None
         )
 
-        def notify(alert: Alert) -> None:
-            if sink is not None:
-                sink.write(json.dumps(alert.to_dict(), separators=(",", ":")).encode() + b"\n")
-                sink.flush()
+        # the same composition as the service's: one alert log, one silence store, the notification pipeline
+        settings = ServerSettings().model_copy(update={
+            "db": output_path(db, "database") if db else None,
+            "notify_config": text_input(notify_config, "notification config") if notify_config else None,
+        })  # fmt: skip
+        alerts = build_alert_side(settings)
+        stack.callback(alerts.close)
+        if sink is not None:
+            out_file = sink
+
+            def append(alert: Alert) -> None:
+                out_file.write(json.dumps(alert.to_dict(), separators=(",", ":")).encode() + b"\n")
+                out_file.flush()
+
+            alerts.listeners.append(append)
 
         client = connect(redis_url, cluster_node or (), timeout_s=max(5.0, 2 * block / 1000))
-        w = Worker(client, config, rules=ruleset, notify=notify, layout=KeyLayout(prefix))
+        w = Worker(client, config, rules=ruleset, notify=alerts.emit, layout=KeyLayout(prefix))
         stats = w.run()
         summary = {"consumer": config.consumer, "partitions": sorted(w.partitions), **stats.as_dict()}
         out.print(json.dumps(summary), highlight=False, soft_wrap=True, markup=False)

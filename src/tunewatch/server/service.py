@@ -38,7 +38,7 @@ from tunewatch.pipeline.stream_state import StreamStateFile
 from tunewatch.process.processor import ProcessingResult
 from tunewatch.quarantine.crypto import configured_keyring
 from tunewatch.quarantine.store import QuarantinedEvent, QuarantineStore
-from tunewatch.security.audit import LOCAL_KID, AuditError, AuditLog, Auditor, audit_keyring
+from tunewatch.security.audit import LOCAL_KID, AuditError, AuditLog, audit_keyring
 from tunewatch.security.keyring import Keyring
 from tunewatch.security.keys import ApiKeyStore
 from tunewatch.server.decode import LinesPayload, Payload, RecordsPayload, decode_msgpack
@@ -116,7 +116,9 @@ class LiveService:
         )
         #: the one silence store (shared with the notifier and the CLI through the database): given by the
         #: composition root, else opened on the database
-        self.silences = silences if silences is not None else open_silences(target, self.settings, self.audit)
+        self.silences = silences if silences is not None else SilenceStore.open(
+            target, max_ms=self.settings.max_silence_ms, audit=self.audit
+        )
         if target != ":memory:" and configured_keyring() is None:
             logger.warning(
                 "no data key (TUNEWATCH_DATA_KEY[_FILE]): quarantined events' raw bytes and the stream state's "
@@ -525,11 +527,6 @@ class LiveService:
             "uptime_s": round(time.time() - self.started, 1),
             **clock_status(self.clock),
         }
-
-
-def open_silences(db: str | Path, settings: ServerSettings, audit: Auditor | None = None) -> SilenceStore:
-    """The silence store of the database ``db``, bounded by ``settings.max_silence``."""
-    return SilenceStore.open(db, max_ms=settings.max_silence_ms, audit=audit)
 
 
 def _wal_batch(record: WalRecord) -> RawBatch:
