@@ -55,10 +55,11 @@ class Runtime:
         """The notifier, when a notification config was given."""
         return self.alerts.notifier
 
-    def app(self) -> IngestApp:
-        """The HTTP application over the service; stopping it closes this runtime."""
+    def app(self, *, close_on_shutdown: bool = True) -> IngestApp:
+        """The HTTP application over the service; stopping it closes this runtime unless the caller closes it
+        itself (``tunewatch run``, whose simulated feed outlives the HTTP server)."""
         pipeline = self.notifier.pipeline if self.notifier is not None else None
-        return create_app(self.service, notifier=pipeline, on_shutdown=[self.close])
+        return create_app(self.service, notifier=pipeline, on_shutdown=[self.close] if close_on_shutdown else [])
 
     def on_alert(self, listener: Callable[[Alert], None]) -> None:
         """Also call ``listener`` with every alert change (e.g. the CLI printing it)."""
