@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from tests.notify.peers import HttpReceiver
 
 BASE_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a Monday; a window boundary
 
@@ -44,3 +46,11 @@ def make_play(i: int, ts: int, **overrides: Any) -> dict[str, Any]:
 def play() -> Callable[..., dict[str, Any]]:
     """Factory of valid play events."""
     return make_play
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    """An HTTP receiver on loopback recording what notifications post to it (see :class:`HttpReceiver`)."""
+    receiver = HttpReceiver().start()
+    yield receiver
+    receiver.stop()

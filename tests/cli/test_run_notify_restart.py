@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,15 +29,6 @@ receivers:
 """
 
 
-@pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    r = HttpReceiver().start()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
 def _run(config: Path, db: Path, seconds: float, home: Path) -> tuple[float, float]:
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TUNEWATCH_HOME": str(home)}
     cmd = [sys.executable, "-m", "tunewatch.cli.main", "run", "--no-http", "--speed", "6", "--duration", str(seconds),
@@ -50,13 +40,13 @@ def _run(config: Path, db: Path, seconds: float, home: Path) -> tuple[float, flo
     return started, time.time()
 
 
-def test_notifications_keep_wall_time_across_a_restart(receiver: HttpReceiver, tmp_path: Path) -> None:
+def test_notifications_keep_wall_time_across_a_restart(http_receiver: HttpReceiver, tmp_path: Path) -> None:
     config = tmp_path / "notify.yaml"
-    config.write_text(CONFIG.replace("URL", receiver.url), encoding="utf-8")
+    config.write_text(CONFIG.replace("URL", http_receiver.url), encoding="utf-8")
     db = tmp_path / "notify.db"
 
     first_start, first_end = _run(config, db, 20, tmp_path / "home")
-    first = len(receiver.received)  # (on a busy machine the first sends may still be queued when it stops)
+    first = len(http_receiver.received)  # (on a busy machine the first sends may still be queued when it stops)
     with sqlite3.connect(db) as conn:
         stored = [r[0] for r in conn.execute("SELECT created_ms FROM outbox")]
         stored += [r[0] for r in conn.execute("SELECT ts_ms FROM nflog")]
@@ -65,7 +55,7 @@ def test_notifications_keep_wall_time_across_a_restart(receiver: HttpReceiver, t
     )
 
     second_start, second_end = _run(config, db, 15, tmp_path / "home")
-    assert len(receiver.received) > first, "nothing was delivered after the restart: the schedule was held back"
+    assert len(http_receiver.received) > first, "nothing was delivered after the restart: the schedule was held back"
     with sqlite3.connect(db) as conn:
         sent = [r[0] for r in conn.execute("SELECT ts_ms FROM nflog")]
     assert any(t >= second_start * 1000 for t in sent)  # sends of the second run, recorded in wall time

@@ -43,16 +43,7 @@ receivers:
 
 
 @pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    r = HttpReceiver().start()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
-@pytest.fixture
-def service(tmp_path: Path, receiver: HttpReceiver) -> Iterator[tuple[str, dict[str, str]]]:
+def service(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[tuple[str, dict[str, str]]]:
     """``tunewatch serve`` with a rule firing on any plays per market, on its default database, notifying a
     webhook with its notification log in another file; its URL and env."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEWATCH_")}
@@ -60,7 +51,7 @@ def service(tmp_path: Path, receiver: HttpReceiver) -> Iterator[tuple[str, dict[
     rules = tmp_path / "rules.yaml"
     rules.write_text(plays_seen_rules(dimensions="market"))
     notify = tmp_path / "notify.yaml"
-    notify.write_text(NOTIFY.replace("URL", receiver.url))
+    notify.write_text(NOTIFY.replace("URL", http_receiver.url))
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tunewatch.cli.main", "serve", "--port", str(port), "--rules", str(rules),
@@ -99,8 +90,8 @@ def _feed_until_firing(url: str, markets: tuple[str, ...] = ("BR", "SE")) -> Non
         time.sleep(0.2)
 
 
-def _notified_markets(receiver: HttpReceiver) -> set[str]:
-    return {a["labels"]["market"] for r in receiver.received for a in r.body["alerts"] if "market" in a["labels"]}
+def _notified_markets(http_receiver: HttpReceiver) -> set[str]:
+    return {a["labels"]["market"] for r in http_receiver.received for a in r.body["alerts"] if "market" in a["labels"]}
 
 
 def test_cli_silence_mutes_the_running_service(service: tuple[str, dict[str, str]], tmp_path: Path) -> None:
@@ -133,7 +124,7 @@ def test_cli_silence_mutes_the_running_service(service: tuple[str, dict[str, str
 
 
 def test_cli_silences_mute_the_running_services_notifications(
-    service: tuple[str, dict[str, str]], receiver: HttpReceiver
+    service: tuple[str, dict[str, str]], http_receiver: HttpReceiver
 ) -> None:
     url, env = service
     # one silence through the default database (no service configured), one through the API
@@ -144,19 +135,19 @@ def test_cli_silences_mute_the_running_services_notifications(
     _feed_until_firing(url, ("BR", "SE", "DE"))
     assert _firing(url) == {"BR": [by_db.stdout.strip()], "SE": [by_api.stdout.strip()], "DE": []}
     deadline = time.monotonic() + 30
-    while "DE" not in _notified_markets(receiver):  # the unsilenced market is notified ...
-        assert time.monotonic() < deadline, receiver.received
+    while "DE" not in _notified_markets(http_receiver):  # the unsilenced market is notified ...
+        assert time.monotonic() < deadline, http_receiver.received
         time.sleep(0.2)
     time.sleep(2.5)  # ... and after two more group intervals, still nothing for the silenced ones
-    assert _notified_markets(receiver) == {"DE"}
+    assert _notified_markets(http_receiver) == {"DE"}
 
     # expiring the database silence (another process) lets BR's next group flush through, without a restart
     expired = _cli("silences", "expire", by_db.stdout.strip()[:8], env=env)
     assert expired.returncode == 0, expired.stderr
-    while "BR" not in _notified_markets(receiver):
-        assert time.monotonic() < deadline + 30, receiver.received
+    while "BR" not in _notified_markets(http_receiver):
+        assert time.monotonic() < deadline + 30, http_receiver.received
         time.sleep(0.2)
-    assert _notified_markets(receiver) == {"DE", "BR"}
+    assert _notified_markets(http_receiver) == {"DE", "BR"}
 
 
 def test_an_unreachable_service_is_a_one_line_error(tmp_path: Path) -> None:

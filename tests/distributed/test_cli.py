@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from tests.cache.servers import RedisProcess, free_port
 from tests.distributed.helpers import simulated_batches
+from tests.notify.peers import HttpReceiver
 from tunewatch.cli.distributed_cmd import app
 from tunewatch.distributed.connection import connect
 from tunewatch.distributed.keys import KeyLayout
@@ -75,14 +76,13 @@ def test_worker_state_options_reach_the_checkpoints(redis_server: RedisProcess, 
 
 @pytest.mark.integration
 def test_worker_notifies_through_the_same_composition_as_the_service(
-    redis_server: RedisProcess, tmp_path: Path
+    redis_server: RedisProcess, tmp_path: Path, http_receiver: HttpReceiver
 ) -> None:
     """The worker builds its alert side as the service does: changes go to its alert log and through the
     notification pipeline (a real webhook on loopback), muted by a silence in its database; not only to NDJSON."""
     import json
     import sqlite3
 
-    from tests.notify.peers import HttpReceiver
     from tests.server.rules import plays_seen_rules
     from tunewatch.cli.silence_cmd import app as silences
 
@@ -97,27 +97,23 @@ def test_worker_notifies_through_the_same_composition_as_the_service(
     added = runner.invoke(silences, ["add", f"market={muted}", "-c", "drill", "-d", "999h", "--db", str(db)],
                           env={"TUNEWATCH_MAX_SILENCE": "10000h"})  # fmt: skip
     assert added.exit_code == 0, added.output
-    receiver = HttpReceiver().start()
-    try:
-        notify = tmp_path / "notify.yaml"
-        hook = f"{receiver.url}/hook"
-        notify.write_text("route: {receiver: hook, group_by: [market], group_wait: 0s}\n"
-                          f"receivers: [{{name: hook, webhook_configs: [{{url: '{hook}'}}]}}]\n")  # fmt: skip
-        published = runner.invoke(app, ["publish", str(events), "--partitions", "1", "--redis-url",
-                                         redis_server.url, "--prefix", "notify"])  # fmt: skip
-        assert published.exit_code == 0, published.output
-        result = runner.invoke(app, ["worker", "--redis-url", redis_server.url, "--partitions", "0", "--prefix",
-                                     "notify", "--exit-when-idle", "0.5", "--block", "100", "--rules", str(rules),
-                                     "--notify-config", str(notify), "--db", str(db),
-                                     "--alerts-out", str(tmp_path / "alerts.ndjson")])  # fmt: skip
-        assert result.exit_code == 0, result.output
-    finally:
-        receiver.stop()
+    notify = tmp_path / "notify.yaml"
+    hook = f"{http_receiver.url}/hook"
+    notify.write_text("route: {receiver: hook, group_by: [market], group_wait: 0s}\n"
+                      f"receivers: [{{name: hook, webhook_configs: [{{url: '{hook}'}}]}}]\n")  # fmt: skip
+    published = runner.invoke(app, ["publish", str(events), "--partitions", "1", "--redis-url",
+                                     redis_server.url, "--prefix", "notify"])  # fmt: skip
+    assert published.exit_code == 0, published.output
+    result = runner.invoke(app, ["worker", "--redis-url", redis_server.url, "--partitions", "0", "--prefix",
+                                 "notify", "--exit-when-idle", "0.5", "--block", "100", "--rules", str(rules),
+                                 "--notify-config", str(notify), "--db", str(db),
+                                 "--alerts-out", str(tmp_path / "alerts.ndjson")])  # fmt: skip
+    assert result.exit_code == 0, result.output
     written = [json.loads(line) for line in (tmp_path / "alerts.ndjson").read_text().splitlines()]
     fired = {a["labels"]["market"] for a in written if a["status"] == "firing"}
     assert len(fired) > 1 and muted in fired
     with sqlite3.connect(db) as conn:
         logged = conn.execute("SELECT COUNT(*) FROM alert_log WHERE alert IS NOT NULL").fetchone()[0]
     assert logged == len(written)  # each change once, in the worker's alert log
-    notified = {a["labels"]["market"] for r in receiver.received for a in r.body["alerts"]}
+    notified = {a["labels"]["market"] for r in http_receiver.received for a in r.body["alerts"]}
     assert notified == fired - {muted}  # delivered by the notifier (the stop runs a last flush), silence applied

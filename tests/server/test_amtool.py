@@ -74,16 +74,7 @@ def _http_config(path: Path, key: str) -> Path:
 
 
 @pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    r = HttpReceiver().start()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
-@pytest.fixture
-def service(tmp_path: Path, receiver: HttpReceiver) -> Iterator[Service]:
+def service(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[Service]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEWATCH_")}
     env["TUNEWATCH_HOME"] = str(tmp_path / "home")
     admin, read = _key("admin", env), _key("read", env)
@@ -91,7 +82,7 @@ def service(tmp_path: Path, receiver: HttpReceiver) -> Iterator[Service]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(plays_seen_rules(dimensions="market"))
     notify = tmp_path / "notify.yaml"
-    notify.write_text(NOTIFY.replace("URL", receiver.url))
+    notify.write_text(NOTIFY.replace("URL", http_receiver.url))
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tunewatch.cli.main", "serve", "--port", str(port), "--rules", str(rules),
@@ -174,7 +165,7 @@ def test_keys_are_required_and_scoped(service: Service, tmp_path: Path) -> None:
     assert service.get("/api/v2/silences").json() == []
 
 
-def test_posted_alerts_are_routed_and_status_answers(service: Service, receiver: HttpReceiver) -> None:
+def test_posted_alerts_are_routed_and_status_answers(service: Service, http_receiver: HttpReceiver) -> None:
     body = [{"labels": {"alertname": "FromPrometheus", "market": "DE"}, "annotations": {"summary": "posted"},
              "generatorURL": "http://prometheus:9090/graph"}]  # fmt: skip
     headers = {"Authorization": f"Bearer {service.admin_key}"}
@@ -182,8 +173,9 @@ def test_posted_alerts_are_routed_and_status_answers(service: Service, receiver:
     (alert,) = _amtool_json(service.amtool("-o", "json", "alert", "query", "alertname=FromPrometheus"))
     assert alert["generatorURL"] == "http://prometheus:9090/graph"
     deadline = time.monotonic() + 30
-    while not any(a["labels"]["alertname"] == "FromPrometheus" for r in receiver.received for a in r.body["alerts"]):
-        assert time.monotonic() < deadline, receiver.received
+    while not any(a["labels"]["alertname"] == "FromPrometheus"
+                  for r in http_receiver.received for a in r.body["alerts"]):  # fmt: skip
+        assert time.monotonic() < deadline, http_receiver.received
         time.sleep(0.2)
     (group,) = service.get("/api/v2/alerts/groups").json()
     assert group["receiver"] == {"name": "hook"} and group["labels"] == {"market": "DE"}

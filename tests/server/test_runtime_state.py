@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import BASE_MS
 from tests.notify.peers import HttpReceiver
@@ -29,27 +27,18 @@ receivers:
 """
 
 
-@pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    r = HttpReceiver().start()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
-def _runtime(tmp_path: Path, receiver: HttpReceiver) -> Runtime:
+def _runtime(tmp_path: Path, http_receiver: HttpReceiver) -> Runtime:
     config = tmp_path / "notify.yaml"
-    config.write_text(NOTIFY.replace("URL", receiver.url))
+    config.write_text(NOTIFY.replace("URL", http_receiver.url))
     settings = ServerSettings(db=tmp_path / "tw.db", notify_config=config, notify_db=tmp_path / "notify.db")
     return build_runtime(settings, rules=parse_rules(plays_seen_rules(dimensions="market")),
                          clock=lambda: BASE_MS / 1000 + 3600)  # fmt: skip
 
 
 def test_one_alert_change_is_stored_once_and_regrouped_after_a_restart(
-    tmp_path: Path, receiver: HttpReceiver, play: Callable[..., dict[str, Any]]
+    tmp_path: Path, http_receiver: HttpReceiver, play: Callable[..., dict[str, Any]]
 ) -> None:
-    first = _runtime(tmp_path, receiver)
+    first = _runtime(tmp_path, http_receiver)
     assert first.notifier is not None
     assert first.service.alert_log is first.alert_log is first.notifier.pipeline.history
     assert first.service.silences is first.silences is first.notifier.pipeline.silences
@@ -68,7 +57,7 @@ def test_one_alert_change_is_stored_once_and_regrouped_after_a_restart(
     with sqlite3.connect(tmp_path / "notify.db") as conn:
         assert not {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE '%alert%'")}
 
-    again = _runtime(tmp_path, receiver)  # group_wait 1h: nothing was sent; the groups come back from the log
+    again = _runtime(tmp_path, http_receiver)  # group_wait 1h: nothing was sent; the groups come back from the log
     assert again.notifier is not None
     groups = again.notifier.pipeline._groups
     assert sorted(g.labels["market"] for g in groups.values()) == ["BR", "SE"]

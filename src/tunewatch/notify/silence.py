@@ -167,12 +167,8 @@ class SilenceStore:
         its end, comment or author changed in place; anything else expires it and creates a new silence (with a
         new id). Raises :class:`SilenceError` for an unknown or expired id."""
         with self._lock:
-            old = self.get(silence_id)
-            if old is None or old.id != silence_id:
-                raise SilenceError(f"no silence with id {silence_id!r}")
+            old = self._unexpired(silence_id, now_ms, exact=True)
             state = old.state(now_ms)
-            if state == "expired":
-                raise SilenceError(f"silence {old.id} has already expired")
             in_place = tuple(matchers) == old.matchers and (
                 state == "pending" or starts_at == old.starts_at
             ) and ends_at > now_ms and ends_at > starts_at
@@ -215,11 +211,7 @@ class SilenceStore:
     def expire(self, silence_id: str, now_ms: int, *, actor: str | None = None, via: str | None = None) -> Silence:
         """End a silence now (id or unique prefix); raise :class:`SilenceError` if unknown or already expired."""
         with self._lock:
-            silence = self.get(silence_id)
-            if silence is None:
-                raise SilenceError(f"no silence with id {silence_id!r}")
-            if silence.state(now_ms) == "expired":
-                raise SilenceError(f"silence {silence.id} has already expired")
+            silence = self._unexpired(silence_id, now_ms, exact=False)
             starts = min(silence.starts_at, now_ms)
             with transaction(self._conn):
                 self._conn.execute(
@@ -238,6 +230,16 @@ class SilenceStore:
             return self._conn.execute("DELETE FROM silences WHERE ends_at < ?", (now_ms - retention_ms,)).rowcount
 
     # internals --------------------------------------------------------------------------------------------
+    def _unexpired(self, silence_id: str, now_ms: int, *, exact: bool) -> Silence:
+        """The silence with this id (or, unless ``exact``, unique prefix); :class:`SilenceError` if there is none
+        or it has expired."""
+        silence = self.get(silence_id)
+        if silence is None or (exact and silence.id != silence_id):
+            raise SilenceError(f"no silence with id {silence_id!r}")
+        if silence.state(now_ms) == "expired":
+            raise SilenceError(f"silence {silence.id} has already expired")
+        return silence
+
     def _check_bounds(self, starts_at: int, ends_at: int, now_ms: int) -> None:
         if self.max_ms is None:
             return
