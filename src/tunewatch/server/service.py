@@ -343,11 +343,15 @@ class LiveService:
 
     def ingest(self, batch: RawBatch) -> IngestReport:
         """Run one batch through the pipeline; report on the whole batch."""
+        if self._posted:
+            self.expire_posted()
         with self._lock:
             return whole_report(self._step(batch))
 
     def ingest_payloads(self, payloads: Sequence[Payload]) -> list[IngestReport]:
         """Run many requests' events: every NDJSON/JSON payload joined in one step, msgpack ones each alone."""
+        if self._posted:
+            self.expire_posted()
         lines = [(i, p) for i, p in enumerate(payloads) if isinstance(p, LinesPayload)]
         reports: dict[int, IngestReport] = {}
         commits: list[Future[None]] = []
@@ -409,7 +413,10 @@ class LiveService:
     # ------------------------------------------------------------------------------------------- queries
 
     def active_alerts(self) -> list[Alert]:
-        """Alerts firing now (kept in the alert log, so they survive a restart)."""
+        """Alerts firing now (kept in the alert log, so they survive a restart); posted alerts past their expiry
+        are resolved first. Not to be called while holding the pipeline lock."""
+        if self._posted:
+            self.expire_posted()
         return self.alert_log.active()
 
     def alert_history(self) -> list[Alert]:

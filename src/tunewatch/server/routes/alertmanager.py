@@ -98,8 +98,9 @@ def router(ctx: RouteContext) -> APIRouter:
     service, notifier = ctx.service, ctx.notifier
     api = APIRouter(prefix="/api/v2", tags=["alertmanager"])
 
-    def gettable(alerts: list[Alert], now: int) -> list[tuple[Alert, dict[str, Any]]]:
-        inhibition = notifier.inhibition(alerts) if notifier is not None else None
+    def gettable(alerts: list[Alert], firing: list[Alert], now: int) -> list[tuple[Alert, dict[str, Any]]]:
+        """``alerts`` in Alertmanager's shape; every ``firing`` alert is a potential inhibition source."""
+        inhibition = notifier.inhibition(firing) if notifier is not None else None
         out = []
         for a in alerts:
             silenced = service.silenced_by(a, now)
@@ -127,11 +128,10 @@ def router(ctx: RouteContext) -> APIRouter:
             by_receiver = Matcher.make("receiver", "=~", receiver) if receiver else None
         except ConfigError as exc:
             return _error(400, str(exc))
-        service.expire_posted()
         now = service.now_ms()
-        alerts = [a for a in service.active_alerts() if matches_all(wanted, a.labels)]
+        firing = service.active_alerts()
         out = []
-        for a, body in gettable(alerts, now):
+        for a, body in gettable([a for a in firing if matches_all(wanted, a.labels)], firing, now):
             status = body["status"]
             if (not silenced and status["silencedBy"]) or (not inhibited and status["inhibitedBy"]):
                 continue
