@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.conftest import BASE_MS
 from tests.notify.peers import HttpReceiver
@@ -83,3 +86,25 @@ def test_the_former_service_log_is_adopted_once(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         assert not conn.execute("SELECT name FROM sqlite_master WHERE name IN ('server_alert_log', 'notify_alerts')"
                                 ).fetchall()  # fmt: skip
+
+
+def test_the_uvicorn_factory_notifies_as_serve_does(
+    tmp_path: Path, http_receiver: HttpReceiver, play: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``server/entry.py`` builds the same runtime as ``tunewatch serve``: with TUNEWATCH_NOTIFY_CONFIG its alerts
+    are delivered (before, the factory had no notifications at all)."""
+    from tunewatch.server.entry import app_from_env
+
+    config = tmp_path / "notify.yaml"
+    config.write_text(NOTIFY.replace("URL", http_receiver.url).replace("group_wait: 1h", "group_wait: 0s"))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(plays_seen_rules(dimensions="market"))
+    for name, value in {"DB": tmp_path / "tw.db", "NOTIFY_CONFIG": config, "RULES": rules}.items():
+        monkeypatch.setenv(f"TUNEWATCH_{name}", str(value))
+    now_ms = int(time.time() * 1000) // 60_000 * 60_000
+    events = [play(i, now_ms - 8 * 60_000 + i * 2000, market="BR") for i in range(240)]
+    with local_client(app_from_env()) as client:  # the lifespan's shutdown stops the notifier (a last flush)
+        r = client.post("/api/v1/events", content=json.dumps(events))
+        assert r.status_code == 200 and r.json()["accepted"] == 240, r.text
+    markets = {a["labels"].get("market") for r in http_receiver.received for a in r.body["alerts"]}
+    assert markets == {"BR"}
