@@ -10,7 +10,7 @@ Seed ranges (fixed, so that a figure always says which it rests on):
 Each seed draws one scenario (tunewatch.simulate.scenarios: volume 100-100,000 events/min, 3-30 markets, one
 incident of random kind, depth, magnitude and duration); the bench takes seeds in order until every band has
 ``--per-band`` scenarios, simulates each in memory and runs it through the pipeline with the rule pack, then
-scores the alerts with tunewatch.alert.backtest. Reported per band: recall on the right dimension (alert with
+scores the alerts (tunewatch.evaluate.scenarios). Reported per band: recall on the right dimension (alert with
 exactly the incident's dims within 5 minutes of its start), collateral alerts per incident (during the incident,
 other dims), false alerts per day (outside every incident, per day of data), median time to detect.
 """
@@ -18,57 +18,14 @@ other dims), false alerts per day (outside every incident, per day of data), med
 from __future__ import annotations
 
 import argparse
-import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 
-from tunewatch.alert.backtest import Incident, fired_at, median, score
-from tunewatch.alert.model import Alert, parse_time
-from tunewatch.alert.rules import load_rules
-from tunewatch.pipeline.core import Pipeline
-from tunewatch.simulate import SimulationConfig, Simulator
-from tunewatch.simulate.scenarios import Scenario, draw_scenario
+from tunewatch.evaluate.backtest import fired_at
+from tunewatch.evaluate.scenarios import BandScore, run_scenario
+from tunewatch.simulate.scenarios import draw_scenario
 
 SEED_RANGES = {"dev": range(1000, 5000), "held-out": range(5000, 9000)}
 BANDS = ("100-1k", "1k-10k", "10k-100k")
-
-
-@dataclass
-class BandScore:
-    """Totals of one volume band."""
-
-    scenarios: int = 0
-    detected: int = 0
-    collateral: int = 0
-    false: int = 0
-    days: float = 0.0
-    ttd: list[float] = field(default_factory=list)
-    events: int = 0
-    seconds: float = 0.0
-    missed: list[str] = field(default_factory=list)
-
-
-def run_scenario(sc: Scenario, rules_path: str | None) -> tuple[list[Alert], list[Incident], int, int]:
-    """Simulate ``sc`` and run it through a fresh pipeline; return the alerts, the incidents, the events and the
-    end of the run (epoch ms)."""
-    config = SimulationConfig(
-        minutes=sc.minutes, seed=sc.seed, events_per_minute=sc.events_per_minute, markets=sc.markets,
-        plan=(sc.incident,),
-    )  # fmt: skip
-    sim = Simulator(config)
-    alerts: list[Alert] = []
-    pipe = Pipeline(load_rules(rules_path), on_alert=alerts.append)
-    events = 0
-    for frame in sim.blocks(minutes_per_block=10):
-        events += frame.height
-        pipe.ingest(frame)
-    pipe.finish()
-    incidents = []
-    for label in sim.incidents:
-        start, end = parse_time(label["start"]), parse_time(label["end"])
-        assert start is not None and end is not None
-        incidents.append(Incident(label["kind"], label["dims"], start, end))
-    return alerts, incidents, events, sim.start + sc.minutes * 60_000
 
 
 def main() -> None:
@@ -90,33 +47,18 @@ def main() -> None:
         full = sc.band not in totals or totals[sc.band].scenarios >= args.per_band
         if full or sc.events_per_minute > args.max_volume:
             continue
-        t0 = time.perf_counter()
-        alerts, incidents, events, run_end = run_scenario(sc, args.rules)
-        seconds = time.perf_counter() - t0
-        report = score(alerts, incidents, span_ms=sc.minutes * 60_000)
-        inc = incidents[0]
-        quiet_min = sc.minutes - (min(inc.end + report.grace_ms, run_end) - inc.start) / 60_000  # outside it
-        bs = totals[sc.band]
-        bs.scenarios += 1
+        run = run_scenario(sc, args.rules)
+        report, inc = run.report, run.incidents[0]
+        totals[sc.band].add(run)
         res = report.incidents[0]
         detected = res.detected_by is not None
-        bs.detected += detected
-        bs.collateral += len(report.collateral)
-        bs.false += len(report.false_alerts)
-        bs.days += max(quiet_min, 0.0) / 1440
-        bs.events += events
-        bs.seconds += seconds
-        if res.time_to_detect_s is not None:
-            bs.ttd.append(res.time_to_detect_s)
         dims = ",".join(f"{k}={v}" for k, v in inc.dims.items()) or "global"
         kinds[sc.incident.kind][0] += 1
         kinds[sc.incident.kind][1] += detected
         line = (f"seed {seed} {sc.band:>8} {sc.events_per_minute:>8,.0f}/min {sc.markets:>2} mkts "
                 f"{sc.incident.kind}@{dims} x{sc.incident.magnitude:.2f} {sc.incident.duration_minutes}min: "
                 f"{'ttd ' + format(res.time_to_detect_s, '.0f') + 's' if detected else 'MISSED'} "
-                f"coll {len(report.collateral)} false {len(report.false_alerts)} ({seconds:.0f}s)")  # fmt: skip
-        if not detected:
-            bs.missed.append(f"{sc.incident.kind}@{dims}")
+                f"coll {len(report.collateral)} false {len(report.false_alerts)} ({run.seconds:.0f}s)")  # fmt: skip
         print(line, flush=True)
         if args.verbose:
             for a in report.collateral + report.false_alerts:
@@ -128,10 +70,9 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for b in bands:
         bs = totals[b]
-        ttd = median(bs.ttd)
-        print(f"| {b} | {bs.scenarios} | {bs.detected} / {bs.scenarios} | "
-              f"{bs.collateral / max(bs.scenarios, 1):.2f} | {bs.false / bs.days if bs.days else 0:.1f} | "
-              f"{'-' if ttd is None else f'{ttd:.0f} s'} |")  # fmt: skip
+        ttd = bs.median_time_to_detect_s
+        print(f"| {b} | {bs.scenarios} | {bs.detected} / {bs.scenarios} | {bs.collateral_per_incident:.2f} | "
+              f"{bs.false_per_day:.1f} | {'-' if ttd is None else f'{ttd:.0f} s'} |")  # fmt: skip
     print("\nby kind (detected / scenarios): "
           + ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in sorted(kinds.items())))  # fmt: skip
     for b in bands:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tunewatch.alert.backtest import load_labels, score
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import load_rules
+from tunewatch.evaluate.backtest import load_labels, score
 from tunewatch.pipeline.replay import replay_files
 from tunewatch.simulate import SimulationConfig, Simulator, write_stream
 

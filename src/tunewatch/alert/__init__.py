@@ -4,8 +4,8 @@ Owns turning detections (and metric values) into :class:`~tunewatch.alert.model.
 their explanations. Imports ``process`` (metric catalogue, dimension sets) and ``detect`` (detection frames);
 the notification pipeline (``notify``) consumes its output. Modules: ``rules`` (rule files), ``engine``
 (lifecycle), ``windows`` (look-back conditions: rate of change, SLO burn rate), ``explain`` (annotations),
-``log`` (the one alert log: every state change in SQLite, and the latest per fingerprint), ``backtest``
-(scores against labels) and ``plot`` (HTML plot).
+``log`` (the one alert log: every state change in SQLite, and the latest per fingerprint). Scoring alerts against
+labels lives in :mod:`tunewatch.evaluate`.
 """
 
 from tunewatch.alert.engine import AlertEngine

@@ -206,11 +206,11 @@ def backtest(
     output: OUTPUT = "table",
 ) -> None:
     """Show when each rule would have fired on history; with --labels, precision, recall and time to detect."""
-    from tunewatch.alert.backtest import load_labels, score
-    from tunewatch.alert.plot import SeriesRecorder, write_backtest_plot
     from tunewatch.alert.rules import load_rules
     from tunewatch.cli.preflight import check_event_files
     from tunewatch.cli.render import backtest_json, print_backtest
+    from tunewatch.evaluate.backtest import load_labels, score
+    from tunewatch.evaluate.plot import SeriesRecorder, write_backtest_plot
     from tunewatch.pipeline.core import Pipeline
     from tunewatch.pipeline.replay import replay_files
 

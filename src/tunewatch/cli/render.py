@@ -10,10 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tunewatch.alert.backtest import BacktestReport, RuleScore, alert_dims, fired_at, per_rule
 from tunewatch.alert.model import format_time
 from tunewatch.alert.rules import RuleSet
 from tunewatch.cli.tables import Column, fitted_table
+from tunewatch.evaluate.backtest import BacktestReport, RuleScore, alert_dims, fired_at, per_rule
 from tunewatch.pipeline.replay import ReplaySummary
 from tunewatch.validate.reasons import describe
 

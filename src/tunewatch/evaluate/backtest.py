@@ -21,7 +21,7 @@ alert, not alerts of their own: they are neither collateral nor false.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -106,19 +106,26 @@ def median(values: Sequence[float]) -> float | None:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def incidents_from_labels(items: Sequence[Mapping[str, Any]]) -> list[Incident]:
+    """Incidents from labels-file entries (``{"kind", "dims", "start", "end"}``, times RFC 3339 or epoch ms).
+
+    Raises ``ValueError`` (or ``KeyError``/``TypeError``) naming what is wrong with an entry.
+    """
+    out = []
+    for item in items:
+        dims = {str(k): str(v) for k, v in (item.get("dims") or {}).items()}
+        unknown = [k for k in dims if k not in FIELD_NAMES]
+        if unknown:
+            raise ValueError(f"unknown dimension field(s) {unknown}")
+        out.append(Incident(str(item["kind"]), dims, _ms(item["start"]), _ms(item["end"])))
+    return out
+
+
 def load_labels(path: Path | str) -> list[Incident]:
     """Read a labels file (``{"incidents": [{"kind", "dims", "start", "end"}]}``)."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-        out = []
-        for item in data["incidents"]:
-            dims = {str(k): str(v) for k, v in (item.get("dims") or {}).items()}
-            unknown = [k for k in dims if k not in FIELD_NAMES]
-            if unknown:
-                raise ValueError(f"unknown dimension field(s) {unknown}")
-            out.append(Incident(str(item["kind"]), dims, _ms(item["start"]), _ms(item["end"])))
-        return out
+        return incidents_from_labels(json.loads(p.read_text(encoding="utf-8"))["incidents"])
     except FileNotFoundError as exc:
         raise InputError(f"{p}: no such labels file") from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -11,13 +11,13 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from tunewatch.alert.backtest import Incident, per_rule, score
 from tunewatch.alert.model import Alert
-from tunewatch.alert.plot import SeriesRecorder, alert_series, parse_series_selector, write_backtest_plot
 from tunewatch.alert.rules import parse_rules
 from tunewatch.cli.render import print_backtest
 from tunewatch.detect.stage import DETECTION_SCHEMA
 from tunewatch.errors import InputError
+from tunewatch.evaluate.backtest import Incident, per_rule, score
+from tunewatch.evaluate.plot import SeriesRecorder, alert_series, parse_series_selector, write_backtest_plot
 from tunewatch.pipeline.core import PipelineCounters
 from tunewatch.pipeline.replay import ReplaySummary
 

@@ -21,10 +21,10 @@ from typing import Final
 import numpy as np
 import polars as pl
 
-from tunewatch.alert.backtest import alert_dims, fired_at
 from tunewatch.alert.explain import dims_text, format_value
 from tunewatch.alert.model import Alert
 from tunewatch.errors import InputError
+from tunewatch.evaluate.backtest import alert_dims, fired_at
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.processor import ProcessingResult
 from tunewatch.schema import DIMENSION_FIELDS
