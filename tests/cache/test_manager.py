@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from tunewatch.cache import CacheConfig, CodecError, MusicStreamingCacheManager
-from tunewatch.cache.clock import ManualClock
+from tunewatch.clock import ManualClock
 from tunewatch.monitor import PrometheusMetricsManager
 from tunewatch.process import MusicDataProcessor
 from tunewatch.validate import EnterpriseDataValidator

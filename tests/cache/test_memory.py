@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from tunewatch.cache.clock import ManualClock
 from tunewatch.cache.memory import MemoryBackend
+from tunewatch.clock import ManualClock
 
 
 def test_lru_by_entries_keeps_recently_read_keys() -> None:

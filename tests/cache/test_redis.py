@@ -13,7 +13,7 @@ import pytest
 from tests.cache.servers import RedisProcess, wait_until
 from tests.cache.workers import compute_once
 from tunewatch.cache import MusicStreamingCacheManager
-from tunewatch.cache.clock import ManualClock
+from tunewatch.clock import ManualClock
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.integrations.fake_apis import FakeApis
 from tunewatch.cache import MusicStreamingCacheManager
-from tunewatch.cache.clock import ManualClock
+from tunewatch.clock import ManualClock
 from tunewatch.integrations.lastfm import LastfmClient
 from tunewatch.integrations.metadata import DAY_S, MetadataService
 from tunewatch.integrations.spotify import SpotifyMetadataClient
@@ -26,7 +26,7 @@ ARTIST = "0OdUWJ0sBjDrqHygGUXeCF"
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock(start=1000.0)
+    return ManualClock(1_000_000)
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ import pytest
 
 from tests.notify.peers import HttpReceiver
 from tunewatch.alert.model import Alert
-from tunewatch.notify import ManualClock, NotificationPipeline, NotifyConfig
+from tunewatch.clock import ManualClock
+from tunewatch.notify import NotificationPipeline, NotifyConfig
 
 DAY = Path(__file__).with_name("data") / "day7_alerts.ndjson"
 M = 60_000

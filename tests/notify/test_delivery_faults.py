@@ -8,7 +8,8 @@ import pytest
 
 from tests.notify.peers import HttpReceiver
 from tunewatch.alert.model import Alert
-from tunewatch.notify import ManualClock, NotificationPipeline, NotifyConfig
+from tunewatch.clock import ManualClock
+from tunewatch.notify import NotificationPipeline, NotifyConfig
 
 pytestmark = pytest.mark.integration
 

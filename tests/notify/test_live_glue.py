@@ -8,7 +8,8 @@ import pytest
 
 from tests.notify.peers import HttpReceiver
 from tunewatch.alert.model import Alert
-from tunewatch.notify import BackgroundNotifier, FunctionClock, ManualClock, NotificationPipeline
+from tunewatch.clock import FunctionClock, ManualClock
+from tunewatch.notify import BackgroundNotifier, NotificationPipeline
 
 T0 = 1_767_571_200_000
 

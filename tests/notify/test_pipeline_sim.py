@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tunewatch.alert.model import Alert
-from tunewatch.notify import ManualClock, NotificationPipeline, NotifyConfig, parse_matchers
+from tunewatch.clock import ManualClock
+from tunewatch.notify import NotificationPipeline, NotifyConfig, parse_matchers
 from tunewatch.notify.outbox import Notification
 
 T0 = 1_767_571_200_000

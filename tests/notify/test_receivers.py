@@ -16,7 +16,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.notify.peers import HttpReceiver, free_port, real_alertmanager, self_signed_cert, server_tls_context
 from tunewatch.alert.model import Alert, format_time
-from tunewatch.notify import ManualClock, NotificationPipeline, NotifyConfig
+from tunewatch.clock import ManualClock
+from tunewatch.notify import NotificationPipeline, NotifyConfig
 
 pytestmark = pytest.mark.integration
 

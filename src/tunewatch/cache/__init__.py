@@ -5,7 +5,8 @@ protection, and degradation to memory when Redis is down. Imports only ``errors`
 used by the pipeline, detectors (state checkpoints) and the service (metadata, query results).
 
 Modules: ``config`` (settings), ``codec`` (bytes), ``memory`` (LRU tier), ``redis_backend`` (redis-py),
-``invalidation`` (two-tier pub/sub), ``stats`` (counters), ``clock`` (time), ``manager`` (the facade).
+``invalidation`` (two-tier pub/sub), ``stats`` (counters), ``manager`` (the facade). Time comes from an
+injected :class:`tunewatch.clock.Clock`.
 """
 
 from tunewatch.cache.codec import CodecError

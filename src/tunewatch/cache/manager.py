@@ -31,13 +31,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tunewatch.cache.clock import Clock, SystemClock
 from tunewatch.cache.codec import NEGATIVE, Codec, CodecError
 from tunewatch.cache.config import CacheConfig
 from tunewatch.cache.invalidation import InvalidationListener, decode_message, encode_message
 from tunewatch.cache.memory import MemoryBackend
 from tunewatch.cache.remote import REDIS_ERRORS, open_remote
 from tunewatch.cache.stats import CacheCounters
+from tunewatch.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from tunewatch.cache.redis_backend import RedisBackend
@@ -56,7 +56,7 @@ class MusicStreamingCacheManager:
 
     ``MusicStreamingCacheManager(config, **overrides)``: ``overrides`` replace fields of ``config`` (or of the
     environment-derived default), e.g. ``MusicStreamingCacheManager(redis_url="redis://127.0.0.1:6379/0")``.
-    ``clock`` drives TTLs, back-off and lock waits (inject a :class:`~tunewatch.cache.clock.ManualClock` in tests).
+    ``clock`` drives TTLs, back-off and lock waits (inject a :class:`~tunewatch.clock.ManualClock` in tests).
     """
 
     def __init__(self, config: CacheConfig | None = None, *, clock: Clock | None = None, **overrides: Any) -> None:

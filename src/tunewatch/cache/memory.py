@@ -6,7 +6,7 @@ they reach the LRU end; capacity evictions are counted. Thread-safe (one lock; e
 key). ``functools.lru_cache``/``cachetools`` bound entries or size but not both with a per-entry TTL and tags,
 hence this small class.
 
->>> from tunewatch.cache.clock import ManualClock
+>>> from tunewatch.clock import ManualClock
 >>> clock = ManualClock()
 >>> mem = MemoryBackend(max_entries=2, max_bytes=1_000, clock=clock)
 >>> mem.set("a", b"1", ttl=10); mem.set("b", b"2", ttl=10); mem.set("c", b"3", ttl=10)
@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from tunewatch.cache.clock import Clock, SystemClock
+from tunewatch.clock import Clock, SystemClock
 
 
 class _Entry(NamedTuple):

@@ -9,7 +9,6 @@ Imports ``alert.model``, ``alert.log``, ``store`` and ``errors`` only. ``runner`
 service (:class:`BackgroundNotifier` is the service's ``on_alert`` callback).
 """
 
-from tunewatch.notify.clock import Clock, FunctionClock, ManualClock, SystemClock
 from tunewatch.notify.config import NotifyConfig, load_config
 from tunewatch.notify.dispatcher import FlushReport, NotificationPipeline, PipelineStats
 from tunewatch.notify.matchers import Matcher, parse_matchers
@@ -18,10 +17,7 @@ from tunewatch.notify.silence import Silence, SilenceError, SilenceStore
 
 __all__ = [
     "BackgroundNotifier",
-    "Clock",
     "FlushReport",
-    "FunctionClock",
-    "ManualClock",
     "Matcher",
     "NotificationPipeline",
     "NotifyConfig",
@@ -29,7 +25,6 @@ __all__ = [
     "Silence",
     "SilenceError",
     "SilenceStore",
-    "SystemClock",
     "load_config",
     "parse_matchers",
 ]

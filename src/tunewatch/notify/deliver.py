@@ -24,7 +24,7 @@ from limits import parse as parse_rate_limit
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from tunewatch.notify.clock import Clock
+from tunewatch.clock import Clock
 from tunewatch.notify.config import DeliveryConfig, NotifyConfig
 from tunewatch.notify.outbox import Notification
 from tunewatch.notify.receivers import DeliveryError, Integration

@@ -34,7 +34,7 @@ from types import TracebackType
 
 from tunewatch.alert.log import AlertLog
 from tunewatch.alert.model import Alert, format_time
-from tunewatch.notify.clock import Clock, SystemClock
+from tunewatch.clock import Clock, SystemClock
 from tunewatch.notify.config import NotifyConfig, load_config
 from tunewatch.notify.deliver import Deliverer, Outcome, Result, alerts_to_send
 from tunewatch.notify.fingerprints import alert_fingerprint
