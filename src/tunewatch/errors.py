@@ -13,7 +13,3 @@ class InputError(TunewatchError):
 
 class ConfigError(TunewatchError):
     """A configuration or rule file is invalid."""
-
-
-class ValidationError(TunewatchError):
-    """A value violates the event schema (raised only for whole-batch problems)."""

@@ -44,12 +44,6 @@ def default_db(env: Mapping[str, str] | None = None) -> Path:
     return home(env) / DB_NAME
 
 
-def service_url(env: Mapping[str, str] | None = None) -> str | None:
-    """The running service to talk to (``TUNEWATCH_URL``), if configured."""
-    env = os.environ if env is None else env
-    return env.get("TUNEWATCH_URL") or None
-
-
 def ensure_folder_of(path: Path) -> Path:
     """Create the folder of a default file (``TUNEWATCH_HOME``) if missing; :class:`InputError` if impossible."""
     try:

@@ -184,15 +184,13 @@ def test_run_length_reports_how_long_a_series_has_been_anomalous() -> None:
     assert list(d.run_ms[100:]) == [0.0, MIN, 2 * MIN, 3 * MIN, 4 * MIN]
 
 
-def test_explanation_names_the_model_and_the_duration() -> None:
-    from tunewatch.detect.explain import explain
-
+def test_streaming_form_names_the_model_and_the_duration() -> None:
     x = [10.0 + (0.1 if i % 2 else -0.1) for i in range(100)] + [30.0, 30.0, 30.0]
-    d = LevelScaleDetector(warmup=10, cal=0.0).chunk(np.arange(103) * MIN, np.array(x))
-    e = explain(d, x, 102)
-    assert e.detector == "level" and e.anomalous_for_ms == 2 * MIN and e.value > e.upper
-    assert "above the band" in e.text() and "anomalous for 2 min" in e.text()
-    assert explain(d, x, 0).text().endswith("not scored (warming up or missing)")
+    det = LevelScaleDetector(warmup=10, cal=0.0)
+    points = [det.update(i * MIN, v) for i, v in enumerate(x)]
+    last = points[-1]
+    assert last.source == "level" and last.run_ms == 2 * MIN and x[-1] > last.upper
+    assert np.isnan(points[0].score) and points[0].source == "none"  # warming up: not scored, no model fired
 
 
 def test_pipeline_factories_pick_the_noise_model_from_the_metric_kind() -> None:

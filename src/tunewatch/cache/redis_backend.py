@@ -142,10 +142,6 @@ class RedisBackend:
         self.client  # noqa: B018 - make sure the script is registered on a live client
         self._release_script(keys=[lock_key], args=[token])
 
-    def lock_exists(self, lock_key: str) -> bool:
-        """True while someone holds ``lock_key``."""
-        return bool(self.client.exists(lock_key))
-
     def publish(self, channel: str, message: bytes) -> None:
         """Publish ``message`` on ``channel`` (used for two-tier invalidation)."""
         self.client.publish(channel, message)

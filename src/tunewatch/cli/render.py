@@ -57,10 +57,6 @@ def print_replay_summary(console: Console, summary: ReplaySummary) -> None:
         console.print(fitted_table(console, columns, rows, title="top rejection reasons"))
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.0f}%"
-
-
 def _secs(x: float | None) -> str:
     return "-" if x is None else f"{x:.0f} s"
 

@@ -87,11 +87,6 @@ class BacktestReport:
         return len(self.false_alerts) / self.days if self.days > 0 else float(len(self.false_alerts))
 
     @property
-    def false_groups_per_day(self) -> float:
-        """False alert groups per day of data."""
-        return self.false_groups / self.days if self.days > 0 else float(self.false_groups)
-
-    @property
     def median_time_to_detect_s(self) -> float | None:
         """Median time to detect over the detected incidents."""
         return median([r.time_to_detect_s for r in self.incidents if r.time_to_detect_s is not None])

@@ -45,10 +45,6 @@ class RawBatch:
         """Number of events received in this batch (decoded rows + undecodable lines)."""
         return self.frame.height + len(self.undecodable)
 
-    def raw_of(self, row: int) -> bytes:
-        """Bytes of decoded row ``row`` as received (re-encoded as JSON when the source kept none)."""
-        return self.raws_of([row])[0]
-
     def raws_of(self, rows: Sequence[int]) -> list[bytes]:
         """Bytes of several decoded rows as received (re-encoded as compact JSON when the source kept none)."""
         if self.raw_lines is not None:
@@ -57,10 +53,6 @@ class RawBatch:
             return []
         part = self.frame[list(rows)]
         return [msgspec.json.encode({k: v for k, v in rec.items() if v is not None}) for rec in part.to_dicts()]
-
-    def line_of(self, row: int) -> int:
-        """1-based line (or row) number of decoded row ``row`` in its source."""
-        return self.lines_of([row])[0]
 
     def lines_of(self, rows: Sequence[int]) -> list[int]:
         """1-based line numbers of several decoded rows."""

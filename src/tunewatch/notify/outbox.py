@@ -126,13 +126,6 @@ class Outbox:
         """How many notifications are in ``status``."""
         return int(self._conn.execute("SELECT COUNT(*) FROM outbox WHERE status = ?", (status,)).fetchone()[0])
 
-    def counts_by_receiver(self, status: OutboxStatus = "sent") -> dict[str, int]:
-        """Notifications in ``status`` per receiver (all time, within retention)."""
-        rows = self._conn.execute(
-            "SELECT receiver, COUNT(*) FROM outbox WHERE status = ? GROUP BY receiver ORDER BY receiver", (status,)
-        ).fetchall()
-        return {str(r): int(c) for r, c in rows}
-
     def finish(self, n: Notification, status: OutboxStatus, now_ms: int, error: str = "") -> None:
         """Mark a notification sent, skipped or failed."""
         self._conn.execute(
