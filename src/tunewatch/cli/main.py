@@ -10,7 +10,6 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from tunewatch import __version__
 from tunewatch.cli import (
     audit_cmd,
     bench_cmd,
@@ -35,6 +34,7 @@ from tunewatch.cli.feedback import (
     user_errors,
 )
 from tunewatch.cli.paths import is_stdio, open_output, output_path, text_input
+from tunewatch.version import __version__
 
 app = typer.Typer(
     name="tunewatch",

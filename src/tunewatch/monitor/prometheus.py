@@ -40,13 +40,13 @@ from prometheus_client import (
 )
 from prometheus_client.gc_collector import GCCollector
 
-from tunewatch import __version__
 from tunewatch.monitor.business import BusinessMetrics
 from tunewatch.monitor.cache_metrics import CacheStatsCollector
 from tunewatch.monitor.cardinality import CappedLabel
 from tunewatch.monitor.series_metrics import SeriesCollector
 from tunewatch.process.processor import ProcessingResult
 from tunewatch.process.revenue import configured_currency
+from tunewatch.version import __version__
 
 #: Pipeline stages with a latency histogram. ``ingest`` is one whole ``Pipeline.ingest`` call (validate +
 #: process + detect + alert); it is also accepted under its older name ``pipeline``.

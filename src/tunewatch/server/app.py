@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from tunewatch import __version__
 from tunewatch.errors import ConfigError
 from tunewatch.notify.dispatcher import NotificationPipeline
 from tunewatch.security.ratelimit import RateLimiter
@@ -28,6 +27,7 @@ from tunewatch.server.routes import ROUTERS, RouteContext
 from tunewatch.server.routes.console import STATIC
 from tunewatch.server.service import LiveService
 from tunewatch.server.settings import ServerSettings
+from tunewatch.version import __version__
 
 
 def create_app(
