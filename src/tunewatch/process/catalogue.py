@@ -15,6 +15,10 @@ class MetricSpec:
     ``weight`` names the column that measures how much evidence a value rests on (the denominator of a
     ratio, the number of samples of a quantile); detectors use it for their noise floor and rules for
     minimum-volume guards. ``bad`` is the direction in which a change hurts the business.
+
+    >>> spec = METRICS["failure_rate"]
+    >>> spec.kind, spec.weight, spec.bad
+    ('ratio', 'attempts', 'up')
     """
 
     name: str

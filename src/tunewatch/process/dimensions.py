@@ -12,7 +12,11 @@ OTHER: Final = "_other"  # the aggregated rest of a top-K dimension (tracks and 
 
 @dataclass(frozen=True, slots=True)
 class DimensionSet:
-    """A named combination of dimension fields; ``global`` has none."""
+    """A named combination of dimension fields; ``global`` has none.
+
+    >>> DimensionSet("market,cdn", ("market", "cdn")).refines(DimensionSet("market", ("market",)))
+    True
+    """
 
     name: str
     fields: tuple[str, ...]

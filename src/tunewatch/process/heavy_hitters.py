@@ -20,7 +20,14 @@ import polars as pl
 
 
 class HeavyHitters:
-    """Decayed top-K of one string column."""
+    """Decayed top-K of one string column.
+
+    >>> import polars as pl
+    >>> hh = HeavyHitters(k=2)
+    >>> hh.update(pl.Series("track_id", ["a", "a", "a", "b", "b", "c"]), t=0)
+    >>> sorted(hh.members)
+    ['a', 'b']
+    """
 
     def __init__(self, k: int = 50, half_life_ms: int = 3_600_000, capacity: int = 20_000) -> None:
         self.k = k

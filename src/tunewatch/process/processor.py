@@ -52,6 +52,14 @@ class ProcessingResult:
     histogram's answer, within 1 % relative error). With ``keep_sketches`` the processor also emits the
     mergeable sketch states — HyperLogLog registers and startup-time histograms per window and series — in
     ``sketches``, for rollups over time and merges across workers (see :mod:`tunewatch.process.sketches`).
+
+    >>> from tunewatch.validate import EnterpriseDataValidator
+    >>> ev = [{"event_id": f"e{i}", "ts": 1_699_999_980_000 + i, "event_type": "play", "user_id": "u1",
+    ...        "market": "SE", "platform": "web", "tier": "free", "track_id": "t", "artist_id": "a",
+    ...        "ms_played": 40_000, "track_duration_ms": 200_000, "reason_end": "trackdone"} for i in range(4)]
+    >>> result = MusicDataProcessor().process(EnterpriseDataValidator().validate(ev))
+    >>> result.events, result.windows, result.series("streams").rows()
+    (4, [1699999980000], [(1699999980000, 4.0)])
     """
 
     metrics: pl.DataFrame

@@ -38,7 +38,16 @@ QUALITY_COLUMNS: Final = (
 
 
 class QualityLedger:
-    """Books each batch's outcomes to windows; hands out the KPIs of windows as they close."""
+    """Books each batch's outcomes to windows; hands out the KPIs of windows as they close.
+
+    >>> from tunewatch.validate import EnterpriseDataValidator
+    >>> ledger = QualityLedger()
+    >>> ad = {"event_id": "e1", "ts": 1_699_999_980_000, "event_type": "ad", "user_id": "u1", "market": "SE",
+    ...       "platform": "web", "tier": "free", "ad_revenue_micros": 1200}
+    >>> ledger.record(EnterpriseDataValidator().validate([ad, {**ad, "event_id": "e2", "market": "??"}]))
+    >>> ledger.take(None).select("window_start", "events_received", "events_rejected").rows()
+    [(1699999980000, 2.0, 1.0)]
+    """
 
     def __init__(self) -> None:
         # window_start -> [received, rejected, duplicates, undecodable]

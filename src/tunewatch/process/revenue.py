@@ -112,7 +112,14 @@ DEFAULT_MARKET_FACTORS: Final = {
 
 @dataclass(slots=True)
 class RateTable:
-    """Per-stream rate = tier rate x market factor (micros). Load overrides from YAML with :meth:`from_yaml`."""
+    """Per-stream rate = tier rate x market factor (micros). Load overrides from YAML with :meth:`from_yaml`.
+
+    >>> import polars as pl
+    >>> table = RateTable(tier_rates={"premium": 4000}, market_factors={"US": 1.0}, default_factor=0.5)
+    >>> events = pl.DataFrame({"market": ["US", "BR"], "tier": ["premium", "premium"]})
+    >>> events.select(table.rate_expr()).to_series().to_list()
+    [4000.0, 2000.0]
+    """
 
     tier_rates: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TIER_RATES))
     market_factors: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MARKET_FACTORS))

@@ -62,7 +62,11 @@ _MAX_DEPTH: Final = 50
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    """One token: its kind (``int``, ``float``, ``str``, ``name``, ``kw``, ``op``, ``end``), text and column."""
+    """One token: its kind (``int``, ``float``, ``str``, ``name``, ``kw``, ``op``, ``end``), text and column.
+
+    >>> [(t.kind, t.text, t.column) for t in tokenize("ms_played >= 30000")][:3]
+    [('name', 'ms_played', 1), ('op', '>=', 11), ('int', '30000', 14)]
+    """
 
     kind: str
     text: str
@@ -70,7 +74,14 @@ class Token:
 
 
 class ExpressionError(ConfigError):
-    """An expression does not parse or does not type-check; ``column`` is 1-based."""
+    """An expression does not parse or does not type-check; ``column`` is 1-based.
+
+    >>> try:
+    ...     compile_expression("ms_played >= 'long'")
+    ... except ExpressionError as exc:
+    ...     exc.column
+    11
+    """
 
     def __init__(self, problem: str, column: int) -> None:
         super().__init__(f"column {column}: {problem}")
@@ -296,7 +307,13 @@ def compile_expression(text: str) -> tuple[pl.Expr, list[str]]:
 
 @dataclass(frozen=True, slots=True)
 class CustomRule:
-    """A compiled user rule."""
+    """A compiled user rule.
+
+    >>> rule = compile_rule({"name": "short_ads", "when": "event_type == 'ad'",
+    ...                      "check": "ad_revenue_micros < 10000000"})
+    >>> rule.field, rule.code
+    ('ad_revenue_micros', 'ad_revenue_micros: short_ads')
+    """
 
     name: str
     field: str
@@ -314,7 +331,12 @@ class CustomRule:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    """Compiled user rules, ready for :class:`~tunewatch.validate.EnterpriseDataValidator`."""
+    """Compiled user rules, ready for :class:`~tunewatch.validate.EnterpriseDataValidator`.
+
+    >>> rules = load_rules("- {name: long_enough, check: 'ms_played >= 0', reason: negative_play}")
+    >>> [r.reason for r in rules.rules()]
+    ['ms_played: negative_play']
+    """
 
     custom: tuple[CustomRule, ...]
 

@@ -57,7 +57,12 @@ _NEVER: Final = pl.lit(False)
 
 @dataclass(slots=True)
 class ColumnStats:
-    """Whole-batch statistics the screens look at (all cheap: null counts are metadata, the rest one pass)."""
+    """Whole-batch statistics the screens look at (all cheap: null counts are metadata, the rest one pass).
+
+    >>> stats = ColumnStats(rows=2, text_clean=True, now_ms=0, raw_nulls={"cdn": 0}, work_nulls={"cdn": 1})
+    >>> stats.unparsed("cdn"), stats.absent("cdn")
+    (True, False)
+    """
 
     rows: int
     text_clean: bool
@@ -89,7 +94,14 @@ def _always(_: ColumnStats) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One rule: the ``field: reason`` it reports, its exact mask, a cheap superset mask and a column screen."""
+    """One rule: the ``field: reason`` it reports, its exact mask, a cheap superset mask and a column screen.
+
+    >>> rule = Rule("ms_played: negative", pl.col("ms_played") < 0)
+    >>> rule.field
+    'ms_played'
+    >>> pl.DataFrame({"ms_played": [5, -1, None]}).select(rule.exact(frozenset())).to_series().to_list()
+    [False, True, False]
+    """
 
     reason: str
     mask: pl.Expr

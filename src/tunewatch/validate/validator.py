@@ -60,6 +60,12 @@ class ValidationResult:
     ``valid`` holds the accepted events typed as ``VALID_SCHEMA`` (timestamps in epoch ms, ``skipped`` filled
     in); ``rejected`` one row per rejected event with its reasons and raw bytes. ``watermark`` is the
     event-time watermark after this batch.
+
+    >>> r = EnterpriseDataValidator().validate([{"event_id": "e1", "ts": 1700000000000, "event_type": "ad"}])
+    >>> r.received, r.accepted, r.rejected_count, r.success_rate
+    (1, 0, 1, 0.0)
+    >>> r.messages()[0].startswith("api:1: user_id is required but missing")
+    True
     """
 
     valid: pl.DataFrame

@@ -23,7 +23,13 @@ STATE_VERSION: Final = 1
 
 
 class Watermark:
-    """Tracks the watermark across batches and flags late events."""
+    """Tracks the watermark across batches and flags late events.
+
+    >>> import numpy as np
+    >>> wm = Watermark(allowed_lateness_ms=1_000, support=1)
+    >>> wm.late_mask(np.array([10_000, 12_000, 10_500, 9_000])).tolist(), wm.value
+    ([False, False, True, True], 12000)
+    """
 
     def __init__(self, allowed_lateness_ms: int = DEFAULT_ALLOWED_LATENESS_MS, support: int = 3) -> None:
         self.allowed_lateness_ms = allowed_lateness_ms
