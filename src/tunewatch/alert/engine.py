@@ -155,7 +155,22 @@ def condition(rule: Rule) -> pl.Expr:
 
 
 class AlertEngine:
-    """Evaluates a rule set over detection frames and emits alert state changes (firing / resolved)."""
+    """Evaluates a rule set over detection frames and emits alert state changes (firing / resolved).
+
+    >>> from tunewatch.alert.rules import parse_rules
+    >>> from tunewatch.detect.stage import DetectionStage
+    >>> from tunewatch.process import MusicDataProcessor
+    >>> from tunewatch.validate import EnterpriseDataValidator
+    >>> rules = parse_rules("groups: [{name: g, rules: [{alert: AdRevenueHigh, kind: threshold, "
+    ...                     "metric: ad_revenue_micros, dimensions: [market], op: '>', value: 3000}]}]")
+    >>> ads = [{"event_id": f"e{i}", "ts": 1_699_999_980_000 + i, "event_type": "ad", "user_id": "u1",
+    ...         "market": "SE" if i % 2 else "BR", "platform": "web", "tier": "free", "ad_revenue_micros": 1200}
+    ...        for i in range(5)]
+    >>> metrics = MusicDataProcessor().process(EnterpriseDataValidator().validate(ads)).metrics
+    >>> detections = DetectionStage(rules.targets()).run(metrics)
+    >>> [(a.status, a.name, a.labels["market"]) for a in AlertEngine(rules).evaluate(detections, metrics)]
+    [('firing', 'AdRevenueHigh', 'BR')]
+    """
 
     def __init__(
         self,

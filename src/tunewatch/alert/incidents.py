@@ -93,7 +93,14 @@ class _Incident:
 
 
 class IncidentFolder:
-    """Folds the engine's alert changes into incidents (see the module docstring)."""
+    """Folds the engine's alert changes into incidents (see the module docstring).
+
+    >>> folder = IncidentFolder()
+    >>> a = Alert({"alertname": "FailuresUp", "metric": "failure_rate", "market": "BR"}, {}, "firing", 0)
+    >>> from tunewatch.detect.stage import DETECTION_SCHEMA
+    >>> [x.status for x in folder.fold([a], pl.DataFrame(schema=DETECTION_SCHEMA))], len(folder.active())
+    (['firing'], 1)
+    """
 
     def __init__(
         self,

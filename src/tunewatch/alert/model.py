@@ -47,7 +47,12 @@ def parse_time(text: str) -> int | None:
 
 @dataclass(slots=True)
 class Alert:
-    """One alert state change (firing or resolved), as written to ``--alerts-out`` and sent to receivers."""
+    """One alert state change (firing or resolved), as written to ``--alerts-out`` and sent to receivers.
+
+    >>> a = Alert({"alertname": "FailuresUp", "market": "BR"}, {"summary": "failures up"}, "firing", 1_767_571_200_000)
+    >>> a.name, a.to_dict()["startsAt"], Alert.from_dict(a.to_dict()).fingerprint == a.fingerprint
+    ('FailuresUp', '2026-01-05T00:00:00.000Z', True)
+    """
 
     labels: dict[str, str]
     annotations: dict[str, str]

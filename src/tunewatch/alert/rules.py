@@ -53,7 +53,12 @@ def _duration_field(v: object) -> int:
 
 
 class BurnWindow(BaseModel):
-    """One multi-window pair of an SLO burn-rate rule: both windows must burn at ``factor`` x or more."""
+    """One multi-window pair of an SLO burn-rate rule: both windows must burn at ``factor`` x or more.
+
+    >>> w = BurnWindow.model_validate({"long": "1h", "short": "5m", "factor": 14.4})
+    >>> w.long_ms, w.short_ms, w.factor
+    (3600000, 300000, 14.4)
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -86,7 +91,13 @@ def _workbook_windows() -> list[BurnWindow]:
 
 
 class Rule(BaseModel):
-    """One alerting rule."""
+    """One alerting rule.
+
+    >>> r = Rule.model_validate({"alert": "PlaysDrop", "kind": "rate_of_change", "metric": "plays",
+    ...                          "change_over": "10m", "min_change": 0.3, "direction": "down"})
+    >>> r.kind, r.change_over_ms, r.dimensions
+    ('rate_of_change', 600000, ['global'])
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -200,7 +211,12 @@ class Rule(BaseModel):
 
 
 class RuleGroup(BaseModel):
-    """A named group of rules."""
+    """A named group of rules.
+
+    >>> g = RuleGroup.model_validate({"name": "quality", "rules": [{"alert": "SkipsUp", "metric": "skip_rate"}]})
+    >>> g.name, [r.alert for r in g.rules]
+    ('quality', ['SkipsUp'])
+    """
 
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -208,7 +224,13 @@ class RuleGroup(BaseModel):
 
 
 class RuleSet(BaseModel):
-    """A whole rule file."""
+    """A whole rule file.
+
+    >>> rules = parse_rules("groups: [{name: g, rules: [{alert: A, metric: plays, dimensions: [market]}, "
+    ...                     "{alert: B, metric: plays}]}]")
+    >>> [r.alert for r in rules.rules], rules.targets()
+    (['A', 'B'], {'plays': ['market', 'global']})
+    """
 
     model_config = ConfigDict(extra="forbid")
     groups: list[RuleGroup]

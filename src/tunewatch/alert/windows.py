@@ -87,7 +87,16 @@ def _cell(rows: pl.DataFrame, first: int, depth: int) -> tuple[np.ndarray, np.nd
 
 
 class RateOfChange:
-    """Relative change of a series' value against its value ``change_over`` earlier."""
+    """Relative change of a series' value against its value ``change_over`` earlier.
+
+    >>> from tunewatch.alert.rules import Rule
+    >>> roc = RateOfChange(Rule.model_validate({"alert": "Drop", "kind": "rate_of_change", "metric": "plays",
+    ...                                         "change_over": "2m", "min_change": 0.5, "direction": "down"}))
+    >>> rows = pl.DataFrame({"window_start": [0, 60_000, 120_000], "sid": [0, 0, 0], "value": [100.0, 90.0, 40.0],
+    ...                      "weight": [1.0, 1.0, 1.0]})
+    >>> roc.evaluate(rows, np.array([0, 60_000, 120_000])).get_column("__cond").to_list()
+    [False, False, True]
+    """
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
@@ -113,7 +122,17 @@ class RateOfChange:
 
 
 class BurnRate:
-    """Multi-window, multi-burn-rate SLO condition over a ratio metric weighted by its denominator."""
+    """Multi-window, multi-burn-rate SLO condition over a ratio metric weighted by its denominator.
+
+    >>> from tunewatch.alert.rules import Rule
+    >>> burn = BurnRate(Rule.model_validate({"alert": "Budget", "kind": "slo_burn_rate", "metric": "failure_rate",
+    ...                                      "objective": 0.99, "burn_windows": [{"long": "2m", "short": "1m",
+    ...                                                                           "factor": 2}]}))
+    >>> rows = pl.DataFrame({"window_start": [0, 60_000], "sid": [0, 0], "value": [0.10, 0.10],
+    ...                      "weight": [100.0, 100.0]})
+    >>> burn.evaluate(rows, np.array([0, 60_000])).get_column("__cond").to_list()
+    [True, True]
+    """
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
@@ -160,7 +179,13 @@ class BurnRate:
 
 
 class ExpectedBeforeSilence:
-    """Per series, the expected value of its last window that was not silent (NaN: none seen yet)."""
+    """Per series, the expected value of its last window that was not silent (NaN: none seen yet).
+
+    >>> h = ExpectedBeforeSilence()
+    >>> h.ref = np.array([np.nan, 40.0])  # series 1 expected 40 a minute before it went silent
+    >>> h.load_state_dict(h.state_dict()); h.ref.tolist()
+    [nan, 40.0]
+    """
 
     def __init__(self) -> None:
         self.ref = np.zeros(0, dtype=np.float64)
@@ -183,6 +208,13 @@ class Absence:
     "Expected" is what the detector expected in the series' last window that was not silent, not its expected
     value now: a detector learns the zeros of a silent series within minutes, and judged by its current
     expectation an outage would stop counting as one before ``for`` was reached.
+
+    >>> from tunewatch.alert.rules import Rule
+    >>> absence = Absence(Rule.model_validate({"alert": "Silent", "kind": "absence", "metric": "plays",
+    ...                                        "min_expected": 5}))
+    >>> rows = pl.DataFrame({"sid": [0, 0, 0], "value": [30.0, 0.0, 0.0], "expected": [28.0, 27.0, 3.0]})
+    >>> absence.evaluate(rows, np.array([0, 60_000, 120_000])).get_column("__cond").to_list()
+    [False, True, True]
     """
 
     def __init__(self, rule: Rule) -> None:

@@ -23,7 +23,13 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(slots=True)
 class Detection:
-    """Detector output for a set of points (one entry per input point)."""
+    """Detector output for a set of points (one entry per input point).
+
+    >>> d = Detection(score=np.array([0.1, 0.9]), expected=np.array([10.0, 10.0]),
+    ...               lower=np.array([8.0, 8.0]), upper=np.array([12.0, 12.0]))
+    >>> (d.score > 0.5).tolist(), d.source is None
+    ([False, True], True)
+    """
 
     score: FloatArray  # anomaly score in [0, 1]; NaN while warming up or for a missing point
     expected: FloatArray  # expected value
@@ -46,7 +52,12 @@ class Detection:
 
 @dataclass(slots=True)
 class PointDetection:
-    """Detector output for one point of one series (the streaming form)."""
+    """Detector output for one point of one series (the streaming form).
+
+    >>> p = PointDetection(score=0.93, expected=100.0, lower=90.0, upper=110.0, source="level", run_ms=120_000.0)
+    >>> p.score > 0.5, p.source, p.run_ms / 60_000
+    (True, 'level', 2.0)
+    """
 
     score: float
     expected: float
@@ -63,6 +74,14 @@ class VectorDetector(ABC):
     values and weights (the denominator of a ratio or the count behind a mean; 1 when not meaningful; a
     weight of 0 or a NaN value marks a missing point). It returns a :class:`Detection` aligned with ``ids``
     and updates the state of exactly those series.
+
+    >>> from tunewatch.detect.robust import RobustLevelDetector
+    >>> det: VectorDetector = RobustLevelDetector(noise="poisson", warmup=3)
+    >>> ids = np.array([0, 1])
+    >>> for t in range(5):  # two series in one step per minute
+    ...     d = det.step(t * 60_000, ids, np.array([100.0, 5.0]), np.ones(2))
+    >>> d.expected.round().tolist(), det.state_dict()["version"] == det.version
+    ([100.0, 5.0], True)
     """
 
     #: Short name used in rule files and explanations.

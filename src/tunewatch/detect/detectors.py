@@ -35,7 +35,16 @@ class LevelScaleDetector(KernelDetector):
 
 
 class SeasonalDetector(KernelDetector):
-    """Level and scale plus a seasonal profile (default: daily, 96 slots of 15 minutes, UTC)."""
+    """Level and scale plus a seasonal profile (default: daily, 96 slots of 15 minutes, UTC).
+
+    >>> import numpy as np
+    >>> det = SeasonalDetector(warmup=5, bins=24)
+    >>> hours = np.arange(24 * 7) * 3_600_000  # a week of hourly points with a daily cycle
+    >>> values = 100 + 50 * np.sin(2 * np.pi * (hours % 86_400_000) / 86_400_000)
+    >>> d = det.chunk(hours, values)
+    >>> bool(abs(d.expected[-1] - values[-1]) < 25)  # the profile has learnt the cycle
+    True
+    """
 
     name = "seasonal"
     fixed: ClassVar[dict[str, Any]] = {"use_cusum": 0.0}
@@ -46,14 +55,28 @@ class SeasonalDetector(KernelDetector):
 
 
 class ChangePointDetector(KernelDetector):
-    """CUSUM of standardised residuals: level shifts, including slow ones a point test misses."""
+    """CUSUM of standardised residuals: level shifts, including slow ones a point test misses.
+
+    >>> import numpy as np
+    >>> det = ChangePointDetector(warmup=10)
+    >>> x = np.r_[np.full(60, 100.0) + np.tile([1.0, -1.0], 30), np.full(30, 104.0)]  # a small, lasting shift
+    >>> d = det.chunk(np.arange(90) * 60_000, x)
+    >>> bool(np.nanmax(d.score[60:]) > np.nanmax(d.score[:60]))
+    True
+    """
 
     name = "changepoint"
     fixed: ClassVar[dict[str, Any]] = {"use_level": 0.0}
 
 
 class EnsembleDetector(KernelDetector):
-    """Seasonal residual and CUSUM together; the stronger evidence counts and is named in the output."""
+    """Seasonal residual and CUSUM together; the stronger evidence counts and is named in the output.
+
+    >>> det = EnsembleDetector(warmup=5)
+    >>> out = [det.update(t * 60_000, v) for t, v in enumerate([100, 98, 103, 101, 99, 100, 102, 40])]
+    >>> out[-1].score > 0.5, out[-1].source != "none"
+    (True, True)
+    """
 
     name = "ensemble"
 

@@ -22,7 +22,12 @@ WEEK_MS = 7 * DAY_MS
 
 @dataclass(frozen=True, slots=True)
 class KernelParams:
-    """Settings of the kernel (see :mod:`tunewatch.detect.kernel`); one configuration serves every series."""
+    """Settings of the kernel (see :mod:`tunewatch.detect.kernel`); one configuration serves every series.
+
+    >>> p = KernelParams(noise="poisson", warmup=10)
+    >>> p.warmup, p.noise, p.vector().dtype
+    (10, 'poisson', dtype('float64'))
+    """
 
     noise: Noise = "relative"
     alpha: float = 0.05  # level gain
@@ -151,7 +156,13 @@ class KernelParams:
 
 
 class KernelDetector(VectorDetector):
-    """Vectorised detector whose per-point arithmetic is :func:`tunewatch.detect.kernel.point`."""
+    """Vectorised detector whose per-point arithmetic is :func:`tunewatch.detect.kernel.point`.
+
+    >>> det = KernelDetector(warmup=5)
+    >>> d = det.chunk(np.arange(8) * 60_000, np.array([100, 98, 103, 101, 99, 100, 102, 40.0]))
+    >>> bool(d.score[-1] > 0.5), det.series_count()
+    (True, 1)
+    """
 
     name = "kernel"
     version = 3  # 2: weekly profile state; 3: trend model and count-detection state

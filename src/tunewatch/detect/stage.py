@@ -242,7 +242,19 @@ class _Points:
 
 class DetectionStage:
     """Runs one detector per watched metric over the dimension sets the rules ask for (metrics whose detectors
-    have the same configuration step together, see :mod:`tunewatch.detect.shared`)."""
+    have the same configuration step together, see :mod:`tunewatch.detect.shared`).
+
+    >>> from tunewatch.process import MusicDataProcessor
+    >>> from tunewatch.validate import EnterpriseDataValidator
+    >>> ads = [{"event_id": f"e{i}", "ts": 1_699_999_980_000 + i, "event_type": "ad", "user_id": "u1",
+    ...         "market": "SE" if i % 2 else "BR", "platform": "web", "tier": "free", "ad_revenue_micros": 1200}
+    ...        for i in range(5)]
+    >>> metrics = MusicDataProcessor().process(EnterpriseDataValidator().validate(ads)).metrics
+    >>> stage = DetectionStage({"ad_revenue_micros": ["global", "market"]})
+    >>> out = stage.run(metrics)
+    >>> stage.series_count, out.select("dimset", "market", "value").sort("value").rows()
+    (3, [('market', 'SE', 2400.0), ('market', 'BR', 3600.0), ('global', None, 6000.0)])
+    """
 
     def __init__(
         self,
