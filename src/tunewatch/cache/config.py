@@ -21,6 +21,10 @@ class CacheConfig(BaseSettings):
     """Cache settings; every field can be set with ``TUNEWATCH_CACHE_<FIELD>`` (lists as JSON).
 
     ``redis_url=None`` and ``redis_cluster=False`` (the default) give a memory-only cache that needs no server.
+
+    >>> cfg = CacheConfig(redis_url="redis://127.0.0.1:6379/0", ttl_default=60)
+    >>> cfg.backend, cfg.ttl_default
+    ('redis', 60)
     """
 
     model_config = SettingsConfigDict(env_prefix="TUNEWATCH_CACHE_", extra="forbid", frozen=True)

@@ -27,7 +27,12 @@ log = logging.getLogger(__name__)
 
 
 class InvalidationMessage(NamedTuple):
-    """Who changed which keys (and which tag was invalidated, if any)."""
+    """Who changed which keys (and which tag was invalidated, if any).
+
+    >>> msg = decode_message(encode_message("worker-1", ["tw:v1:track:t1"], "tracks"))
+    >>> msg.sender, msg.keys, msg.tag
+    ('worker-1', ['tw:v1:track:t1'], 'tracks')
+    """
 
     sender: str
     keys: list[str]
@@ -52,7 +57,18 @@ def decode_message(payload: bytes) -> InvalidationMessage | None:
 
 
 class InvalidationListener:
-    """Background thread subscribed to ``channel`` on its own Redis connection; reconnects after failures."""
+    """Background thread subscribed to ``channel`` on its own Redis connection; reconnects after failures.
+
+    Built by :class:`~tunewatch.cache.MusicStreamingCacheManager` when Redis is configured; nothing connects
+    before :meth:`start`:
+
+    >>> from tunewatch.cache.config import CacheConfig
+    >>> from tunewatch.cache.redis_backend import RedisBackend
+    >>> remote = RedisBackend(CacheConfig(redis_url="redis://127.0.0.1:6379/0"))
+    >>> listener = InvalidationListener(remote, "tw:v1:invalidate", print, on_reconnect=lambda: None)
+    >>> listener.channel, listener.connected.is_set()
+    ('tw:v1:invalidate', False)
+    """
 
     def __init__(
         self,

@@ -57,6 +57,16 @@ class MusicStreamingCacheManager:
     ``MusicStreamingCacheManager(config, **overrides)``: ``overrides`` replace fields of ``config`` (or of the
     environment-derived default), e.g. ``MusicStreamingCacheManager(redis_url="redis://127.0.0.1:6379/0")``.
     ``clock`` drives TTLs, back-off and lock waits (inject a :class:`~tunewatch.clock.ManualClock` in tests).
+
+    >>> from tunewatch.clock import ManualClock
+    >>> clock = ManualClock()
+    >>> cache = MusicStreamingCacheManager(clock=clock, ttl_default=60)
+    >>> cache.set("window:BR", {"plays": 120})
+    >>> cache.get("window:BR"), cache.config.backend
+    ({'plays': 120}, 'memory')
+    >>> clock.advance(61)
+    >>> cache.get("window:BR") is None
+    True
     """
 
     def __init__(self, config: CacheConfig | None = None, *, clock: Clock | None = None, **overrides: Any) -> None:

@@ -32,7 +32,13 @@ class _Entry(NamedTuple):
 
 
 class MemoryBackend:
-    """Bounded LRU of ``key -> bytes`` with per-entry TTL (seconds, ``None`` = never expires)."""
+    """Bounded LRU of ``key -> bytes`` with per-entry TTL (seconds, ``None`` = never expires).
+
+    >>> mem = MemoryBackend(max_entries=10)
+    >>> mem.set_many({"a": b"1", "b": b"2"}, ttl=None, tags=["t"])
+    >>> mem.get_many(["a", "b", "c"]), len(mem)
+    ([b'1', b'2', None], 2)
+    """
 
     def __init__(self, *, max_entries: int = 100_000, max_bytes: int = 256 * 1024 * 1024, clock: Clock | None = None):
         if max_entries <= 0 or max_bytes <= 0:

@@ -46,7 +46,14 @@ def _build_client(config: CacheConfig) -> RedisClient:
 
 
 class RedisBackend:
-    """``key -> bytes`` on Redis or Redis Cluster; keys are full (already namespaced) Redis keys."""
+    """``key -> bytes`` on Redis or Redis Cluster; keys are full (already namespaced) Redis keys.
+
+    The client connects on first use, so building one needs no server:
+
+    >>> from tunewatch.cache.config import CacheConfig
+    >>> RedisBackend(CacheConfig(redis_cluster=True, cluster_nodes=["127.0.0.1:7000", "127.0.0.1:7001"])).describe()
+    'redis-cluster (2 seed node(s))'
+    """
 
     def __init__(self, config: CacheConfig) -> None:
         if config.backend == "memory":

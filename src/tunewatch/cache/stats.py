@@ -8,7 +8,15 @@ from dataclasses import dataclass, field, fields
 
 @dataclass
 class CacheCounters:
-    """Monotonic counters (thread-safe through :meth:`add`) and a read latency accumulator."""
+    """Monotonic counters (thread-safe through :meth:`add`) and a read latency accumulator.
+
+    >>> counters = CacheCounters()
+    >>> counters.read(hits=3, misses=1, seconds=0.002)
+    >>> counters.add(sets=2)
+    >>> snap = counters.snapshot()
+    >>> snap["hit_ratio"], snap["sets"], snap["latency"]
+    (0.75, 2.0, 0.002)
+    """
 
     hits: int = 0
     misses: int = 0

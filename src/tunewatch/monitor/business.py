@@ -38,6 +38,16 @@ class BusinessMetrics:
 
     Only the ``top_n`` markets by cumulative event volume get their own ``market`` label; the rest are
     summed into ``market="_other"``, and at most ``max_markets`` distinct market labels are ever emitted.
+
+    >>> from prometheus_client import CollectorRegistry, generate_latest
+    >>> from tunewatch.process import MusicDataProcessor
+    >>> from tunewatch.validate import EnterpriseDataValidator
+    >>> ads = [{"event_id": f"e{i}", "ts": 1_699_999_980_000 + i, "event_type": "ad", "user_id": "u1",
+    ...         "market": "BR", "platform": "web", "tier": "free", "ad_revenue_micros": 1200} for i in range(3)]
+    >>> registry = CollectorRegistry()
+    >>> BusinessMetrics(registry).record(MusicDataProcessor().process(EnterpriseDataValidator().validate(ads)))
+    >>> b'market="BR"' in generate_latest(registry)
+    True
     """
 
     def __init__(

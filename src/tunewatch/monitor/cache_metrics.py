@@ -48,7 +48,16 @@ _DERIVED: Final = ("latency",)  # mean latency: derivable from the summary, not 
 
 class CacheStatsCollector(Collector):
     """Exports the newest cache statistics snapshot; other numeric keys (the cache's counters are monotonic) go to
-    the counter family ``tunewatch_cache_other_total{stat}``, at most ``max_other`` names."""
+    the counter family ``tunewatch_cache_other_total{stat}``, at most ``max_other`` names.
+
+    >>> from prometheus_client import CollectorRegistry, generate_latest
+    >>> registry = CollectorRegistry()
+    >>> collector = CacheStatsCollector()
+    >>> registry.register(collector)
+    >>> collector.record({"hits": 9, "misses": 1, "hit_ratio": 0.9})
+    >>> b"tunewatch_cache_hit_ratio 0.9" in generate_latest(registry)
+    True
+    """
 
     def __init__(self, source: Callable[[], Mapping[str, float]] | None = None, *, max_other: int = 32) -> None:
         self.source = source

@@ -32,7 +32,11 @@ DEFAULT_INTERVAL = 0.001
 
 
 class ProfilingUnavailable(TunewatchError):
-    """pyinstrument is not installed."""
+    """pyinstrument is not installed.
+
+    >>> issubclass(ProfilingUnavailable, TunewatchError)  # raised by captures when pyinstrument is missing
+    True
+    """
 
 
 def _profiler(interval: float) -> Profiler:
@@ -89,6 +93,12 @@ class SectionProfiler:
 
     While disarmed a section costs one clock read. While armed each section runs under its own
     pyinstrument profiler and the sessions are merged when the capture ends.
+
+    >>> profiler = SectionProfiler()
+    >>> with profiler.section():  # disarmed: costs one clock read
+    ...     total = sum(range(1000))
+    >>> profiler.armed, profiler.sections
+    (False, 0)
     """
 
     def __init__(self, *, interval: float = DEFAULT_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:

@@ -58,7 +58,13 @@ LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 
 
 class LabelledAlert(Protocol):
-    """What :meth:`PrometheusMetricsManager.record_alerts` needs of an alert."""
+    """What :meth:`PrometheusMetricsManager.record_alerts` needs of an alert.
+
+    >>> from tunewatch.alert.model import Alert
+    >>> alert: LabelledAlert = Alert({"alertname": "FailuresUp", "severity": "critical"}, {}, "firing", 0)
+    >>> alert.labels["severity"]
+    'critical'
+    """
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -67,7 +73,18 @@ class LabelledAlert(Protocol):
 
 
 class StageTimer:
-    """Times one ``with`` block into a histogram child; counts an exception in an error counter child."""
+    """Times one ``with`` block into a histogram child; counts an exception in an error counter child.
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> from prometheus_client import Counter as PromCounter
+    >>> registry = CollectorRegistry()
+    >>> seconds = Histogram("demo_seconds", "stage time", registry=registry)
+    >>> errors = PromCounter("demo_errors", "stage errors", registry=registry)
+    >>> with StageTimer(seconds, errors):
+    ...     pass
+    >>> registry.get_sample_value("demo_seconds_count"), registry.get_sample_value("demo_errors_total")
+    (1.0, 0.0)
+    """
 
     __slots__ = ("_errors", "_histogram", "_started")
 

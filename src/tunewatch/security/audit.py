@@ -98,12 +98,25 @@ class Auditor(Protocol):
 
 
 class AuditError(TunewatchError):
-    """An audit entry cannot be recorded (bad details, no key) or the trail cannot be read."""
+    """An audit entry cannot be recorded (bad details, no key) or the trail cannot be read.
+
+    >>> try:
+    ...     AuditLog(":memory:").record("ops", "keys.create")  # recording needs a key
+    ... except AuditError as exc:
+    ...     isinstance(exc, TunewatchError)
+    True
+    """
 
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One entry of the trail; ``details`` is the canonical JSON text as stored."""
+    """One entry of the trail; ``details`` is the canonical JSON text as stored.
+
+    >>> log = AuditLog(":memory:", Keyring.generate("k1"), clock=lambda: 1_700_000_000_000)
+    >>> entry = log.record("ops@example", "keys.revoke", "key/abc", reason="rotation")
+    >>> entry.actor, entry.action, entry.details_dict, entry.kid
+    ('ops@example', 'keys.revoke', {'reason': 'rotation'}, 'k1')
+    """
 
     id: int
     ts_ms: int
@@ -128,6 +141,12 @@ class Verification:
 
     ``checked`` entries verified; ``head_id`` and ``head_hash`` are those of the last verified entry (the end of
     the trail when ``ok``): keep a copy elsewhere to detect a later rollback of the whole database.
+
+    >>> log = AuditLog(":memory:", Keyring.generate("k1"))
+    >>> _ = log.record("ci", "rules.reload", "rules.yaml")
+    >>> result = log.verify()
+    >>> result.ok, result.checked
+    (True, 1)
     """
 
     ok: bool
@@ -149,6 +168,12 @@ class AuditLog:
     A connection passed in must be in autocommit mode, as :func:`tunewatch.store.sqlite.connect` makes it, and
     created with ``check_same_thread=False`` if several threads record. ``keyring`` is needed to record and
     verify, not to list. ``clock`` returns epoch milliseconds.
+
+    >>> with AuditLog(":memory:", Keyring.generate("k1"), clock=lambda: 1_700_000_000_000) as log:
+    ...     _ = log.record("ops@example", "silence.add", "silence/1")
+    ...     _ = log.record("ci", "rules.reload", "rules.yaml")
+    ...     [e.action for e in log.entries(actor="ci")]
+    ['rules.reload']
     """
 
     def __init__(

@@ -55,7 +55,14 @@ _ENTRY_SPLIT: Final = re.compile(r"[\s,]+")
 
 
 class KeyringError(TunewatchError):
-    """Data keys are missing, malformed, or stored unsafely; or a key id is unknown."""
+    """Data keys are missing, malformed, or stored unsafely; or a key id is unknown.
+
+    >>> try:
+    ...     Keyring([("k1", b"too short")])
+    ... except KeyringError as exc:
+    ...     isinstance(exc, TunewatchError)
+    True
+    """
 
 
 class Keyring:
@@ -63,6 +70,10 @@ class Keyring:
 
     ``keys`` holds ``(kid, 32-byte key)`` pairs. Thread-safe: the derived keys and cipher objects are cached
     under a lock.
+
+    >>> ring = Keyring.generate("k1")
+    >>> ring.active, len(ring.derive("pseudonyms"))
+    ('k1', 32)
     """
 
     __slots__ = ("_active", "_aead", "_derived", "_keys", "_lock")

@@ -69,7 +69,14 @@ VERIFIED_CACHE_SIZE: Final = 1024
 
 
 class ApiKeyError(TunewatchError):
-    """An API key cannot be created or revoked (bad scope, unknown id)."""
+    """An API key cannot be created or revoked (bad scope, unknown id).
+
+    >>> try:
+    ...     parse_scope("superuser")
+    ... except ApiKeyError as exc:
+    ...     isinstance(exc, TunewatchError)
+    True
+    """
 
 
 def parse_scope(text: str) -> Scope:
@@ -81,7 +88,12 @@ def parse_scope(text: str) -> Scope:
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """A key's public record (never the secret)."""
+    """A key's public record (never the secret).
+
+    >>> key = ApiKey("k1", "ingest-bot", frozenset({"ingest"}), created_ms=0)
+    >>> key.allows("ingest"), key.allows("admin")
+    (True, False)
+    """
 
     id: str
     name: str
@@ -100,7 +112,12 @@ def _scrypt(secret: str, salt: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class LegacyKey:
-    """A well-formed key whose row still has a scrypt hash: :meth:`ApiKeyStore.verify_legacy` decides."""
+    """A well-formed key whose row still has a scrypt hash: :meth:`ApiKeyStore.verify_legacy` decides.
+
+    >>> store = ApiKeyStore(sqlite3.connect(":memory:"))
+    >>> store.check("tw_unknown_secret") is None  # neither a current key nor a legacy one
+    True
+    """
 
     key_id: str
     secret: str
@@ -111,7 +128,11 @@ _LEGACY_WAIT_S = 0.5  #: longer than this behind other checks: refused as busy, 
 
 
 class LegacyCheckBusy(ApiKeyError):
-    """Another scrypt check is running (keys made before the HMAC scheme are checked one at a time)."""
+    """Another scrypt check is running (keys made before the HMAC scheme are checked one at a time).
+
+    >>> issubclass(LegacyCheckBusy, ApiKeyError)
+    True
+    """
 
 
 class ApiKeyStore:
@@ -119,6 +140,14 @@ class ApiKeyStore:
 
     ``secret`` keys the hashes; by default the server secret of the connection's database file (an ephemeral one
     for an in-memory database).
+
+    >>> store = ApiKeyStore(sqlite3.connect(":memory:"))
+    >>> secret, key = store.create("ingest-bot", {"ingest"}, now_ms=0)
+    >>> store.check(secret) == key, [k.name for k in store.list()]
+    (True, ['ingest-bot'])
+    >>> _ = store.revoke(key.id, now_ms=1)
+    >>> store.check(secret) is None
+    True
     """
 
     def __init__(self, conn: sqlite3.Connection, *, secret: ServerSecret | None = None) -> None:

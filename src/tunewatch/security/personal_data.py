@@ -52,11 +52,25 @@ _Decrypt = Callable[[bytes, bytes, bytes | None], bytes]
 
 
 class PersonalDataError(TunewatchError):
-    """A column cannot be protected (wrong type)."""
+    """A column cannot be protected (wrong type).
+
+    >>> try:
+    ...     PersonalDataProtector(Keyring.generate()).encrypt_column(pl.Series("user_id", [1, 2]))
+    ... except PersonalDataError as exc:
+    ...     isinstance(exc, TunewatchError)
+    True
+    """
 
 
 class DecryptionError(PersonalDataError):
-    """A token cannot be decrypted: malformed, unknown key id, or altered (authentication failed)."""
+    """A token cannot be decrypted: malformed, unknown key id, or altered (authentication failed).
+
+    >>> try:
+    ...     PersonalDataProtector(Keyring.generate()).decrypt_column(pl.Series("user_id", ["v1.k1.garbage"]))
+    ... except DecryptionError as exc:
+    ...     isinstance(exc, PersonalDataError)
+    True
+    """
 
 
 class PersonalDataProtector:
@@ -64,6 +78,12 @@ class PersonalDataProtector:
 
     ``pseudonym_kid`` picks the key whose derived HMAC key makes pseudonyms (default: the active key).
     Thread-safe (no mutable state beyond the keyring's caches).
+
+    >>> protector = PersonalDataProtector(Keyring.generate("k1"))
+    >>> frame = pl.DataFrame({"user_id": ["alice"], "ip_addr": ["203.0.113.9"], "market": ["SE"]})
+    >>> sealed = protector.encrypt_frame(frame)
+    >>> sealed["market"][0], sealed["user_id"][0] != "alice", protector.decrypt_frame(sealed).equals(frame)
+    ('SE', True, True)
     """
 
     def __init__(

@@ -55,7 +55,14 @@ class _RarelyPurgedMemoryStorage(MemoryStorage):
 
 @dataclass(frozen=True, slots=True)
 class RateLimitExceeded:
-    """A refused request: which limit, and how many seconds until it may retry."""
+    """A refused request: which limit, and how many seconds until it may retry.
+
+    >>> limiter = RateLimiter(per_key="1/minute", per_address="")
+    >>> _ = limiter.hit(key_id="k", address="a")
+    >>> refused = limiter.hit(key_id="k", address="a")
+    >>> refused.scope, refused.limit, 0 < refused.retry_after_s <= 60
+    ('key', '1 per 1 minute', True)
+    """
 
     scope: str  # "key", "address" or "auth_failures"
     limit: str
@@ -80,6 +87,10 @@ class RateLimiter:
     the storage is tried again. That is logged once per outage and counted in :attr:`fallbacks` (and by
     ``on_fallback``, which the service points at its ``/metrics``); a request is never refused or delayed
     because the storage is down.
+
+    >>> limiter = RateLimiter(per_key="", per_address="3/second")
+    >>> [limiter.hit(key_id=None, address="198.51.100.7") is None for _ in range(4)]
+    [True, True, True, False]
     """
 
     def __init__(

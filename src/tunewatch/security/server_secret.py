@@ -38,11 +38,23 @@ _CACHE_LOCK = threading.Lock()
 
 
 class ServerSecretError(TunewatchError):
-    """The server secret file is unreadable, malformed or not private."""
+    """The server secret file is unreadable, malformed or not private.
+
+    >>> try:
+    ...     ServerSecret(b"short")
+    ... except ServerSecretError as exc:
+    ...     isinstance(exc, TunewatchError)
+    True
+    """
 
 
 class ServerSecret:
-    """A 32-byte secret and the sub-keys derived from it (never its bytes)."""
+    """A 32-byte secret and the sub-keys derived from it (never its bytes).
+
+    >>> secret = ServerSecret.ephemeral()
+    >>> len(secret.derive("api-keys/v1")), secret.derive("a") == secret.derive("a")
+    (32, True)
+    """
 
     __slots__ = ("_derived", "_material")
 
