@@ -25,7 +25,14 @@ _NS_PER_MS = 1_000_000
 
 
 class Clock(Protocol):
-    """Wall-clock time in epoch milliseconds, monotonic seconds, and a way to wait."""
+    """Wall-clock time in epoch milliseconds, monotonic seconds, and a way to wait.
+
+    >>> def deadline_passed(clock: Clock, deadline_s: float) -> bool:
+    ...     return clock.monotonic() >= deadline_s
+    >>> clock = ManualClock()
+    >>> deadline_passed(clock, 5.0), clock.sleep(5.0), deadline_passed(clock, 5.0)
+    (False, None, True)
+    """
 
     def now_ms(self) -> int:
         """Current time, epoch milliseconds."""

@@ -35,7 +35,13 @@ MINUTE = 60_000
 
 @dataclass(frozen=True, slots=True)
 class Incident:
-    """One labelled incident."""
+    """One labelled incident.
+
+    >>> (inc,) = incidents_from_labels([{"kind": "cdn_outage", "dims": {"market": "BR", "cdn": "edge-2"},
+    ...                                 "start": "2026-01-05T10:00:00Z", "end": "2026-01-05T10:30:00Z"}])
+    >>> inc.kind, inc.dims, (inc.end - inc.start) // MINUTE
+    ('cdn_outage', {'market': 'BR', 'cdn': 'edge-2'}, 30)
+    """
 
     kind: str
     dims: dict[str, str]
@@ -45,7 +51,14 @@ class Incident:
 
 @dataclass(slots=True)
 class IncidentResult:
-    """Whether and how fast one incident was detected."""
+    """Whether and how fast one incident was detected.
+
+    >>> inc = Incident("cdn_outage", {"market": "BR"}, start=0, end=30 * MINUTE)
+    >>> alert = Alert({"alertname": "FailuresUp", "market": "BR"}, {}, "firing", 0, extra={"fired_at": 2 * MINUTE})
+    >>> (result,) = score([alert], [inc], span_ms=60 * MINUTE).incidents
+    >>> result.detected_by, result.time_to_detect_s
+    ('FailuresUp', 120.0)
+    """
 
     incident: Incident
     detected_by: str | None = None
@@ -54,7 +67,16 @@ class IncidentResult:
 
 @dataclass(slots=True)
 class BacktestReport:
-    """Scores of a set of alerts against labelled incidents."""
+    """Scores of a set of alerts against labelled incidents.
+
+    >>> inc = Incident("cdn_outage", {"market": "BR"}, start=60 * MINUTE, end=90 * MINUTE)
+    >>> right = Alert({"alertname": "FailuresUp", "market": "BR"}, {}, "firing", 61 * MINUTE)
+    >>> wider = Alert({"alertname": "FailuresUp"}, {}, "firing", 62 * MINUTE)  # global: collateral
+    >>> stray = Alert({"alertname": "FailuresUp", "market": "SE"}, {}, "firing", 10 * MINUTE)  # outside: false
+    >>> report = score([right, wider, stray], [inc], span_ms=24 * 60 * MINUTE)
+    >>> report.recall, round(report.precision, 2), len(report.collateral), report.false_per_day
+    (1.0, 0.33, 1, 1.0)
+    """
 
     incidents: list[IncidentResult]
     firing: int
@@ -226,7 +248,15 @@ def score(
 
 @dataclass(slots=True)
 class RuleScore:
-    """One rule on history: how often and how long it fired and, with labels, how well it did."""
+    """One rule on history: how often and how long it fired and, with labels, how well it did.
+
+    >>> inc = Incident("cdn_outage", {"market": "BR"}, start=0, end=30 * MINUTE)
+    >>> alerts = [Alert({"alertname": "FailuresUp", "market": "BR"}, {}, "firing", MINUTE),
+    ...           Alert({"alertname": "FailuresUp", "market": "BR"}, {}, "resolved", MINUTE, ends_at=11 * MINUTE)]
+    >>> (rs,) = per_rule(alerts, ["FailuresUp"], [inc])
+    >>> rs.alerts, rs.firing_ms // MINUTE, rs.precision, rs.recall, rs.median_time_to_detect_s
+    (1, 10, 1.0, 1.0, 60.0)
+    """
 
     rule: str
     alerts: int = 0

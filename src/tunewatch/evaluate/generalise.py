@@ -34,7 +34,14 @@ def category_of(key: str) -> str:
 
 @dataclass(slots=True)
 class Totals:
-    """Raw, null and perfect totals of a set of files, normalised as NAB does."""
+    """Raw, null and perfect totals of a set of files, normalised as NAB does.
+
+    >>> t = Totals()
+    >>> t.add(raw=3.0, null=-2.0, perfect=8.0)
+    >>> t.add(raw=1.0, null=-1.0, perfect=2.0)
+    >>> round(t.normalized, 1)
+    53.8
+    """
 
     raw: float = 0.0
     null: float = 0.0
@@ -55,7 +62,12 @@ class Totals:
 
 @dataclass(slots=True)
 class HeldOut:
-    """The choice made without one group, and that group's score with it."""
+    """The choice made without one group, and that group's score with it.
+
+    >>> h = HeldOut("realKnownCause", "robust", threshold=0.7, train_score=61.2, raw=2.0, null=-3.0, perfect=7.0)
+    >>> t = Totals(); t.add(h.raw, h.null, h.perfect); t.normalized
+    50.0
+    """
 
     group: str
     config: str
@@ -68,7 +80,13 @@ class HeldOut:
 
 @dataclass(slots=True)
 class GeneralisationReport:
-    """Leave-one-group-out result for one profile."""
+    """Leave-one-group-out result for one profile.
+
+    >>> report = GeneralisationReport("standard", [HeldOut("a", "robust", 0.7, 60.0, 2.0, -3.0, 7.0),
+    ...                                            HeldOut("b", "robust", 0.8, 55.0, 1.0, -1.0, 3.0)])
+    >>> round(report.normalized, 1)
+    50.0
+    """
 
     profile: str
     held_out: list[HeldOut] = field(default_factory=list)

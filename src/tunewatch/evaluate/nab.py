@@ -21,12 +21,30 @@ from tunewatch.evaluate.nab_score import PROFILES, CorpusScore, FloatArray, Swep
 
 
 class NabError(TunewatchError):
-    """A NAB corpus, labels file or results folder that cannot be used."""
+    """A NAB corpus, labels file or results folder that cannot be used.
+
+    >>> import tempfile
+    >>> try:
+    ...     load_corpus(Path(tempfile.mkdtemp()))
+    ... except NabError as exc:
+    ...     "no CATEGORY/FILE.csv files found" in str(exc)
+    True
+    """
 
 
 @dataclass(slots=True)
 class NabSeries:
-    """One file of the corpus."""
+    """One file of the corpus.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "realTraffic").mkdir()
+    >>> csv = "timestamp,value\\n2015-09-01 00:00:00,5\\n2015-09-01 00:05:00,7\\n"
+    >>> _ = (root / "realTraffic" / "speed.csv").write_text(csv)
+    >>> (series,) = load_corpus(root)
+    >>> series.key, series.t_ms.tolist(), series.values.tolist()
+    ('realTraffic/speed.csv', [1441065600000, 1441065900000], [5.0, 7.0])
+    """
 
     key: str  # "CATEGORY/FILE.csv", as in the labels file
     timestamps: pl.Series  # the file's timestamp strings, written back unchanged

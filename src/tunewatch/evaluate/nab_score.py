@@ -31,7 +31,12 @@ NO_WINDOW: Final = -1
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """An application profile: the weights of true positives, false positives and false negatives."""
+    """An application profile: the weights of true positives, false positives and false negatives.
+
+    >>> p = PROFILES["reward_low_FN_rate"]
+    >>> p.tp, p.fp, p.fn
+    (1.0, 0.11, 2.0)
+    """
 
     name: str
     tp: float
@@ -68,6 +73,10 @@ class SweptFile:
 
     ``window`` is the file-local window index of each scorable row (``NO_WINDOW`` outside windows);
     ``tp_unit`` the unweighted in-window reward and ``fp_unit`` the unweighted outside-window cost (≤ 0).
+
+    >>> swept = sweep_file(1000, [(500, 599)])
+    >>> int(swept.scorable.sum()), swept.n_windows, int((swept.window == 0).sum())
+    (850, 1, 100)
     """
 
     scorable: npt.NDArray[np.bool_]
@@ -101,7 +110,14 @@ def sweep_file(n_rows: int, windows: list[tuple[int, int]]) -> SweptFile:
 
 @dataclass(slots=True)
 class CorpusScore:
-    """The result of scoring a detector over a corpus for one profile."""
+    """The result of scoring a detector over a corpus for one profile.
+
+    >>> swept = {"f": sweep_file(1000, [(500, 599)])}
+    >>> scores = np.zeros(1000); scores[510] = 1.0  # one early detection inside the window
+    >>> result = score_corpus(swept, {"f": scores}, PROFILES["standard"])
+    >>> result.tp, result.fp, result.fn, round(result.normalized, 1)
+    (1, 0, 0, 99.6)
+    """
 
     profile: str
     threshold: float

@@ -80,7 +80,16 @@ def select_series(detections: pl.DataFrame, metric: str, dims: dict[str, str]) -
 
 
 class SeriesRecorder:
-    """``Pipeline(on_metrics=...)`` callback keeping the detections of one series (or of all, if none given)."""
+    """``Pipeline(on_metrics=...)`` callback keeping the detections of one series (or of all, if none given).
+
+    >>> from tunewatch.detect.stage import DETECTION_SCHEMA
+    >>> rows = pl.DataFrame([{"window_start": 0, "metric": "failure_rate", "dimset": "market", "market": m,
+    ...                       "value": 0.1} for m in ("BR", "SE")], schema=DETECTION_SCHEMA)
+    >>> recorder = SeriesRecorder("failure_rate{market=BR}")
+    >>> recorder(ProcessingResult(pl.DataFrame(), [0], 2), rows)
+    >>> recorder.frame().select("market", "value").rows()
+    [('BR', 0.1)]
+    """
 
     def __init__(self, series: str | None = None) -> None:
         self.selector = parse_series_selector(series) if series else None

@@ -4,12 +4,6 @@
 scores the alerts against its labelled incident with :func:`tunewatch.evaluate.backtest.score`;
 :class:`BandScore` adds runs up per volume band (recall on the right dimension, collateral alerts per
 incident, false alerts per day of quiet data, median time to detect), as ``bench/incidents.py`` reports them.
-
-Example::
-
-    >>> band = BandScore()
-    >>> band.scenarios, band.recall, band.false_per_day, band.median_time_to_detect_s
-    (0, None, 0.0, None)
 """
 
 from __future__ import annotations
@@ -30,7 +24,17 @@ MINUTE_MS = 60_000
 
 @dataclass(slots=True)
 class ScenarioRun:
-    """One scenario run through the pipeline: its alerts, incidents, score and cost."""
+    """One scenario run through the pipeline: its alerts, incidents, score and cost.
+
+    >>> from tunewatch.evaluate.backtest import score
+    >>> from tunewatch.simulate.scenarios import PlannedIncident
+    >>> inc = Incident("failures", {"market": "BR"}, start=100 * MINUTE_MS, end=120 * MINUTE_MS)
+    >>> sc = Scenario(seed=1, events_per_minute=100.0, markets=3, minutes=150,
+    ...               incident=PlannedIncident("failures", "market", 0.3, 100, 20))
+    >>> run = ScenarioRun(sc, [], [inc], score([], [inc], span_ms=150 * MINUTE_MS), 15_000, 150 * MINUTE_MS, 1.0)
+    >>> round(run.quiet_days * 1440)  # 150 minutes less the incident and its 15-minute grace
+    115
+    """
 
     scenario: Scenario
     alerts: list[Alert]
@@ -74,7 +78,12 @@ def run_scenario(sc: Scenario, rules_path: Path | str | None = None, *, minutes_
 
 @dataclass(slots=True)
 class BandScore:
-    """Totals of the scenario runs of one volume band."""
+    """Totals of the scenario runs of one volume band.
+
+    >>> band = BandScore()
+    >>> band.scenarios, band.recall, band.false_per_day, band.median_time_to_detect_s
+    (0, None, 0.0, None)
+    """
 
     scenarios: int = 0
     detected: int = 0

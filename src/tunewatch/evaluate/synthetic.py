@@ -35,7 +35,12 @@ BASE_MS: Final = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 @dataclass(slots=True)
 class SyntheticSeries:
-    """One generated series with and without its anomalies."""
+    """One generated series with and without its anomalies.
+
+    >>> (s,) = generate(seed=7, per_family=1, families=["level_shift"])
+    >>> s.key, len(s.values) == len(s.clean) == len(s.t_ms), len(s.windows) == len(s.anomaly_rows)
+    ('level_shift/000', True, True)
+    """
 
     key: str  # "FAMILY/NNN"
     t_ms: np.ndarray  # int64 epoch ms
