@@ -5,7 +5,7 @@ per decision to Slack, email, webhooks and Alertmanager. One module per stage, a
 ``config`` (YAML), ``matchers``, ``route`` (routing tree), ``group`` (aggregation groups), ``inhibit``,
 ``silence``, ``nflog`` (notification log), ``outbox`` (undelivered notifications), ``deliver`` (retries,
 backoff, rate limits), ``dispatcher`` (the pipeline), ``receivers/`` (one module per integration).
-Imports ``alert.model``, ``alert.log``, ``store`` and ``errors`` only. ``runner`` runs it in a live
+Imports ``alert.model``, ``alert.log``, ``store``, ``clock`` and ``errors`` only. ``runner`` runs it in a live
 service (:class:`BackgroundNotifier` is the service's ``on_alert`` callback).
 """
 
