@@ -77,7 +77,12 @@ _SEP: Final = "\x1f"
 
 @dataclass(frozen=True, slots=True)
 class RevenueImpact:
-    """What an alert means in money, per hour, in ``currency`` (``None``: the model has no figure for it)."""
+    """What an alert means in money, per hour, in ``currency`` (``None``: the model has no figure for it).
+
+    >>> impact = RevenueImpact("EUR", at_risk=7.8, expected=12.0, actual=4.2)
+    >>> impact.annotations()["revenue_at_risk_per_hour"], impact.extra()["currency"]
+    ('7.80 EUR', 'EUR')
+    """
 
     currency: str
     at_risk: float | None = None
@@ -137,6 +142,13 @@ class RevenueModel:
     """Revenue rates per slice (learnt from the metric frames) and the revenue impact of alerts.
 
     ``alpha`` weighs each new window in the exponentially weighted unit rates.
+
+    >>> model = RevenueModel(RateTable(currency="USD"))
+    >>> metrics = pl.DataFrame({"window_start": [0], "dimset": ["market"], "market": ["BR"],
+    ...                         "est_revenue_micros": [0.0], "ad_revenue_micros": [0.0]})
+    >>> impact = model.impact(metrics, "ad_revenue_micros", "market", {"market": "BR"}, 0, value=0.0, expected=1e6)
+    >>> impact.at_risk, impact.currency  # 1 currency unit a minute expected, none earned: 60 an hour at risk
+    (60.0, 'USD')
     """
 
     def __init__(self, rates: RateTable | None = None, *, alpha: float = 0.2, forget_after_ms: int = DAY_MS) -> None:

@@ -63,7 +63,19 @@ def alert_series_key(labels: Mapping[str, str]) -> str | None:
 
 
 class SeriesCollector(Collector):
-    """Exports the newest detection point of a bounded set of series (see the module docstring)."""
+    """Exports the newest detection point of a bounded set of series (see the module docstring).
+
+    >>> from prometheus_client import CollectorRegistry, generate_latest
+    >>> collector = SeriesCollector(max_series=10)
+    >>> registry = CollectorRegistry()
+    >>> registry.register(collector)
+    >>> from tunewatch.detect.stage import DETECTION_SCHEMA
+    >>> collector.update(pl.DataFrame([{"metric": "plays", "dimset": "market", "market": "BR",
+    ...                                 "window_start": 60_000, "value": 42.0, "expected": 40.0}],
+    ...                               schema=DETECTION_SCHEMA))
+    >>> b'tunewatch_series_value{' in generate_latest(registry)
+    True
+    """
 
     def __init__(self, max_series: int = 300, alerting_reserve: int = 50, stale_ms: int = 15 * 60_000) -> None:
         if max_series < 1 or alerting_reserve < 0:
