@@ -13,8 +13,6 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "tunewatch"
 PACKAGES = ("validate", "process", "detect", "alert", "cache", "monitor", "security", "evaluate")
 MODULES = ("errors.py", "clock.py")
-#: modules being replaced (issue 17: one alert log replaces alert/history.py)
-EXEMPT = frozenset({"alert/history.py"})
 
 
 def _public_classes(path: Path) -> list[tuple[str, bool]]:
@@ -31,8 +29,6 @@ def test_every_public_class_of_the_library_api_has_an_example() -> None:
     checked, missing = 0, []
     for path in files:
         rel = path.relative_to(SRC).as_posix()
-        if rel in EXEMPT:
-            continue
         for name, has_example in _public_classes(path):
             checked += 1
             if not has_example:

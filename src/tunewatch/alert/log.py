@@ -60,7 +60,13 @@ _LATEST_CHANGE = (
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """A lifecycle step that no alert carries: a condition turned ``pending`` or fell back to ``inactive``."""
+    """A lifecycle step that no alert carries: a condition turned ``pending`` or fell back to ``inactive``.
+
+    >>> log = AlertLog.open(":memory:")
+    >>> log.record_transition(Transition(60_000, "pending", {"alertname": "PlaysDrop", "market": "BR"}))
+    >>> [(e.state, e.alertname, e.at_ms) for e in log.entries()]
+    [('pending', 'PlaysDrop', 60000)]
+    """
 
     at_ms: int  # event time: end of the window that caused the step
     state: Literal["pending", "inactive"]
@@ -74,7 +80,15 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One recorded state change."""
+    """One recorded state change.
+
+    >>> from tunewatch.alert.model import Alert
+    >>> log = AlertLog.open(":memory:")
+    >>> log.record([Alert({"alertname": "PlaysDrop"}, {"summary": "plays down"}, "firing", 60_000)], now_ms=60_000)
+    >>> (entry,) = log.entries()
+    >>> entry.state, entry.labels, entry.alert["annotations"]["summary"]
+    ('firing', {'alertname': 'PlaysDrop'}, 'plays down')
+    """
 
     fingerprint: str
     alertname: str
@@ -88,6 +102,12 @@ class AlertLog:
     """Append-only log of alert state changes with the latest-per-fingerprint view; thread-safe.
 
     ``keep`` bounds the log: older changes beyond it are deleted, except each fingerprint's latest one.
+
+    >>> from tunewatch.alert.model import Alert
+    >>> log = AlertLog.open(":memory:", keep=10)
+    >>> log.record([Alert({"alertname": "SkipsUp", "market": "SE"}, {}, "firing", 0)], now_ms=60_000)
+    >>> [a.labels["market"] for a in log.current(resolved_since_ms=0)], log.restored
+    (['SE'], set())
     """
 
     def __init__(self, conn: sqlite3.Connection, *, keep: int = 100_000, owns_connection: bool = False) -> None:

@@ -16,7 +16,6 @@ from rich.text import Text
 from tunewatch.alert.model import Alert
 from tunewatch.cli.feedback import fail, user_errors
 from tunewatch.cli.paths import output_path, text_input
-from tunewatch.clock import Clock
 from tunewatch.home import default_db, ensure_folder_of, home
 from tunewatch.simulate.live_clock import ANNOTATION as CLOCK_ANNOTATION
 from tunewatch.simulate.live_clock import SimulatedClock, clock_note, feed, sim_label

@@ -38,7 +38,12 @@ def share_key(detector: VectorDetector) -> Hashable | None:
 
 
 class SharedDetector:
-    """The detector the views of several metrics share, and how many of its rows are handed out."""
+    """The detector the views of several metrics share, and how many of its rows are handed out.
+
+    >>> shared = SharedDetector(RobustLevelDetector(noise="poisson"))
+    >>> shared.allocate(2).tolist(), shared.allocate(1).tolist(), shared.rows
+    ([0, 1], [2], 3)
+    """
 
     def __init__(self, detector: RobustLevelDetector) -> None:
         self.detector = detector
@@ -52,7 +57,19 @@ class SharedDetector:
 
 
 class MetricView(VectorDetector):
-    """One metric's detector: its series ids are rows of a :class:`SharedDetector`, given in order of first use."""
+    """One metric's detector: its series ids are rows of a :class:`SharedDetector`, given in order of first use.
+
+    >>> shared = SharedDetector(RobustLevelDetector(noise="poisson"))
+    >>> make = lambda: RobustLevelDetector(noise="poisson")
+    >>> plays, streams = MetricView(shared, make), MetricView(shared, make)
+    >>> ids = np.array([0, 1])
+    >>> plays.rows(ids).tolist(), streams.rows(ids).tolist()  # each metric's series 0 and 1, on rows of one detector
+    ([0, 1], [2, 3])
+    >>> plays_out, streams_out = step_together(0, [(plays, ids, np.array([100.0, 5.0]), np.ones(2)),
+    ...                                            (streams, ids, np.array([80.0, 4.0]), np.ones(2))])
+    >>> len(plays_out.score), len(streams_out.score)
+    (2, 2)
+    """
 
     def __init__(self, shared: SharedDetector, make: Callable[[], VectorDetector]) -> None:
         self.shared = shared

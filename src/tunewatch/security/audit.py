@@ -92,7 +92,16 @@ _COLUMNS: Final = "id, ts_ms, actor, action, target, details, kid, prev_hash, ha
 
 class Auditor(Protocol):
     """Records an administrative action (e.g. :meth:`AuditLog.record`, or a service's ``audit``): stores that
-    own state (silences, quarantine) take one and record their own operations, whatever interface called them."""
+    own state (silences, quarantine) take one and record their own operations, whatever interface called them.
+
+    >>> log = AuditLog(":memory:", Keyring.generate("k1"))
+    >>> def audit(actor: str, action: str, target: str, **details: object) -> None:
+    ...     log.record(actor, action, target, **details)
+    >>> auditor: Auditor = audit
+    >>> auditor("ops@example", "silence.expire", "silence/7")
+    >>> [e.action for e in log.entries()]
+    ['silence.expire']
+    """
 
     def __call__(self, actor: str, action: str, target: str, **details: Any) -> None: ...
 

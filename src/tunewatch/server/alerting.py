@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tunewatch.alert.log import AlertLog
 from tunewatch.alert.model import Alert
-from tunewatch.notify.clock import Clock
+from tunewatch.clock import Clock
 from tunewatch.notify.dispatcher import NotificationPipeline
 from tunewatch.notify.runner import BackgroundNotifier
 from tunewatch.notify.silence import SilenceStore

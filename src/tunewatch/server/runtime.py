@@ -23,7 +23,7 @@ from tunewatch.alert.log import AlertLog
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet
 from tunewatch.cache import MusicStreamingCacheManager
-from tunewatch.notify.clock import Clock
+from tunewatch.clock import Clock
 from tunewatch.notify.runner import BackgroundNotifier
 from tunewatch.notify.silence import SilenceStore
 from tunewatch.server.alerting import AlertSide, build_alert_side, database

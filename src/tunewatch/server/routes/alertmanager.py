@@ -17,13 +17,13 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunewatch import __version__
 from tunewatch.alert.model import Alert, Status, format_time
 from tunewatch.errors import ConfigError
 from tunewatch.notify.matchers import Matcher, matches_all, parse_matchers
 from tunewatch.notify.silence import Silence, SilenceError
 from tunewatch.security.keys import ApiKey
 from tunewatch.server.routes.context import RouteContext, actor
+from tunewatch.version import __version__
 
 #: Alertmanager's default resolve_timeout: a firing alert's endsAt as shown, when it has none
 SHOWN_RESOLVE_MS = 5 * 60_000
