@@ -47,6 +47,10 @@ from tunewatch.errors import ConfigError
 class TemplateError(ConfigError):
     """A template does not parse or refers to something that does not exist (message: ``source:line: reason``)."""
 
+    def __init__(self, source: str, line: int, reason: str) -> None:
+        super().__init__(f"{source}:{line}: {reason}")
+        self.source, self.line, self.reason = source, line, reason
+
 
 class TemplateRenderError(ValueError):
     """A template failed while rendering (e.g. a field of the wrong type)."""
@@ -461,7 +465,7 @@ class _Compiler:
         self.defines: dict[str, str] = {}
 
     def err(self, msg: str) -> TemplateError:
-        return TemplateError(f"{self.source}:{self.line}: {msg}")
+        return TemplateError(self.source, self.line, msg)
 
     def const(self, value: Any) -> str:
         self.consts.append(value)
@@ -878,14 +882,14 @@ class TemplateLibrary:
         try:
             jinja = self._envs[autoescape].from_string(body, globals={"TPL": self._call_template(autoescape)})
         except jinja2.TemplateSyntaxError as exc:  # pragma: no cover - the translation emits valid Jinja
-            raise TemplateError(f"{source}:{line}: cannot translate template: {exc.message}") from None
+            raise TemplateError(source, line, f"cannot translate template: {exc.message}") from None
         return Template(self, jinja, comp.consts, source)
 
     def check_references(self) -> None:
         """Raise :class:`TemplateError` for a ``{{ template "x" }}`` whose ``x`` is defined nowhere."""
         for name, source, line in self.referenced:
             if name not in self._defines:
-                raise TemplateError(f'{source}:{line}: no such template "{name}"')
+                raise TemplateError(source, line, f'no such template "{name}"')
 
     def _call_template(self, autoescape: bool) -> Callable[[str, Any], str]:
         cache: dict[str, jinja2.Template] = {}

@@ -458,7 +458,7 @@ class AlertEngine:
             "dims": dims_text(dims),
             "metric": rule.metric,
         }
-        annotations = {k: render(v, labels, shown) for k, v in rule.annotations.items()}
+        annotations = {k: render(v, labels, shown, {"value": value, "expected": expected}) for k, v in rule.annotations.items()}
         annotations.setdefault(
             "summary", f"{rule.metric} {'up' if direction == 'up' else 'down'} at {shown['dims']}: {shown['value']}"
         )

@@ -38,7 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from tunewatch.durations import parse_duration_ms
+from tunewatch.alert.explain import compile_annotation
 from tunewatch.errors import ConfigError
+from tunewatch.gotemplate import TemplateError
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import dimension_set
 
@@ -151,6 +153,17 @@ class Rule(BaseModel):
             except KeyError as exc:
                 raise ValueError(str(exc.args[0])) from exc
         return out
+
+    @field_validator("annotations")
+    @classmethod
+    def _templates(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, text in v.items():
+            if "{{" in text:
+                try:
+                    compile_annotation(text)
+                except TemplateError as exc:
+                    raise ValueError(f"{key}: {exc.reason}") from None
+        return v
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Rule:
