@@ -62,10 +62,10 @@ class KV(dict[str, str]):
 
     _methods = ("SortedPairs", "Names", "Values", "Remove")
 
-    def SortedPairs(self) -> list[Pair]:  # noqa: N802 - Go's name
+    def SortedPairs(self) -> PairList:  # noqa: N802 - Go's name
         """Key/value pairs sorted by key (``alertname`` first, as Alertmanager does)."""
         keys = sorted(self, key=lambda k: (k != "alertname", k))
-        return [Pair(k, self[k]) for k in keys]
+        return PairList(Pair(k, self[k]) for k in keys)
 
     def Names(self) -> list[str]:  # noqa: N802
         """Sorted keys."""
@@ -87,6 +87,18 @@ class Pair:
 
     Name: str  # noqa: N815 - Go's name
     Value: str  # noqa: N815
+
+
+class PairList(list[Pair]):
+    """``KV.SortedPairs``: a list with ``Names`` and ``Values`` methods."""
+
+    def Names(self) -> list[str]:  # noqa: N802
+        """The names, in order."""
+        return [p.Name for p in self]
+
+    def Values(self) -> list[str]:  # noqa: N802
+        """The values, in order."""
+        return [p.Value for p in self]
 
 
 class GoTime:
@@ -385,6 +397,8 @@ def _get(obj: Any, name: str) -> Any:
     """``obj.Name`` as Go's template engine resolves it: a method or field of a known type, or a map key."""
     if isinstance(obj, KV) and name in KV._methods:
         return getattr(obj, name)()
+    if isinstance(obj, PairList) and name in ("Names", "Values"):
+        return getattr(obj, name)()
     if isinstance(obj, TemplateData | GoTime):
         if name not in type(obj)._fields:
             raise TemplateRenderError(f"can't evaluate field {name} in type {type(obj).__name__}")
@@ -421,7 +435,7 @@ def _iter(v: Any) -> list[tuple[Any, Any]]:
 
 
 # ------------------------------------------------------------------------------------------------ parsing
-_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
+_ACTION = re.compile(r"\{\{(-\s)?(\s*/\*.*?\*/\s*|.*?)(\s-)?\}\}", re.DOTALL)
 _TOKEN = re.compile(
     r"""\s*(?:
       (?P<str>"(?:[^"\\\n]|\\.)*") | (?P<raw>`[^`]*`) | (?P<chr>'(?:[^'\\]|\\.)+') |

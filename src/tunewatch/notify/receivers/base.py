@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import httpx
 
 from tunewatch.errors import TunewatchError
+from tunewatch.notify.httpconfig import HTTPConfig, http_client
 from tunewatch.notify.outbox import Notification
 
 
@@ -78,6 +79,29 @@ class Integration(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (optional)."""
+
+
+class HttpIntegration(Integration):
+    """An integration that talks HTTP through a client built from its ``http_config``."""
+
+    def __init__(self, receiver: str, *, send_resolved: bool, timeout_s: float, http_config: HTTPConfig | None,
+                 secrets: Iterable[str] = ()) -> None:  # fmt: skip
+        extra = http_config.secrets() if http_config is not None else []
+        super().__init__(receiver, send_resolved=send_resolved, timeout_s=timeout_s, secrets=[*secrets, *extra])
+        self.client = http_client(http_config, timeout_s)
+
+    def post(self, url: str, payload: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        """POST JSON through this integration's client (see :meth:`Integration.post_json`)."""
+        return self.post_json(self.client, url, payload, headers)
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self.client.close()
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (as Alertmanager cuts fields services limit)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _finite(value: Any) -> Any:
