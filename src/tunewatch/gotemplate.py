@@ -81,15 +81,9 @@ class KV(dict[str, str]):
         return KV({k: v for k, v in self.items() if k not in drop})
 
 
-@dataclass(frozen=True, slots=True)
-class Pair:
-    """One entry of ``KV.SortedPairs``."""
-
-    Name: str  # noqa: N815 - Go's name
-    Value: str  # noqa: N815
 
 
-class PairList(list[Pair]):
+class PairList(list["Pair"]):
     """``KV.SortedPairs``: a list with ``Names`` and ``Values`` methods."""
 
     def Names(self) -> list[str]:  # noqa: N802
@@ -150,6 +144,21 @@ class TemplateData:
     """Base of objects templates may read: only the names in ``_fields`` are visible."""
 
     _fields: tuple[str, ...] = ()
+
+
+class Pair(TemplateData):
+    """One entry of ``KV.SortedPairs``."""
+
+    _fields = ("Name", "Value")
+
+    def __init__(self, name: str, value: str) -> None:
+        self.Name, self.Value = name, value  # noqa: N815 - Go's names
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pair) and (self.Name, self.Value) == (other.Name, other.Value)
+
+    def __hash__(self) -> int:
+        return hash((self.Name, self.Value))
 
 
 class AlertList(list[Any], TemplateData):

@@ -52,11 +52,13 @@ class HttpReceiver:
     received: list[Received] = field(default_factory=list)
     requests: int = 0
     hang_s: float = 1.0
+    reply: tuple[int, bytes] = (200, b"ok")  #: status and body of an ``ok`` answer
+    tls: ssl.SSLContext | None = None  #: serve HTTPS with this context
     _server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> HttpReceiver:
         owner = self
@@ -75,9 +77,14 @@ class HttpReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if action == "ok":
                     owner.received.append(Received(self.path, dict(self.headers.items()), json.loads(body)))
-                    self.send_response(200)
+                    status, answer = owner.reply
+                    self.send_response(status)
+                    if status == 204:  # no body allowed
+                        self.end_headers()
+                        return
+                    self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    self.wfile.write(answer)
                 else:
                     self.send_response(int(action))
                     self.end_headers()
@@ -85,6 +92,8 @@ class HttpReceiver:
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self._server = server
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
