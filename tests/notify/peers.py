@@ -145,18 +145,21 @@ ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
 
 @contextlib.contextmanager
-def real_alertmanager(tmp_path: Path, global_config: str = "") -> Iterator[str]:
+def real_alertmanager(tmp_path: Path, global_config: str = "", *, config: str | None = None,
+                      external_url: str | None = None) -> Iterator[str]:  # fmt: skip
     """Debian's Alertmanager on a loopback port with a null receiver (and ``global_config`` as its ``global:``
-    block, e.g. ``{resolve_timeout: 10s}``); yields its base URL, stops it afterwards. Skips without it."""
+    block, e.g. ``{resolve_timeout: 10s}``), or with the whole ``config``; yields its base URL, stops it
+    afterwards. Skips without it."""
     if not shutil.which(ALERTMANAGER):
         pytest.skip("prometheus-alertmanager is not installed (Debian: apt-get install prometheus-alertmanager)")
     port = free_port()
     conf = tmp_path / "am.yml"
     head = f"global: {global_config}\n" if global_config else ""
-    conf.write_text(head + "route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
+    conf.write_text(config if config is not None else head + "route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
     proc = subprocess.Popen(
         [ALERTMANAGER, f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-         f"--storage.path={tmp_path / 'data'}", f"--config.file={conf}"],
+         f"--storage.path={tmp_path / 'data'}", f"--config.file={conf}",
+         *([f"--web.external-url={external_url}"] if external_url else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

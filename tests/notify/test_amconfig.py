@@ -98,7 +98,7 @@ def test_alertmanager_027_features_load() -> None:
     cfg = load_config(FIXTURES / "alertmanager-0.27.yml")
     tree = Route.build(cfg.route)
     labels = {"alertname": "X", "service name": "playback", "región": "eu-west"}
-    assert tree.match(labels)[0].key == '{}/{"service name"="playback","región"=~"eu-.*"}'
+    assert tree.match(labels)[0].key == '{}/{"región"=~"eu-.*","service name"="playback"}'
     assert sorted(build_integrations(cfg)) == ["teams|msteams/0"]
 
 

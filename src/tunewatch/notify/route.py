@@ -23,6 +23,7 @@ from tunewatch.notify.config import RouteConfig
 from tunewatch.notify.matchers import Matcher, matches_all
 from tunewatch.notify.timeintervals import NamedTimeInterval
 
+_OP_ORDER = {"=": 0, "!=": 1, "=~": 2, "!~": 3}
 DEFAULT_GROUP_WAIT_MS = 30_000
 DEFAULT_GROUP_INTERVAL_MS = 300_000
 DEFAULT_REPEAT_INTERVAL_MS = 4 * 3_600_000
@@ -65,7 +66,8 @@ class Route:
             base = parent.opts
             # Alertmanager's route key; a sibling with the same matchers gets its index too (Alertmanager's
             # keys would collide there, merging the two routes' groups)
-            key = f"{parent.key}/{{{','.join(str(m) for m in matchers)}}}"
+            ordered = sorted(matchers, key=lambda m: (m.name, m.value, _OP_ORDER[m.op]))  # as Alertmanager sorts
+            key = f"{parent.key}/{{{','.join(str(m) for m in ordered)}}}"
             if any(key == c.key.rsplit("/", 1)[0] or key == c.key for c in parent.children):
                 key += f"/{index}"
         group_by = base.group_by if config.group_by is None else frozenset(config.group_by) - {"..."}
