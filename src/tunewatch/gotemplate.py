@@ -62,35 +62,33 @@ class KV(dict[str, str]):
 
     _methods = ("SortedPairs", "Names", "Values", "Remove")
 
-    def SortedPairs(self) -> PairList:  # noqa: N802 - Go's name
+    def SortedPairs(self) -> PairList:
         """Key/value pairs sorted by key (``alertname`` first, as Alertmanager does)."""
         keys = sorted(self, key=lambda k: (k != "alertname", k))
         return PairList(Pair(k, self[k]) for k in keys)
 
-    def Names(self) -> list[str]:  # noqa: N802
+    def Names(self) -> list[str]:
         """Sorted keys."""
         return sorted(self)
 
-    def Values(self) -> list[str]:  # noqa: N802
+    def Values(self) -> list[str]:
         """Values in key order."""
         return [self[k] for k in sorted(self)]
 
-    def Remove(self, keys: Iterable[str]) -> KV:  # noqa: N802
+    def Remove(self, keys: Iterable[str]) -> KV:
         """A copy without ``keys``."""
         drop = set(keys)
         return KV({k: v for k, v in self.items() if k not in drop})
 
 
-
-
 class PairList(list["Pair"]):
     """``KV.SortedPairs``: a list with ``Names`` and ``Values`` methods."""
 
-    def Names(self) -> list[str]:  # noqa: N802
+    def Names(self) -> list[str]:
         """The names, in order."""
         return [p.Name for p in self]
 
-    def Values(self) -> list[str]:  # noqa: N802
+    def Values(self) -> list[str]:
         """The values, in order."""
         return [p.Value for p in self]
 
@@ -113,26 +111,26 @@ class GoTime:
         except ValueError:
             return cls(dt.datetime(1, 1, 1, tzinfo=dt.UTC))
 
-    def Format(self, layout: str) -> str:  # noqa: N802
+    def Format(self, layout: str) -> str:
         """Go layout (reference time ``Mon Jan 2 15:04:05 MST 2006``) formatting, common elements only."""
         out = layout.replace("%", "%%")
         for go, py in self._LAYOUT:
             out = out.replace(go, py)
         return self.value.strftime(out)
 
-    def Unix(self) -> int:  # noqa: N802
+    def Unix(self) -> int:
         """Seconds since the epoch."""
         return int(self.value.timestamp())
 
-    def UTC(self) -> GoTime:  # noqa: N802
+    def UTC(self) -> GoTime:
         """The same instant in UTC."""
         return GoTime(self.value.astimezone(dt.UTC))
 
-    def IsZero(self) -> bool:  # noqa: N802
+    def IsZero(self) -> bool:
         """Whether this is Go's zero time (an alert without an end)."""
         return self.value.year == 1
 
-    def String(self) -> str:  # noqa: N802
+    def String(self) -> str:
         """Go's default rendering, e.g. ``2026-01-05 00:00:00 +0000 UTC``."""
         return self.value.strftime("%Y-%m-%d %H:%M:%S %z ") + (self.value.tzname() or "UTC")
 
@@ -152,7 +150,7 @@ class Pair(TemplateData):
     _fields = ("Name", "Value")
 
     def __init__(self, name: str, value: str) -> None:
-        self.Name, self.Value = name, value  # noqa: N815 - Go's names
+        self.Name, self.Value = name, value
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Pair) and (self.Name, self.Value) == (other.Name, other.Value)
@@ -166,11 +164,11 @@ class AlertList(list[Any], TemplateData):
 
     _fields = ("Firing", "Resolved")
 
-    def Firing(self) -> AlertList:  # noqa: N802
+    def Firing(self) -> AlertList:
         """The firing alerts."""
         return AlertList(a for a in self if getattr(a, "Status", None) == "firing")
 
-    def Resolved(self) -> AlertList:  # noqa: N802
+    def Resolved(self) -> AlertList:
         """The resolved alerts."""
         return AlertList(a for a in self if getattr(a, "Status", None) == "resolved")
 
@@ -366,7 +364,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "eq": _eq, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
     "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b,
     "print": lambda *a: "".join(_show(x) for x in a), "println": lambda *a: " ".join(_show(x) for x in a) + "\n",
-    "printf": go_sprintf, "html": _go_html, "urlquery": _urlquery, "js": lambda *a: json.dumps("".join(map(str, a)))[1:-1],
+    "printf": go_sprintf, "html": _go_html, "urlquery": _urlquery,
+    "js": lambda *a: json.dumps("".join(map(str, a)))[1:-1],
     "toUpper": lambda s: str(s).upper(), "toLower": lambda s: str(s).lower(), "title": go_title,
     "trimSpace": lambda s: str(s).strip(), "join": go_join, "safeHtml": _safe_html, "reReplaceAll": re_replace_all,
     "match": go_match, "stringSlice": _string_slice, "humanize": humanize, "humanize1024": humanize1024,
@@ -422,7 +421,11 @@ def _get(obj: Any, name: str) -> Any:
 
 def _call_method(obj: Any, name: str, *args: Any) -> Any:
     """``.X.Name arg...``: a method with arguments (``.Labels.Remove (stringSlice "a")``)."""
-    allowed = KV._methods if isinstance(obj, KV) else type(obj)._fields if isinstance(obj, TemplateData | GoTime) else ()
+    allowed: tuple[str, ...] = ()
+    if isinstance(obj, KV):
+        allowed = KV._methods
+    elif isinstance(obj, TemplateData | GoTime):
+        allowed = type(obj)._fields
     if name not in allowed:
         raise TemplateRenderError(f"can't call method {name} on {type(obj).__name__}")
     method = getattr(obj, name)
@@ -881,8 +884,12 @@ class TemplateLibrary:
         self._html = html
 
     def _env(self, autoescape: bool) -> SandboxedEnvironment:
-        env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=autoescape, keep_trailing_newline=True,
-                                   extensions=["jinja2.ext.loopcontrols"])
+        env = SandboxedEnvironment(
+            undefined=jinja2.StrictUndefined,
+            autoescape=autoescape,
+            keep_trailing_newline=True,
+            extensions=["jinja2.ext.loopcontrols"],
+        )
         env.globals.update({"F": FUNCTIONS, "G": _get, "M": _call_method, "I": _iter, "T": truth,
                             "S": _show_markup if autoescape else _show})  # fmt: skip
         return env
@@ -895,7 +902,7 @@ class TemplateLibrary:
             self._defines[name] = (body, comp.consts, source)
 
     def compile(self, text: str, source: str, *, line: int = 1, variables: Iterable[str] = (),
-                html: bool | None = None, root: str | None | bool = False) -> Template:  # fmt: skip
+                html: bool | None = None, root: str | bool | None = False) -> Template:  # fmt: skip
         """Compile one template; its ``define`` blocks join the library. Raise :class:`TemplateError`."""
         comp = _Compiler(self, source, text, line, self.root if root is False else root, variables)  # type: ignore[arg-type]
         body = comp.compile()

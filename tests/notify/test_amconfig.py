@@ -50,7 +50,9 @@ def test_amtool_accepts_what_tunewatch_loads(which: str, tmp_path: Path, caplog:
     with caplog.at_level(logging.WARNING, logger="tunewatch.notify.config"):
         cfg = load_config(path)
     # the one Alertmanager key with no meaning in tunewatch is named in a one-line warning
-    assert cfg.warnings == ["global.resolve_timeout: accepted, no effect (tunewatch resolves its own alerts explicitly)"]
+    assert cfg.warnings == [
+        "global.resolve_timeout: accepted, no effect (tunewatch resolves its own alerts explicitly)"
+    ]
     assert "resolve_timeout" in caplog.text
     kinds = sorted(key.split("|")[1].split("/")[0] for key in build_integrations(cfg))
     if which == "fixture":
@@ -78,7 +80,7 @@ global: {http_timeout: 3s}
     assert cfg.http_timeout_s(None) == 3.0
     # the new place: a settings file beside the config, which amtool never sees
     new = tmp_path / "alertmanager.yml"
-    new.write_text('route: {receiver: am}\nreceivers: [{name: am}]\n')
+    new.write_text("route: {receiver: am}\nreceivers: [{name: am}]\n")
     (tmp_path / "alertmanager.tunewatch.yml").write_text("""
 external_url: https://tw.example.com
 delivery: {attempts: 5}
@@ -90,7 +92,7 @@ receivers: {am: {rate_limit: 2/minute, alertmanager_configs: [{url: "http://127.
     am = cfg.receiver("am")
     assert am is not None and am.rate_limit == "2/minute" and len(am.alertmanager_configs) == 1
     (tmp_path / "alertmanager.tunewatch.yml").write_text("receivers: {nobody: {rate_limit: 1/second}}\n")
-    with pytest.raises(ConfigError, match="tunewatch.receivers.nobody: no receiver 'nobody'"):
+    with pytest.raises(ConfigError, match=r"tunewatch\.receivers\.nobody: no receiver 'nobody'"):
         load_config(new)
 
 
@@ -124,7 +126,10 @@ receivers: [{name: r, victorops_configs: [{routing_key: x}], pushover_configs: [
         ("title: '{{ .CommonLabelz.alertname }}'", "cfg.yml:6: can't evaluate field CommonLabelz"),
         ("title: '{{ .Status | upper }}'", 'cfg.yml:6: function "upper" not defined'),
         ("title: '{{ template \"nope\" . }}'", 'cfg.yml:6: no such template "nope"'),
-        ("text: |\n          ok\n          {{ range .Alerts }}{{ .Labelz }}{{ end }}", "cfg.yml:8: can't evaluate field Labelz"),
+        (
+            "text: |\n          ok\n          {{ range .Alerts }}{{ .Labelz }}{{ end }}",
+            "cfg.yml:8: can't evaluate field Labelz",
+        ),
         ("title: '{{ $x }}'", "cfg.yml:6: undefined variable '$x'"),
     ],
 )

@@ -161,11 +161,14 @@ def test_opsgenie_create_and_close(http_receiver: HttpReceiver) -> None:
     assert create.headers["Authorization"] == "GenieKey og-key"
     alias = hashlib.sha256(GROUP_KEY.encode()).hexdigest()
     assert create.body["alias"] == alias and create.body["priority"] == "P1"
-    assert create.body["tags"] == ["tunewatch", "BR"] and create.body["responders"] == [{"name": "music", "type": "team"}]
+    assert create.body["tags"] == ["tunewatch", "BR"]
+    assert create.body["responders"] == [{"name": "music", "type": "team"}]
     assert create.body["details"]["metric"] == "failure_rate" and create.body["details"]["market"] == "BR"
     assert create.body["message"] == "[FIRING:2] PlaybackFailuresUp BR (failure_rate critical)"
     assert "Alerts Firing:" in create.body["description"]
-    assert close.path == f"/v2/alerts/{alias}/close?identifierType=alias" and close.body == {"source": "http://localhost:8080/"}
+    assert close.path == f"/v2/alerts/{alias}/close?identifierType=alias" and close.body == {
+        "source": "http://localhost:8080/"
+    }
 
 
 def test_msteams_message_card(http_receiver: HttpReceiver) -> None:
@@ -219,8 +222,10 @@ def test_telegram_not_ok_is_a_failure(http_receiver: HttpReceiver) -> None:
 def test_failed_pages_wait_in_the_outbox_across_a_restart(http_receiver: HttpReceiver, tmp_path: Path) -> None:
     http_receiver.script = deque(["500"] * 4)
     http_receiver.reply = (202, b"{}")
-    cfg = config(f'pagerduty_configs: [{{routing_key: 0123456789abcdef0123456789abcdef, url: "{http_receiver.url}"}}]',
-                 "delivery: {attempts: 2, retry_initial: 1ms, retry_max: 2ms, backoff_initial: 1s, backoff_max: 1s}")
+    cfg = config(
+        f'pagerduty_configs: [{{routing_key: 0123456789abcdef0123456789abcdef, url: "{http_receiver.url}"}}]',
+        "delivery: {attempts: 2, retry_initial: 1ms, retry_max: 2ms, backoff_initial: 1s, backoff_max: 1s}",
+    )
     db = tmp_path / "notify.db"
     with NotificationPipeline(cfg, db, ManualClock(T0)) as p:
         p.process(alerts(), T0)
@@ -263,8 +268,8 @@ def test_http_config_tls_and_auth(https_receiver: tuple[HttpReceiver, Path], tmp
 
 def test_http_config_proxy_url(http_receiver: HttpReceiver) -> None:
     http_receiver.reply = (204, b"")
-    cfg = config("""discord_configs: [{webhook_url: "http://discord.invalid/api/webhooks/1/x",
-        http_config: {proxy_url: "%s"}}]""" % http_receiver.url)
+    cfg = config(f"""discord_configs: [{{webhook_url: "http://discord.invalid/api/webhooks/1/x",
+        http_config: {{proxy_url: "{http_receiver.url}"}}}}]""")
     assert cycle(cfg) == ({"r": 1}, {"r": 1})
     req = http_receiver.received[0]  # the proxy got the request for the real host, in absolute form
     assert req.path == "http://discord.invalid/api/webhooks/1/x"

@@ -14,7 +14,6 @@ from typing import Any
 import polars as pl
 
 from tunewatch.gotemplate import KV, Template, TemplateData, TemplateError, TemplateLibrary, TemplateRenderError
-
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import dimension_set
 from tunewatch.process.revenue import configured_currency, format_money
@@ -46,7 +45,8 @@ def dims_text(dims: Mapping[str, str]) -> str:
 
 #: the template variables of a rule annotation (Prometheus' plus tunewatch's $expected, $dims and $metric)
 TEMPLATE_VARIABLES = ("$labels", "$value", "$expected", "$dims", "$metric", "$externalLabels", "$externalURL")
-_RULE_TEMPLATES = TemplateLibrary(root="rule", known_fields={"rule": ("Labels", "Value", "ExternalLabels", "ExternalURL")})
+_RULE_FIELDS = ("Labels", "Value", "ExternalLabels", "ExternalURL")
+_RULE_TEMPLATES = TemplateLibrary(root="rule", known_fields={"rule": _RULE_FIELDS})
 
 
 class ShownNumber(float):
@@ -70,8 +70,8 @@ class RuleTemplateData(TemplateData):
     _fields = ("Labels", "Value", "ExternalLabels", "ExternalURL")
 
     def __init__(self, labels: KV, value: Any) -> None:
-        self.Labels, self.Value = labels, value  # noqa: N815 - Go's names
-        self.ExternalLabels, self.ExternalURL = KV(), ""  # noqa: N815
+        self.Labels, self.Value = labels, value
+        self.ExternalLabels, self.ExternalURL = KV(), ""
 
 
 @functools.lru_cache(maxsize=1024)

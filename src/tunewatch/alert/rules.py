@@ -37,8 +37,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from tunewatch.durations import parse_duration_ms
 from tunewatch.alert.explain import compile_annotation
+from tunewatch.durations import parse_duration_ms
 from tunewatch.errors import ConfigError
 from tunewatch.gotemplate import TemplateError
 from tunewatch.process.catalogue import METRICS

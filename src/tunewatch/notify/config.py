@@ -47,9 +47,17 @@ from typing import Annotated, Any
 
 import yaml
 from limits import parse as parse_rate_limit
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
-from pydantic import model_validator
 
 from tunewatch.durations import parse_duration_ms
 from tunewatch.errors import ConfigError
@@ -216,7 +224,7 @@ class RouteConfig(_Model):
     @classmethod
     def _check_match_re(cls, value: dict[str, str]) -> dict[str, str]:
         for k, v in value.items():
-            _to_value_error(lambda _: Matcher.make(k, "=~", v), None)
+            _to_value_error(lambda pair: Matcher.make(pair[0], "=~", pair[1]), (k, v))
         return value
 
     def parsed_matchers(self) -> tuple[Matcher, ...]:

@@ -67,9 +67,7 @@ class Inhibitor:
     """The configured inhibition rules."""
 
     def __init__(self, rules: Iterable[InhibitRuleConfig]) -> None:
-        self._rules = [
-            _Rule(r.sources(), r.targets(), tuple(r.equal)) for r in rules
-        ]
+        self._rules = [_Rule(r.sources(), r.targets(), tuple(r.equal)) for r in rules]
 
     def index(self, firing: Iterable[Alert]) -> InhibitionIndex:
         """Index the currently firing alerts as potential sources."""

@@ -48,13 +48,13 @@ class AlertData(TemplateData):
     _fields = ALERT_FIELDS
 
     def __init__(self, alert: Mapping[str, Any]) -> None:
-        self.Status = str(alert.get("status", "firing"))  # noqa: N815 - Alertmanager's names
-        self.Labels = KV(alert.get("labels", {}))  # noqa: N815
-        self.Annotations = KV(alert.get("annotations", {}))  # noqa: N815
-        self.StartsAt = GoTime.parse(str(alert.get("startsAt", "")))  # noqa: N815
-        self.EndsAt = GoTime.parse(str(alert.get("endsAt", "")))  # noqa: N815
-        self.GeneratorURL = str(alert.get("generatorURL", ""))  # noqa: N815
-        self.Fingerprint = str(alert.get("fingerprint", ""))  # noqa: N815
+        self.Status = str(alert.get("status", "firing"))
+        self.Labels = KV(alert.get("labels", {}))
+        self.Annotations = KV(alert.get("annotations", {}))
+        self.StartsAt = GoTime.parse(str(alert.get("startsAt", "")))
+        self.EndsAt = GoTime.parse(str(alert.get("endsAt", "")))
+        self.GeneratorURL = str(alert.get("generatorURL", ""))
+        self.Fingerprint = str(alert.get("fingerprint", ""))
 
 
 class NotificationData(TemplateData):
@@ -65,14 +65,14 @@ class NotificationData(TemplateData):
     def __init__(self, *, receiver: str, group_key: str, group_labels: Mapping[str, str],
                  alerts: list[dict[str, Any]], external_url: str) -> None:  # fmt: skip
         views = AlertList(AlertData(a) for a in alerts)
-        self.Receiver = receiver  # noqa: N815
-        self.Status = "firing" if any(a.Status == "firing" for a in views) else "resolved"  # noqa: N815
-        self.Alerts = views  # noqa: N815
-        self.GroupLabels = KV(group_labels)  # noqa: N815
-        self.CommonLabels = KV(_common([a.Labels for a in views]))  # noqa: N815
-        self.CommonAnnotations = KV(_common([a.Annotations for a in views]))  # noqa: N815
-        self.ExternalURL = external_url  # noqa: N815
-        self.GroupKey = group_key  # noqa: N815
+        self.Receiver = receiver
+        self.Status = "firing" if any(a.Status == "firing" for a in views) else "resolved"
+        self.Alerts = views
+        self.GroupLabels = KV(group_labels)
+        self.CommonLabels = KV(_common([a.Labels for a in views]))
+        self.CommonAnnotations = KV(_common([a.Annotations for a in views]))
+        self.ExternalURL = external_url
+        self.GroupKey = group_key
 
 
 def notification_data(n: Notification, alerts: list[dict[str, Any]], external_url: str) -> NotificationData:
@@ -167,7 +167,8 @@ class NotifyTemplates:
         """The templated fields of ``receiver``'s ``kind`` (e.g. ``"pagerduty_configs"``) number ``index``."""
         found = self.fields.get((receiver, kind, index))
         if found is None:
-            found = FieldTemplates(f"receivers.{receiver}.{kind}.{index}", library=self, defaults=DEFAULTS.get(kind, {}))
+            where = f"receivers.{receiver}.{kind}.{index}"
+            found = FieldTemplates(where, library=self, defaults=DEFAULTS.get(kind, {}))
         return found
 
     @classmethod
@@ -196,8 +197,9 @@ class NotifyTemplates:
                     for name, value in _fields(integration, names):
                         loc = ("receivers", i, kind, j, *name.split("."))
                         line = _line(root, lines, loc)
-                        html = kind == "email_configs" and name == "html" or (
-                            kind == "telegram_configs" and getattr(integration, "parse_mode", "") == "HTML")
+                        html = (kind == "email_configs" and name == "html") or (
+                            kind == "telegram_configs" and getattr(integration, "parse_mode", "") == "HTML"
+                        )
                         lib = self.html if html else self.text
                         ft.templates[name] = lib.compile(value, src, line=line, html=html)
                         if html:

@@ -114,7 +114,8 @@ class TimeInterval(_Model):
             minute = t.hour * 60 + t.minute
             if not any(s <= minute < e for s, e in (r.minutes() for r in self.times)):
                 return False
-        if self.weekdays and not _in(t.weekday(), _ranges([str(x) for x in self.weekdays], "weekdays", _WEEKDAYS, 0, 6)):
+        weekdays = _ranges([str(x) for x in self.weekdays], "weekdays", _WEEKDAYS, 0, 6)
+        if weekdays and not _in(t.weekday(), weekdays):
             return False
         if self.days_of_month:
             days_in_month = calendar.monthrange(t.year, t.month)[1]

@@ -54,7 +54,8 @@ def build_integrations(config: NotifyConfig) -> dict[str, Integration]:
             password = e.auth_password or g.smtp_auth_password
             out[f"{r.name}|email/{i}"] = EmailIntegration(
                 r.name, to=e.to, sender=e.from_ or g.smtp_from or "", smarthost=e.smarthost or g.smtp_smarthost or "",
-                send_resolved=e.send_resolved, timeout_s=config.http_timeout_s(e.timeout), hello=e.hello or g.smtp_hello,
+                send_resolved=e.send_resolved, timeout_s=config.http_timeout_s(e.timeout),
+                hello=e.hello or g.smtp_hello,
                 username=e.auth_username or g.smtp_auth_username,
                 password=password.get_secret_value() if password else None,
                 require_tls=g.smtp_require_tls if e.require_tls is None else e.require_tls,

@@ -29,8 +29,11 @@ class DiscordIntegration(HttpIntegration):
         """The webhook JSON."""
         data = notification_data(notification, alerts, self._external_url)
         f = self._fields
-        embed = {"title": truncate(f.render("title", data), TITLE_LIMIT),
-                 "description": truncate(f.render("message", data), DESCRIPTION_LIMIT), "color": COLORS[data.Status]}
+        embed = {
+            "title": truncate(f.render("title", data), TITLE_LIMIT),
+            "description": truncate(f.render("message", data), DESCRIPTION_LIMIT),
+            "color": COLORS[data.Status],
+        }
         return {"embeds": [embed]}  # fmt: skip
 
     def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
