@@ -8,7 +8,10 @@ Kinds: Slack, email, webhook, PagerDuty, Opsgenie, Microsoft Teams, Discord, Tel
 
 from __future__ import annotations
 
+from typing import Any
+
 from tunewatch.notify.config import NotifyConfig, ReceiverConfig
+from tunewatch.notify.receiver_config import IntegrationConfig
 from tunewatch.notify.receivers.alertmanager import AlertmanagerIntegration
 from tunewatch.notify.receivers.base import DeliveryError, Integration
 from tunewatch.notify.receivers.discord import DiscordIntegration
@@ -75,39 +78,34 @@ def build_integrations(config: NotifyConfig) -> dict[str, Integration]:
                 r.name, url=a.url.get_secret_value(), send_resolved=a.send_resolved,
                 timeout_s=config.http_timeout_s(a.timeout), http_config=a.http_config or g.http_config,
             )  # fmt: skip
+
+        def common(attr: str, i: int, c: IntegrationConfig, name: str = r.name) -> dict[str, Any]:
+            """The arguments every templated integration takes."""
+            return {"timeout_s": config.http_timeout_s(c.timeout), "fields": tpl.for_integration(name, attr, i),
+                    "external_url": ext, "http_config": c.http_config or g.http_config}  # fmt: skip
+
         for i, p in enumerate(r.pagerduty_configs):
             out[f"{r.name}|pagerduty/{i}"] = PagerdutyIntegration(
-                r.name, config=p, url=p.url or g.pagerduty_url, timeout_s=config.http_timeout_s(p.timeout),
-                fields=tpl.for_integration(r.name, "pagerduty_configs", i), templates=tpl, external_url=ext,
-                http_config=p.http_config or g.http_config,
-            )  # fmt: skip
+                r.name, config=p, url=p.url or g.pagerduty_url, templates=tpl, **common("pagerduty_configs", i, p)
+            )
         for i, o in enumerate(r.opsgenie_configs):
             key = o.api_key or g.opsgenie_api_key
             assert key is not None  # checked by NotifyConfig
             out[f"{r.name}|opsgenie/{i}"] = OpsgenieIntegration(
                 r.name, config=o, api_key=key.get_secret_value(), api_url=o.api_url or g.opsgenie_api_url,
-                timeout_s=config.http_timeout_s(o.timeout), fields=tpl.for_integration(r.name, "opsgenie_configs", i),
-                external_url=ext, http_config=o.http_config or g.http_config,
+                **common("opsgenie_configs", i, o),
             )  # fmt: skip
-        for i, m in enumerate(r.msteams_configs):
-            assert m.webhook_url is not None
-            out[f"{r.name}|msteams/{i}"] = MSTeamsIntegration(
-                r.name, url=m.webhook_url.get_secret_value(), send_resolved=m.send_resolved,
-                timeout_s=config.http_timeout_s(m.timeout), fields=tpl.for_integration(r.name, "msteams_configs", i),
-                external_url=ext, http_config=m.http_config or g.http_config,
-            )  # fmt: skip
-        for i, d in enumerate(r.discord_configs):
-            assert d.webhook_url is not None
-            out[f"{r.name}|discord/{i}"] = DiscordIntegration(
-                r.name, url=d.webhook_url.get_secret_value(), send_resolved=d.send_resolved,
-                timeout_s=config.http_timeout_s(d.timeout), fields=tpl.for_integration(r.name, "discord_configs", i),
-                external_url=ext, http_config=d.http_config or g.http_config,
-            )  # fmt: skip
+        for kind, attr, cls in (("msteams", "msteams_configs", MSTeamsIntegration),
+                                ("discord", "discord_configs", DiscordIntegration)):  # fmt: skip
+            for i, w in enumerate(getattr(r, attr)):
+                assert w.webhook_url is not None
+                out[f"{r.name}|{kind}/{i}"] = cls(
+                    r.name, url=w.webhook_url.get_secret_value(), send_resolved=w.send_resolved, **common(attr, i, w)
+                )
         for i, t in enumerate(r.telegram_configs):
             assert t.bot_token is not None
             out[f"{r.name}|telegram/{i}"] = TelegramIntegration(
                 r.name, config=t, token=t.bot_token.get_secret_value(), api_url=t.api_url or g.telegram_api_url,
-                timeout_s=config.http_timeout_s(t.timeout), fields=tpl.for_integration(r.name, "telegram_configs", i),
-                external_url=ext, http_config=t.http_config or g.http_config,
+                **common("telegram_configs", i, t),
             )  # fmt: skip
     return out

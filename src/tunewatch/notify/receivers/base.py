@@ -13,6 +13,7 @@ import httpx
 from tunewatch.errors import TunewatchError
 from tunewatch.notify.httpconfig import HTTPConfig, http_client
 from tunewatch.notify.outbox import Notification
+from tunewatch.notify.templates import FieldTemplates, NotificationData, notification_data
 
 
 class DeliveryError(TunewatchError):
@@ -97,6 +98,31 @@ class HttpIntegration(Integration):
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self.client.close()
+
+
+class TemplatedIntegration(HttpIntegration):
+    """An HTTP integration whose message is rendered from templated fields (PagerDuty, Opsgenie, Teams, ...).
+
+    Subclasses implement :meth:`body`; :meth:`send` POSTs it to :attr:`url`.
+    """
+
+    def __init__(self, receiver: str, *, url: str, send_resolved: bool, timeout_s: float, fields: FieldTemplates,
+                 external_url: str, http_config: HTTPConfig | None, secrets: Iterable[str] = ()) -> None:  # fmt: skip
+        super().__init__(receiver, send_resolved=send_resolved, timeout_s=timeout_s, http_config=http_config,
+                         secrets=[url, *secrets])  # fmt: skip
+        self.url, self.fields, self.external_url = url, fields, external_url
+
+    def data(self, notification: Notification, alerts: list[dict[str, Any]]) -> NotificationData:
+        """The template data of this notification."""
+        return notification_data(notification, alerts, self.external_url)
+
+    @abstractmethod
+    def body(self, notification: Notification, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+        """The JSON body to POST."""
+
+    def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
+        """POST :meth:`body`; 2xx is success, 5xx/408/429 and network errors are retryable."""
+        self.post(self.url, self.body(notification, alerts))
 
 
 def truncate(text: str, limit: int) -> str:

@@ -13,38 +13,37 @@ from urllib.parse import quote
 from tunewatch.notify.httpconfig import HTTPConfig
 from tunewatch.notify.outbox import Notification
 from tunewatch.notify.receiver_config import OpsgenieConfig
-from tunewatch.notify.receivers.base import HttpIntegration, truncate
+from tunewatch.notify.receivers.base import TemplatedIntegration, truncate
 from tunewatch.notify.receivers.pagerduty import hash_key
-from tunewatch.notify.templates import FieldTemplates, notification_data
+from tunewatch.notify.templates import FieldTemplates
 
 MESSAGE_LIMIT = 130
 DESCRIPTION_LIMIT = 15_000
 PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
 
 
-class OpsgenieIntegration(HttpIntegration):
+class OpsgenieIntegration(TemplatedIntegration):
     """Create or close one Opsgenie alert per alert group."""
 
     kind = "opsgenie"
 
     def __init__(self, receiver: str, *, config: OpsgenieConfig, api_key: str, api_url: str, timeout_s: float,
                  fields: FieldTemplates, external_url: str, http_config: HTTPConfig | None) -> None:  # fmt: skip
-        super().__init__(receiver, send_resolved=config.send_resolved, timeout_s=timeout_s, http_config=http_config,
+        super().__init__(receiver, url=api_url.rstrip("/") + "/v2/alerts", send_resolved=config.send_resolved,
+                         timeout_s=timeout_s, fields=fields, external_url=external_url, http_config=http_config,
                          secrets=[api_key])  # fmt: skip
-        self._config, self._key, self._fields = config, api_key, fields
-        self._api = api_url.rstrip("/") + "/"
-        self._external_url = external_url
+        self._config, self._key = config, api_key
 
-    def request(self, notification: Notification, alerts: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-        """``(url, JSON body)`` for this notification."""
-        c, f = self._config, self._fields
-        data = notification_data(notification, alerts, self._external_url)
-        alias = hash_key(notification.group_key)
+    def body(self, notification: Notification, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+        """The create request's JSON (the close request's when every alert is resolved)."""
+        c, f = self._config, self.fields
+        data = self.data(notification, alerts)
         source = f.render("source", data)
         if data.Status == "resolved":
-            return f"{self._api}v2/alerts/{quote(alias)}/close?identifierType=alias", {"source": source}
+            return {"source": source}
         details = dict(data.CommonLabels) | {k: f.render(f"details.{k}", data) for k in c.details}
-        body: dict[str, Any] = {"alias": alias, "message": truncate(f.render("message", data), MESSAGE_LIMIT),
+        body: dict[str, Any] = {"alias": hash_key(notification.group_key),
+                                "message": truncate(f.render("message", data), MESSAGE_LIMIT),
                                 "description": truncate(f.render("description", data), DESCRIPTION_LIMIT),
                                 "details": details, "source": source}  # fmt: skip
         if c.responders:
@@ -62,9 +61,12 @@ class OpsgenieIntegration(HttpIntegration):
         priority = f.render("priority", data).strip()
         if priority in PRIORITIES:
             body["priority"] = priority
-        return f"{self._api}v2/alerts", body
+        return body
 
     def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
-        """POST the create or close request; Opsgenie answers 202."""
-        url, body = self.request(notification, alerts)
+        """POST the create (or close) request; Opsgenie answers 202."""
+        body = self.body(notification, alerts)
+        url = self.url
+        if "alias" not in body:  # a close
+            url = f"{self.url}/{quote(hash_key(notification.group_key))}/close?identifierType=alias"
         self.post(url, body, headers={"Authorization": f"GenieKey {self._key}"})

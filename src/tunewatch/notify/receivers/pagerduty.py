@@ -13,8 +13,8 @@ from typing import Any
 from tunewatch.notify.httpconfig import HTTPConfig
 from tunewatch.notify.outbox import Notification
 from tunewatch.notify.receiver_config import PagerdutyConfig
-from tunewatch.notify.receivers.base import HttpIntegration, truncate
-from tunewatch.notify.templates import FieldTemplates, NotifyTemplates, notification_data
+from tunewatch.notify.receivers.base import TemplatedIntegration, truncate
+from tunewatch.notify.templates import FieldTemplates, NotifyTemplates
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def hash_key(group_key: str) -> str:
     return hashlib.sha256(group_key.encode()).hexdigest()
 
 
-class PagerdutyIntegration(HttpIntegration):
+class PagerdutyIntegration(TemplatedIntegration):
     """POST an event per notification: ``trigger`` while any alert fires, ``resolve`` when all resolved."""
 
     kind = "pagerduty"
@@ -37,17 +37,17 @@ class PagerdutyIntegration(HttpIntegration):
                  templates: NotifyTemplates, external_url: str, http_config: HTTPConfig | None) -> None:  # fmt: skip
         key = config.routing_key or config.service_key
         assert key is not None  # checked by PagerdutyConfig
-        super().__init__(receiver, send_resolved=config.send_resolved, timeout_s=timeout_s, http_config=http_config,
+        endpoint = url if config.routing_key is not None else (config.url or V1_URL)
+        super().__init__(receiver, url=endpoint, send_resolved=config.send_resolved, timeout_s=timeout_s,
+                         fields=fields, external_url=external_url, http_config=http_config,
                          secrets=[key.get_secret_value()])  # fmt: skip
-        self._config, self._key, self._fields, self._templates = config, key.get_secret_value(), fields, templates
-        self._url = url if config.routing_key is not None else (config.url or V1_URL)
-        self._external_url = external_url
+        self._config, self._key, self._templates = config, key.get_secret_value(), templates
 
-    def event(self, notification: Notification, alerts: list[dict[str, Any]]) -> dict[str, Any]:
-        """The JSON body for this notification."""
+    def body(self, notification: Notification, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+        """The event JSON for this notification."""
         c = self._config
-        data = notification_data(notification, alerts, self._external_url)
-        f = self._fields
+        data = self.data(notification, alerts)
+        f = self.fields
         description = truncate(f.render("description", data), SUMMARY_LIMIT)
         client = f.render("client", data)
         client_url = f.render("client_url", data)
@@ -84,7 +84,3 @@ class PagerdutyIntegration(HttpIntegration):
         if c.links:
             event["links"] = [link.model_dump() for link in c.links]
         return event
-
-    def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
-        """POST the event; 2xx is success (PagerDuty answers 202), 429 and 5xx are retried."""
-        self.post(self._url, self.event(notification, alerts))

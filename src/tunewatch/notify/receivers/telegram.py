@@ -11,30 +11,31 @@ from typing import Any
 from tunewatch.notify.httpconfig import HTTPConfig
 from tunewatch.notify.outbox import Notification
 from tunewatch.notify.receiver_config import TelegramConfig
-from tunewatch.notify.receivers.base import HttpIntegration, truncate
-from tunewatch.notify.templates import FieldTemplates, notification_data
+from tunewatch.notify.receivers.base import TemplatedIntegration, truncate
+from tunewatch.notify.templates import FieldTemplates
 
 MESSAGE_LIMIT = 4096
 
 
-class TelegramIntegration(HttpIntegration):
+class TelegramIntegration(TemplatedIntegration):
     """Send one chat message per notification."""
 
     kind = "telegram"
 
     def __init__(self, receiver: str, *, config: TelegramConfig, token: str, api_url: str, timeout_s: float,
                  fields: FieldTemplates, external_url: str, http_config: HTTPConfig | None) -> None:  # fmt: skip
-        super().__init__(receiver, send_resolved=config.send_resolved, timeout_s=timeout_s, http_config=http_config,
+        endpoint = f"{api_url.rstrip('/')}/bot{token}/sendMessage"
+        super().__init__(receiver, url=endpoint, send_resolved=config.send_resolved, timeout_s=timeout_s,
+                         fields=fields, external_url=external_url, http_config=http_config,
                          secrets=[token])  # fmt: skip
-        self._config, self._fields, self._external_url = config, fields, external_url
-        self._url = f"{api_url.rstrip('/')}/bot{token}/sendMessage"
+        self._config = config
 
     def body(self, notification: Notification, alerts: list[dict[str, Any]]) -> dict[str, Any]:
         """The ``sendMessage`` JSON."""
         c = self._config
-        data = notification_data(notification, alerts, self._external_url)
-        out: dict[str, Any] = {"chat_id": c.chat_id, "text": truncate(self._fields.render("message", data).strip(),
-                               MESSAGE_LIMIT), "disable_notification": c.disable_notifications}  # fmt: skip
+        text = self.fields.render("message", self.data(notification, alerts)).strip()
+        out: dict[str, Any] = {"chat_id": c.chat_id, "text": truncate(text, MESSAGE_LIMIT),
+                               "disable_notification": c.disable_notifications}  # fmt: skip
         if c.parse_mode:
             out["parse_mode"] = c.parse_mode
         if c.message_thread_id is not None:
@@ -43,7 +44,7 @@ class TelegramIntegration(HttpIntegration):
 
     def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
         """POST the message; an answer without ``"ok": true`` is a permanent failure."""
-        resp = self.post(self._url, self.body(notification, alerts))
+        resp = self.post(self.url, self.body(notification, alerts))
         try:
             ok = resp.json().get("ok") is True
         except ValueError:
