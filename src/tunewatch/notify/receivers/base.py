@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -72,8 +73,9 @@ class Integration(ABC):
             resp = client.post(url, content=body, headers={"Content-Type": "application/json", **(headers or {})})
         except httpx.TimeoutException as exc:
             raise self.fail(f"timed out after {self.timeout_s:g}s", exc) from None
-        except httpx.HTTPError as exc:
-            raise self.fail("failed", exc) from None
+        except httpx.HTTPError as exc:  # a certificate a retry cannot fix is a permanent failure
+            untrusted = _caused_by(exc, ssl.SSLCertVerificationError)
+            raise self.fail("TLS certificate rejected" if untrusted else "failed", exc, retryable=not untrusted) from None
         if not resp.is_success:
             raise self.fail(f"got HTTP {resp.status_code}", retryable=http_status_retryable(resp.status_code))
         return resp
@@ -128,6 +130,18 @@ class TemplatedIntegration(HttpIntegration):
 def truncate(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis (as Alertmanager cuts fields services limit)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is in the chain of causes of ``exc``."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _finite(value: Any) -> Any:
