@@ -75,7 +75,8 @@ class Integration(ABC):
             raise self.fail(f"timed out after {self.timeout_s:g}s", exc) from None
         except httpx.HTTPError as exc:  # a certificate a retry cannot fix is a permanent failure
             untrusted = _caused_by(exc, ssl.SSLCertVerificationError)
-            raise self.fail("TLS certificate rejected" if untrusted else "failed", exc, retryable=not untrusted) from None
+            what = "TLS certificate rejected" if untrusted else "failed"
+            raise self.fail(what, exc, retryable=not untrusted) from None
         if not resp.is_success:
             raise self.fail(f"got HTTP {resp.status_code}", retryable=http_status_retryable(resp.status_code))
         return resp
