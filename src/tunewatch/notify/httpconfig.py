@@ -45,9 +45,15 @@ class TLSConfig(_Model):
     insecure_skip_verify: bool = False
     min_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] | None = None
     max_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] | None = None
+    ca_ref: str | None = None  #: secret-manager references: refused (tunewatch has no secret manager)
+    cert_ref: str | None = None
+    key_ref: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> TLSConfig:
+        for ref in ("ca_ref", "cert_ref", "key_ref"):
+            if getattr(self, ref) is not None:
+                raise ValueError(f"{ref} is not supported by tunewatch; use {ref[:-4]}_file")
         for a, b in (("ca", "ca_file"), ("cert", "cert_file"), ("key", "key_file")):
             if getattr(self, a) is not None and getattr(self, b) is not None:
                 raise ValueError(f"give either {a} or {b}, not both")

@@ -65,7 +65,7 @@ TEMPLATED: dict[str, tuple[str, ...]] = {
                           "source"),
     "opsgenie_configs": ("message", "description", "source", "entity", "actions", "tags", "note", "priority"),
     "msteams_configs": ("title", "summary", "text"),
-    "discord_configs": ("title", "message"),
+    "discord_configs": ("title", "message", "content", "username", "avatar_url"),
     "telegram_configs": ("message",),
 }  # fmt: skip
 
@@ -254,6 +254,9 @@ class DiscordConfig(IntegrationConfig):
     webhook_url_file: Path | None = None
     title: str | None = None
     message: str | None = None
+    content: str | None = None  #: Alertmanager 0.28: plain message content beside the embed
+    username: str | None = None  #: Alertmanager 0.28
+    avatar_url: str | None = None  #: Alertmanager 0.28
 
 
 class TelegramConfig(IntegrationConfig):

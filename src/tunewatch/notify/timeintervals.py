@@ -108,8 +108,8 @@ class TimeInterval(_Model):
 
     def contains(self, ts_ms: int) -> bool:
         """Whether the instant ``ts_ms`` (epoch ms) lies in this interval."""
-        zone = ZoneInfo("UTC" if self.location == "Local" else self.location)
-        t = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).astimezone(zone)
+        t = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)
+        t = t.astimezone() if self.location == "Local" else t.astimezone(ZoneInfo(self.location))  # Local: the host's
         if self.times:
             minute = t.hour * 60 + t.minute
             if not any(s <= minute < e for s, e in (r.minutes() for r in self.times)):

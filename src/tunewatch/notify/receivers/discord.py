@@ -26,4 +26,9 @@ class DiscordIntegration(TemplatedIntegration):
             "description": truncate(f.render("message", data), DESCRIPTION_LIMIT),
             "color": COLORS[data.Status],
         }
-        return {"embeds": [embed]}  # fmt: skip
+        out: dict[str, Any] = {"embeds": [embed]}
+        for name in ("content", "username", "avatar_url"):
+            value = f.render(name, data)
+            if value:
+                out[name] = value
+        return out
