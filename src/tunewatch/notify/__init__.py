@@ -1,7 +1,8 @@
 """Notify: the notification pipeline (routing, grouping, inhibition, silences, dedup) and receivers.
 
 Owns turning :class:`~tunewatch.alert.model.Alert` state changes into notifications delivered exactly once
-per decision to Slack, email, webhooks, PagerDuty, Opsgenie, Teams, Discord, Telegram and Alertmanager. One module per stage, as in Alertmanager:
+per decision to Slack, email, webhooks, PagerDuty, Opsgenie, Teams, Discord, Telegram and Alertmanager.
+One module per stage, as in Alertmanager:
 ``config`` (YAML), ``matchers``, ``route`` (routing tree), ``group`` (aggregation groups), ``inhibit``,
 ``silence``, ``timeintervals``, ``nflog`` (notification log), ``outbox`` (undelivered notifications),
 ``deliver`` (retries, backoff, rate limits), ``dispatcher`` (the pipeline), ``receivers/`` (one module per
