@@ -84,6 +84,7 @@ __all__ = ["DeliveryConfig", "GlobalConfig", "InhibitRuleConfig", "NotifyConfig"
 log = logging.getLogger(__name__)
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SETTINGS_ENV = "TUNEWATCH_NOTIFY_SETTINGS"
+EXTERNAL_URL_ENV = "TUNEWATCH_EXTERNAL_URL"
 
 DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
 
@@ -293,8 +294,10 @@ class NotifyConfig(_Model):
 
     @property
     def external_url(self) -> str:
-        """The configured external URL (``http://localhost:8080`` when none is configured or passed)."""
-        return (self.tunewatch.external_url or "http://localhost:8080").rstrip("/")
+        """The external URL: the settings' ``external_url``, else the one the service passed (its address),
+        else ``$TUNEWATCH_EXTERNAL_URL``, else ``http://localhost:8080``."""
+        url = self.tunewatch.external_url or os.environ.get(EXTERNAL_URL_ENV) or "http://localhost:8080"
+        return url.rstrip("/")
 
     @property
     def warnings(self) -> list[str]:
