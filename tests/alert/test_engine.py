@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
+import pytest
 
 from tunewatch.alert.engine import AlertEngine
 from tunewatch.alert.model import Alert, fingerprint
 from tunewatch.alert.rules import parse_rules
 from tunewatch.detect.stage import DETECTION_SCHEMA
+from tunewatch.errors import ConfigError
 
 T0 = 1_767_571_200_000
 RULES = """
@@ -112,9 +114,24 @@ def test_alert_round_trips_through_json_form() -> None:
 
 
 def test_templates_never_evaluate_code() -> None:
-    rules = RULES.replace("failures {{ $value }}", "{{ __import__('os') }} {{ $labels.nope }}")
+    # an unknown function (Python's builtins are not template functions) or a misspelt variable fails the load,
+    # naming the file's line
+    for bad, reason in (("{{ __import__('os') }}", 'function "__import__" not defined'),
+                        ("{{ $valeu }}", "undefined variable '$valeu'")):  # fmt: skip
+        with pytest.raises(ConfigError) as err:
+            parse_rules(RULES.replace("failures {{ $value }}", bad), "rules.yaml")
+        assert str(err.value).startswith("rules.yaml:14:") and reason in str(err.value)
+    # Python attribute walks reach nothing: a missing label is empty, as in Prometheus
+    rules = RULES.replace("failures {{ $value }}", "{{ $labels.__class__ }}{{ $labels.nope }}|")
     firing = AlertEngine(parse_rules(rules)).evaluate(_detections([0.5] * 3), _metrics())[0]
-    assert firing.annotations["summary"].startswith("{{ __import__('os') }}  vs")
+    assert firing.annotations["summary"].startswith("| vs")
+
+
+def test_annotation_functions_use_the_number_behind_the_shown_value() -> None:
+    rules = RULES.replace("failures {{ $value }}", "failures {{ $value | humanizePercentage }} ({{ $value }})")
+    rules = rules.replace("in {{ $labels.market }}", "in {{ $labels.market | toLower }} {{ humanize 1234567 }}")
+    firing = AlertEngine(parse_rules(rules)).evaluate(_detections([0.5] * 3), _metrics())[0]
+    assert firing.annotations["summary"] == "failures 50% (50.00%) vs 1.00% in br 1.235M"
 
 
 def test_min_weight_reads_the_weight_the_judgement_rests_on() -> None:

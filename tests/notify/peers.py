@@ -52,11 +52,13 @@ class HttpReceiver:
     received: list[Received] = field(default_factory=list)
     requests: int = 0
     hang_s: float = 1.0
+    reply: tuple[int, bytes] = (200, b"ok")  #: status and body of an ``ok`` answer
+    tls: ssl.SSLContext | None = None  #: serve HTTPS with this context
     _server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> HttpReceiver:
         owner = self
@@ -75,9 +77,14 @@ class HttpReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if action == "ok":
                     owner.received.append(Received(self.path, dict(self.headers.items()), json.loads(body)))
-                    self.send_response(200)
+                    status, answer = owner.reply
+                    self.send_response(status)
+                    if status == 204:  # no body allowed
+                        self.end_headers()
+                        return
+                    self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    self.wfile.write(answer)
                 else:
                     self.send_response(int(action))
                     self.end_headers()
@@ -85,6 +92,8 @@ class HttpReceiver:
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self._server = server
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
@@ -136,18 +145,21 @@ ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
 
 @contextlib.contextmanager
-def real_alertmanager(tmp_path: Path, global_config: str = "") -> Iterator[str]:
+def real_alertmanager(tmp_path: Path, global_config: str = "", *, config: str | None = None,
+                      external_url: str | None = None) -> Iterator[str]:  # fmt: skip
     """Debian's Alertmanager on a loopback port with a null receiver (and ``global_config`` as its ``global:``
-    block, e.g. ``{resolve_timeout: 10s}``); yields its base URL, stops it afterwards. Skips without it."""
+    block, e.g. ``{resolve_timeout: 10s}``), or with the whole ``config``; yields its base URL, stops it
+    afterwards. Skips without it."""
     if not shutil.which(ALERTMANAGER):
         pytest.skip("prometheus-alertmanager is not installed (Debian: apt-get install prometheus-alertmanager)")
     port = free_port()
     conf = tmp_path / "am.yml"
     head = f"global: {global_config}\n" if global_config else ""
-    conf.write_text(head + "route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
+    conf.write_text(config if config is not None else head + "route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
     proc = subprocess.Popen(
         [ALERTMANAGER, f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-         f"--storage.path={tmp_path / 'data'}", f"--config.file={conf}"],
+         f"--storage.path={tmp_path / 'data'}", f"--config.file={conf}",
+         *([f"--web.external-url={external_url}"] if external_url else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

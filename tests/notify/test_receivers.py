@@ -166,8 +166,6 @@ receivers: [{{name: mail, email_configs: [{{to: a@example.com, from: b@example.c
     assert sink.messages == []
 
 
-
-
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
     with real_alertmanager(tmp_path) as url:

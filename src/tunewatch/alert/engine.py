@@ -473,7 +473,8 @@ class AlertEngine:
             "dims": dims_text(dims),
             "metric": rule.metric,
         }
-        annotations = {k: render(v, labels, shown) for k, v in rule.annotations.items()}
+        raw = {"value": value, "expected": expected}
+        annotations = {k: render(v, labels, shown, raw) for k, v in rule.annotations.items()}
         annotations.setdefault(
             "summary", f"{rule.metric} {'up' if direction == 'up' else 'down'} at {shown['dims']}: {shown['value']}"
         )

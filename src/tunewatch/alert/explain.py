@@ -5,18 +5,20 @@ Revenue at risk has its own model: :mod:`tunewatch.alert.revenue_risk`.
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
 
+from tunewatch.gotemplate import KV, Template, TemplateData, TemplateError, TemplateLibrary, TemplateRenderError
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import dimension_set
 from tunewatch.process.revenue import configured_currency, format_money
 
-_TEMPLATE_RE = re.compile(r"\{\{\s*\$(labels\.([A-Za-z_][A-Za-z0-9_]*)|value|expected|dims|metric)\s*\}\}")
+log = logging.getLogger(__name__)
 
 
 def format_value(metric: str, value: float | None, currency: str | None = None) -> str:
@@ -41,18 +43,80 @@ def dims_text(dims: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in dims.items()) or "global"
 
 
-def render(template: str, labels: Mapping[str, str], values: Mapping[str, str]) -> str:
-    """Substitute ``{{ $labels.x }}``, ``{{ $value }}``, ``{{ $expected }}``, ``{{ $dims }}``, ``{{ $metric }}``.
+#: the template variables of a rule annotation (Prometheus' plus tunewatch's $expected, $dims and $metric)
+TEMPLATE_VARIABLES = ("$labels", "$value", "$expected", "$dims", "$metric", "$externalLabels", "$externalURL")
+_RULE_FIELDS = ("Labels", "Value", "ExternalLabels", "ExternalURL")
+_RULE_TEMPLATES = TemplateLibrary(root="rule", known_fields={"rule": _RULE_FIELDS})
 
-    Only these placeholders exist; nothing in a rule file is ever evaluated as code.
+
+class ShownNumber(float):
+    """A rule's ``$value``/``$expected``: a number for functions (``{{ $value | humanizePercentage }}``) that
+    prints in the metric's own form (``{{ $value }}`` → ``12.50%``).
+
+    >>> v = ShownNumber(0.125, "12.50%")
+    >>> str(v), v * 2
+    ('12.50%', 0.25)
     """
 
-    def sub(m: re.Match[str]) -> str:
-        if m.group(2):
-            return labels.get(m.group(2), "")
-        return values.get(m.group(1), "")
+    def __new__(cls, value: float, shown: str) -> ShownNumber:
+        obj = super().__new__(cls, value)
+        obj.shown = shown
+        return obj
 
-    return _TEMPLATE_RE.sub(sub, template)
+    shown: str
+
+    def __str__(self) -> str:
+        return self.shown
+
+
+class RuleTemplateData(TemplateData):
+    """Dot of a rule annotation template, as in Prometheus: ``.Labels``, ``.Value``.
+
+    >>> dot = RuleTemplateData(KV({"market": "BR"}), ShownNumber(0.125, "12.50%"))
+    >>> dot.Labels["market"], str(dot.Value), dot.ExternalURL
+    ('BR', '12.50%', '')
+    """
+
+    _fields = ("Labels", "Value", "ExternalLabels", "ExternalURL")
+
+    def __init__(self, labels: KV, value: Any) -> None:
+        self.Labels, self.Value = labels, value
+        self.ExternalLabels, self.ExternalURL = KV(), ""
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_annotation(template: str) -> Template:
+    """Compile a rule annotation (Go template syntax); raise :class:`TemplateError` on bad syntax, an unknown
+    function or an undefined variable such as ``{{ $valeu }}``."""
+    return _RULE_TEMPLATES.compile(template, "annotation", variables=TEMPLATE_VARIABLES)
+
+
+def render(template: str, labels: Mapping[str, str], values: Mapping[str, str],
+           raw: Mapping[str, float | None] | None = None) -> str:  # fmt: skip
+    """Render a rule annotation: ``{{ $labels.x }}``, ``{{ $value }}`` (``raw["value"]`` for functions such as
+    ``humanizePercentage``, shown as ``values["value"]``), ``{{ $expected }}``, ``{{ $dims }}``, ``{{ $metric }}``.
+
+    Templates run in a sandbox (see :mod:`tunewatch.gotemplate`); nothing in a rule file is evaluated as
+    Python. A template that fails on this alert's data (e.g. ``humanize`` of ``n/a``) is sent as written.
+    """
+    if "{{" not in template:
+        return template
+    raw = raw or {}
+
+    def number(name: str) -> Any:
+        x = raw.get(name)
+        shown = values.get(name, "")
+        return ShownNumber(x, shown) if isinstance(x, int | float) and not isinstance(x, bool) else shown
+
+    kv = KV(labels)
+    variables = {"$labels": kv, "$value": number("value"), "$expected": number("expected"),
+                 "$dims": values.get("dims", ""), "$metric": values.get("metric", ""), "$externalLabels": KV(),
+                 "$externalURL": ""}  # fmt: skip
+    try:
+        return compile_annotation(template).render(RuleTemplateData(kv, variables["$value"]), variables)
+    except (TemplateError, TemplateRenderError) as exc:
+        log.warning("annotation template failed, sent as written: %s", exc)
+        return template
 
 
 def top_contributors(

@@ -37,8 +37,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from tunewatch.alert.explain import compile_annotation
 from tunewatch.durations import parse_duration_ms
 from tunewatch.errors import ConfigError
+from tunewatch.gotemplate import TemplateError
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import dimension_set
 
@@ -162,6 +164,17 @@ class Rule(BaseModel):
             except KeyError as exc:
                 raise ValueError(str(exc.args[0])) from exc
         return out
+
+    @field_validator("annotations")
+    @classmethod
+    def _templates(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, text in v.items():
+            if "{{" in text:
+                try:
+                    compile_annotation(text)
+                except TemplateError as exc:
+                    raise ValueError(f"{key}: {exc.reason}") from None
+        return v
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Rule:

@@ -40,6 +40,7 @@ from tunewatch.notify.deliver import Deliverer, Outcome, Result, alerts_to_send
 from tunewatch.notify.fingerprints import alert_fingerprint
 from tunewatch.notify.group import AggregationGroup, group_key
 from tunewatch.notify.inhibit import InhibitionIndex, Inhibitor
+from tunewatch.notify.message import with_generator_url
 from tunewatch.notify.nflog import LogEntry, NotificationLog, needs_update
 from tunewatch.notify.outbox import Notification, Outbox
 from tunewatch.notify.receivers import build_integrations, integration_slots
@@ -78,6 +79,7 @@ class PipelineStats:
     skipped: Counter[str] = field(default_factory=Counter)  #: only resolved alerts for a no-send_resolved integration
     silenced: int = 0  #: alerts left out of a group flush by a silence
     inhibited: int = 0  #: alerts left out of a group flush by an inhibition rule
+    muted: int = 0  #: group flushes that sent nothing because of the route's mute/active time intervals
 
     @property
     def total_sent(self) -> int:
@@ -99,7 +101,10 @@ class NotificationPipeline:
     def __init__(
         self, config: NotifyConfig, store_path: str | Path = ":memory:", clock: Clock | None = None, *,
         dry_run: bool = False, silences: SilenceStore | None = None, alert_log: AlertLog | None = None,
+        external_url: str | None = None,
     ) -> None:  # fmt: skip
+        if external_url:  # the served address, used unless the settings name an external URL
+            config = config.with_external_url(external_url)
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.dry_run = dry_run
@@ -118,6 +123,7 @@ class NotificationPipeline:
         self._records = alert_log is None
         self._alerts: dict[str, Alert] = {}  # latest state of each alert an aggregation group holds
         self._route = Route.build(config.route)
+        self._intervals = config.intervals()
         self._inhibitor = Inhibitor(config.inhibit_rules)
         self._slots = {r.name: integration_slots(r) for r in config.receivers}
         #: Alertmanager integrations' resend interval by (receiver, index)
@@ -141,9 +147,13 @@ class NotificationPipeline:
     def from_config(
         cls, path: str | Path, store_path: str | Path = ":memory:", clock: Clock | None = None, *,
         dry_run: bool = False, silences: SilenceStore | None = None, alert_log: AlertLog | None = None,
+        external_url: str | None = None,
     ) -> NotificationPipeline:  # fmt: skip
-        """Build the pipeline from a notification config file (YAML, Alertmanager-shaped)."""
-        return cls(load_config(path), store_path, clock, dry_run=dry_run, silences=silences, alert_log=alert_log)
+        """Build the pipeline from an Alertmanager config file and its tunewatch settings (see
+        :func:`~tunewatch.notify.config.load_config`); ``external_url`` is the served address, used as
+        ``externalURL`` unless the settings name one."""
+        return cls(load_config(path), store_path, clock, dry_run=dry_run, silences=silences, alert_log=alert_log,
+                   external_url=external_url)  # fmt: skip
 
     # public API -------------------------------------------------------------------------------------------
     def on_alert(self, alert: Alert) -> None:
@@ -283,7 +293,9 @@ class NotificationPipeline:
                 self.stats.inhibited += 1
             else:
                 shown.append(alert)
-        if shown:
+        if shown and group.route.muted_at(now_ms, self._intervals):
+            self.stats.muted += 1  # Alertmanager: nothing is sent or logged; the next flush tries again
+        elif shown:
             self._notify(group, shown, now_ms)
         removed = group.flushed(alerts, now_ms)
         for fp in removed:
@@ -298,7 +310,7 @@ class NotificationPipeline:
         receiver = group.route.opts.receiver
         firing = frozenset(alert_fingerprint(a) for a in shown if a.status == "firing")
         resolved = frozenset(alert_fingerprint(a) for a in shown if a.status == "resolved")
-        payload = [a.to_dict() for a in shown]
+        payload = [with_generator_url(a.to_dict(), self.config.external_url) for a in shown]
         for kind, idx, send_resolved in self._slots.get(receiver, []):
             key = f"{group.key}|{receiver}|{kind}/{idx}"
             resend = self._resend.get((receiver, idx)) if kind == "alertmanager" else None

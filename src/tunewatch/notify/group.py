@@ -27,8 +27,8 @@ from tunewatch.notify.route import Route
 
 
 def group_key(route: Route, group_labels: Mapping[str, str]) -> str:
-    """Alertmanager-style group key: ``<route key>:{label="value",...}`` with labels sorted."""
-    inner = ",".join(f"{k}={json.dumps(group_labels[k], ensure_ascii=False)}" for k in sorted(group_labels))
+    """Alertmanager's group key: ``<route key>:{label="value", ...}`` with labels sorted."""
+    inner = ", ".join(f"{k}={json.dumps(group_labels[k], ensure_ascii=False)}" for k in sorted(group_labels))
     return f"{route.key}:{{{inner}}}"
 
 

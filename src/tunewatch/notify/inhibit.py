@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from tunewatch.alert.model import Alert
 from tunewatch.notify.config import InhibitRuleConfig
 from tunewatch.notify.fingerprints import alert_fingerprint
-from tunewatch.notify.matchers import Matcher, matches_all, parse_matchers
+from tunewatch.notify.matchers import Matcher, matches_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +67,7 @@ class Inhibitor:
     """The configured inhibition rules."""
 
     def __init__(self, rules: Iterable[InhibitRuleConfig]) -> None:
-        self._rules = [
-            _Rule(parse_matchers(r.source_matchers), parse_matchers(r.target_matchers), tuple(r.equal)) for r in rules
-        ]
+        self._rules = [_Rule(r.sources(), r.targets(), tuple(r.equal)) for r in rules]
 
     def index(self, firing: Iterable[Alert]) -> InhibitionIndex:
         """Index the currently firing alerts as potential sources."""

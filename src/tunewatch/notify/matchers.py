@@ -1,5 +1,6 @@
 """Label matchers in Alertmanager's syntax: ``name=value``, ``name!=value``, ``name=~regex``, ``name!~regex``.
 
+Label names may be double-quoted to hold any UTF-8 text (``{"my label"="x"}``), as Alertmanager 0.27 allows.
 Values may be double-quoted (``severity="critical"``), which allows commas and spaces; regexes are
 anchored (they must match the whole value), as in Alertmanager. A missing label matches as the empty string.
 
@@ -21,7 +22,8 @@ from typing import Literal
 from tunewatch.errors import ConfigError
 
 Op = Literal["=", "!=", "=~", "!~"]
-_MATCHER_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.DOTALL)
+_MATCHER_RE = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*|"(?:[^"\\]|\\.)*")\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.DOTALL)
+_LEGACY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,13 @@ class Matcher:
         if not m:
             raise ConfigError(f"bad matcher {text!r}: expected name=value, name!=value, name=~regex or name!~regex")
         name, op, raw = m.group(1), m.group(2), m.group(3)
+        if name.startswith('"'):  # a quoted UTF-8 label name (Alertmanager 0.27+)
+            try:
+                name = json.loads(name)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"bad matcher {text!r}: invalid quoted label name") from exc
+            if not name:
+                raise ConfigError(f"bad matcher {text!r}: empty label name")
         if len(raw) >= 2 and raw[0] == raw[-1] == '"':
             try:
                 raw = json.loads(raw)
@@ -70,7 +79,8 @@ class Matcher:
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:
-        return f"{self.name}{self.op}{json.dumps(self.value, ensure_ascii=False)}"
+        name = self.name if _LEGACY_NAME.match(self.name) else json.dumps(self.name, ensure_ascii=False)
+        return f"{name}{self.op}{json.dumps(self.value, ensure_ascii=False)}"
 
 
 def parse_matchers(items: Iterable[str]) -> tuple[Matcher, ...]:

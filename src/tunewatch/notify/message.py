@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
+
+from tunewatch.schema import DIMENSION_FIELDS
 
 #: annotation keys shown as explanation lines, with their titles, in display order
 EXPLANATION_FIELDS: tuple[tuple[str, str], ...] = (
@@ -40,6 +42,24 @@ def safe_url(url: str | None) -> str | None:
     except ValueError:
         return None
     return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def generator_url(labels: Mapping[str, str], external_url: str) -> str:
+    """The console view of an alert's series: ``<external>/?metric=<metric>&<dimension>=<value>...``.
+
+    >>> generator_url({"alertname": "X", "metric": "failure_rate", "market": "BR"}, "https://tw.example.com/")
+    'https://tw.example.com/?metric=failure_rate&market=BR'
+    """
+    query = {"metric": labels["metric"]} if labels.get("metric") else {}
+    query |= {k: labels[k] for k in DIMENSION_FIELDS if labels.get(k)}
+    return external_url.rstrip("/") + "/" + (f"?{urlencode(query)}" if query else "")
+
+
+def with_generator_url(alert: dict[str, Any], external_url: str) -> dict[str, Any]:
+    """``alert`` (an ``Alert.to_dict()``) with ``generatorURL`` filled when it is empty."""
+    if alert.get("generatorURL"):
+        return alert
+    return {**alert, "generatorURL": generator_url(alert.get("labels", {}), external_url)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 
 from tunewatch.notify.config import RouteConfig
 from tunewatch.notify.matchers import Matcher, matches_all
+from tunewatch.notify.timeintervals import NamedTimeInterval
 
+_OP_ORDER = {"=": 0, "!=": 1, "=~": 2, "!~": 3}
 DEFAULT_GROUP_WAIT_MS = 30_000
 DEFAULT_GROUP_INTERVAL_MS = 300_000
 DEFAULT_REPEAT_INTERVAL_MS = 4 * 3_600_000
@@ -43,11 +45,13 @@ class RouteOpts:
 class Route:
     """A node of the routing tree with its effective options."""
 
-    key: str  #: stable identity of the node, e.g. ``{}/{severity="critical"}``
+    key: str  #: Alertmanager's route key, e.g. ``{}/{severity="critical"}`` (unique among siblings)
     opts: RouteOpts
     matchers: tuple[Matcher, ...]
     continue_: bool
     children: list[Route] = field(default_factory=list)
+    mute_time_intervals: tuple[str, ...] = ()  #: names; not inherited, as in Alertmanager
+    active_time_intervals: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, config: RouteConfig, parent: Route | None = None, index: int = 0) -> Route:
@@ -60,7 +64,12 @@ class Route:
             key = "{}"
         else:
             base = parent.opts
-            key = f"{parent.key}/{{{','.join(str(m) for m in matchers)}}}/{index}"
+            # Alertmanager's route key; a sibling with the same matchers gets its index too (Alertmanager's
+            # keys would collide there, merging the two routes' groups)
+            ordered = sorted(matchers, key=lambda m: (m.name, m.value, _OP_ORDER[m.op]))  # as Alertmanager sorts
+            key = f"{parent.key}/{{{','.join(str(m) for m in ordered)}}}"
+            if any(key == c.key.rsplit("/", 1)[0] or key == c.key for c in parent.children):
+                key += f"/{index}"
         group_by = base.group_by if config.group_by is None else frozenset(config.group_by) - {"..."}
         group_all = base.group_by_all if config.group_by is None else "..." in config.group_by
         opts = RouteOpts(
@@ -71,9 +80,20 @@ class Route:
             group_interval_ms=base.group_interval_ms if config.group_interval is None else config.group_interval,
             repeat_interval_ms=base.repeat_interval_ms if config.repeat_interval is None else config.repeat_interval,
         )
-        node = cls(key=key, opts=opts, matchers=matchers, continue_=config.continue_)
-        node.children = [cls.build(child, node, i) for i, child in enumerate(config.routes)]
+        node = cls(key=key, opts=opts, matchers=matchers, continue_=config.continue_,
+                   mute_time_intervals=tuple(config.mute_time_intervals),
+                   active_time_intervals=tuple(config.active_time_intervals))  # fmt: skip
+        for i, child in enumerate(config.routes):
+            node.children.append(cls.build(child, node, i))
         return node
+
+    def muted_at(self, ts_ms: int, intervals: Mapping[str, NamedTimeInterval]) -> bool:
+        """Whether this route sends nothing at ``ts_ms``: inside a mute interval, or outside all its active ones."""
+        if any(intervals[n].contains(ts_ms) for n in self.mute_time_intervals):
+            return True
+        return bool(self.active_time_intervals) and not any(
+            intervals[n].contains(ts_ms) for n in self.active_time_intervals
+        )
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes (leaves of the descent) that handle an alert with ``labels``, in tree order."""

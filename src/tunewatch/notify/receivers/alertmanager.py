@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
+from tunewatch.notify.httpconfig import HTTPConfig
 from tunewatch.notify.outbox import Notification
-from tunewatch.notify.receivers.base import Integration
+from tunewatch.notify.receivers.base import HttpIntegration
 
 
 def postable_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -34,20 +33,17 @@ def postable_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class AlertmanagerIntegration(Integration):
+class AlertmanagerIntegration(HttpIntegration):
     """POST alerts to ``<url>/api/v2/alerts``."""
 
     kind = "alertmanager"
 
-    def __init__(self, receiver: str, *, url: str, send_resolved: bool, timeout_s: float) -> None:
-        super().__init__(receiver, send_resolved=send_resolved, timeout_s=timeout_s, secrets=[url])
+    def __init__(self, receiver: str, *, url: str, send_resolved: bool, timeout_s: float,
+                 http_config: HTTPConfig | None = None) -> None:  # fmt: skip
+        super().__init__(receiver, send_resolved=send_resolved, timeout_s=timeout_s, http_config=http_config,
+                         secrets=[url])  # fmt: skip
         self._endpoint = url.rstrip("/") + "/api/v2/alerts"
-        self._client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "tunewatch"})
 
     def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
         """POST the alerts; 2xx is success."""
-        self.post_json(self._client, self._endpoint, postable_alerts(alerts))
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._client.close()
+        self.post(self._endpoint, postable_alerts(alerts))

@@ -12,12 +12,12 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from pathlib import Path
 from typing import Any
 
 from tunewatch.notify.message import AlertView, MessageView
 from tunewatch.notify.outbox import Notification
 from tunewatch.notify.receivers.base import Integration
+from tunewatch.notify.templates import FieldTemplates, notification_data
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _COLOR = {"firing": "#d93025", "resolved": "#188038"}
@@ -91,8 +91,8 @@ class EmailIntegration(Integration):
 
     def __init__(self, receiver: str, *, to: str, sender: str, smarthost: str, send_resolved: bool, timeout_s: float,
                  hello: str = "localhost", username: str | None = None, password: str | None = None,
-                 require_tls: bool = True, ca_file: Path | None = None, insecure_skip_verify: bool = False,
-                 headers: dict[str, str] | None = None) -> None:  # fmt: skip
+                 require_tls: bool = True, tls: ssl.SSLContext | None = None, headers: dict[str, str] | None = None,
+                 fields: FieldTemplates | None = None, external_url: str = "") -> None:  # fmt: skip
         super().__init__(receiver, send_resolved=send_resolved, timeout_s=timeout_s, secrets=[password or ""])
         host, _, port = smarthost.rpartition(":")
         self._host, self._port = host.strip("[]"), int(port)
@@ -100,27 +100,37 @@ class EmailIntegration(Integration):
         self._username, self._password = username, password
         self._require_tls = require_tls
         self._headers = headers or {}
-        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-        if insecure_skip_verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        self._tls = ctx
+        self._fields = fields
+        self._external_url = external_url
+        self._tls = tls or ssl.create_default_context()
 
     def message(self, notification: Notification, alerts: list[dict[str, Any]]) -> EmailMessage:
-        """The email for ``alerts`` of ``notification``."""
+        """The email for ``alerts`` of ``notification``: tunewatch's text and HTML parts, or the configured
+        ``text``/``html`` templates; a ``Subject`` header template overrides the subject."""
         view = MessageView.build(notification.receiver, notification.group_labels, alerts)
+        f = self._fields
+        data = notification_data(notification, alerts, self._external_url) if f is not None else None
         msg = EmailMessage()
-        msg["Subject"] = header_safe(view.title)
+        subject = view.title
+        if f is not None and data is not None and f.has("headers.Subject"):
+            subject = f.render("headers.Subject", data, view.title)
+        msg["Subject"] = header_safe(subject)
         msg["From"] = self._from
-        msg["To"] = self._to
+        msg["To"] = header_safe(f.render("to", data, self._to)) if f is not None and data is not None else self._to
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(idstring=notification.id, domain="tunewatch")
         msg["X-Tunewatch-Notification"] = notification.id
         for name, value in self._headers.items():
             if name.lower() not in ("subject", "from", "to"):
-                msg[header_safe(name, 70)] = header_safe(value)
-        msg.set_content(text_body(view))
-        msg.add_alternative(html_body(view), subtype="html")
+                shown = f.render(f"headers.{name}", data, value) if f is not None and data is not None else value
+                msg[header_safe(name, 70)] = header_safe(shown)
+        text = text_body(view)
+        html_part = html_body(view)
+        if f is not None and data is not None:
+            text = f.render("text", data, text) if f.has("text") else text
+            html_part = f.render("html", data, html_part) if f.has("html") else html_part
+        msg.set_content(text)
+        msg.add_alternative(html_part, subtype="html")
         return msg
 
     def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:

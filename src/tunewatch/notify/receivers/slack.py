@@ -1,4 +1,7 @@
-"""Slack incoming webhook with a Block Kit message (header, one section per alert, context).
+"""Slack incoming webhook with a Block Kit message (header, one section per alert, context), or Alertmanager's
+attachment message rendered from templates when the config sets ``title``/``text``/``pretext``/``fallback``.
+
+The request goes through the receiver's ``http_config`` (proxy, TLS, auth) like every HTTP integration.
 
 All alert text is escaped for Slack ``mrkdwn`` (``&``, ``<``, ``>``), so alert content cannot inject links
 or ``<!channel>`` mentions. Runbook links are included only for http(s) URLs.
@@ -6,22 +9,18 @@ or ``<!channel>`` mentions. Runbook links are included only for http(s) URLs.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from slack_sdk.webhook import WebhookClient
-
+from tunewatch.notify.httpconfig import HTTPConfig
 from tunewatch.notify.message import AlertView, MessageView
 from tunewatch.notify.outbox import Notification
-from tunewatch.notify.receivers.base import Integration, http_status_retryable
+from tunewatch.notify.receiver_config import SlackConfig
+from tunewatch.notify.receivers.base import HttpIntegration
+from tunewatch.notify.templates import FieldTemplates, NotificationData, notification_data
 
 _MAX_ALERT_SECTIONS = 20  # Slack allows 50 blocks a message
 _SECTION_LIMIT = 3000
 _HEADER_LIMIT = 150
-# slack-sdk logs request URLs (which hold the webhook secret) at debug level: keep its logger silent
-_SDK_LOGGER = logging.getLogger("tunewatch.notify.slack.sdk")
-_SDK_LOGGER.disabled = True
-_SDK_LOGGER.propagate = False
 _STATUS_ICON = {"firing": ":red_circle:", "resolved": ":large_green_circle:"}
 
 
@@ -75,27 +74,59 @@ def slack_message(view: MessageView, *, channel: str | None = None, username: st
     return body
 
 
-class SlackIntegration(Integration):
-    """Post to a Slack incoming webhook through slack-sdk's :class:`WebhookClient`."""
+def attachment_message(fields: FieldTemplates, data: NotificationData, *, link_names: bool,
+                       mrkdwn_in: list[str] | None, extra_fields: list[dict[str, Any]],
+                       actions: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """Alertmanager's Slack message: one attachment rendered from the configured templates (unset fields use
+    Alertmanager's defaults: ``slack.default.title`` and friends)."""
+
+    def r(name: str, default: str = "") -> str:
+        return fields.render(name, data, default)
+
+    attachment: dict[str, Any] = {
+        "title": r("title"), "title_link": r("title_link"), "pretext": r("pretext"), "text": r("text"),
+        "fallback": r("fallback"), "callback_id": r("callback_id"), "footer": r("footer"),
+        "color": r("color", "danger" if data.Status == "firing" else "good"),
+        "mrkdwn_in": mrkdwn_in if mrkdwn_in is not None else ["fallback", "pretext", "text"],
+        "image_url": r("image_url"), "thumb_url": r("thumb_url"),
+    }  # fmt: skip
+    if extra_fields:
+        attachment["fields"] = [
+            {"title": r(f"fields.{k}.title"), "value": r(f"fields.{k}.value"), **({"short": f["short"]}
+             if f.get("short") is not None else {})} for k, f in enumerate(extra_fields)
+        ]  # fmt: skip
+    if actions:
+        attachment["actions"] = actions
+    body: dict[str, Any] = {"attachments": [{k: v for k, v in attachment.items() if v not in ("", None)}]}
+    for key in ("channel", "username", "icon_emoji", "icon_url"):
+        value = r(key)
+        if value:
+            body[key] = value
+    if link_names:
+        body["link_names"] = True
+    return body
+
+
+class SlackIntegration(HttpIntegration):
+    """Post to a Slack incoming webhook: tunewatch's Block Kit message, or Alertmanager's attachment message
+    when the config sets ``title``/``text``/``pretext``/``fallback``."""
 
     kind = "slack"
 
-    def __init__(self, receiver: str, *, url: str, send_resolved: bool, timeout_s: float, channel: str | None = None,
-                 username: str | None = None, icon_emoji: str | None = None) -> None:  # fmt: skip
-        super().__init__(receiver, send_resolved=send_resolved, timeout_s=timeout_s, secrets=[url])
-        # retries are ours (outbox + tenacity): no slack-sdk retry handlers
-        self._client = WebhookClient(url, timeout=timeout_s, retry_handlers=[], logger=_SDK_LOGGER)  # type: ignore[arg-type]
-        self._extra = {"channel": channel, "username": username, "icon_emoji": icon_emoji}
+    def __init__(self, receiver: str, *, url: str, config: SlackConfig, timeout_s: float, fields: FieldTemplates,
+                 external_url: str, http_config: HTTPConfig | None) -> None:  # fmt: skip
+        super().__init__(receiver, send_resolved=config.send_resolved, timeout_s=timeout_s, http_config=http_config,
+                         secrets=[url])  # fmt: skip
+        self._url, self._config, self._fields, self._external_url = url, config, fields, external_url
 
     def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
-        """Send the Block Kit message; Slack answers 200 ``ok`` on success."""
-        view = MessageView.build(notification.receiver, notification.group_labels, alerts)
-        body = slack_message(view, **self._extra)
-        try:
-            resp = self._client.send_dict(body, headers={"Idempotency-Key": notification.id})
-        except TimeoutError as exc:
-            raise self.fail(f"timed out after {self.timeout_s:g}s", exc) from None
-        except Exception as exc:  # urllib raises URLError, http.client errors, ...
-            raise self.fail("failed", exc) from None
-        if not 200 <= resp.status_code < 300:
-            raise self.fail(f"got HTTP {resp.status_code}", retryable=http_status_retryable(resp.status_code))
+        """Send the message; Slack answers 200 ``ok`` on success."""
+        c = self._config
+        if c.templated:
+            data = notification_data(notification, alerts, self._external_url)
+            body = attachment_message(self._fields, data, link_names=c.link_names, mrkdwn_in=c.mrkdwn_in,
+                                      extra_fields=[f.model_dump() for f in c.fields], actions=c.actions)  # fmt: skip
+        else:
+            view = MessageView.build(notification.receiver, notification.group_labels, alerts)
+            body = slack_message(view, channel=c.channel, username=c.username, icon_emoji=c.icon_emoji)
+        self.post(self._url, body, headers={"Idempotency-Key": notification.id})

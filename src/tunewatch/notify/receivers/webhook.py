@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
+from tunewatch.notify.httpconfig import HTTPConfig
 from tunewatch.notify.message import MessageView
 from tunewatch.notify.outbox import Notification
-from tunewatch.notify.receivers.base import Integration
+from tunewatch.notify.receivers.base import HttpIntegration
 
 
 def webhook_payload(
@@ -35,24 +34,20 @@ def webhook_payload(
     }
 
 
-class WebhookIntegration(Integration):
+class WebhookIntegration(HttpIntegration):
     """POST the v4 payload to a URL."""
 
     kind = "webhook"
 
     def __init__(self, receiver: str, *, url: str, send_resolved: bool, timeout_s: float, external_url: str,
-                 max_alerts: int = 0) -> None:  # fmt: skip
-        super().__init__(receiver, send_resolved=send_resolved, timeout_s=timeout_s, secrets=[url])
+                 max_alerts: int = 0, http_config: HTTPConfig | None = None) -> None:  # fmt: skip
+        super().__init__(receiver, send_resolved=send_resolved, timeout_s=timeout_s, http_config=http_config,
+                         secrets=[url])  # fmt: skip
         self._url = url
         self._external_url = external_url
         self._max_alerts = max_alerts
-        self._client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "tunewatch"})
 
     def send(self, notification: Notification, alerts: list[dict[str, Any]]) -> None:
         """POST the payload; 2xx is success, 5xx/408/429 and network errors are retryable."""
         payload = webhook_payload(notification, alerts, external_url=self._external_url, max_alerts=self._max_alerts)
-        self.post_json(self._client, self._url, payload, headers={"Idempotency-Key": notification.id})
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._client.close()
+        self.post(self._url, payload, headers={"Idempotency-Key": notification.id})
