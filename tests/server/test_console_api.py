@@ -121,6 +121,16 @@ def test_history_search_sees_each_new_change(seeded: tuple[LiveService, Any]) ->
     assert answer["facets"]["slice"]["tier"] == ["family"]
 
 
+def test_history_search_reads_back_alerts_of_any_year(seeded: tuple[LiveService, Any]) -> None:
+    """An alert posted with a year below 1000 (the fuzz test's Alertmanager POST) is stored and read back."""
+    service, client = seeded
+    ancient = -39_982_723_200_000  # 0703-01-01T00:00Z
+    service.alert_log.record([_alert("Old", "info", "plays", "firing", ancient)], BASE_MS)
+    r = client.get("/api/v1/console/alerts?alertname=Old")
+    assert r.status_code == 200 and r.json()["alerts"][0]["startsAt"].startswith("0703-")
+    assert r.json()["alerts"][0]["at"] == ancient
+
+
 def test_history_search_refuses_bad_filters_naming_them(seeded: tuple[LiveService, Any]) -> None:
     _, client = seeded
     r = client.get("/api/v1/console/alerts?slice=colour=red")
