@@ -35,7 +35,8 @@ def format_time(ms: int | None) -> str:
     """RFC 3339 (UTC, ``Z``) for epoch milliseconds; Alertmanager's zero time for ``None``."""
     if ms is None:
         return ZERO_TIME
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # isoformat pads the year to 4 digits (strftime's %Y does not on Linux: year 706 would not parse back)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> int | None:

@@ -77,6 +77,8 @@ def create_app(
         version=__version__,
         description="Anomaly detection and alerting for music-streaming events.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: served offline by routes.console
+        redoc_url=None,
     )
     app.state.service = service
     app.ingest_handler = handler
