@@ -140,6 +140,10 @@ def test_cli_silences_mute_the_running_services_notifications(
         time.sleep(0.2)
     time.sleep(2.5)  # ... and after two more group intervals, still nothing for the silenced ones
     assert _notified_markets(http_receiver) == {"DE"}
+    # the payload links back to the service at the address it serves (its externalURL and the alert's console link)
+    body = http_receiver.received[0].body
+    assert body["externalURL"] == url
+    assert all(a["generatorURL"].startswith(url + "/?") for a in body["alerts"])
 
     # expiring the database silence (another process) lets BR's next group flush through, without a restart
     expired = _cli("silences", "expire", by_db.stdout.strip()[:8], env=env)

@@ -144,6 +144,7 @@ def serve(
             **{k: v for k, v in overrides.items() if v is not None},
             "db": Path(database), "rules": rules, "notify_config": config,
             "notify_db": _notify_db(notify_db, database) if config else None,
+            "served_url": f"http://{host}:{port}",
         })  # fmt: skip
         ruleset = load_rules(text_input(rules, "rule file") if rules else None)
         runtime = build_runtime(settings, rules=ruleset)
@@ -208,6 +209,7 @@ def run(
         notify = text_input(notify_config, "notification config") if notify_config else None
         settings = ServerSettings().model_copy(update={
             "notify_config": notify, "notify_db": _notify_db(notify_db, home() / "run.db") if notify else None,
+            "served_url": None if no_http else f"http://{host}:{port}",
         })  # fmt: skip
         runtime = build_runtime(settings, clock=sim_clock, notify_max_sleep_s=0.5)
     runtime.on_alert(_alert_sink(sim_clock))

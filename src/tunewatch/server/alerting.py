@@ -78,7 +78,8 @@ def build_alert_side(
     if settings.notify_config is not None:
         store = str(settings.notify_db) if settings.notify_db is not None else db
         pipeline = NotificationPipeline.from_config(
-            settings.notify_config, store, notify_clock, silences=silences, alert_log=alert_log
+            settings.notify_config, store, notify_clock, silences=silences, alert_log=alert_log,
+            external_url=settings.served_url,
         )
         notifier = BackgroundNotifier(pipeline, max_sleep_s=notify_max_sleep_s).start()
     return AlertSide(alert_log, silences, notifier)

@@ -40,6 +40,11 @@ class ServerSettings(BaseSettings):
     notify_db: Path | None = Field(
         default=None, description="SQLite file for the notification log and outbox; none: the service's `db`."
     )
+    served_url: str | None = Field(
+        default=None,
+        description="The address the service is served at (set by `serve` and `run`): the `externalURL` and links "
+        "of notifications unless the notification settings name an external URL.",
+    )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0, description="Largest ingest body accepted, as sent.")
     max_decoded_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest body after decompression.")
     max_events_per_request: int = Field(
