@@ -296,6 +296,18 @@ def test_series_search_and_a_chart_with_unit_axis_and_grid(
         assert all(t.endswith("/min") for t in _texts(browser, "#chart svg .y-axis text.tick"))
 
 
+def test_a_notification_link_opens_its_series(
+    browser: RecordingBrowser, play: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    """The ``generatorURL`` of a notification (``/?metric=…&cdn=…``) opens the console on that series' chart."""
+    with console(tmp_path, play) as (_, base):
+        _open(browser, base + "/?metric=plays&cdn=edge-2")
+        browser.wait_for("document.querySelector('#chart-title').textContent.startsWith('plays on cdn=edge-2')")
+        assert browser.evaluate("document.querySelector('#series-slice').value") == "cdn=edge-2"
+        picks = "document.querySelectorAll('#series-results button')"
+        browser.wait_for(f"{picks}.length === 1 && {picks}[0].classList.contains('selected')")
+
+
 def test_the_key_banner_goes_once_a_valid_key_is_given(
     browser: RecordingBrowser, play: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:

@@ -520,8 +520,20 @@ function seriesQuery() {
   return params;
 }
 
+// one key per series whatever the order of its dimensions
 function seriesKey(s) {
-  return JSON.stringify([s.metric, s.dims]);
+  return JSON.stringify([s.metric, Object.fromEntries(Object.entries(s.dims).sort())]);
+}
+
+// a notification's link (its generatorURL: /?metric=…&market=…) opens that series
+function openLinkedSeries() {
+  const linked = new URLSearchParams(window.location.search);
+  const metric = linked.get("metric");
+  if (!metric) return;
+  const dims = {};
+  for (const [k, v] of linked) if (k !== "metric") dims[k] = v;
+  state.selected = seriesKey({ metric, dims });
+  $("#series-slice").value = Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(" ");
 }
 
 function renderSeriesList() {
@@ -755,6 +767,7 @@ function init() {
   for (const sel of ["#series-q", "#series-slice"]) $(sel).addEventListener("input", series);
   $("#series-metric").addEventListener("change", series);
   $("#series-filters").addEventListener("submit", (e) => e.preventDefault());
+  openLinkedSeries();
   refresh();
   setInterval(refresh, REFRESH_MS);
 }
