@@ -15,7 +15,12 @@ Families (hourly and per-minute resolutions are drawn within each):
 * ``seasonal`` — a period of 12 h, a day or a week (per-minute or hourly data), or an hourly cycle;
 * ``missing`` — stretches of missing points (NaN) around, not on, the anomaly;
 * ``irregular`` — jittered timestamps with occasional gaps;
-* ``short`` — 200–500 points only.
+* ``short`` — 200–500 points only;
+* ``telemetry`` — what a service's own monitoring records, several properties at once: request rates
+  (over-dispersed counts with a daily and weekly shape, multiplicative noise, slow growth), crash rates (a
+  binomial ratio over a seasonal number of sessions: mostly zeros at night), purchases (a few per interval) and
+  latency (log-normal, heavier at peak load); incidents are drops, outages, spikes, error bursts and latency
+  steps of 10–120 points, sized against the local noise (3–8 of its deviations), not against the level.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ from typing import Final
 import numpy as np
 
 from tunewatch.evaluate.nab_score import FloatArray, probation_length
+
+#: The suite's seeds: settings and the label-free threshold are developed on ``DEV_SEED``; ``HELD_OUT_SEED`` is
+#: only ever reported.
+DEV_SEED: Final = 1
+HELD_OUT_SEED: Final = 9090
 
 MINUTE_MS: Final = 60_000
 HOUR_MS: Final = 3_600_000
@@ -227,6 +237,66 @@ def _short(rng: Rng, key: str) -> SyntheticSeries:
     return SyntheticSeries(key, _times(rng, step, n), values, x, _windows(n, starts), starts)
 
 
+def _load_shape(rng: Rng, t: np.ndarray) -> FloatArray:
+    """A multiplicative daily and weekly load shape around 1 (peak in the afternoon, quieter weekends)."""
+    day = ((t - BASE_MS) % (24 * HOUR_MS)) / (24 * HOUR_MS)
+    week = ((t - BASE_MS) // (24 * HOUR_MS)) % 7
+    amp = rng.uniform(0.3, 0.8)
+    shape = 1.0 + amp * np.sin(2.0 * np.pi * (day - 0.35)) + 0.2 * amp * np.sin(4.0 * np.pi * day + rng.uniform(0, 6))
+    weekend = np.where(week >= 5, rng.uniform(0.6, 0.95), 1.0)
+    return np.maximum(shape, 0.05) * weekend
+
+
+def _telemetry(rng: Rng, key: str) -> SyntheticSeries:
+    if rng.random() < 0.4:
+        step, n = HOUR_MS, int(rng.integers(700, 2500))
+    else:
+        step, n = MINUTE_MS, int(rng.integers(3000, 10000))
+    t = _times(rng, step, n)
+    load = _load_shape(rng, t) * (1.0 + rng.uniform(-0.2, 0.4) * np.arange(n) / n)  # slow growth or decline
+    kind = str(rng.choice(["requests", "crash_rate", "purchases", "latency"]))
+    starts = _anomaly_starts(rng, n, int(rng.integers(1, 4)), 120)
+    factor = np.ones(n)  # the incident, as a factor on the true rate (or latency)
+    zero_at: list[tuple[int, int]] = []
+    for s in starts:
+        d = int(rng.integers(10, 120))
+        size = rng.uniform(3.0, 8.0)  # local deviations
+        factor[s : s + d] = -size  # marked; resolved per kind below, against that kind's local noise
+        if kind in ("requests", "purchases") and rng.random() < 0.25:
+            zero_at.append((s, min(d, 40)))  # an outage: nothing at all
+    mark = factor < 0.0
+    if kind == "requests" or kind == "purchases":
+        lam = load * (rng.uniform(50, 5000) if kind == "requests" else rng.uniform(1.0, 30.0))
+        disp = rng.uniform(20.0, 500.0)  # gamma-Poisson: over-dispersed counts
+        rel_sd = np.sqrt(1.0 / lam + 1.0 / disp)  # local relative deviation of a count
+        up = rng.random(n) < 0.3  # spikes less common than drops
+        f = np.where(up, 1.0 + (-factor) * rel_sd, np.maximum(1.0 - (-factor) * rel_sd, 0.05))
+        rate = lam * np.where(mark, f, 1.0)
+        clean = rng.poisson(rng.gamma(disp, lam / disp)).astype(np.float64)
+        values = rng.poisson(rng.gamma(disp, rate / disp)).astype(np.float64)
+        values[~mark] = clean[~mark]
+        for s, d in zero_at:
+            values[s : s + d] = 0.0
+    elif kind == "crash_rate":
+        sessions = rng.poisson(load * rng.uniform(20, 2000)).astype(np.float64)
+        p0 = rng.uniform(0.001, 0.02)
+        p = np.where(mark, np.minimum(p0 * (1.0 + (-factor) * rng.uniform(0.5, 1.5)), 0.5), p0)
+        crashes_clean = rng.binomial(sessions.astype(np.int64), p0).astype(np.float64)
+        crashes = rng.binomial(sessions.astype(np.int64), p).astype(np.float64)
+        crashes[~mark] = crashes_clean[~mark]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            clean = np.where(sessions > 0, crashes_clean / sessions, 0.0)
+            values = np.where(sessions > 0, crashes / sessions, 0.0)
+    else:  # latency: log-normal, slower at peak load
+        sigma = rng.uniform(0.05, 0.4)
+        base = rng.uniform(20.0, 500.0) * (1.0 + rng.uniform(0.0, 0.3) * (load - 1.0))
+        noise = rng.normal(0.0, sigma, n)
+        clean = base * np.exp(noise)
+        step_up = np.exp((-factor) * sigma * rng.uniform(0.8, 1.2))
+        values = clean * np.where(mark, step_up, 1.0)
+    return SyntheticSeries(key, t, values, clean, _windows(n, starts), starts)
+
+
 FAMILIES: Final[dict[str, Callable[[Rng, str], SyntheticSeries]]] = {
     "gaussian": _gaussian,
     "heavy_tails": _heavy,
@@ -237,6 +307,7 @@ FAMILIES: Final[dict[str, Callable[[Rng, str], SyntheticSeries]]] = {
     "missing": _missing,
     "irregular": _irregular,
     "short": _short,
+    "telemetry": _telemetry,
 }
 
 
