@@ -67,7 +67,9 @@ def nab(
         for name, r in results.items()
     ]  # fmt: skip
     caption = "held out: each category scored at the threshold chosen on the others; free: " + (
-        f"at {free}, a threshold chosen without this data's labels" if free else "no label-free threshold for this detector"
+        f"at {free}, a threshold chosen without this data's labels"
+        if free
+        else "no label-free threshold for this detector"
     )
     title = f"NAB score of {detector!r} on {len(corpus)} files"
     out.print(fitted_table(out, columns, rows, title=title, caption=caption))
