@@ -10,10 +10,6 @@ silence store, and sees a silence another process wrote without a restart.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,15 +19,11 @@ import pytest
 
 from tests.conftest import make_play
 from tests.notify.peers import HttpReceiver
+from tests.server.live import clean_env, serve, tunewatch_cli
 from tests.server.rules import plays_seen_rules
-from tests.server.servers import free_port, wait_http
+from tests.server.servers import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tunewatch.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
 
 
 NOTIFY = """
@@ -46,29 +38,14 @@ receivers:
 def service(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[tuple[str, dict[str, str]]]:
     """``tunewatch serve`` with a rule firing on any plays per market, on its default database, notifying a
     webhook with its notification log in another file; its URL and env."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEWATCH_")}
-    env["TUNEWATCH_HOME"] = str(tmp_path / "home")
+    env = clean_env(TUNEWATCH_HOME=str(tmp_path / "home"))
     rules = tmp_path / "rules.yaml"
     rules.write_text(plays_seen_rules(dimensions="market"))
     notify = tmp_path / "notify.yaml"
     notify.write_text(NOTIFY.replace("URL", http_receiver.url))
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tunewatch.cli.main", "serve", "--port", str(port), "--rules", str(rules),
-         "--notify-config", str(notify), "--notify-db", str(tmp_path / "notify.db")],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/healthz", timeout_s=90)
-        yield url, env
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    args = ("--rules", str(rules), "--notify-config", str(notify), "--notify-db", str(tmp_path / "notify.db"))
+    with serve(tmp_path, env, args, default_db=True) as served:
+        yield served.base, env
 
 
 def _firing(url: str) -> dict[str, list[str]]:
@@ -100,25 +77,26 @@ def test_cli_silence_mutes_the_running_service(service: tuple[str, dict[str, str
     assert _firing(url) == {"BR": [], "SE": []}
 
     # through the API, as amtool does
-    added = _cli("silences", "add", "market=BR", "-c", "cdn work", "-d", "2h", env={**env, "TUNEWATCH_URL": url})
+    api_env = {**env, "TUNEWATCH_URL": url}
+    added = tunewatch_cli("silences", "add", "market=BR", "-c", "cdn work", "-d", "2h", env=api_env)
     assert added.returncode == 0, added.stderr
     api_sid = added.stdout.strip()
     assert url in added.stderr  # it says where the silence went
     assert _firing(url) == {"BR": [api_sid], "SE": []}
-    listed = _cli("silences", "list", "--output", "json", env={**env, "TUNEWATCH_URL": url})
+    listed = tunewatch_cli("silences", "list", "--output", "json", env=api_env)
     assert [s["id"] for s in json.loads(listed.stdout)] == [api_sid]
 
     # no service configured: the default database, which is the one the service uses
-    added = _cli("silences", "add", "market=SE", "-c", "maintenance", env=env)
+    added = tunewatch_cli("silences", "add", "market=SE", "-c", "maintenance", env=env)
     assert added.returncode == 0, added.stderr
     db_sid = added.stdout.strip()
     assert str(tmp_path / "home" / "tunewatch.db") in added.stderr
     assert _firing(url) == {"BR": [api_sid], "SE": [db_sid]}
-    listed = _cli("silences", "list", "--output", "json", env=env)
+    listed = tunewatch_cli("silences", "list", "--output", "json", env=env)
     assert {s["id"] for s in json.loads(listed.stdout)} == {api_sid, db_sid}
     assert not (tmp_path / "tunewatch.db").exists()  # never the current directory
 
-    expired = _cli("silences", "expire", db_sid[:8], env={**env, "TUNEWATCH_URL": url})
+    expired = tunewatch_cli("silences", "expire", db_sid[:8], env=api_env)
     assert expired.returncode == 0, expired.stderr
     assert _firing(url) == {"BR": [api_sid], "SE": []}
 
@@ -128,9 +106,9 @@ def test_cli_silences_mute_the_running_services_notifications(
 ) -> None:
     url, env = service
     # one silence through the default database (no service configured), one through the API
-    by_db = _cli("silences", "add", "market=BR", "-c", "cdn work", "-d", "2h", env=env)
+    by_db = tunewatch_cli("silences", "add", "market=BR", "-c", "cdn work", "-d", "2h", env=env)
     assert by_db.returncode == 0, by_db.stderr
-    by_api = _cli("silences", "add", "market=SE", "-c", "maintenance", "--url", url, env=env)
+    by_api = tunewatch_cli("silences", "add", "market=SE", "-c", "maintenance", "--url", url, env=env)
     assert by_api.returncode == 0, by_api.stderr
     _feed_until_firing(url, ("BR", "SE", "DE"))
     assert _firing(url) == {"BR": [by_db.stdout.strip()], "SE": [by_api.stdout.strip()], "DE": []}
@@ -146,7 +124,7 @@ def test_cli_silences_mute_the_running_services_notifications(
     assert all(a["generatorURL"].startswith(url + "/?") for a in body["alerts"])
 
     # expiring the database silence (another process) lets BR's next group flush through, without a restart
-    expired = _cli("silences", "expire", by_db.stdout.strip()[:8], env=env)
+    expired = tunewatch_cli("silences", "expire", by_db.stdout.strip()[:8], env=env)
     assert expired.returncode == 0, expired.stderr
     while "BR" not in _notified_markets(http_receiver):
         assert time.monotonic() < deadline + 30, http_receiver.received
@@ -155,10 +133,9 @@ def test_cli_silences_mute_the_running_services_notifications(
 
 
 def test_an_unreachable_service_is_a_one_line_error(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEWATCH_")}
-    env["TUNEWATCH_HOME"] = str(tmp_path / "home")
+    env = clean_env(TUNEWATCH_HOME=str(tmp_path / "home"))
     url = f"http://127.0.0.1:{free_port()}"
-    result = _cli("silences", "list", "--url", url, env=env)
+    result = tunewatch_cli("silences", "list", "--url", url, env=env)
     assert result.returncode == 2
     assert result.stderr.strip().startswith(f"error: {url}: cannot reach the tunewatch service")
     assert len(result.stderr.strip().splitlines()) == 1

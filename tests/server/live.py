@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.server.servers import free_port, wait_http
+from tunewatch.home import default_db as default_db_path
 
 JSON = {"content-type": "application/json"}
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -32,16 +33,37 @@ class Served:
         raise RuntimeError("no VmRSS")
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any ``TUNEWATCH_*`` setting, plus ``extra``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("TUNEWATCH_")}, **extra}
+
+
+def tunewatch_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the real ``tunewatch`` CLI with ``env``; its exit code, stdout and stderr as text."""
+    return subprocess.run([sys.executable, "-m", "tunewatch.cli.main", *args], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+
+
 @contextlib.contextmanager
 def serve(
-    tmp: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = (), db: Path | None = None
+    tmp: Path,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    db: Path | None = None,
+    *,
+    default_db: bool = False,
 ) -> Iterator[Served]:
-    """``tunewatch serve`` (the real CLI) on a free loopback port with a database in ``tmp``."""
+    """``tunewatch serve`` (the real CLI) on a free loopback port, in ``tmp``, with a database in ``tmp`` — or,
+    with ``default_db``, on its default database under ``env["TUNEWATCH_HOME"]`` (no ``--db``)."""
     port = free_port()
-    database = db or tmp / "tw.db"
-    cmd = [str(Path(sys.executable).with_name("tunewatch")), "serve", "--port", str(port), "--db", str(database), *args]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TUNEWATCH_")}
-    proc = subprocess.Popen(cmd, env={**clean, **(env or {})}, stdout=subprocess.DEVNULL)
+    if default_db:
+        database = default_db_path(clean_env(**(env or {})))
+        where: list[str] = []
+    else:
+        database = db or tmp / "tw.db"
+        where = ["--db", str(database)]
+    cmd = [str(Path(sys.executable).with_name("tunewatch")), "serve", "--port", str(port), *where, *args]
+    proc = subprocess.Popen(cmd, env=clean_env(**(env or {})), cwd=tmp, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/healthz", timeout_s=60)
@@ -53,4 +75,3 @@ def serve(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-

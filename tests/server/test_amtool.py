@@ -8,11 +8,8 @@ an alert posted the way Prometheus posts it goes through tunewatch's routing.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +20,8 @@ import pytest
 
 from tests.conftest import make_play
 from tests.notify.peers import HttpReceiver
+from tests.server.live import clean_env, serve, tunewatch_cli
 from tests.server.rules import plays_seen_rules
-from tests.server.servers import free_port, wait_http
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 pytestmark = [
@@ -57,13 +54,8 @@ class Service:
         return httpx.get(self.url + path, headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=10)
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tunewatch.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
-
-
 def _key(scope: str, env: dict[str, str]) -> str:
-    made = _cli("keys", "create", "--name", f"amtool-{scope}", "--scope", scope, env=env)
+    made = tunewatch_cli("keys", "create", "--name", f"amtool-{scope}", "--scope", scope, env=env)
     assert made.returncode == 0, made.stderr
     return made.stdout.strip().splitlines()[-1].strip()
 
@@ -75,31 +67,16 @@ def _http_config(path: Path, key: str) -> Path:
 
 @pytest.fixture
 def service(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[Service]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEWATCH_")}
-    env["TUNEWATCH_HOME"] = str(tmp_path / "home")
+    env = clean_env(TUNEWATCH_HOME=str(tmp_path / "home"))
     admin, read = _key("admin", env), _key("read", env)
     env["TUNEWATCH_AUTH"] = "1"
     rules = tmp_path / "rules.yaml"
     rules.write_text(plays_seen_rules(dimensions="market"))
     notify = tmp_path / "notify.yaml"
     notify.write_text(NOTIFY.replace("URL", http_receiver.url))
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tunewatch.cli.main", "serve", "--port", str(port), "--rules", str(rules),
-         "--notify-config", str(notify)],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/healthz", timeout_s=90)
-        yield Service(url, env, admin, read, _http_config(tmp_path / "amtool-http.yml", admin))
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    args = ("--rules", str(rules), "--notify-config", str(notify))
+    with serve(tmp_path, env, args, default_db=True) as served:
+        yield Service(served.base, env, admin, read, _http_config(tmp_path / "amtool-http.yml", admin))
 
 
 def _fire(service: Service, markets: tuple[str, ...]) -> None:
@@ -143,7 +120,7 @@ def test_amtool_queries_alerts_and_adds_queries_and_expires_silences(service: Se
     # ... and so do tunewatch's own API and CLI: the same silence store
     v1 = {a["labels"]["market"]: a["silencedBy"] for a in service.get("/api/v1/alerts").json()}
     assert v1 == {"BR": [sid], "SE": []}
-    listed = _cli("silences", "list", "--output", "json", env=service.env)
+    listed = tunewatch_cli("silences", "list", "--output", "json", env=service.env)
     assert [s["id"] for s in json.loads(listed.stdout)] == [sid]
 
     expired = service.amtool("silence", "expire", sid)
