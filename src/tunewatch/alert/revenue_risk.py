@@ -159,16 +159,23 @@ class RevenueModel:
         self.forget_after_ms = forget_after_ms
         schema: dict[str, pl.DataType] = {_KEY: pl.String(), _SEEN: pl.Int64(), **{r: pl.Float64() for r in UNIT_RATES}}
         self._ref = pl.DataFrame(schema=schema)
+        #: the last frame :meth:`_fresh` was asked about and its answer: one evaluation prices all its alerts
+        #: against the same frame, which is then computed once (the frame is held, so its identity stays its own)
+        self._fresh_of: tuple[pl.DataFrame, pl.DataFrame] | None = None
 
     def _fresh(self, metrics: pl.DataFrame) -> pl.DataFrame:
         """Each slice's unit rates in each window of ``metrics`` (null where the window says nothing)."""
+        if self._fresh_of is not None and self._fresh_of[0] is metrics:
+            return self._fresh_of[1]
         rates = []
         for rate, (num, plus, minus) in UNIT_RATES.items():
             den = sum((_col(metrics, c) for c in plus), pl.lit(0.0)) - sum(
                 (_col(metrics, c) for c in minus), pl.lit(0.0)
             )
             rates.append(pl.when(den > 0).then(_col(metrics, num) / den).otherwise(None).alias(rate))
-        return metrics.select(_slice_key(metrics), pl.col("window_start").cast(pl.Int64).alias(_SEEN), *rates)
+        fresh = metrics.select(_slice_key(metrics), pl.col("window_start").cast(pl.Int64).alias(_SEEN), *rates)
+        self._fresh_of = (metrics, fresh)
+        return fresh
 
     def _blend(self, ref: pl.DataFrame, fresh: pl.DataFrame) -> pl.DataFrame:
         """``ref`` with ``fresh``'s windows blended in one by one, in time order (an exponentially weighted mean
