@@ -44,6 +44,7 @@ def _series(seed: int, n: int, nan_rate: float, jitter: bool) -> tuple[np.ndarra
             {},
             {"weekly_bins": 12, "weekly_period_ms": 4 * 3_600_000, "tail_bins": 8, "tail_decay_long": 0.999},
             {"trend": 0.2, "auto_count": True, "tail_bins": 8, "period_ring": 16, "period_block": 2},
+            {"tail_bins": 8, "tail_decay_long": 0.999, "run_learn": 2.0, "episode_gap": 20.0, "damp": 0.2},
         ]
     ),
 )
@@ -90,6 +91,16 @@ def test_checkpoint_restores_exactly_and_is_versioned() -> None:
     assert full.bytes_per_series == (k.HEADER + 24 + 168 + 2 * 2 * 2 * 24) * 8  # 2 channels x 2 sides x 2 memories
     with pytest.raises(ValueError, match="version"):
         resumed.load_state_dict({**state, "version": 99})
+    # a version-3 checkpoint (no quiet-time column, no episode settings) is adopted and resumes exactly
+    old = {
+        **state,
+        "version": 3,
+        "params": {n: v for n, v in state["params"].items() if n not in ("run_learn", "episode_gap")},
+        "states": np.delete(state["states"], k.QUIET, axis=1),
+    }
+    adopted = EnsembleDetector(bins=24)
+    adopted.load_state_dict(old)
+    np.testing.assert_array_equal(adopted.chunk(t[300:], x[300:]).score, whole.score[300:])
     with pytest.raises(ValueError, match="params differ"):
         EnsembleDetector(bins=12).load_state_dict(state)
 
@@ -245,6 +256,44 @@ def test_tail_calibration_learns_that_recurring_spikes_are_normal() -> None:
     assert d.score[2950] > 2 * late  # a deviation unlike the series' own history still stands out
     calm = np.delete(d.score[400:2950], np.r_[np.arange(0, 2550, 100), np.arange(1, 2550, 100)])
     assert np.nanmax(calm) < late + 0.3
+
+
+def test_a_long_anomaly_does_not_teach_the_tails_that_it_is_normal() -> None:
+    rng = np.random.default_rng(11)
+    x = 10 + rng.normal(0, 1, 4000)
+    burst = 12 * (-1.0) ** np.arange(100)  # a 100-point incident the level cannot absorb ...
+    x[1500:1600] += burst
+    x[2500:2600] += burst  # ... and the same again, a thousand points later
+    t = np.arange(4000) * MIN
+    settings_ = {"warmup": 30, "tail_bins": 24, "tail_decay": 0.995, "tail_decay_long": 0.9998, "damp": 1.0}
+    learnt = LevelScaleDetector(**settings_).chunk(t, x).score
+    bounded = LevelScaleDetector(**settings_, run_learn=2.0).chunk(t, x).score
+    np.testing.assert_array_equal(bounded[:1502], learnt[:1502])  # the same until a run passes two points
+    # every point of the first incident taught the tails: the second one says less than the first ...
+    assert learnt[2500:2600].max() < 0.9 * learnt[1500:1600].max()
+    # ... and less than when only its first two points teach fully and the rest about the log of their number
+    assert bounded[2500:2600].max() > learnt[2500:2600].max() + 0.02
+    # a spike that recurs is still learnt as normal (one-point runs teach fully)
+    y = 10 + rng.normal(0, 1, 3000)
+    y[np.arange(300, 2900, 100)] += 25
+    recur = LevelScaleDetector(**settings_, run_learn=2.0).chunk(np.arange(3000) * MIN, y).score
+    assert recur[2800] < recur[300] / 2
+
+
+def test_an_episode_ends_after_a_quiet_gap() -> None:
+    rng = np.random.default_rng(5)
+    x = 10 + rng.normal(0, 1, 2000)
+    x[1000] += 20
+    x[1400] += 20  # as large, after 400 quiet points
+    t = np.arange(2000) * MIN
+    settings_ = {"warmup": 30, "tail_bins": 24, "damp": 0.2, "decay": 0.9995}
+    damped = LevelScaleDetector(**settings_).chunk(t, x).score
+    gapped = LevelScaleDetector(**settings_, episode_gap=300.0).chunk(t, x).score
+    undamped = LevelScaleDetector(**{**settings_, "damp": 1.0}).chunk(t, x).score
+    assert gapped[1000] == damped[1000]
+    # after 300 quiet intervals the second spike opens a new episode: scored in full, as if nothing were damped
+    assert gapped[1400] == undamped[1400]
+    assert damped[1400] < 0.5 * gapped[1400]  # without the gap it is still the first spike's episode: damped
 
 
 def test_tail_surprise_matches_an_explicitly_decayed_histogram_across_rescaling() -> None:

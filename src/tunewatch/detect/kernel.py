@@ -97,8 +97,9 @@ import numpy as np
     RPOS,
     RACC,
     RCNT,
-) = range(42)
-HEADER: Final = 42  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
+    QUIET,
+) = range(43)
+HEADER: Final = 43  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
 
 # ---- parameter vector layout ------------------------------------------------------------------------------
 (
@@ -151,8 +152,10 @@ HEADER: Final = 42  # then the surprise tails (next to the header: touched every
     P_AUTO_COUNT,
     P_RING,
     P_RING_BLOCK,
-) = range(49)
-N_PARAMS: Final = 49
+    P_RUN_LEARN,
+    P_EPISODE_GAP,
+) = range(51)
+N_PARAMS: Final = 51
 #: After the parameters, the noise prior of the surprise calibration tabulated over ``u = log(1 + e)``
 #: (:func:`prior_table`): ``PRIOR_SIZE`` values ``PRIOR_STEP`` apart, read by linear interpolation.
 P_PRIOR_TABLE: Final = N_PARAMS
@@ -329,10 +332,10 @@ def tail_slots(p: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _channel_rate(s: np.ndarray, p: np.ndarray, base: int, ch: int, side: int, e: float, learn: bool) -> float:
+def _channel_rate(s: np.ndarray, p: np.ndarray, base: int, ch: int, side: int, e: float, learn: float) -> float:
     """Rate of evidence ``e`` of channel ``ch`` on ``side``: the larger of the short and (if kept) long memory's,
     so a point must be rare in both to be surprising. Tails from ``base``: per memory, per channel, up then
-    down, ``P_TAIL_BINS`` slots each."""
+    down, ``P_TAIL_BINS`` slots each. The point is learnt with weight ``learn`` (0: not at all)."""
     tb = int(p[P_TAIL_BINS])
     prior_n = p[P_TAIL_PRIOR]
     prior = 1.0  # no evidence (a CUSUM at rest, most of the time): every past point was at least as large
@@ -352,10 +355,10 @@ def _channel_rate(s: np.ndarray, p: np.ndarray, base: int, ch: int, side: int, e
         num_l, den_l = _tail_rate(s, lng + side * tb, lng + (1 - side) * tb, infl, tb, j, within, prior_n, prior)
         if num_l * den > num * den_l:  # the larger rate, without dividing twice
             num, den = num_l, den_l
-        if learn:
-            _learn_tail(s, lng + side * tb, j, infl * p[P_TAIL_GROW_LONG])
-    if learn:
-        _learn_tail(s, short + side * tb, j, s[TINFL] * p[P_TAIL_GROW])
+        if learn > 0.0:
+            _learn_tail(s, lng + side * tb, j, infl * p[P_TAIL_GROW_LONG] * learn)
+    if learn > 0.0:
+        _learn_tail(s, short + side * tb, j, s[TINFL] * p[P_TAIL_GROW] * learn)
     return num / den
 
 
@@ -595,10 +598,18 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         tbase = HEADER
         rate_l = 1.0  # a channel switched off says nothing (and learns nothing)
         rate_c = 1.0
+        # a point teaches the tails with weight 1; with ``P_RUN_LEARN`` = m, the points of one anomalous run
+        # beyond its first m together only about as much as log of their number: an anomaly that lasts does not
+        # teach the series that it is normal, while a spike that recurs is still learnt
+        learn = 0.0
+        if warm:
+            learn = 1.0
+            if p[P_RUN_LEARN] > 0.0 and s[RUN] >= p[P_RUN_LEARN]:
+                learn = 1.0 / (1.0 + s[RUN] - p[P_RUN_LEARN])
         if p[P_USE_LEVEL] > 0.0:
-            rate_l = _channel_rate(s, p, tbase, 0, 0 if z >= 0.0 else 1, e_l, warm)
+            rate_l = _channel_rate(s, p, tbase, 0, 0 if z >= 0.0 else 1, e_l, learn)
         if p[P_USE_CUSUM] > 0.0:
-            rate_c = _channel_rate(s, p, tbase, 1, 0 if s[CPOS] >= s[CNEG] else 1, e_c, warm)
+            rate_c = _channel_rate(s, p, tbase, 1, 0 if s[CPOS] >= s[CNEG] else 1, e_c, learn)
         evidence = -math.log10(max(min(rate_l, rate_c), 1e-300))  # the rarer channel's surprise
         source = SOURCE_CHANGE if rate_c < rate_l else model_source
         if warm:
@@ -621,6 +632,8 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
             s[UVAR] = (1.0 - ca) * (s[UVAR] + ca * du * du)
     # -- report once per episode: damp unless worse than the decaying peak
     peak = s[PEAK]
+    if p[P_EPISODE_GAP] > 0.0 and s[QUIET] >= p[P_EPISODE_GAP]:
+        peak = 0.0  # quiet long enough: the next excursion is a new episode, not the last one's echo
     shown = evidence if evidence > peak else evidence * p[P_DAMP]
     # ... and the more episodes a series had lately, the less a new one says
     if warm:
@@ -635,8 +648,10 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
             if s[RUN] == 0.0:
                 s[RUN_T] = t
             s[RUN] += 1.0
+            s[QUIET] = 0.0
         else:
             s[RUN] = 0.0
+            s[QUIET] += gap
         kk = p[P_SCORE_K]
         out[O_SCORE] = shown * shown / (shown * shown + kk * kk)
         out[O_EXPECTED] = fc

@@ -73,6 +73,8 @@ class KernelParams:
     auto_count: bool = False  # with noise "relative": Poisson noise for series of non-negative integers only
     period_ring: int = 0  # recent block means searched for a period of up to half as many blocks (0: no search)
     period_block: int = 2  # points per block of the period search's ring
+    run_learn: float = 0.0  # anomalous-run points beyond this many teach the surprise tails less (0: all fully)
+    episode_gap: float = 0.0  # intervals without a deviation beyond ``band_z`` that end an episode (0: never)
 
     def vector(self) -> FloatArray:
         """The parameter vector the kernel reads."""
@@ -102,6 +104,8 @@ class KernelParams:
         p[k.P_TREND], p[k.P_TREND_DAMP] = self.trend, self.trend_damp
         p[k.P_AUTO_COUNT] = float(self.auto_count)
         p[k.P_RING], p[k.P_RING_BLOCK] = self.period_ring, self.period_block
+        p[k.P_RUN_LEARN] = self.run_learn
+        p[k.P_EPISODE_GAP] = self.episode_gap
         # reciprocals the kernel multiplies by (a division per point costs more)
         p[k.P_TAIL_GROW] = 1.0 / self.tail_decay if self.tail_decay > 0.0 else 0.0
         p[k.P_TAIL_GROW_LONG] = 1.0 / self.tail_decay_long if self.tail_decay_long > 0.0 else 0.0
@@ -165,7 +169,7 @@ class KernelDetector(VectorDetector):
     """
 
     name = "kernel"
-    version = 3  # 2: weekly profile state; 3: trend model and count-detection state
+    version = 4  # 2: weekly profile state; 3: trend model and count-detection state; 4: quiet time (episode gap)
     #: Settings that define the detector kind (subclasses fix them; constructor arguments override the rest).
     fixed: ClassVar[dict[str, Any]] = {}
 
@@ -269,6 +273,8 @@ class KernelDetector(VectorDetector):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output of the same kind, version and settings."""
+        if state.get("version") == 3 and state.get("kind") == self.name:
+            state = _from_version_3(state)
         if state.get("version") != self.version or state.get("kind") != self.name:
             raise ValueError(
                 f"state: kind {state.get('kind')!r} version {state.get('version')} does not match "
@@ -280,3 +286,14 @@ class KernelDetector(VectorDetector):
         if states.ndim != 2 or states.shape[1] != self.width:
             raise ValueError(f"state: states must be (n, {self.width}), got {states.shape}")
         self._states = states.copy()
+
+
+def _from_version_3(state: dict[str, Any]) -> dict[str, Any]:
+    """A version-3 checkpoint in version 4's layout: the settings added since at their defaults (off), and the
+    quiet-time column (:data:`tunewatch.detect.kernel.QUIET`, added to the header) at zero."""
+    defaults = KernelParams()
+    params = {**{name: getattr(defaults, name) for name in ("run_learn", "episode_gap")}, **state.get("params", {})}
+    states = np.asarray(state["states"], dtype=np.float64)
+    if states.ndim == 2:
+        states = np.insert(states, k.QUIET, 0.0, axis=1)
+    return {**state, "version": 4, "params": params, "states": states}
