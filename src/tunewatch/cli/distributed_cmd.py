@@ -119,7 +119,8 @@ def worker(
         bool,
         typer.Option(
             "--checkpoint-state/--no-checkpoint-state",
-            help="Save detector and stream state with each checkpoint; a worker taking a partition over resumes it.",
+            help="Save the pipeline snapshot (detector, stream and alert state) with each checkpoint; a worker "
+            "taking a partition over resumes it.",
         ),
     ] = True,
     checkpoint_ttl: Annotated[

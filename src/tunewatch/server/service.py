@@ -125,7 +125,7 @@ class LiveService:
         )
         if target != ":memory:" and configured_keyring() is None:
             logger.warning(
-                "no data key (TUNEWATCH_DATA_KEY[_FILE]): quarantined events' raw bytes and the stream state's "
+                "no data key (TUNEWATCH_DATA_KEY[_FILE]): quarantined events' raw bytes and the pipeline state's "
                 "user-id hashes are stored unencrypted (files are 0600); the audit trail is signed with the "
                 "server secret %s",
                 f"{target}.secret",

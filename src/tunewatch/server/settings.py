@@ -100,7 +100,7 @@ class ServerSettings(BaseSettings):
         "kill -9, not power loss), or no WAL (off).",
     )
     wal_checkpoint_bytes: int = Field(
-        default=256 * 1024 * 1024, gt=0, description="WAL bytes after which the stream state is checkpointed."
+        default=256 * 1024 * 1024, gt=0, description="WAL bytes after which the pipeline is snapshotted."
     )
     gc_freeze: bool = Field(default=True, description="gc.freeze() at start-up (shorter garbage-collector pauses).")
     history_dir: Path | None = Field(
