@@ -44,6 +44,36 @@ def default_db(env: Mapping[str, str] | None = None) -> Path:
     return home(env) / DB_NAME
 
 
+def writable_file(path: Path, what: str) -> Path:
+    """Check, before any work, that the file ``path`` can be written: its folder is created when missing.
+
+    Raises :class:`InputError` naming the file, its role (``what``, e.g. ``"database"``) and the reason.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> writable_file(folder / "new" / "t.db", "database") == folder / "new" / "t.db"
+    True
+    >>> writable_file(folder, "database")
+    Traceback (most recent call last):
+    ...
+    tunewatch.errors.InputError: ...: is a directory; give a file name for the database
+    """
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a file name for the {what}")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"{path}: cannot write the {what}: {folder} is not a folder") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create its folder {folder}: {exc.strerror or exc}") from None
+    if not folder.is_dir():
+        raise InputError(f"{path}: cannot write the {what}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"{path}: cannot write the {what} (permission denied)")
+    return path
+
+
 def ensure_folder_of(path: Path) -> Path:
     """Create the folder of a default file (``TUNEWATCH_HOME``) if missing; :class:`InputError` if impossible."""
     try:

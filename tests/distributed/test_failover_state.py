@@ -465,27 +465,39 @@ def test_replacement_resolves_the_alert_its_predecessor_had_firing(redis_server:
     assert b.stats.alerts_notified == 1 and b.stats.alerts_deduplicated == 0
 
 
-def _version_1(blob: bytes) -> bytes:
+def _former_blob(blob: bytes, version: int) -> bytes:
+    """``blob`` rewritten as the workers wrote it before the pipeline snapshot: a ``PartitionPipelineState`` of
+    ``version`` (1: without alert state)."""
     state = StreamStateCodec("test").decode(blob)
-    del state["alerts"]
-    return StreamStateCodec("test").encode({**state, "version": 1})
+    assert (state["component"], state["version"]) == ("PipelineSnapshot", 1)
+    former = {"component": "PartitionPipelineState", "version": version, **state["position"],
+              "detection": state["detection"], "stream": state["stream"]}  # fmt: skip
+    if version == 2:
+        former["alerts"] = state["alerts"]
+    return StreamStateCodec("test").encode(former)
 
 
-def test_version_1_blob_without_alert_state_restores_with_a_cold_alert_engine(redis_server: RedisProcess) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_former_partition_state_blob_is_adopted_once(redis_server: RedisProcess, version: int) -> None:
+    """Blobs of the former format are read (version 1 has no alert state: the rules start cold); the next
+    checkpoint writes the snapshot format."""
     client = connect(redis_server.url)
     rules = parse_rules(LOW_TRAFFIC)
     _checkpointed_after_the_alert(client, rules, [])
     store = CheckpointStore(client, "g")
     saved = store.load_with_state(0)
     assert saved.record is not None and saved.blob is not None
-    assert StreamStateCodec("test").decode(saved.blob)["version"] == 2
-    store.save(saved.record, _version_1(saved.blob))
+    store.save(saved.record, _former_blob(saved.blob, version))
 
     b = _alert_worker(client, "b", rules, [])
     b.setup()
     assert (b.stats.states_restored, b.stats.states_ignored) == (1, 0)
     pipeline = b.partitions[0].pipeline
-    assert pipeline.detection.series_count > 0 and pipeline.engine.active() == []  # warm detectors, cold alerts
+    assert pipeline.detection.series_count > 0  # warm detectors
+    assert len(pipeline.engine.active()) == (0 if version == 1 else 1)  # cold alert rules without alert state
+    b.checkpoint_all()
+    again = store.load_with_state(0).blob
+    assert again is not None and StreamStateCodec("test").decode(again)["component"] == "PipelineSnapshot"
 
 
 def test_alert_state_of_other_rules_is_skipped_with_one_warning(

@@ -1,4 +1,5 @@
-"""A restart resumes the stream: no duplicate accepted again, the open minute neither lost nor counted twice."""
+"""A restart resumes the stream from the pipeline snapshot: no duplicate accepted again, the open minute neither lost
+nor counted twice; serve's former stream-state file is adopted once."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from tests.conftest import BASE_MS
-from tunewatch.cache import MusicStreamingCacheManager
 from tunewatch.pipeline.core import Pipeline
+from tunewatch.pipeline.snapshot import SnapshotFile, resume
 from tunewatch.pipeline.stream_state import MAGIC, StreamStateError, StreamStateFile
 from tunewatch.process.processor import KEY_COLUMNS
 from tunewatch.schema import PERSONAL_FIELDS
@@ -55,33 +56,51 @@ def _frame(parts: list[pl.DataFrame]) -> pl.DataFrame:
     return pl.concat([p for p in parts if p.height]).sort(list(KEY_COLUMNS), nulls_last=True)
 
 
-def _state_file(tmp_path: Path, keyring: Keyring | None = None) -> StreamStateFile:
-    return StreamStateFile(tmp_path / "tunewatch.stream-state", keyring=keyring)
+def _state_file(tmp_path: Path, keyring: Keyring | None = None) -> SnapshotFile:
+    return SnapshotFile.beside(tmp_path / "tunewatch.db", keyring=keyring)
 
 
-@pytest.mark.parametrize("detectors", ["fresh", "restored"])
-def test_a_restarted_pipeline_matches_an_uninterrupted_run(
-    stream: pl.DataFrame, tmp_path: Path, detectors: str
-) -> None:
-    """``fresh``: the detectors start afresh (the metrics do not depend on them); ``restored``: both come back."""
+def _save(pipeline: Pipeline, file: SnapshotFile, *, background: bool = False) -> None:
+    file.save(pipeline, {"wal_seq": pipeline.wal_seq}, background=background)
+
+
+def _resumed(file: SnapshotFile) -> tuple[Pipeline, bool]:
+    """A pipeline resumed from ``file`` as a restarted service's, and whether it was (else a fresh start)."""
+    pipeline, snapshot = resume(lambda: Pipeline(clock=_clock), file)
+    return pipeline, snapshot is not None
+
+
+@pytest.mark.parametrize("saved", ["snapshot", "former-stream-state-file"])
+def test_a_restarted_pipeline_matches_an_uninterrupted_run(stream: pl.DataFrame, tmp_path: Path, saved: str) -> None:
+    """``snapshot``: detectors, stream and alert state come back; ``former-stream-state-file``: the stream state
+    serve wrote before the snapshot existed is adopted (the detectors start afresh: the metrics do not depend on
+    them), and deleted once the first snapshot is written."""
     first_half, second_half, resend = _batches(stream)
 
     reference, expected = Pipeline(clock=_clock), list[pl.DataFrame]()
     _feed(reference, first_half + second_half, expected)
     expected.append(reference.finish().processed.metrics)
 
-    cache, file = MusicStreamingCacheManager(), _state_file(tmp_path)
+    file = _state_file(tmp_path)
     before, got = Pipeline(clock=_clock), list[pl.DataFrame]()
     accepted_before = {
         i for o in _feed(before, first_half, got) for i in o.validation.valid.get_column("event_id").to_list()
     }
-    before.checkpoint(cache, stream_state=file)
+    if saved == "snapshot":
+        _save(before, file)
+    else:
+        assert file.legacy is not None and file.legacy == tmp_path / "tunewatch.stream-state"
+        StreamStateFile(file.legacy).save(before.stream_state_dict())  # what serve wrote until now
     assert before.processor.buffered_events > 0  # a minute really was open at the checkpoint
 
-    after = Pipeline(clock=_clock)
-    restored = after.restore(cache if detectors == "restored" else MusicStreamingCacheManager(), stream_state=file)
-    assert restored is (detectors == "restored")
-    assert after.stream_restored
+    after, restored = _resumed(file)
+    assert restored
+    assert (after.detection.series_count > 0) is (saved == "snapshot")
+    if saved != "snapshot":
+        _save(after, file)  # the first snapshot replaces the adopted file
+        assert file.path.exists() and not file.legacy.exists()
+        after, restored = _resumed(file)
+        assert restored
     outcomes = _feed(after, second_half, got)
     got.append(after.finish().processed.metrics)
 
@@ -105,10 +124,8 @@ def test_without_the_stream_state_a_resent_event_is_accepted_again(stream: pl.Da
     first_half, _, resend = _batches(stream)
     before = Pipeline(clock=_clock)
     _feed(before, first_half, [])
-    before.checkpoint(MusicStreamingCacheManager())
     after = Pipeline(clock=_clock)
-    after.restore(MusicStreamingCacheManager())
-    assert not after.stream_restored
+    assert after.detection.load_state_dict(before.detection.state_dict()) > 0
     assert after.ingest(resend).validation.accepted > 300  # the restored pipeline above accepts none of them
 
 
@@ -116,10 +133,10 @@ def test_the_file_holds_no_personal_field(stream: pl.DataFrame, tmp_path: Path) 
     first_half, _, _ = _batches(stream)
     pipeline, file = Pipeline(clock=_clock), _state_file(tmp_path)
     _feed(pipeline, first_half, [])
-    pipeline.checkpoint(MusicStreamingCacheManager(), stream_state=file)
+    _save(pipeline, file)
     assert os.stat(file.path).st_mode & 0o777 == 0o600
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed
-    saved = file.read()
+    saved = file.file.read()
     assert saved is not None
     personal_values = set(stream.select(pl.col(PERSONAL).cast(pl.String)).unpivot().drop_nulls()["value"])
     strings: set[str] = set()
@@ -136,16 +153,15 @@ def test_personal_hashes_are_sealed_with_the_data_key(stream: pl.DataFrame, tmp_
     keyring = Keyring.generate("k1")
     pipeline = Pipeline(clock=_clock)
     _feed(pipeline, first_half, [])
-    pipeline.checkpoint(MusicStreamingCacheManager(), stream_state=_state_file(tmp_path, keyring))
+    _save(pipeline, _state_file(tmp_path, keyring))
     hashes = pipeline.stream_state_dict()["processor"]["personal"].get_column("user_hash")
     assert hashes.len() > 0
     with pytest.raises(StreamStateError, match="sealed with key id 'k1' and no data key is configured"):
-        _state_file(tmp_path).read()
+        _state_file(tmp_path).file.read()
     with pytest.raises(StreamStateError, match="fails authentication"):
-        _state_file(tmp_path, Keyring.generate("k1")).read()
-    resumed = Pipeline(clock=_clock)
-    resumed.restore(MusicStreamingCacheManager(), stream_state=_state_file(tmp_path, keyring))
-    assert resumed.stream_restored
+        _state_file(tmp_path, Keyring.generate("k1")).file.read()
+    resumed, restored = _resumed(_state_file(tmp_path, keyring))
+    assert restored
     assert resumed.stream_state_dict()["processor"]["personal"].get_column("user_hash").equals(hashes)
 
 
@@ -153,13 +169,12 @@ def test_a_write_cut_short_leaves_the_previous_file_and_no_debris(stream: pl.Dat
     first_half, _, _ = _batches(stream)
     pipeline, file = Pipeline(clock=_clock), _state_file(tmp_path)
     _feed(pipeline, first_half[:3], [])
-    pipeline.checkpoint(MusicStreamingCacheManager(), stream_state=file)
+    _save(pipeline, file)
     saved = file.path.read_bytes()
     debris = tmp_path / f".{file.path.name}.4242.0badf00d.tmp"  # what a process killed mid-write leaves
     debris.write_bytes(saved[:1000])
-    resumed = Pipeline(clock=_clock)
-    resumed.restore(MusicStreamingCacheManager(), stream_state=file)
-    assert resumed.stream_restored and not debris.exists()
+    _, restored = _resumed(file)
+    assert restored and not debris.exists()
     assert file.path.read_bytes() == saved
 
 
@@ -167,12 +182,11 @@ def test_a_background_save_is_complete_after_wait(stream: pl.DataFrame, tmp_path
     first_half, _, _ = _batches(stream)
     pipeline, file = Pipeline(clock=_clock), _state_file(tmp_path)
     _feed(pipeline, first_half[:4], [])
-    pipeline.checkpoint(MusicStreamingCacheManager(), stream_state=file, background=True)
+    _save(pipeline, file, background=True)
     _feed(pipeline, first_half[4:], [])
-    pipeline.checkpoint(MusicStreamingCacheManager(), stream_state=file, background=True)
+    _save(pipeline, file, background=True)
     assert file.wait(timeout=60)
-    resumed = Pipeline(clock=_clock)
-    resumed.restore(MusicStreamingCacheManager(), stream_state=file)
+    resumed, _ = _resumed(file)
     assert len(resumed.validator.dedup) == len(pipeline.validator.dedup)  # the newer of the two states
     assert resumed.validator.watermark.value == pipeline.validator.watermark.value
 
@@ -194,12 +208,11 @@ def test_a_damaged_file_gives_a_fresh_start_with_a_warning(
     first_half, _, _ = _batches(stream)
     pipeline, file = Pipeline(clock=_clock), _state_file(tmp_path)
     _feed(pipeline, first_half[:3], [])
-    pipeline.checkpoint(MusicStreamingCacheManager(), stream_state=file)
+    _save(pipeline, file)
     file.path.write_bytes(damage(file.path.read_bytes()))
-    fresh = Pipeline(clock=_clock)
     with caplog.at_level(logging.WARNING, logger="tunewatch.pipeline"):
-        fresh.restore(MusicStreamingCacheManager(), stream_state=file)
-    assert not fresh.stream_restored
+        fresh, restored = _resumed(file)
+    assert not restored
     assert len(fresh.validator.dedup) == 0 and fresh.validator.watermark.value is None
     assert fresh.processor.buffered_events == 0
     assert any(message in r.getMessage() and "starting afresh" in r.getMessage() for r in caplog.records)
@@ -230,11 +243,11 @@ def test_another_layout_version_is_refused_by_name(
     with pytest.raises(ValueError, match=expected):
         Pipeline(clock=_clock).load_stream_state_dict(state)
     file = _state_file(tmp_path)
-    file.save(state)
-    fresh = Pipeline(clock=_clock)
+    assert file.legacy is not None
+    StreamStateFile(file.legacy).save(state)  # a former stream-state file of another layout
     with caplog.at_level(logging.WARNING, logger="tunewatch.pipeline"):
-        fresh.restore(MusicStreamingCacheManager(), stream_state=file)
-    assert not fresh.stream_restored and len(fresh.validator.dedup) == 0
+        fresh, restored = _resumed(file)
+    assert not restored and len(fresh.validator.dedup) == 0
     assert any("starting afresh" in r.getMessage() and "version 9" in r.getMessage() for r in caplog.records)
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from tests.quarantine.conftest import ingest, line
 from tunewatch.quarantine.crypto import NONCE_BYTES, TAG_BYTES, RawDecryptionError
-from tunewatch.quarantine.store import MIGRATIONS, QuarantineStore
+from tunewatch.quarantine.rows import MIGRATIONS
+from tunewatch.quarantine.store import QuarantineStore
 from tunewatch.security.keyring import ENV_KEY, ENV_KEY_FILE, KeyringError, new_entry
 from tunewatch.store.sqlite import open_store
 
@@ -99,7 +100,7 @@ def test_invalid_key_configuration_refuses_to_open(db_path: Path, monkeypatch: p
 
 def test_without_key_behaviour_is_unchanged(db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     lines = bad_lines(2)
-    with caplog.at_level(logging.INFO, logger="tunewatch.quarantine.store"), QuarantineStore(db_path) as store:
+    with caplog.at_level(logging.INFO, logger="tunewatch.quarantine"), QuarantineStore(db_path) as store:
         assert store.encrypting_kid is None
         ingest(store, lines)
         assert [e.raw for e in store.list()] == lines
@@ -112,7 +113,7 @@ def test_without_key_behaviour_is_unchanged(db_path: Path, caplog: pytest.LogCap
 def test_startup_log_names_the_key_id_only(db_path: Path, k1: str, monkeypatch: pytest.MonkeyPatch,
                                            caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     monkeypatch.setenv(ENV_KEY, k1)
-    with caplog.at_level(logging.INFO, logger="tunewatch.quarantine.store"):
+    with caplog.at_level(logging.INFO, logger="tunewatch.quarantine"):
         QuarantineStore(db_path).close()
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "encrypted (AES-256-GCM), key id k1" in messages

@@ -12,7 +12,8 @@ import polars as pl
 import pytest
 
 from tests.quarantine.conftest import ingest, line
-from tunewatch.quarantine.store import MIGRATIONS, QuarantineError, QuarantineStore
+from tunewatch.quarantine.rows import MIGRATIONS
+from tunewatch.quarantine.store import QuarantineError, QuarantineStore
 from tunewatch.validate.validator import REJECTED_SCHEMA
 
 HOSTILE_RAW = [

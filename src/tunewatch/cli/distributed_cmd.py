@@ -119,7 +119,8 @@ def worker(
         bool,
         typer.Option(
             "--checkpoint-state/--no-checkpoint-state",
-            help="Save detector and stream state with each checkpoint; a worker taking a partition over resumes it.",
+            help="Save the pipeline snapshot (detector, stream and alert state) with each checkpoint; a worker "
+            "taking a partition over resumes it.",
         ),
     ] = True,
     checkpoint_ttl: Annotated[
@@ -150,7 +151,7 @@ def worker(
     from tunewatch.distributed.keys import KeyLayout
     from tunewatch.distributed.worker import Worker, WorkerConfig, default_consumer
     from tunewatch.server.alerting import build_alert_side
-    from tunewatch.server.settings import ServerSettings
+    from tunewatch.server.settings import process_settings
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with _errors(), contextlib.ExitStack() as stack:
@@ -167,10 +168,9 @@ def worker(
         )
 
         # the same composition as the service's: one alert log, one silence store, the notification pipeline
-        settings = ServerSettings().model_copy(update={
-            "db": output_path(db, "database") if db else None,
-            "notify_config": text_input(notify_config, "notification config") if notify_config else None,
-        })  # fmt: skip
+        settings = process_settings(
+            "worker", db=db, notify_config=text_input(notify_config, "notification config") if notify_config else None
+        )
         alerts = build_alert_side(settings)
         stack.callback(alerts.close)
         if sink is not None:

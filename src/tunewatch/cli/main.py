@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -53,13 +53,16 @@ DETECTOR = Annotated[
 ]
 
 
-def pipeline_detector(name: str) -> Any:
-    """The detector factory called ``name`` (a one-line error for an unknown one)."""
-    from tunewatch.detect.stage import PIPELINE_DETECTORS
+def check_detector(name: str) -> str:
+    """``name`` if it is a pipeline detector (a one-line error for an unknown one)."""
+    from tunewatch.errors import InputError
+    from tunewatch.pipeline.replay_job import detector_factory
 
-    if name not in PIPELINE_DETECTORS:
-        fail(f"--detector: unknown detector {name!r} (known: {', '.join(PIPELINE_DETECTORS)})")
-    return PIPELINE_DETECTORS[name]
+    try:
+        detector_factory(name)
+    except InputError as exc:
+        fail(f"--detector: {exc}")
+    return name
 
 
 VALIDATION_RULES = Annotated[
@@ -108,11 +111,9 @@ def replay(
     output: OUTPUT = "table",
 ) -> None:
     """Replay event files in event time as fast as possible; write alerts (firing and resolved)."""
-    from tunewatch.alert.rules import load_rules
     from tunewatch.cli.preflight import check_event_files
     from tunewatch.cli.render import print_replay_summary, replay_summary_json
-    from tunewatch.pipeline.core import Pipeline
-    from tunewatch.pipeline.replay import replay_files
+    from tunewatch.pipeline.replay_job import ReplayJob
 
     fmt = output_format(output)
     with user_errors():
@@ -121,9 +122,11 @@ def replay(
                              (quarantine_db, "quarantine database"), (profile, "profile")):  # fmt: skip
             if target is not None:
                 output_path(target, what)
-        ruleset = load_rules(text_input(rules, "rule file") if rules else None)
-        if validation_rules is not None:
-            validation_rules = text_input(validation_rules, "validation rule file")
+        job = ReplayJob.from_files(
+            rules=text_input(rules, "rule file") if rules else None, detector=check_detector(detector),
+            validation_rules=text_input(validation_rules, "validation rule file") if validation_rules else None,
+            quarantine_db=quarantine_db, profile=profile,
+        )  # fmt: skip
         events = check_event_files(events)  # fail fast, before any output, on unusable input
         total = sum(p.stat().st_size for p in events)
         with contextlib.ExitStack() as stack:
@@ -146,21 +149,7 @@ def replay(
                     seen += n
                     progress.update(task, events=seen, completed=min(total, seen * max(1, total // max(seen, 1))))
 
-                if profile is not None:
-                    from tunewatch.monitor.profiling import profile_to
-
-                    stack.enter_context(profile_to(profile))
-                pipeline = Pipeline(
-                    ruleset, validation_rules=validation_rules, detector_factory=pipeline_detector(detector)
-                )
-                if quarantine_db is not None:
-                    from tunewatch.quarantine.store import QuarantineStore
-
-                    store = stack.enter_context(contextlib.closing(QuarantineStore(quarantine_db)))
-                    pipeline.on_rejected = store.add
-                summary = replay_files(
-                    events, ruleset, alerts_out=a_out, quarantine_out=q_out, progress=advance, pipeline=pipeline
-                )
+                summary = job.run(events, alerts_out=a_out, quarantine_out=q_out, progress=advance)
         results = console if is_stdio(alerts_out) or is_stdio(quarantine_out) else out
         if fmt == "json":
             print_json(replay_summary_json(summary))
@@ -206,13 +195,11 @@ def backtest(
     output: OUTPUT = "table",
 ) -> None:
     """Show when each rule would have fired on history; with --labels, precision, recall and time to detect."""
-    from tunewatch.alert.rules import load_rules
     from tunewatch.cli.preflight import check_event_files
     from tunewatch.cli.render import backtest_json, print_backtest
     from tunewatch.evaluate.backtest import load_labels, score
     from tunewatch.evaluate.plot import SeriesRecorder, write_backtest_plot
-    from tunewatch.pipeline.core import Pipeline
-    from tunewatch.pipeline.replay import replay_files
+    from tunewatch.pipeline.replay_job import ReplayJob
 
     fmt = output_format(output)
     with user_errors():
@@ -222,22 +209,19 @@ def backtest(
         for target, what in ((alerts_out, "alerts file"), (plot, "plot")):
             if target is not None:
                 output_path(target, what)
-        ruleset = load_rules(text_input(rules, "rule file") if rules else None)
-        if validation_rules is not None:
-            validation_rules = text_input(validation_rules, "validation rule file")
+        recorder = SeriesRecorder(series) if plot else None
+        job = ReplayJob.from_files(
+            rules=text_input(rules, "rule file") if rules else None, detector=check_detector(detector),
+            validation_rules=text_input(validation_rules, "validation rule file") if validation_rules else None,
+            on_metrics=recorder,
+        )  # fmt: skip
+        ruleset = job.rules
         incidents = load_labels(text_input(labels, "labels file")) if labels else None
         events = check_event_files(events)
-        recorder = SeriesRecorder(series) if plot else None
-        pipeline = Pipeline(
-            ruleset,
-            on_metrics=recorder,
-            validation_rules=validation_rules,
-            detector_factory=pipeline_detector(detector),
-        )
         with contextlib.ExitStack() as stack:
             a_out = stack.enter_context(open_output(alerts_out)) if alerts_out else None
             with console.status("replaying history…"):
-                summary = replay_files(events, ruleset, alerts_out=a_out, pipeline=pipeline)
+                summary = job.run(events, alerts_out=a_out)
         report = None
         if incidents is not None:
             span = max(1, summary.counters.windows) * 60_000

@@ -22,6 +22,7 @@ from typing import IO
 
 from tunewatch.cli.feedback import shown_as
 from tunewatch.errors import InputError
+from tunewatch.home import writable_file
 
 STDIO = "-"
 STDIN_NAME = "<stdin>"
@@ -85,20 +86,7 @@ def output_path(path: Path, what: str = "output file") -> Path:
     """
     if is_stdio(path):
         return path
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; give a file name for the {what}")
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise InputError(f"{path}: cannot write the {what}: {folder} is not a folder") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot create its folder {folder}: {exc.strerror or exc}") from None
-    if not folder.is_dir():
-        raise InputError(f"{path}: cannot write the {what}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f"{path}: cannot write the {what} (permission denied)")
-    return path
+    return writable_file(path, what)
 
 
 def output_dir(path: Path, what: str = "output folder") -> Path:

@@ -15,8 +15,7 @@ from rich.text import Text
 
 from tunewatch.alert.model import Alert
 from tunewatch.cli.feedback import fail, user_errors
-from tunewatch.cli.paths import output_path, text_input
-from tunewatch.home import default_db, ensure_folder_of, home
+from tunewatch.cli.paths import text_input
 from tunewatch.simulate.live_clock import ANNOTATION as CLOCK_ANNOTATION
 from tunewatch.simulate.live_clock import SimulatedClock, clock_note, feed, sim_label
 
@@ -90,24 +89,6 @@ def _alert_sink(clock: SimulatedClock | None = None) -> Callable[[Alert], None]:
     return on_alert
 
 
-def _database(db: Path | None) -> Path | str:
-    """The service's database: ``--db``/``TUNEWATCH_DB``, else the shared default in ``TUNEWATCH_HOME``."""
-    if db is None:
-        return ensure_folder_of(default_db())
-    if str(db) == ":memory:":
-        return ":memory:"
-    return output_path(db, "database")
-
-
-def _notify_db(notify_db: Path | None, database: Path | str) -> Path:
-    """``--notify-db``, else the service's database (created in ``TUNEWATCH_HOME`` when it is the default)."""
-    if notify_db is not None:
-        return output_path(notify_db, "notification database")
-    if str(database) == ":memory:":
-        return ensure_folder_of(home() / "notify.db")
-    return ensure_folder_of(Path(database))
-
-
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
@@ -132,27 +113,23 @@ def serve(
     """Run the HTTP service: ingest, alerts, silences, rules, series, quarantine, console at /, /metrics, /healthz."""
     import uvicorn
 
-    from tunewatch.alert.rules import load_rules
+    from tunewatch.server.alerting import database
     from tunewatch.server.runtime import build_runtime
-    from tunewatch.server.settings import ServerSettings
+    from tunewatch.server.settings import process_settings
 
-    overrides = {"forwarded_allow_ips": forwarded_allow_ips, "allowed_hosts": allowed_hosts}
     with user_errors():
-        database = _database(db)
-        config = text_input(notify_config, "notification config") if notify_config else None
-        settings = ServerSettings().model_copy(update={
-            **{k: v for k, v in overrides.items() if v is not None},
-            "db": Path(database), "rules": rules, "notify_config": config,
-            "notify_db": _notify_db(notify_db, database) if config else None,
-            "served_url": f"http://{host}:{port}",
-        })  # fmt: skip
-        ruleset = load_rules(text_input(rules, "rule file") if rules else None)
-        runtime = build_runtime(settings, rules=ruleset)
+        settings = process_settings(
+            "serve", db=db, notify_db=notify_db, forwarded_allow_ips=forwarded_allow_ips, allowed_hosts=allowed_hosts,
+            rules=text_input(rules, "rule file") if rules else None, served_url=f"http://{host}:{port}",
+            notify_config=text_input(notify_config, "notification config") if notify_config else None,
+        )  # fmt: skip
+        runtime = build_runtime(settings)
         runtime.on_alert(_alert_sink())
         app = runtime.app()
     console.print(f"tunewatch serving on http://{host}:{port}  (console: /, API docs: /docs, metrics: /metrics)")
-    console.print(Text(f"database: {database}  (`tunewatch silences` uses it too; TUNEWATCH_URL=http://{host}:{port} "
-                       "makes it talk to this service instead)"), highlight=False, soft_wrap=True)  # fmt: skip
+    console.print(Text(f"database: {database(settings)}  (`tunewatch silences` uses it too; "
+                       f"TUNEWATCH_URL=http://{host}:{port} makes it talk to this service instead)"),
+                  highlight=False, soft_wrap=True)  # fmt: skip
     try:
         uvicorn.run(app, host=host, port=port, **UVICORN_PRODUCTION)  # type: ignore[arg-type]
     finally:
@@ -185,7 +162,7 @@ def run(
     repeat_interval and retries are real time, and queued notifications survive a restart on the same --notify-db.
     """
     from tunewatch.server.runtime import build_runtime
-    from tunewatch.server.settings import ServerSettings
+    from tunewatch.server.settings import process_settings
     from tunewatch.simulate import SimulationConfig, Simulator
 
     if speed <= 0:
@@ -206,11 +183,10 @@ def run(
     with user_errors():
         # notifications keep wall-clock time: their schedule (stored instants) survives a restart, and the
         # config's group_wait / group_interval / repeat_interval mean what they say
-        notify = text_input(notify_config, "notification config") if notify_config else None
-        settings = ServerSettings().model_copy(update={
-            "notify_config": notify, "notify_db": _notify_db(notify_db, home() / "run.db") if notify else None,
-            "served_url": None if no_http else f"http://{host}:{port}",
-        })  # fmt: skip
+        settings = process_settings(
+            "run", notify_db=notify_db, served_url=None if no_http else f"http://{host}:{port}",
+            notify_config=text_input(notify_config, "notification config") if notify_config else None,
+        )  # fmt: skip
         runtime = build_runtime(settings, clock=sim_clock, notify_max_sleep_s=0.5)
     runtime.on_alert(_alert_sink(sim_clock))
     service = runtime.service

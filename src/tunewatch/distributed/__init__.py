@@ -3,7 +3,7 @@
 Modules: ``keys`` (Redis key layout, hash-tagged per partition), ``connection`` (Redis / Redis Cluster client),
 ``entry`` (stream-entry codec), ``partition`` (market → partition), ``producer`` (publisher), ``commit``
 (exactly-once accounting with XACK), ``dedup`` (global alert deduplication), ``checkpoint`` (checkpoint record
-and state blob, written and read atomically), ``pipeline_state`` (a partition pipeline's state as a blob),
+and state blob — a pipeline snapshot, :mod:`tunewatch.pipeline.snapshot` — written and read atomically),
 ``catchup`` (entries accounted after a checkpoint, replayed on takeover), ``drill`` (fault drill), ``worker`` (the
 consumer loop). See ``docs/distributed.md``.
 """

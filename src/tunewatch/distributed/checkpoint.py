@@ -2,7 +2,7 @@
 
 The **record** (``<prefix>:{p<i>}:ckpt:<group>``, msgpack) holds the counters, the last acknowledged entry id, the
 consumer, the time, and the BLAKE2b digest and size of the **state blob** (``<prefix>:{p<i>}:ckpt-state:<group>``:
-detector and stream state, see :mod:`tunewatch.distributed.pipeline_state`). Both keys carry the partition's
+the partition pipeline's snapshot, see :mod:`tunewatch.pipeline.snapshot`). Both keys carry the partition's
 hash tag, so one Lua script writes them together (also on a Redis Cluster) and another reads them together; a
 reader still checks the blob against the record's digest, so a blob of another moment (left by an older worker
 version, restored from a backup, written by hand) is never taken for this record's.

@@ -8,7 +8,8 @@ which is safe: the accounting counts it once and the alert keys suppress a secon
 
 Takeover: every ``checkpoint_every`` entries (after an entry's commit, before the next entry) and on stop, the
 worker saves the partition's counters, last acknowledged id and pipeline state (detectors, remembered event ids,
-watermark, open windows; :mod:`tunewatch.distributed.pipeline_state`) in one atomic step. A worker that starts
+watermark, open windows, alert rules' state: a pipeline snapshot, :mod:`tunewatch.pipeline.snapshot`, the same
+format as ``tunewatch serve``'s) in one atomic step. A worker that starts
 on the partition (and again before its first entry there, if the checkpoint has become newer meanwhile)
 restores that state when it matches the record (else it starts cold, with one warning), then replays the entries
 accounted after the checkpoint (:mod:`tunewatch.distributed.catchup`) without counting or notifying them again,
@@ -40,9 +41,9 @@ from tunewatch.distributed.dedup import DEFAULT_ALERT_TTL_MS, AlertDeduplicator
 from tunewatch.distributed.drill import hold_before_ack
 from tunewatch.distributed.entry import decode_entry
 from tunewatch.distributed.keys import KeyLayout, check_name
-from tunewatch.distributed.pipeline_state import PipelineStateCodec, PipelineStateError
 from tunewatch.errors import InputError
 from tunewatch.pipeline.core import Pipeline, PipelineCounters
+from tunewatch.pipeline.snapshot import SnapshotCodec, SnapshotError, restore
 from tunewatch.process.processor import ProcessingResult
 from tunewatch.quarantine.crypto import configured_keyring
 from tunewatch.security.keyring import Keyring
@@ -156,7 +157,7 @@ class Worker:
                                         consumer=c.consumer)  # fmt: skip
         self.dedup = AlertDeduplicator(client, layout=self.layout, ttl_ms=c.alert_ttl_ms, owner=c.consumer)
         self.checkpoints = CheckpointStore(client, c.group, self.layout, ttl_ms=c.checkpoint_ttl_ms)
-        self.state_codec = PipelineStateCodec(configured_keyring() if isinstance(keyring, str) else keyring)
+        self.state_codec = SnapshotCodec(configured_keyring() if isinstance(keyring, str) else keyring)
         self.accounted = AccountedEntries(client, c.group, self.layout, page=c.read_count)
         self.partitions: dict[int, _Partition] = {}
         self._stopping = False
@@ -225,8 +226,9 @@ class Worker:
             where = self.layout.checkpoint_state(part.index, self.config.group)
             started = time.perf_counter()
             try:
-                self.state_codec.restore(part.pipeline, stored.blob, part.index, stored.record.last_id, where)
-            except PipelineStateError as exc:
+                snapshot = self.state_codec.decode(stored.blob, where)
+                restore(part.pipeline, snapshot, position=_position(part.index, stored.record.last_id))
+            except SnapshotError as exc:
                 problem = str(exc)
             else:
                 self.stats.states_restored += 1
@@ -432,7 +434,7 @@ class Worker:
         if not self.config.checkpoint_state:
             return None
         try:
-            blob = self.state_codec.encode(part.pipeline, part.index, part.last_id)
+            blob = self.state_codec.encode(part.pipeline, _position(part.index, part.last_id))
         except (TypeError, ValueError) as exc:  # a value the format cannot hold: keep consuming, report it
             problem = f"cannot be encoded ({type(exc).__name__}: {exc})"
         else:
@@ -450,6 +452,11 @@ class Worker:
         """Checkpoint every partition (on stop)."""
         for part in self.partitions.values():
             self.checkpoint(part)
+
+
+def _position(partition: int, last_id: str) -> dict[str, Any]:
+    """A partition snapshot's position: taken for ``partition`` after entry ``last_id`` was committed."""
+    return {"partition": partition, "last_id": last_id}
 
 
 def _undo(counters: PipelineCounters, counts: EntryCounts) -> None:

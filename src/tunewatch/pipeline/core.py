@@ -9,7 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import polars as pl
 
@@ -18,14 +18,10 @@ from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet, load_rules
 from tunewatch.detect.stage import DetectionStage, DetectorFactory, default_detector
 from tunewatch.ingest.batch import RawBatch
-from tunewatch.pipeline.stream_state import StreamStateFile
 from tunewatch.process.processor import MusicDataProcessor, ProcessingResult
 from tunewatch.process.quality import QUALITY_COLUMNS
 from tunewatch.validate.validator import EnterpriseDataValidator, Events, ValidationResult
 from tunewatch.validate.watermark import DEFAULT_ALLOWED_LATENESS_MS
-
-if TYPE_CHECKING:
-    from tunewatch.cache import MusicStreamingCacheManager
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +103,6 @@ class Pipeline:
         self.stage_timer: Callable[[str], AbstractContextManager[object]] = stage_timer or (lambda _s: nullcontext())
         self.clock = clock
         self._recent_reasons: deque[dict[str, int]] = deque(maxlen=20)  # for data-quality alert annotations
-        #: whether the last :meth:`restore` given a stream-state file resumed the stream from it
-        self.stream_restored = False
         #: sequence number of the last ingest-WAL record applied (kept in the stream state: replay starts after it)
         self.wal_seq = 0
 
@@ -172,68 +166,8 @@ class Pipeline:
         if recent:
             alert.annotations["top_rejection_reasons"] = ", ".join(f"{r} ({n:,})" for r, n in recent.most_common(5))
 
-    # ---------------------------------------------------------------------------------------- checkpoints
-
-    CHECKPOINT_KEY = "checkpoint:detection"
-    CHECKPOINT_TTL_S = 7 * 24 * 3600
-
-    def checkpoint(
-        self,
-        cache: MusicStreamingCacheManager,
-        key: str = CHECKPOINT_KEY,
-        *,
-        stream_state: StreamStateFile | None = None,
-        background: bool = False,
-        on_saved: Callable[[int], None] | None = None,
-    ) -> None:
-        """Save what the detectors have learnt in ``cache`` (Redis or Redis Cluster make it survive a restart
-        and let another worker take over) and, given ``stream_state``, the stream state in that file: remembered
-        event ids, watermark and open windows (see :mod:`tunewatch.pipeline.stream_state`).
-
-        Both are taken at the same moment; ``background=True`` writes the file on a worker thread (the export
-        itself is cheap: fresh arrays and immutable Arrow data). A stream-state file that cannot be written is
-        logged as an error and left as it was: ingest goes on. ``on_saved(wal_seq)`` is called once the file is
-        durably written (the ingest WAL up to that record may then be released).
-        """
-        cache.set(key, self.detection.state_dict(), ttl=self.CHECKPOINT_TTL_S)
-        if stream_state is not None and background:
-            stream_state.save_in_background(self.stream_state_dict(), on_saved=on_saved)
-        elif stream_state is not None:
-            state = self.stream_state_dict()
-            try:
-                stream_state.save(state)
-            except OSError as exc:
-                log.error("stream state not saved to %s: %s", stream_state.path, exc.strerror or exc)
-                return
-            if on_saved is not None:
-                on_saved(int(state["wal_seq"]))
-
-    def restore(
-        self,
-        cache: MusicStreamingCacheManager,
-        key: str = CHECKPOINT_KEY,
-        *,
-        stream_state: StreamStateFile | None = None,
-    ) -> bool:
-        """Load a checkpoint saved by :meth:`checkpoint`, if there is a usable one; return whether the detectors'
-        was (the stream state's outcome is :attr:`stream_restored`).
-
-        The stream state is all or nothing: a damaged file, another layout version or state that does not fit
-        this pipeline's configuration logs one warning and leaves the stream fresh.
-        """
-        state = cache.get(key)
-        detectors = False
-        if isinstance(state, dict):
-            try:
-                detectors = self.detection.load_state_dict(state) > 0
-            except (ValueError, KeyError, TypeError):
-                detectors = False  # another layout or a damaged entry: start learning afresh rather than fail
-        if stream_state is not None:
-            saved = stream_state.load()
-            self.stream_restored = saved is not None and self._load_stream(saved, stream_state)
-            if self.stream_restored and detectors and saved is not None:
-                self._check_same_moment(saved)
-        return detectors
+    # ---------------------------------------------------------------------------------------- state
+    # (saved and restored with the detectors' and the alert rules' state by tunewatch.pipeline.snapshot)
 
     def stream_state_dict(self) -> dict[str, Any]:
         """The stream state (validator and processor), as plain values, NumPy arrays and Arrow-backed frames."""
@@ -264,24 +198,3 @@ class Pipeline:
             self.validator.load_state_dict(before["validator"])
             self.processor.load_state_dict(before["processor"])
             raise
-
-    def _load_stream(self, saved: dict[str, Any], source: StreamStateFile) -> bool:
-        try:
-            self.load_stream_state_dict(saved)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("stream state in %s ignored, starting afresh: %s", source.path, exc)
-            return False
-        log.info(
-            "stream state restored from %s: %d event ids remembered, %d events in open windows, watermark %s",
-            source.path, len(self.validator.dedup), self.processor.buffered_events, self.validator.watermark.value,
-        )  # fmt: skip
-        return True
-
-    def _check_same_moment(self, saved: dict[str, Any]) -> None:
-        """Warn when the detectors' checkpoint and the stream state were not saved together."""
-        if saved.get("detection_next_window") != self.detection.next_window:
-            log.warning(
-                "detector checkpoint (next window %s) and stream state (next window %s) were saved at different "
-                "times; windows between them may be skipped or stepped twice by the detectors",
-                self.detection.next_window, saved.get("detection_next_window"),
-            )  # fmt: skip

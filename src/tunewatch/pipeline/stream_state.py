@@ -1,8 +1,9 @@
-"""The stream state on disk: one file, written atomically, read back or ignored with a warning.
+"""The state container on disk: one file, written atomically, read back or ignored with a warning.
 
-What the detectors learnt goes to the cache (:meth:`Pipeline.checkpoint`); this module keeps what the *stream*
-has done so far — the validator's remembered event ids and watermark, the processor's open windows — so that a
-restarted service neither accepts a re-sent event again nor loses or double-counts the minute that was open.
+It holds a tree of plain values, NumPy arrays and Polars frames: in tunewatch, the pipeline snapshot
+(:mod:`tunewatch.pipeline.snapshot`: detectors, stream state and alert rules' state of one moment), which serve mode
+keeps in a file beside its database and the distributed workers in Redis. The stream part is what lets a restarted
+service neither accept a re-sent event again nor lose or double-count the minute that was open.
 
 File layout: a 44-byte header — the magic ``TWSTREAM``, the format version (uint32, big-endian) and the
 BLAKE2b-256 digest of the rest — then one zstd frame holding length-prefixed records (uint64, big-endian): first
@@ -16,7 +17,7 @@ Writes go to a temporary file in the same folder (mode 0600), which is fsynced, 
 the folder fsynced: a crash leaves either the old file or the new one. A missing file is a fresh start; a
 damaged, foreign or unreadable one is a fresh start with one logged warning, never an exception.
 :class:`StreamStateCodec` is the same format without a file (bytes in, bytes out), for state kept elsewhere: the
-distributed workers keep each partition's state in Redis with it.
+distributed workers keep each partition's snapshot in Redis with it.
 :meth:`StreamStateFile.save_in_background` encodes and writes on a worker thread, so that a large state (an
 hour of event ids) does not hold up ingest; a newer state replaces one still waiting, and a write in progress
 finishes before the interpreter exits.
@@ -243,7 +244,7 @@ class StreamStateFile(StreamStateCodec):
         self.path = Path(path)
         self._lock = threading.Lock()
         self._pending: Mapping[str, Any] | None = None
-        self._pending_done: Callable[[int], None] | None = None
+        self._pending_done: Callable[[], None] | None = None
         self._worker: threading.Thread | None = None
         self._idle = threading.Event()
         self._idle.set()
@@ -270,10 +271,10 @@ class StreamStateFile(StreamStateCodec):
         self.wait()
         return self._write(state)
 
-    def save_in_background(self, state: Mapping[str, Any], on_saved: Callable[[int], None] | None = None) -> None:
+    def save_in_background(self, state: Mapping[str, Any], on_saved: Callable[[], None] | None = None) -> None:
         """Write ``state`` on a worker thread; errors are logged. ``state`` must not change afterwards (the
         components' ``state_dict`` exports hold fresh arrays and immutable Arrow data). ``on_saved`` is called
-        with the state's ``wal_seq`` once it is durably written (not when a newer state replaced it first)."""
+        once it is durably written (not when a newer state replaced it first)."""
         with self._lock:
             self._pending = state
             self._pending_done = on_saved
@@ -298,7 +299,7 @@ class StreamStateFile(StreamStateCodec):
             try:
                 self._write(state)
                 if done is not None:
-                    done(int(state.get("wal_seq", 0)))
+                    done()
             except Exception as exc:  # the worker must survive and report whatever went wrong
                 log.error("stream state not saved to %s: %s: %s", self.path, type(exc).__name__, exc)
 
@@ -336,14 +337,15 @@ class StreamStateFile(StreamStateCodec):
 
         Temporary files left by a process killed while writing are removed first (one process owns the file).
         """
-        self._remove_stale_temporaries()
+        self.remove_stale_temporaries()
         try:
             return self.read()
         except StreamStateError as exc:
             log.warning("stream state ignored, starting afresh: %s", exc)
             return None
 
-    def _remove_stale_temporaries(self) -> None:
+    def remove_stale_temporaries(self) -> None:
+        """Remove temporary files left by a process killed while writing (one process owns the file)."""
         for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             try:
                 stale.unlink()

@@ -10,21 +10,18 @@ import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, Any, Literal
 
 import msgspec
 
 from tunewatch.quarantine.crypto import RawDecryptionError
-from tunewatch.quarantine.store import QuarantinedEvent, QuarantineError, State
-
-if TYPE_CHECKING:
-    from tunewatch.quarantine.store import QuarantineStore
+from tunewatch.quarantine.rows import QuarantinedEvent, QuarantineError, QuarantineRows, State
 
 ExportFormat = Literal["ndjson", "raw"]
 
 
 def export(
-    store: QuarantineStore,
+    store: QuarantineRows,
     path: str | Path | IO[bytes],
     fmt: ExportFormat = "ndjson",
     *,

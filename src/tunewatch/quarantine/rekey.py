@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tunewatch.quarantine.crypto import NO_KEY_HINT
-from tunewatch.quarantine.store import QuarantineError
+from tunewatch.quarantine.rows import QuarantineError, QuarantineRows
 from tunewatch.store.sqlite import transaction
-
-if TYPE_CHECKING:
-    from tunewatch.quarantine.store import QuarantineStore
 
 _REKEY_PAGE = 5_000
 
@@ -25,7 +21,7 @@ class RekeyReport:
     unchanged: int = 0  #: rows already under the active key
 
 
-def rekey(store: QuarantineStore) -> RekeyReport:
+def rekey(store: QuarantineRows) -> RekeyReport:
     """Seal every row's raw bytes with the active key: encrypt plaintext rows, re-encrypt older keys' rows.
 
     Works in pages of a few thousand rows, one transaction each (safe while a pipeline adds rows). Every key

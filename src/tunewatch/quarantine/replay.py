@@ -19,11 +19,10 @@ import polars as pl
 
 from tunewatch.ingest.batch import RawBatch
 from tunewatch.ingest.readers import parse_ndjson_bytes
-from tunewatch.quarantine.store import QuarantinedEvent, QuarantineError
+from tunewatch.quarantine.rows import QuarantinedEvent, QuarantineError, QuarantineRows
 from tunewatch.store.sqlite import transaction
 
 if TYPE_CHECKING:
-    from tunewatch.quarantine.store import QuarantineStore
     from tunewatch.validate.validator import ValidationResult
 
 _PAGE = 20_000  # entries per replay batch
@@ -90,7 +89,7 @@ class _Line:
 
 
 def replay(
-    store: QuarantineStore,
+    store: QuarantineRows,
     target: Validates | Ingests,
     *,
     ids: Sequence[int] | None = None,
@@ -121,8 +120,9 @@ def replay(
         _replay_lines(store, lines, target, "quarantine", report, accepted_out, dry_run, now)
     return report
 
+
 def replay_file(
-    store: QuarantineStore,
+    store: QuarantineRows,
     path: str | Path,
     target: Validates | Ingests,
     *,
@@ -148,8 +148,9 @@ def replay_file(
         _replay_lines(store, lines[start : start + _PAGE], target, str(p), report, accepted_out, dry_run, now)
     return report
 
+
 def _replay_lines(
-    store: QuarantineStore,
+    store: QuarantineRows,
     lines: list[_Line],
     target: Validates | Ingests,
     source: str,
@@ -209,8 +210,9 @@ def _replay_lines(
         )
         report.new_ids += store.insert(fresh.drop("__i"), when)
 
+
 def _settle(
-    store: QuarantineStore,
+    store: QuarantineRows,
     accepted: list[int],
     duplicate: list[int],
     again: list[tuple[int | None, list[str]]],
@@ -227,7 +229,8 @@ def _settle(
         )
     return accepted + duplicate
 
-def _link_pending(store: QuarantineStore, lines: list[_Line], event_ids: list[str | None]) -> None:
+
+def _link_pending(store: QuarantineRows, lines: list[_Line], event_ids: list[str | None]) -> None:
     """Keep links to pending entries only; link unlinked lines by event_id; one line per entry."""
     linked = [line.link for line in lines if line.link is not None]
     pending = set(_pending_among(store, linked))
@@ -244,13 +247,15 @@ def _link_pending(store: QuarantineStore, lines: list[_Line], event_ids: list[st
             taken.add(link)
         line.link = link
 
-def _pending_among(store: QuarantineStore, ids: Sequence[int]) -> Iterator[int]:
+
+def _pending_among(store: QuarantineRows, ids: Sequence[int]) -> Iterator[int]:
     for chunk in _chunks(list(dict.fromkeys(ids)), _SQL_VARS):
         marks = ",".join("?" * len(chunk))
         sql = f"SELECT id FROM quarantine WHERE replayed_at IS NULL AND id IN ({marks})"
         yield from (int(r[0]) for r in store.conn.execute(sql, chunk))
 
-def _pending_by_event_id(store: QuarantineStore, event_ids: Sequence[str]) -> dict[str, int]:
+
+def _pending_by_event_id(store: QuarantineRows, event_ids: Sequence[str]) -> dict[str, int]:
     """Newest pending entry per event id, in one scan (a temporary table joined to the quarantine)."""
     wanted = list(dict.fromkeys(event_ids))
     if not wanted:

@@ -1,7 +1,8 @@
 """The composition root of a tunewatch service process: every component built once, from settings, and wired.
 
 ``tunewatch serve``, ``tunewatch run``, the uvicorn factory (:mod:`tunewatch.server.entry`) and the distributed
-worker all build their process here, so they cannot differ in what they own. One database holds the state
+worker all build their process here, from settings settled by :func:`~tunewatch.server.settings.process_settings`
+(the one place their default paths are worked out), so they cannot differ in what they own. One database holds the state
 (alerts, silences, API keys, quarantine, audit trail); one :class:`~tunewatch.notify.silence.SilenceStore` and
 one :class:`~tunewatch.alert.log.AlertLog` (:mod:`tunewatch.server.alerting`, which the distributed worker builds
 too) are handed to the service (its HTTP API) and to the notification pipeline alike, and the CLI reaches the same rows
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 from tunewatch.alert.log import AlertLog
 from tunewatch.alert.model import Alert
-from tunewatch.alert.rules import RuleSet
+from tunewatch.alert.rules import RuleSet, load_rules
 from tunewatch.cache import MusicStreamingCacheManager
 from tunewatch.clock import Clock
 from tunewatch.notify.runner import BackgroundNotifier
@@ -80,11 +81,15 @@ def build_runtime(
     notify_max_sleep_s: float = 5.0,
     cache: MusicStreamingCacheManager | None = None,
 ) -> Runtime:
-    """Build the service process from ``settings`` (database, rule file, notification config).
+    """Build the service process from ``settings`` (database, rule file, notification config; see
+    :func:`~tunewatch.server.settings.process_settings` for the paths each kind of process defaults to).
 
-    ``clock`` is the service's (simulated in ``tunewatch run``); notifications keep ``notify_clock`` (default: the
-    wall clock), so their group and repeat intervals mean real time.
+    ``rules`` default to the settings' rule file (the built-in pack without one), loaded before anything is opened
+    or started: an invalid file fails first. ``clock`` is the service's (simulated in ``tunewatch run``);
+    notifications keep ``notify_clock`` (default: the wall clock), so their group and repeat intervals mean real
+    time.
     """
+    rules = rules if rules is not None else load_rules(settings.rules)
     holder: dict[str, LiveService] = {}
 
     def audit(actor: str, action: str, target: str, **details: object) -> None:

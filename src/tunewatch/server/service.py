@@ -34,7 +34,13 @@ from tunewatch.monitor.prometheus import PrometheusMetricsManager
 from tunewatch.notify.matchers import Matcher
 from tunewatch.notify.silence import Silence, SilenceStore
 from tunewatch.pipeline.core import Pipeline
-from tunewatch.pipeline.stream_state import StreamStateFile
+from tunewatch.pipeline.snapshot import (
+    LEGACY_DETECTION_KEY,
+    CachedSnapshot,
+    SnapshotFile,
+    SnapshotStore,
+    resume,
+)
 from tunewatch.process.processor import ProcessingResult
 from tunewatch.quarantine.crypto import configured_keyring
 from tunewatch.quarantine.store import QuarantinedEvent, QuarantineStore
@@ -58,10 +64,8 @@ __all__ = ["IngestReport", "LiveService"]
 logger = logging.getLogger(__name__)
 
 
-#: closed windows between two checkpoints of the detectors' state and the stream state
+#: closed windows between two snapshots of the pipeline (detectors, stream state, alert rules' state)
 CHECKPOINT_EVERY_WINDOWS = 5
-#: suffix of the stream-state file beside the database (remembered event ids, watermark, open windows)
-STREAM_STATE_SUFFIX = ".stream-state"
 #: how long an alert posted through the API without endsAt stays active after its last post (Alertmanager's)
 RESOLVE_TIMEOUT_MS = 5 * 60_000
 #: suffix of the ingest write-ahead log's folder beside the database
@@ -121,7 +125,7 @@ class LiveService:
         )
         if target != ":memory:" and configured_keyring() is None:
             logger.warning(
-                "no data key (TUNEWATCH_DATA_KEY[_FILE]): quarantined events' raw bytes and the stream state's "
+                "no data key (TUNEWATCH_DATA_KEY[_FILE]): quarantined events' raw bytes and the pipeline state's "
                 "user-id hashes are stored unencrypted (files are 0600); the audit trail is signed with the "
                 "server secret %s",
                 f"{target}.secret",
@@ -149,22 +153,13 @@ class LiveService:
         self._next_cleanup_ms = 0
         self.series = SeriesStore(self.settings.series_windows)
         self.profiler = SectionProfiler()
-        self.pipeline = Pipeline(
-            rules if rules is not None else load_rules(rules_path),
-            live=True,
-            clock=clock,
-            on_alert=self._alert,
-            on_metrics=self._detections,
-        )
-        #: the stream state (event ids for deduplication, watermark, open windows) in a file beside the database;
-        #: none with an in-memory database. Personal hashes in it are sealed when a data key is configured.
-        self.stream_state = (
-            StreamStateFile(Path(target).with_suffix(STREAM_STATE_SUFFIX), keyring=configured_keyring())
-            if target != ":memory:"
-            else None
-        )
-        #: detector state survives restarts when the cache is Redis / Redis Cluster (TUNEWATCH_CACHE_REDIS_URL)
-        self.restored_detectors = self.pipeline.restore(self.cache, stream_state=self.stream_state)
+        self._rules = rules if rules is not None else load_rules(rules_path)
+        #: the pipeline's snapshot (detectors, stream state, alert rules' state; :mod:`tunewatch.pipeline.snapshot`)
+        #: beside the database, or in a Redis cache without a database file; none otherwise. Personal hashes in
+        #: it are sealed when a data key is configured.
+        self.snapshots = pipeline_snapshots(target, self.cache)
+        #: the pipeline (validate, process, detect, alert), and the snapshot it resumed from (None: a fresh start)
+        self.pipeline, self.restored = resume(self._new_pipeline, self.snapshots)
         self._windows_since_checkpoint = 0
         #: newest window already in the metric history: a window closed again by a WAL replay is not rewritten
         self._history_high = self.history.newest_window() if self.history is not None else None
@@ -220,21 +215,27 @@ class LiveService:
             detections, series=self.pipeline.detection.series_count, detectors=len(self.pipeline.detection.detectors)
         )
 
+    def _new_pipeline(self) -> Pipeline:
+        return Pipeline(self._rules, live=True, clock=self.clock, on_alert=self._alert, on_metrics=self._detections)
+
     def checkpoint(self) -> None:
-        """Checkpoint now (detectors to the cache, stream state to its file) and wait until the file is written:
-        for a clean shutdown, so that a restart resumes exactly where this process stopped."""
+        """Snapshot the pipeline now and wait until it is written: for a clean shutdown, so that a restart resumes
+        exactly where this process stopped."""
         with self._lock:
             self._checkpoint(background=False)
 
     def _checkpoint(self, *, background: bool) -> None:
-        """Checkpoint (caller holds the lock); the WAL starts a new segment, and the old ones are deleted once
-        the stream state that covers them is on disk."""
+        """Snapshot the pipeline (caller holds the lock); the WAL starts a new segment, and the old ones are
+        deleted once the snapshot that covers them is written."""
+        self._windows_since_checkpoint = 0
+        if self.snapshots is None:
+            return
         release = None
         if self.wal is not None:
             self.wal.rotate()
-            release = self.wal.release
-        self.pipeline.checkpoint(self.cache, stream_state=self.stream_state, background=background, on_saved=release)
-        self._windows_since_checkpoint = 0
+            release = functools.partial(self.wal.release, self.pipeline.wal_seq)
+        self.snapshots.save(self.pipeline, {"wal_seq": self.pipeline.wal_seq}, background=background,
+                            on_saved=release)  # fmt: skip
 
     def _replay_wal(self) -> int:
         """Run the WAL records the stream state does not include (a crash after they were acknowledged); return
@@ -405,6 +406,7 @@ class LiveService:
         """
         rules = load_rules(self.rules_path)
         with self._lock:
+            self._rules = rules
             self.pipeline.rules = rules
             self.pipeline.detection = DetectionStage(rules.targets(), entity_prior=self.pipeline.processor.entity_prior)
             self.pipeline.engine = AlertEngine(rules)
@@ -534,6 +536,17 @@ class LiveService:
             "uptime_s": round(time.time() - self.started, 1),
             **clock_status(self.clock),
         }
+
+
+def pipeline_snapshots(db: str, cache: MusicStreamingCacheManager) -> SnapshotStore | None:
+    """Where a service with database ``db`` keeps its pipeline snapshot: a file beside a database file (adopting
+    the former stream-state file, and the detectors the cache may still hold), else a Redis cache, else nowhere."""
+    keyring = configured_keyring()
+    if db != ":memory:":
+        return SnapshotFile.beside(db, keyring=keyring, legacy_detection=lambda: cache.get(LEGACY_DETECTION_KEY))
+    if cache.remote is not None:
+        return CachedSnapshot(cache, keyring=keyring)
+    return None
 
 
 def _wal_batch(record: WalRecord) -> RawBatch:

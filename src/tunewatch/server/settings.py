@@ -4,18 +4,25 @@ Authentication is off by default: ``tunewatch serve`` and ``tunewatch run`` list
 only local users can connect. Set ``TUNEWATCH_AUTH=1`` (and create keys with ``tunewatch keys create``) before
 listening on any other address. ``TUNEWATCH_DB`` names the SQLite database that keeps alerts, silences and API
 keys across restarts; without it they live in memory only. :func:`tunewatch.server.runtime.build_runtime` builds
-the whole process from these settings.
+the whole process from these settings; :func:`process_settings` settles them, default paths included, for each
+kind of process (``serve``, ``run``, the uvicorn factory, the distributed worker) in one place.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tunewatch.home import default_db, ensure_folder_of, home, writable_file
 from tunewatch.notify.config import parse_duration_ms
+
+#: the database name that keeps nothing (a private in-memory database)
+MEMORY = ":memory:"
+#: the kinds of tunewatch process built from these settings (see :func:`process_settings`)
+ProcessKind = Literal["serve", "run", "factory", "worker"]
 
 
 class ServerSettings(BaseSettings):
@@ -93,7 +100,7 @@ class ServerSettings(BaseSettings):
         "kill -9, not power loss), or no WAL (off).",
     )
     wal_checkpoint_bytes: int = Field(
-        default=256 * 1024 * 1024, gt=0, description="WAL bytes after which the stream state is checkpointed."
+        default=256 * 1024 * 1024, gt=0, description="WAL bytes after which the pipeline is snapshotted."
     )
     gc_freeze: bool = Field(default=True, description="gc.freeze() at start-up (shorter garbage-collector pauses).")
     history_dir: Path | None = Field(
@@ -106,3 +113,56 @@ class ServerSettings(BaseSettings):
     def max_silence_ms(self) -> int:
         """``max_silence`` in milliseconds."""
         return parse_duration_ms(self.max_silence)
+
+
+def process_settings(kind: ProcessKind, **given: Any) -> ServerSettings:
+    """The settings of one kind of tunewatch process: ``TUNEWATCH_*`` environment variables, overridden by ``given``
+    (the command line; None means not given), with the state paths settled the same way for every entry point:
+
+    * ``db`` — given or ``TUNEWATCH_DB``, ``:memory:`` keeping nothing; else ``serve`` owns the shared default
+      ``$TUNEWATCH_HOME/tunewatch.db`` and the others (``run``, the uvicorn ``factory``, the distributed
+      ``worker``) keep their state in memory;
+    * ``notify_db`` (with a ``notify_config`` only) — given or ``TUNEWATCH_NOTIFY_DB``; else ``run`` keeps
+      ``$TUNEWATCH_HOME/run.db``, ``serve`` the database (``$TUNEWATCH_HOME/notify.db`` when that is in memory),
+      the others the database.
+
+    A given path's folder is created, or :class:`~tunewatch.errors.InputError` names the file and the reason
+    before any work; so is ``TUNEWATCH_HOME`` for a default path.
+
+    >>> import tempfile
+    >>> db = Path(tempfile.mkdtemp()) / "state" / "t.db"
+    >>> s = process_settings("worker", db=db, served_url="http://127.0.0.1:8787")
+    >>> s.db == db and db.parent.is_dir(), s.notify_db, s.served_url
+    (True, None, 'http://127.0.0.1:8787')
+    >>> process_settings("serve", db=Path(":memory:")).db is None
+    True
+    """
+    base = ServerSettings()
+    chosen = {k: v for k, v in given.items() if v is not None}
+    unknown = sorted(set(chosen) - set(ServerSettings.model_fields))
+    if unknown:
+        raise TypeError(f"process_settings: unknown setting(s) {', '.join(unknown)}")
+    db = _database(kind, chosen.get("db", base.db))
+    config = chosen.get("notify_config", base.notify_config)
+    notify_db = _notify_db(kind, chosen.get("notify_db", base.notify_db), db) if config is not None else None
+    return base.model_copy(update={**chosen, "db": db, "notify_config": config, "notify_db": notify_db})
+
+
+def _database(kind: ProcessKind, db: Path | None) -> Path | None:
+    """The process's database file, None for a private in-memory one."""
+    if db is None:
+        return ensure_folder_of(default_db()) if kind == "serve" else None
+    if str(db) == MEMORY:
+        return None
+    return writable_file(Path(db), "database")
+
+
+def _notify_db(kind: ProcessKind, notify_db: Path | None, db: Path | None) -> Path | None:
+    """The notification log's and outbox's file; None: the process's database (in memory when that is)."""
+    if notify_db is not None:
+        return writable_file(Path(notify_db), "notification database")
+    if kind == "run":
+        return ensure_folder_of(home() / "run.db")
+    if kind == "serve" and db is None:
+        return ensure_folder_of(home() / "notify.db")
+    return db
