@@ -1,9 +1,12 @@
 """The one time source of tunewatch's components: an injected :class:`Clock`, real or simulated.
 
-Everything that waits or expires reads a clock instead of :mod:`time`: the cache (TTLs, reconnect back-off, lock
-waits: :meth:`Clock.monotonic`) and the notification pipeline (group timers, repeat intervals, silences, retry
-schedules: :meth:`Clock.now_ms`; in-line retry waits: :meth:`Clock.sleep`). Tests and replays inject a
-:class:`ManualClock`, so they run in simulated time without sleeping; ``tunewatch run`` a :class:`FunctionClock`.
+Everything that waits, expires or asks what time it is reads a clock instead of :mod:`time`: the cache (TTLs,
+reconnect back-off, lock waits: :meth:`Clock.monotonic`), the notification pipeline (group timers, repeat
+intervals, silences, retry schedules: :meth:`Clock.now_ms`; in-line retry waits: :meth:`Clock.sleep`), validation
+(events from the future), the pipeline and the service (live windows, data freshness) and the metrics (the
+freshness lag). Tests and replays inject a :class:`ManualClock`, so they run in simulated time without sleeping;
+``tunewatch run`` its simulated clock (:class:`tunewatch.simulate.live_clock.SimulatedClock`). Where a component
+also takes a plain function of epoch seconds, :func:`as_clock` makes it a :class:`Clock`.
 
 >>> clock = ManualClock(1_000)
 >>> clock.advance(seconds=90)
@@ -19,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 _NS_PER_MS = 1_000_000
 
@@ -140,3 +143,21 @@ class FunctionClock:
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of this clock's time."""
         time.sleep(max(0.0, seconds) / self.speed)
+
+
+def as_clock(clock: Clock | Callable[[], float] | None) -> Clock:
+    """``clock`` as a :class:`Clock`: itself when it is one, a :class:`FunctionClock` over a function of epoch
+    seconds, the :class:`SystemClock` for ``None``.
+
+    >>> as_clock(lambda: 1_767_571_200.0).now_ms(), isinstance(as_clock(None), SystemClock)
+    (1767571200000, True)
+    >>> manual = ManualClock(5); as_clock(manual) is manual
+    True
+    """
+    if clock is None:
+        return SystemClock()
+    if isinstance(clock, SystemClock | ManualClock | FunctionClock) or (
+        hasattr(clock, "now_ms") and hasattr(clock, "monotonic") and hasattr(clock, "sleep")
+    ):
+        return cast(Clock, clock)
+    return FunctionClock(cast(Callable[[], float], clock))

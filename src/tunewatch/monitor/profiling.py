@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from tunewatch.clock import Clock, as_clock
 from tunewatch.errors import TunewatchError
 
 if TYPE_CHECKING:
@@ -101,9 +102,9 @@ class SectionProfiler:
     (False, 0)
     """
 
-    def __init__(self, *, interval: float = DEFAULT_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, interval: float = DEFAULT_INTERVAL, clock: Clock | Callable[[], float] | None = None) -> None:
         self.interval = interval
-        self.clock = clock
+        self.clock: Clock = as_clock(clock)  # its monotonic time bounds a capture
         self._lock = threading.Lock()
         self._until = float("-inf")
         self._session: Session | None = None
@@ -112,7 +113,7 @@ class SectionProfiler:
     @property
     def armed(self) -> bool:
         """True while a capture is collecting sections."""
-        return self.clock() < self._until
+        return self.clock.monotonic() < self._until
 
     def arm(self, seconds: float) -> None:
         """Start collecting the sections that begin in the next ``seconds`` (drops an earlier capture)."""
@@ -122,7 +123,7 @@ class SectionProfiler:
         with self._lock:
             self._session = None
             self.sections = 0
-            self._until = self.clock() + seconds
+            self._until = self.clock.monotonic() + seconds
 
     @contextmanager
     def section(self) -> Iterator[None]:

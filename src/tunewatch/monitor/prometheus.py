@@ -40,6 +40,7 @@ from prometheus_client import (
 )
 from prometheus_client.gc_collector import GCCollector
 
+from tunewatch.clock import Clock, as_clock
 from tunewatch.monitor.business import BusinessMetrics
 from tunewatch.monitor.cache_metrics import CacheStatsCollector
 from tunewatch.monitor.cardinality import CappedLabel
@@ -127,11 +128,11 @@ class PrometheusMetricsManager:
         max_queues: int = 16,
         max_series: int = 300,
         currency: str | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | Callable[[], float] | None = None,
         process_metrics: bool = True,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.clock = clock
+        self.clock: Clock = as_clock(clock)
         r = self.registry
         self._reasons = CappedLabel(max_reasons)
         self._alertnames = CappedLabel(max_alertnames)
@@ -234,7 +235,7 @@ class PrometheusMetricsManager:
         if watermark_ms is None:
             return
         self.watermark.set(watermark_ms / 1000)
-        self.freshness.set(max(0.0, self.clock() - watermark_ms / 1000))
+        self.freshness.set(max(0.0, (self.clock.now_ms() - watermark_ms) / 1000))
 
     # ---------------------------------------------------------------------------------------- detect / alert
     def record_detection(self, detections: pl.DataFrame | None, *, series: int, detectors: int) -> None:

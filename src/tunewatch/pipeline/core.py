@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter, deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -16,6 +15,7 @@ import polars as pl
 from tunewatch.alert.engine import AlertEngine
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet, load_rules
+from tunewatch.clock import Clock
 from tunewatch.detect.stage import DetectionStage, DetectorFactory, default_detector
 from tunewatch.ingest.batch import RawBatch
 from tunewatch.process.processor import MusicDataProcessor, ProcessingResult
@@ -78,7 +78,7 @@ class Pipeline:
         allowed_lateness_ms: int = DEFAULT_ALLOWED_LATENESS_MS,
         top_k: int = 50,
         detector_factory: DetectorFactory = default_detector,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | Callable[[], float] | None = None,
         on_alert: Callable[[Alert], None] | None = None,
         on_rejected: Callable[[pl.DataFrame], object] | None = None,
         on_metrics: Callable[[ProcessingResult, pl.DataFrame], None] | None = None,
@@ -101,7 +101,7 @@ class Pipeline:
         self.live = live
         #: times each stage (e.g. PrometheusMetricsManager.time_stage); the pipeline does not import monitor/
         self.stage_timer: Callable[[str], AbstractContextManager[object]] = stage_timer or (lambda _s: nullcontext())
-        self.clock = clock
+        self.clock: Clock = self.validator.clock  # one clock for validation and live windows
         self._recent_reasons: deque[dict[str, int]] = deque(maxlen=20)  # for data-quality alert annotations
         #: sequence number of the last ingest-WAL record applied (kept in the stream state: replay starts after it)
         self.wal_seq = 0
@@ -114,7 +114,8 @@ class Pipeline:
                 result = self.validator.validate(events)
             self._account(result)
             with timer("process"):
-                processed = self.processor.process(result, final=False, now_s=self.clock() if self.live else None)
+                now_s = self.clock.now_ms() / 1000 if self.live else None
+                processed = self.processor.process(result, final=False, now_s=now_s)
             return self._downstream(result, processed)
 
     def finish(self) -> BatchOutcome:

@@ -5,11 +5,12 @@ without bound; past ``per_minute`` rejected events in the current minute its ing
 with a reason until the minute ends. Counting happens after a request ran (its report says how many of its
 events were rejected), checking before the next one is read.
 
->>> now = [0.0]
->>> budget = RejectionBudget(3, clock=lambda: now[0])
+>>> from tunewatch.clock import ManualClock
+>>> clock = ManualClock()
+>>> budget = RejectionBudget(3, clock=clock)
 >>> budget.spend("a", 3); budget.retry_after("a"), budget.retry_after("b")
 (60, None)
->>> now[0] = 61.0; budget.retry_after("a") is None
+>>> clock.advance(61); budget.retry_after("a") is None
 True
 """
 
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Callable
+
+from tunewatch.clock import Clock, as_clock
 
 #: addresses remembered within one minute; past it the table starts afresh (bounded memory)
 MAX_ADDRESSES = 100_000
@@ -27,15 +29,15 @@ MAX_ADDRESSES = 100_000
 class RejectionBudget:
     """Fixed one-minute windows of rejected events per address (thread-safe)."""
 
-    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, *, clock: Clock | Callable[[], float] | None = None) -> None:
         self.per_minute = per_minute
-        self._clock = clock
+        self._clock: Clock = as_clock(clock)  # its monotonic time marks the minutes
         self._lock = threading.Lock()
         self._minute = -1
         self._spent: dict[str, int] = {}
 
     def _roll(self) -> float:
-        now = self._clock()
+        now = self._clock.monotonic()
         minute = int(now // 60)
         if minute != self._minute:
             self._minute, self._spent = minute, {}

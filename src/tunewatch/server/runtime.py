@@ -16,7 +16,6 @@ True
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,7 +75,7 @@ def build_runtime(
     settings: ServerSettings,
     *,
     rules: RuleSet | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Clock | Callable[[], float] | None = None,
     notify_clock: Clock | None = None,
     notify_max_sleep_s: float = 5.0,
     cache: MusicStreamingCacheManager | None = None,

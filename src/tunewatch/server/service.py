@@ -25,6 +25,7 @@ from tunewatch.alert.log import AlertLog
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet, load_rules
 from tunewatch.cache import MusicStreamingCacheManager
+from tunewatch.clock import Clock, as_clock
 from tunewatch.detect.stage import DetectionStage
 from tunewatch.ingest.batch import RawBatch
 from tunewatch.ingest.readers import parse_ndjson_bytes
@@ -82,7 +83,7 @@ class LiveService:
         self,
         rules: RuleSet | None = None,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | Callable[[], float] | None = None,
         on_alert: Callable[[Alert], None] | None = None,
         history: int = 1000,
         db: str | Path | None = None,
@@ -93,6 +94,7 @@ class LiveService:
         alert_log: AlertLog | None = None,
     ) -> None:
         self.settings = settings or ServerSettings()
+        clock = as_clock(clock)
         self.metrics = PrometheusMetricsManager(clock=clock)
         #: metric windows and query results; memory by default, Redis / Redis Cluster by TUNEWATCH_CACHE_*
         self.cache = cache if cache is not None else MusicStreamingCacheManager()
@@ -100,7 +102,7 @@ class LiveService:
         #: track/artist names for alerts on track_id/artist_id (Spotify / Last.fm, when credentials are set)
         self.metadata = MetadataService.from_env(self.cache)
         self._generation = 0  # bumped with every batch of detections: cached query results key on it
-        self.clock = clock
+        self.clock: Clock = clock
         self.history_limit = history
         self.rules_path = rules_path
         self._lock = threading.Lock()
@@ -271,7 +273,7 @@ class LiveService:
 
     def now_ms(self) -> int:
         """The service clock in epoch milliseconds (simulated in ``tunewatch run``)."""
-        return int(self.clock() * 1000)
+        return self.clock.now_ms()
 
     def _step(
         self,

@@ -67,6 +67,18 @@ class SimulatedClock:
         with self._lock:
             return self._now(self._wall())
 
+    def now_ms(self) -> int:
+        """Simulated now, epoch milliseconds (:class:`tunewatch.clock.Clock`)."""
+        return int(self() * 1000)
+
+    def monotonic(self) -> float:
+        """Simulated now in seconds: it never goes backwards."""
+        return self()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of simulated time (``seconds / factor`` on the wall clock)."""
+        time.sleep(max(0.0, seconds) / self.factor)
+
     def delivered(self, until_s: float) -> None:
         """Data up to simulated ``until_s`` has been handed to the service."""
         with self._lock:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from tunewatch.clock import Clock, as_clock
 from tunewatch.errors import InputError
 from tunewatch.ingest.batch import RawBatch, UndecodableLine, conform
 from tunewatch.schema import FIELDS, RETENTION_MS, VALID_SCHEMA, Kind
@@ -132,12 +132,13 @@ class EnterpriseDataValidator:
         dedup_horizon_ms: int = DEFAULT_DEDUP_HORIZON_MS,
         live: bool = False,
         retention_ms: int = RETENTION_MS,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | Callable[[], float] | None = None,
         custom_rules: RuleSet | str | Path | None = None,
     ) -> None:
         self.live = live
         self.retention_ms = retention_ms
-        self.clock = clock
+        #: what "now" is for the future-timestamp check (the wall clock unless given)
+        self.clock: Clock = as_clock(clock)
         self.watermark = Watermark(allowed_lateness_ms)
         self.dedup = DuplicateFilter(dedup_horizon_ms)
         self.custom_rules = load_rules(custom_rules) if custom_rules is not None else None
@@ -186,7 +187,7 @@ class EnterpriseDataValidator:
         explaining a verdict; its cost grows with the number of failing rows.
         """
         batch = _as_batch(events)
-        now_ms = int(self.clock() * 1000)
+        now_ms = self.clock.now_ms()
         frame = batch.frame
         work = frame.with_columns(_fast_columns(tuple(frame.schema.items())))
         work, stats = _screen(work, batch, now_ms)
@@ -208,7 +209,7 @@ class EnterpriseDataValidator:
         Any other type raises :class:`~tunewatch.errors.InputError` saying what is accepted.
         """
         batch = _as_batch(events)
-        now_ms = int(self.clock() * 1000)
+        now_ms = self.clock.now_ms()
         frame = batch.frame
         if frame.n_chunks("all") != [1] * frame.width:  # see the class docstring
             frame = frame.rechunk()
