@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgpack
 
-from tunewatch.cache.remote import REDIS_ERRORS, open_remote
+from tunewatch.cache.redis_errors import REDIS_ERRORS
+from tunewatch.cache.remote import open_remote
 
 if TYPE_CHECKING:
     from tunewatch.cache.redis_backend import RedisBackend

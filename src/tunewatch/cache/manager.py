@@ -35,7 +35,8 @@ from tunewatch.cache.codec import NEGATIVE, Codec, CodecError
 from tunewatch.cache.config import CacheConfig
 from tunewatch.cache.invalidation import InvalidationListener, decode_message, encode_message
 from tunewatch.cache.memory import MemoryBackend
-from tunewatch.cache.remote import REDIS_ERRORS, open_remote
+from tunewatch.cache.redis_errors import REDIS_ERRORS
+from tunewatch.cache.remote import open_remote
 from tunewatch.cache.stats import CacheCounters
 from tunewatch.clock import Clock, SystemClock
 

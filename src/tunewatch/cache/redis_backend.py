@@ -19,7 +19,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
 from tunewatch.cache.config import CacheConfig
-from tunewatch.cache.remote import REDIS_ERRORS
+from tunewatch.cache.redis_errors import REDIS_ERRORS
 
 _RELEASE_LOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end

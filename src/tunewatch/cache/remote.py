@@ -1,7 +1,7 @@
 """The Redis tier, loaded only when configured: ``pip install 'tunewatch[redis]'`` adds redis-py.
 
-:data:`REDIS_ERRORS` is what a Redis call may raise (just ``OSError`` without redis-py, when no call is made);
-:func:`open_remote` builds the backend, or says which extra to install.
+:func:`open_remote` builds the backend, or says which extra to install (what a Redis call may raise is
+:data:`tunewatch.cache.redis_errors.REDIS_ERRORS`).
 """
 
 from __future__ import annotations
@@ -13,18 +13,6 @@ from tunewatch.errors import ConfigError
 
 if TYPE_CHECKING:
     from tunewatch.cache.redis_backend import RedisBackend
-
-
-def _redis_errors() -> tuple[type[BaseException], ...]:
-    try:
-        from redis.exceptions import RedisClusterException, RedisError
-    except ImportError:
-        return (OSError,)
-    return (RedisError, RedisClusterException, OSError)
-
-
-REDIS_ERRORS: tuple[type[BaseException], ...] = _redis_errors()
-"""What a Redis call may raise when the server is down, slow, failing over or unreachable."""
 
 
 def open_remote(config: CacheConfig) -> RedisBackend:

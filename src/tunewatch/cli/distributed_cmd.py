@@ -16,7 +16,7 @@ from typing import IO, Annotated
 import typer
 from rich.console import Console
 
-from tunewatch.cache.remote import REDIS_ERRORS
+from tunewatch.cache.redis_errors import REDIS_ERRORS
 from tunewatch.cli.feedback import print_error
 from tunewatch.cli.paths import output_path, text_input
 from tunewatch.errors import TunewatchError

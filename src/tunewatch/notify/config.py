@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from limits import parse as parse_rate_limit
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -65,17 +64,10 @@ from tunewatch.notify.httpconfig import HTTPConfig
 from tunewatch.notify.matchers import Matcher, parse_matchers
 from tunewatch.notify.receiver_config import (
     UNSUPPORTED_KINDS,
-    AlertmanagerConfig,
-    DiscordConfig,
-    EmailConfig,
-    MSTeamsConfig,
-    OpsgenieConfig,
-    PagerdutyConfig,
-    SlackConfig,
-    TelegramConfig,
-    WebhookConfig,
+    ReceiverConfig,
     secret_or_file,
 )
+from tunewatch.notify.templates import NotifyTemplates
 from tunewatch.notify.timeintervals import NamedTimeInterval
 
 __all__ = ["DeliveryConfig", "GlobalConfig", "InhibitRuleConfig", "NotifyConfig", "ReceiverConfig", "RouteConfig",
@@ -162,41 +154,6 @@ class TunewatchSettings(_Model):
     http_timeout: DurationMs = 10_000  #: default receiver timeout
     delivery: DeliveryConfig = DeliveryConfig()
     receivers: dict[str, ReceiverSettings] = Field(default_factory=dict)
-
-
-class ReceiverConfig(_Model):
-    """A named receiver with its integrations."""
-
-    name: str = Field(min_length=1)
-    rate_limit: str | None = None  #: e.g. ``1/second``, ``30/minute`` (``limits`` syntax), per receiver (tunewatch)
-    slack_configs: list[SlackConfig] = Field(default_factory=list)
-    email_configs: list[EmailConfig] = Field(default_factory=list)
-    webhook_configs: list[WebhookConfig] = Field(default_factory=list)
-    pagerduty_configs: list[PagerdutyConfig] = Field(default_factory=list)
-    opsgenie_configs: list[OpsgenieConfig] = Field(default_factory=list)
-    msteams_configs: list[MSTeamsConfig] = Field(default_factory=list)
-    discord_configs: list[DiscordConfig] = Field(default_factory=list)
-    telegram_configs: list[TelegramConfig] = Field(default_factory=list)
-    alertmanager_configs: list[AlertmanagerConfig] = Field(default_factory=list)  #: tunewatch
-    # Alertmanager receiver kinds tunewatch does not deliver to: accepted with a warning
-    victorops_configs: list[dict[str, Any]] = Field(default_factory=list)
-    pushover_configs: list[dict[str, Any]] = Field(default_factory=list)
-    sns_configs: list[dict[str, Any]] = Field(default_factory=list)
-    wechat_configs: list[dict[str, Any]] = Field(default_factory=list)
-    webex_configs: list[dict[str, Any]] = Field(default_factory=list)
-    msteamsv2_configs: list[dict[str, Any]] = Field(default_factory=list)
-    jira_configs: list[dict[str, Any]] = Field(default_factory=list)
-    rocketchat_configs: list[dict[str, Any]] = Field(default_factory=list)
-
-    @field_validator("rate_limit")
-    @classmethod
-    def _check_rate(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_rate_limit(value)
-            except ValueError as exc:
-                raise ValueError(f"bad rate_limit {value!r}: use e.g. 1/second or 30/minute") from exc
-        return value
 
 
 class RouteConfig(_Model):
@@ -308,9 +265,7 @@ class NotifyConfig(_Model):
     def notify_templates(self) -> Any:
         """The compiled templates (:class:`tunewatch.notify.templates.NotifyTemplates`)."""
         if self._templates is None:
-            from tunewatch.notify.templates import NotifyTemplates
-
-            self._templates = NotifyTemplates.build(self, Path.cwd(), None)
+            self._templates = NotifyTemplates.build(self.templates, self.receivers, Path.cwd(), None)
         return self._templates
 
     def with_external_url(self, url: str) -> NotifyConfig:
@@ -396,9 +351,9 @@ class NotifyConfig(_Model):
         except PydanticValidationError as exc:
             raise ConfigError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
         config._warnings = warnings + _no_effect_warnings(config)
-        from tunewatch.notify.templates import NotifyTemplates
-
-        config._templates = NotifyTemplates.build(config, base_dir or Path.cwd(), (text, source))
+        config._templates = NotifyTemplates.build(
+            config.templates, config.receivers, base_dir or Path.cwd(), (text, source)
+        )
         for w in config._warnings:
             log.warning("%s: %s", source, w)
         return config

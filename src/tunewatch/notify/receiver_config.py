@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
+from limits import parse as parse_rate_limit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from tunewatch.durations import parse_duration_ms
@@ -281,5 +282,40 @@ class TelegramConfig(IntegrationConfig):
 
 
 #: receiver kinds of Alertmanager that tunewatch does not deliver to (accepted with a warning)
+class ReceiverConfig(_Model):
+    """A named receiver with its integrations."""
+
+    name: str = Field(min_length=1)
+    rate_limit: str | None = None  #: e.g. ``1/second``, ``30/minute`` (``limits`` syntax), per receiver (tunewatch)
+    slack_configs: list[SlackConfig] = Field(default_factory=list)
+    email_configs: list[EmailConfig] = Field(default_factory=list)
+    webhook_configs: list[WebhookConfig] = Field(default_factory=list)
+    pagerduty_configs: list[PagerdutyConfig] = Field(default_factory=list)
+    opsgenie_configs: list[OpsgenieConfig] = Field(default_factory=list)
+    msteams_configs: list[MSTeamsConfig] = Field(default_factory=list)
+    discord_configs: list[DiscordConfig] = Field(default_factory=list)
+    telegram_configs: list[TelegramConfig] = Field(default_factory=list)
+    alertmanager_configs: list[AlertmanagerConfig] = Field(default_factory=list)  #: tunewatch
+    # Alertmanager receiver kinds tunewatch does not deliver to: accepted with a warning
+    victorops_configs: list[dict[str, Any]] = Field(default_factory=list)
+    pushover_configs: list[dict[str, Any]] = Field(default_factory=list)
+    sns_configs: list[dict[str, Any]] = Field(default_factory=list)
+    wechat_configs: list[dict[str, Any]] = Field(default_factory=list)
+    webex_configs: list[dict[str, Any]] = Field(default_factory=list)
+    msteamsv2_configs: list[dict[str, Any]] = Field(default_factory=list)
+    jira_configs: list[dict[str, Any]] = Field(default_factory=list)
+    rocketchat_configs: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_rate_limit(value)
+            except ValueError as exc:
+                raise ValueError(f"bad rate_limit {value!r}: use e.g. 1/second or 30/minute") from exc
+        return value
+
+
 UNSUPPORTED_KINDS = ("victorops_configs", "pushover_configs", "sns_configs", "wechat_configs", "webex_configs",
                      "msteamsv2_configs", "jira_configs", "rocketchat_configs")  # fmt: skip

@@ -18,10 +18,10 @@ from __future__ import annotations
 import glob
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -29,10 +29,7 @@ from tunewatch.alert.rules import yaml_line
 from tunewatch.errors import ConfigError
 from tunewatch.gotemplate import KV, AlertList, GoTime, Template, TemplateData, TemplateLibrary, TemplateRenderError
 from tunewatch.notify.outbox import Notification
-from tunewatch.notify.receiver_config import TEMPLATED
-
-if TYPE_CHECKING:
-    from tunewatch.notify.config import NotifyConfig
+from tunewatch.notify.receiver_config import TEMPLATED, ReceiverConfig
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +169,19 @@ class NotifyTemplates:
         return found
 
     @classmethod
-    def build(cls, config: NotifyConfig, base_dir: Path, source: tuple[str, str] | None) -> NotifyTemplates:
-        """Load ``default.tmpl`` and the config's ``templates`` globs (relative to ``base_dir``) and compile
-        every templated field; raise :class:`ConfigError` with ``file:line`` on the first problem."""
+    def build(
+        cls,
+        template_globs: Sequence[str],
+        receivers: Sequence[ReceiverConfig],
+        base_dir: Path,
+        source: tuple[str, str] | None,
+    ) -> NotifyTemplates:
+        """Load ``default.tmpl`` and a configuration's ``templates`` globs (relative to ``base_dir``) and compile
+        every templated field of its ``receivers``; raise :class:`ConfigError` with ``file:line`` on the first
+        problem."""
         self = cls(_library(False), _library(True))
         files = [DEFAULT_TEMPLATES]
-        for pattern in config.templates:
+        for pattern in template_globs:
             full = pattern if Path(pattern).is_absolute() else str(base_dir / pattern)
             files += [Path(p) for p in sorted(glob.glob(full))]
         for path in files:
@@ -190,7 +194,7 @@ class NotifyTemplates:
         doc_text, src = source if source is not None else ("", "<config>")
         root = yaml.compose(doc_text) if doc_text else None
         lines = doc_text.splitlines()
-        for i, r in enumerate(config.receivers):
+        for i, r in enumerate(receivers):
             for kind, names in TEMPLATED.items():
                 for j, integration in enumerate(getattr(r, kind)):
                     ft = FieldTemplates(f"receivers.{r.name}.{kind}.{j}", library=self, defaults=DEFAULTS.get(kind, {}))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunewatch.notify.config import NotifyConfig, ReceiverConfig
-from tunewatch.notify.receiver_config import IntegrationConfig
+from tunewatch.notify.config import NotifyConfig
+from tunewatch.notify.receiver_config import IntegrationConfig, ReceiverConfig
 from tunewatch.notify.receivers.alertmanager import AlertmanagerIntegration
 from tunewatch.notify.receivers.base import DeliveryError, Integration
 from tunewatch.notify.receivers.discord import DiscordIntegration
