@@ -60,3 +60,18 @@ def test_bodies_that_are_not_json_are_refused_whole(body: bytes, status: int) ->
     with pytest.raises(BodyError) as caught:
         decode_body(body, "application/json")
     assert caught.value.status == status
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5])
+def test_the_element_bound_is_exact_at_the_limit_whatever_the_commas_inside_strings(limit: int) -> None:
+    """The cheap bound (body length, then commas) only decides when to count exactly: an array of ``limit``
+    elements passes, one more is 413, and commas inside strings or nested values do not count."""
+    element = b'{"event_id": "a,b,,c", "n": [1, 2, 3]}'
+    at_limit = b"[" + b",".join([element] * limit) + b"]"
+    assert decode_body(at_limit, "application/json", max_items=limit).count == limit
+    tiny = b"[" + b",".join([b"1"] * limit) + b"]"  # the shortest array of ``limit`` elements: 2 * limit + 1 bytes
+    assert decode_body(tiny, "application/json", max_items=limit).count == limit
+    for over in (b"[" + b",".join([element] * (limit + 1)) + b"]", b"[" + b",".join([b"1"] * (limit + 1)) + b"]"):
+        with pytest.raises(BodyError) as caught:
+            decode_body(over, "application/json", max_items=limit)
+        assert caught.value.status == 413 and f"{limit + 1} array elements" in caught.value.message
