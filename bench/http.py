@@ -6,7 +6,7 @@ Usage: python bench/http.py [--seconds 10] [--connections 64] [--latency-connect
        [--no-auth]
 
 Starts ``tunewatch.server`` with production settings on loopback (uvicorn, one worker, httptools, uvloop when
-installed, no access log, a fresh SQLite database, default rate limits, API keys required unless ``--no-auth``:
+installed, no access log, no proxy-headers middleware, a fresh SQLite database, default rate limits, API keys required unless ``--no-auth``:
 every request carries an ``ingest`` key) and drives it for a bounded time with ``wrk`` (Debian package ``wrk``)
 when installed, else with an asyncio httpx load generator in a separate process. Every event has a unique id and
 a current timestamp, so all are accepted and run through the whole pipeline. The peer, ``bench/starlette_peer.py``
@@ -118,9 +118,12 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def _uvicorn(app: str, port: int, *extra: str) -> list[str]:
-    """The uvicorn command line shared by the service and its peer (the same server settings)."""
+    """The uvicorn command line shared by the service and its peer: the settings of ``tunewatch serve``
+    (``UVICORN_PRODUCTION``: httptools, uvloop, no access log, no proxy-headers middleware: the app applies proxy
+    headers itself)."""
     cmd = [sys.executable, "-m", "uvicorn", app, *extra, "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+           "--workers", "1", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+           "--no-proxy-headers"]  # fmt: skip
     if importlib.util.find_spec("uvloop") is not None:
         cmd += ["--loop", "uvloop"]
     return cmd
