@@ -6,11 +6,13 @@ Usage: python bench/http.py [--seconds 10] [--connections 64] [--latency-connect
        [--no-auth]
 
 Starts ``tunewatch.server`` with production settings on loopback (uvicorn, one worker, httptools, uvloop when
-installed, no access log, no proxy-headers middleware, a fresh SQLite database, default rate limits, API keys required unless ``--no-auth``:
-every request carries an ``ingest`` key) and drives it for a bounded time with ``wrk`` (Debian package ``wrk``)
-when installed, else with an asyncio httpx load generator in a separate process. Every event has a unique id and
-a current timestamp, so all are accepted and run through the whole pipeline. The peer, ``bench/starlette_peer.py``
-(decode the JSON body, answer a small JSON object), is served the same way and driven with the same load.
+installed, no access log, no proxy-headers middleware, a fresh SQLite database, default rate limits, API keys
+required unless ``--no-auth``: every request carries an ``ingest`` key) and drives it for a bounded time with
+``wrk`` (Debian package ``wrk``) when installed, else with an asyncio httpx load generator in a separate process.
+Every event has a unique id and a current timestamp, so all are accepted and run through the whole pipeline. The
+peer, ``bench/starlette_peer.py`` (decode the JSON body, answer a small JSON object), is served the same way and
+driven with the same load. Each scenario also reports the server's CPU time per request, steadier than its rate
+when other work shares the cores.
 Targets (issue 17, 2 cores): single-event ingest with keys on >= 50 % of the peer's req/s with p99 < 10 ms;
 >= 300,000 events/s in 1,000-event batches.
 """
