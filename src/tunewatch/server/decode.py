@@ -35,6 +35,8 @@ _LINES = msgspec.json.Encoder()  #: re-encodes decoded JSON records one per line
 _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])  #: a JSON array's elements as their own bytes, undecoded
 _VALUE = msgspec.json.Decoder(msgspec.Raw)  #: one JSON value, checked, undecoded
 _COMMA = ord(",")
+_NEWLINE = ord("\n")
+_PIECE = 1 << 22
 
 
 @dataclass(slots=True)
@@ -91,17 +93,22 @@ def decode_body(body: bytes, content_type: str | None, max_items: int = DEFAULT_
 
 def ndjson_lines(body: bytes) -> int:
     """Lines of an NDJSON body (blank ones included; a last line without a newline counts)."""
-    return body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+    return count_byte(body, _NEWLINE) + (0 if body.endswith(b"\n") or not body else 1)
+
+
+def count_byte(data: bytes, value: int) -> int:
+    """How many times the byte ``value`` occurs in ``data``: a NumPy comparison, in 4 MiB pieces (several times
+    faster than ``bytes.count`` for one byte, with bounded temporaries)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    return sum(int(np.count_nonzero(arr[i : i + _PIECE] == value)) for i in range(0, arr.size, _PIECE))
 
 
 def _may_exceed(body: bytes, limit: int) -> bool:
     """Whether a JSON body may hold more than ``limit`` array elements: at most one more than its commas, and only
     a body of at least ``2 * limit`` bytes has room for that many (an element and its comma take two bytes).
 
-    The commas are counted by NumPy (a quarter of the time of ``bytes.count`` on a 300 kB body)."""
-    if len(body) < 2 * limit:
-        return False
-    return int(np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == _COMMA)) + 1 > limit
+    The commas are counted by :func:`count_byte`."""
+    return len(body) >= 2 * limit and count_byte(body, _COMMA) + 1 > limit
 
 
 def _check_items(count: int, limit: int, what: str) -> None:
@@ -147,7 +154,21 @@ def _json_reencoded(body: bytes) -> LinesPayload:
     return LinesPayload(_LINES.encode_lines(records), len(records), "index")
 
 
+#: the bytes ``bytes.strip`` removes, by value: a line starting with one of them may be blank
+_WHITESPACE = np.zeros(256, dtype=np.bool_)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+
+
 def _ndjson(body: bytes) -> LinesPayload:
+    """An NDJSON body as its lines: the body itself when no line can be blank (one NumPy pass over the line
+    starts), else its non-blank lines with their original numbers."""
+    arr = np.frombuffer(body, dtype=np.uint8)
+    starts = np.flatnonzero(arr == _NEWLINE) + 1  # of the lines after the first
+    ends_in_newline = body.endswith(b"\n")
+    firsts = arr[starts[:-1] if ends_in_newline else starts]
+    if not _WHITESPACE[arr[0]] and not _WHITESPACE[firsts].any():
+        count = starts.size + (0 if ends_in_newline else 1)
+        return LinesPayload(body if ends_in_newline else body + b"\n", count, "line")
     raw = body.split(b"\n")
     kept = [line for line in raw if line.strip()]
     positions = None
