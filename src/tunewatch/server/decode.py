@@ -23,7 +23,10 @@ from tunewatch.ingest.batch import RawBatch
 from tunewatch.ingest.bounds import json_array_items, msgpack_items
 from tunewatch.ingest.compression import BodyError, BoundedDecoder, decompress
 
-__all__ = ["BodyError", "BoundedDecoder", "LinesPayload", "Payload", "RecordsPayload", "decode_body", "decompress"]
+__all__ = [
+    "BodyError", "BoundedDecoder", "LinesPayload", "Payload", "RecordsPayload", "count_byte", "decode_body",
+    "decompress",
+]  # fmt: skip
 
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
@@ -36,7 +39,10 @@ _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])  #: a JSON array's elements 
 _VALUE = msgspec.json.Decoder(msgspec.Raw)  #: one JSON value, checked, undecoded
 _COMMA = ord(",")
 _NEWLINE = ord("\n")
-_PIECE = 1 << 22
+_PIECE = 1 << 22  #: bytes compared at a time by :func:`count_byte`
+#: the bytes ``bytes.strip`` removes, by value: a line starting with one of them may be blank
+_WHITESPACE = np.zeros(256, dtype=np.bool_)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
 
 
 @dataclass(slots=True)
@@ -152,11 +158,6 @@ def _json_reencoded(body: bytes) -> LinesPayload:
         raise BodyError(400, f"body is not valid JSON: {str(exc)[:120]}") from exc
     records = value if isinstance(value, list) else [value]
     return LinesPayload(_LINES.encode_lines(records), len(records), "index")
-
-
-#: the bytes ``bytes.strip`` removes, by value: a line starting with one of them may be blank
-_WHITESPACE = np.zeros(256, dtype=np.bool_)
-_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
 
 
 def _ndjson(body: bytes) -> LinesPayload:
