@@ -1,15 +1,18 @@
 """HTTP ingest benchmark: single-event POSTs (req/s, p50/p95/p99 latency) and 1,000-event batches (events/s),
 against a bare Starlette JSON endpoint measured in the same run with the same server settings.
 
-Usage: python bench/http.py [--seconds 10] [--connections 64] [--batch-connections 4] [--loadgen auto|wrk|python]
+Usage: python bench/http.py [--seconds 10] [--connections 64] [--latency-connections 8] [--batch-connections 4]
+       [--loadgen auto|wrk|python]
        [--no-auth]
 
 Starts ``tunewatch.server`` with production settings on loopback (uvicorn, one worker, httptools, uvloop when
-installed, no access log, a fresh SQLite database, default rate limits, API keys required unless ``--no-auth``:
-every request carries an ``ingest`` key) and drives it for a bounded time with ``wrk`` (Debian package ``wrk``)
-when installed, else with an asyncio httpx load generator in a separate process. Every event has a unique id and
-a current timestamp, so all are accepted and run through the whole pipeline. The peer, ``bench/starlette_peer.py``
-(decode the JSON body, answer a small JSON object), is served the same way and driven with the same load.
+installed, no access log, no proxy-headers middleware, a fresh SQLite database, default rate limits, API keys
+required unless ``--no-auth``: every request carries an ``ingest`` key) and drives it for a bounded time with
+``wrk`` (Debian package ``wrk``) when installed, else with an asyncio httpx load generator in a separate process.
+Every event has a unique id and a current timestamp, so all are accepted and run through the whole pipeline. The
+peer, ``bench/starlette_peer.py`` (decode the JSON body, answer a small JSON object), is served the same way and
+driven with the same load. Each scenario also reports the server's CPU time per request, steadier than its rate
+when other work shares the cores.
 Targets (issue 17, 2 cores): single-event ingest with keys on >= 50 % of the peer's req/s with p99 < 10 ms;
 >= 300,000 events/s in 1,000-event batches.
 """
@@ -33,7 +36,7 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import httpx  # noqa: E402
@@ -51,15 +54,25 @@ function setup(thread) thread:set("tid", next_tid); next_tid = next_tid + 1 end
 function init(args)
   prefix = args[1] .. "-" .. tostring(tid)
   local f = assert(io.open(args[2], "rb"))
-  template = f:read("*a")
+  local template = f:read("*a")
   f:close()
+  -- the template split once at its placeholders: a body is then one table.concat with the request's id as the
+  -- separator (a C call), not a pattern substitution over the whole template per request
+  pieces = {}
+  local from = 1
+  while true do
+    local s, e = template:find("@ID@", from, true)
+    if s == nil then break end
+    pieces[#pieces + 1] = template:sub(from, s - 1)
+    from = e + 1
+  end
+  pieces[#pieces + 1] = template:sub(from)
   headers = {["Content-Type"] = "application/json"}
   if args[3] ~= nil and args[3] ~= "" then headers["Authorization"] = "Bearer " .. args[3] end
 end
 function request()
   counter = counter + 1
-  local body = template:gsub("@ID@", prefix .. "-" .. counter)
-  return wrk.format("POST", "/api/v1/events", headers, body)
+  return wrk.format("POST", "/api/v1/events", headers, table.concat(pieces, prefix .. "-" .. counter))
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -68,6 +81,10 @@ function done(summary, latency, requests)
     e.connect + e.read + e.write + e.status + e.timeout))
 end
 """
+
+
+#: a load generator: (base URL, body template, seconds, connections, tag, key) -> results
+Drive = Callable[[str, str, float, int, str, str], dict[str, float]]
 
 
 def _free_port() -> int:
@@ -103,9 +120,12 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def _uvicorn(app: str, port: int, *extra: str) -> list[str]:
-    """The uvicorn command line shared by the service and its peer (the same server settings)."""
+    """The uvicorn command line shared by the service and its peer: the settings of ``tunewatch serve``
+    (``UVICORN_PRODUCTION``: httptools, uvloop, no access log, no proxy-headers middleware: the app applies proxy
+    headers itself)."""
     cmd = [sys.executable, "-m", "uvicorn", app, *extra, "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+           "--workers", "1", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+           "--no-proxy-headers"]  # fmt: skip
     if importlib.util.find_spec("uvloop") is not None:
         cmd += ["--loop", "uvloop"]
     return cmd
@@ -238,52 +258,75 @@ def run_python(base: str, template: str, seconds: float, connections: int, tag: 
 
 def _line(what: str, r: dict[str, float], per: int = 1) -> str:
     rate = f"{r['rps'] * per:>10,.0f} events/s ({r['rps']:,.0f} req/s)" if per > 1 else f"{r['rps']:>10,.0f} req/s"
+    cpu = f"{r['cpu_us'] / per:.1f} us/event" if per > 1 else f"{r['cpu_us']:.0f} us/request"
     return (
-        f"{what:<34}: {rate}   p50 {r['p50']:.1f} ms   p95 {r['p95']:.1f} ms   p99 {r['p99']:.1f} ms"
-        f"   errors {r['errors']:.0f}"
+        f"{what:<36}: {rate}   p50 {r['p50']:.1f} ms   p95 {r['p95']:.1f} ms   p99 {r['p99']:.1f} ms"
+        f"   errors {r['errors']:.0f}   server CPU {cpu}"
     )
+
+
+def _scenarios(drive: Drive, base: str, pid: int, plan: list[tuple[str, str, int]], seconds: float, key: str = "") \
+        -> dict[str, dict[str, float]]:  # fmt: skip
+    """Run each ``(tag, body template, connections)`` of ``plan`` in turn; each result with the server's CPU time
+    per request (``cpu_us``: steadier than req/s when other work shares the cores)."""
+    out: dict[str, dict[str, float]] = {}
+    for tag, template, connections in plan:
+        cpu0 = _cpu_seconds(pid)
+        result = drive(base, template, seconds, connections, tag, key)
+        result["cpu_us"] = (_cpu_seconds(pid) - cpu0) / max(1, result["requests"]) * 1e6
+        out[tag] = result
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each scenario")
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections, single-event POSTs")
+    parser.add_argument("--latency-connections", type=int, default=8,
+                        help="concurrent connections of the single-event latency scenario (0: skip it)")  # fmt: skip
     parser.add_argument("--batch-connections", type=int, default=4, help="concurrent connections, batches")
     parser.add_argument("--batch", type=int, default=1000, help="events per batch")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--no-auth", action="store_true", help="serve without API keys (default: keys required)")
     args = parser.parse_args()
     use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
-    drive = run_wrk if use_wrk else run_python
+    drive: Drive = run_wrk if use_wrk else run_python
     ts = int(time.time() * 1000) - 30_000
     auth = not args.no_auth
     print(f"load generator: {'wrk' if use_wrk else 'python asyncio httpx'}; {os.cpu_count()} cores; "
-          f"{args.seconds:g} s per scenario; API keys {'on' if auth else 'off'}")  # fmt: skip
-    with peer(_free_port()) as (peer_base, _):
-        drive(peer_base, _template(1, ts), 2, 8, "warm")
-        peer_single = drive(peer_base, _template(1, ts), args.seconds, args.connections, "p")
-        peer_batched = drive(peer_base, _template(args.batch, ts), args.seconds, args.batch_connections, "pb")
+          f"{args.seconds:g} s per scenario; API keys {'on' if auth else 'off'}; "
+          f"load average {os.getloadavg()[0]:.1f} at the start")  # fmt: skip
+    one, many = _template(1, ts), _template(args.batch, ts)
+    plan = [("s", one, args.connections), ("b", many, args.batch_connections)]
+    if args.latency_connections:
+        plan.insert(1, ("l", one, args.latency_connections))
+    with peer(_free_port()) as (peer_base, peer_pid):
+        drive(peer_base, one, 2, 8, "warm")
+        theirs = _scenarios(drive, peer_base, peer_pid, plan, args.seconds)
     with server(_free_port(), auth=auth) as (base, pid, key):
-        drive(base, _template(1, ts), 2, 8, "warm", key)  # warm-up (imports, first windows)
-        cpu0 = _cpu_seconds(pid)
-        single = drive(base, _template(1, ts), args.seconds, args.connections, "s", key)
-        cpu1 = _cpu_seconds(pid)
-        batched = drive(base, _template(args.batch, ts), args.seconds, args.batch_connections, "b", key)
-        cpu2 = _cpu_seconds(pid)
+        drive(base, one, 2, 8, "warm", key)  # warm-up (imports, first windows)
+        ours = _scenarios(drive, base, pid, plan, args.seconds, key)
         peak = _peak_rss_mb(pid)
         status = httpx.get(base + "/healthz").json()
-    # server CPU per request: steadier than req/s when other work shares the cores
-    single_cpu_us = (cpu1 - cpu0) / max(1, single["requests"]) * 1e6
-    batch_cpu_us = (cpu2 - cpu1) / max(1, batched["requests"] * args.batch) * 1e6
-    print(_line("peer: bare Starlette, 1 event", peer_single))
-    print(_line(f"peer: bare Starlette, {args.batch:,} events", peer_batched, args.batch))
-    print(_line("tunewatch, single-event POST", single) + f"   server CPU {single_cpu_us:.0f} us/request")
-    print(_line(f"tunewatch, {args.batch:,}-event batch", batched, args.batch)
-          + f"   server CPU {batch_cpu_us:.1f} us/event")  # fmt: skip
+    names = {"s": f"1 event, {args.connections} conn.", "l": f"1 event, {args.latency_connections} conn.",
+             "b": f"{args.batch:,} events, {args.batch_connections} conn."}  # fmt: skip
+    for tag, _, _ in plan:
+        per = args.batch if tag == "b" else 1
+        print(_line(f"peer: {names[tag]}", theirs[tag], per))
+        print(_line(f"tunewatch: {names[tag]}", ours[tag], per))
+    single, batched = ours["s"], ours["b"]
+    latency = ours.get("l", single)
     print(
-        f"single-event / peer: {single['rps'] / peer_single['rps']:.2f}x (target >= 0.50, p99 < 10 ms); "
+        f"single-event / peer: {single['rps'] / theirs['s']['rps']:.2f}x the requests/s, "
+        f"{theirs['s']['cpu_us'] / single['cpu_us']:.2f}x the CPU per request (target >= 0.50); "
+        f"p99 {latency['p99']:.1f} ms at {args.latency_connections or args.connections} connections "
+        f"(target < 10 ms; peer {theirs.get('l', theirs['s'])['p99']:.1f} ms)"
+    )
+    print(
         f"batch: {batched['rps'] * args.batch:,.0f} events/s (target >= 300,000; "
-        f"{batched['rps'] / peer_batched['rps']:.2f}x the peer's requests/s); peak memory (service) {peak:,.0f} MB"
+        f"{batched['rps'] / theirs['b']['rps']:.2f}x the peer's requests/s, "
+        f"{theirs['b']['cpu_us'] / batched['cpu_us']:.2f}x its CPU per request); "
+        f"peak memory (service) {peak:,.0f} MB; load average {os.getloadavg()[0]:.1f} at the end"
     )
     print(f"server accounting: {status['received']:,} received, {status['accepted']:,} accepted, "
           f"{status['rejected']:,} rejected, {status['duplicates']:,} duplicates")  # fmt: skip

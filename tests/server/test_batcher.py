@@ -39,3 +39,30 @@ def test_concurrent_requests_are_coalesced_and_drained_on_close(play: Callable[.
     reports = asyncio.run(scenario())
     assert [(r.received, r.accepted, r.duplicates) for r in reports] == [(2, 1, 1)] * 40
     assert sum(service.steps) == 40 and len(service.steps) < 40 and max(service.steps) <= 15
+
+
+def test_a_lingering_worker_is_woken_by_each_arrival(play: Callable[..., dict[str, Any]]) -> None:
+    """With an hour of linger and of quiet, the worker still runs each wave as soon as its last request comes
+    (each submit wakes it; it does not wait for a timeout); closing ends its wait for a wave that never comes."""
+    service = CountingService(clock=lambda: BASE_MS / 1000 + 600, db=":memory:")
+    service.steps = []
+    clients, rounds = 4, 3
+
+    async def scenario() -> list[IngestReport]:
+        batcher = IngestBatcher(service, linger_s=3600.0, quiet_s=3600.0)
+
+        async def client(c: int) -> list[IngestReport]:
+            reports = []
+            for r in range(rounds):
+                body = json.dumps([play(c * 100 + r, BASE_MS + r)]).encode()
+                reports.append(await batcher.submit(decode_body(body, "application/json")))
+                await asyncio.sleep(0.001 * c)  # come back at different moments, on the loop's clock
+            return reports
+
+        results = await asyncio.gather(*(client(c) for c in range(clients)))
+        await batcher.close()  # the worker lingers for a wave that never comes: closing ends the wait
+        return [r for rs in results for r in rs]
+
+    reports = asyncio.run(scenario())
+    assert [(r.received, r.accepted) for r in reports] == [(1, 1)] * clients * rounds
+    assert service.steps == [clients] * rounds

@@ -9,7 +9,7 @@ from polars.testing import assert_frame_equal
 
 from tests.conftest import BASE_MS, make_play
 from tunewatch.ingest.ndjson import parse_ndjson_bytes
-from tunewatch.server.decode import BodyError, LinesPayload, decode_body
+from tunewatch.server.decode import BodyError, LinesPayload, count_byte, decode_body
 
 
 def _lines(body: bytes) -> LinesPayload:
@@ -60,3 +60,41 @@ def test_bodies_that_are_not_json_are_refused_whole(body: bytes, status: int) ->
     with pytest.raises(BodyError) as caught:
         decode_body(body, "application/json")
     assert caught.value.status == status
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5])
+def test_the_element_bound_is_exact_at_the_limit_whatever_the_commas_inside_strings(limit: int) -> None:
+    """The cheap bound (body length, then commas) only decides when to count exactly: an array of ``limit``
+    elements passes, one more is 413, and commas inside strings or nested values do not count."""
+    element = b'{"event_id": "a,b,,c", "n": [1, 2, 3]}'
+    at_limit = b"[" + b",".join([element] * limit) + b"]"
+    assert decode_body(at_limit, "application/json", max_items=limit).count == limit
+    tiny = b"[" + b",".join([b"1"] * limit) + b"]"  # the shortest array of ``limit`` elements: 2 * limit + 1 bytes
+    assert decode_body(tiny, "application/json", max_items=limit).count == limit
+    for over in (b"[" + b",".join([element] * (limit + 1)) + b"]", b"[" + b",".join([b"1"] * (limit + 1)) + b"]"):
+        with pytest.raises(BodyError) as caught:
+            decode_body(over, "application/json", max_items=limit)
+        assert caught.value.status == 413 and f"{limit + 1} array elements" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "lines", "positions"),
+    [
+        (b'{"a":1}\n{"b":2}\n', b'{"a":1}\n{"b":2}\n', [1, 2]),  # no blank line: the body itself
+        (b'{"a":1}\r\n{"b":2}', b'{"a":1}\r\n{"b":2}\n', [1, 2]),  # CRLF kept, a last newline added
+        (b'\n{"a":1}\n\n{"b":2}\n\n', b'{"a":1}\n{"b":2}\n', [2, 4]),  # blank lines dropped, numbers kept
+        (b'{"a":1}\n \t\r\n\x0b\x0c\n{"b":2}', b'{"a":1}\n{"b":2}\n', [1, 4]),  # whitespace-only lines are blank
+        (b' {"a":1}\n\t{"b":2}\n', b' {"a":1}\n\t{"b":2}\n', [1, 2]),  # indented lines are not blank
+    ],
+)
+def test_ndjson_bodies_keep_their_non_blank_lines_and_numbers(body: bytes, lines: bytes, positions: list[int]) -> None:
+    payload = decode_body(body, "application/x-ndjson")
+    assert isinstance(payload, LinesPayload)
+    assert payload.lines == lines and payload.count == len(positions)
+    assert [payload.position(k) for k in range(1, payload.count + 1)] == positions
+
+
+def test_count_byte_counts_across_its_pieces() -> None:
+    data = b"\n".join([b"x" * 1000] * 5000) + b"\n\n"  # over one 4 MiB piece
+    assert count_byte(data, ord("\n")) == data.count(b"\n") == 5001
+    assert count_byte(b"", ord("\n")) == 0 and count_byte(b"a,b,,c", ord(",")) == 3

@@ -8,13 +8,14 @@ request runs at once (a step of one); under heavy load steps grow and throughput
 When a step of several requests ends, its answers bring the next wave of requests from the same clients. Taking
 the first few of that wave alone would cost a whole step for them and split the clients into a small and a large
 group for good, so the worker first waits for as many requests as were in flight (the step's and those queued
-meanwhile) while they keep arriving: at most ``linger_s``, and no longer than ``quiet_s`` without a new one.
+meanwhile) while they keep arriving: at most ``linger_s``, and no longer than ``quiet_s`` without a new one. The
+wait sleeps until the next arrival or timeout (it does not poll the event loop), so the requests it waits for are
+read and decoded at full speed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tunewatch.server.decode import Payload
@@ -35,6 +36,8 @@ class IngestBatcher:
         self._queue: list[tuple[Payload, asyncio.Future[IngestReport]]] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewatch-ingest")
         self._worker: asyncio.Task[None] | None = None
+        self._arrival: asyncio.Future[None] | None = None  # resolved by the next submit while the worker lingers
+        self._closing = False
 
     @property
     def queued(self) -> int:
@@ -46,6 +49,7 @@ class IngestBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[IngestReport] = loop.create_future()
         self._queue.append((payload, future))
+        self._wake()
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._drain())
         return await future
@@ -80,18 +84,36 @@ class IngestBatcher:
 
     async def _gather(self, expected: int) -> None:
         """Wait until ``expected`` requests are queued, while they keep coming; the clocks start once the answers
-        of the last step are sent (the first loop pass)."""
+        of the last step are sent (the first loop pass). Between arrivals the worker sleeps on a future that the
+        next :meth:`submit` resolves, with a timeout (``quiet_s``, bounded by the ``linger_s`` deadline)."""
         await asyncio.sleep(0)
-        now = time.perf_counter()
-        deadline, last_arrival, seen = now + self.linger_s, now, len(self._queue)
-        while len(self._queue) < expected and now < deadline and now - last_arrival < self.quiet_s:
-            await asyncio.sleep(0)
-            now = time.perf_counter()
-            if len(self._queue) != seen:
-                seen, last_arrival = len(self._queue), now
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = now + self.linger_s
+        while len(self._queue) < expected and not self._closing:
+            timeout = min(deadline - now, self.quiet_s)
+            if timeout <= 0:
+                return
+            self._arrival = loop.create_future()
+            try:
+                await asyncio.wait_for(self._arrival, timeout)
+            except TimeoutError:
+                return  # quiet for ``quiet_s``: the others are not coming soon
+            finally:
+                self._arrival = None
+            now = loop.time()
+
+    def _wake(self) -> None:
+        """End the worker's current wait for arrivals, if it is waiting."""
+        arrival = self._arrival
+        if arrival is not None and not arrival.done():
+            arrival.set_result(None)
 
     async def close(self) -> None:
-        """Finish every queued request (graceful shutdown), then stop the worker thread."""
+        """Finish every queued request (graceful shutdown, without lingering for more), then stop the worker
+        thread."""
+        self._closing = True
+        self._wake()
         if self._worker is not None:
             await self._worker
         self._executor.shutdown(wait=True)

@@ -17,12 +17,16 @@ from typing import Literal
 
 import msgpack
 import msgspec
+import numpy as np
 
 from tunewatch.ingest.batch import RawBatch
 from tunewatch.ingest.bounds import json_array_items, msgpack_items
 from tunewatch.ingest.compression import BodyError, BoundedDecoder, decompress
 
-__all__ = ["BodyError", "BoundedDecoder", "LinesPayload", "Payload", "RecordsPayload", "decode_body", "decompress"]
+__all__ = [
+    "BodyError", "BoundedDecoder", "LinesPayload", "Payload", "RecordsPayload", "count_byte", "decode_body",
+    "decompress",
+]  # fmt: skip
 
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
@@ -33,6 +37,12 @@ DEFAULT_MAX_ITEMS = 100_000
 _LINES = msgspec.json.Encoder()  #: re-encodes decoded JSON records one per line (``encode_lines``)
 _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])  #: a JSON array's elements as their own bytes, undecoded
 _VALUE = msgspec.json.Decoder(msgspec.Raw)  #: one JSON value, checked, undecoded
+_COMMA = ord(",")
+_NEWLINE = ord("\n")
+_PIECE = 1 << 22  #: bytes compared at a time by :func:`count_byte`
+#: the bytes ``bytes.strip`` removes, by value: a line starting with one of them may be blank
+_WHITESPACE = np.zeros(256, dtype=np.bool_)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
 
 
 @dataclass(slots=True)
@@ -82,14 +92,29 @@ def decode_body(body: bytes, content_type: str | None, max_items: int = DEFAULT_
     if media in NDJSON_TYPES:
         _check_items(ndjson_lines(body), max_items, "lines")
         return _ndjson(body)
-    if body.count(b",") + 1 > max_items:  # a cheap upper bound first: exact counting only for large bodies
+    if _may_exceed(body, max_items):  # a cheap upper bound first: exact counting only when it is passed
         _check_items(json_array_items(body), max_items, "array elements")
     return _json(body)
 
 
 def ndjson_lines(body: bytes) -> int:
     """Lines of an NDJSON body (blank ones included; a last line without a newline counts)."""
-    return body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+    return count_byte(body, _NEWLINE) + (0 if body.endswith(b"\n") or not body else 1)
+
+
+def count_byte(data: bytes, value: int) -> int:
+    """How many times the byte ``value`` occurs in ``data``: a NumPy comparison, in 4 MiB pieces (several times
+    faster than ``bytes.count`` for one byte, with bounded temporaries)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    return sum(int(np.count_nonzero(arr[i : i + _PIECE] == value)) for i in range(0, arr.size, _PIECE))
+
+
+def _may_exceed(body: bytes, limit: int) -> bool:
+    """Whether a JSON body may hold more than ``limit`` array elements: at most one more than its commas, and only
+    a body of at least ``2 * limit`` bytes has room for that many (an element and its comma take two bytes).
+
+    The commas are counted by :func:`count_byte`."""
+    return len(body) >= 2 * limit and count_byte(body, _COMMA) + 1 > limit
 
 
 def _check_items(count: int, limit: int, what: str) -> None:
@@ -121,7 +146,8 @@ def _json(body: bytes) -> LinesPayload:
         raise BodyError(400, f"body is not valid JSON: {str(exc)[:120]}") from exc
     if not elements:
         return LinesPayload(b"", 0, "index")
-    return LinesPayload(b"\n".join([bytes(e) for e in elements]) + b"\n", len(elements), "index")
+    # the Raw slices are buffers: joined without a copy of each; the empty last item ends the last line
+    return LinesPayload(b"\n".join([*elements, b""]), len(elements), "index")
 
 
 def _json_reencoded(body: bytes) -> LinesPayload:
@@ -135,6 +161,15 @@ def _json_reencoded(body: bytes) -> LinesPayload:
 
 
 def _ndjson(body: bytes) -> LinesPayload:
+    """An NDJSON body as its lines: the body itself when no line can be blank (one NumPy pass over the line
+    starts), else its non-blank lines with their original numbers."""
+    arr = np.frombuffer(body, dtype=np.uint8)
+    starts = np.flatnonzero(arr == _NEWLINE) + 1  # of the lines after the first
+    ends_in_newline = body.endswith(b"\n")
+    firsts = arr[starts[:-1] if ends_in_newline else starts]
+    if not _WHITESPACE[arr[0]] and not _WHITESPACE[firsts].any():
+        count = starts.size + (0 if ends_in_newline else 1)
+        return LinesPayload(body if ends_in_newline else body + b"\n", count, "line")
     raw = body.split(b"\n")
     kept = [line for line in raw if line.strip()]
     positions = None

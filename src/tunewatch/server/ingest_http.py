@@ -27,6 +27,7 @@ from tunewatch.server.decode import (
     BodyError,
     BoundedDecoder,
     Payload,
+    count_byte,
     decode_body,
 )
 from tunewatch.server.report import IngestReport
@@ -36,6 +37,7 @@ INGEST_PATH = "/api/v1/events"
 #: the request headers the ingest path reads (ASGI servers give header names in lower case)
 _WANTED = frozenset({b"authorization", b"x-api-key", b"content-length", b"content-type", b"content-encoding"})
 _JSON = (b"content-type", b"application/json")
+_NEWLINE = ord("\n")
 #: bodies at least this large are decoded in a worker thread
 _DECODE_INLINE_BYTES = 1 << 20
 
@@ -106,7 +108,7 @@ class IngestHandler:
                 self.bound(size)
                 out = decoder.feed(chunk)
                 if ndjson:
-                    lines += out.count(b"\n")
+                    lines += count_byte(out, _NEWLINE)
                     if lines > limit:
                         raise BodyError(413, f"body has more than {limit} lines, the limit per request")
                 parts.append(out)
