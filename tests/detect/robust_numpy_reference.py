@@ -1,25 +1,5 @@
-"""Robust level detector: damped Holt level/trend with a clipped update and a learned residual scale.
-
-For every series it forecasts the next value (level + trend), measures the residual against a noise model —
-the learned extra variance plus the sampling noise the point's weight implies (binomial for ratios, Poisson
-for counts, relative for sums and quantiles) — and learns from a residual clipped at ``clip`` standard
-deviations, so an anomaly barely moves the baseline. All arithmetic is on arrays indexed by series id.
-
-For counts and ratios of counts the normal approximation badly understates how often small counts stray
-(2 failures in 15 attempts against an expected 0.09 is not "6 sigma"): there the deviation is also measured
-by the exact binomial/Poisson tail probability, turned into its normal quantile, and the smaller of the two
-deviations counts. An expected rate learnt from few attempts is itself uncertain (no failure in 400 attempts
-does not make failures impossible): where the binomial tail says much, the beta-binomial tail of that
-uncertainty is used instead.
-
-For counts and ratios the last ``pool`` points are also judged together (observed against expected sums, the
-level's own error added once): a sustained shift of a small series — a few plays a minute — stays within the
-noise minute by minute, but not over five minutes. The stronger of the two deviations on the same side
-counts, and the detection reports the weight it rests on (``evidence_weight``) for the rules' volume guards.
-
-Score: ``z² / (z² + k²)`` with ``k = score_half_z`` (0.5 at ``|z| = k``, 0.8 at ``2k``); band: forecast ±
-``band_z`` standard deviations.
-"""
+"""The NumPy form of the robust level detector, frozen as it was before its point loop was compiled
+(src/tunewatch/detect/robust_kernel.py): the oracle of tests/detect/test_robust_kernel.py. Not used by the package."""
 
 from __future__ import annotations
 
@@ -85,14 +65,7 @@ def betabinom_tails(k: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) 
 
 
 class NumpyRobustLevelDetector(VectorDetector):
-    """Robust Holt-style level detector over many series.
-
-    >>> import numpy as np
-    >>> d = RobustLevelDetector(noise="poisson", warmup=5)
-    >>> out = [d.update(t, v) for t, v in enumerate([100, 98, 103, 101, 99, 100, 102, 40])]
-    >>> round(out[-1].expected), out[-1].score > 0.5, out[6].score < 0.2
-    (100, True, True)
-    """
+    """The robust detector as NumPy array expressions (version 3), before it was compiled."""
 
     name = "robust"
     version = 3  # 2: pooled evidence (last points, typical weight); 3: two pools, anomaly memory, adoption
