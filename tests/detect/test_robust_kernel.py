@@ -98,10 +98,12 @@ def test_many_steps_in_one_call_equal_one_call_per_step(noise: str) -> None:
         np.testing.assert_array_equal(many.state_dict()[k], value)
 
 
-def test_a_series_twice_in_one_step_is_refused() -> None:
-    det = RobustLevelDetector(noise="poisson")
-    with pytest.raises(ValueError, match="twice"):
-        det.step(0, np.array([3, 1, 3]), np.ones(3), np.ones(3))
-    # the same series in two steps of one call is two points in time
-    d = det.step_many(np.array([3, 3]), np.array([5.0, 6.0]), np.ones(2), np.array([0, 1, 2]))
-    assert d.score.size == 2
+def test_a_series_twice_in_one_step_is_two_points_in_turn() -> None:
+    twice, apart = RobustLevelDetector(noise="poisson", warmup=1), RobustLevelDetector(noise="poisson", warmup=1)
+    for t in range(5):
+        d = twice.step(t, np.array([3, 1, 3]), np.array([5.0, 2.0, 9.0]), np.ones(3))
+        first = apart.step(t, np.array([3, 1]), np.array([5.0, 2.0]), np.ones(2))
+        second = apart.step(t, np.array([3]), np.array([9.0]), np.ones(1))
+        np.testing.assert_array_equal(d.expected, np.concatenate([first.expected, second.expected]))
+    with pytest.raises(ValueError, match="series ids"):
+        twice.step(5, np.array([-1]), np.ones(1), np.ones(1))

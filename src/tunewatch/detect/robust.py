@@ -181,17 +181,18 @@ class RobustLevelDetector(VectorDetector):
         return p
 
     def step(self, t: int, ids: IntArray, values: FloatArray, weights: FloatArray) -> Detection:
-        """Score and learn one time step for the series ``ids`` (each at most once)."""
+        """Score and learn one time step for the series ``ids`` (a series given twice is stepped twice, in order)."""
         return self.step_many(ids, values, weights, np.array([0, ids.size], dtype=np.int64))
 
     def step_many(self, ids: IntArray, values: FloatArray, weights: FloatArray, starts: IntArray) -> Detection:
-        """Score and learn several time steps in one call: step ``i`` is the points ``starts[i]:starts[i + 1]``
-        (in time order, each series at most once a step). The same results as one :meth:`step` per time step."""
+        """Score and learn several time steps in one call: step ``i`` is the points ``starts[i]:starts[i + 1]``,
+        in time order. Every point is scored and learnt in turn (each touches only its own series), so this gives
+        the results of one :meth:`step` per time step."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if ids.size:
             self._grow(int(ids.max()) + 1)
-            if ids.min() < 0 or not rk.distinct_in_runs(ids, starts, self._level.size):
-                raise ValueError("robust detector: a series id is negative or given twice in one time step")
+            if ids.min() < 0:
+                raise ValueError(f"robust detector: series ids must be >= 0, got {int(ids.min())}")
         out = np.empty((9, ids.size))
         rk.robust_points(
             self.kernel_params(), _NOISE_CODES[self.noise], np.asarray(self.pools, dtype=np.int64),

@@ -163,11 +163,13 @@ def tail_z(noise: int, x: float, forecast: float, w: float, z: float, history: f
             bb_upper, bb_lower = betabinom_point(k, n, p * history + 0.5, (1 - p) * history + 0.5)
             upper = _max(upper, bb_upper)
             lower = _max(lower, bb_lower)
-    else:
+    else:  # only the tail on the side of z counts
         k = _max(np.rint(x), 0.0)
         lam = _max(forecast, 1e-6)
-        upper = _pdtrc(k - 1, lam, 0) if k > 0 else 1.0
-        lower = _pdtr(k, lam, 0)
+        if z > 0:
+            upper, lower = (_pdtrc(k - 1, lam, 0) if k > 0 else 1.0), 1.0
+        else:
+            upper, lower = 1.0, _pdtr(k, lam, 0)
     if z > 0:
         tail = _max(_ndtri(1 - _clip(upper, 1e-300, 1.0), 0), 0.0)
     else:
@@ -180,21 +182,20 @@ def negbin_z(k: float, mean: float, var: float, z: float) -> float:
     """The normal quantile of the tail of ``k`` (on the side of ``z``) under the negative binomial with this
     ``mean`` and ``var`` (the Poisson where ``var <= mean``): exact count tails for sums of a few events."""
     mean = _max(mean, 1e-9)
-    if var > mean * (1 + 1e-9):
-        r = mean * mean / _max(var - mean, 1e-300)
-        p = mean / _max(var, 1e-300)
-        # P(X <= k) = I_p(r, k + 1); P(X >= k) = I_{1-p}(k, r) for k >= 1
-        lower = _betainc(r, k + 1, p, 0)
-        upper = _betainc(_max(k, 1.0), r, 1 - p, 0) if k >= 1 else 1.0
-    else:
-        lower = _pdtr(k, mean, 0)
-        upper = _pdtrc(k - 1, mean, 0) if k >= 1 else 1.0
+    over = var > mean * (1 + 1e-9)
+    r = mean * mean / _max(var - mean, 1e-300)
+    p = mean / _max(var, 1e-300)
+    # only the tail on the side of z counts: P(X >= k) = I_{1-p}(k, r) for k >= 1; P(X <= k) = I_p(r, k + 1)
+    if z > 0:
+        upper = 1.0
+        if k >= 1:
+            upper = _betainc(_max(k, 1.0), r, 1 - p, 0) if over else _pdtrc(k - 1, mean, 0)
+        if upper != upper:
+            upper = 1.0
+        return _max(-_ndtri(_clip(upper, 1e-300, 1.0), 0), 0.0)
+    lower = _betainc(r, k + 1, p, 0) if over else _pdtr(k, mean, 0)
     if lower != lower:
         lower = 1.0
-    if upper != upper:
-        upper = 1.0
-    if z > 0:
-        return _max(-_ndtri(_clip(upper, 1e-300, 1.0), 0), 0.0)
     return _min(_ndtri(_clip(lower, 1e-300, 1.0), 0), 0.0)
 
 
@@ -216,19 +217,6 @@ def _clear_pool(ring: FloatArray, sums: FloatArray, head: IntArray, r: int) -> N
     ring[:, :, r] = 0.0
     sums[:, :, r] = 0.0
     head[r] = 0
-
-
-@numba.njit(cache=True, error_model="numpy")
-def distinct_in_runs(ids: IntArray, starts: IntArray, size: int) -> bool:
-    """Whether every run ``ids[starts[i]:starts[i + 1]]`` (series ids below ``size``) names each series once."""
-    last = np.full(size, -1, dtype=np.int64)
-    for s in range(starts.size - 1):
-        for i in range(starts[s], starts[s + 1]):
-            r = ids[i]
-            if last[r] == s:
-                return False
-            last[r] = s
-    return True
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -340,7 +328,7 @@ def robust_points(
                 can = small and warm and pts >= 2
                 if binomial:
                     can = can and zp * z >= 0 and abs(zp) > abs(z)
-                if can:
+                if can and zp * z >= 0:  # (an exact tail keeps the sign of zp: opposite to z, it cannot count)
                     if binomial:
                         nn = _max(n, 1.0)
                         zp = tail_z(NOISE_BINOMIAL, k / nn, e / nn, nn, zp, history)
