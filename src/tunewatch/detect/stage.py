@@ -3,8 +3,9 @@
 Each watched metric has one vectorised detector whose state is indexed by series id; a series is one
 (dimension set, dimension values) pair, registered the first time it appears. Windows are stepped in time
 order; a detector that can step many windows at once (the robust detector) gets every window of a batch in one
-call, other detectors one call per window with every series of the window. Count-like series that go silent get explicit zeros (for
-``zero_fill_ms`` after they were last seen), so that an outage or missing data is seen as a drop, not a gap.
+call, other detectors one call per window with every series of the window. Count-like series that go silent
+get explicit zeros (for ``zero_fill_ms`` after they were last seen), so that an outage or missing data is seen
+as a drop, not a gap.
 
 Series keys are looked up once per frame for every metric: a shared :class:`_KeyRegistry` gives each distinct
 key row a key id (by a row hash, confirmed on the values), and each metric maps key ids to its own dense series
