@@ -24,7 +24,12 @@ RESOLVE: Final = 3
 
 class RuleChanges(NamedTuple):
     """Changes in order: kind, window index, series id, row of the series in the window (-1: none), and the
-    series' onset and last true window at that moment."""
+    series' onset and last true window at that moment.
+
+    >>> one = RuleChanges(*(np.array([v]) for v in (FIRE, 4, 7, 12, 180_000, 240_000)))
+    >>> int(one.kind[0]) == FIRE, int(one.sid[0]), int(one.onset[0])
+    (True, 7, 180000)
+    """
 
     kind: IntArray
     window: IntArray
