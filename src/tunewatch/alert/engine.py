@@ -21,6 +21,7 @@ from tunewatch.alert.incidents import IncidentFolder
 from tunewatch.alert.log import Transition
 from tunewatch.alert.model import Alert
 from tunewatch.alert.revenue_risk import RevenueModel
+from tunewatch.alert.rule_steps import FIRE, INACTIVE, PENDING, step_rule
 from tunewatch.alert.rules import Rule, RuleSet
 from tunewatch.alert.windows import Absence, BurnRate, RateOfChange, stateful_condition
 from tunewatch.process.catalogue import METRICS
@@ -335,49 +336,41 @@ class AlertEngine:
         bounds = np.searchsorted(wins, np.concatenate([windows, [windows[-1] + WINDOW_MS]]))
         need = max(1, -(-rule.for_ms // WINDOW_MS))
         patience = max(1, -(-rule.keep_firing_for_ms // WINDOW_MS))
-        for j, t in enumerate(windows):
-            a, b = bounds[j], bounds[j + 1]
-            ids, c = sids[a:b], conds[a:b]
-            true_now = np.zeros(st.run.size, dtype=bool)
-            true_now[ids[c]] = True
-            span = np.ones(st.run.size, dtype=np.int64)
-            span[ids[c]] = spans[a:b][c]
-            if self.on_transition is not None and need > 1:
-                self._report_pending(rule, st, rows, true_now, ids, a, int(t), need)
-            st.run = np.where(true_now, st.run + 1, 0)
-            started = true_now & (st.run == 1)
-            st.onset[started] = t - (np.minimum(span[started], need) - 1) * WINDOW_MS  # back to the credited minutes
-            st.last_true[true_now] = t
-            st.quiet = np.where(st.firing & ~true_now, st.quiet + 1, 0)
-            confirm = np.where(span > CONFIRM_SPAN, min(need, CONFIRM_MINUTES), 1)
-            held = (np.maximum(st.run, span) >= need) & (st.run >= confirm)
-            fire = np.flatnonzero(~st.firing & held)
-            resolve = np.flatnonzero(st.firing & (st.quiet >= patience))
-            if fire.size:
-                st.firing[fire] = True
-                pos = {int(s): a + k for k, s in enumerate(ids)}
-                for sid in fire.tolist():
-                    st.pending.pop(sid, {})
-                    alert = self._fire(
-                        rule, rows.row(pos[sid], named=True), int(st.onset[sid]), int(t), detections, metrics
-                    )
-                    st.alerts[sid] = alert
-                    yield int(t), alert
-            if resolve.size:
-                st.firing[resolve] = False
-                st.quiet[resolve] = 0
-                for sid in resolve.tolist():
-                    firing = st.alerts.pop(sid)
-                    ended = Alert(
-                        labels=firing.labels,
-                        annotations=firing.annotations,
-                        status="resolved",
-                        starts_at=firing.starts_at,
-                        ends_at=int(st.last_true[sid]) + WINDOW_MS,
-                        generator_url=firing.generator_url,
-                        extra={**firing.extra, "resolved_at": int(t) + WINDOW_MS},
-                    )
-                    yield int(t), ended
+        changes = step_rule(
+            windows, bounds, sids, conds, spans, need=need, patience=patience, confirm_span=CONFIRM_SPAN,
+            confirm_minutes=CONFIRM_MINUTES, window_ms=WINDOW_MS,
+            report_pending=self.on_transition is not None and need > 1,
+            state=(st.run, st.quiet, st.onset, st.last_true, st.firing),
+        )  # fmt: skip
+        for kind, j, sid, row, onset, last_true in zip(*(c.tolist() for c in changes), strict=True):
+            t = int(windows[j])
+            if kind == PENDING:
+                assert self.on_transition is not None
+                labels = self._labels(rule, rows.row(row, named=True))
+                st.pending[sid] = labels
+                self.on_transition(Transition(t + WINDOW_MS, "pending", labels))
+            elif kind == INACTIVE:
+                assert self.on_transition is not None
+                labels = st.pending.pop(sid, {})
+                if labels:
+                    self.on_transition(Transition(t + WINDOW_MS, "inactive", labels))
+            elif kind == FIRE:
+                st.pending.pop(sid, {})
+                alert = self._fire(rule, rows.row(row, named=True), onset, t, detections, metrics)
+                st.alerts[sid] = alert
+                yield t, alert
+            else:
+                firing = st.alerts.pop(sid)
+                ended = Alert(
+                    labels=firing.labels,
+                    annotations=firing.annotations,
+                    status="resolved",
+                    starts_at=firing.starts_at,
+                    ends_at=last_true + WINDOW_MS,
+                    generator_url=firing.generator_url,
+                    extra={**firing.extra, "resolved_at": t + WINDOW_MS},
+                )
+                yield t, ended
 
     @staticmethod
     def _spans(rule: Rule, rows: pl.DataFrame) -> np.ndarray:
@@ -392,28 +385,12 @@ class AlertEngine:
         points = rows.get_column("evidence_points").fill_null(1.0).to_numpy()
         return np.maximum(np.nan_to_num(points, nan=1.0), 1.0).astype(np.int64)
 
-    def _report_pending(
-        self, rule: Rule, st: _RuleState, rows: pl.DataFrame, true_now: np.ndarray, ids: np.ndarray, a: int, t: int,
-        need: int,
-    ) -> None:  # fmt: skip
-        """Report conditions turning pending and pending ones that fell back (before ``st.run`` is updated)."""
-        assert self.on_transition is not None
-        quiet = ~st.firing
-        started = np.flatnonzero(true_now & (st.run == 0) & quiet)
-        dropped = np.flatnonzero(~true_now & (st.run > 0) & (st.run < need) & quiet)
-        if started.size:
-            pos = {int(s): a + k for k, s in enumerate(ids)}
-            for sid in started.tolist():
-                row = rows.row(pos[sid], named=True)
-                d = dimension_set(str(row["dimset"]))
-                labels = {"alertname": rule.alert, "severity": rule.severity, **rule.labels, "metric": rule.metric}
-                labels |= {f: str(row[f]) for f in d.fields}
-                st.pending[sid] = labels
-                self.on_transition(Transition(t + WINDOW_MS, "pending", labels))
-        for sid in dropped.tolist():
-            labels = st.pending.pop(sid, {})
-            if labels:
-                self.on_transition(Transition(t + WINDOW_MS, "inactive", labels))
+    @staticmethod
+    def _labels(rule: Rule, row: dict[str, object]) -> dict[str, str]:
+        """The labels of a rule's alert on the series of ``row``."""
+        d = dimension_set(str(row["dimset"]))
+        labels = {"alertname": rule.alert, "severity": rule.severity, **rule.labels, "metric": rule.metric}
+        return labels | {f: str(row[f]) for f in d.fields}
 
     def _fire(
         self,

@@ -23,65 +23,30 @@ Score: ``z² / (z² + k²)`` with ``k = score_half_z`` (0.5 at ``|z| = k``, 0.8 
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
-from scipy import special
 
+from tunewatch.detect import robust_kernel as rk
 from tunewatch.detect.base import Detection, FloatArray, IntArray, VectorDetector
+from tunewatch.detect.robust_kernel import CHANNELS as _CHANNELS
+from tunewatch.detect.robust_kernel import EXACT_BETABINOM_MAX_N
+
+__all__ = ["EXACT_BETABINOM_MAX_N", "Noise", "RobustLevelDetector", "betabinom_tails"]
 
 Noise = Literal["binomial", "poisson", "relative"]
-
-
-#: Beta-binomial tails are summed exactly up to this many attempts; beyond, the normal approximation with the
-#: beta-binomial's variance is accurate (and a sum over every count would be slow).
-EXACT_BETABINOM_MAX_N = 20_000
-_CELLS_PER_CHUNK = 1 << 22  # rows are summed in chunks of at most this many (row, count) cells
-#: a longer pool is judged only for series whose shorter pool rests on fewer attempts (ratios) or expected
-#: events (counts) than this: above it, the shorter pool already sees any shift that matters
-_LONG_POOL_BELOW: Final = 300.0
-_CHANNELS: Final = 6  # pooled channels: observed, expected, variance, weight, standard deviation, points
+_NOISE_CODES = {"binomial": rk.NOISE_BINOMIAL, "poisson": rk.NOISE_POISSON, "relative": rk.NOISE_RELATIVE}
 
 
 def betabinom_tails(k: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """``P(X >= k)`` and ``P(X <= k)`` for ``X ~ BetaBinomial(n, a, b)``, vectorised (integer ``k``, ``n``).
+    """``P(X >= k)`` and ``P(X <= k)`` for ``X ~ BetaBinomial(n, a, b)``, row by row (integer ``k``, ``n``).
 
-    SciPy's ``betabinom`` sums the probabilities element by element in Python; here the probabilities of all
-    counts of every row are one array expression (rows up to :data:`EXACT_BETABINOM_MAX_N` attempts), and
-    larger rows use the normal approximation with continuity correction.
+    SciPy's ``betabinom`` sums the probabilities element by element in Python; here each row's probabilities
+    are summed in compiled code (rows up to :data:`EXACT_BETABINOM_MAX_N` attempts), and larger rows use the
+    normal approximation with continuity correction.
     """
-    upper = np.ones(k.size)
-    lower = np.ones(k.size)
-    small = np.flatnonzero(n <= EXACT_BETABINOM_MAX_N)
-    small = small[np.argsort(n[small], kind="stable")]  # similar sizes share a chunk
-    start = 0
-    while start < small.size:
-        stop = start + 1
-        while stop < small.size and (stop - start + 1) * (int(n[small[stop]]) + 1) <= _CELLS_PER_CHUNK:
-            stop += 1
-        rows = small[start:stop]
-        width = int(n[rows].max()) + 1
-        j = np.arange(width, dtype=np.float64)[None, :]
-        nn, aa, bb, kk = n[rows, None], a[rows, None], b[rows, None], k[rows, None]
-        inside = j <= nn
-        jj = np.where(inside, j, 0.0)
-        log_pmf = (
-            special.gammaln(nn + 1) - special.gammaln(jj + 1) - special.gammaln(nn - jj + 1)
-            + special.betaln(jj + aa, nn - jj + bb) - special.betaln(aa, bb)
-        )  # fmt: skip
-        pmf = np.where(inside, np.exp(log_pmf), 0.0)
-        upper[rows] = np.minimum(np.where(j >= kk, pmf, 0.0).sum(axis=1), 1.0)
-        lower[rows] = np.minimum(np.where(j <= kk, pmf, 0.0).sum(axis=1), 1.0)
-        start = stop
-    big = n > EXACT_BETABINOM_MAX_N
-    if big.any():
-        kb, nb, ab, bb_ = k[big], n[big], a[big], b[big]
-        mean = nb * ab / (ab + bb_)
-        sd = np.sqrt(nb * ab * bb_ * (ab + bb_ + nb) / ((ab + bb_) ** 2 * (ab + bb_ + 1)))
-        upper[big] = special.ndtr(-(kb - 0.5 - mean) / sd)
-        lower[big] = special.ndtr((kb + 0.5 - mean) / sd)
-    return upper, lower
+    f = np.float64
+    return rk.betabinom_many(*(np.ascontiguousarray(v, dtype=f) for v in (k, n, a, b)))
 
 
 class RobustLevelDetector(VectorDetector):
@@ -183,138 +148,6 @@ class RobustLevelDetector(VectorDetector):
             self._ref = np.concatenate([self._ref, np.full(extra, np.nan)])
             self._ref_age = np.concatenate([self._ref_age, np.zeros(extra, dtype=np.int64)])
 
-    def _noise_var(self, expected: FloatArray, weights: FloatArray) -> FloatArray:
-        w = np.maximum(weights, 1.0)
-        if self.noise == "binomial":
-            p = np.clip(expected, 0.002, 0.998)
-            return p * (1 - p) / w
-        base = (self.relative_floor * np.abs(expected)) ** 2
-        if self.noise == "poisson":
-            return np.maximum(np.abs(expected), 1.0) + base
-        return base + 1e-12
-
-    def _feasible(self, forecast: FloatArray) -> FloatArray:
-        """Keep forecasts where the metric can be: rates in [0, 1], counts non-negative."""
-        if self.noise == "binomial":
-            return np.clip(forecast, 0.0, 1.0)
-        if self.noise == "poisson":
-            return np.maximum(forecast, 0.0)
-        return forecast
-
-    def _tail_z(
-        self, x: FloatArray, forecast: FloatArray, w: FloatArray, z: FloatArray, history: FloatArray | None = None
-    ) -> FloatArray:
-        """``z`` shrunk to the normal quantile of the exact count tail where that is less extreme.
-
-        ``history``: for ratios, the attempts the expected rate was learnt from. A rate learnt from a few
-        hundred attempts is uncertain (no failure in 400 attempts does not make the rate 0), so where the
-        binomial tail says much (below 0.001), the beta-binomial tail of that uncertainty is used, which says less.
-        """
-        if self.noise == "relative" or z.size == 0:
-            return z
-        if self.noise == "binomial":
-            n = np.maximum(np.round(w), 1.0)
-            k = np.clip(np.round(x * n), 0, n)
-            p = np.clip(forecast, 1e-6, 1 - 1e-6)
-            # binomial tails through the regularised incomplete beta function (accepts float arguments)
-            upper = np.where(k >= 1, special.betainc(np.maximum(k, 1.0), n - k + 1, p), 1.0)  # P(X >= k)
-            lower = np.where(k < n, special.betainc(np.maximum(n - k, 1.0), k + 1, 1 - p), 1.0)  # P(X <= k)
-            if history is not None:
-                # only where the binomial tail is extreme (over 3.1 deviations) is the slower beta-binomial worth it
-                sure = np.minimum(upper, lower) < 1e-3
-                if sure.any():
-                    a = p[sure] * history[sure] + 0.5
-                    b = (1 - p[sure]) * history[sure] + 0.5
-                    bb_upper, bb_lower = betabinom_tails(k[sure], n[sure], a, b)
-                    upper[sure] = np.maximum(upper[sure], bb_upper)
-                    lower[sure] = np.maximum(lower[sure], bb_lower)
-        else:
-            k = np.maximum(np.round(x), 0)
-            lam = np.maximum(forecast, 1e-6)
-            upper = np.where(k > 0, special.pdtrc(k - 1, lam), 1.0)
-            lower = special.pdtr(k, lam)
-        tail = np.where(z > 0, special.ndtri(1 - np.clip(upper, 1e-300, 1.0)), special.ndtri(np.clip(lower, 1e-300, 1)))
-        tail = np.where(z > 0, np.maximum(tail, 0.0), np.minimum(tail, 0.0))
-        return np.where(np.abs(tail) < np.abs(z), tail, z)
-
-    def _pooled(
-        self,
-        idx: IntArray,
-        x: FloatArray,
-        forecast: FloatArray,
-        w: FloatArray,
-        sd: FloatArray,
-        z: FloatArray,
-        warm: npt.NDArray[np.bool_],
-        history: FloatArray | None,
-        alpha: FloatArray,
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-        """``z``, or the deviation of the last ``pool`` (or ``long_pool``) points taken together where that says
-        more (same side); with the weight, the observed and expected values (per point) and the excess (observed
-        minus expected, summed) the chosen judgement rests on, and the number of points it spans.
-
-        A sustained shift of a small series (a few plays a minute) is within the noise minute by minute, and
-        would be learnt within minutes; summed over the last minutes — observed against expected counts, their
-        variances added, the exact tail of the sums — it is not. The expected values share one error (the
-        level's own uncertainty, which does not average out over the pooled points): its variance,
-        ``alpha / (2 - alpha)`` of a point's for an EWMA, is added for the sum. For counts the sum's tail is the
-        negative binomial with that mean and variance (the Poisson when there is no extra variance): a drop
-        from 2 ads a minute to 0.3 over 15 minutes is rare even with the level's uncertainty, which the normal
-        approximation (unbounded below zero) would not say.
-        """
-        binomial = self.noise == "binomial"
-        n_w = np.maximum(w, 1.0) if binomial else np.ones_like(w)
-        # counts: Poisson noise of the expectation itself, without the point test's floor of 1
-        var = (sd * n_w) ** 2 if binomial else self._var[idx] + forecast + (self.relative_floor * forecast) ** 2
-        entry = np.where(warm, np.vstack([x * n_w, forecast * n_w, var, n_w, np.sqrt(var), np.ones_like(x)]), 0.0)
-        ring_len = self._ring.shape[1]
-        head = self._head[idx]
-        leaving = [self._ring[:, (head - m) % ring_len, idx] for m in self.pools]  # read before the write
-        self._ring[:, head % ring_len, idx] = entry
-        self._head[idx] = head + 1
-        best_z, best_w = z, w
-        best_v, best_e, best_x = x, forecast, x - forecast
-        best_p = np.ones_like(x)
-        small = np.ones(idx.size, dtype=bool)
-        for j, m in enumerate(self.pools):
-            sums = self._sums[j]
-            sums[:, idx] += entry - np.where(head >= m, leaving[j], 0.0)
-            k, e, v, n, sds, pts = sums[:, idx]
-            k = np.maximum(k, 0.0)
-            v = np.maximum(v, 0.0) + alpha / (2.0 - alpha) * sds * sds
-            zp = (k - e) / np.sqrt(np.maximum(v, 1e-300))
-            # longer pools only where the shorter one rests on little (their exact tails are the costly part), and
-            # exact tails only where they can count: warm series with 2 points or more; for ratios, where the normal
-            # approximation is stronger on the same side (the exact tail only ever says less than it)
-            can = small & warm & (pts >= 2)
-            if binomial:
-                can &= (zp * best_z >= 0) & (np.abs(zp) > np.abs(best_z))
-            sel = np.flatnonzero(can)
-            if binomial:
-                nn = np.maximum(n[sel], 1.0)
-                hist = None if history is None else history[sel]
-                zp[sel] = self._tail_z(k[sel] / nn, e[sel] / nn, nn, zp[sel], hist)
-            else:
-                zp[sel] = _negbin_z(np.round(k[sel]), e[sel], v[sel], zp[sel])
-            zp = np.where(small, zp, 0.0)
-            small = small & ((n if binomial else e) < _LONG_POOL_BELOW)
-            stronger = warm & (pts >= 2) & (zp * best_z >= 0) & (np.abs(zp) > np.abs(best_z))
-            per = np.maximum(n if binomial else pts, 1.0)
-            best_z = np.where(stronger, zp, best_z)
-            best_w = np.where(stronger, n, best_w)
-            best_v = np.where(stronger, k / per, best_v)
-            best_e = np.where(stronger, e / per, best_e)
-            best_x = np.where(stronger, k - e, best_x)
-            best_p = np.where(stronger, pts, best_p)
-        return best_z, best_w, best_v, best_e, best_x, best_p
-
-    def _clear_pool(self, idx: IntArray) -> None:
-        """Forget the pooled points of the series ``idx`` (their baseline was replaced)."""
-        if idx.size:
-            self._ring[:, :, idx] = 0.0
-            self._sums[:, :, idx] = 0.0
-            self._head[idx] = 0
-
     def seed(self, ids: IntArray, levels: FloatArray) -> None:
         """Start the series ``ids`` (new to the detector) warm, at the given expected ``levels``.
 
@@ -331,112 +164,45 @@ class RobustLevelDetector(VectorDetector):
         self._n[ids] = max(self.warmup, 1)
         self._streak[ids] = 0
         self._ref[ids] = np.nan
-        self._clear_pool(ids)
+        self._ring[:, :, ids] = 0.0
+        self._sums[:, :, ids] = 0.0
+        self._head[ids] = 0
+
+    def kernel_params(self) -> FloatArray:
+        """The parameters as the compiled loop reads them (see :mod:`tunewatch.detect.robust_kernel`)."""
+        p = np.zeros(rk.N_PARAMS)
+        p[rk.P_ALPHA], p[rk.P_BETA], p[rk.P_PHI] = self.alpha, self.beta, self.phi
+        p[rk.P_SCALE_ALPHA], p[rk.P_CLIP], p[rk.P_LEVEL_CLIP] = self.scale_alpha, self.clip, self.level_clip
+        p[rk.P_WARMUP], p[rk.P_BAND_Z], p[rk.P_HALF_Z2] = self.warmup, self.band_z, self.score_half_z**2
+        p[rk.P_REL_FLOOR], p[rk.P_OUTLIER_GAIN] = self.relative_floor, self.outlier_gain
+        p[rk.P_RELEASE_Z] = self.release_z
+        p[rk.P_ADOPT_AFTER], p[rk.P_RETURN_HORIZON] = self.adopt_after, self.return_horizon
+        p[rk.P_COUNT_REF], p[rk.P_ALPHA_LOW] = self.count_ref, min(self.alpha_min, self.alpha)
+        return p
 
     def step(self, t: int, ids: IntArray, values: FloatArray, weights: FloatArray) -> Detection:
-        """Score and learn one time step for the series ``ids``."""
+        """Score and learn one time step for the series ``ids`` (a series given twice is stepped twice, in order)."""
+        return self.step_many(ids, values, weights, np.array([0, ids.size], dtype=np.int64))
+
+    def step_many(self, ids: IntArray, values: FloatArray, weights: FloatArray, starts: IntArray) -> Detection:
+        """Score and learn several time steps in one call: step ``i`` is the points ``starts[i]:starts[i + 1]``,
+        in time order. Every point is scored and learnt in turn (each touches only its own series), so this gives
+        the results of one :meth:`step` per time step."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
         if ids.size:
             self._grow(int(ids.max()) + 1)
-        n = ids.size
-        score = np.full(n, np.nan)
-        expected = np.full(n, np.nan)
-        lower = np.full(n, np.nan)
-        upper = np.full(n, np.nan)
-        ok = np.isfinite(values) & (weights > 0)
-        idx = ids[ok]
-        x = values[ok]
-        w = weights[ok]
-        seen = self._n[idx]
-        fresh = seen == 0
-        level = np.where(fresh, x, self._level[idx])
-        trend = np.where(fresh, 0.0, self._trend[idx])
-        forecast = self._feasible(level + self.phi * trend)
-        resid = x - forecast
-        sd = np.sqrt(self._var[idx] + self._noise_var(forecast, w))
-        history = None
-        if self.noise == "binomial":  # attempts behind the expected rate: the EWMA's memory of typical weights
-            wm = np.where(self._wmean[idx] > 0, self._wmean[idx], w)
-            self._wmean[idx] = wm + self.alpha * (w - wm)
-            history = wm * (2.0 - self.alpha) / self.alpha
-        z = self._tail_z(x, forecast, w, resid / sd, history)
-        warm = seen >= self.warmup
-        alpha = np.full(x.size, self.alpha)
-        if self.noise == "poisson":
-            alpha = np.clip(self.alpha * forecast / self.count_ref, min(self.alpha_min, self.alpha), self.alpha)
-        evidence_w, ev_value, ev_expected, ev_excess, ev_points = w, x, forecast, resid, np.ones_like(x)
-        if self.pools and self.noise != "relative":  # sums and quantiles of a few events are too lumpy
-            z, evidence_w, ev_value, ev_expected, ev_excess, ev_points = self._pooled(
-                idx, x, forecast, w, sd, z, warm, history, alpha
-            )
-        # The end of an anomaly is not an alert: a series whose shift was adopted as its new normal and that
-        # now deviates back towards the normal it had before goes back to it (``_ref``), unscored.
-        ref = self._ref[idx]
-        has_ref = np.isfinite(ref)
-        back = (
-            warm & has_ref & (np.abs(z) > self.clip) & (z * (ref - forecast) > 0)
-            & (np.abs(ev_value - ref) < np.abs(ev_value - forecast))
+            if ids.min() < 0:
+                raise ValueError(f"robust detector: series ids must be >= 0, got {int(ids.min())}")
+        out = np.empty((9, ids.size))
+        rk.robust_points(
+            self.kernel_params(), _NOISE_CODES[self.noise], np.asarray(self.pools, dtype=np.int64),
+            self._level, self._trend, self._var, self._n, self._ring, self._sums, self._head, self._wmean,
+            self._streak, self._side, self._shadow, self._ref, self._ref_age,
+            ids, np.ascontiguousarray(values, dtype=np.float64), np.ascontiguousarray(weights, dtype=np.float64), out,
         )  # fmt: skip
-        out_score = np.where(warm & ~back, z * z / (z * z + self.score_half_z**2), np.nan)
-        out_score = np.where(back, 0.0, out_score)
-        pos = np.flatnonzero(ok)
-        score[pos] = out_score
-        expected[pos] = np.where(warm, forecast, np.nan)
-        lower[pos] = np.where(warm, forecast - self.band_z * sd, np.nan)
-        upper[pos] = np.where(warm, forecast + self.band_z * sd, np.nan)
-        # Learn: running mean while warming up, clipped Holt update afterwards. A series that deviates — its
-        # strongest evidence, alone or pooled over the last minutes, beyond `clip` deviations — does not learn:
-        # the level keeps `outlier_gain` of its gain (0: frozen), the trend and the scale learn nothing, until
-        # the evidence is back within `release_z` deviations. So an incident keeps its score for its duration,
-        # and its end is a return to the baseline, not a change. A deviation that holds on the same side for
-        # `adopt_after` points is the explicit decision that the change lasts: the level jumps to where the
-        # series now is (a shadow level that kept learning meanwhile), and the old level is remembered for
-        # `return_horizon` points as ``_ref`` (see ``back`` above).
-        deviating = warm & (np.abs(z) > self.clip)
-        streak = self._streak[idx]
-        same_side = np.sign(z) == self._side[idx]
-        calm = np.abs(z) < self.release_z
-        streak = np.where(deviating, np.where((streak > 0) & same_side, streak + 1, 1), np.where(calm, 0, streak))
-        streak = np.where(back, 0, streak)
-        frozen = streak > 0
-        self._side[idx] = np.where(deviating, np.sign(z), self._side[idx])
-        gain = np.where(warm, alpha, 1.0 / (seen + 1.0))
-        limit = np.where(warm, self.clip * sd, np.inf)
-        r = np.clip(resid, -limit, limit)
-        r_level = np.clip(resid, -self.level_clip * sd, self.level_clip * sd)  # Huber: bounded influence
-        gain = np.where(frozen, gain * self.outlier_gain, gain)
-        new_level = forecast + gain * np.where(warm, r_level, resid)
-        new_trend = np.where(warm, self.phi * trend + np.where(frozen, 0.0, alpha * self.beta * r), 0.0)
-        shadow = np.where(frozen & (self._streak[idx] > 0), self._shadow[idx], forecast)
-        shadow = shadow + alpha * (x - shadow)
-        adopt = frozen & (streak >= self.adopt_after)
-        if adopt.any() or back.any():
-            new_level = np.where(adopt, shadow, np.where(back, ref, new_level))
-            new_trend = np.where(adopt | back, 0.0, new_trend)
-            streak = np.where(adopt, 0, streak)
-            self._ref[idx] = np.where(adopt, forecast, np.where(back, np.nan, ref))
-            self._ref_age[idx] = np.where(adopt, 0, self._ref_age[idx])
-            self._clear_pool(idx[adopt | back])
-        self._shadow[idx] = shadow
-        self._streak[idx] = streak
-        self._ref_age[idx] += 1
-        expired = np.isfinite(self._ref[idx]) & (self._ref_age[idx] > self.return_horizon)
-        if expired.any():
-            self._ref[idx[expired]] = np.nan
-        self._trend[idx] = new_trend
-        self._level[idx] = new_level
-        extra = np.maximum(r * r - self._noise_var(forecast, w), 0.0)
-        sa = np.where(warm, np.where(frozen, 0.0, self.scale_alpha), 1.0 / (seen + 1.0))
-        self._var[idx] = np.where(fresh, 0.0, (1 - sa) * self._var[idx] + sa * extra)
-        self._n[idx] = seen + 1
-        ev_weight = weights.astype(np.float64, copy=True)
-        ev_weight[pos] = evidence_w
-        ev_v, ev_e, ev_x = (np.full(n, np.nan) for _ in range(3))
-        ev_v[pos], ev_e[pos], ev_x[pos] = ev_value, ev_expected, ev_excess
-        ev_p = np.ones(n)
-        ev_p[pos] = ev_points
-        return Detection(score=score, expected=expected, lower=lower, upper=upper, evidence_weight=ev_weight,
-                         evidence_value=ev_v, evidence_expected=ev_e, evidence_excess=ev_x,
-                         evidence_points=ev_p)  # fmt: skip
+        return Detection(score=out[0], expected=out[1], lower=out[2], upper=out[3], evidence_weight=out[4],
+                         evidence_value=out[5], evidence_expected=out[6], evidence_excess=out[7],
+                         evidence_points=out[8])  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """Arrays and parameters of every series."""
@@ -484,21 +250,3 @@ class RobustLevelDetector(VectorDetector):
         ref = np.full(size, np.nan) if fresh else np.asarray(state["ref"], dtype=np.float64)
         self._ref = np.where(np.isneginf(ref), np.nan, ref)
         self._ref_age = np.zeros(size, dtype=np.int64) if fresh else np.asarray(state["ref_age"], dtype=np.int64)
-
-
-def _negbin_z(k: FloatArray, mean: FloatArray, var: FloatArray, z: FloatArray) -> FloatArray:
-    """The normal quantile of the tail of ``k`` (on the side of ``z``) under the negative binomial with this
-    ``mean`` and ``var`` (the Poisson where ``var <= mean``): exact count tails for sums of a few events."""
-    mean = np.maximum(mean, 1e-9)
-    over = var > mean * (1 + 1e-9)
-    r = np.where(over, mean * mean / np.maximum(var - mean, 1e-300), 1.0)
-    p = np.where(over, mean / np.maximum(var, 1e-300), 0.5)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
-        # P(X <= k) = I_p(r, k + 1); P(X >= k) = I_{1-p}(k, r) for k >= 1
-        lower = np.where(over, special.betainc(r, k + 1, p), special.pdtr(k, mean))
-        upper = np.where(
-            k >= 1, np.where(over, special.betainc(np.maximum(k, 1.0), r, 1 - p), special.pdtrc(k - 1, mean)), 1.0
-        )
-    lower, upper = np.nan_to_num(lower, nan=1.0), np.nan_to_num(upper, nan=1.0)
-    tail = np.where(z > 0, -special.ndtri(np.clip(upper, 1e-300, 1.0)), special.ndtri(np.clip(lower, 1e-300, 1.0)))
-    return np.where(z > 0, np.maximum(tail, 0.0), np.minimum(tail, 0.0))

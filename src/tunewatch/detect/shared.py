@@ -89,6 +89,10 @@ class MetricView(VectorDetector):
         """Score and learn one time step of this metric's series ``ids``."""
         return self.shared.detector.step(t, self.rows(ids), values, weights)
 
+    def step_many(self, ids: IntArray, values: FloatArray, weights: FloatArray, starts: IntArray) -> Detection:
+        """Several time steps of this metric's series in one call (see :meth:`RobustLevelDetector.step_many`)."""
+        return self.shared.detector.step_many(self.rows(ids), values, weights, starts)
+
     def seed(self, ids: IntArray, levels: FloatArray) -> None:
         """Start new series warm (see :meth:`RobustLevelDetector.seed`)."""
         self.shared.detector.seed(self.rows(ids), levels)
@@ -123,26 +127,46 @@ def _per_series(value: object, size: int) -> bool:
 
 def step_together(t: int, parts: Sequence[tuple[MetricView, IntArray, FloatArray, FloatArray]]) -> list[Detection]:
     """One step of the shared detector for the series of several views (all sharing it); a detection per part."""
+    one = [(view, ids, v, w, np.array([0, ids.size], dtype=np.int64)) for view, ids, v, w in parts]
+    return step_many_together(one)
+
+
+def step_many_together(
+    parts: Sequence[tuple[MetricView, IntArray, FloatArray, FloatArray, IntArray]],
+) -> list[Detection]:
+    """Several time steps of the shared detector for the series of several views (all sharing it), in one call;
+    a detection per part. Each part is ``(view, ids, values, weights, starts)``: time step ``i`` of the part is
+    its points ``starts[i]:starts[i + 1]``; every part has the same number of time steps. Within a time step the
+    parts' points are stepped in the order of ``parts``."""
     shared = parts[0][0].shared
-    rows = np.concatenate([view.rows(ids) for view, ids, _, _ in parts])
-    values = np.concatenate([v for _, _, v, _ in parts])
-    weights = np.concatenate([w for _, _, _, w in parts])
-    det = shared.detector.step(t, rows, values, weights)
+    steps = parts[0][4].size - 1
+    rows = np.concatenate([view.rows(ids) for view, ids, _, _, _ in parts])
+    step_of = np.concatenate([np.repeat(np.arange(steps), np.diff(starts)) for *_, starts in parts])
+    order = np.argsort(step_of, kind="stable")  # time steps in order, parts in order within each
+    counts = np.sum([np.diff(starts) for *_, starts in parts], axis=0)
+    det = shared.detector.step_many(
+        rows[order],
+        np.concatenate([v for _, _, v, _, _ in parts])[order],
+        np.concatenate([w for _, _, _, w, _ in parts])[order],
+        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+    )
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)  # position of each part's point in the call
     out: list[Detection] = []
     start = 0
-    for _, ids, _, _ in parts:
-        part = slice(start, start + ids.size)
+    for _, ids, _, _, _ in parts:
+        take = back[start : start + ids.size]
         out.append(
             Detection(
-                score=det.score[part], expected=det.expected[part], lower=det.lower[part], upper=det.upper[part],
-                **{f: _cut(getattr(det, f), part) for f in _OPTIONAL},
+                score=det.score[take], expected=det.expected[take], lower=det.lower[take], upper=det.upper[take],
+                **{f: _cut(getattr(det, f), take) for f in _OPTIONAL},
             )
         )  # fmt: skip
-        start = part.stop
+        start += ids.size
     return out
 
 
-def _cut(array: np.ndarray | None, part: slice) -> np.ndarray | None:
+def _cut(array: np.ndarray | None, part: IntArray) -> np.ndarray | None:
     return None if array is None else array[part]
 
 

@@ -2,8 +2,10 @@
 
 Each watched metric has one vectorised detector whose state is indexed by series id; a series is one
 (dimension set, dimension values) pair, registered the first time it appears. Windows are stepped in time
-order, every series of a window in one call. Count-like series that go silent get explicit zeros (for
-``zero_fill_ms`` after they were last seen), so that an outage or missing data is seen as a drop, not a gap.
+order; a detector that can step many windows at once (the robust detector) gets every window of a batch in one
+call, other detectors one call per window with every series of the window. Count-like series that go silent
+get explicit zeros (for ``zero_fill_ms`` after they were last seen), so that an outage or missing data is seen
+as a drop, not a gap.
 
 Series keys are looked up once per frame for every metric: a shared :class:`_KeyRegistry` gives each distinct
 key row a key id (by a row hash, confirmed on the values), and each metric maps key ids to its own dense series
@@ -12,7 +14,7 @@ ids with one array lookup (:class:`_MetricSeries`), numbered in order of first a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,7 +23,8 @@ import polars as pl
 
 from tunewatch.detect.base import Detection, VectorDetector
 from tunewatch.detect.robust import RobustLevelDetector
-from tunewatch.detect.shared import MetricView, share, step_together
+from tunewatch.detect.shared import MetricView, share, step_many_together
+from tunewatch.detect.window_points import window_points
 from tunewatch.process.catalogue import METRICS, MetricSpec
 from tunewatch.process.dimensions import TOP_K_FIELDS
 from tunewatch.schema import DIMENSION_FIELDS
@@ -213,10 +216,15 @@ class _Frame:
     columns: dict[str, np.ndarray]  # masks, values and weights, in frame order
 
 
-#: one window's points of one metric, for one detector call: time, series ids, values, weights
-_StepInput = tuple[int, np.ndarray, np.ndarray, np.ndarray]
-#: a metric's loop over windows (see :meth:`DetectionStage._run_metric`)
-_MetricSteps = Generator[_StepInput, "Detection | None", "_Points | None"]
+@dataclass(slots=True)
+class _MetricInput:
+    """One metric's points over the windows of a run, in window order (see :func:`window_points`)."""
+
+    t: np.ndarray
+    sids: np.ndarray
+    values: np.ndarray
+    weights: np.ndarray
+    starts: np.ndarray  # window i: points starts[i]:starts[i + 1]
 
 
 @dataclass(slots=True)
@@ -346,38 +354,38 @@ class DetectionStage:
         windows = np.arange(first, last + WINDOW_MS, WINDOW_MS, dtype=np.int64)
         self.next_window = int(last) + WINDOW_MS
         frame = self._prepare(metrics)
-        steps = {m: self._run_metric(i, m, d, frame, windows) for i, (m, d) in enumerate(self.targets.items())}
-        return self._assemble([p for p in self._drive(steps, windows.size) if p is not None])
+        inputs = {m: self._metric_input(m, d, frame, windows) for m, d in self.targets.items()}
+        detections: dict[str, Detection] = {}
+        for group in self._groups:
+            detections.update(self._detect_group(group, inputs, windows))
+        parts = [self._points(i, m, inputs[m], detections[m]) for i, m in enumerate(self.targets) if m in detections]
+        return self._assemble(parts)
 
-    def _drive(self, steps: dict[str, _MetricSteps], n_windows: int) -> list[_Points | None]:
-        """Run the metrics' window loops in step: in each window, one detector call per group of metrics that
-        share a detector (their series together), one per metric otherwise."""
-        done: dict[str, _Points | None] = {}
-        pending: dict[str, _StepInput] = {}
-        for m, gen in steps.items():
-            try:
-                pending[m] = next(gen)
-            except StopIteration as stop:
-                done[m] = stop.value
-        for _ in range(n_windows):
-            results: dict[str, Detection] = {}
-            for group in self._groups:
-                asks = [(m, pending[m]) for m in group if m in pending and pending[m][1].size]
-                if len(asks) > 1:
-                    parts = [(self.detectors[m], ids, v, wt) for m, (_, ids, v, wt) in asks]
-                    views = [(d, ids, v, wt) for d, ids, v, wt in parts if isinstance(d, MetricView)]
-                    assert len(views) == len(parts)
-                    results.update(zip([m for m, _ in asks], step_together(asks[0][1][0], views), strict=True))
-                elif asks:
-                    m, (t, ids, v, wt) = asks[0]
-                    results[m] = self.detectors[m].step(t, ids, v, wt)
-            for m in list(pending):
-                try:
-                    pending[m] = steps[m].send(results.get(m))
-                except StopIteration as stop:
-                    done[m] = stop.value
-                    del pending[m]
-        return [done.get(m) for m in steps]
+    def _detect_group(
+        self, group: list[str], inputs: Mapping[str, _MetricInput], windows: np.ndarray
+    ) -> dict[str, Detection]:
+        """Detections of a group of metrics over every window: one detector call for the group when its detector
+        can step many windows at once (the robust detector, shared or not), else one call per window."""
+        asks = [m for m in group if inputs[m].sids.size]
+        if not asks:
+            return {}
+        if len(group) > 1:  # views of one shared detector
+            views = [self.detectors[m] for m in asks]
+            assert all(isinstance(v, MetricView) for v in views)
+            parts = [(v, inputs[m].sids, inputs[m].values, inputs[m].weights, inputs[m].starts)
+                     for v, m in zip(views, asks, strict=True)]  # fmt: skip
+            return dict(zip(asks, step_many_together(parts), strict=True))  # type: ignore[arg-type]
+        (m,) = asks
+        d, p = self.detectors[m], inputs[m]
+        step_many = getattr(d, "step_many", None)
+        if step_many is not None:
+            return {m: step_many(p.sids, p.values, p.weights, p.starts)}
+        per_window = [
+            _complete(d.step(int(windows[i]), *(c[a:b] for c in (p.sids, p.values, p.weights))), p.values[a:b],
+                      p.weights[a:b])
+            for i, (a, b) in enumerate(zip(p.starts[:-1], p.starts[1:], strict=True)) if b > a
+        ]  # fmt: skip
+        return {m: Detection(**{f: np.concatenate([getattr(x, f) for x in per_window]) for f in _FIELDS})}
 
     def _prepare(self, metrics: pl.DataFrame) -> _Frame:
         """Look the frame's keys up once, and take out every column the metrics need in one select."""
@@ -404,11 +412,9 @@ class DetectionStage:
         key_ids[rows] = self._keys.ids(keys if rows.size == keys.height else keys[rows])
         return _Frame(order=order, windows=wins[order], key_ids=key_ids, columns=columns)
 
-    def _run_metric(
-        self, index: int, metric: str, dimsets: tuple[str, ...], frame: _Frame, windows: np.ndarray
-    ) -> _MetricSteps:
-        """One metric's loop over ``windows``: yields each window's points (``t``, series ids, values, weights;
-        none: no call), is sent their detection (see :meth:`_drive`), returns the metric's detections."""
+    def _metric_input(self, metric: str, dimsets: tuple[str, ...], frame: _Frame, windows: np.ndarray) -> _MetricInput:
+        """One metric's points over ``windows`` (new series registered, and seeded where an entity prior is known;
+        silent count series get zeros); updates when each series was last seen."""
         spec = METRICS[metric]
         if frame.order.size:
             cols = frame.columns
@@ -430,62 +436,31 @@ class DetectionStage:
         if last_seen.size < n_series:
             last_seen = np.concatenate([last_seen, np.full(n_series - last_seen.size, -(2**62), dtype=np.int64)])
         bounds = np.searchsorted(wins, np.concatenate([windows, [windows[-1] + WINDOW_MS]]) if windows.size else [])
-        zero_fill = spec.kind in ("count", "sum")
-        present = np.zeros(n_series, dtype=bool)
-        out: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("w", "sid", "v", "wt", "ew", "ev", "ee", "ex", "ep", "e", "lo", "hi", "s")
-        }
-        for i, t in enumerate(windows):
-            a, b = bounds[i], bounds[i + 1]
-            ids, v, wt = sids[a:b], vals[a:b], wts[a:b]
-            if zero_fill:
-                recent = np.flatnonzero(last_seen >= t - self.zero_fill_ms)
-                present[ids] = True
-                absent = recent[~present[recent]]  # = np.setdiff1d(recent, ids): recent is sorted and unique
-                present[ids] = False
-                if absent.size:
-                    ids = np.concatenate([ids, absent])
-                    v = np.concatenate([v, np.zeros(absent.size)])
-                    wt = np.concatenate([wt, np.ones(absent.size)])
-            if ids.size == 0:
-                yield int(t), ids, v, wt
-                continue
-            last_seen[sids[a:b]] = t
-            det = yield int(t), ids, v, wt
-            assert det is not None
-            out["w"].append(np.full(ids.size, t, dtype=np.int64))
-            out["sid"].append(ids)
-            out["v"].append(v)
-            out["wt"].append(wt)
-            out["ew"].append(wt if det.evidence_weight is None else det.evidence_weight)
-            out["ev"].append(v if det.evidence_value is None else det.evidence_value)
-            out["ee"].append(det.expected if det.evidence_expected is None else det.evidence_expected)
-            out["ex"].append(v - det.expected if det.evidence_excess is None else det.evidence_excess)
-            out["ep"].append(np.ones(ids.size) if det.evidence_points is None else det.evidence_points)
-            out["e"].append(det.expected)
-            out["lo"].append(det.lower)
-            out["hi"].append(det.upper)
-            out["s"].append(det.score)
+        t, ids, v, wt, starts = window_points(
+            windows, bounds.astype(np.int64), sids, vals.astype(np.float64), wts.astype(np.float64), last_seen,
+            self.zero_fill_ms, spec.kind in ("count", "sum"),
+        )  # fmt: skip
         self._last_seen[metric] = last_seen
-        if not out["w"]:
-            return None
-        sid = np.concatenate(out["sid"])
+        return _MetricInput(t=t, sids=ids, values=v, weights=wt, starts=starts)
+
+    def _points(self, index: int, metric: str, p: _MetricInput, det: Detection) -> _Points:
+        det = _complete(det, p.values, p.weights)
         return _Points(
             metric=index,
-            key_ids=series.keys[sid],
-            window_start=np.concatenate(out["w"]),
-            sid=sid,
-            value=np.concatenate(out["v"]),
-            weight=np.concatenate(out["wt"]),
-            evidence_weight=np.concatenate(out["ew"]),
-            evidence_value=np.concatenate(out["ev"]),
-            evidence_expected=np.concatenate(out["ee"]),
-            evidence_excess=np.concatenate(out["ex"]),
-            evidence_points=np.concatenate(out["ep"]),
-            expected=np.concatenate(out["e"]),
-            lower=np.concatenate(out["lo"]),
-            upper=np.concatenate(out["hi"]),
-            score=np.concatenate(out["s"]),
+            key_ids=self._series[metric].keys[p.sids],
+            window_start=p.t,
+            sid=p.sids,
+            value=p.values,
+            weight=p.weights,
+            evidence_weight=det.evidence_weight,  # type: ignore[arg-type]
+            evidence_value=det.evidence_value,  # type: ignore[arg-type]
+            evidence_expected=det.evidence_expected,  # type: ignore[arg-type]
+            evidence_excess=det.evidence_excess,  # type: ignore[arg-type]
+            evidence_points=det.evidence_points,  # type: ignore[arg-type]
+            expected=det.expected,
+            lower=det.lower,
+            upper=det.upper,
+            score=det.score,
         )
 
     def _seed_entities(self, metric: str, key_ids: np.ndarray, sids: np.ndarray) -> None:
@@ -527,3 +502,19 @@ class DetectionStage:
             ),
         ]
         return pl.DataFrame(columns).select(DETECTION_SCHEMA.names())
+
+
+_FIELDS: Final = ("score", "expected", "lower", "upper", "evidence_weight", "evidence_value", "evidence_expected",
+                  "evidence_excess", "evidence_points")  # fmt: skip
+
+
+def _complete(det: Detection, values: np.ndarray, weights: np.ndarray) -> Detection:
+    """``det`` with every evidence field given (a detector that does not pool: the point's own)."""
+    return Detection(
+        score=det.score, expected=det.expected, lower=det.lower, upper=det.upper,
+        evidence_weight=weights if det.evidence_weight is None else det.evidence_weight,
+        evidence_value=values if det.evidence_value is None else det.evidence_value,
+        evidence_expected=det.expected if det.evidence_expected is None else det.evidence_expected,
+        evidence_excess=values - det.expected if det.evidence_excess is None else det.evidence_excess,
+        evidence_points=np.ones(values.size) if det.evidence_points is None else det.evidence_points,
+    )  # fmt: skip
