@@ -155,10 +155,12 @@ def condition(rule: Rule) -> pl.Expr:
     return (moved & evidence_guard & (pl.col("score") >= rule.min_score)).fill_null(False)
 
 
-def with_count_tail(tail: CountTail, rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` (one count metric, in window order) with the count tail's evidence of a drop where it is stronger
-    than the detector's: its score, and the minutes, observed and expected values and excess it rests on in the
-    ``evidence_*`` columns, so that the rule's guards and ``for`` read what the judgement rests on."""
+def with_count_tail(tail: CountTail, rows: pl.DataFrame, rule: Rule, cond: pl.Expr) -> pl.DataFrame:
+    """``rows`` (one count metric, in window order) with the count tail's evidence of a drop where that meets the
+    rule's condition ``cond`` and the detector's own evidence does not: its score, and the minutes, observed
+    and expected values and excess it rests on in the ``evidence_*`` columns, so that the rule's guards, ``for``
+    and the alert read what the judgement rests on. Elsewhere the rows are the detector's, unchanged: the rule
+    holds where either judgement meets it."""
     if rows.is_empty():
         return rows
     ev = tail.scan(
@@ -166,20 +168,26 @@ def with_count_tail(tail: CountTail, rows: pl.DataFrame) -> pl.DataFrame:
         rows.get_column("sid").to_numpy(),
         rows.get_column("value").cast(pl.Float64).fill_null(np.nan).to_numpy(),
         rows.get_column("expected").fill_null(np.nan).to_numpy(),
+        min_excess=rule.min_excess,
+        min_ratio=rule.min_ratio,
     )
-    score = tail_score(ev.z)
-    take = (ev.points > 0) & (score > np.nan_to_num(rows.get_column("score").fill_null(np.nan).to_numpy(), nan=-1.0))
-    if not take.any():
+    has = ev.points > 0
+    if not has.any():
         return rows
     with np.errstate(invalid="ignore", divide="ignore"):
         new = {
-            "score": score,
+            "score": tail_score(ev.z),
             "evidence_weight": ev.points,
             "evidence_value": ev.observed / ev.points,
             "evidence_expected": ev.expected / ev.points,
             "evidence_excess": ev.observed - ev.expected,
             "evidence_points": ev.points,
         }
+    own = rows.select(cond).to_series().to_numpy()
+    tailed = rows.with_columns(pl.Series(k, np.where(has, v, np.nan), dtype=pl.Float64) for k, v in new.items())
+    take = has & ~own & tailed.select(cond).to_series().to_numpy()
+    if not take.any():
+        return rows
     mask = pl.Series("__tail", take)
     return rows.with_columns(mask).with_columns(
         pl.when(pl.col("__tail")).then(pl.Series(k, v, dtype=pl.Float64)).otherwise(pl.col(k)).alias(k)
@@ -349,7 +357,7 @@ class AlertEngine:
             if lookback is not None:
                 rows = lookback.evaluate(rows, windows)
             if tail is not None:
-                rows = with_count_tail(tail, rows)
+                rows = with_count_tail(tail, rows, rule, cond)
             rows = rows.with_columns(cond.alias("__cond"))
             for t, alert in self._step_rule(rule, state, rows, windows, detections, metrics):
                 changes.append((t, i, alert))

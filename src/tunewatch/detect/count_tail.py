@@ -86,6 +86,7 @@ def _scan(
     ring_x: np.ndarray, ring_e: np.ndarray, head: np.ndarray, filled: np.ndarray, last: np.ndarray,
     phi: np.ndarray, seen: np.ndarray,
     learn_span: int, prior_minutes: float, memory: float, calm_z: float, calm_log_p: float,
+    min_excess: float, min_ratio: float,
     out_logp: np.ndarray, out_m: np.ndarray, out_obs: np.ndarray, out_exp: np.ndarray,
 ) -> None:  # fmt: skip
     span = ring_x.shape[0]
@@ -111,18 +112,22 @@ def _scan(
         total_x, total_e = 0.0, 0.0
         best, best_m, best_x, best_e = 0.0, 0, np.nan, np.nan
         learn_x, learn_e = 0.0, 0.0
+        calm = True
         for m in range(1, f + 1):
             i = (h - m + 1) % span
             total_x += ring_x[i, s]
             total_e += ring_e[i, s]
             if m == learn_span:
                 learn_x, learn_e = total_x, total_e
-            if total_x < total_e:
+            if total_x < total_e and (calm or total_e - total_x >= min_excess and total_x * min_ratio <= total_e):
                 lp = _log_lower_tail(total_x, total_e, disp)
-                if lp < best:
+                big = total_e - total_x >= min_excess and total_x * min_ratio <= total_e
+                if lp <= calm_log_p:
+                    calm = False
+                if lp < best and big:
                     best, best_m, best_x, best_e = lp, m, total_x, total_e
         out_logp[r], out_m[r], out_obs[r], out_exp[r] = best, best_m, best_x, best_e
-        if f >= learn_span and learn_e > 0.0 and best > calm_log_p:  # no drop under way: nothing to unlearn
+        if f >= learn_span and learn_e > 0.0 and calm:  # no drop under way: nothing to unlearn
             d2 = (learn_x - learn_e) ** 2
             if learn_x <= learn_e or d2 <= calm_z * calm_z * (learn_e + disp * learn_e * learn_e):  # no surge
                 gain = max(1.0 / (n + 1.0), 1.0 / memory)
@@ -204,8 +209,14 @@ class CountTail:
         self._phi = np.concatenate([self._phi, np.zeros(extra)])
         self._seen = np.concatenate([self._seen, np.zeros(extra)])
 
-    def scan(self, windows: IntArray, sids: IntArray, values: FloatArray, expected: FloatArray) -> TailEvidence:
-        """Judge and learn rows in time order (NaN value or expected: no judgement, the window restarts)."""
+    def scan(
+        self, windows: IntArray, sids: IntArray, values: FloatArray, expected: FloatArray, *,
+        min_excess: float = 0.0, min_ratio: float = 1.0,
+    ) -> TailEvidence:  # fmt: skip
+        """Judge and learn rows in time order (NaN value or expected: no judgement, the window restarts).
+
+        Only runs of minutes whose drop is big enough to matter are judged: at least ``min_excess`` events
+        missing, and at most ``1 / min_ratio`` of the expected sum observed (a rule's size guards)."""
         n = sids.size
         if n:
             self._grow(int(sids.max()) + 1)
@@ -214,7 +225,7 @@ class CountTail:
               expected.astype(np.float64), self._ring_x, self._ring_e, self._head, self._filled, self._last,
               self._phi, self._seen,
               self.learn_span, float(self.prior_minutes), float(self.memory), float(self.calm_z),
-              math.log(self.calm_p),
+              math.log(self.calm_p), float(min_excess), float(min_ratio),
               logp, points, obs, exp)  # fmt: skip
         p = np.minimum(np.exp(logp) * SCAN_FACTOR, 0.5)
         z = np.where(logp < 0.0, special.ndtri(np.maximum(p, 1e-300)), 0.0)
