@@ -13,8 +13,8 @@ and minute, the last ``m`` minutes taken together for every ``m`` from 1 to :att
   in bursts), is learnt from the slice's own history: the running mean of ``((S - E)**2 - E) / E**2`` over
   its :attr:`CountTail.learn_span`-minute sums, method of moments, in calm minutes only (no deficit with a tail
   below :attr:`CountTail.calm_p`, no surge beyond :attr:`CountTail.calm_z` deviations: an incident does not
-  teach it), shrunk towards the Poisson until
-  :attr:`CountTail.prior_minutes` minutes have been seen.
+  teach it), shrunk towards a cautious prior (:attr:`CountTail.prior_phi`) until
+  :attr:`CountTail.prior_minutes` calm minutes have been seen.
 
 The smallest tail over the lengths is the evidence, corrected for the scan: the minimum of ``span`` correlated
 tails is below ``p`` more often than one tail is, by the factor :data:`SCAN_FACTOR` found by simulating pure
@@ -85,7 +85,7 @@ def _scan(
     windows: np.ndarray, sids: np.ndarray, values: np.ndarray, expected: np.ndarray,
     ring_x: np.ndarray, ring_e: np.ndarray, head: np.ndarray, filled: np.ndarray, last: np.ndarray,
     phi: np.ndarray, seen: np.ndarray,
-    learn_span: int, prior_minutes: float, memory: float, calm_z: float, calm_log_p: float,
+    learn_span: int, prior_phi: float, prior_minutes: float, warmup: float, memory: float, calm_z: float, calm_log_p: float,
     min_excess: float, min_ratio: float,
     out_logp: np.ndarray, out_m: np.ndarray, out_obs: np.ndarray, out_exp: np.ndarray,
 ) -> None:  # fmt: skip
@@ -108,7 +108,8 @@ def _scan(
         f = min(filled[s] + 1, span)
         filled[s] = f
         n = seen[s]
-        disp = max(phi[s], 0.0) * n / (n + prior_minutes)  # shrunk towards the Poisson while little is known
+        # shrunk towards the prior while little is known (a young baseline is itself uncertain)
+        disp = (max(phi[s], 0.0) * n + prior_phi * prior_minutes) / (n + prior_minutes)
         total_x, total_e = 0.0, 0.0
         best, best_m, best_x, best_e = 0.0, 0, np.nan, np.nan
         learn_x, learn_e = 0.0, 0.0
@@ -124,7 +125,7 @@ def _scan(
                 big = total_e - total_x >= min_excess and total_x * min_ratio <= total_e
                 if lp <= calm_log_p:
                     calm = False
-                if lp < best and big:
+                if lp < best and big and n >= warmup:
                     best, best_m, best_x, best_e = lp, m, total_x, total_e
         out_logp[r], out_m[r], out_obs[r], out_exp[r] = best, best_m, best_x, best_e
         if f >= learn_span and learn_e > 0.0 and calm:  # no drop under way: nothing to unlearn
@@ -166,14 +167,15 @@ class CountTail:
     >>> sids = np.zeros(20, dtype=np.int64)
     >>> ev = ct.scan(np.arange(20) * 60_000, sids, np.r_[np.full(15, 2.0), np.zeros(5)], np.full(20, 2.0))
     >>> [round(float(z), 1) for z in ev.z[-4:]], int(ev.points[-1])  # 2 ads a minute, then none (scan-corrected)
-    ([-1.3, -2.2, -2.9, -3.5], 5)
+    ([-1.2, -2.0, -2.6, -3.1], 5)
     >>> float(ev.observed[-1]), float(ev.expected[-1])
     (0.0, 10.0)
     """
 
     version = 1
 
-    def __init__(self, span: int = 15, learn_span: int = 5, prior_minutes: float = 60.0, memory: float = 720.0,
+    def __init__(self, span: int = 15, learn_span: int = 5, prior_phi: float = 0.02, prior_minutes: float = 30.0,
+                 warmup: float = 30.0, memory: float = 720.0,
                  calm_z: float = 4.0, calm_p: float = 1e-3) -> None:  # fmt: skip
         if span < 1 or not 1 <= learn_span <= span:
             raise ValueError(f"span, learn_span: need 1 <= learn_span <= span, got {span}, {learn_span}")
@@ -181,7 +183,11 @@ class CountTail:
         self.span = span
         #: length of the sums the dispersion is learnt from
         self.learn_span = learn_span
-        #: minutes of history after which the learnt dispersion counts half (before: shrunk towards Poisson)
+        #: calm minutes of history before the series is judged at all (its dispersion is not known before)
+        self.warmup = warmup
+        #: the dispersion assumed before any history (0.02: the expected count's relative error about 14 %)
+        self.prior_phi = prior_phi
+        #: calm minutes after which the learnt dispersion counts half (before: shrunk towards ``prior_phi``)
         self.prior_minutes = prior_minutes
         #: the dispersion's memory in minutes (exponential forgetting after that many)
         self.memory = memory
@@ -224,7 +230,7 @@ class CountTail:
         _scan(windows.astype(np.int64), sids.astype(np.int64), values.astype(np.float64),
               expected.astype(np.float64), self._ring_x, self._ring_e, self._head, self._filled, self._last,
               self._phi, self._seen,
-              self.learn_span, float(self.prior_minutes), float(self.memory), float(self.calm_z),
+              self.learn_span, float(self.prior_phi), float(self.prior_minutes), float(self.warmup), float(self.memory), float(self.calm_z),
               math.log(self.calm_p), float(min_excess), float(min_ratio),
               logp, points, obs, exp)  # fmt: skip
         p = np.minimum(np.exp(logp) * SCAN_FACTOR, 0.5)
