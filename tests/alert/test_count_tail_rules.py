@@ -92,6 +92,7 @@ def test_a_coarser_alert_the_incident_explains_little_of_is_a_larger_incident() 
     """Ads fall in every market; the largest market's free tier alerts first. The whole service's alert, of
     which that slice carries a fifth, is notified as the incident it is (not folded under one market), and a
     second market's alert then folds into it."""
+
     def row(dimset: str, dims: dict[str, str], value: float, expected: float) -> dict[str, object]:
         return {"window_start": T0, "metric": "ads", "sid": 0, "dimset": dimset, **dims, "value": value,
                 "expected": expected, "weight": 1.0, "score": 0.9}  # fmt: skip

@@ -189,10 +189,14 @@ def with_count_tail(tail: CountTail, rows: pl.DataFrame, rule: Rule, cond: pl.Ex
     if not take.any():
         return rows
     mask = pl.Series("__tail", take)
-    return rows.with_columns(mask).with_columns(
-        pl.when(pl.col("__tail")).then(pl.Series(k, v, dtype=pl.Float64)).otherwise(pl.col(k)).alias(k)
-        for k, v in new.items()
-    ).drop("__tail")
+    return (
+        rows.with_columns(mask)
+        .with_columns(
+            pl.when(pl.col("__tail")).then(pl.Series(k, v, dtype=pl.Float64)).otherwise(pl.col(k)).alias(k)
+            for k, v in new.items()
+        )
+        .drop("__tail")
+    )
 
 
 class AlertEngine:

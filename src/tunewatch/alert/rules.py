@@ -185,8 +185,9 @@ class Rule(BaseModel):
             raise ValueError("a threshold rule needs `value`")
         if self.kind == "absence" and METRICS[self.metric].kind not in ("count", "sum"):
             raise ValueError("an absence rule needs a count or sum metric")
-        if self.count_tail and (self.kind != "anomaly" or METRICS[self.metric].kind != "count"
-                                or self.effective_direction != "down"):
+        if self.count_tail and (
+            self.kind != "anomaly" or METRICS[self.metric].kind != "count" or self.effective_direction != "down"
+        ):
             raise ValueError("`count_tail` needs an anomaly rule on a count metric with direction down")
         if self.kind == "rate_of_change" and (self.change_over_ms < 60_000 or self.change_over_ms % 60_000):
             raise ValueError("`change_over` must be whole minutes, at least 1m")

@@ -85,8 +85,8 @@ def _scan(
     windows: np.ndarray, sids: np.ndarray, values: np.ndarray, expected: np.ndarray,
     ring_x: np.ndarray, ring_e: np.ndarray, head: np.ndarray, filled: np.ndarray, last: np.ndarray,
     phi: np.ndarray, seen: np.ndarray,
-    learn_span: int, prior_phi: float, prior_minutes: float, warmup: float, memory: float, calm_z: float, calm_log_p: float,
-    min_excess: float, min_ratio: float,
+    learn_span: int, prior_phi: float, prior_minutes: float, warmup: float, memory: float, calm_z: float,
+    calm_log_p: float, min_excess: float, min_ratio: float,
     out_logp: np.ndarray, out_m: np.ndarray, out_obs: np.ndarray, out_exp: np.ndarray,
 ) -> None:  # fmt: skip
     span = ring_x.shape[0]
@@ -120,12 +120,14 @@ def _scan(
             total_e += ring_e[i, s]
             if m == learn_span:
                 learn_x, learn_e = total_x, total_e
-            if total_x < total_e and (calm or total_e - total_x >= min_excess and total_x * min_ratio <= total_e):
+            if total_x >= total_e:
+                continue
+            big = total_e - total_x >= min_excess and total_x * min_ratio <= total_e  # the rule's size guards
+            if calm or big:
                 lp = _log_lower_tail(total_x, total_e, disp)
-                big = total_e - total_x >= min_excess and total_x * min_ratio <= total_e
                 if lp <= calm_log_p:
                     calm = False
-                if lp < best and big and n >= warmup:
+                if big and lp < best and n >= warmup:
                     best, best_m, best_x, best_e = lp, m, total_x, total_e
         out_logp[r], out_m[r], out_obs[r], out_exp[r] = best, best_m, best_x, best_e
         if f >= learn_span and learn_e > 0.0 and calm:  # no drop under way: nothing to unlearn
@@ -229,10 +231,9 @@ class CountTail:
         logp, points, obs, exp = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
         _scan(windows.astype(np.int64), sids.astype(np.int64), values.astype(np.float64),
               expected.astype(np.float64), self._ring_x, self._ring_e, self._head, self._filled, self._last,
-              self._phi, self._seen,
-              self.learn_span, float(self.prior_phi), float(self.prior_minutes), float(self.warmup), float(self.memory), float(self.calm_z),
-              math.log(self.calm_p), float(min_excess), float(min_ratio),
-              logp, points, obs, exp)  # fmt: skip
+              self._phi, self._seen, self.learn_span, float(self.prior_phi), float(self.prior_minutes),
+              float(self.warmup), float(self.memory), float(self.calm_z), math.log(self.calm_p),
+              float(min_excess), float(min_ratio), logp, points, obs, exp)  # fmt: skip
         p = np.minimum(np.exp(logp) * SCAN_FACTOR, 0.5)
         z = np.where(logp < 0.0, special.ndtri(np.maximum(p, 1e-300)), 0.0)
         return TailEvidence(z=np.minimum(z, 0.0), points=points, observed=obs, expected=exp)
