@@ -118,3 +118,12 @@ def test_a_restored_state_continues_exactly() -> None:
 
 def test_the_scan_factor_is_the_documented_one() -> None:
     assert SCAN_FACTOR == 5.0
+
+
+def test_a_drop_that_has_ended_is_not_judged_on_its_old_minutes() -> None:
+    """Ten silent minutes then traffic back at its rate: within two minutes of the return there is no evidence
+    left, although the last 15 minutes taken together still miss most of their events."""
+    x = np.r_[np.full(100, 4.0), np.zeros(10), np.full(6, 4.0)][:, None]
+    ev = _run(CountTail(), x, 4.0)
+    assert ev.z[109] < -8.0
+    assert np.all(ev.z[112:] == 0.0)

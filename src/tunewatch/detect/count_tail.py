@@ -6,7 +6,8 @@ no ad in 5 minutes where 11 were expected happens once in 60,000. :class:`CountT
 and minute, the last ``m`` minutes taken together for every ``m`` from 1 to :attr:`CountTail.span`:
 
 * the observed sum ``S_m`` against the expected sum ``E_m`` (the expected counts of those minutes, from the
-  series' baseline: the detection stage's ``expected``, whose level does not learn an anomaly);
+  series' baseline: the detection stage's ``expected``, whose level does not learn an anomaly), where the
+  newer half of those minutes is low as well (a drop that has ended is not judged on its old minutes);
 * the lower tail ``P(X <= S_m)`` under the negative binomial with mean ``E_m`` and variance
   ``E_m + phi * E_m**2`` (the Poisson when ``phi`` is 0), summed exactly term by term;
 * ``phi``, the extra dispersion of the slice beyond Poisson noise (the baseline's own error, traffic that comes
@@ -91,6 +92,7 @@ def _scan(
 ) -> None:  # fmt: skip
     span = ring_x.shape[0]
     minute = 60_000
+    cum_x, cum_e = np.zeros(span), np.zeros(span)  # sums of the newest 1..m minutes of the current row
     for r in range(sids.size):
         s = sids[r]
         x, e = values[r], expected[r]
@@ -118,11 +120,15 @@ def _scan(
             i = (h - m + 1) % span
             total_x += ring_x[i, s]
             total_e += ring_e[i, s]
+            cum_x[m - 1], cum_e[m - 1] = total_x, total_e
             if m == learn_span:
                 learn_x, learn_e = total_x, total_e
             if total_x >= total_e:
                 continue
             big = total_e - total_x >= min_excess and total_x * min_ratio <= total_e  # the rule's size guards
+            # the newer half of the run must be low too: a drop that has ended is not judged on its old minutes
+            half = (m + 1) // 2 - 1
+            big = big and cum_x[half] * min_ratio <= cum_e[half] and cum_x[half] < cum_e[half]
             if calm or big:
                 lp = _log_lower_tail(total_x, total_e, disp)
                 if lp <= calm_log_p:
