@@ -121,9 +121,11 @@ def test_the_scan_factor_is_the_documented_one() -> None:
 
 
 def test_a_drop_that_has_ended_is_not_judged_on_its_old_minutes() -> None:
-    """Ten silent minutes then traffic back at its rate: within two minutes of the return there is no evidence
-    left, although the last 15 minutes taken together still miss most of their events."""
-    x = np.r_[np.full(100, 4.0), np.zeros(10), np.full(6, 4.0)][:, None]
-    ev = _run(CountTail(), x, 4.0)
+    """Ten silent minutes then traffic back at its rate, judged with a rule's guards (half or less of the expected,
+    10 events missing): the evidence ends within 4 minutes of the return (the newer half of a judged run must be
+    low too), although the last 15 minutes taken together would still pass the guards."""
+    x = np.r_[np.full(100, 4.0), np.zeros(10), np.full(8, 4.0)][:, None]
+    ev = _run(CountTail(), x, 4.0, min_ratio=2.0, min_excess=10.0)
     assert ev.z[109] < -8.0
-    assert np.all(ev.z[112:] == 0.0)
+    assert np.all(ev.z[114:] == 0.0)
+    assert float(x[100:115].sum()) * 2.0 <= 4.0 * 15  # at 114, the last 15 minutes together would still pass them
