@@ -156,7 +156,13 @@ def tail_score(z: FloatArray) -> FloatArray:
 @dataclass(slots=True)
 class TailEvidence:
     """The count-tail judgement of each row: ``z`` (normal quantile of the scan-corrected lower tail; 0: no
-    deficit or no judgement), the minutes it spans, and the observed and expected sums over them (NaN: none)."""
+    deficit or no judgement), the minutes it spans, and the observed and expected sums over them (NaN: none).
+
+    >>> ev = TailEvidence(z=np.array([0.0, -4.5]), points=np.array([0.0, 6.0]), observed=np.array([np.nan, 1.0]),
+    ...                   expected=np.array([np.nan, 15.0]))
+    >>> tail_score(ev.z).round(2).tolist(), int(ev.points[1])
+    ([0.0, 0.56], 6)
+    """
 
     z: FloatArray
     points: FloatArray
