@@ -178,10 +178,10 @@ class CountTail:
     again) and learns from them.
 
     >>> ct = CountTail()
-    >>> sids = np.zeros(20, dtype=np.int64)
-    >>> ev = ct.scan(np.arange(20) * 60_000, sids, np.r_[np.full(15, 2.0), np.zeros(5)], np.full(20, 2.0))
-    >>> [round(float(z), 1) for z in ev.z[-4:]], int(ev.points[-1])  # 2 ads a minute, then none (scan-corrected)
-    ([-1.2, -2.0, -2.6, -3.1], 5)
+    >>> sids = np.zeros(45, dtype=np.int64)  # 2 ads a minute for 40 minutes (the warm-up: 30), then none
+    >>> ev = ct.scan(np.arange(45) * 60_000, sids, np.r_[np.full(40, 2.0), np.zeros(5)], np.full(45, 2.0))
+    >>> [round(float(z), 1) for z in ev.z[-4:]], int(ev.points[-1])  # scan-corrected deviations
+    ([-1.3, -2.2, -2.8, -3.4], 5)
     >>> float(ev.observed[-1]), float(ev.expected[-1])
     (0.0, 10.0)
     """
