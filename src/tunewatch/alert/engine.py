@@ -24,6 +24,7 @@ from tunewatch.alert.revenue_risk import RevenueModel
 from tunewatch.alert.rule_steps import FIRE, INACTIVE, PENDING, step_rule
 from tunewatch.alert.rules import Rule, RuleSet
 from tunewatch.alert.windows import Absence, BurnRate, RateOfChange, stateful_condition
+from tunewatch.detect.count_tail import CountTail, tail_score
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import dimension_set
 
@@ -155,6 +156,50 @@ def condition(rule: Rule) -> pl.Expr:
     return (moved & evidence_guard & (pl.col("score") >= rule.min_score)).fill_null(False)
 
 
+def with_count_tail(tail: CountTail, rows: pl.DataFrame, rule: Rule, cond: pl.Expr) -> pl.DataFrame:
+    """``rows`` (one count metric, in window order) with the count tail's evidence of a drop where that meets the
+    rule's condition ``cond`` and the detector's own evidence does not: its score, and the minutes, observed
+    and expected values and excess it rests on in the ``evidence_*`` columns, so that the rule's guards, ``for``
+    and the alert read what the judgement rests on. Elsewhere the rows are the detector's, unchanged: the rule
+    holds where either judgement meets it."""
+    if rows.is_empty():
+        return rows
+    ev = tail.scan(
+        rows.get_column("window_start").to_numpy(),
+        rows.get_column("sid").to_numpy(),
+        rows.get_column("value").cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        rows.get_column("expected").fill_null(np.nan).to_numpy(),
+        min_excess=rule.min_excess,
+        min_ratio=rule.min_ratio,
+    )
+    has = ev.points > 0
+    if not has.any():
+        return rows
+    with np.errstate(invalid="ignore", divide="ignore"):
+        new = {
+            "score": tail_score(ev.z),
+            "evidence_weight": ev.points,
+            "evidence_value": ev.observed / ev.points,
+            "evidence_expected": ev.expected / ev.points,
+            "evidence_excess": ev.observed - ev.expected,
+            "evidence_points": ev.points,
+        }
+    own = rows.select(cond).to_series().to_numpy()
+    tailed = rows.with_columns(pl.Series(k, np.where(has, v, np.nan), dtype=pl.Float64) for k, v in new.items())
+    take = has & ~own & tailed.select(cond).to_series().to_numpy()
+    if not take.any():
+        return rows
+    mask = pl.Series("__tail", take)
+    return (
+        rows.with_columns(mask)
+        .with_columns(
+            pl.when(pl.col("__tail")).then(pl.Series(k, v, dtype=pl.Float64)).otherwise(pl.col(k)).alias(k)
+            for k, v in new.items()
+        )
+        .drop("__tail")
+    )
+
+
 class AlertEngine:
     """Evaluates a rule set over detection frames and emits alert state changes (firing / resolved).
 
@@ -188,6 +233,8 @@ class AlertEngine:
         self._state = [_RuleState() for _ in rules.rules]
         self._conditions = [condition(r) for r in rules.rules]
         self._lookback = [stateful_condition(r) for r in rules.rules]
+        #: exact count tails of the last minutes, for count rules that ask for them (``count_tail``)
+        self._tails = [CountTail() if r.count_tail else None for r in rules.rules]
         #: folds the alerts one incident raises on many slices into one notification (see alert.incidents)
         self.folder = IncidentFolder() if fold else None
         #: each slice's revenue rates, for the revenue at risk of its alerts (see alert.revenue_risk)
@@ -209,7 +256,7 @@ class AlertEngine:
         label sets and, for look-back kinds, the kept windows of history.
         """
         rules = []
-        for st, lookback in zip(self._state, self._lookback, strict=True):
+        for st, lookback, tail in zip(self._state, self._lookback, self._tails, strict=True):
             alerts = sorted(st.alerts.items())
             pending = sorted(st.pending.items())
             rules.append({
@@ -219,6 +266,7 @@ class AlertEngine:
                 "pending_sids": np.array([sid for sid, _ in pending], dtype=np.int64),
                 "pending": [dict(labels) for _, labels in pending],
                 "history": None if lookback is None else lookback.history.state_dict(),
+                "count_tail": None if tail is None else tail.state_dict(),
             })  # fmt: skip
         return {
             "component": STATE_COMPONENT,
@@ -244,9 +292,12 @@ class AlertEngine:
         if not isinstance(entries, list) or len(entries) != len(self._state):
             raise ValueError(f"alert state 'rules': expected a list of {len(self._state)} rule states")
         names = [r.alert for r in self.rules.rules]
-        for name, st, lookback, entry in zip(names, self._state, self._lookback, entries, strict=True):
+        for name, st, lookback, tail, entry in zip(names, self._state, self._lookback, self._tails, entries,
+                                                   strict=True):  # fmt: skip
             try:
                 self._load_rule(st, lookback, entry)
+                if tail is not None and entry.get("count_tail") is not None:  # states before count tails: fresh
+                    tail.load_state_dict(entry["count_tail"])
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ValueError(f"alert state of rule {name!r}: {type(exc).__name__}: {exc}") from None
         incidents = state.get("incidents")
@@ -303,13 +354,15 @@ class AlertEngine:
             detections = detections.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in missing)
         windows = np.unique(detections.get_column("window_start").to_numpy())
         changes: list[tuple[int, int, Alert]] = []
-        rules = zip(self.rules.rules, self._conditions, self._state, self._lookback, strict=True)
-        for i, (rule, cond, state, lookback) in enumerate(rules):
+        rules = zip(self.rules.rules, self._conditions, self._state, self._lookback, self._tails, strict=True)
+        for i, (rule, cond, state, lookback, tail) in enumerate(rules):
             rows = detections.filter((pl.col("metric") == rule.metric) & pl.col("dimset").is_in(rule.dimensions)).sort(
                 "window_start"
             )
             if lookback is not None:
                 rows = lookback.evaluate(rows, windows)
+            if tail is not None:
+                rows = with_count_tail(tail, rows, rule, cond)
             rows = rows.with_columns(cond.alias("__cond"))
             for t, alert in self._step_rule(rule, state, rows, windows, detections, metrics):
                 changes.append((t, i, alert))

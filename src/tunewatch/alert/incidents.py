@@ -13,8 +13,10 @@ Watchdog's root-cause analysis do:
   nothing). The finest such child becomes the alert's slice (entity slices — one track, one artist — are the
   finest), and the drill-down goes on from it;
 * **folding**: an alert that fires while an incident is open is folded into it, with no notification of its
-  own, when its root slice is the incident's, or when its slice contains or is contained in the incident's,
-  or when the incident's slice carries at least half of its excess (a sibling such as one CDN during a
+  own, when its root slice is the incident's, when its slice is contained in the incident's, when it contains
+  the incident's slice and that slice carries at least half of its excess (otherwise it is a larger incident,
+  notified on its own: ads falling in every market, seen first on the largest one's free tier), or when the
+  incident's slice carries at least half of its excess (a sibling such as one CDN during a
   platform regression), or when it is on the rest of the traffic (``_other``) of the incident's metric. This
   holds across metrics (PlaysDrop on each market during a global failure incident) for alerts that started
   within ``together_ms`` (5 minutes) of the incident, the excess being read in the alert's own metric: a
@@ -250,8 +252,10 @@ class IncidentFolder:
             theirs = _contribution(rows, metric, inc.root, direction)
             if theirs is None or not own or own <= 0:
                 return 1.0
-            if not same and theirs < 0.5 * own:
-                return None  # another metric, mostly moved outside the incident's slice
+            if theirs < 0.5 * own:
+                # mostly moved outside the incident's slice: a larger incident (ads falling everywhere, seen first
+                # on the largest market) or, on another metric, not the incident's doing
+                return None
             return max(0.0, min(1.0, theirs / own))
         if set(root) == set(inc.root):
             # disjoint slices of one dimension set never explain each other; two markets are two incidents, but

@@ -14,6 +14,7 @@ A rule watches one metric of the catalogue over one or more dimension sets::
             min_delta: 0.03        # |actual - expected| at least
             min_ratio: 2.0         # actual >= 2 x expected (up) / <= expected / 2 (down)
             min_excess: 0          # counts: events missing or extra over the minutes the judgement pools
+            count_tail: false      # counts, down: also exact count tails of the last 1-15 minutes' sums
             for: 2m
             keep_firing_for: 5m
             labels: {severity: critical}
@@ -113,6 +114,8 @@ class Rule(BaseModel):
     min_delta: float = Field(0.0, ge=0)
     min_ratio: float = Field(1.0, ge=1)
     min_excess: float = Field(0.0, ge=0)
+    #: counts: also judge drops by exact count tails over the last 1..15 minutes (see detect.count_tail)
+    count_tail: bool = False
     # threshold
     op: Literal[">", ">=", "<", "<="] = ">"
     value: float | None = None
@@ -182,6 +185,10 @@ class Rule(BaseModel):
             raise ValueError("a threshold rule needs `value`")
         if self.kind == "absence" and METRICS[self.metric].kind not in ("count", "sum"):
             raise ValueError("an absence rule needs a count or sum metric")
+        if self.count_tail and (
+            self.kind != "anomaly" or METRICS[self.metric].kind != "count" or self.effective_direction != "down"
+        ):
+            raise ValueError("`count_tail` needs an anomaly rule on a count metric with direction down")
         if self.kind == "rate_of_change" and (self.change_over_ms < 60_000 or self.change_over_ms % 60_000):
             raise ValueError("`change_over` must be whole minutes, at least 1m")
         if self.kind == "slo_burn_rate":
