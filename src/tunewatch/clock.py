@@ -156,8 +156,6 @@ def as_clock(clock: Clock | Callable[[], float] | None) -> Clock:
     """
     if clock is None:
         return SystemClock()
-    if isinstance(clock, SystemClock | ManualClock | FunctionClock) or (
-        hasattr(clock, "now_ms") and hasattr(clock, "monotonic") and hasattr(clock, "sleep")
-    ):
+    if all(hasattr(clock, name) for name in ("now_ms", "monotonic", "sleep")):
         return cast(Clock, clock)
     return FunctionClock(cast(Callable[[], float], clock))

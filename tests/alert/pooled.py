@@ -13,8 +13,9 @@ MINUTE = 60_000
 METRICS = pl.DataFrame({"window_start": [T0], "dimset": ["platform"], "platform": ["tv"], "est_revenue_micros": [1e6]})
 
 
-def plays_drop_rules(hold: str) -> str:
-    """A PlaysDrop anomaly rule on platforms with size guards and ``for: hold``."""
+def plays_drop_rules(hold: str, *, count_tail: bool | None = None) -> str:
+    """A PlaysDrop anomaly rule on platforms with size guards and ``for: hold`` (and ``count_tail`` when given)."""
+    tail = "" if count_tail is None else f"\n        count_tail: {str(count_tail).lower()}"
     return f"""
 groups:
   - name: g
@@ -26,7 +27,7 @@ groups:
         dimensions: [platform]
         min_score: 0.5
         min_ratio: 2.0
-        min_excess: 10
+        min_excess: 10{tail}
         for: {hold}
 """
 

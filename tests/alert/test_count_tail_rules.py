@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from tests.alert.pooled import METRICS, MINUTE, T0
+from tests.alert.pooled import METRICS, MINUTE, T0, plays_drop_rules
 from tunewatch.alert.engine import AlertEngine
 from tunewatch.alert.incidents import IncidentFolder
 from tunewatch.alert.model import Alert
@@ -16,21 +16,7 @@ from tunewatch.errors import ConfigError
 
 
 def _rules(count_tail: bool) -> str:
-    return f"""
-groups:
-  - name: g
-    rules:
-      - alert: PlaysDrop
-        kind: anomaly
-        metric: plays
-        direction: down
-        dimensions: [platform]
-        min_score: 0.5
-        min_ratio: 2.0
-        min_excess: 10
-        count_tail: {str(count_tail).lower()}
-        for: 2m
-"""
+    return plays_drop_rules("2m", count_tail=count_tail)
 
 
 def _silence(before: int = 90, silent: int = 15, rate: float = 3.0) -> pl.DataFrame:
