@@ -1,6 +1,6 @@
 """Detection quality on the randomized scenario family (issue 13): per volume band, on seeds not tuned on.
 
-Usage: python bench/incidents.py [--seeds held-out|dev|fresh] [--per-band 6] [--bands 100-1k,1k-10k,10k-100k]
+Usage: python bench/incidents.py [--seeds held-out|dev|fresh|unseen] [--per-band 6] [--bands 100-1k,1k-10k,10k-100k]
                                  [--rules RULES.yaml] [--max-volume 100000] [--verbose]
 
 Seed ranges (fixed, so that a figure always says which it rests on):
@@ -8,7 +8,9 @@ Seed ranges (fixed, so that a figure always says which it rests on):
   * held-out 5000-8999: never looked at while developing; the figures in docs/benchmarks.md come from here
     (but the first 8 scenarios per band of 100-1k and 1k-10k were looked at in earlier passes);
   * fresh    9000-9999: added 2026-12-07 before the count-tail work of issue 13 item 4 and measured once, at
-    its end, before and after; nobody looked at them before.
+    its end, before and after; nobody looked at them before (they have been looked at once since);
+  * unseen   10000-13999: added 2026-12-07 (later that day) before the group-wait / re-rooting work of issue 13; run once
+    with main's code at its start (result unread until its end) and once with the final code.
 
 Each seed draws one scenario (tunewatch.simulate.scenarios: volume 100-100,000 events/min, 3-30 markets, one
 incident of random kind, depth, magnitude and duration); the bench takes seeds in order until every band has
@@ -27,7 +29,8 @@ from tunewatch.evaluate.backtest import fired_at
 from tunewatch.evaluate.scenarios import BandScore, run_scenario
 from tunewatch.simulate.scenarios import draw_scenario
 
-SEED_RANGES = {"dev": range(1000, 5000), "held-out": range(5000, 9000), "fresh": range(9000, 10000)}
+SEED_RANGES = {"dev": range(1000, 5000), "held-out": range(5000, 9000), "fresh": range(9000, 10000),
+               "unseen": range(10000, 14000)}
 BANDS = ("100-1k", "1k-10k", "10k-100k")
 
 
