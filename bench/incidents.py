@@ -2,6 +2,7 @@
 
 Usage: python bench/incidents.py [--seeds held-out|dev|fresh|unseen] [--per-band 6] [--bands 100-1k,1k-10k,10k-100k]
                                  [--rules RULES.yaml] [--max-volume 100000] [--verbose]
+                                 [--kinds K1,K2] [--depths D1,D2]   (targeted sets: only these incident kinds/depths)
 
 Seed ranges (fixed, so that a figure always says which it rests on):
   * dev      1000-4999: the only seeds looked at while developing and tuning the rule pack and detectors;
@@ -9,8 +10,8 @@ Seed ranges (fixed, so that a figure always says which it rests on):
     (but the first 8 scenarios per band of 100-1k and 1k-10k were looked at in earlier passes);
   * fresh    9000-9999: added 2026-12-07 before the count-tail work of issue 13 item 4 and measured once, at
     its end, before and after; nobody looked at them before (they have been looked at once since);
-  * unseen   10000-13999: added 2026-12-07 (later that day) before the group-wait / re-rooting work of issue 13; run once
-    with main's code at its start (result unread until its end) and once with the final code.
+  * unseen   10000-13999: added 2026-12-07 (later that day) before the group-wait / re-rooting work of issue
+    13; run once with main's code at its start (result unread until its end) and once with the final code.
 
 Each seed draws one scenario (tunewatch.simulate.scenarios: volume 100-100,000 events/min, 3-30 markets, one
 incident of random kind, depth, magnitude and duration); the bench takes seeds in order until every band has
@@ -29,8 +30,12 @@ from tunewatch.evaluate.backtest import fired_at
 from tunewatch.evaluate.scenarios import BandScore, run_scenario
 from tunewatch.simulate.scenarios import draw_scenario
 
-SEED_RANGES = {"dev": range(1000, 5000), "held-out": range(5000, 9000), "fresh": range(9000, 10000),
-               "unseen": range(10000, 14000)}
+SEED_RANGES = {
+    "dev": range(1000, 5000),
+    "held-out": range(5000, 9000),
+    "fresh": range(9000, 10000),
+    "unseen": range(10000, 14000),
+}
 BANDS = ("100-1k", "1k-10k", "10k-100k")
 
 
@@ -41,6 +46,8 @@ def main() -> None:
     parser.add_argument("--bands", default=",".join(BANDS))
     parser.add_argument("--rules", default=None)
     parser.add_argument("--max-volume", type=float, default=100_000, help="skip scenarios above this volume")
+    parser.add_argument("--kinds", default="", help="only scenarios of these incident kinds (comma-separated)")
+    parser.add_argument("--depths", default="", help="only scenarios at these depths, e.g. global,market")
     parser.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args()
     bands = [b for b in args.bands.split(",") if b]
@@ -52,6 +59,10 @@ def main() -> None:
         sc = draw_scenario(seed)
         full = sc.band not in totals or totals[sc.band].scenarios >= args.per_band
         if full or sc.events_per_minute > args.max_volume:
+            continue
+        if (args.kinds and sc.incident.kind not in args.kinds.split(",")) or (
+            args.depths and sc.incident.depth not in args.depths.split(",")
+        ):
             continue
         run = run_scenario(sc, args.rules)
         report, inc = run.report, run.incidents[0]
@@ -70,7 +81,8 @@ def main() -> None:
             for a in report.collateral + report.false_alerts:
                 kind = "collateral" if a in report.collateral else "false"
                 print(f"    {kind}: {a.name} {a.labels} at +{(fired_at(a) - inc.start) / 60_000:.0f} min")
-    print(f"\nseeds: {args.seeds}, rules: {args.rules or 'default pack'}\n")
+    chosen = "".join(f", {k}: {v}" for k, v in (("kinds", args.kinds), ("depths", args.depths)) if v)
+    print(f"\nseeds: {args.seeds}, rules: {args.rules or 'default pack'}{chosen}\n")
     print("| volume (events/min) | scenarios | right dimension | collateral / incident | false / day | "
           "median time to detect |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- |")

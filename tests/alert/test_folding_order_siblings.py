@@ -67,8 +67,9 @@ def _rebuffering() -> pl.DataFrame:
 
 def test_a_sibling_under_a_parent_that_moves_with_it_joins_the_live_incident() -> None:
     """ES x akamai after ES x fastly: one incident (ES moves the same way); US x akamai is another market: its
-    own notice."""
-    folder = IncidentFolder()
+    own notice. (No group wait: ES, which moves three times as much as ES x fastly, would hold its notice for a
+    minute or two, waiting for ES's own alert.)"""
+    folder = IncidentFolder(group_wait_ms=0)
     rows = _rebuffering()
     first = _alert("RebufferingUp", "rebuffer_ratio", {"market": "ES", "cdn": "fastly"})
     assert folder.fold([first], rows) == [first]

@@ -236,7 +236,7 @@ class AlertEngine:
         #: exact count tails of the last minutes, for count rules that ask for them (``count_tail``)
         self._tails = [CountTail() if r.count_tail else None for r in rules.rules]
         #: folds the alerts one incident raises on many slices into one notification (see alert.incidents)
-        self.folder = IncidentFolder() if fold else None
+        self.folder = IncidentFolder(watched={r.alert: tuple(r.dimensions) for r in rules.rules}) if fold else None
         #: each slice's revenue rates, for the revenue at risk of its alerts (see alert.revenue_risk)
         self.revenue = RevenueModel()
 

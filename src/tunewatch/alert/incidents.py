@@ -92,6 +92,10 @@ class _Incident:
     first: str = ""  # fingerprint of the alert that opened it
     ended_at: int | None = None  # when that alert resolved: from then on only its aftermath joins it
     sides: set[str] = field(default_factory=set)  # "metric:up" / "metric:down" of the alerts it took while live
+    #: while its first notification is held (see ``group_wait_ms``): the event time at which it is due; else None
+    held_until: int | None = None
+    #: the coarser slice whose deviation it was held for (a parent it carries under half of the excess of)
+    held_for: dict[str, str] | None = None
 
 
 class IncidentFolder:
@@ -111,6 +115,8 @@ class IncidentFolder:
         max_depth: int = 3,
         together_ms: int = 5 * 60_000,
         aftermath_ms: int = 30 * 60_000,
+        group_wait_ms: int = 2 * 60_000,
+        watched: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.min_share = min_share
         self.min_lift = min_lift
@@ -122,27 +128,49 @@ class IncidentFolder:
         #: metrics or on the opposite side of its own: its end (series returning from a change they had learnt)
         #: is not a new incident; its own deviation again, or anything on its own slice, is
         self.aftermath_ms = aftermath_ms
+        #: the longest a new incident's first notification is held while a coarser slice of its metric deviates
+        #: the same way much more than it explains (a market seen a minute before the whole service): the parent's
+        #: alert, when it fires within the wait, becomes the root and the held incident folds into it unsaid
+        self.group_wait_ms = group_wait_ms
+        #: alert name → the dimension sets its rule watches (coarser slices nobody watches are not waited for);
+        #: None: any slice the detections carry
+        self.watched = watched
         self._open: list[_Incident] = []
         self._closed: list[_Incident] = []  # resolved within ``aftermath_ms``, newest last
         self._member_of: dict[str, _Incident] = {}
 
     def active(self) -> list[Alert]:
         """The incidents' notifications firing now."""
-        return [inc.alert for inc in self._open]
+        return [inc.alert for inc in self._open if inc.held_until is None]
 
     def fold(self, changes: list[Alert], detections: pl.DataFrame) -> list[Alert]:
         """The notifications for the engine's alert ``changes`` (in time order) of one batch of ``detections``."""
         out: list[Alert] = []
         for a in self._largest_first(changes, detections):
+            out.extend(self._release(_fired(a) - 1))  # held notifications due before this change's minute
             if a.status == "firing":
                 note = self._fire(a, detections)
                 if note is not None:
                     out.append(note)
             else:
-                done = self._resolve(a)
-                if done is not None:
-                    out.append(done)
+                out.extend(self._resolve(a))
+        if not detections.is_empty():
+            out.extend(self._release(int(detections.get_column("window_start").max()) + WINDOW_MS))  # type: ignore[arg-type]
         return out
+
+    def _release(self, now: int) -> list[Alert]:
+        """The held notifications due by event time ``now`` (epoch ms), stamped with when they were sent."""
+        out: list[Alert] = []
+        for inc in self._open:
+            if inc.held_until is not None and inc.held_until <= now:
+                out.append(self._notify(inc, inc.held_until))
+        return out
+
+    def _notify(self, inc: _Incident, at: int) -> Alert:
+        """End ``inc``'s hold: its notification, sent at event time ``at`` (``notified_at``)."""
+        inc.held_until, inc.held_for = None, None
+        inc.alert = _copy(inc.alert, extra={**inc.alert.extra, "notified_at": at})
+        return inc.alert
 
     def _largest_first(self, changes: list[Alert], detections: pl.DataFrame) -> list[Alert]:
         """``changes`` with each run of anomaly alerts of one metric that fired in the same minute ordered by their
@@ -206,9 +234,55 @@ class IncidentFolder:
                 return None
         note = a if root == dims else _with_affected(_rerooted(a, root), a, dims, share)
         inc = _Incident(note, root, {metric}, {fp: a}, first=fp, sides={f"{metric}:{direction}"})
+        self._adopt_held(inc, rows, metric, direction)
         self._open.append(inc)
         self._member_of[fp] = inc
-        return note
+        parent = self._deviating_parent(rows, a.name, metric, root, own, direction)
+        if parent is not None:  # a coarser slice moves much more than this one explains: wait for its alert
+            inc.held_until, inc.held_for = window + WINDOW_MS + self.group_wait_ms, parent
+            return None
+        return inc.alert
+
+    def _deviating_parent(
+        self, rows: pl.DataFrame, name: str, metric: str, root: dict[str, str], own: float | None, direction: str
+    ) -> dict[str, str] | None:
+        """A coarser slice of ``root`` watched by rule ``name`` that deviates on ``direction``'s side (detector score
+        at least 0.2, the drill-down's floor) with over twice ``root``'s excess: ``root`` is then part of a larger
+        movement that may alert within ``group_wait_ms``. None when there is none (or no wait is configured)."""
+        if self.group_wait_ms <= 0 or own is None or own <= 0 or rows.is_empty() or OTHER in root.values():
+            return None
+        watched = None if self.watched is None else set(self.watched.get(name, ()))
+        for d in DIMENSION_SETS:
+            if not set(d.fields) < set(root) or (watched is not None and d.name not in watched):
+                continue
+            parent = {f: root[f] for f in root if f in d.fields}
+            theirs = _contribution(rows, metric, parent, direction)
+            score = _slice_score(rows, parent)
+            if theirs is not None and theirs > 2.0 * own and score is not None and score >= 0.2:
+                return parent
+        return None
+
+    def _adopt_held(self, inc: _Incident, rows: pl.DataFrame, metric: str, direction: str) -> None:
+        """Fold into new incident ``inc`` the held incidents of its metric and side whose slices lie within its
+        own (re-rooting upwards: the parent they were waiting for alerts and explains them); their first
+        notifications are never sent."""
+        side = f"{metric}:{direction}"
+        own = _contribution(rows, metric, inc.root, direction)
+        for held in [h for h in self._open if h.held_until is not None]:
+            if side not in held.sides or held.root == inc.root or not _contains(inc.root, held.root):
+                continue
+            theirs = _contribution(rows, metric, held.root, direction)
+            share = None if theirs is None or not own or own <= 0 else max(0.0, min(1.0, theirs / own))
+            self._open.remove(held)
+            for member_fp, member in held.members.items():
+                inc.members[member_fp] = member
+                self._member_of[member_fp] = inc
+                inc.alert = _with_affected(inc.alert, member, slice_dims(member), share if member_fp == held.first
+                                           else None)  # fmt: skip
+            for entry in held.alert.extra.get("also_affected", []):
+                inc.alert = _with_affected_entry(inc.alert, entry)
+            inc.metrics |= held.metrics
+            inc.sides |= held.sides
 
     def _explains(
         self,
@@ -366,21 +440,23 @@ class IncidentFolder:
 
     # ------------------------------------------------------------------------------------------ resolved
 
-    def _resolve(self, a: Alert) -> Alert | None:
+    def _resolve(self, a: Alert) -> list[Alert]:
         inc = self._member_of.pop(a.fingerprint, None)
         if inc is None:
-            return a
+            return [a]
         inc.members.pop(a.fingerprint, None)
         if a.fingerprint == inc.first and inc.ended_at is None:
             inc.ended_at = int(a.extra.get("resolved_at", a.ends_at or 0))
         if inc.members or inc.closed_at is not None:  # still open, or an aftermath alert of a resolved one
-            return None
+            return []
+        # resolved while held: its firing notification is sent now (never lost), then its resolution
+        sent = [] if inc.held_until is None else [self._notify(inc, int(a.extra.get("resolved_at", a.ends_at or 0)))]
         self._open.remove(inc)
         inc.closed_at = int(a.extra.get("resolved_at", a.ends_at or 0))
         inc.ended_at = inc.closed_at if inc.ended_at is None else inc.ended_at
         self._closed.append(inc)
         note = inc.alert
-        return Alert(
+        return [*sent, Alert(
             labels=dict(note.labels),
             annotations=dict(note.annotations),
             status="resolved",
@@ -388,7 +464,7 @@ class IncidentFolder:
             ends_at=a.ends_at,
             generator_url=note.generator_url,
             extra={**note.extra, "resolved_at": a.extra.get("resolved_at", a.ends_at)},
-        )
+        )]  # fmt: skip
 
     # ----------------------------------------------------------------------------------------- state
 
@@ -413,18 +489,26 @@ class IncidentFolder:
 def _incident_state(inc: _Incident) -> dict[str, Any]:
     return {"alert": inc.alert.to_dict(), "root": dict(inc.root), "metrics": sorted(inc.metrics),
             "members": [m.to_dict() for m in inc.members.values()], "closed_at": inc.closed_at,
-            "first": inc.first, "ended_at": inc.ended_at, "sides": sorted(inc.sides)}  # fmt: skip
+            "first": inc.first, "ended_at": inc.ended_at, "sides": sorted(inc.sides),
+            "held_until": inc.held_until, "held_for": inc.held_for}  # fmt: skip
 
 
 def _incident_of(entry: Mapping[str, Any]) -> _Incident:
     members = [Alert.from_dict(m) for m in entry["members"]]
     closed, ended = entry.get("closed_at"), entry.get("ended_at")
+    held, held_for = entry.get("held_until"), entry.get("held_for")
     return _Incident(
         Alert.from_dict(entry["alert"]), {str(k): str(v) for k, v in entry["root"].items()},
         {str(m) for m in entry["metrics"]}, {m.fingerprint: m for m in members},
         None if closed is None else int(closed), str(entry.get("first", "")), None if ended is None else int(ended),
-        {str(x) for x in entry.get("sides", [])},
+        {str(x) for x in entry.get("sides", [])}, None if held is None else int(held),
+        None if held_for is None else {str(k): str(v) for k, v in held_for.items()},
     )  # fmt: skip
+
+
+def _fired(a: Alert) -> int:
+    """Event time at which the engine's alert change happened (its window's end)."""
+    return int(a.extra.get("resolved_at" if a.status == "resolved" else "fired_at", a.ends_at or a.starts_at))
 
 
 def _direction(a: Alert) -> str:
@@ -487,6 +571,26 @@ def _slice_size(rows: pl.DataFrame, metric: str, dims: Mapping[str, str]) -> flo
     return None if row.is_empty() else float(_sizes(row.head(1), metric)[0])
 
 
+def _slice_score(rows: pl.DataFrame, dims: Mapping[str, str]) -> float | None:
+    """The detector's score of slice ``dims`` in ``rows`` (one window, one metric), or None."""
+    try:
+        d = dimension_set(",".join(dims) or "global")
+    except KeyError:
+        return None
+    row = rows.filter(
+        (pl.col("dimset") == d.name) & pl.all_horizontal([pl.col(k) == v for k, v in dims.items()] or [pl.lit(True)])
+    )
+    value = None if row.is_empty() else row.get_column("score")[0]
+    return None if value is None else float(value)
+
+
+def _copy(note: Alert, *, extra: dict[str, Any]) -> Alert:
+    """A copy of ``note`` with ``extra`` (emitted alerts are never changed in place)."""
+    return Alert(labels=dict(note.labels), annotations=dict(note.annotations), status=note.status,
+                 starts_at=note.starts_at, ends_at=note.ends_at, generator_url=note.generator_url,
+                 extra=extra)  # fmt: skip
+
+
 def _rerooted(a: Alert, root: dict[str, str]) -> Alert:
     """The alert moved to the slice that explains it: same name, severity and metric, the root's dimensions."""
     labels = {k: v for k, v in a.labels.items() if k not in _FIELDS} | root
@@ -506,13 +610,16 @@ def _with_affected(note: Alert, member: Alert, dims: dict[str, str], share: floa
     """A copy of ``note`` listing ``member`` (on slice ``dims``) under the incident's "also affected" slices."""
     entry = {"alertname": member.name, "metric": member.labels.get("metric"), "dims": dims,
              "share_explained": None if share is None else round(share, 3)}  # fmt: skip
+    return _with_affected_entry(note, entry)
+
+
+def _with_affected_entry(note: Alert, entry: Mapping[str, Any]) -> Alert:
+    """A copy of ``note`` listing ``entry`` (alertname, metric, dims, share explained) under "also affected"."""
     listed = list(note.extra.get("also_affected", []))
-    if any(e["alertname"] == entry["alertname"] and e["dims"] == dims for e in listed):
+    if any(e["alertname"] == entry["alertname"] and e["dims"] == entry["dims"] for e in listed):
         return note
-    listed.append(entry)
-    note = Alert(labels=dict(note.labels), annotations=dict(note.annotations), status=note.status,
-                 starts_at=note.starts_at, ends_at=note.ends_at, generator_url=note.generator_url,
-                 extra={**note.extra, "also_affected": listed})  # fmt: skip
+    listed.append(dict(entry))
+    note = _copy(note, extra={**note.extra, "also_affected": listed})
     note.annotations["also_affected"] = "; ".join(
         f"{e['alertname']} on {dims_text(e['dims'])}"
         + (f" ({100 * e['share_explained']:.0f}% explained)" if e["share_explained"] is not None else "")

@@ -4,8 +4,9 @@ Definitions (used by ``tunewatch backtest``, ``bench/incidents.py`` and the test
 
 * an incident is **detected** when an alert whose dimension labels equal the incident's ``dims`` exactly
   (same fields, same values; none for a global incident) fires between the incident's start and
-  ``start + detect_within`` — *fires* meaning the event time at which its window closed (``fired_at``), not
-  the back-dated onset; its **time to detect** is ``fired_at - start``;
+  ``start + detect_within`` — *fires* meaning the event time at which it was notified (``notified_at``: the
+  end of the window that completed its ``for``, later where the incident folder held its first notification),
+  not the back-dated onset; its **time to detect** is ``notified_at - start``;
 * a firing alert is **right** when its dimension labels equal the dims of an incident its firing overlaps
   (``[start, end + grace]``); it is **collateral** when it overlaps an incident but names other dimensions
   (a global alert or ``market=BR`` during an outage on ``market=BR, cdn=edge-2``: a consequence, but a
@@ -168,8 +169,13 @@ def fired_at(alert: Alert) -> int:
     return int(alert.extra.get("fired_at", alert.starts_at))
 
 
+def notified_at(alert: Alert) -> int:
+    """Event time at which the alert was notified: when it fired, or when a held first notification was sent."""
+    return int(alert.extra.get("notified_at", fired_at(alert)))
+
+
 def _detects(alert: Alert, inc: Incident, detect_within_ms: int) -> bool:
-    t = fired_at(alert)
+    t = notified_at(alert)
     return alert_dims(alert) == inc.dims and inc.start <= t <= inc.start + detect_within_ms
 
 
@@ -208,9 +214,9 @@ def score(
     results = []
     for inc in incidents:
         res = IncidentResult(inc)
-        for a in sorted(firing, key=fired_at):
+        for a in sorted(firing, key=notified_at):
             if _detects(a, inc, detect_within_ms):
-                res.detected_by, res.time_to_detect_s = a.name, (fired_at(a) - inc.start) / 1000
+                res.detected_by, res.time_to_detect_s = a.name, (notified_at(a) - inc.start) / 1000
                 break
         results.append(res)
     right = 0
@@ -313,7 +319,7 @@ def per_rule(
             setattr(sc, v, getattr(sc, v) + 1)
     for inc in incidents or []:
         for name, sc in scores.items():
-            hits = [fired_at(a) for a in alerts if a.status == "firing" and a.name == name
+            hits = [notified_at(a) for a in alerts if a.status == "firing" and a.name == name
                     and _detects(a, inc, detect_within_ms)]  # fmt: skip
             if hits:
                 sc.detected += 1
