@@ -65,6 +65,13 @@ WINDOW_MS: Final = 60_000
 #: The share an incident explains of an alert it takes without weighing it (a sibling slice): shown as unknown.
 UNWEIGHED: Final = float("nan")
 _FIELDS: Final = set(DIMENSION_FIELDS)
+#: The detector score (``z**2 / (z**2 + 16)``) from which a coarser slice counts as deviating for the group wait:
+#: 3 deviations, the detector's ``clip`` (beyond it, it stops learning: an anomaly in the making).
+PARENT_SCORE: Final = 9 / 25
+#: Volume metrics, which move together (a slice losing traffic loses events, plays, streams and listeners): for
+#: the aftermath of an incident one of them taken on one side stands for all, and an absence of events (a
+#: threshold condition, otherwise notified as it is) is part of a live incident that took one of them down.
+VOLUME: Final = frozenset({"events", "plays", "streams", "unique_listeners"})
 
 
 def slice_dims(alert: Alert) -> dict[str, str]:
@@ -94,7 +101,8 @@ class _Incident:
     sides: set[str] = field(default_factory=set)  # "metric:up" / "metric:down" of the alerts it took while live
     #: while its first notification is held (see ``group_wait_ms``): the event time at which it is due; else None
     held_until: int | None = None
-    #: the coarser slice whose deviation it was held for (a parent it carries under half of the excess of)
+    #: the coarser slice whose deviation it was held for (a parent it carries under half of the excess of); kept
+    #: once notified, so that later parts of that larger movement join it
     held_for: dict[str, str] | None = None
 
 
@@ -161,14 +169,53 @@ class IncidentFolder:
     def _release(self, now: int) -> list[Alert]:
         """The held notifications due by event time ``now`` (epoch ms), stamped with when they were sent."""
         out: list[Alert] = []
-        for inc in self._open:
-            if inc.held_until is not None and inc.held_until <= now:
-                out.append(self._notify(inc, inc.held_until))
+        for inc in [i for i in self._open if i.held_until is not None and i.held_until <= now]:
+            if inc in self._open:  # not merged into an earlier one in this loop
+                out.extend(self._release_one(inc, int(inc.held_until or now)))
         return out
+
+    def _release_one(self, inc: _Incident, at: int) -> list[Alert]:
+        """End ``inc``'s hold at event time ``at``: the parent it waited for did not alert. Other live parts of the
+        parent's movement (incidents held for the same slice, on the same metric and side) make one incident
+        with it: into one already notified, unsaid; with others still held, one notification on the parent, the
+        root of their joint deviation. Alone, its own notification."""
+        side = _side(inc.alert)
+        kin = [
+            g for g in self._open
+            if g is not inc and g.held_for is not None and g.held_for == inc.held_for and _side(g.alert) == side
+            and g.ended_at is None
+        ]  # fmt: skip
+        notified = [g for g in kin if g.held_until is None]
+        if notified:
+            self._merge(notified[0], [inc], None)
+            return []
+        if kin and inc.held_for is not None:
+            parent = inc.held_for
+            note = _rerooted_up(inc.alert, parent, 1 + len(kin))
+            root = _Incident(note, dict(parent), set(), {}, first=inc.first, held_for=dict(parent))
+            root.alert = _with_affected(root.alert, inc.alert, dict(inc.root), None)
+            self._open.insert(self._open.index(inc), root)
+            self._merge(root, [inc, *kin], None)
+            return [self._notify(root, at)]
+        return [self._notify(inc, at)]
+
+    def _merge(self, into: _Incident, parts: list[_Incident], share: float | None) -> None:
+        """Fold incidents ``parts`` (members, also-affected slices, metrics, sides) into ``into``."""
+        for part in parts:
+            self._open.remove(part)
+            for member_fp, member in part.members.items():
+                into.members[member_fp] = member
+                self._member_of[member_fp] = into
+                into.alert = _with_affected(into.alert, member, slice_dims(member),
+                                            share if member_fp == part.first else None)  # fmt: skip
+            for entry in part.alert.extra.get("also_affected", []):
+                into.alert = _with_affected_entry(into.alert, entry)
+            into.metrics |= part.metrics
+            into.sides |= part.sides
 
     def _notify(self, inc: _Incident, at: int) -> Alert:
         """End ``inc``'s hold: its notification, sent at event time ``at`` (``notified_at``)."""
-        inc.held_until, inc.held_for = None, None
+        inc.held_until = None
         inc.alert = _copy(inc.alert, extra={**inc.alert.extra, "notified_at": at})
         return inc.alert
 
@@ -209,8 +256,11 @@ class IncidentFolder:
     # ------------------------------------------------------------------------------------------- firing
 
     def _fire(self, a: Alert, detections: pl.DataFrame) -> Alert | None:
-        if a.extra.get("rule_kind", "anomaly") != "anomaly":
-            return a  # thresholds, absences, burn rates: a condition met, not a deviation to explain or fold
+        kind = a.extra.get("rule_kind", "anomaly")
+        if kind == "absence":
+            return self._absence(a)
+        if kind != "anomaly":
+            return a  # thresholds, burn rates: a condition met, not a deviation to explain or fold
         fp = a.fingerprint
         metric = a.labels.get("metric", "")
         window = int(a.extra.get("fired_at", a.starts_at + WINDOW_MS)) - WINDOW_MS
@@ -243,11 +293,25 @@ class IncidentFolder:
             return None
         return inc.alert
 
+    def _absence(self, a: Alert) -> Alert | None:
+        """An absence (no events where some were expected) is notified as it is, unless a live incident that
+        took a volume metric down covers its slice (markets going silent one by one during a global traffic
+        drop): then it is a part of that incident, listed under "also affected"."""
+        dims = slice_dims(a)
+        for inc in self._open:
+            live = inc.ended_at is None and inc.closed_at is None
+            if live and _contains(inc.root, dims) and any(f"{m}:down" in inc.sides for m in VOLUME):
+                inc.members[a.fingerprint] = a
+                self._member_of[a.fingerprint] = inc
+                inc.alert = _with_affected(inc.alert, a, dims, None)
+                return None
+        return a
+
     def _deviating_parent(
         self, rows: pl.DataFrame, name: str, metric: str, root: dict[str, str], own: float | None, direction: str
     ) -> dict[str, str] | None:
-        """A coarser slice of ``root`` watched by rule ``name`` that deviates on ``direction``'s side (detector score
-        at least 0.2, the drill-down's floor) with over twice ``root``'s excess: ``root`` is then part of a larger
+        """A coarser slice of ``root`` watched by rule ``name`` that deviates on ``direction``'s side (beyond 3
+        deviations: :data:`PARENT_SCORE`) with over twice ``root``'s excess: ``root`` is then part of a larger
         movement that may alert within ``group_wait_ms``. None when there is none (or no wait is configured)."""
         if self.group_wait_ms <= 0 or own is None or own <= 0 or rows.is_empty() or OTHER in root.values():
             return None
@@ -258,7 +322,7 @@ class IncidentFolder:
             parent = {f: root[f] for f in root if f in d.fields}
             theirs = _contribution(rows, metric, parent, direction)
             score = _slice_score(rows, parent)
-            if theirs is not None and theirs > 2.0 * own and score is not None and score >= 0.2:
+            if theirs is not None and theirs > 2.0 * own and score is not None and score >= PARENT_SCORE:
                 return parent
         return None
 
@@ -273,16 +337,9 @@ class IncidentFolder:
                 continue
             theirs = _contribution(rows, metric, held.root, direction)
             share = None if theirs is None or not own or own <= 0 else max(0.0, min(1.0, theirs / own))
-            self._open.remove(held)
-            for member_fp, member in held.members.items():
-                inc.members[member_fp] = member
-                self._member_of[member_fp] = inc
-                inc.alert = _with_affected(inc.alert, member, slice_dims(member), share if member_fp == held.first
-                                           else None)  # fmt: skip
-            for entry in held.alert.extra.get("also_affected", []):
-                inc.alert = _with_affected_entry(inc.alert, entry)
-            inc.metrics |= held.metrics
-            inc.sides |= held.sides
+            self._open.append(inc)  # _merge takes the parts out of the open incidents; inc goes in just after
+            self._merge(inc, [held], share)
+            self._open.remove(inc)
 
     def _explains(
         self,
@@ -297,8 +354,17 @@ class IncidentFolder:
         """The share of an alert's excess incident ``inc`` explains when the alert belongs to it, else None."""
         same = metric in inc.metrics
         back = {"up": "down", "down": "up"}[direction]
+        sides = _family_sides(inc.sides)
+        family = _family(metric)
+        if (
+            inc.ended_at is not None and inc.closed_at is None and root != inc.root and _contains(inc.root, root)
+            and f"{metric}:{direction}" in inc.sides
+        ):  # fmt: skip
+            # the alert that opened it resolved (its detector adopted a lasting change) while parts of it still
+            # fire: a finer slice deviating the same way is a part of the change already notified, not a new one
+            return 1.0
         if inc.ended_at is not None and (
-            root == inc.root or f"{metric}:{direction}" in inc.sides or f"{metric}:{back}" not in inc.sides
+            root == inc.root or f"{family}:{direction}" in sides or f"{family}:{back}" not in sides
         ):
             # after the alert that opened it resolved, only a return is its aftermath: a metric it took, on the
             # other side; not its own slice again (its detector remembers the level it returns to: a deviation
@@ -511,6 +577,25 @@ def _fired(a: Alert) -> int:
     return int(a.extra.get("resolved_at" if a.status == "resolved" else "fired_at", a.ends_at or a.starts_at))
 
 
+def _family(metric: str) -> str:
+    """The metric, or ``volume`` for the volume metrics (:data:`VOLUME`), which move together."""
+    return "volume" if metric in VOLUME else metric
+
+
+def _family_sides(sides: set[str]) -> set[str]:
+    """``metric:side`` entries with the volume metrics read as one (``volume:down``)."""
+    out = set()
+    for entry in sides:
+        metric, _, side = entry.rpartition(":")
+        out.add(f"{_family(metric)}:{side}")
+    return out
+
+
+def _side(a: Alert) -> str:
+    """``metric:up`` or ``metric:down`` of an alert (or incident notification)."""
+    return f"{a.labels.get('metric', '')}:{_direction(a)}"
+
+
 def _direction(a: Alert) -> str:
     value, expected = a.extra.get("value"), a.extra.get("expected")
     if isinstance(value, int | float) and isinstance(expected, int | float):
@@ -602,6 +687,20 @@ def _rerooted(a: Alert, root: dict[str, str]) -> Alert:
             annotations["summary"] += f" (root cause: {new})"
     extra = copy.deepcopy(a.extra)
     extra["root_cause_of"] = slice_dims(a)
+    return Alert(labels=labels, annotations=annotations, status="firing", starts_at=a.starts_at,
+                 generator_url=a.generator_url, extra=extra)  # fmt: skip
+
+
+def _rerooted_up(a: Alert, parent: dict[str, str], parts: int) -> Alert:
+    """The notification of ``parts`` held slices of one coarser slice's deviation, moved to that slice (the root
+    of their joint deviation; its own rule did not fire): the first part's name, severity, metric and values."""
+    labels = {k: v for k, v in a.labels.items() if k not in _FIELDS} | parent
+    annotations = dict(a.annotations)
+    if "summary" in annotations:
+        annotations["summary"] += f" (one of {parts} slices of {dims_text(parent)} deviating together)"
+    extra = copy.deepcopy(a.extra)
+    extra["root_cause_of"] = slice_dims(a)
+    extra.pop("also_affected", None)
     return Alert(labels=labels, annotations=annotations, status="firing", starts_at=a.starts_at,
                  generator_url=a.generator_url, extra=extra)  # fmt: skip
 
