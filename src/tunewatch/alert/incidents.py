@@ -370,6 +370,8 @@ class IncidentFolder:
             # other side; not its own slice again (its detector remembers the level it returns to: a deviation
             # there is new), nor a deviation it had (a recurrence), nor a metric it never moved
             return None
+        if inc.ended_at is not None and _contains(inc.root, root):
+            return UNWEIGHED  # a part of its slice returning from a change it took (weighed by nothing: it is over)
         if root == inc.root:
             return 1.0
         if not same and inc.ended_at is None and abs(alert.starts_at - inc.alert.starts_at) > self.together_ms:
