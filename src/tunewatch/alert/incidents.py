@@ -311,8 +311,10 @@ class IncidentFolder:
         self, rows: pl.DataFrame, name: str, metric: str, root: dict[str, str], own: float | None, direction: str
     ) -> dict[str, str] | None:
         """A coarser slice of ``root`` watched by rule ``name`` that deviates on ``direction``'s side (beyond 3
-        deviations: :data:`PARENT_SCORE`) with over twice ``root``'s excess: ``root`` is then part of a larger
-        movement that may alert within ``group_wait_ms``. None when there is none (or no wait is configured)."""
+        deviations: :data:`PARENT_SCORE`) with over twice ``root``'s excess, and whose drill-down does not come down
+        to ``root`` (a platform's startup regression lifts the whole service's p95, but explains it): ``root`` is
+        then part of a larger movement that may alert within ``group_wait_ms``. None when there is none (or no
+        wait is configured)."""
         if self.group_wait_ms <= 0 or own is None or own <= 0 or rows.is_empty() or OTHER in root.values():
             return None
         watched = None if self.watched is None else set(self.watched.get(name, ()))
@@ -322,8 +324,10 @@ class IncidentFolder:
             parent = {f: root[f] for f in root if f in d.fields}
             theirs = _contribution(rows, metric, parent, direction)
             score = _slice_score(rows, parent)
-            if theirs is not None and theirs > 2.0 * own and score is not None and score >= PARENT_SCORE:
-                return parent
+            if theirs is None or theirs <= 2.0 * own or score is None or score < PARENT_SCORE:
+                continue
+            if not _contains(root, self._drill(rows, metric, parent, direction)[0]):
+                return parent  # the parent's own drill-down does not come down to this slice: it does not explain it
         return None
 
     def _adopt_held(self, inc: _Incident, rows: pl.DataFrame, metric: str, direction: str) -> None:
