@@ -1,0 +1,133 @@
+"""The group wait of a new incident's first notification (re-rooting upwards to a parent that alerts, parts of one
+parent's movement made one incident), absences during a traffic drop, and the end of a long incident."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from tests.alert.pooled import MINUTE, T0
+from tunewatch.alert.incidents import IncidentFolder
+from tunewatch.alert.model import Alert
+from tunewatch.detect.stage import DETECTION_SCHEMA
+from tunewatch.evaluate.backtest import Incident, score
+
+
+def _alert(name: str, metric: str, dims: dict[str, str], fired: int, *, kind: str = "anomaly",
+           value: float = 0.0, expected: float = 10.0) -> Alert:  # fmt: skip
+    labels = {"alertname": name, "severity": "critical", "metric": metric, **dims}
+    extra = {"rule_kind": kind, "fired_at": fired, "value": value, "expected": expected}
+    return Alert(labels=labels, annotations={"summary": name}, status="firing", starts_at=fired - 2 * MINUTE,
+                 extra=extra)  # fmt: skip
+
+
+def _resolved(a: Alert, at: int) -> Alert:
+    return Alert(labels=a.labels, annotations=a.annotations, status="resolved", starts_at=a.starts_at, ends_at=at,
+                 extra={**a.extra, "resolved_at": at})  # fmt: skip
+
+
+def _plays(minutes: range, rows: list[tuple[str, dict[str, str], float, float, float]]) -> pl.DataFrame:
+    """Plays detections in each minute of ``minutes`` (from T0): (dimset, slice, value, expected, score)."""
+    data: list[dict[str, Any]] = [
+        {"window_start": T0 + m * MINUTE, "metric": "plays", "sid": i, "dimset": d, **dims, "value": v,
+         "weight": 1.0, "expected": e, "score": s}
+        for m in minutes
+        for i, (d, dims, v, e, s) in enumerate(rows)
+    ]  # fmt: skip
+    return pl.DataFrame(data, schema=DETECTION_SCHEMA, strict=False)
+
+
+#: Plays fall by 40 % in every one of five markets of 40 a minute: the whole service loses 80 a minute.
+EVERYWHERE = [("global", {}, 120.0, 200.0, 0.9)] + [
+    ("market", {"market": m}, 24.0, 40.0, 0.6) for m in ("BR", "DE", "FR", "MX", "US")
+]
+
+
+def test_markets_held_for_the_whole_service_s_alert_are_one_notification_on_it() -> None:
+    """MX and FR alert a minute before the whole service: both are held (each carries a fifth of its excess);
+    the whole service's alert then opens the incident with both under "also affected", so one notification."""
+    folder = IncidentFolder()
+    first = [_alert("PlaysDrop", "plays", {"market": m}, T0 + MINUTE, value=24.0, expected=40.0) for m in ("MX", "FR")]
+    assert folder.fold(first, _plays(range(1), EVERYWHERE)) == []
+    whole = _alert("PlaysDrop", "plays", {}, T0 + 2 * MINUTE, value=120.0, expected=200.0)
+    (note,) = folder.fold([whole], _plays(range(1, 2), EVERYWHERE))
+    assert note.labels == whole.labels and "notified_at" not in note.extra
+    assert {tuple(e["dims"].values()): e["share_explained"] for e in note.extra["also_affected"]} == {
+        ("MX",): 0.2, ("FR",): 0.2}  # fmt: skip
+    resolved = [folder.fold([_resolved(a, T0 + 9 * MINUTE)], _plays(range(8, 9), EVERYWHERE)) for a in [*first, whole]]
+    assert [[a.status for a in r] for r in resolved] == [[], [], ["resolved"]]
+
+
+def test_parts_of_one_parent_s_movement_make_one_notification_when_the_parent_never_alerts() -> None:
+    """The whole service's rule never fires (it misses a guard): the two markets held for it are one incident,
+    notified once the wait is over, on the whole service (the root of their joint deviation); a third market a
+    few minutes later is a part of it."""
+    folder = IncidentFolder(group_wait_ms=2 * MINUTE)
+    mx = _alert("PlaysDrop", "plays", {"market": "MX"}, T0 + MINUTE, value=24.0, expected=40.0)
+    fr = _alert("PlaysDrop", "plays", {"market": "FR"}, T0 + 2 * MINUTE, value=24.0, expected=40.0)
+    assert folder.fold([mx], _plays(range(1), EVERYWHERE)) == []
+    assert folder.fold([fr], _plays(range(1, 2), EVERYWHERE)) == []
+    (note,) = folder.fold([], _plays(range(2, 3), EVERYWHERE))
+    assert "market" not in note.labels and note.labels["alertname"] == "PlaysDrop"
+    assert note.extra["notified_at"] == T0 + 3 * MINUTE
+    assert {tuple(e["dims"].values()) for e in note.extra["also_affected"]} == {("MX",), ("FR",)}
+    us = _alert("PlaysDrop", "plays", {"market": "US"}, T0 + 6 * MINUTE, value=24.0, expected=40.0)
+    assert folder.fold([us], _plays(range(5, 6), EVERYWHERE)) == []
+    assert len(folder.active()) == 1
+
+
+def test_a_market_that_explains_the_whole_service_s_drop_is_not_held() -> None:
+    """Only MX falls (by 16 of the whole service's 20): MX explains the whole service's movement (the drill-down
+    comes down to it), so its alert is notified at once."""
+    rows = [("global", {}, 180.0, 200.0, 0.6), ("market", {"market": "MX"}, 24.0, 40.0, 0.9),
+            ("market", {"market": "BR"}, 40.0, 40.0, 0.0), ("market", {"market": "US"}, 39.0, 40.0, 0.0)]  # fmt: skip
+    mx = _alert("PlaysDrop", "plays", {"market": "MX"}, T0 + MINUTE, value=24.0, expected=40.0)
+    assert IncidentFolder().fold([mx], _plays(range(1), rows)) == [mx]
+    # the same market alone, its parent unmoved: nothing to wait for either
+    calm = [("global", {}, 196.0, 200.0, 0.1), *rows[1:]]
+    assert IncidentFolder().fold([mx], _plays(range(1), calm)) == [mx]
+
+
+def test_an_absence_during_a_traffic_drop_of_its_parent_is_a_part_of_it() -> None:
+    """Markets going silent one by one during the whole service's traffic drop are listed under the incident,
+    not notified; outside such an incident (or under an incident of another metric) an absence is notified."""
+    folder = IncidentFolder()
+    rows = _plays(range(1), EVERYWHERE)
+    (note,) = folder.fold([_alert("PlaysDrop", "plays", {}, T0 + MINUTE, value=120.0, expected=200.0)], rows)
+    silent = _alert("NoData", "events", {"market": "IT"}, T0 + 5 * MINUTE, kind="absence")
+    assert folder.fold([silent], _plays(range(4, 5), EVERYWHERE)) == []
+    (incident,) = folder.active()
+    assert [e["dims"] for e in incident.extra["also_affected"]] == [{"market": "IT"}]
+    alone = IncidentFolder()
+    assert alone.fold([silent], rows) == [silent]
+    ads = IncidentFolder()
+    ads.fold([_alert("AdImpressionsDrop", "ads", {}, T0 + MINUTE, value=1.0, expected=9.0)], rows)
+    assert ads.fold([silent], rows) == [silent]
+
+
+def test_the_return_of_a_long_drop_is_its_end_on_every_volume_metric() -> None:
+    """A long traffic drop whose alert resolved (its level adopted): streams surging back in a market a few
+    minutes after the incident closed are its end, not an incident (volume metrics move together); a surge in
+    a market an hour later is."""
+    folder = IncidentFolder()
+    rows = _plays(range(1), EVERYWHERE)
+    drop = _alert("PlaysDrop", "plays", {}, T0 + MINUTE, value=120.0, expected=200.0)
+    folder.fold([drop], rows)
+    (end,) = folder.fold([_resolved(drop, T0 + 60 * MINUTE)], _plays(range(59, 60), EVERYWHERE))
+    assert end.status == "resolved"
+    back = _alert("StreamsSurge", "streams", {"market": "TR"}, T0 + 70 * MINUTE, value=60.0, expected=30.0)
+    assert folder.fold([back], _plays(range(69, 70), EVERYWHERE)) == []
+    later = _alert("StreamsSurge", "streams", {"market": "TH"}, T0 + 130 * MINUTE, value=60.0, expected=30.0)
+    assert folder.fold([later], _plays(range(129, 130), EVERYWHERE)) == [later]
+
+
+def test_time_to_detect_counts_from_when_a_held_notification_was_sent() -> None:
+    inc = Incident("traffic_drop", {"market": "MX"}, start=T0, end=T0 + 30 * MINUTE)
+    sent = _alert("PlaysDrop", "plays", {"market": "MX"}, T0 + 2 * MINUTE)
+    sent.extra["notified_at"] = T0 + 4 * MINUTE
+    (result,) = score([sent], [inc], span_ms=60 * MINUTE).incidents
+    assert result.time_to_detect_s == 240.0
+    sent.extra["notified_at"] = T0 + 6 * MINUTE  # beyond the 5 minutes of detect_within
+    (result,) = score([sent], [inc], span_ms=60 * MINUTE).incidents
+    assert result.detected_by is None
