@@ -94,7 +94,7 @@ def test_an_absence_during_a_traffic_drop_of_its_parent_is_a_part_of_it() -> Non
     not notified; outside such an incident (or under an incident of another metric) an absence is notified."""
     folder = IncidentFolder()
     rows = _plays(range(1), EVERYWHERE)
-    (note,) = folder.fold([_alert("PlaysDrop", "plays", {}, T0 + MINUTE, value=120.0, expected=200.0)], rows)
+    folder.fold([_alert("PlaysDrop", "plays", {}, T0 + MINUTE, value=120.0, expected=200.0)], rows)
     silent = _alert("NoData", "events", {"market": "IT"}, T0 + 5 * MINUTE, kind="absence")
     assert folder.fold([silent], _plays(range(4, 5), EVERYWHERE)) == []
     (incident,) = folder.active()
