@@ -311,8 +311,8 @@ class IncidentFolder:
         self, rows: pl.DataFrame, name: str, metric: str, root: dict[str, str], own: float | None, direction: str
     ) -> dict[str, str] | None:
         """A coarser slice of ``root`` watched by rule ``name`` that deviates on ``direction``'s side (beyond 3
-        deviations: :data:`PARENT_SCORE`) with over twice ``root``'s excess, and whose drill-down does not come down
-        to ``root`` (a platform's startup regression lifts the whole service's p95, but explains it): ``root`` is
+        deviations: :data:`PARENT_SCORE`) with over twice ``root``'s excess, which ``root`` does not explain by the
+        drill-down's test (a platform's startup regression lifts the whole service's p95, but explains it): ``root`` is
         then part of a larger movement that may alert within ``group_wait_ms``. None when there is none (or no
         wait is configured)."""
         if self.group_wait_ms <= 0 or own is None or own <= 0 or rows.is_empty() or OTHER in root.values():
@@ -326,9 +326,33 @@ class IncidentFolder:
             score = _slice_score(rows, parent)
             if theirs is None or theirs <= 2.0 * own or score is None or score < PARENT_SCORE:
                 continue
-            if not _contains(root, self._drill(rows, metric, parent, direction)[0]):
-                return parent  # the parent's own drill-down does not come down to this slice: it does not explain it
+            if not self._explains_parent(rows, metric, root, parent, direction):
+                return parent
         return None
+
+    def _explains_parent(
+        self, rows: pl.DataFrame, metric: str, root: dict[str, str], parent: dict[str, str], direction: str
+    ) -> bool:
+        """Whether slice ``root`` explains ``parent``'s deviation by the drill-down's test: among its siblings
+        (its dimension set under ``parent``) it carries at least :attr:`min_share` of the excess, at least
+        :attr:`min_lift` times its share of their volume."""
+        d = dimension_set(",".join(root))
+        group = rows.filter(
+            (pl.col("dimset") == d.name)
+            & pl.all_horizontal([pl.col(k) == v for k, v in parent.items()] or [pl.lit(True)])
+            & pl.col("expected").is_not_null()
+        )
+        if group.is_empty():
+            return False
+        pos = _contributions(group, metric, direction).clip(lower_bound=0.0)
+        size = _sizes(group, metric)
+        mine = group.select(pl.all_horizontal([pl.col(k) == v for k, v in root.items()])).to_series()
+        total, volume = float(pos.sum()), float(size.sum())
+        own, own_size = float(pos.filter(mine).sum()), float(size.filter(mine).sum())
+        if total <= 0 or volume <= 0:
+            return False
+        share = own / total
+        return share >= self.min_share and share >= self.min_lift * own_size / volume
 
     def _adopt_held(self, inc: _Incident, rows: pl.DataFrame, metric: str, direction: str) -> None:
         """Fold into new incident ``inc`` the held incidents of its metric and side whose slices lie within its
