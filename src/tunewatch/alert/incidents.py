@@ -39,7 +39,22 @@ Watchdog's root-cause analysis do:
   it): the end of an incident is not a new one; its own deviation again, a metric it never moved, or
   anything on its own slice, is.
 
-Only anomaly alerts are folded: a threshold, absence or burn-rate condition is notified as it is.
+* **group wait** (as Alertmanager's ``group_wait``, but for the root cause): a new incident whose slice is a
+  small part of a larger movement — a coarser slice of its metric, watched by its rule, deviates the same way
+  beyond 3 deviations (:data:`PARENT_SCORE`) with over twice its excess, and the slice does not explain it by
+  the drill-down's test — holds its first notification for up to ``group_wait_ms`` (2 minutes): small slices
+  of a global traffic drop reach their evidence a minute before the whole service does. When the parent's alert
+  fires within the wait, it opens the incident and the held ones fold into it as "also affected" (re-rooting
+  upwards); their notifications are never sent. When the wait ends without it, the held incidents of that
+  parent's movement become one: folded into one already notified, or, when several are held, one notification
+  on the parent (the root of their joint deviation, though its own rule did not fire); alone, its own. A held
+  notification carries ``notified_at`` (event time it was sent), from which the backtest times detection. An
+  incident whose slice explains its parent, or whose parent does not move, is notified at once;
+* an absence (no events where some were expected) is part of a live incident that took a volume metric
+  (:data:`VOLUME`) down over its slice (markets going silent one by one during a traffic drop); in the aftermath
+  the volume metrics count as one, and any part of the incident's slice returning on the other side is its end.
+
+Only anomaly alerts (and absences, as above) are folded: a threshold or burn-rate condition is notified as it is.
 
 Labels stay Alertmanager's: alertname, severity, metric and the root slice's dimension fields; the folded
 slices are annotations, so existing receivers, silences and inhibitions work unchanged.
