@@ -40,11 +40,12 @@ Watchdog's root-cause analysis do:
   anything on its own slice, is.
 
 * **group wait** (as Alertmanager's ``group_wait``, but for the root cause): a new incident whose slice is a
-  small part of a larger movement — a coarser slice of its metric, watched by its rule, deviates the same way
-  beyond 3 deviations (:data:`PARENT_SCORE`) with over twice its excess, and the slice does not explain it by
-  the drill-down's test — holds its first notification for up to ``group_wait_ms`` (2 minutes): small slices
-  of a global traffic drop reach their evidence a minute before the whole service does. When the parent's alert
-  fires within the wait, it opens the incident and the held ones fold into it as "also affected" (re-rooting
+  small part of a larger movement — a coarser slice of its metric (a count, sum or ratio, whose excess adds up
+  over slices; not a quantile), watched by its rule, deviates the same way beyond 3 deviations
+  (:data:`PARENT_SCORE`) with over twice its excess, and the slice does not explain it by the drill-down's
+  test — holds its first notification for up to ``group_wait_ms`` (2 minutes): small slices of a global
+  traffic drop reach their evidence a minute before the whole service does. When the parent's alert fires
+  within the wait, it opens the incident and the held ones fold into it as "also affected" (re-rooting
   upwards); their notifications are never sent. When the wait ends without it, the held incidents of that
   parent's movement become one: folded into one already notified, or, when several are held, one notification
   on the parent (the root of their joint deviation, though its own rule did not fire); alone, its own. A held
@@ -332,6 +333,8 @@ class IncidentFolder:
         wait is configured)."""
         if self.group_wait_ms <= 0 or own is None or own <= 0 or rows.is_empty() or OTHER in root.values():
             return None
+        if metric in METRICS and METRICS[metric].kind == "quantile":
+            return None  # a quantile's excess does not add up over slices: a parent's says nothing of its parts
         watched = None if self.watched is None else set(self.watched.get(name, ()))
         for d in DIMENSION_SETS:
             if not set(d.fields) < set(root) or (watched is not None and d.name not in watched):
