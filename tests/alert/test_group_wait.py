@@ -131,3 +131,28 @@ def test_time_to_detect_counts_from_when_a_held_notification_was_sent() -> None:
     sent.extra["notified_at"] = T0 + 6 * MINUTE  # beyond the 5 minutes of detect_within
     (result,) = score([sent], [inc], span_ms=60 * MINUTE).incidents
     assert result.detected_by is None
+
+
+def test_an_entity_surging_after_the_opening_alert_resolved_is_part_of_the_still_open_incident() -> None:
+    """A bot farm in US: the market's alert resolves after an hour (its level adopted the surge) while a track of
+    the farm still fires; another track surging then is a part of the incident, not a new one. Once the incident
+    has closed, a track surging is notified."""
+    rows = pl.DataFrame(
+        [{"window_start": T0, "metric": "streams", "sid": 0, "dimset": "market", "market": "US", "value": 90.0,
+          "weight": 1.0, "expected": 30.0, "score": 0.9},
+         {"window_start": T0, "metric": "streams", "sid": 1, "dimset": "track_id", "track_id": "trk-1",
+          "value": 20.0, "weight": 1.0, "expected": 1.0, "score": 0.9}],
+        schema=DETECTION_SCHEMA, strict=False,
+    )  # fmt: skip
+    folder = IncidentFolder()
+    us = _alert("StreamsSurge", "streams", {"market": "US"}, T0 + MINUTE, value=90.0, expected=30.0)
+    one = _alert("StreamsSurge", "streams", {"track_id": "trk-1"}, T0 + MINUTE, value=30.0, expected=1.0)
+    assert folder.fold([us, one], rows) == [us]
+    assert folder.fold([_resolved(us, T0 + 60 * MINUTE)], rows) == []
+    two = _alert("StreamsSurge", "streams", {"track_id": "trk-2"}, T0 + 80 * MINUTE, value=30.0, expected=1.0)
+    assert folder.fold([two], rows) == []
+    for a in (one, two):
+        folder.fold([_resolved(a, T0 + 90 * MINUTE)], rows)
+    assert folder.active() == []
+    three = _alert("StreamsSurge", "streams", {"track_id": "trk-3"}, T0 + 95 * MINUTE, value=30.0, expected=1.0)
+    assert folder.fold([three], rows) == [three]

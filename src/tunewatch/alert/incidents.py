@@ -402,13 +402,13 @@ class IncidentFolder:
         back = {"up": "down", "down": "up"}[direction]
         sides = _family_sides(inc.sides)
         family = _family(metric)
-        if (
-            inc.ended_at is not None and inc.closed_at is None and root != inc.root and _contains(inc.root, root)
-            and f"{metric}:{direction}" in inc.sides
-        ):  # fmt: skip
+        finer = _granularity(tuple(root)) > _granularity(tuple(inc.root))
+        part = root != inc.root and (_contains(inc.root, root) or finer)
+        if inc.ended_at is not None and inc.closed_at is None and part and f"{metric}:{direction}" in inc.sides:
             # the alert that opened it resolved (its detector adopted a lasting change) while parts of it still
-            # fire: a finer slice deviating the same way is a part of the change already notified, not a new one
-            return 1.0
+            # fire: a finer slice (or an entity: a bot farm's tracks an hour in) deviating the same way is a part
+            # of the change already notified, not a new one
+            return UNWEIGHED
         if inc.ended_at is not None and (
             root == inc.root or f"{family}:{direction}" in sides or f"{family}:{back}" not in sides
         ):
