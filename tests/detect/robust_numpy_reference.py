@@ -92,6 +92,7 @@ class NumpyRobustLevelDetector(VectorDetector):
         return_horizon: int = 360,
         count_ref: float = 20.0,
         alpha_min: float = 0.02,
+        rare_gain: bool = True,
     ) -> None:
         self.noise = noise
         self.alpha, self.beta, self.phi = alpha, beta, phi
@@ -123,6 +124,7 @@ class NumpyRobustLevelDetector(VectorDetector):
         #: pooled evidence can see it
         self.count_ref = count_ref
         self.alpha_min = alpha_min
+        self.rare_gain = rare_gain
         self._level = np.zeros(0)
         self._trend = np.zeros(0)
         self._var = np.zeros(0)  # learned extra variance beyond sampling noise
@@ -336,6 +338,9 @@ class NumpyRobustLevelDetector(VectorDetector):
         alpha = np.full(x.size, self.alpha)
         if self.noise == "poisson":
             alpha = np.clip(self.alpha * forecast / self.count_ref, min(self.alpha_min, self.alpha), self.alpha)
+        elif self.noise == "binomial" and self.rare_gain:
+            rare = np.minimum(forecast, 1.0 - forecast) * wm
+            alpha = np.clip(self.alpha * rare / self.count_ref, min(self.alpha_min, self.alpha), self.alpha)
         evidence_w, ev_value, ev_expected, ev_excess, ev_points = w, x, forecast, resid, np.ones_like(x)
         if self.pools and self.noise != "relative":  # sums and quantiles of a few events are too lumpy
             z, evidence_w, ev_value, ev_expected, ev_excess, ev_points = self._pooled(

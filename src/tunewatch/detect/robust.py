@@ -84,6 +84,7 @@ class RobustLevelDetector(VectorDetector):
         return_horizon: int = 360,
         count_ref: float = 20.0,
         alpha_min: float = 0.02,
+        rare_gain: bool = True,
     ) -> None:
         self.noise = noise
         self.alpha, self.beta, self.phi = alpha, beta, phi
@@ -115,6 +116,10 @@ class RobustLevelDetector(VectorDetector):
         #: pooled evidence can see it
         self.count_ref = count_ref
         self.alpha_min = alpha_min
+        #: the same for ratios (``noise="binomial"``), by the typical count of the rarer outcome: a failure rate of
+        #: 1 % over 50 plays a minute is one failure every two minutes, and a level that follows each minute
+        #: at the full gain falls to zero after a few failure-free minutes, then reads normal minutes as surges
+        self.rare_gain = rare_gain
         self._level = np.zeros(0)
         self._trend = np.zeros(0)
         self._var = np.zeros(0)  # learned extra variance beyond sampling noise
@@ -178,6 +183,7 @@ class RobustLevelDetector(VectorDetector):
         p[rk.P_RELEASE_Z] = self.release_z
         p[rk.P_ADOPT_AFTER], p[rk.P_RETURN_HORIZON] = self.adopt_after, self.return_horizon
         p[rk.P_COUNT_REF], p[rk.P_ALPHA_LOW] = self.count_ref, min(self.alpha_min, self.alpha)
+        p[rk.P_RARE_GAIN] = float(self.rare_gain)
         return p
 
     def step(self, t: int, ids: IntArray, values: FloatArray, weights: FloatArray) -> Detection:

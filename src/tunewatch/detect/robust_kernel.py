@@ -57,8 +57,9 @@ CHANNELS: Final = 6  # pooled channels: observed, expected, variance, weight, st
     P_RETURN_HORIZON,
     P_COUNT_REF,
     P_ALPHA_LOW,
-) = range(16)
-N_PARAMS: Final = 16
+    P_RARE_GAIN,
+) = range(17)
+N_PARAMS: Final = 17
 
 # ---- SciPy's special functions, by symbol (cacheable: the address is bound when this module is imported) -----
 _SPECIAL: Final = {
@@ -282,6 +283,7 @@ def robust_points(
         nv = _noise_var(noise, forecast, w, rel_floor)
         sd = math.sqrt(var[r] + nv)
         history = 0.0
+        wm = w
         if binomial:  # attempts behind the expected rate: the EWMA's memory of typical weights
             wm = wmean[r] if wmean[r] > 0 else w
             wmean[r] = wm + alpha * (w - wm)
@@ -291,6 +293,9 @@ def robust_points(
         a = alpha
         if noise == NOISE_POISSON:
             a = _clip(alpha * forecast / params[P_COUNT_REF], params[P_ALPHA_LOW], alpha)
+        elif binomial and params[P_RARE_GAIN] > 0.0:  # the same for the rarer outcome's typical count of a ratio
+            rare = _min(forecast, 1.0 - forecast) * wm
+            a = _clip(alpha * rare / params[P_COUNT_REF], params[P_ALPHA_LOW], alpha)
         ev_w, ev_v, ev_e, ev_x, ev_p = w, x, forecast, resid, 1.0
         if pooled:
             n_w = _max(w, 1.0) if binomial else 1.0
