@@ -156,3 +156,30 @@ def test_an_entity_surging_after_the_opening_alert_resolved_is_part_of_the_still
     assert folder.active() == []
     three = _alert("StreamsSurge", "streams", {"track_id": "trk-3"}, T0 + 95 * MINUTE, value=30.0, expected=1.0)
     assert folder.fold([three], rows) == [three]
+
+
+#: One market (DE) loses all its plays; the CDNs it uses each carry part of the whole service's drop.
+ONE_MARKET = [
+    ("global", {}, 120.0, 200.0, 0.9),
+    ("market", {"market": "DE"}, 0.0, 80.0, 0.9),
+    ("market", {"market": "BR"}, 60.0, 60.0, 0.0),
+    ("market", {"market": "US"}, 60.0, 60.0, 0.0),
+    ("cdn", {"cdn": "akamai"}, 60.0, 95.0, 0.7),
+    ("cdn", {"cdn": "fastly"}, 60.0, 90.0, 0.6),
+    ("cdn", {"cdn": "edgecast"}, 0.0, 15.0, 0.5),
+]
+
+
+def test_held_slices_are_notified_on_the_slice_that_explains_their_parent() -> None:
+    """Two CDNs alert and are held for the whole service, whose rule never fires: their joint notification goes
+    to the market that explains the whole service's drop (all of it, at 2.5 times its share of the volume), not to
+    the whole service, with the CDNs under "also affected"."""
+    folder = IncidentFolder(group_wait_ms=2 * MINUTE)
+    cdns = [
+        _alert("PlaysDrop", "plays", {"cdn": c}, T0 + MINUTE, value=60.0, expected=100.0) for c in ("akamai", "fastly")
+    ]
+    assert folder.fold(cdns, _plays(range(1), ONE_MARKET)) == []
+    (note,) = folder.fold([], _plays(range(1, 3), ONE_MARKET))
+    assert note.labels["market"] == "DE" and "cdn" not in note.labels
+    assert note.extra["root_cause_of"] in ({"cdn": "akamai"}, {"cdn": "fastly"})
+    assert {tuple(e["dims"].values()) for e in note.extra["also_affected"]} == {("akamai",), ("fastly",)}

@@ -171,7 +171,7 @@ class IncidentFolder:
         """The notifications for the engine's alert ``changes`` (in time order) of one batch of ``detections``."""
         out: list[Alert] = []
         for a in self._largest_first(changes, detections):
-            out.extend(self._release(_fired(a) - 1))  # held notifications due before this change's minute
+            out.extend(self._release(_fired(a) - 1, detections))  # held notifications due before this change's minute
             if a.status == "firing":
                 note = self._fire(a, detections)
                 if note is not None:
@@ -179,22 +179,25 @@ class IncidentFolder:
             else:
                 out.extend(self._resolve(a))
         if not detections.is_empty():
-            out.extend(self._release(int(detections.get_column("window_start").max()) + WINDOW_MS))  # type: ignore[arg-type]
+            last = int(detections.get_column("window_start").max())  # type: ignore[arg-type]
+            out.extend(self._release(last + WINDOW_MS, detections))
         return out
 
-    def _release(self, now: int) -> list[Alert]:
+    def _release(self, now: int, detections: pl.DataFrame) -> list[Alert]:
         """The held notifications due by event time ``now`` (epoch ms), stamped with when they were sent."""
         out: list[Alert] = []
         for inc in [i for i in self._open if i.held_until is not None and i.held_until <= now]:
             if inc in self._open:  # not merged into an earlier one in this loop
-                out.extend(self._release_one(inc, int(inc.held_until or now)))
+                out.extend(self._release_one(inc, int(inc.held_until or now), detections))
         return out
 
-    def _release_one(self, inc: _Incident, at: int) -> list[Alert]:
+    def _release_one(self, inc: _Incident, at: int, detections: pl.DataFrame) -> list[Alert]:
         """End ``inc``'s hold at event time ``at``: the parent it waited for did not alert. Other live parts of the
         parent's movement (incidents held for the same slice, on the same metric and side) make one incident
-        with it: into one already notified, unsaid; with others still held, one notification on the parent, the
-        root of their joint deviation. Alone, its own notification."""
+        with it: into one already notified, unsaid; with others still held, one notification on the root of their
+        joint deviation — the slice under the parent that explains the parent's movement (one market whose
+        low-bitrate share explains the CDNs and platforms it touches), else the parent itself. Alone, its own
+        notification."""
         side = _side(inc.alert)
         kin = [
             g for g in self._open
@@ -206,9 +209,14 @@ class IncidentFolder:
             self._merge(notified[0], [inc], None)
             return []
         if kin and inc.held_for is not None:
-            parent = inc.held_for
-            note = _rerooted_up(inc.alert, parent, 1 + len(kin))
-            root = _Incident(note, dict(parent), set(), {}, first=inc.first, held_for=dict(parent))
+            parent = dict(inc.held_for)
+            metric = inc.alert.labels.get("metric", "")
+            root_dims, _ = self._drill(_rows_at(detections, metric, at), metric, parent, _direction(inc.alert))
+            if root_dims != parent:
+                note = _rerooted(inc.alert, root_dims)
+            else:
+                note = _rerooted_up(inc.alert, parent, 1 + len(kin))
+            root = _Incident(note, root_dims, set(), {}, first=inc.first, held_for=parent)
             root.alert = _with_affected(root.alert, inc.alert, dict(inc.root), None)
             self._open.insert(self._open.index(inc), root)
             self._merge(root, [inc, *kin], None)
@@ -715,6 +723,14 @@ def _slice_score(rows: pl.DataFrame, dims: Mapping[str, str]) -> float | None:
     )
     value = None if row.is_empty() else row.get_column("score")[0]
     return None if value is None else float(value)
+
+
+def _rows_at(detections: pl.DataFrame, metric: str, at: int) -> pl.DataFrame:
+    """``metric``'s detections of the last window closed by event time ``at`` (the latest before it in the batch)."""
+    rows = detections.filter((pl.col("metric") == metric) & (pl.col("window_start") < at))
+    if rows.is_empty():
+        return rows
+    return rows.filter(pl.col("window_start") == rows.get_column("window_start").max())
 
 
 def _copy(note: Alert, *, extra: dict[str, Any]) -> Alert:
