@@ -66,8 +66,10 @@ def test_a_frame_gives_the_same_detections(found: Detections) -> None:
     for metric in ("plays", "skip_rate"):
         mine, theirs = found.rows(metric, ["global", "market"]), again.rows(metric, ["global", "market"])
         key_cols = list(SERIES_KEYS)
-        assert found.keys[mine.get_column("key_id").to_numpy()].sort(key_cols, nulls_last=True).equals(
-            again.keys[theirs.get_column("key_id").to_numpy()].sort(key_cols, nulls_last=True), null_equal=True
+        assert (
+            found.keys[mine.get_column("key_id").to_numpy()]
+            .sort(key_cols, nulls_last=True)
+            .equals(again.keys[theirs.get_column("key_id").to_numpy()].sort(key_cols, nulls_last=True), null_equal=True)
         )
         assert sorted(mine.get_column("value").to_list()) == sorted(theirs.get_column("value").to_list())
 
