@@ -13,6 +13,7 @@ import polars as pl
 
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet
+from tunewatch.ingest.read_ahead import read_ahead
 from tunewatch.ingest.readers import DEFAULT_CHUNK_BYTES, read_events
 from tunewatch.pipeline.core import Pipeline, PipelineCounters
 
@@ -47,7 +48,8 @@ def replay_files(
 
     ``progress`` is called with the number of events received after each batch. Each batch is about
     ``chunk_bytes`` of the file and one pipeline step, closing every window the watermark passes (at low volume,
-    hundreds of windows per step); the alerts do not depend on it.
+    hundreds of windows per step); the alerts do not depend on it. The next batch is read and decoded in a
+    background thread while the pipeline works on the current one (:func:`read_ahead`).
     """
     encoder = msgspec.json.Encoder()
     collected: list[Alert] = []
@@ -81,7 +83,7 @@ def replay_files(
     pipe.on_rejected = on_rejected
     started = time.perf_counter()
     for path in paths:
-        for batch in read_events(path, chunk_bytes=chunk_bytes):
+        for batch in read_ahead(read_events(path, chunk_bytes=chunk_bytes)):
             pipe.ingest(batch)
             if progress is not None:
                 progress(batch.received)
