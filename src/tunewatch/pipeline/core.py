@@ -114,16 +114,26 @@ class Pipeline:
         self.wal_seq = 0
 
     def ingest(self, events: RawBatch | Events) -> BatchOutcome:
-        """Run one micro-batch through every stage; windows close as the watermark passes them."""
-        timer = self.stage_timer
-        with timer("ingest"):
-            with timer("validate"):
-                result = self.validator.validate(events)
-            self._account(result)
-            with timer("process"):
-                now_s = self.clock.now_ms() / 1000 if self.live else None
-                processed = self.processor.process(result, final=False, now_s=now_s)
-            return self._downstream(result, processed)
+        """Run one micro-batch through every stage; windows close as the watermark passes them.
+
+        The same as :meth:`apply` of :meth:`validate`: replay validates the next batch (in its reading thread)
+        while the current one goes through the later stages."""
+        with self.stage_timer("ingest"):
+            return self.apply(self.validate(events))
+
+    def validate(self, events: RawBatch | Events) -> ValidationResult:
+        """The first stage of :meth:`ingest`: validation (it keeps the validator's state: duplicates, watermark).
+        Batches must be validated in order, and applied in that order."""
+        with self.stage_timer("validate"):
+            return self.validator.validate(events)
+
+    def apply(self, result: ValidationResult) -> BatchOutcome:
+        """The stages of :meth:`ingest` after validation: accounting, quarantine, processing, detection, alerts."""
+        self._account(result)
+        with self.stage_timer("process"):
+            now_s = self.clock.now_ms() / 1000 if self.live else None
+            processed = self.processor.process(result, final=False, now_s=now_s)
+        return self._downstream(result, processed)
 
     def finish(self) -> BatchOutcome:
         """End of stream: close every open window and evaluate it."""

@@ -48,8 +48,9 @@ def replay_files(
 
     ``progress`` is called with the number of events received after each batch. Each batch is about
     ``chunk_bytes`` of the file and one pipeline step, closing every window the watermark passes (at low volume,
-    hundreds of windows per step); the alerts do not depend on it. The next batch is read and decoded in a
-    background thread while the pipeline works on the current one (:func:`read_ahead`).
+    hundreds of windows per step); the alerts do not depend on it. The next batch is read, decoded and validated
+    in a background thread while the later stages work on the current one (:func:`read_ahead`; validation keeps
+    the batches' order, and only that thread touches the validator until the end of the files).
     """
     encoder = msgspec.json.Encoder()
     collected: list[Alert] = []
@@ -83,10 +84,12 @@ def replay_files(
     pipe.on_rejected = on_rejected
     started = time.perf_counter()
     for path in paths:
-        for batch in read_ahead(read_events(path, chunk_bytes=chunk_bytes)):
-            pipe.ingest(batch)
+        # the next chunk is read, decoded and validated in a background thread while this one is applied
+        for result in read_ahead(pipe.validate(batch) for batch in read_events(path, chunk_bytes=chunk_bytes)):
+            with pipe.stage_timer("ingest"):
+                pipe.apply(result)
             if progress is not None:
-                progress(batch.received)
+                progress(result.received)
     pipe.finish()
     return ReplaySummary(
         counters=pipe.counters,
