@@ -36,9 +36,9 @@ def read_ndjson_stream(stream: IO[bytes], source: str, chunk_bytes: int, max_lin
         block = stream.read(chunk_bytes)
         if not block:
             break
-        data = carry + block
-        cut = data.rfind(b"\n")
+        cut = block.rfind(b"\n")  # ``carry`` never holds a newline: the chunk ends at the block's last one
         if cut < 0:
+            data = carry + block
             if len(data) > max_line_bytes:
                 if not skipping_long:
                     skipping_long, long_line_start, long_head = True, line_no + 1, data[:max_line_bytes]
@@ -46,7 +46,9 @@ def read_ndjson_stream(stream: IO[bytes], source: str, chunk_bytes: int, max_lin
             else:
                 carry = data
             continue
-        chunk, carry = data[: cut + 1], data[cut + 1 :]
+        # one copy of the block into the chunk (not a concatenation and then a slice)
+        chunk = carry + memoryview(block)[: cut + 1] if carry else block[: cut + 1]
+        carry = block[cut + 1 :]
         if skipping_long:
             nl = chunk.find(b"\n")
             yield _too_long(source, long_line_start, max_line_bytes, long_head)
