@@ -57,7 +57,13 @@ ROW_SCHEMA: Final = pl.Schema(
 @dataclass(slots=True)
 class MetricPoints:
     """One metric's points, in window order: window, series id, key id and the detector's columns (NaN where
-    undefined), all of one length."""
+    undefined), all of one length.
+
+    >>> pts = MetricPoints(np.array([0, 60_000]), np.array([0, 0]), np.array([3, 3]), {"value": np.array([1.0, 2.0])})
+    >>> part = pts.take(np.array([1]))
+    >>> part.window_start.tolist(), part.floats["value"].tolist()
+    ([60000], [2.0])
+    """
 
     window_start: np.ndarray
     sid: np.ndarray
