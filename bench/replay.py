@@ -1,7 +1,7 @@
 """Replay throughput vs. a plain Polars parse of the same file (issues 2 and 17's yardstick).
 
 Usage: python bench/replay.py [--rate 8000] [--minutes 130 | --events N] [--file PATH] [--keep] [--seed 7]
-       [--alerts-out PATH]
+       [--alerts-out PATH] [--sequential]
 
 Simulates (once) an NDJSON stream at ``--rate`` events/min for ``--minutes`` (issue 17's two cases: ``--rate 185
 --minutes 2880``, a two-day stream of ~530 K events in 2,880 one-minute windows, and ``--rate 8000 --minutes 130``,
@@ -48,7 +48,7 @@ def progress(_received: int) -> None:
     last = now
 
 with open(sys.argv[2], "wb") as out:
-    summary = replay_files([sys.argv[1]], alerts_out=out, progress=progress)
+    summary = replay_files([sys.argv[1]], alerts_out=out, progress=progress, read_ahead_thread=sys.argv[3] == "1")
 peak = next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:"))
 print(json.dumps({"received": summary.counters.received, "alerts": len(summary.alerts), "windows":
                   summary.counters.windows, "steps": steps, "peak_mb": peak / 1024, "series": summary.series}))
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help="use this NDJSON file instead of simulating one")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     parser.add_argument("--alerts-out", type=Path, help="write the replay's alert changes (NDJSON) here")
+    parser.add_argument("--sequential", action="store_true", help="replay without the reading thread (A/B)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tw-bench-"))
@@ -93,7 +94,8 @@ def main() -> None:
 
     alerts = args.alerts_out or tmp / "alerts.ndjson"
     t, cpu = time.perf_counter(), _cpu(resource.RUSAGE_CHILDREN)
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(alerts)], capture_output=True, text=True)
+    child = [sys.executable, "-c", _CHILD, str(path), str(alerts), "0" if args.sequential else "1"]
+    done = subprocess.run(child, capture_output=True, text=True)
     replay_s, replay_cpu = time.perf_counter() - t, _cpu(resource.RUSAGE_CHILDREN) - cpu
     if done.returncode != 0:
         print(done.stdout + done.stderr)

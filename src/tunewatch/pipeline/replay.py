@@ -43,6 +43,7 @@ def replay_files(
     progress: Callable[[int], None] | None = None,
     pipeline: Pipeline | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    read_ahead_thread: bool = True,
 ) -> ReplaySummary:
     """Replay ``paths`` in order through one pipeline; write alert changes (NDJSON) to ``alerts_out``.
 
@@ -50,7 +51,8 @@ def replay_files(
     ``chunk_bytes`` of the file and one pipeline step, closing every window the watermark passes (at low volume,
     hundreds of windows per step); the alerts do not depend on it. The next batch is read, decoded and validated
     in a background thread while the later stages work on the current one (:func:`read_ahead`; validation keeps
-    the batches' order, and only that thread touches the validator until the end of the files).
+    the batches' order, and only that thread touches the validator until the end of the files); with
+    ``read_ahead_thread=False`` every stage runs in the caller's thread, one batch after the other (same alerts).
     """
     encoder = msgspec.json.Encoder()
     collected: list[Alert] = []
@@ -85,7 +87,8 @@ def replay_files(
     started = time.perf_counter()
     for path in paths:
         # the next chunk is read, decoded and validated in a background thread while this one is applied
-        for result in read_ahead(pipe.validate(batch) for batch in read_events(path, chunk_bytes=chunk_bytes)):
+        results = (pipe.validate(batch) for batch in read_events(path, chunk_bytes=chunk_bytes))
+        for result in read_ahead(results) if read_ahead_thread else results:
             with pipe.stage_timer("ingest"):
                 pipe.apply(result)
             if progress is not None:
