@@ -30,3 +30,21 @@ def test_alerts_are_identical_whether_a_step_closes_one_window_or_all_of_them(tm
     assert detected == _detected(small.alerts)
     c, d = whole.counters, small.counters
     assert (c.received, c.accepted, c.rejected, c.duplicates) == (d.received, d.accepted, d.rejected, d.duplicates)
+
+
+def test_the_reading_thread_changes_nothing(tmp_path: Path) -> None:
+    """Reading and validating ahead in a thread gives the alerts, quarantine and counts of replaying in one."""
+    path = tmp_path / "dirty.ndjson"
+    config = SimulationConfig(minutes=90, events_per_minute=400, seed=11, warmup_minutes=30, dirty_rate=0.02)
+    write_stream(Simulator(config), path)
+    size = path.stat().st_size
+    outs = {}
+    for ahead in (True, False):
+        alerts, quarantine = tmp_path / f"alerts-{ahead}.ndjson", tmp_path / f"quarantine-{ahead}.ndjson"
+        with alerts.open("wb") as a, quarantine.open("wb") as q:
+            summary = replay_files([path], alerts_out=a, quarantine_out=q, chunk_bytes=size // 7,
+                                   read_ahead_thread=ahead)  # fmt: skip
+        c = summary.counters
+        outs[ahead] = (alerts.read_bytes(), quarantine.read_bytes(), c.received, c.accepted, c.rejected, c.windows)
+    assert outs[True][3] > 0 and outs[True][4] > 0, "the stream has accepted and rejected events"
+    assert outs[True] == outs[False]

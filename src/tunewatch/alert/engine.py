@@ -25,6 +25,7 @@ from tunewatch.alert.rule_steps import FIRE, INACTIVE, PENDING, step_rule
 from tunewatch.alert.rules import Rule, RuleSet
 from tunewatch.alert.windows import Absence, BurnRate, RateOfChange, stateful_condition
 from tunewatch.detect.count_tail import CountTail, tail_score
+from tunewatch.detect.detections import Detections
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import dimension_set
 
@@ -36,7 +37,6 @@ STATE_VERSION: Final = (
 _READABLE_VERSIONS: Final = (2, 3)
 STATE_COMPONENT: Final = "AlertEngine"
 _ARRAYS: Final = ("run", "quiet", "onset", "last_true", "firing")
-_EVIDENCE: Final = ("evidence_weight", "evidence_value", "evidence_expected", "evidence_excess", "evidence_points")
 #: consecutive minutes a condition must hold before its pooled evidence counts towards ``for`` (one minute's
 #: pooled deviation is confirmed by the next one's before the minutes it spans are credited)
 CONFIRM_MINUTES: Final = 2
@@ -345,31 +345,31 @@ class AlertEngine:
         if lookback is not None:
             lookback.history.load_state_dict(history)
 
-    def evaluate(self, detections: pl.DataFrame, metrics: pl.DataFrame) -> list[Alert]:
-        """Step every rule through the windows of ``detections``; return state changes in time order."""
-        if detections.is_empty():
+    def evaluate(self, detections: Detections | pl.DataFrame, metrics: pl.DataFrame) -> list[Alert]:
+        """Step every rule through the windows of ``detections`` (the detection stage's output, or a detection
+        frame: missing columns read as null); return state changes in time order.
+
+        A rule reads its metric's points in its dimension sets as arrays; the key strings of a point are looked
+        up only for the points an alert is about."""
+        found = detections if isinstance(detections, Detections) else Detections.of_frame(detections)
+        if found.is_empty():
             return []
-        missing = [c for c in _EVIDENCE if c not in detections.columns]  # frames of detectors that do not pool
-        if missing:
-            detections = detections.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in missing)
-        windows = np.unique(detections.get_column("window_start").to_numpy())
+        windows = found.windows()
         changes: list[tuple[int, int, Alert]] = []
         rules = zip(self.rules.rules, self._conditions, self._state, self._lookback, self._tails, strict=True)
         for i, (rule, cond, state, lookback, tail) in enumerate(rules):
-            rows = detections.filter((pl.col("metric") == rule.metric) & pl.col("dimset").is_in(rule.dimensions)).sort(
-                "window_start"
-            )
+            rows = found.rows(rule.metric, rule.dimensions)
             if lookback is not None:
                 rows = lookback.evaluate(rows, windows)
             if tail is not None:
                 rows = with_count_tail(tail, rows, rule, cond)
             rows = rows.with_columns(cond.alias("__cond"))
-            for t, alert in self._step_rule(rule, state, rows, windows, detections, metrics):
+            for t, alert in self._step_rule(rule, state, rows, windows, found, metrics):
                 changes.append((t, i, alert))
         changes.sort(key=lambda c: (c[0], c[1]))
         self.revenue.observe(metrics)  # after judging: a window's revenue is never explained by itself
         alerts = [a for _, _, a in changes]
-        return alerts if self.folder is None else self.folder.fold(alerts, detections)
+        return alerts if self.folder is None else self.folder.fold(alerts, _windows_of(alerts, found))
 
     def _step_rule(
         self,
@@ -377,7 +377,7 @@ class AlertEngine:
         st: _RuleState,
         rows: pl.DataFrame,
         windows: np.ndarray,
-        detections: pl.DataFrame,
+        found: Detections,
         metrics: pl.DataFrame,
     ) -> Iterable[tuple[int, Alert]]:
         if rows.height:
@@ -399,7 +399,7 @@ class AlertEngine:
             t = int(windows[j])
             if kind == PENDING:
                 assert self.on_transition is not None
-                labels = self._labels(rule, rows.row(row, named=True))
+                labels = self._labels(rule, _point(found, rows, row))
                 st.pending[sid] = labels
                 self.on_transition(Transition(t + WINDOW_MS, "pending", labels))
             elif kind == INACTIVE:
@@ -409,7 +409,7 @@ class AlertEngine:
                     self.on_transition(Transition(t + WINDOW_MS, "inactive", labels))
             elif kind == FIRE:
                 st.pending.pop(sid, {})
-                alert = self._fire(rule, rows.row(row, named=True), onset, t, detections, metrics)
+                alert = self._fire(rule, _point(found, rows, row), onset, t, found, metrics)
                 st.alerts[sid] = alert
                 yield t, alert
             else:
@@ -451,7 +451,7 @@ class AlertEngine:
         row: dict[str, object],
         onset: int,
         t: int,
-        detections: pl.DataFrame,
+        found: Detections,
         metrics: pl.DataFrame,
     ) -> Alert:
         d = dimension_set(str(row["dimset"]))
@@ -495,7 +495,7 @@ class AlertEngine:
         if direction == "both":
             direction = "up" if value >= expected else "down"
         labels = {"alertname": rule.alert, "severity": rule.severity, **rule.labels, "metric": rule.metric, **dims}
-        contributors = top_contributors(detections, rule.metric, d.name, dims, t, direction)
+        contributors = top_contributors(found.at(rule.metric, t), rule.metric, d.name, dims, t, direction)
         revenue = self.revenue.impact(metrics, rule.metric, d.name, dims, t, value, expected)
         shown = {
             "value": format_value(rule.metric, value),
@@ -537,3 +537,19 @@ class AlertEngine:
             **kind_extra,
         }
         return Alert(labels=labels, annotations=annotations, status="firing", starts_at=onset, extra=extra)
+
+
+def _point(found: Detections, rows: pl.DataFrame, row: int) -> dict[str, object]:
+    """Row ``row`` of a rule's rows (see :meth:`Detections.rows`) with its series key (dimension set and values)."""
+    point: dict[str, object] = rows.row(row, named=True)
+    return point | found.key(int(point["key_id"]))  # type: ignore[call-overload]
+
+
+def _windows_of(alerts: list[Alert], found: Detections) -> pl.DataFrame:
+    """The detection frame's rows that explain ``alerts``: every point of an alert's metric in the window it fired
+    (or, without a firing time, the window it started), the rows :class:`IncidentFolder` weighs alerts on."""
+    wanted: dict[tuple[str, int], None] = {}
+    for a in alerts:
+        window = int(a.extra.get("fired_at", a.starts_at + WINDOW_MS)) - WINDOW_MS
+        wanted[(a.labels.get("metric", ""), window)] = None
+    return pl.concat([found.at(m, w) for m, w in wanted]) if wanted else found.at("", 0)

@@ -39,7 +39,7 @@ class RuleChanges(NamedTuple):
     last_true: IntArray
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _run(
     windows: IntArray,
     bounds: IntArray,

@@ -22,35 +22,15 @@ import numpy as np
 import polars as pl
 
 from tunewatch.detect.base import Detection, VectorDetector
+from tunewatch.detect.detections import DETECTION_SCHEMA, FLOAT_COLUMNS, SERIES_KEYS, Detections, MetricPoints
 from tunewatch.detect.robust import RobustLevelDetector
 from tunewatch.detect.shared import MetricView, share, step_many_together
 from tunewatch.detect.window_points import window_points
 from tunewatch.process.catalogue import METRICS, MetricSpec
 from tunewatch.process.dimensions import TOP_K_FIELDS
-from tunewatch.schema import DIMENSION_FIELDS
 
 WINDOW_MS: Final = 60_000
-SERIES_KEYS: Final = ("dimset", *DIMENSION_FIELDS)
-DETECTION_SCHEMA: Final = pl.Schema(
-    [
-        ("window_start", pl.Int64),
-        ("metric", pl.String),
-        ("sid", pl.Int64),
-        ("dimset", pl.String),
-        *[(f, pl.String) for f in DIMENSION_FIELDS],
-        ("value", pl.Float64),
-        ("weight", pl.Float64),
-        ("evidence_weight", pl.Float64),  # the weight the detector's judgement rests on (pooled points: more)
-        ("evidence_value", pl.Float64),  # observed and expected values (per point) of that judgement
-        ("evidence_expected", pl.Float64),
-        ("evidence_excess", pl.Float64),  # observed minus expected, summed over its points (ratios: in attempts)
-        ("evidence_points", pl.Float64),  # the points (minutes) that judgement spans: a rule's `for` counts them
-        ("expected", pl.Float64),
-        ("lower", pl.Float64),
-        ("upper", pl.Float64),
-        ("score", pl.Float64),
-    ]
-)
+__all__ = ["DETECTION_SCHEMA", "SERIES_KEYS", "DetectionStage", "Detections"]
 
 DetectorFactory = Callable[[MetricSpec], VectorDetector]
 #: Rates per minute that entities (values of a top-K field) had before they were watched; NaN where unknown.
@@ -227,27 +207,6 @@ class _MetricInput:
     starts: np.ndarray  # window i: points starts[i]:starts[i + 1]
 
 
-@dataclass(slots=True)
-class _Points:
-    """Detections of one metric, column by column (in output order)."""
-
-    metric: int
-    key_ids: np.ndarray
-    window_start: np.ndarray
-    sid: np.ndarray
-    value: np.ndarray
-    weight: np.ndarray
-    evidence_weight: np.ndarray
-    evidence_value: np.ndarray
-    evidence_expected: np.ndarray
-    evidence_excess: np.ndarray
-    evidence_points: np.ndarray
-    expected: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    score: np.ndarray
-
-
 class DetectionStage:
     """Runs one detector per watched metric over the dimension sets the rules ask for (metrics whose detectors
     have the same configuration step together, see :mod:`tunewatch.detect.shared`).
@@ -339,12 +298,17 @@ class DetectionStage:
         return restored
 
     def run(self, metrics: pl.DataFrame, until: int | None = None) -> pl.DataFrame:
+        """Detect over every window from the last one seen up to ``until`` (default: the newest in ``metrics``);
+        the detection frame (``DETECTION_SCHEMA``) of :meth:`detect`."""
+        return self.detect(metrics, until).frame()
+
+    def detect(self, metrics: pl.DataFrame, until: int | None = None) -> Detections:
         """Detect over every window from the last one seen up to ``until`` (default: the newest in ``metrics``).
 
         Windows with no rows at all are stepped too (count series then read as zero).
         """
         if metrics.is_empty() and until is None:
-            return pl.DataFrame(schema=DETECTION_SCHEMA)
+            return Detections.empty()
         newest = int(metrics.get_column("window_start").max()) if metrics.height else until  # type: ignore[arg-type]
         last = max(newest, until) if until is not None and newest is not None else newest
         assert last is not None
@@ -358,8 +322,8 @@ class DetectionStage:
         detections: dict[str, Detection] = {}
         for group in self._groups:
             detections.update(self._detect_group(group, inputs, windows))
-        parts = [self._points(i, m, inputs[m], detections[m]) for i, m in enumerate(self.targets) if m in detections]
-        return self._assemble(parts)
+        points = {m: self._points(m, inputs[m], detections[m]) for m in self.targets if m in detections}
+        return Detections(self._keys.frame, points, list(self.targets))
 
     def _detect_group(
         self, group: list[str], inputs: Mapping[str, _MetricInput], windows: np.ndarray
@@ -443,24 +407,14 @@ class DetectionStage:
         self._last_seen[metric] = last_seen
         return _MetricInput(t=t, sids=ids, values=v, weights=wt, starts=starts)
 
-    def _points(self, index: int, metric: str, p: _MetricInput, det: Detection) -> _Points:
+    def _points(self, metric: str, p: _MetricInput, det: Detection) -> MetricPoints:
         det = _complete(det, p.values, p.weights)
-        return _Points(
-            metric=index,
-            key_ids=self._series[metric].keys[p.sids],
+        own = {"value": p.values, "weight": p.weights}
+        return MetricPoints(
             window_start=p.t,
             sid=p.sids,
-            value=p.values,
-            weight=p.weights,
-            evidence_weight=det.evidence_weight,  # type: ignore[arg-type]
-            evidence_value=det.evidence_value,  # type: ignore[arg-type]
-            evidence_expected=det.evidence_expected,  # type: ignore[arg-type]
-            evidence_excess=det.evidence_excess,  # type: ignore[arg-type]
-            evidence_points=det.evidence_points,  # type: ignore[arg-type]
-            expected=det.expected,
-            lower=det.lower,
-            upper=det.upper,
-            score=det.score,
+            key_id=self._series[metric].keys[p.sids],
+            floats={f: own[f] if f in own else getattr(det, f) for f in FLOAT_COLUMNS},
         )
 
     def _seed_entities(self, metric: str, key_ids: np.ndarray, sids: np.ndarray) -> None:
@@ -480,28 +434,6 @@ class DetectionStage:
                 ok = np.isfinite(prior)
                 if ok.any():
                     seed(sids[take[ok]], prior[ok])
-
-    def _assemble(self, parts: list[_Points]) -> pl.DataFrame:
-        """One detection frame for every metric: key columns gathered once by key id."""
-        if not parts:
-            return pl.DataFrame(schema=DETECTION_SCHEMA)
-        names = pl.Series("metric", list(self.targets), dtype=pl.String)
-        codes = np.concatenate([np.full(p.sid.size, p.metric, dtype=np.int64) for p in parts])
-        keys = self._keys.frame[np.concatenate([p.key_ids for p in parts])]
-        floats = ("value", "weight", "evidence_weight", "evidence_value", "evidence_expected", "evidence_excess",
-                  "evidence_points", "expected", "lower", "upper", "score")  # fmt: skip
-        columns = [
-            pl.Series("window_start", np.concatenate([p.window_start for p in parts]), dtype=pl.Int64),
-            names.gather(codes),
-            pl.Series("sid", np.concatenate([p.sid for p in parts]), dtype=pl.Int64),
-            *keys.iter_columns(),
-            # NaN (warm-up, undefined) becomes null: Polars orders NaN above every number in comparisons
-            *(
-                pl.Series(f, np.concatenate([getattr(p, f) for p in parts]), dtype=pl.Float64, nan_to_null=True)
-                for f in floats
-            ),
-        ]
-        return pl.DataFrame(columns).select(DETECTION_SCHEMA.names())
 
 
 _FIELDS: Final = ("score", "expected", "lower", "upper", "evidence_weight", "evidence_value", "evidence_expected",

@@ -13,7 +13,7 @@ import numpy as np
 from tunewatch.detect.base import FloatArray, IntArray
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _fill(
     windows: IntArray,
     bounds: IntArray,

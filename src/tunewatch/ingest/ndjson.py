@@ -19,15 +19,7 @@ import polars as pl
 from tunewatch.ingest.batch import RawBatch, UndecodableLine
 from tunewatch.ingest.coerce import records_to_raw_frame
 from tunewatch.ingest.jsonline import LineProblem, decode_line
-from tunewatch.ingest.screen import (
-    bool_tokens,
-    first_long_line,
-    line_spans,
-    may_nest,
-    nonblank,
-    structured_lines,
-    text_is_clean,
-)
+from tunewatch.ingest.screen import ChunkScreen, first_long_line, line_spans, nonblank, screen_chunk, structured_lines
 from tunewatch.schema import FIELDS, RAW_SCHEMA, Kind
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
@@ -44,9 +36,9 @@ def read_ndjson_stream(stream: IO[bytes], source: str, chunk_bytes: int, max_lin
         block = stream.read(chunk_bytes)
         if not block:
             break
-        data = carry + block
-        cut = data.rfind(b"\n")
+        cut = block.rfind(b"\n")  # ``carry`` never holds a newline: the chunk ends at the block's last one
         if cut < 0:
+            data = carry + block
             if len(data) > max_line_bytes:
                 if not skipping_long:
                     skipping_long, long_line_start, long_head = True, line_no + 1, data[:max_line_bytes]
@@ -54,17 +46,21 @@ def read_ndjson_stream(stream: IO[bytes], source: str, chunk_bytes: int, max_lin
             else:
                 carry = data
             continue
-        chunk, carry = data[: cut + 1], data[cut + 1 :]
+        # one copy of the block into the chunk (not a concatenation and then a slice)
+        chunk = carry + memoryview(block)[: cut + 1] if carry else block[: cut + 1]
+        carry = block[cut + 1 :]
         if skipping_long:
             nl = chunk.find(b"\n")
             yield _too_long(source, long_line_start, max_line_bytes, long_head)
             chunk = chunk[nl + 1 :]
             line_no += 1
             skipping_long = False
-        n_lines = chunk.count(b"\n")
         if chunk:
-            yield _parse_ndjson_chunk(chunk, source, line_no, max_line_bytes)
-        line_no += n_lines
+            batch = _parse_ndjson_chunk(chunk, source, line_no, max_line_bytes)
+            # the chunk ends with a newline: the screen's lines are its newlines
+            n_lines = batch.screen.lines if isinstance(batch, _LazyRawBatch) else chunk.count(b"\n")
+            yield batch
+            line_no += n_lines
     if skipping_long:
         yield _too_long(source, long_line_start, max_line_bytes, long_head)
     elif carry.strip():
@@ -89,7 +85,7 @@ def _parse_ndjson_chunk(chunk: bytes, source: str, first_line: int, max_line_byt
         frame = _read_columnar(chunk)
         if frame is not None:
             batch = _LazyRawBatch(frame=frame, source=source, chunk=chunk, first_line=first_line)
-            batch.text_clean = text_is_clean(chunk)
+            batch.text_clean = batch.screen.text_clean
             _refine_types(batch, chunk)
             return batch
     return _parse_lines(chunk, source, first_line, max_line_bytes)
@@ -135,10 +131,10 @@ def _refine_types(batch: _LazyRawBatch, chunk: bytes) -> None:
     if not frame.height:
         return
     suspects = np.zeros(frame.height, dtype=bool)
-    starts, ends, keep = batch.spans()  # one newline scan, needed anyway to quarantine rejected rows verbatim
-    if may_nest(chunk, len(starts)):
+    starts, ends, keep = batch.spans()  # from the screen's newlines, needed anyway to quarantine rows verbatim
+    if batch.screen.may_nest:
         suspects |= structured_lines(chunk, starts, ends)[keep]
-    literals = bool_tokens(chunk)
+    literals = batch.screen.bool_literals
     if literals:
         if all(frame.schema[name] == pl.Boolean for name in _BOOLS):
             declared = sum(frame.height - frame.get_column(name).null_count() for name in _BOOLS)
@@ -190,20 +186,23 @@ def _parse_lines(chunk: bytes, source: str, first_line: int, max_line_bytes: int
 
 
 class _LazyRawBatch(RawBatch):
-    """A batch from the fast path: line numbers and raw bytes are located (vectorised) only if someone asks."""
+    """A batch from the fast path: line numbers and raw bytes are located (vectorised) only if someone asks.
 
-    __slots__ = ("_chunk", "_first_line", "_spans")
+    ``screen`` holds the chunk's whole-chunk tests (one compiled pass over its bytes, with its newlines)."""
+
+    __slots__ = ("_chunk", "_first_line", "_spans", "screen")
 
     def __init__(self, frame: pl.DataFrame, source: str, chunk: bytes, first_line: int) -> None:
         super().__init__(frame=frame, source=source)
         self._chunk = chunk
         self._first_line = first_line
         self._spans: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None = None
+        self.screen: ChunkScreen = screen_chunk(chunk)
 
     def spans(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         """Start and end of every line of the chunk and the mask of the non-blank ones (the rows)."""
         if self._spans is None:
-            starts, ends = line_spans(self._chunk)
+            starts, ends = line_spans(self._chunk, self.screen.newlines)
             self._spans = (starts, ends, nonblank(self._chunk, starts, ends))
         return self._spans
 

@@ -1,35 +1,109 @@
 """Byte-level screening of an NDJSON chunk: cheap whole-chunk tests that let the hot path skip per-value work.
 
-Every test here is a ``memchr``/``memmem`` scan (gigabytes per second) or a NumPy pass, never a Python loop per
-line. A test that cannot vouch for a chunk only sends it (or some of its lines) to a slower, exact path: it
-never changes a verdict.
+Every test here is one compiled pass over the chunk's bytes (:func:`screen_chunk`: the newlines, the text test,
+the nesting test and the boolean literals together), a ``memchr``/``memmem`` scan or a NumPy pass, never a
+Python loop per line. A test that cannot vouch for a chunk only sends it (or some of its lines) to a slower,
+exact path: it never changes a verdict.
 """
 
 from __future__ import annotations
 
-import threading
+from dataclasses import dataclass
 from typing import Final
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
 #: Lead bytes of every non-ASCII character the validator refuses in text: C1 controls and NBSP (C2), U+061C
-#: (D8), U+1680 (E1), U+2000-U+206F (E2), U+3000 (E3), U+FEFF (EF). Single bytes, so each test is a ``memchr``.
+#: (D8), U+1680 (E1), U+2000-U+206F (E2), U+3000 (E3), U+FEFF (EF). Single bytes: one class each in the screen.
 _UNSAFE_LEAD_BYTES: Final = (b"\xc2", b"\xd8", b"\xe1", b"\xe2", b"\xe3", b"\xef")
 
 
-_LOCAL = threading.local()
+@dataclass(frozen=True, slots=True)
+class ChunkScreen:
+    """Every whole-chunk test of an NDJSON chunk, from one pass over its bytes (:func:`screen_chunk`)."""
+
+    #: byte offset of every newline
+    newlines: npt.NDArray[np.int64]
+    #: no string value can hold a control, bidi or zero-width character or padding (see :func:`text_is_clean`)
+    text_clean: bool
+    #: some line may hold a nested value: a ``[`` anywhere, or more ``{`` than lines
+    may_nest: bool
+    #: upper bound of the ``true``/``false`` literals: occurrences of ``true`` and ``fals``
+    bool_literals: int
+
+    @property
+    def lines(self) -> int:
+        """Number of lines, the last one counted even without its newline (as :func:`line_spans` does)."""
+        return self.newlines.size
 
 
-def _equal(arr: npt.NDArray[np.uint8], byte: int) -> npt.NDArray[np.bool_]:
-    """``arr == byte`` into a per-thread scratch buffer (a fresh 16 MiB array costs more in page faults)."""
-    buf: npt.NDArray[np.bool_] | None = getattr(_LOCAL, "buf", None)
-    if buf is None or buf.size < arr.size:
-        buf = np.empty(max(arr.size, 1 << 20), dtype=np.bool_)
-        _LOCAL.buf = buf
-    out = buf[: arr.size]
-    np.equal(arr, byte, out=out)
-    return out
+# byte classes of the screen's pass (0: nothing to note); unsafe: a backslash (any escape), DEL, a suspect lead byte
+_NEWLINE: Final = 1
+_BRACE: Final = 2
+_BRACKET: Final = 3
+_UNSAFE: Final = 4
+_SPACE: Final = 5
+_T: Final = 6
+_F: Final = 7
+_QUOTE: Final = 34
+_CLASSES = np.zeros(256, dtype=np.uint8)
+_CLASSES[[10, 123, 91, 92, 0x7F, 32, ord("t"), ord("f")]] = [_NEWLINE, _BRACE, _BRACKET, _UNSAFE, _UNSAFE, _SPACE,
+                                                              _T, _F]  # fmt: skip
+_CLASSES[[lead[0] for lead in _UNSAFE_LEAD_BYTES]] = _UNSAFE
+
+
+@numba.njit(cache=True, nogil=True)
+def _screen(
+    arr: npt.NDArray[np.uint8], classes: npt.NDArray[np.uint8]
+) -> tuple[  # pragma: no cover - compiled
+    npt.NDArray[np.int64], int, bool, bool, bool, int
+]:
+    """Newline offsets, ``{`` count, whether a ``[``, an unsafe byte and a space beside a quote occur, and the
+    number of ``true``/``fals`` words, in one pass."""
+    n = arr.shape[0]
+    newlines = np.empty(n, dtype=np.int64)
+    n_nl = 0
+    braces = 0
+    bracket = False
+    unsafe = False
+    padded = False
+    literals = 0
+    for i in range(n):
+        c = classes[arr[i]]
+        if c == 0:
+            continue
+        if c == _NEWLINE:
+            newlines[n_nl] = i
+            n_nl += 1
+        elif c == _BRACE:
+            braces += 1
+        elif c == _BRACKET:
+            bracket = True
+        elif c == _UNSAFE:
+            unsafe = True
+        elif c == _SPACE:
+            padded |= (i > 0 and arr[i - 1] == _QUOTE) or (i + 1 < n and arr[i + 1] == _QUOTE)
+        elif c == _T:
+            literals += i + 3 < n and arr[i + 1] == 114 and arr[i + 2] == 117 and arr[i + 3] == 101  # "rue"
+        elif c == _F:
+            literals += i + 3 < n and arr[i + 1] == 97 and arr[i + 2] == 108 and arr[i + 3] == 115  # "als"
+    return newlines[:n_nl].copy(), braces, bracket, unsafe, padded, literals
+
+
+def screen_chunk(chunk: bytes) -> ChunkScreen:
+    """All the whole-chunk tests of ``chunk`` from one compiled pass (results equal to the single tests')."""
+    arr = np.frombuffer(chunk, dtype=np.uint8)
+    newlines, braces, bracket, unsafe, padded, literals = _screen(arr, _CLASSES)
+    if not chunk.endswith(b"\n"):
+        newlines = np.append(newlines, len(chunk))
+    return ChunkScreen(
+        newlines=newlines,
+        text_clean=not (unsafe or padded),
+        may_nest=bracket or braces > newlines.size,
+        bool_literals=literals,
+    )
 
 
 def text_is_clean(chunk: bytes) -> bool:
@@ -38,17 +112,7 @@ def text_is_clean(chunk: bytes) -> bool:
     Any escape needs a backslash and raw C0 controls are invalid JSON; DEL and the non-ASCII suspects are looked
     for by their (lead) byte; a value with a leading or trailing space shows as a space beside a quote.
     """
-    if b"\\" in chunk or b"\x7f" in chunk:
-        return False
-    if not chunk.isascii() and any(lead in chunk for lead in _UNSAFE_LEAD_BYTES):
-        return False
-    if b" " not in chunk:
-        return True
-    arr = np.frombuffer(chunk, dtype=np.uint8)
-    spaces = np.flatnonzero(_equal(arr, 32))
-    before = arr[np.maximum(spaces - 1, 0)]
-    after = arr[np.minimum(spaces + 1, len(arr) - 1)]
-    return not bool(((before == 34) | (after == 34)).any())
+    return screen_chunk(chunk).text_clean
 
 
 def first_long_line(chunk: bytes, limit: int) -> int:
@@ -65,12 +129,14 @@ def first_long_line(chunk: bytes, limit: int) -> int:
     return -1
 
 
-def line_spans(chunk: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Start and end offsets (end exclusive, without ``\\r``) of every line of ``chunk``, blank ones included."""
+def line_spans(
+    chunk: bytes, newlines: npt.NDArray[np.int64] | None = None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Start and end offsets (end exclusive, without ``\\r``) of every line of ``chunk``, blank ones included.
+
+    ``newlines`` are the line ends if the caller has them (:attr:`ChunkScreen.newlines`)."""
     arr = np.frombuffer(chunk, dtype=np.uint8)
-    nl = np.flatnonzero(_equal(arr, 10)).astype(np.int64)
-    if not chunk.endswith(b"\n"):
-        nl = np.append(nl, len(chunk))
+    nl = screen_chunk(chunk).newlines if newlines is None else newlines
     starts = np.concatenate([np.zeros(1, dtype=np.int64), nl[:-1] + 1])
     ends = nl.copy()
     cr = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13)
@@ -99,34 +165,3 @@ def structured_lines(chunk: bytes, starts: npt.NDArray[np.int64], ends: npt.NDAr
     sq = pos[arr[pos] == 91]
     brackets[np.searchsorted(ends, sq, side="left")] = True
     return brackets | (counts > 1)
-
-
-def may_nest(chunk: bytes, lines: int | None = None) -> bool:
-    """Cheap test: can any line of ``chunk`` hold a nested JSON value (``[`` anywhere or more ``{`` than lines)?
-
-    ``lines`` is the number of lines of ``chunk`` if the caller knows it already.
-    """
-    if b"[" in chunk:
-        return True
-    arr = np.frombuffer(chunk, dtype=np.uint8)
-    if lines is None:
-        lines = int(np.count_nonzero(_equal(arr, 10))) + (0 if chunk.endswith(b"\n") else 1)
-    return int(np.count_nonzero(_equal(arr, 123))) > lines
-
-
-_TRUE: Final = int.from_bytes(b"true", "little")
-_FALS: Final = int.from_bytes(b"fals", "little")
-
-
-def bool_tokens(chunk: bytes) -> int:
-    """Upper bound of the ``true``/``false`` literals in ``chunk``: occurrences of ``true`` and ``fals``.
-
-    Counted as 32-bit words at each of the four byte offsets, which NumPy compares far faster than a byte search.
-    """
-    arr = np.frombuffer(chunk, dtype=np.uint8)
-    total = 0
-    for k in range(4):
-        part = arr[k:]
-        words = part[: part.size // 4 * 4].view(np.uint32)
-        total += int(np.count_nonzero(words == _TRUE)) + int(np.count_nonzero(words == _FALS))
-    return total

@@ -16,6 +16,7 @@ from tunewatch.alert.engine import AlertEngine
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet, load_rules
 from tunewatch.clock import Clock
+from tunewatch.detect.detections import Detections
 from tunewatch.detect.stage import DetectionStage, DetectorFactory, default_detector
 from tunewatch.ingest.batch import RawBatch
 from tunewatch.process.processor import MusicDataProcessor, ProcessingResult
@@ -55,12 +56,18 @@ class PipelineCounters:
 
 @dataclass(slots=True)
 class BatchOutcome:
-    """What one batch did: its validation result, the metrics of windows it closed, and alert changes."""
+    """What one batch did: its validation result, the metrics of windows it closed, their detections, and alert
+    changes."""
 
     validation: ValidationResult
     processed: ProcessingResult
-    detections: pl.DataFrame
+    found: Detections
     alerts: list[Alert]
+
+    @property
+    def detections(self) -> pl.DataFrame:
+        """The detections as one frame (``DETECTION_SCHEMA``), made when first asked for."""
+        return self.found.frame()
 
 
 class Pipeline:
@@ -107,16 +114,26 @@ class Pipeline:
         self.wal_seq = 0
 
     def ingest(self, events: RawBatch | Events) -> BatchOutcome:
-        """Run one micro-batch through every stage; windows close as the watermark passes them."""
-        timer = self.stage_timer
-        with timer("ingest"):
-            with timer("validate"):
-                result = self.validator.validate(events)
-            self._account(result)
-            with timer("process"):
-                now_s = self.clock.now_ms() / 1000 if self.live else None
-                processed = self.processor.process(result, final=False, now_s=now_s)
-            return self._downstream(result, processed)
+        """Run one micro-batch through every stage; windows close as the watermark passes them.
+
+        The same as :meth:`apply` of :meth:`validate`: replay validates the next batch (in its reading thread)
+        while the current one goes through the later stages."""
+        with self.stage_timer("ingest"):
+            return self.apply(self.validate(events))
+
+    def validate(self, events: RawBatch | Events) -> ValidationResult:
+        """The first stage of :meth:`ingest`: validation (it keeps the validator's state: duplicates, watermark).
+        Batches must be validated in order, and applied in that order."""
+        with self.stage_timer("validate"):
+            return self.validator.validate(events)
+
+    def apply(self, result: ValidationResult) -> BatchOutcome:
+        """The stages of :meth:`ingest` after validation: accounting, quarantine, processing, detection, alerts."""
+        self._account(result)
+        with self.stage_timer("process"):
+            now_s = self.clock.now_ms() / 1000 if self.live else None
+            processed = self.processor.process(result, final=False, now_s=now_s)
+        return self._downstream(result, processed)
 
     def finish(self) -> BatchOutcome:
         """End of stream: close every open window and evaluate it."""
@@ -139,13 +156,13 @@ class Pipeline:
 
     def _downstream(self, result: ValidationResult, processed: ProcessingResult) -> BatchOutcome:
         alerts: list[Alert] = []
-        detections = pl.DataFrame()
+        detections = Detections.empty()
         if processed.windows:
             self.counters.windows += len(processed.windows)
             with self.stage_timer("detect"):
-                detections = self.detection.run(processed.metrics, until=processed.windows[-1])
+                detections = self.detection.detect(processed.metrics, until=processed.windows[-1])
             if self.on_metrics is not None:
-                self.on_metrics(processed, detections)
+                self.on_metrics(processed, detections.frame())
             with self.stage_timer("alert"):
                 alerts = self.engine.evaluate(detections, processed.metrics)
             for alert in alerts:
@@ -157,7 +174,7 @@ class Pipeline:
                     self.counters.alerts_resolved += 1
                 if self.on_alert is not None:
                     self.on_alert(alert)
-        return BatchOutcome(validation=result, processed=processed, detections=detections, alerts=alerts)
+        return BatchOutcome(validation=result, processed=processed, found=detections, alerts=alerts)
 
     def _explain_quality(self, alert: Alert) -> None:
         """Add the most frequent recent rejection reasons to a data-quality alert."""

@@ -13,6 +13,7 @@ import polars as pl
 
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet
+from tunewatch.ingest.read_ahead import read_ahead
 from tunewatch.ingest.readers import DEFAULT_CHUNK_BYTES, read_events
 from tunewatch.pipeline.core import Pipeline, PipelineCounters
 
@@ -42,12 +43,16 @@ def replay_files(
     progress: Callable[[int], None] | None = None,
     pipeline: Pipeline | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    read_ahead_thread: bool = True,
 ) -> ReplaySummary:
     """Replay ``paths`` in order through one pipeline; write alert changes (NDJSON) to ``alerts_out``.
 
     ``progress`` is called with the number of events received after each batch. Each batch is about
     ``chunk_bytes`` of the file and one pipeline step, closing every window the watermark passes (at low volume,
-    hundreds of windows per step); the alerts do not depend on it.
+    hundreds of windows per step); the alerts do not depend on it. The next batch is read, decoded and validated
+    in a background thread while the later stages work on the current one (:func:`read_ahead`; validation keeps
+    the batches' order, and only that thread touches the validator until the end of the files); with
+    ``read_ahead_thread=False`` every stage runs in the caller's thread, one batch after the other (same alerts).
     """
     encoder = msgspec.json.Encoder()
     collected: list[Alert] = []
@@ -81,10 +86,13 @@ def replay_files(
     pipe.on_rejected = on_rejected
     started = time.perf_counter()
     for path in paths:
-        for batch in read_events(path, chunk_bytes=chunk_bytes):
-            pipe.ingest(batch)
+        # the next chunk is read, decoded and validated in a background thread while this one is applied
+        results = (pipe.validate(batch) for batch in read_events(path, chunk_bytes=chunk_bytes))
+        for result in read_ahead(results) if read_ahead_thread else results:
+            with pipe.stage_timer("ingest"):
+                pipe.apply(result)
             if progress is not None:
-                progress(batch.received)
+                progress(result.received)
     pipe.finish()
     return ReplaySummary(
         counters=pipe.counters,

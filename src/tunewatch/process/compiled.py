@@ -88,12 +88,14 @@ def aggregate_compiled(events: pl.DataFrame, dimension_sets: tuple[DimensionSet,
     }
     for f in fields:
         in_set = np.array([f in d.fields for d in dimension_sets])[set_of_row]
-        columns[f] = events.get_column(f).gather(np.where(in_set, first_all, -1)).set(pl.Series(~in_set), None)
-    sum_matrix = np.concatenate(sums)
-    columns.update({c: pl.Series(c, sum_matrix[:, j]) for j, c in enumerate(SUMS)})
+        # a null row index gathers a null: the strings are copied once, only where the field is in the set
+        rows = pl.Series(np.where(in_set, first_all, 0), dtype=pl.Int64).set(pl.Series(~in_set), None)
+        columns[f] = events.get_column(f).gather(rows)
+    sum_columns = np.ascontiguousarray(np.concatenate(sums).T)  # one column per row: contiguous, no strided copy
+    columns.update({c: pl.Series(c, sum_columns[j]) for j, c in enumerate(SUMS)})
     columns["unique_listeners"] = pl.Series("unique_listeners", np.concatenate(distinct))
-    bucket_matrix = np.concatenate(qbuckets)
-    columns.update({name: pl.Series(name, bucket_matrix[:, j]) for j, name in enumerate(QUANTILES)})
+    bucket_columns = np.ascontiguousarray(np.concatenate(qbuckets).T)
+    columns.update({name: pl.Series(name, bucket_columns[j]) for j, name in enumerate(QUANTILES)})
     frame = pl.DataFrame(columns).with_columns(
         bucket_value(pl.when(pl.col(name) >= 0).then(pl.col(name))).alias(name) for name in QUANTILES
     )

@@ -29,7 +29,7 @@ IntArray = np.ndarray
 FloatArray = np.ndarray
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _relabel(key: IntArray, card: int) -> tuple[IntArray, IntArray]:  # pragma: no cover - compiled
     """Dense group ids in order of first appearance (−1 stays −1) and each group's first row."""
     table = np.full(card, -1, dtype=np.int64)
@@ -88,7 +88,7 @@ def group_ids(codes: Sequence[IntArray], cards: Sequence[int]) -> tuple[IntArray
     return _relabel(key, card)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _keyed_group_ids(  # pragma: no cover - compiled
     window_idx: IntArray, codes: IntArray, cards: IntArray, fields: IntArray, card: int
 ) -> tuple[IntArray, IntArray]:
@@ -120,7 +120,7 @@ def set_group_ids(
     return group_ids([window_idx, *(codes[:, f] for f in fields)], [n_windows, *(int(cards[f]) for f in fields)])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def aggregate_groups(  # pragma: no cover - compiled
     gid: IntArray,
     n_groups: int,
