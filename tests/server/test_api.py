@@ -193,6 +193,7 @@ def test_rules_list_reload_health_and_openapi(client: TestClient) -> None:
     assert len(client.get("/api/v1/rules").json()) > 1
     ready = client.get("/readyz")
     assert ready.status_code == 200 and all(ready.json()["checks"].values())
+    assert ready.json()["checks"]["rate_limit_storage"] == "memory"  # no shared storage configured
     spec = client.get("/openapi.json").json()
     assert {"/api/v1/events", "/api/v1/silences", "/api/v1/series/{metric}", "/readyz"} <= set(spec["paths"])
     assert "application/msgpack" in spec["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]
