@@ -171,9 +171,7 @@ class LiveService:
             if target != ":memory:" and self.settings.wal_fsync != "off"
             else None
         )
-        #: the WAL's writer: records are numbered under the pipeline lock and written (then fsynced) in order here
         self._wal_sync = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewatch-wal")
-        self._wal_next = self.wal.last_seq if self.wal is not None else 0  # the last WAL record numbered
         self._replaying = False
         self.replayed = self._replay_wal()
         self.started = time.time()
@@ -236,7 +234,7 @@ class LiveService:
             return
         release = None
         if self.wal is not None:
-            self._wal_sync.submit(self.wal.rotate).result()  # after the records numbered so far are written
+            self.wal.rotate()
             release = functools.partial(self.wal.release, self.pipeline.wal_seq)
         self.snapshots.save(self.pipeline, {"wal_seq": self.pipeline.wal_seq}, background=background,
                             on_saved=release)  # fmt: skip
@@ -397,18 +395,11 @@ class LiveService:
         return [reports[i] for i in range(len(payloads))]
 
     def _log(self, kind: int, payload: bytes, commits: list[Future[None]]) -> int:
-        """Number a step's WAL record; the WAL thread writes and fsyncs it, in order, while the step runs (caller
-        holds the lock). The step's answers wait for that (``commits``)."""
+        """Write a step to the WAL; its fsync runs on the WAL thread while the step runs (caller holds the lock)."""
         assert self.wal is not None
-        self._wal_next += 1
-        commits.append(self._wal_sync.submit(self._write_logged, self._wal_next, kind, payload))
-        return self._wal_next
-
-    def _write_logged(self, seq: int, kind: int, payload: bytes) -> None:
-        """Write and commit one WAL record (on the WAL thread, the only writer: records land in ``seq`` order)."""
-        assert self.wal is not None
-        self.wal.append(kind, payload, commit=False, seq=seq)
-        self.wal.commit(seq)
+        seq = self.wal.append(kind, payload, commit=False)
+        commits.append(self._wal_sync.submit(self.wal.commit, seq))
+        return seq
 
     def reload_rules(self) -> RuleSet:
         """Reload the rule file (the built-in pack without one); detectors restart their warm-up.

@@ -6,11 +6,10 @@ kind (u8) | CRC-32 of the payload (u32) | payload``, big-endian; the payload is 
 msgpack body. One record per pipeline step: the batcher joins concurrent requests into one step, so one write
 (and one ``fsync``) commits them all — group commit.
 
-**fsync policy** (``wal_fsync``): ``always`` (default) fsyncs each record before the step's requests are
-answered, so an acknowledged event survives a power loss; ``write`` hands it to the operating system only (it
-survives the process being killed, ``kill -9`` included, but not the machine losing power) and fsyncs once a
-second; ``off`` disables the log. The service numbers a step's record under the pipeline lock and one writer
-thread writes and commits the records in that order while the steps run.
+**fsync policy** (``wal_fsync``): ``always`` (default) fsyncs each record before the step runs, so an
+acknowledged event survives a power loss; ``write`` hands it to the operating system only (it survives the
+process being killed, ``kill -9`` included, but not the machine losing power) and fsyncs once a second;
+``off`` disables the log.
 
 A checkpoint of the stream state records the last sequence number it includes; :meth:`IngestWal.rotate` starts
 a new segment at that moment and :meth:`IngestWal.release` deletes the segments the checkpoint covers once it is
@@ -90,24 +89,22 @@ class IngestWal:
         if not existing:
             _fsync_dir(self.folder)
 
-    def append(self, kind: int, payload: bytes, *, commit: bool = True, seq: int | None = None) -> int:
+    def append(self, kind: int, payload: bytes, *, commit: bool = True) -> int:
         """Log one step; return its sequence number. With ``commit`` it is durable per the fsync policy when this
         returns; without, it is handed to the operating system and :meth:`commit` makes it durable (so that the
-        fsync can run while the step does). ``seq``, when given, is the number the record gets: records numbered in
-        advance, written in order by one writer (a number whose record failed to be written stays a gap); one not
-        above the last raises ``ValueError``."""
-        head_crc = zlib.crc32(payload)
+        fsync can run while the step does)."""
         with self._lock:
-            next_seq = self.last_seq + 1 if seq is None else seq
-            if next_seq <= self.last_seq:
-                raise ValueError(f"ingest WAL: record {next_seq} written after record {self.last_seq}")
-            head = _HEAD.pack(len(payload), next_seq, kind, head_crc)
-            _write_all(self._fd, head, payload)
-            self.last_seq = next_seq
-            self.bytes_since_rotation += len(head) + len(payload)
+            seq = self.last_seq + 1
+            record = _HEAD.pack(len(payload), seq, kind, zlib.crc32(payload)) + payload
+            view = memoryview(record)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            self.last_seq = seq
+            self.bytes_since_rotation += len(record)
         if commit:
-            self.commit(next_seq)
-        return next_seq
+            self.commit(seq)
+        return seq
 
     def commit(self, seq: int) -> None:
         """Make records up to ``seq`` durable per the policy (one fsync covers every record written before it)."""
@@ -181,18 +178,6 @@ class IngestWal:
             log.warning("ingest WAL %s: torn record at byte %d (a crash mid-write): the log ends there", path, pos)
             if truncate_torn:
                 os.truncate(path, pos)
-
-
-def _write_all(fd: int, head: bytes, payload: bytes) -> None:
-    """Write a record's head and payload (one ``writev``, without copying the payload into one buffer)."""
-    parts = [memoryview(head), memoryview(payload)]
-    while parts:
-        written = os.writev(fd, parts)
-        while parts and written >= len(parts[0]):
-            written -= len(parts[0])
-            parts.pop(0)
-        if parts and written:
-            parts[0] = parts[0][written:]
 
 
 def _fsync_dir(folder: Path) -> None:
