@@ -12,7 +12,8 @@ required unless ``--no-auth``: every request carries an ``ingest`` key) and driv
 Every event has a unique id and a current timestamp, so all are accepted and run through the whole pipeline. The
 peer, ``bench/starlette_peer.py`` (decode the JSON body, answer a small JSON object), is served the same way and
 driven with the same load. Each scenario also reports the server's CPU time per request, steadier than its rate
-when other work shares the cores.
+when other work shares the cores, split by thread (Linux): the event loop, the other Python threads (the ingest
+worker's pipeline steps, the WAL writer) and Polars' pools.
 Targets (issue 17, 2 cores): single-event ingest with keys on >= 50 % of the peer's req/s with p99 < 10 ms;
 >= 300,000 events/s in 1,000-event batches.
 """
@@ -106,6 +107,28 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds so far of a process's threads, by part: ``loop`` (the main thread: uvicorn's event loop and the
+    HTTP handlers), ``python`` (the other Python threads: the ingest worker running the pipeline steps, the WAL
+    writer), ``polars`` (Polars' thread pools) and ``other`` (Linux /proc; empty elsewhere)."""
+    out = {"loop": 0.0, "python": 0.0, "polars": 0.0, "other": 0.0}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        part = ("loop" if task.name == str(pid) else "python" if name == "python"
+                else "polars" if name.startswith(("polars", "async-executor", "tokio")) else "other")  # fmt: skip
+        out[part] += (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -259,9 +282,11 @@ def run_python(base: str, template: str, seconds: float, connections: int, tag: 
 def _line(what: str, r: dict[str, float], per: int = 1) -> str:
     rate = f"{r['rps'] * per:>10,.0f} events/s ({r['rps']:,.0f} req/s)" if per > 1 else f"{r['rps']:>10,.0f} req/s"
     cpu = f"{r['cpu_us'] / per:.1f} us/event" if per > 1 else f"{r['cpu_us']:.0f} us/request"
+    parts = [p for p in ("loop", "python", "polars", "other") if r.get(f"cpu_{p}_us", 0.0) > 0]
+    split = (" (" + ", ".join(f"{p} {r[f'cpu_{p}_us'] / per:.1f}" for p in parts) + ")") if parts else ""
     return (
         f"{what:<36}: {rate}   p50 {r['p50']:.1f} ms   p95 {r['p95']:.1f} ms   p99 {r['p99']:.1f} ms"
-        f"   errors {r['errors']:.0f}   server CPU {cpu}"
+        f"   errors {r['errors']:.0f}   server CPU {cpu}{split}"
     )
 
 
@@ -271,9 +296,12 @@ def _scenarios(drive: Drive, base: str, pid: int, plan: list[tuple[str, str, int
     per request (``cpu_us``: steadier than req/s when other work shares the cores)."""
     out: dict[str, dict[str, float]] = {}
     for tag, template, connections in plan:
-        cpu0 = _cpu_seconds(pid)
+        cpu0, parts0 = _cpu_seconds(pid), _thread_cpu(pid)
         result = drive(base, template, seconds, connections, tag, key)
-        result["cpu_us"] = (_cpu_seconds(pid) - cpu0) / max(1, result["requests"]) * 1e6
+        requests = max(1, result["requests"])
+        result["cpu_us"] = (_cpu_seconds(pid) - cpu0) / requests * 1e6
+        for part, cpu in _thread_cpu(pid).items():
+            result[f"cpu_{part}_us"] = (cpu - parts0.get(part, 0.0)) / requests * 1e6
         out[tag] = result
     return out
 
@@ -301,7 +329,7 @@ def main() -> None:
     if args.latency_connections:
         plan.insert(1, ("l", one, args.latency_connections))
     with peer(_free_port()) as (peer_base, peer_pid):
-        drive(peer_base, one, 2, 8, "warm")
+        drive(peer_base, one, 2, 8, "warm", "")
         theirs = _scenarios(drive, peer_base, peer_pid, plan, args.seconds)
     with server(_free_port(), auth=auth) as (base, pid, key):
         drive(base, one, 2, 8, "warm", key)  # warm-up (imports, first windows)

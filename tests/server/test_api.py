@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -193,6 +194,7 @@ def test_rules_list_reload_health_and_openapi(client: TestClient) -> None:
     assert len(client.get("/api/v1/rules").json()) > 1
     ready = client.get("/readyz")
     assert ready.status_code == 200 and all(ready.json()["checks"].values())
+    assert ready.json()["checks"]["rate_limit_storage"] == "memory"  # no shared storage configured
     spec = client.get("/openapi.json").json()
     assert {"/api/v1/events", "/api/v1/silences", "/api/v1/series/{metric}", "/readyz"} <= set(spec["paths"])
     assert "application/msgpack" in spec["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]
@@ -224,3 +226,12 @@ def test_series_queries_are_served_from_the_cache_until_new_detections_arrive() 
     assert service.cache.stats()["hits"] == hits_before + 1
     assert service.cache.stats()["sets"] > 0  # metric windows are cached too
     assert "tunewatch_cache_hits" in client.get("/metrics").text
+
+
+def test_the_gil_switch_interval_is_shortened_while_serving_and_restored_after() -> None:
+    before = sys.getswitchinterval()
+    _, client = make_client(gil_switch_interval_s=0.0007)
+    with client:  # runs the lifespan
+        assert sys.getswitchinterval() == pytest.approx(0.0007)
+        assert client.get("/healthz").status_code == 200
+    assert sys.getswitchinterval() == pytest.approx(before)

@@ -1,4 +1,5 @@
-"""Rate limiting per API key and per client address with the ``limits`` library (memory or Redis storage).
+"""Rate limiting per API key and per client address: in-process counters, or the ``limits`` library's shared
+storage (Redis) for several processes.
 
 Limits are strings in ``limits``' notation (``"100/second"``, ``"5000/minute;200/second"``); an empty string
 disables that limit. A refused hit says how long to wait (``Retry-After``, whole seconds, at least 1).
@@ -20,9 +21,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from tunewatch.errors import ConfigError
@@ -30,27 +32,81 @@ from tunewatch.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 
-class _RarelyPurgedMemoryStorage(MemoryStorage):
-    """``limits``' in-memory storage, purging expired counters in the background at most once a second.
+class MemoryWindows:
+    """Fixed-window counters in this process: the limits without shared storage, and the stand-in while it is down.
 
-    The parent starts a 10 ms ``threading.Timer`` on every hit when none is running: under load about a hundred
-    thread starts a second, each on the event loop's thread (about a fifth of an ingest request's cost). An
-    expired counter is already dropped when it is read, so the background purge only bounds the memory of keys
-    never seen again, and running it once a second is enough. (Should a later ``limits`` rename the hook, the
-    parent's behaviour simply applies: correct, only slower.)
+    The rule of ``limits``' fixed window over its in-memory storage: a window opens at a key's first hit and lasts
+    the limit's period; every hit counts (a refused one too) and is allowed while the count is at most the limit;
+    :meth:`test` allows while it is below. One dictionary lookup per hit under one lock, where ``limits`` builds a
+    key string, takes a per-key lock and schedules a purge thread: about a tenth of the cost. An expired window is
+    dropped when it is next read, and every expired one at most once a second (memory bounded by the keys seen in
+    the last period), on the calling thread.
+
+    >>> from limits import parse
+    >>> windows, item = MemoryWindows(), parse("2/minute")
+    >>> [windows.hit(item, "address", "a") for _ in range(3)], windows.test(item, "address", "b")
+    ([True, True, False], True)
     """
 
     PURGE_EVERY_S = 1.0
 
     def __init__(self) -> None:
-        super().__init__()
+        self._windows: dict[tuple[str, ...], list[float]] = {}  # key -> [window end (epoch s), count]
+        self._lock = threading.Lock()
         self._next_purge = 0.0
 
-    def _MemoryStorage__schedule_expiry(self) -> None:
-        now = time.monotonic()
+    def __len__(self) -> int:
+        """Windows held (open, or expired but not yet purged)."""
+        return len(self._windows)
+
+    @staticmethod
+    def _key(item: RateLimitItem, identifiers: tuple[str, ...]) -> tuple[str, ...]:
+        return (str(item.amount), str(item.get_expiry()), *identifiers)
+
+    def _count(self, key: tuple[str, ...], now: float) -> list[float] | None:
+        """The open window of ``key`` (caller holds the lock); purges expired windows once a second."""
         if now >= self._next_purge:
             self._next_purge = now + self.PURGE_EVERY_S
-            MemoryStorage._MemoryStorage__schedule_expiry(self)  # type: ignore[attr-defined]
+            self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
+        window = self._windows.get(key)
+        return window if window is not None and window[0] > now else None
+
+    def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        """Count one hit; whether it is within the limit."""
+        key = self._key(item, identifiers)
+        now = time.time()
+        with self._lock:
+            window = self._count(key, now)
+            if window is None:
+                window = self._windows[key] = [now + item.get_expiry(), 0.0]
+            window[1] += 1
+            return window[1] <= item.amount
+
+    def test(self, item: RateLimitItem, *identifiers: str) -> bool:
+        """Whether one more hit would be within the limit (nothing counted)."""
+        now = time.time()
+        with self._lock:
+            window = self._count(self._key(item, identifiers), now)
+        return window is None or window[1] < item.amount
+
+    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> tuple[float, int]:
+        """When the current window ends (epoch seconds; now without one) and the hits left in it."""
+        now = time.time()
+        with self._lock:
+            window = self._count(self._key(item, identifiers), now)
+        if window is None:
+            return now, item.amount
+        return window[0], max(0, item.amount - int(window[1]))
+
+
+class _Strategy(Protocol):
+    """What :meth:`RateLimiter._run` needs of a fixed-window strategy (``limits``' or :class:`MemoryWindows`)."""
+
+    def hit(self, item: RateLimitItem, *identifiers: str) -> bool: ...
+
+    def test(self, item: RateLimitItem, *identifiers: str) -> bool: ...
+
+    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> tuple[float, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +164,10 @@ class RateLimiter:
         self.auth_failures = _parse(auth_failures, "auth_failures_per_address")
         self.timeout_s = timeout_s
         self.retry_s = retry_s
-        self.memory: Storage = _RarelyPurgedMemoryStorage()
-        self._memory = FixedWindowRateLimiter(self.memory)
+        #: the in-process counters (all of the limits without shared storage; its stand-in while it is down)
+        self.memory = MemoryWindows()
         self._remote: FixedWindowRateLimiter | None = None
-        self.storage: Storage = self.memory
+        self.storage: Storage | None = None  #: the shared storage, if any
         if storage_url:
             options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
             redis_like = storage_url.split(":", 1)[0].startswith(("redis", "valkey"))
@@ -149,7 +205,7 @@ class RateLimiter:
 
     @staticmethod
     def _run(
-        limiter: FixedWindowRateLimiter, checks: list[tuple[str, str, list[RateLimitItem]]], count: bool
+        limiter: _Strategy, checks: list[tuple[str, str, list[RateLimitItem]]], count: bool
     ) -> RateLimitExceeded | None:
         for scope, ident, items in checks:
             for item in items:
@@ -182,7 +238,7 @@ class RateLimiter:
                 self._fell_back(exc)
         elif self._remote is not None:
             self._count_fallback()
-        return self._run(self._memory, checks, count)
+        return self._run(self.memory, checks, count)
 
     def _count_fallback(self) -> None:
         with self._state_lock:
@@ -199,7 +255,7 @@ class RateLimiter:
         if self._remote is None or time.monotonic() < self._down_until:
             if self._remote is not None:
                 self._count_fallback()
-            return self._run(self._memory, checks, count)
+            return self._run(self.memory, checks, count)
         loop = asyncio.get_running_loop()
         try:
             return await asyncio.wait_for(
@@ -207,7 +263,7 @@ class RateLimiter:
             )
         except Exception as exc:  # the storage failed or is frozen: decide in memory, never fail the request
             self._fell_back(exc)
-            return self._run(self._memory, checks, count)
+            return self._run(self.memory, checks, count)
 
     def hit(self, *, key_id: str | None, address: str | None) -> RateLimitExceeded | None:
         """Count one request (blocking); return why it is refused, or None when it may proceed."""
@@ -230,7 +286,7 @@ class RateLimiter:
 
     def ready(self) -> bool:
         """Whether the shared storage answers now (memory always does); never blocks longer than ``timeout_s``."""
-        if self._remote is None:
+        if self._remote is None or self.storage is None:
             return True
         if self.degraded:
             return False

@@ -9,6 +9,7 @@ web console is served at ``/``. See :mod:`tunewatch.server.settings` for authent
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
@@ -64,6 +65,8 @@ def create_app(
         if cfg.gc_freeze:
             gc.collect()
             gc.freeze()  # start-up objects (modules, functions) leave the collector's scans: shorter GC pauses
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(cfg.gil_switch_interval_s)  # see ServerSettings.gil_switch_interval_s
         yield
         await batcher.close()  # graceful shutdown: queued batches are run before the process ends
         # ... and a restart resumes exactly here (ids, windows). Called directly: no request is served any more,
@@ -71,6 +74,7 @@ def create_app(
         service.checkpoint()
         for close in on_shutdown:
             close()
+        sys.setswitchinterval(switch_interval)
 
     app = IngestApp(
         title="tunewatch",

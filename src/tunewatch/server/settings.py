@@ -103,6 +103,13 @@ class ServerSettings(BaseSettings):
         default=256 * 1024 * 1024, gt=0, description="WAL bytes after which the pipeline is snapshotted."
     )
     gc_freeze: bool = Field(default=True, description="gc.freeze() at start-up (shorter garbage-collector pauses).")
+    gil_switch_interval_s: float = Field(
+        default=0.0005,
+        gt=0,
+        description="sys.setswitchinterval while serving: how long a thread waiting for the GIL waits before it asks "
+        "for it (Python's default 0.005). The ingest worker takes the GIL back after each Polars call; with the event "
+        "loop busy, the default let a pipeline step wait up to 5 ms each time.",
+    )
     history_dir: Path | None = Field(
         default=None, description="Folder of the metric history (Parquet by day); default: beside `db`, else none."
     )

@@ -6,10 +6,10 @@ kind (u8) | CRC-32 of the payload (u32) | payload``, big-endian; the payload is 
 msgpack body. One record per pipeline step: the batcher joins concurrent requests into one step, so one write
 (and one ``fsync``) commits them all — group commit.
 
-**fsync policy** (``wal_fsync``): ``always`` (default) fsyncs each record before the step runs, so an
-acknowledged event survives a power loss; ``write`` hands it to the operating system only (it survives the
-process being killed, ``kill -9`` included, but not the machine losing power) and fsyncs once a second;
-``off`` disables the log.
+**fsync policy** (``wal_fsync``): ``always`` (default) fsyncs each record (while its step runs) before the
+step's requests are answered, so an acknowledged event survives a power loss; ``write`` hands it to the
+operating system only (it survives the process being killed, ``kill -9`` included, but not the machine losing
+power) and fsyncs once a second; ``off`` disables the log.
 
 A checkpoint of the stream state records the last sequence number it includes; :meth:`IngestWal.rotate` starts
 a new segment at that moment and :meth:`IngestWal.release` deletes the segments the checkpoint covers once it is

@@ -142,7 +142,7 @@ class EnterpriseDataValidator:
         self.watermark = Watermark(allowed_lateness_ms)
         self.dedup = DuplicateFilter(dedup_horizon_ms)
         self.custom_rules = load_rules(custom_rules) if custom_rules is not None else None
-        self._detectors: dict[tuple[tuple[int, ...], bool], pl.Expr] = {}
+        self._detectors: dict[tuple[tuple[int, ...], bool], list[pl.Expr]] = {}
         self.rules: list[Rule] = schema_rules(live=live, retention_ms=retention_ms)
         if self.custom_rules is not None:
             self.rules += self.custom_rules.rules()
@@ -169,14 +169,17 @@ class EnterpriseDataValidator:
         dedup.load_state_dict(state["dedup"])
         self.watermark, self.dedup = watermark, dedup  # both or neither
 
-    def _detector(self, candidates: tuple[Rule, ...], text_clean: bool) -> pl.Expr:
-        """The combined row mask of ``candidates`` (built once per combination: batches repeat them)."""
+    def _detector(self, candidates: tuple[Rule, ...], text_clean: bool) -> list[pl.Expr]:
+        """The row masks of ``candidates``, one column each (built once per combination: batches repeat them).
+
+        They are combined after the select (:func:`_flagged_rows`): Polars' ``any_horizontal`` over dozens of
+        inputs costs several times the masks themselves (4.6 against 1.7 ms for 81 masks over 8 rows)."""
         key = (tuple(id(r) for r in candidates), text_clean)
-        expr = self._detectors.get(key)
-        if expr is None:
-            expr = pl.any_horizontal([r.detector(text_clean) for r in candidates])
-            self._detectors[key] = expr
-        return expr
+        exprs = self._detectors.get(key)
+        if exprs is None:
+            exprs = [r.detector(text_clean).alias(f"__m{i}") for i, r in enumerate(candidates)]
+            self._detectors[key] = exprs
+        return exprs
 
     def reference_reasons(self, events: Events) -> list[list[str]]:
         """The reasons of every decoded row from every rule's exact mask: the slow reference of :meth:`validate`.
@@ -221,8 +224,7 @@ class EnterpriseDataValidator:
         reasons = pl.DataFrame(schema={"__row": pl.Int64, "r": pl.List(pl.String)})
         if candidates and work.height:
             work = work.with_columns(rule_context(now_ms))
-            flagged = work.select(self._detector(tuple(candidates), stats.text_clean))
-            rows = flagged.to_series().arg_true()
+            rows = _flagged_rows(work.select(self._detector(tuple(candidates), stats.text_clean)), work.height)
             if len(rows):
                 reasons = _exact_reasons(work, rows, candidates, stats.typed_input)
                 bad_rows = reasons.get_column("__row").to_numpy()
@@ -284,6 +286,15 @@ _STATS_EXPRS = stats_exprs()
 @functools.lru_cache(maxsize=16)
 def _fast_columns(schema: tuple[tuple[str, pl.DataType], ...]) -> list[pl.Expr]:
     return fast_columns(pl.Schema(schema))
+
+
+def _flagged_rows(masks: pl.DataFrame, height: int) -> pl.Series:
+    """Row numbers where any of the boolean, null-free ``masks`` columns is true (a column of one row, a literal
+    mask, holds for every row)."""
+    hit = np.zeros(height, dtype=np.bool_)
+    for column in masks.iter_columns():
+        hit |= column.to_numpy()
+    return pl.Series("rows", np.flatnonzero(hit), dtype=pl.UInt32)
 
 
 def _keep_rows(frame: pl.DataFrame, rows: npt.NDArray[np.int64]) -> pl.DataFrame:

@@ -28,7 +28,7 @@ def router(ctx: RouteContext) -> APIRouter:
         memory meanwhile) but does not make the service unready."""
         checks = service.ready()
         ok = all(checks.values())
-        storage = "memory" if limiter.storage is limiter.memory else ("ok" if limiter.ready() else "fallback to memory")
+        storage = "memory" if limiter.storage is None else ("ok" if limiter.ready() else "fallback to memory")
         return JSONResponse(
             {"status": "ready" if ok else "not ready", "checks": {**checks, "rate_limit_storage": storage}},
             status_code=200 if ok else 503,
