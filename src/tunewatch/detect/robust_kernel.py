@@ -220,7 +220,7 @@ def _clear_pool(ring: FloatArray, sums: FloatArray, head: IntArray, r: int) -> N
     head[r] = 0
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", nogil=True)
 def robust_points(
     params: FloatArray,
     noise: int,
