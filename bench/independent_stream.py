@@ -154,7 +154,8 @@ def events(world: World, rng: np.random.Generator, rate: float, minutes: int) ->
 
 
 def plan_incidents(world: World, rng: np.random.Generator, rate: float, day_start: int) -> list[Plan]:
-    """The nine incidents of day 2 in a random order, one per 160-minute slot, at a random offset in it."""
+    """The nine incidents of day 2 in a random order, one per 160-minute slot (an incident lasts at most 159
+    minutes), at a random offset in it."""
     platform_rate = (world.share @ world.platform_mix) * rate
     free_ads = world.share * world.tier_mix[:, 0] * 0.15 * rate
     market_rate = world.share * rate
@@ -180,8 +181,9 @@ def plan_incidents(world: World, rng: np.random.Generator, rate: float, day_star
     plans = []
     for slot, i in enumerate(order):
         name, dims, length, size = kinds[i]
-        start = day_start + slot * 160 + int(rng.integers(0, 160 - int(length) + 1))
-        plans.append(Plan(name, dict(dims), start, start + int(length), float(size)))
+        minutes = min(int(length), 159)  # one 160-minute slot each
+        start = day_start + slot * 160 + int(rng.integers(0, 160 - minutes + 1))
+        plans.append(Plan(name, dict(dims), start, start + minutes, float(size)))
     return plans
 
 
