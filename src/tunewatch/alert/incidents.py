@@ -362,12 +362,7 @@ class IncidentFolder:
         """Whether slice ``root`` explains ``parent``'s deviation by the drill-down's test: among its siblings
         (its dimension set under ``parent``) it carries at least :attr:`min_share` of the excess, at least
         :attr:`min_lift` times its share of their volume."""
-        d = dimension_set(",".join(root))
-        group = rows.filter(
-            (pl.col("dimset") == d.name)
-            & pl.all_horizontal([pl.col(k) == v for k, v in parent.items()] or [pl.lit(True)])
-            & pl.col("expected").is_not_null()
-        )
+        group = _slice_rows(rows, dimension_set(",".join(root)).name, parent)
         if group.is_empty():
             return False
         pos = _contributions(group, metric, direction).clip(lower_bound=0.0)
@@ -690,14 +685,19 @@ def _contribution(rows: pl.DataFrame, metric: str, dims: Mapping[str, str], dire
         d = dimension_set(",".join(dims) or "global")
     except KeyError:
         return None
-    row = rows.filter(
-        (pl.col("dimset") == d.name)
-        & pl.all_horizontal([pl.col(k) == v for k, v in dims.items()] or [pl.lit(True)])
-        & pl.col("expected").is_not_null()
-    )
+    row = _slice_rows(rows, d.name, dims)
     if row.is_empty():
         return None
     return float(_contributions(row.head(1), metric, direction)[0])
+
+
+def _slice_rows(rows: pl.DataFrame, dimset: str, dims: Mapping[str, str], *, expected: bool = True) -> pl.DataFrame:
+    """The rows of dimension set ``dimset`` within slice ``dims`` (all of the set's rows for the whole service);
+    with ``expected``, only where the detector has an expectation."""
+    within = (pl.col("dimset") == dimset) & pl.all_horizontal(
+        [pl.col(k) == v for k, v in dims.items()] or [pl.lit(True)]
+    )
+    return rows.filter(within & pl.col("expected").is_not_null() if expected else within)
 
 
 def _slice_size(rows: pl.DataFrame, metric: str, dims: Mapping[str, str]) -> float | None:
@@ -706,9 +706,7 @@ def _slice_size(rows: pl.DataFrame, metric: str, dims: Mapping[str, str]) -> flo
         d = dimension_set(",".join(dims) or "global")
     except KeyError:
         return None
-    row = rows.filter(
-        (pl.col("dimset") == d.name) & pl.all_horizontal([pl.col(k) == v for k, v in dims.items()] or [pl.lit(True)])
-    )
+    row = _slice_rows(rows, d.name, dims, expected=False)
     return None if row.is_empty() else float(_sizes(row.head(1), metric)[0])
 
 
@@ -718,9 +716,7 @@ def _slice_score(rows: pl.DataFrame, dims: Mapping[str, str]) -> float | None:
         d = dimension_set(",".join(dims) or "global")
     except KeyError:
         return None
-    row = rows.filter(
-        (pl.col("dimset") == d.name) & pl.all_horizontal([pl.col(k) == v for k, v in dims.items()] or [pl.lit(True)])
-    )
+    row = _slice_rows(rows, d.name, dims, expected=False)
     value = None if row.is_empty() else row.get_column("score")[0]
     return None if value is None else float(value)
 
