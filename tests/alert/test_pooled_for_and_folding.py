@@ -140,19 +140,37 @@ def test_the_end_of_an_incident_is_folded_into_it_for_the_aftermath_window() -> 
 
 
 def test_a_metric_not_watched_on_the_incident_s_slice_joins_it_only_when_it_started_together() -> None:
-    """Completion falling on a platform during a market's bot farm (completion is not watched per market), firing
-    a minute after it: the incident's when it started within 5 minutes of the incident, its own notice when it
-    started later. Firing in the same minute, nothing says which is the root: both are notified."""
+    """Completion falling on one market's web players during that market's CDN failure (completion is not watched
+    per market and CDN), firing a minute after it: the incident's when it started within 5 minutes of the incident,
+    its own notice when it started later. Firing in the same minute, nothing says which is the root: both are
+    notified."""
     for delay, notified in ((3, False), (20, True)):
         folder = IncidentFolder()
-        streams = _rows("streams", [("market", {"market": "BR"}, 90.0, 30.0)])
+        failures = _rows("failure_rate", [("market,cdn", {"market": "BR", "cdn": "akamai"}, 0.3, 0.01)])
         completion = _rows("completion_rate", [("platform", {"platform": "web"}, 0.5, 0.8)])
-        rows = pl.DataFrame(streams + completion, schema=DETECTION_SCHEMA, strict=False)
-        folder.fold([_alert("StreamsSurge", "streams", {"market": "BR"}, 90.0, 30.0)], rows)
-        web = _alert("CompletionRateDown", "completion_rate", {"platform": "web"}, 0.5, 0.8)
+        rows = pl.DataFrame(failures + completion, schema=DETECTION_SCHEMA, strict=False)
+        folder.fold([_alert("PlaybackFailuresUp", "failure_rate", {"market": "BR", "cdn": "akamai"}, 0.3, 0.01)], rows)
+        web = _alert("CompletionRateDown", "completion_rate", {"market": "BR", "platform": "web"}, 0.5, 0.8)
         web = Alert(labels=web.labels, annotations=web.annotations, status="firing",
                     starts_at=T0 + delay * MINUTE, extra={**web.extra, "fired_at": T0 + 2 * MINUTE})  # fmt: skip
         assert folder.fold([web], rows) == ([web] if notified else [])
         same_minute = Alert(labels={**web.labels, "platform": "ios"}, annotations=web.annotations, status="firing",
                             starts_at=T0 + delay * MINUTE, extra={**web.extra, "fired_at": T0 + MINUTE})  # fmt: skip
         assert folder.fold([same_minute], rows) == [same_minute]
+
+
+def test_a_metric_on_a_slice_apart_from_the_incident_s_is_notified_even_when_it_started_together() -> None:
+    """A completion drop on one source, then a startup regression on one platform three minutes later: the two
+    slices share no coordinate, so nothing shows the second is the first's doing; folded, it would hide an incident
+    (at worst it is one collateral alert)."""
+    folder = IncidentFolder()
+    completion = _rows("completion_rate", [("source", {"source": "search"}, 0.4, 0.77)])
+    startup = _rows("startup_ms_p95", [("platform", {"platform": "android"}, 1500.0, 500.0)])
+    rows = pl.DataFrame(completion + startup, schema=DETECTION_SCHEMA, strict=False)
+    search = _alert("CompletionRateDown", "completion_rate", {"source": "search"}, 0.4, 0.77)
+    assert folder.fold([search], rows) == [search]
+    android = _alert("StartupTimeUp", "startup_ms_p95", {"platform": "android"}, 1500.0, 500.0)
+    later = {**android.extra, "fired_at": T0 + 2 * MINUTE}
+    android = Alert(labels=android.labels, annotations=android.annotations, status="firing",
+                    starts_at=search.starts_at + 3 * MINUTE, extra=later)  # fmt: skip
+    assert folder.fold([android], rows) == [android]

@@ -463,9 +463,13 @@ class IncidentFolder:
             # a metric not watched on the incident's slice (another metric): started together, or not the incident's
             # (and only into an incident notified in an earlier minute: alerts of one minute that cannot be weighed
             # against each other do not say which is the root)
+            # (and, for another metric, only on a slice that shares a dimension with the incident's: a completion
+            # drop on one source does not explain a startup regression on one platform that began minutes later;
+            # notified on its own it is at worst one collateral alert, folded it hides an incident)
             first = int(inc.alert.extra.get("fired_at", inc.alert.starts_at))
             together = abs(alert.starts_at - inc.alert.starts_at) <= self.together_ms
-            return 1.0 if together and first < int(alert.extra.get("fired_at", alert.starts_at)) else None
+            related = same or any(inc.root.get(k) == v for k, v in root.items())
+            return 1.0 if together and related and first < int(alert.extra.get("fired_at", alert.starts_at)) else None
         finer = _granularity(tuple(root)) > _granularity(tuple(inc.root))
         if finer and theirs is not None and own is not None and theirs > 0 and own >= 0.5 * theirs:
             if not self._late(inc, alert):
