@@ -330,9 +330,14 @@ def main() -> None:
     lines = body.splitlines()
     bad = hostile_lines(rng, max(len(lines) // 1000, 4), epoch_ms, minutes)
     at = np.sort(rng.integers(0, len(lines), len(bad)))
-    for shift, (pos, line) in enumerate(zip(at, bad, strict=True)):
-        lines.insert(int(pos) + shift, line)
-    args.out.write_text("\n".join(lines) + "\n")
+    mixed: list[str] = []  # each hostile line before the event line at its position, in one pass
+    done = 0
+    for pos, line in zip(at.tolist(), bad, strict=True):
+        mixed.extend(lines[done:pos])
+        mixed.append(line)
+        done = pos
+    mixed.extend(lines[done:])
+    args.out.write_text("\n".join(mixed) + "\n")
     iso = lambda m: datetime.fromtimestamp((epoch_ms + m * MINUTE_MS) / 1000, UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
     labels = {
         "generator": "bench/independent_stream.py",
@@ -342,7 +347,7 @@ def main() -> None:
     }
     labels_path = args.out.with_suffix(".labels.json")
     labels_path.write_text(json.dumps(labels, indent=1) + "\n")
-    print(f"{len(lines):,} lines ({len(bad)} malformed) -> {args.out}; {len(plans)} incidents -> {labels_path}")
+    print(f"{len(mixed):,} lines ({len(bad)} malformed) -> {args.out}; {len(plans)} incidents -> {labels_path}")
     for p in sorted(plans, key=lambda p: p.start):
         print(f"  {iso(p.start)}  {p.end - p.start:4d} min  {p.kind:<19} {p.dims}  size {p.size:.2f}")
 
