@@ -53,6 +53,16 @@ def test_backtest_uses_a_wide_terminal_whole(day: Path) -> None:
     assert "recommendation_regression_in_a_market" in result.stdout
 
 
+def test_backtest_detect_within_is_a_duration(day: Path) -> None:
+    labels = day.with_name("day.labels.json")
+    args = ["backtest", str(day), "--labels", str(labels), "--output", "json"]
+    result = CliRunner().invoke(app, [*args, "--detect-within", "90s"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["scores"]["detect_within_s"] == 90
+    bad = CliRunner().invoke(app, [*args, "--detect-within", "soon"])
+    assert bad.exit_code == 2 and "--detect-within" in bad.output
+
+
 def test_silences_list_at_80_columns(day: Path) -> None:
     runner = CliRunner()
     comment = "CDN maintenance window agreed with the edge provider, ticket OPS-1234"

@@ -105,6 +105,30 @@ def test_backtest_table_shows_per_rule_scores() -> None:
     assert "recall 67%" in text and "false alerts 1" in text and "collateral 1" in text
 
 
+def test_a_right_alert_after_the_detection_window_is_late_not_detected() -> None:
+    slow = _alert("FailuresUp", 60, 68, 90, market="BR", cdn="edge-2")  # notified 8 minutes in
+    stray = _alert("FailuresUp", 110, 112, 120, market="BR", cdn="edge-2")  # after the outage and its grace
+    report = score([*slow, *stray], INCIDENTS[:1], span_ms=1440 * MIN)
+    (res,) = report.incidents
+    assert (res.detected_by, res.time_to_detect_s) == (None, None)
+    assert (res.late_by, res.late_s, report.late, report.recall) == ("FailuresUp", 480.0, 1, 0.0)
+    wider = score(slow, INCIDENTS[:1], span_ms=1440 * MIN, detect_within_ms=10 * MIN)
+    assert (wider.incidents[0].time_to_detect_s, wider.late, wider.recall) == (480.0, 0, 1.0)
+    never = score(stray, INCIDENTS[:1], span_ms=1440 * MIN)  # fired after end + grace: neither
+    assert (never.incidents[0].late_by, never.late) == (None, 0)
+
+
+def test_backtest_table_shows_late_detections() -> None:
+    alerts = _alert("FailuresUp", 60, 68, 90, market="BR", cdn="edge-2")
+    summary = ReplaySummary(counters=PipelineCounters(), seconds=1.0, files=["x"], alerts=alerts)
+    buf = io.StringIO()
+    print_backtest(Console(file=buf, width=80), parse_rules(RULES), summary, score(alerts, INCIDENTS, span_ms=MIN))
+    text = buf.getvalue()
+    row = next(line for line in text.splitlines() if line.startswith("cdn_outage"))
+    assert re.search(r"FailuresUp\s+8m late$", row), row
+    assert "(0/3 on the right dimension within 5 min, 1 more later)" in text.replace("\n", " ")
+
+
 def _detections() -> pl.DataFrame:
     rows: list[dict[str, Any]] = []
     for i in range(180):

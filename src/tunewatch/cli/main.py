@@ -190,6 +190,14 @@ def backtest(
         str | None,
         typer.Option("--series", help='Series to plot, e.g. "failure_rate{market=BR}"; default: the first alert\'s.'),
     ] = None,
+    detect_within: Annotated[
+        str,
+        typer.Option(
+            "--detect-within",
+            help="With --labels: an incident counts as detected when an alert on its dimensions is notified "
+            "within this time of its start (e.g. 5m, 90s); later ones are shown as late.",
+        ),
+    ] = "5m",
     detector: DETECTOR = "robust",
     validation_rules: VALIDATION_RULES = None,
     output: OUTPUT = "table",
@@ -197,6 +205,7 @@ def backtest(
     """Show when each rule would have fired on history; with --labels, precision, recall and time to detect."""
     from tunewatch.cli.preflight import check_event_files
     from tunewatch.cli.render import backtest_json, print_backtest
+    from tunewatch.durations import parse_duration_ms
     from tunewatch.evaluate.backtest import load_labels, score
     from tunewatch.evaluate.plot import SeriesRecorder, write_backtest_plot
     from tunewatch.pipeline.replay_job import ReplayJob
@@ -209,6 +218,10 @@ def backtest(
         for target, what in ((alerts_out, "alerts file"), (plot, "plot")):
             if target is not None:
                 output_path(target, what)
+        try:
+            within_ms = parse_duration_ms(detect_within)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--detect-within") from exc
         recorder = SeriesRecorder(series) if plot else None
         job = ReplayJob.from_files(
             rules=text_input(rules, "rule file") if rules else None, detector=check_detector(detector),
@@ -225,7 +238,7 @@ def backtest(
         report = None
         if incidents is not None:
             span = max(1, summary.counters.windows) * 60_000
-            report = score(summary.alerts, incidents, span_ms=span)
+            report = score(summary.alerts, incidents, span_ms=span, detect_within_ms=within_ms)
         results = console if is_stdio(alerts_out) or is_stdio(plot) else out
         if fmt == "json":
             print_json(backtest_json(ruleset, summary, report))

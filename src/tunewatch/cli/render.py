@@ -103,11 +103,12 @@ def backtest_json(rules: RuleSet, summary: ReplaySummary, report: BacktestReport
         document["incidents"] = [
             {"kind": res.incident.kind, "dims": res.incident.dims, "start": format_time(res.incident.start),
              "end": format_time(res.incident.end), "detected_by": res.detected_by,
-             "time_to_detect_s": res.time_to_detect_s}
+             "time_to_detect_s": res.time_to_detect_s, "late_by": res.late_by, "late_s": res.late_s}
             for res in report.incidents
         ]  # fmt: skip
         document["scores"] = {
-            "recall": report.recall, "precision": report.precision,
+            "recall": report.recall, "late": report.late, "detect_within_s": report.detect_within_ms / 1000,
+            "precision": report.precision,
             "median_time_to_detect_s": report.median_time_to_detect_s, "firing_alerts": report.firing,
             "right": report.right, "collateral": len(report.collateral), "false_alerts": len(report.false_alerts),
             "false_alert_groups": report.false_groups, "false_per_day": report.false_per_day,
@@ -148,15 +149,20 @@ def print_backtest(console: Console, rules: RuleSet, summary: ReplaySummary, rep
         inc.add_column(col, overflow="fold", justify="right" if col == "after" else "left")
     for res in report.incidents:
         dims = ", ".join(f"{k}={v}" for k, v in res.incident.dims.items()) or "global"
-        ttd = f"{res.time_to_detect_s:.0f} s" if res.time_to_detect_s is not None else "[red]missed[/]"
-        inc.add_row(
-            escape(res.incident.kind), escape(dims), short_time(res.incident.start), res.detected_by or "-", ttd
-        )
+        if res.time_to_detect_s is not None:
+            ttd = f"{res.time_to_detect_s:.0f} s"
+        elif res.late_s is not None:
+            ttd = f"[yellow]{res.late_s / 60:.0f}m late[/]"
+        else:
+            ttd = "[red]missed[/]"
+        by = res.detected_by or res.late_by or "-"
+        inc.add_row(escape(res.incident.kind), escape(dims), short_time(res.incident.start), by, ttd)
     console.print(inc)
     n_inc = len(report.incidents)
     found = sum(r.detected_by is not None for r in report.incidents)
     console.print(
-        f"recall {100 * report.recall:.0f}% ({found}/{n_inc} on the right dimension)  "
+        f"recall {100 * report.recall:.0f}% ({found}/{n_inc} on the right dimension within "
+        f"{report.detect_within_ms / 60_000:g} min{f', {report.late} more later' if report.late else ''})  "
         f"precision {100 * report.precision:.0f}%  median time to detect {_secs(report.median_time_to_detect_s)}\n"
         f"firing alerts {report.firing}: right {report.right}, collateral {len(report.collateral)} "
         f"({report.collateral_per_incident:.1f} per incident), false alerts {len(report.false_alerts)} "

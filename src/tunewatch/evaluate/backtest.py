@@ -6,7 +6,9 @@ Definitions (used by ``tunewatch backtest``, ``bench/incidents.py`` and the test
   (same fields, same values; none for a global incident) fires between the incident's start and
   ``start + detect_within`` — *fires* meaning the event time at which it was notified (``notified_at``: the
   end of the window that completed its ``for``, later where the incident folder held its first notification),
-  not the back-dated onset; its **time to detect** is ``notified_at - start``;
+  not the back-dated onset; its **time to detect** is ``notified_at - start``; an incident not detected in time
+  but whose dimensions an alert named later while it lasted (up to ``end + grace``) is **late**, reported
+  with that delay (``late_s``) and not counted in recall;
 * a firing alert is **right** when its dimension labels equal the dims of an incident its firing overlaps
   (``[start, end + grace]``); it is **collateral** when it overlaps an incident but names other dimensions
   (a global alert or ``market=BR`` during an outage on ``market=BR, cdn=edge-2``: a consequence, but a
@@ -59,11 +61,21 @@ class IncidentResult:
     >>> (result,) = score([alert], [inc], span_ms=60 * MINUTE).incidents
     >>> result.detected_by, result.time_to_detect_s
     ('FailuresUp', 120.0)
+
+    An alert on the right dimension notified after ``detect_within`` (5 minutes) is late, not a detection:
+
+    >>> slow = Alert({"alertname": "FailuresUp", "market": "BR"}, {}, "firing", 0, extra={"fired_at": 9 * MINUTE})
+    >>> (result,) = score([slow], [inc], span_ms=60 * MINUTE).incidents
+    >>> result.detected_by, result.late_by, result.late_s
+    (None, 'FailuresUp', 540.0)
     """
 
     incident: Incident
     detected_by: str | None = None
     time_to_detect_s: float | None = None
+    #: not detected in time, but named by this alert later while it lasted (``None`` otherwise)
+    late_by: str | None = None
+    late_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -93,6 +105,11 @@ class BacktestReport:
     def recall(self) -> float:
         """Share of incidents detected on the right dimension in time."""
         return sum(r.detected_by is not None for r in self.incidents) / len(self.incidents) if self.incidents else 1.0
+
+    @property
+    def late(self) -> int:
+        """Incidents not detected in time whose dimensions an alert named later while they lasted."""
+        return sum(r.late_by is not None for r in self.incidents)
 
     @property
     def precision(self) -> float:
@@ -179,6 +196,11 @@ def _detects(alert: Alert, inc: Incident, detect_within_ms: int) -> bool:
     return alert_dims(alert) == inc.dims and inc.start <= t <= inc.start + detect_within_ms
 
 
+def _late(alert: Alert, inc: Incident, grace_ms: int) -> bool:
+    t = notified_at(alert)
+    return alert_dims(alert) == inc.dims and inc.start <= t <= inc.end + grace_ms
+
+
 def _overlaps(alert: Alert, end: int, inc: Incident, grace_ms: int) -> bool:
     return alert.starts_at <= inc.end + grace_ms and end >= inc.start
 
@@ -218,6 +240,10 @@ def score(
             if _detects(a, inc, detect_within_ms):
                 res.detected_by, res.time_to_detect_s = a.name, (notified_at(a) - inc.start) / 1000
                 break
+            if res.late_by is None and _late(a, inc, grace_ms):
+                res.late_by, res.late_s = a.name, (notified_at(a) - inc.start) / 1000
+        if res.detected_by is not None:
+            res.late_by = res.late_s = None
         results.append(res)
     right = 0
     collateral: list[Alert] = []
