@@ -45,6 +45,7 @@ def _series(seed: int, n: int, nan_rate: float, jitter: bool) -> tuple[np.ndarra
             {"weekly_bins": 12, "weekly_period_ms": 4 * 3_600_000, "tail_bins": 8, "tail_decay_long": 0.999},
             {"trend": 0.2, "auto_count": True, "tail_bins": 8, "period_ring": 16, "period_block": 2},
             {"tail_bins": 8, "tail_decay_long": 0.999, "run_learn": 2.0, "episode_gap": 20.0, "damp": 0.2},
+            {"auto_ratio": True, "auto_count": True, "tail_bins": 8},
         ]
     ),
 )
@@ -56,6 +57,8 @@ def test_streaming_chunk_and_many_series_forms_are_identical(
         x = np.clip(x / 100.0, 0.0, 1.0)
     if extra.get("auto_count") and seed % 2:
         x = np.round(np.abs(x))  # a count series: the detected count noise takes over
+    if extra.get("auto_ratio") and seed % 3 == 0:
+        x = np.clip((x - 50.0) / 100.0, 0.0, 1.0)  # a proportion with zeros: the detected binomial noise takes over
     settings_ = {"noise": noise, "warmup": 5, "period_ms": 3_600_000, **extra}
     chunked = DETECTORS[kind](**settings_).chunk(t, x, w, series=3)
     streaming = DETECTORS[kind](**settings_)
@@ -91,16 +94,24 @@ def test_checkpoint_restores_exactly_and_is_versioned() -> None:
     assert full.bytes_per_series == (k.HEADER + 24 + 168 + 2 * 2 * 2 * 24) * 8  # 2 channels x 2 sides x 2 memories
     with pytest.raises(ValueError, match="version"):
         resumed.load_state_dict({**state, "version": 99})
-    # a version-3 checkpoint (no quiet-time column, no episode settings) is adopted and resumes exactly
-    old = {
+    # version-3 (no quiet-time or proportion column, no episode or proportion settings) and version-4 checkpoints
+    # (no proportion column or setting) are adopted and resume exactly
+    v4 = {
         **state,
-        "version": 3,
-        "params": {n: v for n, v in state["params"].items() if n not in ("run_learn", "episode_gap")},
-        "states": np.delete(state["states"], k.QUIET, axis=1),
+        "version": 4,
+        "params": {n: v for n, v in state["params"].items() if n != "auto_ratio"},
+        "states": np.delete(state["states"], k.UNIT, axis=1),
     }
-    adopted = EnsembleDetector(bins=24)
-    adopted.load_state_dict(old)
-    np.testing.assert_array_equal(adopted.chunk(t[300:], x[300:]).score, whole.score[300:])
+    v3 = {
+        **v4,
+        "version": 3,
+        "params": {n: v for n, v in v4["params"].items() if n not in ("run_learn", "episode_gap")},
+        "states": np.delete(v4["states"], k.QUIET, axis=1),
+    }
+    for old in (v4, v3):
+        adopted = EnsembleDetector(bins=24)
+        adopted.load_state_dict(old)
+        np.testing.assert_array_equal(adopted.chunk(t[300:], x[300:]).score, whole.score[300:])
     with pytest.raises(ValueError, match="params differ"):
         EnsembleDetector(bins=12).load_state_dict(state)
 
@@ -388,6 +399,36 @@ def test_count_noise_is_found_from_the_data_and_only_for_counts() -> None:
     fractional = LevelScaleDetector(cal=0.0, damp=1.0, auto_count=True)
     fractional.chunk(t, x + 0.5)
     assert fractional.state_dict()["states"][0][INTEGRAL] == 0.0
+
+
+def test_a_proportion_of_rare_events_is_found_from_the_data_and_judged_as_one() -> None:
+    from tunewatch.detect.defaults import LABEL_FREE_THRESHOLD, SERIES_DEFAULT
+
+    # a crash rate: crashes over a number of sessions that follows the day (a dozen at night), most minutes 0
+    rng = np.random.default_rng(7)
+    n = 6000
+    t = np.arange(n, dtype=np.int64) * MIN
+    sessions = rng.poisson(60.0 * (1.0 + 0.8 * np.sin(2 * np.pi * t / DAY_MS)) + 1.0)
+    p = np.full(n, 0.01)
+    p[5000:5030] = 0.08  # an incident: eight times the crash rate for half an hour
+    x = rng.binomial(sessions, p) / sessions
+    plain = EnsembleDetector(**{**SERIES_DEFAULT, "auto_ratio": False})
+    ratio = EnsembleDetector(**SERIES_DEFAULT)
+    s_plain = np.nan_to_num(plain.chunk(t, x).score)
+    s_ratio = np.nan_to_num(ratio.chunk(t, x).score)
+    assert ratio.state_dict()["states"][0][k.UNIT] == 2.0  # all in [0, 1], some exactly 0
+    quiet = slice(1000, 5000)  # no incident: one more crash in a quiet hour says less as a proportion
+    false_plain = int(np.sum(s_plain[quiet] >= LABEL_FREE_THRESHOLD))
+    false_ratio = int(np.sum(s_ratio[quiet] >= LABEL_FREE_THRESHOLD))
+    assert false_ratio < false_plain and false_plain >= 3
+    # as plain fractions the incident scores no higher than the noise's largest; as a proportion it stands out
+    assert s_plain[5000:5030].max() < s_plain[quiet].max() + 0.01
+    assert s_ratio[5000:5030].max() > max(LABEL_FREE_THRESHOLD, s_ratio[quiet].max() + 0.03)
+    # a fraction series that is never 0, or one value out of [0, 1], is no proportion: scored as without the setting
+    for y in (0.2 + 0.01 * rng.random(n), np.r_[1.5, x[1:]]):
+        np.testing.assert_array_equal(
+            EnsembleDetector(auto_ratio=True).chunk(t, y).score, EnsembleDetector().chunk(t, y).score
+        )
 
 
 def test_a_period_that_is_not_a_day_is_found_from_the_data_and_used() -> None:

@@ -17,6 +17,16 @@ def test_same_seed_same_series_other_seed_other_series() -> None:
     assert not all(np.array_equal(x.values[:50], y.values[:50]) for x, y in zip(a, c, strict=False))
 
 
+def test_a_family_is_the_same_series_whichever_families_are_asked_for() -> None:
+    # bench/generalisation.py --families telemetry must score the series the whole suite's telemetry rows are of
+    alone = generate(1, 3, ["telemetry", "gaussian"])
+    within = {s.key: s for s in generate(1, 3)}
+    assert [s.key.split("/")[0] for s in alone] == ["telemetry"] * 3 + ["gaussian"] * 3
+    for s in alone:
+        assert np.array_equal(s.values, within[s.key].values, equal_nan=True)
+        assert np.array_equal(s.t_ms, within[s.key].t_ms)
+
+
 def test_every_family_is_labelled_after_probation_and_differs_only_at_anomalies() -> None:
     series = generate(11, 4)
     assert {s.key.split("/")[0] for s in series} == set(FAMILIES)

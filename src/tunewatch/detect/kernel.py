@@ -21,6 +21,11 @@ Per series the kernel keeps:
 * optionally (``P_AUTO_COUNT``) **count noise found from the data**: a series whose values have all been
   non-negative integers gets Poisson sampling noise at least, so a count of 3 against an expected 0.4 is judged
   by a count's tail, not by a scale learnt from mostly zeros;
+* optionally (``P_AUTO_RATIO``) **proportions found from the data**: a series whose values have all been in
+  [0, 1], some of them exactly 0 and some fractional (a crash or error rate: rare events over a number of
+  sessions), is judged like a binomial proportion of as many trials as its forecast and error scale imply —
+  its deviation is the smaller of the Gaussian one and the arcsine (Anscombe) one, so one more crash in a quiet
+  hour is not read as many deviations, while a rate several times its normal is;
 * optionally (``P_RING`` > 0) a **period found from the data**: the means of the last ``P_RING`` blocks of
   ``P_RING_BLOCK`` points are kept in a ring (blocks: fewer memory writes per point, longer periods seen).
   After ``P_RING`` and ``2 × P_RING`` blocks, then every ``8 × P_RING``, the autocorrelation of the linearly
@@ -98,8 +103,9 @@ import numpy as np
     RACC,
     RCNT,
     QUIET,
-) = range(43)
-HEADER: Final = 43  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
+    UNIT,
+) = range(44)
+HEADER: Final = 44  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
 
 # ---- parameter vector layout ------------------------------------------------------------------------------
 (
@@ -154,8 +160,9 @@ HEADER: Final = 43  # then the surprise tails (next to the header: touched every
     P_RING_BLOCK,
     P_RUN_LEARN,
     P_EPISODE_GAP,
-) = range(51)
-N_PARAMS: Final = 51
+    P_AUTO_RATIO,
+) = range(52)
+N_PARAMS: Final = 52
 #: After the parameters, the noise prior of the surprise calibration tabulated over ``u = log(1 + e)``
 #: (:func:`prior_table`): ``PRIOR_SIZE`` values ``PRIOR_STEP`` apart, read by linear interpolation.
 P_PRIOR_TABLE: Final = N_PARAMS
@@ -441,6 +448,7 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         s[SLOPE] = 0.0
         s[TMAD] = 0.0
         s[INTEGRAL] = 1.0 if x >= 0.0 and x == np.floor(x) else 0.0
+        s[UNIT] = (2.0 if x == 0.0 else 1.0) if 0.0 <= x <= 1.0 else 0.0
         s[FP_LEVEL] = x
         s[FP_MAD] = 0.0
         s[FP_BINS] = 0.0
@@ -474,6 +482,11 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     noise = p[P_NOISE]
     if s[INTEGRAL] > 0.0 and not (x >= 0.0 and x == np.floor(x)):
         s[INTEGRAL] = 0.0  # one fraction or negative value and the series is no count
+    if s[UNIT] > 0.0:  # 0: a value outside [0, 1] seen; 1: all in [0, 1]; 2: and some exactly 0
+        if not 0.0 <= x <= 1.0:
+            s[UNIT] = 0.0
+        elif x == 0.0 and s[UNIT] < 2.0:
+            s[UNIT] = 2.0
     if noise == NOISE_RELATIVE and p[P_AUTO_COUNT] > 0.0 and s[INTEGRAL] > 0.0 and warm:
         noise = NOISE_POISSON  # every value so far a non-negative integer: counting noise at least
     rel_floor = p[P_REL_FLOOR]
@@ -576,6 +589,10 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     z = r / sd
     if noise != NOISE_RELATIVE:
         z = _count_z(z, x, fc, w, noise)
+    elif p[P_AUTO_RATIO] > 0.0 and s[UNIT] == 2.0 and s[INTEGRAL] == 0.0 and warm:
+        # a proportion of rare events: binomial, of as many trials as make its sampling variance the error's
+        q = min(max(fc, 1e-6), 1.0 - 1e-6)
+        z = _count_z(z, x, fc, min(max(q * (1.0 - q) / (sd * sd), 1.0), 1e9), NOISE_BINOMIAL)
     # -- CUSUM of clipped standardised deviations from a slow reference level (deseasonalised when the
     #    seasonal model is in use), so a shift the fast level absorbs still accumulates
     s_used = foff if use_f else (woff if use_w else (soff if use_s else 0.0))

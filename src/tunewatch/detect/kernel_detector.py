@@ -1,7 +1,7 @@
 """A :class:`VectorDetector` over the compiled point kernel: many-series steps, one-series chunks, streaming.
 
-The state of every series is one row of a float64 matrix (``HEADER + bins + weekly_bins`` values: 208 bytes
-without a seasonal profile, + 8 bytes per profile slot), so a checkpoint is one array plus the parameters.
+The state of every series is one row of a float64 matrix (``HEADER`` values, 352 bytes, plus 8 bytes per profile,
+surprise-tail and ring slot the settings ask for), so a checkpoint is one array plus the parameters.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class KernelParams:
     period_block: int = 2  # points per block of the period search's ring
     run_learn: float = 0.0  # anomalous-run points beyond this many teach the surprise tails less (0: all fully)
     episode_gap: float = 0.0  # intervals without a deviation beyond ``band_z`` that end an episode (0: never)
+    auto_ratio: bool = False  # with noise "relative": binomial noise for series of proportions (in [0, 1], some 0)
 
     def vector(self) -> FloatArray:
         """The parameter vector the kernel reads."""
@@ -106,6 +107,7 @@ class KernelParams:
         p[k.P_RING], p[k.P_RING_BLOCK] = self.period_ring, self.period_block
         p[k.P_RUN_LEARN] = self.run_learn
         p[k.P_EPISODE_GAP] = self.episode_gap
+        p[k.P_AUTO_RATIO] = float(self.auto_ratio)
         # reciprocals the kernel multiplies by (a division per point costs more)
         p[k.P_TAIL_GROW] = 1.0 / self.tail_decay if self.tail_decay > 0.0 else 0.0
         p[k.P_TAIL_GROW_LONG] = 1.0 / self.tail_decay_long if self.tail_decay_long > 0.0 else 0.0
@@ -169,7 +171,7 @@ class KernelDetector(VectorDetector):
     """
 
     name = "kernel"
-    version = 4  # 2: weekly profile state; 3: trend model and count-detection state; 4: quiet time (episode gap)
+    version = 5  # 2: weekly profile; 3: trend model, count detection; 4: quiet time (episode gap); 5: proportions
     #: Settings that define the detector kind (subclasses fix them; constructor arguments override the rest).
     fixed: ClassVar[dict[str, Any]] = {}
 
@@ -275,6 +277,8 @@ class KernelDetector(VectorDetector):
         """Restore :meth:`state_dict` output of the same kind, version and settings."""
         if state.get("version") == 3 and state.get("kind") == self.name:
             state = _from_version_3(state)
+        if state.get("version") == 4 and state.get("kind") == self.name:
+            state = _from_version_4(state)
         if state.get("version") != self.version or state.get("kind") != self.name:
             raise ValueError(
                 f"state: kind {state.get('kind')!r} version {state.get('version')} does not match "
@@ -297,3 +301,13 @@ def _from_version_3(state: dict[str, Any]) -> dict[str, Any]:
     if states.ndim == 2:
         states = np.insert(states, k.QUIET, 0.0, axis=1)
     return {**state, "version": 4, "params": params, "states": states}
+
+
+def _from_version_4(state: dict[str, Any]) -> dict[str, Any]:
+    """A version-4 checkpoint in version 5's layout: ``auto_ratio`` at its default (off), and the proportion
+    column (:data:`tunewatch.detect.kernel.UNIT`, added to the header) at zero: not known to be a proportion."""
+    params = {"auto_ratio": KernelParams().auto_ratio, **state.get("params", {})}
+    states = np.asarray(state["states"], dtype=np.float64)
+    if states.ndim == 2:
+        states = np.insert(states, k.UNIT, 0.0, axis=1)
+    return {**state, "version": 5, "params": params, "states": states}
