@@ -59,6 +59,8 @@ def test_streaming_chunk_and_many_series_forms_are_identical(
         x = np.round(np.abs(x))  # a count series: the detected count noise takes over
     if extra.get("auto_ratio") and seed % 3 == 0:
         x = np.clip((x - 50.0) / 100.0, 0.0, 1.0)  # a proportion with zeros: the detected binomial noise takes over
+    if kind == "changepoint":  # the surprise tails calibrate the point evidence, which the change-point kind has not
+        extra = {name: v for name, v in extra.items() if name != "tail_bins"}
     settings_ = {"noise": noise, "warmup": 5, "period_ms": 3_600_000, **extra}
     chunked = DETECTORS[kind](**settings_).chunk(t, x, w, series=3)
     streaming = DETECTORS[kind](**settings_)
@@ -91,7 +93,7 @@ def test_checkpoint_restores_exactly_and_is_versioned() -> None:
     np.testing.assert_array_equal(rest.score, whole.score[300:])
     assert EnsembleDetector(bins=24).bytes_per_series == (k.HEADER + 24) * 8
     full = EnsembleDetector(bins=24, weekly_bins=168, tail_bins=24, tail_decay_long=0.999)
-    assert full.bytes_per_series == (k.HEADER + 24 + 168 + 2 * 2 * 2 * 24) * 8  # 2 channels x 2 sides x 2 memories
+    assert full.bytes_per_series == (k.HEADER + 24 + 168 + 2 * 2 * 24) * 8  # 2 sides x 2 memories
     with pytest.raises(ValueError, match="version"):
         resumed.load_state_dict({**state, "version": 99})
     # version-3 (no quiet-time or proportion column, no episode or proportion settings) and version-4 checkpoints
@@ -116,6 +118,35 @@ def test_checkpoint_restores_exactly_and_is_versioned() -> None:
         EnsembleDetector(bins=12).load_state_dict(state)
 
 
+def test_a_version_5_checkpoint_with_cusum_tails_is_adopted() -> None:
+    """Version 5 kept surprise tails for the CUSUM too (per memory: the point's up and down, then the CUSUM's);
+    version 6 drops them and the ``cusum_z`` that scaled them, and resumes exactly."""
+    t, x, _w = _series(2, 800, 0.0, False)
+    settings_ = {"bins": 24, "tail_bins": 6, "tail_decay_long": 0.999}
+    whole = EnsembleDetector(**settings_).chunk(t, x)
+    first = EnsembleDetector(**settings_)
+    first.chunk(t[:400], x[:400])
+    state = first.state_dict()
+    rows, tb, h = state["states"], 6, k.HEADER
+    junk = np.full((rows.shape[0], 2 * tb), 1e6)  # the CUSUM's tails: dropped, whatever they held
+    v5_rows = np.hstack([rows[:, :h], rows[:, h : h + 2 * tb], junk, rows[:, h + 2 * tb : h + 4 * tb], junk,
+                         rows[:, h + 4 * tb :]])  # fmt: skip
+    v5 = {**state, "version": 5, "params": {**state["params"], "cusum_z": 2.0}, "states": v5_rows}
+    adopted = EnsembleDetector(**settings_)
+    adopted.load_state_dict(v5)
+    np.testing.assert_array_equal(adopted.state_dict()["states"], rows)
+    np.testing.assert_array_equal(adopted.chunk(t[400:], x[400:]).score, whole.score[400:])
+    # without tails the layout and the settings (cusum_z still scales the CUSUM's evidence) are unchanged
+    plain = EnsembleDetector(bins=24, cusum_z=3.0)
+    plain.chunk(t[:400], x[:400])
+    old = {**plain.state_dict(), "version": 5}
+    again = EnsembleDetector(bins=24, cusum_z=3.0)
+    again.load_state_dict(old)
+    np.testing.assert_array_equal(again.state_dict()["states"], old["states"])
+    with pytest.raises(ValueError, match="params differ"):
+        EnsembleDetector(bins=24).load_state_dict(old)
+
+
 def test_settings_are_validated_with_the_name() -> None:
     with pytest.raises(ValueError, match="alpha"):
         LevelScaleDetector(alpha=0.0)
@@ -129,6 +160,8 @@ def test_settings_are_validated_with_the_name() -> None:
         LevelScaleDetector(tail_bins=8, tail_decay_long=1.5)
     with pytest.raises(ValueError, match="weekly_bins"):
         SeasonalDetector(weekly_bins=7, weekly_period_ms=0)
+    with pytest.raises(ValueError, match="tail_bins"):
+        ChangePointDetector(tail_bins=8)  # nothing for the tails to calibrate
 
 
 def test_spike_scores_high_with_explanation_and_normal_points_low() -> None:

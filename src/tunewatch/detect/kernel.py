@@ -35,13 +35,15 @@ Per series the kernel keeps:
   errors are the smallest; when the peak goes or moves, the profile is reset. It learns cycles of minutes to
   hours (cron jobs, hourly batches) in two cycles, where a daily profile needs days;
 * a two-sided **CUSUM** of clipped standardised deviations from a slow reference level: shifts the fast level
-  would absorb still accumulate evidence, and an alarm re-bases the model on a fast EWMA so it follows the new
-  regime instead of alarming for hours;
-* a **surprise calibration**: the evidence (|z| or the CUSUM's, compressed as ``log(1 + e)``) is compared
-  with the series' own history of it — either by its long-run mean and variance (with a prior worth 30 points
-  of Gaussian noise), or, with ``P_TAIL_BINS``, by the empirical tail of a decayed histogram: the evidence
-  becomes −log10 of how often the series reached it, so a series that spikes every day is not surprising when
-  it spikes again, while a deviation it never showed is as rare as heavy-tailed noise makes it;
+  would absorb still accumulate, and an alarm re-bases the model on a fast EWMA so it follows the new regime
+  instead of alarming for hours;
+* a **surprise calibration**, either by the long-run mean and variance of the compressed evidence
+  ``log(1 + e)`` (with a prior worth 30 points of Gaussian noise), where the evidence is the larger of |z| and
+  the CUSUM's, or, with ``P_TAIL_BINS``, of |z| alone by the empirical tail of a decayed histogram per side:
+  the evidence becomes −log10 of how often the series reached it, so a series that spikes every day is not
+  surprising when it spikes again, while a deviation it never showed is as rare as heavy-tailed noise makes it.
+  With the tails the CUSUM only re-bases: its own tail-calibrated channel never passed 1.96 decades (a score
+  of 0.193) on NAB's 58 files or the synthetic suite, and was removed in state version 6 (docs/benchmarks.md);
 * a **peak memory** so that a run of high scores is reported once (later points of the same episode are damped
   unless they are worse), a decaying count of recent episodes that divides the evidence of the next one, and
   the length of the current anomalous run.
@@ -327,25 +329,21 @@ def _next_inflation(s: np.ndarray, base: int, n: int, infl: float) -> float:
     return 1.0
 
 
-#: Evidence channels calibrated separately: the point residual and the CUSUM.
-TAIL_CHANNELS: Final = 2
-
-
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def tail_slots(p: np.ndarray) -> int:
-    """State slots of the surprise tails: per memory (one or two), per channel, up and down."""
+    """State slots of the surprise tails: per memory (one or two), up and down."""
     memories = 2 if p[P_TAIL_DECAY_LONG] > 0.0 else 1
-    return int(p[P_TAIL_BINS]) * 2 * TAIL_CHANNELS * memories
+    return int(p[P_TAIL_BINS]) * 2 * memories
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _channel_rate(s: np.ndarray, p: np.ndarray, base: int, ch: int, side: int, e: float, learn: float) -> float:
-    """Rate of evidence ``e`` of channel ``ch`` on ``side``: the larger of the short and (if kept) long memory's,
-    so a point must be rare in both to be surprising. Tails from ``base``: per memory, per channel, up then
-    down, ``P_TAIL_BINS`` slots each. The point is learnt with weight ``learn`` (0: not at all)."""
+def _tail_surprise_rate(s: np.ndarray, p: np.ndarray, base: int, side: int, e: float, learn: float) -> float:
+    """Rate of point evidence ``e`` on ``side``: the larger of the short and (if kept) long memory's, so a point
+    must be rare in both to be surprising. Tails from ``base``: per memory, up then down, ``P_TAIL_BINS`` slots
+    each. The point is learnt with weight ``learn`` (0: not at all)."""
     tb = int(p[P_TAIL_BINS])
     prior_n = p[P_TAIL_PRIOR]
-    prior = 1.0  # no evidence (a CUSUM at rest, most of the time): every past point was at least as large
+    prior = 1.0  # no evidence: every past point was at least as large
     j = 0
     within = 0.0
     if e > 0.0:
@@ -354,10 +352,10 @@ def _channel_rate(s: np.ndarray, p: np.ndarray, base: int, ch: int, side: int, e
         pos = u * p[P_TAIL_INV_WIDTH]
         j = min(int(pos), tb - 1)
         within = pos - j
-    short = base + ch * 2 * tb
+    short = base
     num, den = _tail_rate(s, short + side * tb, short + (1 - side) * tb, s[TINFL], tb, j, within, prior_n, prior)
     if p[P_TAIL_DECAY_LONG] > 0.0:
-        lng = base + (TAIL_CHANNELS + ch) * 2 * tb
+        lng = base + 2 * tb
         infl = s[TINFL_LONG]
         num_l, den_l = _tail_rate(s, lng + side * tb, lng + (1 - side) * tb, infl, tb, j, within, prior_n, prior)
         if num_l * den > num * den_l:  # the larger rate, without dividing twice
@@ -603,18 +601,12 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
     s[CNEG] = max(0.0, s[CNEG] - zc - k) if warm else 0.0
     cus = max(s[CPOS], s[CNEG])
     e_l = abs(z) * p[P_USE_LEVEL]
-    e_c = p[P_USE_CUSUM] * p[P_CUSUM_Z] * cus / p[P_CUSUM_H]
+    e_c = 0.0  # the CUSUM's own evidence: only without the surprise tails (with them it only re-bases)
     evidence = e_l
-    model_source = source
-    if e_c > evidence:
-        evidence = e_c
-        source = SOURCE_CHANGE
     # -- calibrate against this series' own history of surprise (compressed evidence u = log(1 + e)):
     #    a series that often strays is less surprising when it strays again
-    if p[P_TAIL_BINS] > 0.0:  # empirical tail of each channel's own evidence, in −log10 of its rate
+    if p[P_TAIL_BINS] > 0.0:  # empirical tail of the point evidence, in −log10 of its rate
         tbase = HEADER
-        rate_l = 1.0  # a channel switched off says nothing (and learns nothing)
-        rate_c = 1.0
         # a point teaches the tails with weight 1; with ``P_RUN_LEARN`` = m, the points of one anomalous run
         # beyond its first m together only about as much as log of their number: an anomaly that lasts does not
         # teach the series that it is normal, while a spike that recurs is still learnt
@@ -623,18 +615,18 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
             learn = 1.0
             if p[P_RUN_LEARN] > 0.0 and s[RUN] >= p[P_RUN_LEARN]:
                 learn = 1.0 / (1.0 + s[RUN] - p[P_RUN_LEARN])
-        if p[P_USE_LEVEL] > 0.0:
-            rate_l = _channel_rate(s, p, tbase, 0, 0 if z >= 0.0 else 1, e_l, learn)
-        if p[P_USE_CUSUM] > 0.0:
-            rate_c = _channel_rate(s, p, tbase, 1, 0 if s[CPOS] >= s[CNEG] else 1, e_c, learn)
-        evidence = -math.log10(max(min(rate_l, rate_c), 1e-300))  # the rarer channel's surprise
-        source = SOURCE_CHANGE if rate_c < rate_l else model_source
+        rate = _tail_surprise_rate(s, p, tbase, 0 if z >= 0.0 else 1, e_l, learn)
+        evidence = -math.log10(max(rate, 1e-300))
         if warm:
-            per_memory = TAIL_CHANNELS * 2 * int(p[P_TAIL_BINS])  # one memory's slots
+            per_memory = 2 * int(p[P_TAIL_BINS])  # one memory's slots
             s[TINFL] = _next_inflation(s, tbase, per_memory, s[TINFL] * p[P_TAIL_GROW])
             if p[P_TAIL_DECAY_LONG] > 0.0:
                 s[TINFL_LONG] = _next_inflation(s, tbase + per_memory, per_memory, s[TINFL_LONG] * p[P_TAIL_GROW_LONG])
-    else:  # ... or against the long-run mean and variance of u
+    else:  # ... or against the long-run mean and variance of u, the CUSUM's evidence (as |z|) beside the point's
+        e_c = p[P_USE_CUSUM] * p[P_CUSUM_Z] * cus / p[P_CUSUM_H]
+        if e_c > evidence:
+            evidence = e_c
+            source = SOURCE_CHANGE
         u = np.log1p(evidence)
         s[USHORT] += p[P_CAL_SHORT] * (u - s[USHORT]) if warm else u - s[USHORT]
         if p[P_CAL] > 0.0:

@@ -36,7 +36,7 @@ class KernelParams:
     warmup: int = 30  # points before scoring
     cusum_k: float = 0.5  # CUSUM slack, in standard deviations
     cusum_h: float = 12.0  # CUSUM alarm level
-    cusum_z: float = 6.0  # evidence (as |z|) of a CUSUM at its alarm level
+    cusum_z: float = 6.0  # evidence (as |z|) of a CUSUM at its alarm level (none with ``tail_bins``: it only re-bases)
     decay: float = 0.99  # per-point decay of the episode peak
     damp: float = 0.5  # factor on evidence that does not beat the episode peak
     relative_floor: float = 0.0  # noise floor as a fraction of the level
@@ -62,7 +62,7 @@ class KernelParams:
     freeze_scale: bool = False  # residuals beyond ``mad_cap`` deviations do not teach the scale at all
     weekly_period_ms: int = WEEK_MS  # period of the second (weekly) seasonal profile
     weekly_bins: int = 0  # weekly profile slots (0: no weekly model)
-    tail_bins: int = 0  # slots of each histogram of past evidence, up and down (0: calibrate by mean and variance)
+    tail_bins: int = 0  # slots of each histogram of past |z|, up and down (0: calibrate by mean and variance)
     tail_width: float = 0.5  # width of a slot, in log(1 + evidence)
     tail_decay: float = 0.9995  # per-point decay of the histogram
     tail_prior: float = 30.0  # points of noise the histogram starts with
@@ -147,6 +147,8 @@ class KernelParams:
             )
         if self.tail_bins < 0 or self.tail_width <= 0.0 or self.tail_prior <= 0.0:
             raise ValueError("tail_bins must be >= 0, tail_width and tail_prior positive")
+        if self.tail_bins and self.use_level <= 0.0:
+            raise ValueError("tail_bins: the surprise tails calibrate the point evidence, which use_level 0 turns off")
         if not 0.0 < self.tail_decay <= 1.0 or not 0.0 <= self.tail_decay_long <= 1.0:
             raise ValueError("tail_decay must be in (0, 1], tail_decay_long in [0, 1] (0: off)")
         if not 0.0 <= self.tail_heavy <= 1.0:
@@ -171,7 +173,9 @@ class KernelDetector(VectorDetector):
     """
 
     name = "kernel"
-    version = 5  # 2: weekly profile; 3: trend model, count detection; 4: quiet time (episode gap); 5: proportions
+    #: 2: weekly profile; 3: trend model, count detection; 4: quiet time (episode gap); 5: proportions;
+    #: 6: the surprise tails calibrate the point evidence only (the CUSUM's tails removed)
+    version = 6
     #: Settings that define the detector kind (subclasses fix them; constructor arguments override the rest).
     fixed: ClassVar[dict[str, Any]] = {}
 
@@ -191,9 +195,9 @@ class KernelDetector(VectorDetector):
         self._states = np.zeros((0, self.width))
 
     def _tail_width(self) -> int:
-        """Slots of the surprise histograms: per evidence channel, up and down, for one or two memories."""
+        """Slots of the surprise histograms of the point evidence: up and down, for one or two memories."""
         memories = 2 if self.params.tail_decay_long > 0.0 else 1
-        return k.TAIL_CHANNELS * 2 * self.params.tail_bins * memories
+        return 2 * self.params.tail_bins * memories
 
     @property
     def bytes_per_series(self) -> int:
@@ -279,6 +283,8 @@ class KernelDetector(VectorDetector):
             state = _from_version_3(state)
         if state.get("version") == 4 and state.get("kind") == self.name:
             state = _from_version_4(state)
+        if state.get("version") == 5 and state.get("kind") == self.name:
+            state = _from_version_5(state)
         if state.get("version") != self.version or state.get("kind") != self.name:
             raise ValueError(
                 f"state: kind {state.get('kind')!r} version {state.get('version')} does not match "
@@ -311,3 +317,20 @@ def _from_version_4(state: dict[str, Any]) -> dict[str, Any]:
     if states.ndim == 2:
         states = np.insert(states, k.UNIT, 0.0, axis=1)
     return {**state, "version": 5, "params": params, "states": states}
+
+
+def _from_version_5(state: dict[str, Any]) -> dict[str, Any]:
+    """A version-5 checkpoint in version 6's layout: with surprise tails, the CUSUM channel's tails (the second
+    half of each memory's slots) are dropped and ``cusum_z``, which no longer acts with tails, is at its default.
+    Without tails nothing changed."""
+    params = dict(state.get("params", {}))
+    states = np.asarray(state["states"], dtype=np.float64)
+    bins = int(params.get("tail_bins", 0))
+    if bins > 0:
+        params["cusum_z"] = KernelParams().cusum_z
+        if states.ndim == 2:
+            memories = 2 if params.get("tail_decay_long", 0.0) > 0.0 else 1
+            # version 5: per memory, per channel (point, CUSUM), up and down; keep each memory's point channel
+            cusum = [k.HEADER + (2 * m + 1) * 2 * bins + i for m in range(memories) for i in range(2 * bins)]
+            states = np.delete(states, cusum, axis=1)
+    return {**state, "version": 6, "params": params, "states": states}
