@@ -63,7 +63,7 @@ class PointDetection:
     expected: float
     lower: float
     upper: float
-    source: str = "none"  # which model fired ("level", "seasonal", "change_point"; "none" below the band)
+    source: str = "none"  # the model it was judged against (``kernel.SOURCE_NAMES``); "none": not scored
     run_ms: float = 0.0  # how long the series has been anomalous
 
 

@@ -77,7 +77,7 @@ SERIES_DEFAULT: Final[dict[str, Any]] = {
     "tail_prior": 100, "tail_heavy": 0.1,
     "damp": 0.2, "decay": 0.9995, "episode_weight": 0.5, "episode_decay": 0.999,
     "trend": 0.05, "auto_count": True, "period_ring": 128, "period_block": 4,
-    "run_learn": 2.0, "episode_gap": 300.0, "auto_ratio": True,
+    "run_learn": 2.0, "episode_gap": 300.0, "auto_ratio": True, "episode_evidence": 4.0,
 }  # fmt: skip
 
 #: The same configuration under the name the NAB harness and benches have always used.
