@@ -259,9 +259,12 @@ class IncidentFolder:
                 metric, fired = key(run[0])
                 rows = detections.filter((pl.col("window_start") == fired - WINDOW_MS) & (pl.col("metric") == metric))
                 excess = [_contribution(rows, metric, slice_dims(a), _direction(a)) for a in run]
-                # the rest of the traffic (``_other``) is never a root: last, whatever its excess; ties keep their order
+                # the rest of the traffic (``_other``) is never a root: last, whatever its excess; an artist before a
+                # track of equal excess (a track has one artist: a bot farm on an artist with one watched track moves
+                # both alike, and the artist is the slice that contains the other); other ties keep their order
                 rest = [OTHER in slice_dims(a).values() for a in run]
-                order = sorted(range(len(run)), key=lambda i: (rest[i], -(excess[i] or 0.0)))
+                track = ["track_id" in slice_dims(a) for a in run]
+                order = sorted(range(len(run)), key=lambda i: (rest[i], -(excess[i] or 0.0), track[i]))
                 run[:] = [run[i] for i in order]
             out.extend(run)
             run.clear()
