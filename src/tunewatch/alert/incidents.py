@@ -100,6 +100,12 @@ def _contains(outer: Mapping[str, str], inner: Mapping[str, str]) -> bool:
     return all(inner.get(k) == v for k, v in outer.items())
 
 
+def _overlap(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
+    """True when slices ``a`` and ``b`` share traffic: no field is fixed to different values in both
+    (``platform=android`` and ``market=FR`` overlap; ``platform=android`` and ``platform=ios`` do not)."""
+    return all(b.get(k, v) == v for k, v in a.items())
+
+
 def _granularity(fields: tuple[str, ...]) -> int:
     """How fine a dimension set is: one entity (track, artist) is finer than any combination of coarse fields."""
     return 10 if any(f in TOP_K_FIELDS for f in fields) else len(fields)
@@ -409,11 +415,13 @@ class IncidentFolder:
         sides = _family_sides(inc.sides)
         family = _family(metric)
         finer = _granularity(tuple(root)) > _granularity(tuple(inc.root))
-        part = root != inc.root and (_contains(inc.root, root) or finer)
+        part = root != inc.root and (_overlap(inc.root, root) or finer)
         if inc.ended_at is not None and inc.closed_at is None and part and f"{metric}:{direction}" in inc.sides:
             # the alert that opened it resolved (its detector adopted a lasting change) while parts of it still
-            # fire: a finer slice (or an entity: a bot farm's tracks an hour in) deviating the same way is a part
-            # of the change already notified, not a new one
+            # fire: a slice that overlaps it (a finer one, an entity: a bot farm's tracks an hour in; or one cut
+            # along other fields: each market's p95 lifted by one platform's startup regression) deviating the same
+            # way is a part of the change already notified, not a new one; its excess cannot be weighed against
+            # the incident's slice any more (that slice's detector took the change as its normal)
             return UNWEIGHED
         if inc.ended_at is not None and (
             root == inc.root or f"{family}:{direction}" in sides or f"{family}:{back}" not in sides
