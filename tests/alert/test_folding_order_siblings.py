@@ -151,7 +151,7 @@ def test_after_adoption_overlapping_slices_of_the_same_change_are_parts_of_the_o
     folder = IncidentFolder()
     android = _alert("StartupTimeUp", "startup_ms_p95", {"platform": "android"})
     cdn = _alert("StartupTimeUp", "startup_ms_p95", {"cdn": "akamai"}, fired=T0 + 2 * MINUTE)
-    (note,) = folder.fold([android], rows)
+    assert folder.fold([android], rows) == [android]
     assert folder.fold([cdn], rows) == []  # the CDN serving android: explained by it, folded
     ended = Alert(labels=android.labels, annotations=android.annotations, status="resolved", starts_at=T0,
                   ends_at=T0 + 61 * MINUTE, extra={**android.extra, "resolved_at": T0 + 62 * MINUTE})  # fmt: skip
