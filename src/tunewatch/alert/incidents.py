@@ -353,8 +353,18 @@ class IncidentFolder:
         if metric in METRICS and METRICS[metric].kind == "quantile":
             return None  # a quantile's excess does not add up over slices: a parent's says nothing of its parts
         watched = None if self.watched is None else set(self.watched.get(name, ()))
+        entity = any(f in TOP_K_FIELDS for f in root)
         for d in DIMENSION_SETS:
-            if not set(d.fields) < set(root) or (watched is not None and d.name not in watched):
+            if watched is not None and d.name not in watched:
+                continue
+            if entity and d.fields and not set(d.fields) & (set(root) | set(TOP_K_FIELDS)):
+                # one track or artist spans every market: a market moving the same way with over twice its excess
+                # (a bot farm spread over a market's obscure tracks, each a third of it) is a larger movement it is
+                # part of, which the entity cannot explain (it carries under half of it)
+                for parent in _deviating_slices(rows, metric, d.name, direction, 2.0 * own):
+                    return parent
+                continue
+            if not set(d.fields) < set(root):
                 continue
             parent = {f: root[f] for f in root if f in d.fields}
             theirs = _contribution(rows, metric, parent, direction)
@@ -391,7 +401,8 @@ class IncidentFolder:
         side = f"{metric}:{direction}"
         own = _contribution(rows, metric, inc.root, direction)
         for held in [h for h in self._open if h.held_until is not None]:
-            if side not in held.sides or held.root == inc.root or not _contains(inc.root, held.root):
+            within = _contains(inc.root, held.root) or held.held_for == inc.root  # an entity held for this market
+            if side not in held.sides or held.root == inc.root or not within:
                 continue
             theirs = _contribution(rows, metric, held.root, direction)
             share = None if theirs is None or not own or own <= 0 else max(0.0, min(1.0, theirs / own))
@@ -725,6 +736,21 @@ def _slice_size(rows: pl.DataFrame, metric: str, dims: Mapping[str, str]) -> flo
         return None
     row = _slice_rows(rows, d.name, dims, expected=False)
     return None if row.is_empty() else float(_sizes(row.head(1), metric)[0])
+
+
+def _deviating_slices(
+    rows: pl.DataFrame, metric: str, dimset: str, direction: str, above: float
+) -> list[dict[str, str]]:
+    """The slices of dimension set ``dimset`` in ``rows`` (one window, one metric) deviating on ``direction``'s side
+    beyond 3 deviations (:data:`PARENT_SCORE`) with an excess over ``above``, largest excess first."""
+    group = rows.filter((pl.col("dimset") == dimset) & pl.col("expected").is_not_null())
+    if group.is_empty():
+        return []
+    excess = _contributions(group, metric, direction)
+    keep = (excess > above) & (group.get_column("score").fill_null(0.0) >= PARENT_SCORE)
+    fields = dimension_set(dimset).fields
+    found = group.with_columns(excess.alias("__excess")).filter(keep).sort("__excess", descending=True)
+    return [{f: row[f] for f in fields} for row in found.iter_rows(named=True) if OTHER not in row.values()]
 
 
 def _slice_score(rows: pl.DataFrame, dims: Mapping[str, str]) -> float | None:
