@@ -174,33 +174,3 @@ def test_a_metric_on_a_slice_apart_from_the_incident_s_is_notified_even_when_it_
     android = Alert(labels=android.labels, annotations=android.annotations, status="firing",
                     starts_at=search.starts_at + 3 * MINUTE, extra=later)  # fmt: skip
     assert folder.fold([android], rows) == [android]
-
-
-def test_a_drop_s_own_slice_coming_back_is_its_aftermath_and_a_recurrence_is_not() -> None:
-    """A market's plays drop that resolved before the traffic came back (its level had partly learnt the drop):
-    the market's streams surging 28 minutes later are its end, folded unsaid, and the aftermath runs from that
-    surge's end (a second surge 25 minutes after it is folded too); the plays falling again is a new incident."""
-    drop = _alert("PlaysDrop", "plays", {"market": "ES"}, 2.0, 6.5)
-    rows = pl.DataFrame(_rows("plays", [("market", {"market": "ES"}, 2.0, 6.5)]), schema=DETECTION_SCHEMA,
-                        strict=False)  # fmt: skip
-    folder = IncidentFolder(group_wait_ms=0)
-    assert folder.fold([drop], rows) == [drop]
-    (end,) = folder.fold([_resolved(drop, T0 + 30 * MINUTE)], rows)
-    assert end.status == "resolved"
-
-    def later(name: str, metric: str, value: float, expected: float, minute: int) -> tuple[Alert, pl.DataFrame]:
-        a = _alert(name, metric, {"market": "ES"}, value, expected)
-        a = Alert(labels=a.labels, annotations=a.annotations, status="firing", starts_at=T0 + (minute - 3) * MINUTE,
-                  extra={**a.extra, "fired_at": T0 + minute * MINUTE})  # fmt: skip
-        frame = pl.DataFrame([{**r, "window_start": T0 + (minute - 1) * MINUTE}
-                              for r in _rows(metric, [("market", {"market": "ES"}, value, expected)])],
-                             schema=DETECTION_SCHEMA, strict=False)  # fmt: skip
-        return a, frame
-
-    surge, frame = later("StreamsSurge", "streams", 8.0, 4.0, 58)
-    assert folder.fold([surge], frame) == []
-    assert folder.fold([_resolved(surge, T0 + 70 * MINUTE)], frame) == []
-    second, frame = later("StreamsSurge", "streams", 8.0, 5.0, 95)
-    assert folder.fold([second], frame) == []
-    again, frame = later("PlaysDrop", "plays", 1.0, 6.5, 100)
-    assert folder.fold([again], frame) == [again]

@@ -36,8 +36,8 @@ Watchdog's root-cause analysis do:
   the alert that opened it has resolved, and for ``aftermath_ms`` (30 minutes) after the incident resolved,
   it takes only its aftermath (after it resolved, silently): the alerts it explains on other slices, on a
   metric it took while live and on the other side (series returning from a level they had learnt during
-  it, its own slice included); the aftermath runs from the end of the last alert it took: the end of an
-  incident is not a new one; its own deviation again, or a metric it never moved, is.
+  it): the end of an incident is not a new one; its own deviation again, a metric it never moved, or
+  anything on its own slice, is.
 
 * **group wait** (as Alertmanager's ``group_wait``, but for the root cause): a new incident whose slice is a
   small part of a larger movement — a coarser slice of its metric (a count, sum or ratio, whose excess adds up
@@ -154,9 +154,9 @@ class IncidentFolder:
         #: an alert on another metric whose excess the incident's slice cannot be weighed against (that metric
         #: is not watched on it) is the incident's when it started within this long of the incident
         self.together_ms = together_ms
-        #: a resolved incident still takes the alerts it explains for this long after its last alert ended, on
-        #: other metrics or on the opposite side of its own, its own slice included: its end (series returning from
-        #: a change they had learnt) is not a new incident; its own deviation again is
+        #: a resolved incident still takes the alerts it explains for this long, on other slices, on other
+        #: metrics or on the opposite side of its own: its end (series returning from a change they had learnt)
+        #: is not a new incident; its own deviation again, or anything on its own slice, is
         self.aftermath_ms = aftermath_ms
         #: the longest a new incident's first notification is held while a coarser slice of its metric deviates
         #: the same way much more than it explains (a market seen a minute before the whole service): the parent's
@@ -434,11 +434,12 @@ class IncidentFolder:
             # way is a part of the change already notified, not a new one; its excess cannot be weighed against
             # the incident's slice any more (that slice's detector took the change as its normal)
             return UNWEIGHED
-        if inc.ended_at is not None and (f"{family}:{direction}" in sides or f"{family}:{back}" not in sides):
+        if inc.ended_at is not None and (
+            root == inc.root or f"{family}:{direction}" in sides or f"{family}:{back}" not in sides
+        ):
             # after the alert that opened it resolved, only a return is its aftermath: a metric it took, on the
-            # other side (its own slice included: a drop that resolved before it ended was partly learnt, and the
-            # traffic coming back reads as a surge there; a drop adopted as the new normal never alerts on its
-            # return), not a deviation it had (a recurrence), nor a metric it never moved
+            # other side; not its own slice again (its detector remembers the level it returns to: a deviation
+            # there is new), nor a deviation it had (a recurrence), nor a metric it never moved
             return None
         if inc.ended_at is not None and _contains(inc.root, root):
             return UNWEIGHED  # a part of its slice returning from a change it took (weighed by nothing: it is over)
@@ -589,10 +590,7 @@ class IncidentFolder:
         inc.members.pop(a.fingerprint, None)
         if a.fingerprint == inc.first and inc.ended_at is None:
             inc.ended_at = int(a.extra.get("resolved_at", a.ends_at or 0))
-        if inc.closed_at is not None:  # an aftermath alert of a resolved one: its aftermath runs from the last end
-            inc.closed_at = max(inc.closed_at, int(a.extra.get("resolved_at", a.ends_at or 0)))
-            return []
-        if inc.members:  # still open
+        if inc.members or inc.closed_at is not None:  # still open, or an aftermath alert of a resolved one
             return []
         # resolved while held: its firing notification is sent now (never lost), then its resolution
         sent = [] if inc.held_until is None else [self._notify(inc, int(a.extra.get("resolved_at", a.ends_at or 0)))]
