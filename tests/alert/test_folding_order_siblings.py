@@ -122,3 +122,59 @@ def test_the_rest_of_the_traffic_never_opens_an_incident_even_with_the_largest_e
         us = _alert("PlaybackFailuresUp", "failure_rate", {"market": "US", "cdn": "akamai"})
         (note,) = IncidentFolder().fold([other, us] if first == "_other" else [us, other], rows)
         assert note.labels.get("market") == "US" and note.labels.get("cdn") == "akamai"
+
+
+def _startup() -> pl.DataFrame:
+    """An android startup regression: android's p95 and akamai's (which serves it) deviate; after an hour android's
+    detector has adopted the change (no excess left on it), while FR's p95, lifted by its android users, deviates,
+    and so does ios's (a second regression)."""
+    first = _frame("startup_ms_p95", [
+        ("platform", {"platform": "android"}, 1900.0, 700.0, 40.0),
+        ("cdn", {"cdn": "akamai"}, 1400.0, 700.0, 50.0),
+        ("platform", {"platform": "ios"}, 600.0, 600.0, 60.0),
+        ("market", {"market": "FR"}, 650.0, 650.0, 20.0),
+    ]).filter(pl.col("window_start") < T0 + 60 * MINUTE)  # fmt: skip
+    later = _frame("startup_ms_p95", [
+        ("platform", {"platform": "android"}, 1900.0, 1900.0, 40.0),
+        ("cdn", {"cdn": "akamai"}, 1400.0, 700.0, 50.0),
+        ("platform", {"platform": "ios"}, 1600.0, 600.0, 60.0),
+        ("market", {"market": "FR"}, 1700.0, 650.0, 20.0),
+    ]).filter(pl.col("window_start") >= T0 + 60 * MINUTE)  # fmt: skip
+    return pl.concat([first, later])
+
+
+def test_after_adoption_overlapping_slices_of_the_same_change_are_parts_of_the_open_incident() -> None:
+    """Once the alert that opened an incident has resolved (its level adopted the change) while the incident is
+    still open, a market whose p95 the platform's regression lifts is a part of it, not a new notification; a
+    disjoint slice of the same dimension (another platform) still is one."""
+    rows = _startup()
+    folder = IncidentFolder()
+    android = _alert("StartupTimeUp", "startup_ms_p95", {"platform": "android"})
+    cdn = _alert("StartupTimeUp", "startup_ms_p95", {"cdn": "akamai"}, fired=T0 + 2 * MINUTE)
+    assert folder.fold([android], rows) == [android]
+    assert folder.fold([cdn], rows) == []  # the CDN serving android: explained by it, folded
+    ended = Alert(labels=android.labels, annotations=android.annotations, status="resolved", starts_at=T0,
+                  ends_at=T0 + 61 * MINUTE, extra={**android.extra, "resolved_at": T0 + 62 * MINUTE})  # fmt: skip
+    assert folder.fold([ended], rows) == []  # the CDN's alert still fires: the incident stays open
+    fr = _alert("StartupTimeUp", "startup_ms_p95", {"market": "FR"}, started=T0 + 70 * MINUTE,
+                fired=T0 + 73 * MINUTE)  # fmt: skip
+    ios = _alert("StartupTimeUp", "startup_ms_p95", {"platform": "ios"}, started=T0 + 70 * MINUTE,
+                 fired=T0 + 73 * MINUTE)  # fmt: skip
+    assert folder.fold([fr], rows) == []
+    assert folder.fold([ios], rows) == [ios]
+    live = [a for a in folder.active() if a.labels.get("platform") == "android"]
+    assert [{"market": "FR"} in [e["dims"] for e in a.extra["also_affected"]] for a in live] == [True]
+
+
+def test_an_artist_opens_the_incident_before_its_track_of_equal_excess() -> None:
+    """A bot farm on an artist with one watched track moves both series alike, in the same minute: the artist is
+    the notification whatever the order the engine lists them in, the track is folded into it."""
+    rows = _frame("streams", [
+        ("artist_id", {"artist_id": "a0819"}, 10.0, 0.01, 0.0),
+        ("track_id", {"track_id": "t02311"}, 10.0, 0.01, 0.0),
+    ])  # fmt: skip
+    for first in ("track", "artist"):
+        track = _alert("StreamsSurge", "streams", {"track_id": "t02311"})
+        artist = _alert("StreamsSurge", "streams", {"artist_id": "a0819"})
+        (note,) = IncidentFolder().fold([track, artist] if first == "track" else [artist, track], rows)
+        assert note.labels.get("artist_id") == "a0819" and "track_id" not in note.labels

@@ -183,3 +183,29 @@ def test_held_slices_are_notified_on_the_slice_that_explains_their_parent() -> N
     assert note.labels["market"] == "DE" and "cdn" not in note.labels
     assert note.extra["root_cause_of"] in ({"cdn": "akamai"}, {"cdn": "fastly"})
     assert {tuple(e["dims"].values()) for e in note.extra["also_affected"]} == {("akamai",), ("fastly",)}
+
+
+def _streams(minutes: range, rows: list[tuple[str, dict[str, str], float, float, float]]) -> pl.DataFrame:
+    """Streams detections in each minute of ``minutes`` (from T0): (dimset, slice, value, expected, score)."""
+    return _plays(minutes, rows).with_columns(pl.lit("streams").alias("metric"))
+
+
+def test_an_entity_that_is_a_small_part_of_a_market_s_surge_waits_for_the_market() -> None:
+    """A bot farm spread over three obscure tracks of DE (each a third of DE's 90 extra streams a minute): the
+    tracks alert a minute before DE and are held; DE's alert opens the incident and they fold into it, one
+    notification on DE. A farm on one artist carrying most of its market's excess is notified at once."""
+    spread = [("market", {"market": "DE"}, 390.0, 300.0, 0.9)] + [
+        ("track_id", {"track_id": t}, 30.0, 0.1, 0.9) for t in ("t1", "t2", "t3")
+    ]
+    folder = IncidentFolder(watched={"StreamsSurge": ("global", "market", "artist_id", "track_id")})
+    tracks = [_alert("StreamsSurge", "streams", {"track_id": t}, T0 + MINUTE, value=30.0, expected=0.1)
+              for t in ("t1", "t2", "t3")]  # fmt: skip
+    assert folder.fold(tracks, _streams(range(1), spread)) == []
+    de = _alert("StreamsSurge", "streams", {"market": "DE"}, T0 + 2 * MINUTE, value=390.0, expected=300.0)
+    (note,) = folder.fold([de], _streams(range(1, 2), spread))
+    assert note.labels.get("market") == "DE" and "track_id" not in note.labels
+    assert {e["dims"].get("track_id") for e in note.extra["also_affected"]} == {"t1", "t2", "t3"}
+    one = [("market", {"market": "DE"}, 310.0, 300.0, 0.9), ("artist_id", {"artist_id": "a9"}, 9.0, 0.1, 0.9)]
+    artist = _alert("StreamsSurge", "streams", {"artist_id": "a9"}, T0 + MINUTE, value=9.0, expected=0.1)
+    folder = IncidentFolder(watched={"StreamsSurge": ("global", "market", "artist_id", "track_id")})
+    assert folder.fold([artist], _streams(range(1), one)) == [artist]

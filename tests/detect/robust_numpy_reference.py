@@ -223,6 +223,7 @@ class NumpyRobustLevelDetector(VectorDetector):
         warm: npt.NDArray[np.bool_],
         history: FloatArray | None,
         alpha: FloatArray,
+        seen: IntArray,
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
         """``z``, or the deviation of the last ``pool`` (or ``long_pool``) points taken together where that says
         more (same side); with the weight, the observed and expected values (per point) and the excess (observed
@@ -256,7 +257,12 @@ class NumpyRobustLevelDetector(VectorDetector):
             sums[:, idx] += entry - np.where(head >= m, leaving[j], 0.0)
             k, e, v, n, sds, pts = sums[:, idx]
             k = np.maximum(k, 0.0)
-            v = np.maximum(v, 0.0) + alpha / (2.0 - alpha) * sds * sds
+            # the level's own error: an EWMA's a / (2 - a) of a point's variance, or a mean's 1 / n while it rests on
+            # fewer points; for counts also half an event of prior over those points
+            young = 1.0 / np.maximum(seen.astype(np.float64), 1.0)
+            v = np.maximum(v, 0.0) + np.maximum(alpha / (2.0 - alpha), young) * sds * sds
+            if not binomial:
+                v = v + 0.5 * (pts * young) * (pts * young)
             zp = (k - e) / np.sqrt(np.maximum(v, 1e-300))
             # longer pools only where the shorter one rests on little (their exact tails are the costly part), and
             # exact tails only where they can count: warm series with 2 points or more; for ratios, where the normal
@@ -344,7 +350,7 @@ class NumpyRobustLevelDetector(VectorDetector):
         evidence_w, ev_value, ev_expected, ev_excess, ev_points = w, x, forecast, resid, np.ones_like(x)
         if self.pools and self.noise != "relative":  # sums and quantiles of a few events are too lumpy
             z, evidence_w, ev_value, ev_expected, ev_excess, ev_points = self._pooled(
-                idx, x, forecast, w, sd, z, warm, history, alpha
+                idx, x, forecast, w, sd, z, warm, history, alpha, seen
             )
         # The end of an anomaly is not an alert: a series whose shift was adopted as its new normal and that
         # now deviates back towards the normal it had before goes back to it (``_ref``), unscored.

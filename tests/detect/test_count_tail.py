@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from tunewatch.detect.count_tail import SCAN_FACTOR, CountTail, _log_lower_tail
+from tunewatch.detect.count_tail import SCAN_FACTOR, CountTail, _log_lower_tail, scan_factor
 
 MINUTE = 60_000
 
@@ -32,7 +32,7 @@ def test_the_lower_tail_is_the_negative_binomial_s(k: int, mean: float, phi: flo
     assert _log_lower_tail(float(k), mean, phi) == pytest.approx(want, rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.parametrize("rate", [2.0, 20.0])
+@pytest.mark.parametrize("rate", [2.0, 3.0, 5.0, 10.0, 20.0])
 def test_pure_poisson_noise_is_not_read_as_a_drop_more_often_than_the_tail_says(rate: float) -> None:
     """On Poisson series of known mean, the scan-corrected tail falls below p at most about p of the minutes
     (the correction for scanning 15 lengths is what makes that so), and not far less (it is not blind)."""
@@ -118,6 +118,28 @@ def test_a_restored_state_continues_exactly() -> None:
 
 def test_the_scan_factor_is_the_documented_one() -> None:
     assert SCAN_FACTOR == 5.0
+    assert scan_factor(np.array([50.0]))[0] == SCAN_FACTOR
+
+
+def test_the_scan_factor_grows_with_the_slice_s_rate() -> None:
+    """A slice of a few events a minute has few distinct sums to scan: its correction is smaller (never larger)
+    than a busy slice's, and never decreases with the rate."""
+    rates = np.geomspace(0.1, 100.0, 60)
+    f = scan_factor(rates)
+    assert np.all(np.diff(f) >= 0.0)
+    assert f[0] < 2.0 and f[-1] == SCAN_FACTOR
+
+
+def test_a_small_slice_s_tail_is_read_at_its_own_scan_correction() -> None:
+    """About 3 ads a minute, then none for 4 minutes (0 where 11.8 were expected, a raw tail of 7.5e-6): beyond 4
+    deviations with the correction measured at 3 events a minute; the one factor of 5 used before for every rate
+    read it as 3.96."""
+    x = np.r_[np.full(200, 3.0), np.zeros(4)][:, None]
+    ev = _run(CountTail(prior_phi=0.0), x, 2.95)
+    assert int(ev.points[-1]) == 4 and ev.observed[-1] == 0.0 and ev.expected[-1] == pytest.approx(11.8)
+    raw = float(np.exp(_log_lower_tail(0.0, 11.8, 0.0)))
+    assert ev.z[-1] <= -4.0
+    assert special.ndtri(min(raw * SCAN_FACTOR, 0.5)) > -4.0
 
 
 def test_a_drop_that_has_ended_is_not_judged_on_its_old_minutes() -> None:

@@ -156,6 +156,22 @@ def condition(rule: Rule) -> pl.Expr:
     return (moved & evidence_guard & (pl.col("score") >= rule.min_score)).fill_null(False)
 
 
+def watched_dimensions(rules: RuleSet) -> dict[str, tuple[str, ...]]:
+    """Alert name → the dimension sets its rules watch (several rules may share a name, each with its own
+    dimensions and guards: ``StreamsSurge`` on markets and on single tracks and artists).
+
+    >>> from tunewatch.alert.rules import parse_rules
+    >>> rules = parse_rules("groups: [{name: g, rules: [{alert: A, metric: plays, dimensions: [market]}, "
+    ...                     "{alert: A, metric: plays, dimensions: [global, track_id]}]}]")
+    >>> watched_dimensions(rules)
+    {'A': ('market', 'global', 'track_id')}
+    """
+    out: dict[str, tuple[str, ...]] = {}
+    for r in rules.rules:
+        out[r.alert] = (*out.get(r.alert, ()), *(d for d in r.dimensions if d not in out.get(r.alert, ())))
+    return out
+
+
 def with_count_tail(tail: CountTail, rows: pl.DataFrame, rule: Rule, cond: pl.Expr) -> pl.DataFrame:
     """``rows`` (one count metric, in window order) with the count tail's evidence of a drop where that meets the
     rule's condition ``cond`` and the detector's own evidence does not: its score, and the minutes, observed
@@ -236,7 +252,7 @@ class AlertEngine:
         #: exact count tails of the last minutes, for count rules that ask for them (``count_tail``)
         self._tails = [CountTail() if r.count_tail else None for r in rules.rules]
         #: folds the alerts one incident raises on many slices into one notification (see alert.incidents)
-        self.folder = IncidentFolder(watched={r.alert: tuple(r.dimensions) for r in rules.rules}) if fold else None
+        self.folder = IncidentFolder(watched=watched_dimensions(rules)) if fold else None
         #: each slice's revenue rates, for the revenue at risk of its alerts (see alert.revenue_risk)
         self.revenue = RevenueModel()
 

@@ -100,6 +100,12 @@ def _contains(outer: Mapping[str, str], inner: Mapping[str, str]) -> bool:
     return all(inner.get(k) == v for k, v in outer.items())
 
 
+def _overlap(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
+    """True when slices ``a`` and ``b`` share traffic: no field is fixed to different values in both
+    (``platform=android`` and ``market=FR`` overlap; ``platform=android`` and ``platform=ios`` do not)."""
+    return all(b.get(k, v) == v for k, v in a.items())
+
+
 def _granularity(fields: tuple[str, ...]) -> int:
     """How fine a dimension set is: one entity (track, artist) is finer than any combination of coarse fields."""
     return 10 if any(f in TOP_K_FIELDS for f in fields) else len(fields)
@@ -259,9 +265,12 @@ class IncidentFolder:
                 metric, fired = key(run[0])
                 rows = detections.filter((pl.col("window_start") == fired - WINDOW_MS) & (pl.col("metric") == metric))
                 excess = [_contribution(rows, metric, slice_dims(a), _direction(a)) for a in run]
-                # the rest of the traffic (``_other``) is never a root: last, whatever its excess; ties keep their order
+                # the rest of the traffic (``_other``) is never a root: last, whatever its excess; an artist before a
+                # track of equal excess (a track has one artist: a bot farm on an artist with one watched track moves
+                # both alike, and the artist is the slice that contains the other); other ties keep their order
                 rest = [OTHER in slice_dims(a).values() for a in run]
-                order = sorted(range(len(run)), key=lambda i: (rest[i], -(excess[i] or 0.0)))
+                track = ["track_id" in slice_dims(a) for a in run]
+                order = sorted(range(len(run)), key=lambda i: (rest[i], -(excess[i] or 0.0), track[i]))
                 run[:] = [run[i] for i in order]
             out.extend(run)
             run.clear()
@@ -344,8 +353,18 @@ class IncidentFolder:
         if metric in METRICS and METRICS[metric].kind == "quantile":
             return None  # a quantile's excess does not add up over slices: a parent's says nothing of its parts
         watched = None if self.watched is None else set(self.watched.get(name, ()))
+        entity = any(f in TOP_K_FIELDS for f in root)
         for d in DIMENSION_SETS:
-            if not set(d.fields) < set(root) or (watched is not None and d.name not in watched):
+            if watched is not None and d.name not in watched:
+                continue
+            if entity and d.fields and not set(d.fields) & (set(root) | set(TOP_K_FIELDS)):
+                # one track or artist spans every market: a market moving the same way with over twice its excess
+                # (a bot farm spread over a market's obscure tracks, each a third of it) is a larger movement it is
+                # part of, which the entity cannot explain (it carries under half of it)
+                for parent in _deviating_slices(rows, metric, d.name, direction, 2.0 * own):
+                    return parent
+                continue
+            if not set(d.fields) < set(root):
                 continue
             parent = {f: root[f] for f in root if f in d.fields}
             theirs = _contribution(rows, metric, parent, direction)
@@ -382,7 +401,8 @@ class IncidentFolder:
         side = f"{metric}:{direction}"
         own = _contribution(rows, metric, inc.root, direction)
         for held in [h for h in self._open if h.held_until is not None]:
-            if side not in held.sides or held.root == inc.root or not _contains(inc.root, held.root):
+            within = _contains(inc.root, held.root) or held.held_for == inc.root  # an entity held for this market
+            if side not in held.sides or held.root == inc.root or not within:
                 continue
             theirs = _contribution(rows, metric, held.root, direction)
             share = None if theirs is None or not own or own <= 0 else max(0.0, min(1.0, theirs / own))
@@ -406,11 +426,13 @@ class IncidentFolder:
         sides = _family_sides(inc.sides)
         family = _family(metric)
         finer = _granularity(tuple(root)) > _granularity(tuple(inc.root))
-        part = root != inc.root and (_contains(inc.root, root) or finer)
+        part = root != inc.root and (_overlap(inc.root, root) or finer)
         if inc.ended_at is not None and inc.closed_at is None and part and f"{metric}:{direction}" in inc.sides:
             # the alert that opened it resolved (its detector adopted a lasting change) while parts of it still
-            # fire: a finer slice (or an entity: a bot farm's tracks an hour in) deviating the same way is a part
-            # of the change already notified, not a new one
+            # fire: a slice that overlaps it (a finer one, an entity: a bot farm's tracks an hour in; or one cut
+            # along other fields: each market's p95 lifted by one platform's startup regression) deviating the same
+            # way is a part of the change already notified, not a new one; its excess cannot be weighed against
+            # the incident's slice any more (that slice's detector took the change as its normal)
             return UNWEIGHED
         if inc.ended_at is not None and (
             root == inc.root or f"{family}:{direction}" in sides or f"{family}:{back}" not in sides
@@ -712,6 +734,21 @@ def _slice_size(rows: pl.DataFrame, metric: str, dims: Mapping[str, str]) -> flo
         return None
     row = _slice_rows(rows, d.name, dims, expected=False)
     return None if row.is_empty() else float(_sizes(row.head(1), metric)[0])
+
+
+def _deviating_slices(
+    rows: pl.DataFrame, metric: str, dimset: str, direction: str, above: float
+) -> list[dict[str, str]]:
+    """The slices of dimension set ``dimset`` in ``rows`` (one window, one metric) deviating on ``direction``'s side
+    beyond 3 deviations (:data:`PARENT_SCORE`) with an excess over ``above``, largest excess first."""
+    group = rows.filter((pl.col("dimset") == dimset) & pl.col("expected").is_not_null())
+    if group.is_empty():
+        return []
+    excess = _contributions(group, metric, direction)
+    keep = (excess > above) & (group.get_column("score").fill_null(0.0) >= PARENT_SCORE)
+    fields = dimension_set(dimset).fields
+    found = group.with_columns(excess.alias("__excess")).filter(keep).sort("__excess", descending=True)
+    return [{f: row[f] for f in fields} for row in found.iter_rows(named=True) if OTHER not in row.values()]
 
 
 def _slice_score(rows: pl.DataFrame, dims: Mapping[str, str]) -> float | None:

@@ -325,9 +325,14 @@ def robust_points(
                     sums[j, c, r] = sums[j, c, r] + (entry[c] - (leaving[j, c] if h >= pools[j] else 0.0))
                 k = _max(sums[j, 0, r], 0.0)
                 e = sums[j, 1, r]
-                v = _max(sums[j, 2, r], 0.0) + a / (2.0 - a) * sums[j, 4, r] * sums[j, 4, r]
                 n = sums[j, 3, r]
                 pts = sums[j, 5, r]
+                # the level's own error: an EWMA's a / (2 - a) of a point's variance, or a mean's 1 / n while it
+                # rests on fewer points; for counts also half an event of prior over those points
+                young = 1.0 / _max(float(seen), 1.0)
+                v = _max(sums[j, 2, r], 0.0) + _max(a / (2.0 - a), young) * sums[j, 4, r] * sums[j, 4, r]
+                if not binomial:
+                    v = v + 0.5 * (pts * young) * (pts * young)
                 zp = (k - e) / math.sqrt(_max(v, 1e-300))
                 # longer pools only where the shorter one rests on little; exact tails only where they can count
                 can = small and warm and pts >= 2
