@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from tests.conftest import BASE_MS
@@ -19,9 +20,11 @@ class CountingService(LiveService):
 
     steps: list[int]
 
-    def ingest_payloads(self, payloads: Sequence[Payload]) -> list[IngestReport]:
+    def ingest_payloads(
+        self, payloads: Sequence[Payload], on_ready: Callable[[list[IngestReport], Future[None]], None] | None = None
+    ) -> list[IngestReport]:
         self.steps.append(len(payloads))
-        return super().ingest_payloads(payloads)
+        return super().ingest_payloads(payloads, on_ready)
 
 
 def test_concurrent_requests_are_coalesced_and_drained_on_close(play: Callable[..., dict[str, Any]]) -> None:

@@ -106,6 +106,9 @@ class LiveService:
         self.history_limit = history
         self.rules_path = rules_path
         self._lock = threading.Lock()
+        self._settled = threading.Event()  # clear while answered steps have not advanced the stream
+        self._settled.set()
+        self._advancing: int | None = None  # the thread advancing an answered step
         self._on_alert = on_alert
         self._new_alerts: list[Alert] = []
         self._posted: dict[str, int] = {}  # fingerprint of an alert posted through the API -> when it expires (ms)
@@ -265,6 +268,7 @@ class LiveService:
 
     def series_points(self, metric: str, dims: Mapping[str, str]) -> list[dict[str, Any]]:
         """Points of one series, read through the cache until the next batch of detections arrives."""
+        self.settle()
         key = "series:" + metric + ":" + ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
         return cast(
             list[dict[str, Any]],
@@ -283,18 +287,30 @@ class LiveService:
         *,
         replay: bool = False,
     ) -> ValidationResult:
-        """One pipeline step (caller holds the lock): metrics recorded, rejected events quarantined, alert
-        changes persisted.
+        """One pipeline step (caller holds the lock): :meth:`_account` then :meth:`_advance`."""
+        t0 = time.perf_counter()
+        v = self._account(batch, owners, locate, replay=replay)
+        self._advance(v, t0)
+        return v
+
+    def _account(
+        self,
+        batch: RawBatch,
+        owners: Callable[[pl.DataFrame], np.ndarray] | None = None,
+        locate: Callable[[int], dict[str, Any]] | None = None,
+        *,
+        replay: bool = False,
+    ) -> ValidationResult:
+        """The part of a step its answers depend on (caller holds the lock): validation, the running totals,
+        rejected events quarantined, validation metrics.
 
         At most ``max_quarantine_per_request`` rejected rows per request are quarantined one by one (``owners``
         names each rejected row's request; the rest are summarised); ``locate`` maps a row's ``line_no`` to where
         its client sent it (request, line or index), kept with it.
         """
-        t0 = time.perf_counter()
         with self.profiler.section():
-            outcome = self.pipeline.ingest(batch)
-        elapsed = time.perf_counter() - t0
-        v = outcome.validation
+            v = self.pipeline.validate(batch)
+            self.pipeline.account(v)
         kept = v.rejected
         if v.rejected_count > self.settings.max_quarantine_per_request:
             owner = owners(v.rejected) if owners is not None else np.zeros(v.rejected.height, dtype=np.int64)
@@ -304,9 +320,18 @@ class LiveService:
             self.quarantined += v.rejected.height
             if kept.height:
                 self._quarantine(kept, locate)
+        self.metrics.record_validation(
+            received=v.received, accepted=v.accepted, rejected=v.reason_counts, duplicates=v.duplicates
+        )
+        return v
+
+    def _advance(self, v: ValidationResult, t0: float) -> None:
+        """The rest of a step begun at ``t0`` (``perf_counter``) by :meth:`_account` (caller holds the lock):
+        processing, detection, alerts (persisted), their metrics."""
+        with self.profiler.section():
+            outcome = self.pipeline.advance(v)
         m = self.metrics
-        m.record_validation(received=v.received, accepted=v.accepted, rejected=v.reason_counts, duplicates=v.duplicates)
-        m.observe_stage("pipeline", elapsed)
+        m.observe_stage("pipeline", time.perf_counter() - t0)
         m.record_metrics(outcome.processed)
         m.record_watermark(v.watermark)
         if self._new_alerts:
@@ -315,7 +340,6 @@ class LiveService:
         if self.alert_log.restored and outcome.processed.windows:
             self._settle_restored(v.watermark)
         m.record_alerts(self.alert_log.active())
-        return v
 
     def _quarantine(self, kept: pl.DataFrame, locate: Callable[[int], dict[str, Any]] | None) -> None:
         """Store rejected rows with where their client sent them (bounded per request: a loop over kept rows)."""
@@ -351,48 +375,82 @@ class LiveService:
         with self._lock:
             return whole_report(self._step(batch))
 
-    def ingest_payloads(self, payloads: Sequence[Payload]) -> list[IngestReport]:
-        """Run many requests' events: every NDJSON/JSON payload joined in one step, msgpack ones each alone."""
+    def ingest_payloads(
+        self, payloads: Sequence[Payload], on_ready: Callable[[list[IngestReport], Future[None]], None] | None = None
+    ) -> list[IngestReport]:
+        """Run many requests' events: every NDJSON/JSON payload joined in one step, msgpack ones each alone.
+
+        Returns each request's report once its events are durable (their WAL record is written, and fsynced under
+        ``wal_fsync=always``) and the stream has advanced with them. With ``on_ready``, the reports are also handed
+        to it (in this thread) as soon as the step's events are validated, counted and their rejected events
+        quarantined, with a future that completes when they are durable (or fails if the WAL write did): the
+        caller may answer once that future completes, while processing, detection and alerts run on. Queries made
+        after such an answer wait until the stream has advanced (:meth:`settle`), so they read the state the
+        answer reported.
+        """
         if self._posted:
             self.expire_posted()
         lines = [(i, p) for i, p in enumerate(payloads) if isinstance(p, LinesPayload)]
         reports: dict[int, IngestReport] = {}
         commits: list[Future[None]] = []
+        accounted: list[tuple[ValidationResult, float]] = []
         with self._lock:
-            first = self._requests + 1
-            self._requests += len(payloads)
-            if lines:
-                joined = b"".join(p.lines for _, p in lines)
-                if self.wal is not None:
-                    self.pipeline.wal_seq = self._log(KIND_LINES, joined, commits)
-                batch = parse_ndjson_bytes(joined, source="http")
-                starts = np.cumsum([0] + [p.count for _, p in lines])
-
-                def owners(rejected: pl.DataFrame) -> np.ndarray:
-                    line_nos = rejected.get_column("line_no").fill_null(1).to_numpy()
-                    return np.searchsorted(starts, line_nos - 1, side="right") - 1
-
-                def locate(line_no: int) -> dict[str, Any]:
-                    k = int(np.searchsorted(starts, line_no - 1, side="right")) - 1
-                    i, p = lines[k]
-                    return {"request": first + i, p.kind: p.position(line_no - int(starts[k]))}
-
-                result = self._step(batch, owners, locate)
-                for (i, _), report in zip(
-                    lines, split_lines_outcome(batch, result, [p for _, p in lines]), strict=True
-                ):
-                    reports[i] = report
-            for i, p in enumerate(payloads):
-                if isinstance(p, RecordsPayload):
+            try:
+                first = self._requests + 1
+                self._requests += len(payloads)
+                if lines:
+                    t0 = time.perf_counter()
+                    joined = b"".join(p.lines for _, p in lines)
                     if self.wal is not None:
-                        self.pipeline.wal_seq = self._log(KIND_MSGPACK, p.raw, commits)
-                    result = self._step(p.batch, locate=functools.partial(_index_of, request=first + i))
-                    reports[i] = whole_report(result)
-            if self.wal is not None and self.wal.bytes_since_rotation >= self.settings.wal_checkpoint_bytes:
-                self._checkpoint(background=True)
+                        self.pipeline.wal_seq = self._log(KIND_LINES, joined, commits)
+                    batch = parse_ndjson_bytes(joined, source="http")
+                    starts = np.cumsum([0] + [p.count for _, p in lines])
+
+                    def owners(rejected: pl.DataFrame) -> np.ndarray:
+                        line_nos = rejected.get_column("line_no").fill_null(1).to_numpy()
+                        return np.searchsorted(starts, line_nos - 1, side="right") - 1
+
+                    def locate(line_no: int) -> dict[str, Any]:
+                        k = int(np.searchsorted(starts, line_no - 1, side="right")) - 1
+                        i, p = lines[k]
+                        return {"request": first + i, p.kind: p.position(line_no - int(starts[k]))}
+
+                    result = self._account(batch, owners, locate)
+                    accounted.append((result, t0))
+                    for (i, _), report in zip(
+                        lines, split_lines_outcome(batch, result, [p for _, p in lines]), strict=True
+                    ):
+                        reports[i] = report
+                for i, p in enumerate(payloads):
+                    if isinstance(p, RecordsPayload):
+                        t0 = time.perf_counter()
+                        if self.wal is not None:
+                            self.pipeline.wal_seq = self._log(KIND_MSGPACK, p.raw, commits)
+                        result = self._account(p.batch, locate=functools.partial(_index_of, request=first + i))
+                        accounted.append((result, t0))
+                        reports[i] = whole_report(result)
+                ordered = [reports[i] for i in range(len(payloads))]
+                if on_ready is not None:
+                    self._advancing = threading.get_ident()
+                    self._settled.clear()  # before any answer: a query after the answer waits for _advance
+                    on_ready(ordered, _all_done(commits))
+                for result, t0 in accounted:  # the stream advances in validation order, under the same lock
+                    self._advance(result, t0)
+                if self.wal is not None and self.wal.bytes_since_rotation >= self.settings.wal_checkpoint_bytes:
+                    self._checkpoint(background=True)
+            finally:
+                self._advancing = None
+                self._settled.set()
         for commit in commits:  # the answers wait until their events are durable
             commit.result()
-        return [reports[i] for i in range(len(payloads))]
+        return ordered
+
+    def settle(self) -> None:
+        """Wait until the stream has advanced with every step whose requests were answered (see
+        :meth:`ingest_payloads`); at once when none is pending. For queries: what they read includes what the
+        answers reported."""
+        if self._advancing != threading.get_ident():  # not from the step itself (an on_alert listener)
+            self._settled.wait()
 
     def _log(self, kind: int, payload: bytes, commits: list[Future[None]]) -> int:
         """Write a step to the WAL; its fsync runs on the WAL thread while the step runs (caller holds the lock)."""
@@ -419,12 +477,14 @@ class LiveService:
     def active_alerts(self) -> list[Alert]:
         """Alerts firing now (kept in the alert log, so they survive a restart); posted alerts past their expiry
         are resolved first. Not to be called while holding the pipeline lock."""
+        self.settle()
         if self._posted:
             self.expire_posted()
         return self.alert_log.active()
 
     def alert_history(self) -> list[Alert]:
         """Recent alert state changes, newest last."""
+        self.settle()
         return self.alert_log.history(self.history_limit)
 
     def post_alerts(self, alerts: Sequence[Alert], resolve_timeout_ms: int = RESOLVE_TIMEOUT_MS) -> int:
@@ -525,6 +585,7 @@ class LiveService:
 
     def status(self) -> dict[str, Any]:
         """Counters for the health endpoint and the console."""
+        self.settle()
         c = self.pipeline.counters
         return {
             "received": c.received,
@@ -549,6 +610,33 @@ def pipeline_snapshots(db: str, cache: MusicStreamingCacheManager) -> SnapshotSt
     if cache.remote is not None:
         return CachedSnapshot(cache, keyring=keyring)
     return None
+
+
+def _all_done(futures: Sequence[Future[None]]) -> Future[None]:
+    """A future that completes when all of ``futures`` have (at once without any), failing with the first error."""
+    done: Future[None] = Future()
+    pending = len(futures)
+    if not pending:
+        done.set_result(None)
+        return done
+    lock = threading.Lock()
+
+    def one(f: Future[None]) -> None:
+        nonlocal pending
+        with lock:
+            pending -= 1
+            last = pending == 0
+            error = f.exception()
+            if done.done():
+                return
+            if error is not None:
+                done.set_exception(error)
+            elif last:
+                done.set_result(None)
+
+    for f in futures:
+        f.add_done_callback(one)
+    return done
 
 
 def _wal_batch(record: WalRecord) -> RawBatch:
