@@ -13,8 +13,9 @@ wait sleeps until the next arrival or timeout (it does not poll the event loop),
 read and decoded at full speed.
 
 A step's requests are answered as soon as its events are validated, counted, their rejected events quarantined
-and their WAL record durable; the step then goes on (processing, detection, alerts) while the answers go out and
-the clients' next requests are read (see :meth:`LiveService.ingest_payloads`). The next step starts when it ends.
+and their WAL record durable; the stream advances with the step (processing, detection, alerts) on another
+thread while the answers go out, the clients' next requests are read and the next step is validated (see
+:meth:`LiveService.ingest_payloads`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ class IngestBatcher:
         self._worker: asyncio.Task[None] | None = None
         self._arrival: asyncio.Future[None] | None = None  # resolved by the next submit while the worker lingers
         self._closing = False
-        self._answered_in_flight = 0  # requests in flight when the last step's answers went out
 
     @property
     def queued(self) -> int:
@@ -78,34 +78,35 @@ class IngestBatcher:
             step, self._queue = self._queue[:take], self._queue[take:]
             self.service.metrics.set_queue_depth("http_ingest", len(self._queue))
             answered = False
+            wave: asyncio.Future[int] = loop.create_future()  # the requests in flight once the answers are out
 
-            def ready(reports: list[IngestReport], durable: Future[None], step: list[_Queued] = step) -> None:
+            def ready(
+                reports: list[IngestReport], durable: Future[None], step: list[_Queued] = step,
+                wave: asyncio.Future[int] = wave,
+            ) -> None:  # fmt: skip
                 """Called in the worker thread once the step's events are counted: answer when durable."""
                 nonlocal answered
                 answered = True
-                loop.call_soon_threadsafe(self._answer_when_durable, step, reports, durable)
+                loop.call_soon_threadsafe(self._answer_when_durable, step, reports, durable, wave)
 
             try:
                 await loop.run_in_executor(self._executor, self.service.ingest_payloads, [p for p, _ in step], ready)
             except Exception as exc:  # answer every waiting request, whatever went wrong
-                if answered:  # its requests are answered (their events are counted and durable): only report it
-                    logger.exception("ingest: a pipeline step failed after its requests were answered")
-                else:
-                    for _, fut in step:
-                        if not fut.done():
-                            fut.set_exception(exc)
-            # the clients of the wave: the step's and those queued before its answers went out (requests queued
-            # after that come from the step's own clients)
-            in_flight = self._answered_in_flight if answered else take + len(self._queue)
+                for _, fut in step:
+                    if not fut.done():
+                        fut.set_exception(exc)
+            # the clients of the next wave: the step's and those queued before its answers went out (requests
+            # queued after that come from the step's own clients)
+            in_flight = await wave if answered else take + len(self._queue)
             self.service.metrics.set_queue_depth("http_ingest", len(self._queue))
 
-    def _answer_when_durable(self, step: list[_Queued], reports: list[IngestReport], durable: Future[None]) -> None:
+    def _answer_when_durable(
+        self, step: list[_Queued], reports: list[IngestReport], durable: Future[None], wave: asyncio.Future[int]
+    ) -> None:
         """Answer each request of ``step`` with its report once ``durable`` completes (with its error if it
-        fails); on the event loop."""
-        self._answered_in_flight = len(step) + len(self._queue)
+        fails), then resolve ``wave`` with the requests in flight; on the event loop."""
 
         def answer(done: asyncio.Future[None]) -> None:
-            self._answered_in_flight = len(step) + len(self._queue)
             error = done.exception()
             for (_, fut), report in zip(step, reports, strict=True):
                 if fut.done():
@@ -114,6 +115,7 @@ class IngestBatcher:
                     fut.set_exception(error)
                 else:
                     fut.set_result(report)
+            wave.set_result(len(step) + len(self._queue))
 
         asyncio.wrap_future(durable).add_done_callback(answer)
 

@@ -105,10 +105,17 @@ class LiveService:
         self.clock: Clock = clock
         self.history_limit = history
         self.rules_path = rules_path
+        #: the pipeline: held to validate and count a step, and for every operation on the whole pipeline state
         self._lock = threading.Lock()
-        self._settled = threading.Event()  # clear while answered steps have not advanced the stream
-        self._settled.set()
-        self._advancing: int | None = None  # the thread advancing an answered step
+        #: held to advance the stream with a counted step (processing, detection, alerts) on the advancing thread,
+        #: while the next step is validated (see :meth:`ingest_payloads`)
+        self._advance_lock = threading.Lock()
+        self._advancer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewatch-advance")
+        self._advancer_ident: int | None = None
+        self._progress = threading.Condition()  # notified as steps advance
+        self._accounted_steps = 0  # steps validated and counted
+        self._advanced_steps = 0  # steps the stream has advanced with (never ahead of the counted ones)
+        self._checkpoint_due = False  # a snapshot is due at the next moment both sides are at the same step
         self._on_alert = on_alert
         self._new_alerts: list[Alert] = []
         self._posted: dict[str, int] = {}  # fingerprint of an alert posted through the API -> when it expires (ms)
@@ -204,7 +211,7 @@ class LiveService:
         self._generation += 1
         self._windows_since_checkpoint += len(processed.windows)
         if self._windows_since_checkpoint >= CHECKPOINT_EVERY_WINDOWS and not self._replaying:
-            self._checkpoint(background=True)
+            self._checkpoint_due = True  # taken once validation and the stream are at the same step
         if self.history is not None:
             metrics = processed.metrics
             if self._history_high is not None:
@@ -227,12 +234,21 @@ class LiveService:
         """Snapshot the pipeline now and wait until it is written: for a clean shutdown, so that a restart resumes
         exactly where this process stopped."""
         with self._lock:
+            self._drain()
             self._checkpoint(background=False)
 
+    def _drain(self) -> None:
+        """Wait until the stream has advanced with every counted step (caller holds the lock, so that no step is
+        counted meanwhile): the whole pipeline state is then at one step."""
+        with self._progress:
+            self._progress.wait_for(lambda: self._advanced_steps >= self._accounted_steps)
+
     def _checkpoint(self, *, background: bool) -> None:
-        """Snapshot the pipeline (caller holds the lock); the WAL starts a new segment, and the old ones are
-        deleted once the snapshot that covers them is written."""
+        """Snapshot the pipeline (caller holds the lock, and the stream has advanced with every counted step);
+        the WAL starts a new segment, and the old ones are deleted once the snapshot that covers them is
+        written."""
         self._windows_since_checkpoint = 0
+        self._checkpoint_due = False
         if self.snapshots is None:
             return
         release = None
@@ -287,10 +303,15 @@ class LiveService:
         *,
         replay: bool = False,
     ) -> ValidationResult:
-        """One pipeline step (caller holds the lock): :meth:`_account` then :meth:`_advance`."""
+        """One pipeline step in the caller's thread (caller holds the lock, the stream has advanced with every
+        counted step): :meth:`_account` then :meth:`_advance`; a snapshot that falls due is taken at once (not
+        while replaying the WAL)."""
         t0 = time.perf_counter()
         v = self._account(batch, owners, locate, replay=replay)
-        self._advance(v, t0)
+        with self._advance_lock:
+            self._advance(v, t0)
+        if self._checkpoint_due and not replay:
+            self._checkpoint(background=True)
         return v
 
     def _account(
@@ -326,8 +347,9 @@ class LiveService:
         return v
 
     def _advance(self, v: ValidationResult, t0: float) -> None:
-        """The rest of a step begun at ``t0`` (``perf_counter``) by :meth:`_account` (caller holds the lock):
-        processing, detection, alerts (persisted), their metrics."""
+        """The rest of a step begun at ``t0`` (``perf_counter``) by :meth:`_account` (caller holds the advance
+        lock; steps advance in the order they were counted): processing, detection, alerts (persisted), their
+        metrics."""
         with self.profiler.section():
             outcome = self.pipeline.advance(v)
         m = self.metrics
@@ -373,20 +395,22 @@ class LiveService:
         if self._posted:
             self.expire_posted()
         with self._lock:
+            self._drain()
             return whole_report(self._step(batch))
 
     def ingest_payloads(
         self, payloads: Sequence[Payload], on_ready: Callable[[list[IngestReport], Future[None]], None] | None = None
     ) -> list[IngestReport]:
-        """Run many requests' events: every NDJSON/JSON payload joined in one step, msgpack ones each alone.
+        """Run many requests' events as one step: every NDJSON/JSON payload joined, msgpack ones each alone.
 
-        Returns each request's report once its events are durable (their WAL record is written, and fsynced under
-        ``wal_fsync=always``) and the stream has advanced with them. With ``on_ready``, the reports are also handed
-        to it (in this thread) as soon as the step's events are validated, counted and their rejected events
-        quarantined, with a future that completes when they are durable (or fails if the WAL write did): the
-        caller may answer once that future completes, while processing, detection and alerts run on. Queries made
-        after such an answer wait until the stream has advanced (:meth:`settle`), so they read the state the
-        answer reported.
+        A step is validated, counted and its rejected events quarantined here, under the pipeline lock (its WAL
+        record is written first; the fsync runs meanwhile on the WAL thread); the stream then advances with it
+        (processing, detection, alerts) on the advancing thread, steps in the order they were counted, while the
+        next step is validated. Without ``on_ready``, returns each request's report once its events are durable
+        and the stream has advanced with them. With ``on_ready``, it is called (in this thread) with the reports
+        and a future that completes when the events are durable (or fails if the WAL write did), and this returns
+        at once: the caller answers when that future completes. Queries wait until the stream has advanced with
+        every step counted before they were made (:meth:`settle`), so that they read what the answers reported.
         """
         if self._posted:
             self.expire_posted()
@@ -395,6 +419,11 @@ class LiveService:
         commits: list[Future[None]] = []
         accounted: list[tuple[ValidationResult, float]] = []
         with self._lock:
+            if self._checkpoint_due or (
+                self.wal is not None and self.wal.bytes_since_rotation >= self.settings.wal_checkpoint_bytes
+            ):
+                self._drain()
+                self._checkpoint(background=True)
             try:
                 first = self._requests + 1
                 self._requests += len(payloads)
@@ -429,28 +458,55 @@ class LiveService:
                         result = self._account(p.batch, locate=functools.partial(_index_of, request=first + i))
                         accounted.append((result, t0))
                         reports[i] = whole_report(result)
-                ordered = [reports[i] for i in range(len(payloads))]
-                if on_ready is not None:
-                    self._advancing = threading.get_ident()
-                    self._settled.clear()  # before any answer: a query after the answer waits for _advance
-                    on_ready(ordered, _all_done(commits))
-                for result, t0 in accounted:  # the stream advances in validation order, under the same lock
-                    self._advance(result, t0)
-                if self.wal is not None and self.wal.bytes_since_rotation >= self.settings.wal_checkpoint_bytes:
-                    self._checkpoint(background=True)
-            finally:
-                self._advancing = None
-                self._settled.set()
+            finally:  # what was counted advances the stream, even when a later part of the step failed
+                advanced = self._advance_later(accounted) if accounted else None
+        ordered = [reports[i] for i in range(len(payloads))]
+        if on_ready is not None:
+            on_ready(ordered, _all_done(commits))
+            return ordered
+        if advanced is not None:
+            advanced.result()
         for commit in commits:  # the answers wait until their events are durable
             commit.result()
         return ordered
 
+    def _advance_later(self, accounted: list[tuple[ValidationResult, float]]) -> Future[None]:
+        """Count one more step and hand it to the advancing thread (caller holds the lock)."""
+        with self._progress:
+            self._accounted_steps += 1
+        return self._advancer.submit(self._advance_step, accounted)
+
+    def _advance_step(self, accounted: list[tuple[ValidationResult, float]]) -> None:
+        """Advance the stream with one counted step (on the advancing thread); then take a snapshot that fell due
+        if nothing is being validated and no other step waits to advance."""
+        self._advancer_ident = threading.get_ident()
+        try:
+            with self._advance_lock:
+                for result, t0 in accounted:
+                    self._advance(result, t0)
+                if self._checkpoint_due and self._lock.acquire(blocking=False):
+                    try:
+                        if self._accounted_steps == self._advanced_steps + 1:  # this step is the last counted
+                            self._checkpoint(background=True)
+                    finally:
+                        self._lock.release()
+        except Exception:
+            logger.exception("pipeline step failed while advancing the stream (its requests were counted)")
+            raise
+        finally:
+            with self._progress:
+                self._advanced_steps += 1
+                self._progress.notify_all()
+
     def settle(self) -> None:
-        """Wait until the stream has advanced with every step whose requests were answered (see
-        :meth:`ingest_payloads`); at once when none is pending. For queries: what they read includes what the
-        answers reported."""
-        if self._advancing != threading.get_ident():  # not from the step itself (an on_alert listener)
-            self._settled.wait()
+        """Wait until the stream has advanced with every step counted so far (see :meth:`ingest_payloads`), so
+        that a query reads what the answers already sent reported; at once when none is pending, or when called
+        from the advancing thread itself (an ``on_alert`` listener)."""
+        if threading.get_ident() == self._advancer_ident:
+            return
+        with self._progress:
+            target = self._accounted_steps
+            self._progress.wait_for(lambda: self._advanced_steps >= target)
 
     def _log(self, kind: int, payload: bytes, commits: list[Future[None]]) -> int:
         """Write a step to the WAL; its fsync runs on the WAL thread while the step runs (caller holds the lock)."""
@@ -466,6 +522,7 @@ class LiveService:
         """
         rules = load_rules(self.rules_path)
         with self._lock:
+            self._drain()
             self._rules = rules
             self.pipeline.rules = rules
             self.pipeline.detection = DetectionStage(rules.targets(), entity_prior=self.pipeline.processor.entity_prior)
@@ -497,6 +554,7 @@ class LiveService:
         """
         now = self.now_ms()
         with self._lock:
+            self._drain()
             active = {a.fingerprint: a for a in self.alert_log.active()}
             changed: list[Alert] = []
             for alert in alerts:
@@ -520,6 +578,7 @@ class LiveService:
         if not self._posted:
             return 0
         with self._lock:
+            self._drain()
             due = {fp: at for fp, at in self._posted.items() if at <= now}
             for fp in due:
                 del self._posted[fp]
