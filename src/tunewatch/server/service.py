@@ -498,6 +498,11 @@ class LiveService:
                 self._advanced_steps += 1
                 self._progress.notify_all()
 
+    @property
+    def settled(self) -> bool:
+        """Whether the stream has advanced with every step counted so far (see :meth:`settle`)."""
+        return self._advanced_steps >= self._accounted_steps
+
     def settle(self) -> None:
         """Wait until the stream has advanced with every step counted so far (see :meth:`ingest_payloads`), so
         that a query reads what the answers already sent reported; at once when none is pending, or when called

@@ -266,7 +266,6 @@ class _ParsedLog:
 
     def read(self) -> tuple[list[Alert], dict[str, Any]]:
         """The changes (oldest first) and the filter menus' values."""
-        self._service.settle()
         newest = self._service.alert_log.history(1)
         with self._lock:
             if newest != self._newest:

@@ -39,7 +39,6 @@ def router(ctx: RouteContext) -> APIRouter:
     @api.get("/metrics", response_class=Response, dependencies=metrics_guard)
     def metrics() -> Response:
         """Prometheus exposition of tunewatch's own metrics."""
-        service.settle()
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return api
