@@ -307,7 +307,8 @@ class LiveService:
         counted step): :meth:`_account` then :meth:`_advance`; a snapshot that falls due is taken at once (not
         while replaying the WAL)."""
         t0 = time.perf_counter()
-        v = self._account(batch, owners, locate, replay=replay)
+        with self.profiler.section():
+            v = self._account(batch, owners, locate, replay=replay)
         with self._advance_lock:
             self._advance(v, t0)
         if self._checkpoint_due and not replay:
@@ -329,9 +330,8 @@ class LiveService:
         names each rejected row's request; the rest are summarised); ``locate`` maps a row's ``line_no`` to where
         its client sent it (request, line or index), kept with it.
         """
-        with self.profiler.section():
-            v = self.pipeline.validate(batch)
-            self.pipeline.account(v)
+        v = self.pipeline.validate(batch)
+        self.pipeline.account(v)
         kept = v.rejected
         if v.rejected_count > self.settings.max_quarantine_per_request:
             owner = owners(v.rejected) if owners is not None else np.zeros(v.rejected.height, dtype=np.int64)
@@ -414,8 +414,6 @@ class LiveService:
         """
         if self._posted:
             self.expire_posted()
-        lines = [(i, p) for i, p in enumerate(payloads) if isinstance(p, LinesPayload)]
-        reports: dict[int, IngestReport] = {}
         commits: list[Future[None]] = []
         accounted: list[tuple[ValidationResult, float]] = []
         with self._lock:
@@ -425,42 +423,10 @@ class LiveService:
                 self._drain()
                 self._checkpoint(background=True)
             try:
-                first = self._requests + 1
-                self._requests += len(payloads)
-                if lines:
-                    t0 = time.perf_counter()
-                    joined = b"".join(p.lines for _, p in lines)
-                    if self.wal is not None:
-                        self.pipeline.wal_seq = self._log(KIND_LINES, joined, commits)
-                    batch = parse_ndjson_bytes(joined, source="http")
-                    starts = np.cumsum([0] + [p.count for _, p in lines])
-
-                    def owners(rejected: pl.DataFrame) -> np.ndarray:
-                        line_nos = rejected.get_column("line_no").fill_null(1).to_numpy()
-                        return np.searchsorted(starts, line_nos - 1, side="right") - 1
-
-                    def locate(line_no: int) -> dict[str, Any]:
-                        k = int(np.searchsorted(starts, line_no - 1, side="right")) - 1
-                        i, p = lines[k]
-                        return {"request": first + i, p.kind: p.position(line_no - int(starts[k]))}
-
-                    result = self._account(batch, owners, locate)
-                    accounted.append((result, t0))
-                    for (i, _), report in zip(
-                        lines, split_lines_outcome(batch, result, [p for _, p in lines]), strict=True
-                    ):
-                        reports[i] = report
-                for i, p in enumerate(payloads):
-                    if isinstance(p, RecordsPayload):
-                        t0 = time.perf_counter()
-                        if self.wal is not None:
-                            self.pipeline.wal_seq = self._log(KIND_MSGPACK, p.raw, commits)
-                        result = self._account(p.batch, locate=functools.partial(_index_of, request=first + i))
-                        accounted.append((result, t0))
-                        reports[i] = whole_report(result)
+                with self.profiler.section():  # the part of the step its answers wait for
+                    ordered = self._account_payloads(payloads, commits, accounted)
             finally:  # what was counted advances the stream, even when a later part of the step failed
                 advanced = self._advance_later(accounted) if accounted else None
-        ordered = [reports[i] for i in range(len(payloads))]
         if on_ready is not None:
             on_ready(ordered, _all_done(commits))
             return ordered
@@ -469,6 +435,50 @@ class LiveService:
         for commit in commits:  # the answers wait until their events are durable
             commit.result()
         return ordered
+
+    def _account_payloads(
+        self,
+        payloads: Sequence[Payload],
+        commits: list[Future[None]],
+        accounted: list[tuple[ValidationResult, float]],
+    ) -> list[IngestReport]:
+        """Log, validate and count one step's requests (caller holds the lock); each request's report. The WAL
+        writes' fsyncs are added to ``commits``, the validated batches (with their start times) to
+        ``accounted``."""
+        lines = [(i, p) for i, p in enumerate(payloads) if isinstance(p, LinesPayload)]
+        reports: dict[int, IngestReport] = {}
+        first = self._requests + 1
+        self._requests += len(payloads)
+        if lines:
+            t0 = time.perf_counter()
+            joined = b"".join(p.lines for _, p in lines)
+            if self.wal is not None:
+                self.pipeline.wal_seq = self._log(KIND_LINES, joined, commits)
+            batch = parse_ndjson_bytes(joined, source="http")
+            starts = np.cumsum([0] + [p.count for _, p in lines])
+
+            def owners(rejected: pl.DataFrame) -> np.ndarray:
+                line_nos = rejected.get_column("line_no").fill_null(1).to_numpy()
+                return np.searchsorted(starts, line_nos - 1, side="right") - 1
+
+            def locate(line_no: int) -> dict[str, Any]:
+                k = int(np.searchsorted(starts, line_no - 1, side="right")) - 1
+                i, p = lines[k]
+                return {"request": first + i, p.kind: p.position(line_no - int(starts[k]))}
+
+            result = self._account(batch, owners, locate)
+            accounted.append((result, t0))
+            for (i, _), report in zip(lines, split_lines_outcome(batch, result, [p for _, p in lines]), strict=True):
+                reports[i] = report
+        for i, p in enumerate(payloads):
+            if isinstance(p, RecordsPayload):
+                t0 = time.perf_counter()
+                if self.wal is not None:
+                    self.pipeline.wal_seq = self._log(KIND_MSGPACK, p.raw, commits)
+                result = self._account(p.batch, locate=functools.partial(_index_of, request=first + i))
+                accounted.append((result, t0))
+                reports[i] = whole_report(result)
+        return [reports[i] for i in range(len(payloads))]
 
     def _advance_later(self, accounted: list[tuple[ValidationResult, float]]) -> Future[None]:
         """Count one more step and hand it to the advancing thread (caller holds the lock)."""
