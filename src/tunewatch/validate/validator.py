@@ -221,7 +221,7 @@ class EnterpriseDataValidator:
         # the work columns and the rules' context in one pass (each eager Polars call has a fixed cost that
         # dominates a small live step)
         schema = tuple(frame.schema.items())
-        work = frame.with_columns([*_fast_columns(schema), *_context(now_ms)])
+        work = frame.with_columns([*_fast_columns(schema, frame.height <= _SMALL_ROWS), *_context(now_ms)])
         work, stats = _screen(work, batch, now_ms, _typed_input(schema))
         candidates = [rule for rule in self.rules if rule.screen(stats)]
 
@@ -305,9 +305,13 @@ def _context(now_ms: int) -> list[pl.Expr]:
 _TYPE_FLAGS = rule_context(0)[1:]
 
 
+#: batches of at most this many rows take the enumerations' ``Enum`` casts (see :func:`fast_columns`)
+_SMALL_ROWS = 8192
+
+
 @functools.lru_cache(maxsize=16)
-def _fast_columns(schema: tuple[tuple[str, pl.DataType], ...]) -> list[pl.Expr]:
-    return fast_columns(pl.Schema(schema))
+def _fast_columns(schema: tuple[tuple[str, pl.DataType], ...], small: bool = False) -> list[pl.Expr]:
+    return fast_columns(pl.Schema(schema), small=small)
 
 
 @functools.lru_cache(maxsize=16)
