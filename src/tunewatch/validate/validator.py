@@ -230,9 +230,9 @@ class EnterpriseDataValidator:
         if candidates and work.height:
             # the candidates' masks and the valid columns in one pass; the valid rows are picked below
             detectors = self._detector(tuple(candidates), stats.text_clean)
-            both = work.select([*detectors, *_VALID_COLUMNS])
-            valid = both.select(_VALID_NAMES)
-            rows = _flagged_rows(itertools.islice(both.iter_columns(), len(detectors)), work.height)
+            both = work.select([*detectors, *_VALID_COLUMNS]).get_columns()
+            valid = pl.DataFrame(both[len(detectors) :])  # the Series themselves: cheaper than a select by name
+            rows = _flagged_rows(both[: len(detectors)], work.height)
             if len(rows):
                 reasons = _exact_reasons(work, rows, candidates, stats.typed_input)
                 bad_rows = reasons.get_column("__row").to_numpy()
@@ -289,7 +289,6 @@ class EnterpriseDataValidator:
 
 _FEW_GAPS = 48  # beyond this many gaps one filter is cheaper than the slices
 _VALID_COLUMNS = valid_columns()
-_VALID_NAMES = list(VALID_SCHEMA)
 _VALID_DTYPES = list(VALID_SCHEMA.dtypes())
 _STATS_EXPRS = stats_exprs()
 #: the outcome of a batch without a rejected row: its (empty) reasons and rejected rows
