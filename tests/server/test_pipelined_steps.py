@@ -37,12 +37,11 @@ class GatedService(LiveService):
         super()._advance(v, t0)
 
 
-def _gated(db: str | Path) -> GatedService:
-    service = GatedService(clock=lambda: NOW_S, db=db, settings=ServerSettings(auth=False, wal_fsync="always"))
+def _gated(db: str | Path, **settings: Any) -> GatedService:
+    service = GatedService(
+        clock=lambda: NOW_S, db=db, settings=ServerSettings(auth=False, wal_fsync="always", **settings)
+    )
     service.gate, service.advancing = threading.Event(), threading.Event()
-    service.gate.set()  # open while the service starts (the WAL replay advances in the constructor)
-    service.advancing.clear()
-    service.gate.clear()
     return service
 
 
@@ -56,13 +55,12 @@ def _post(base: str, events: list[dict[str, Any]]) -> dict[str, Any]:
 def test_answer_before_the_stream_advances_and_queries_wait_for_it(tmp_path: Path, play: Play) -> None:
     service = _gated(tmp_path / "tw.db")
     with uvicorn_thread(create_app(service)) as base:
-        first = [play(i, BASE_MS + i * 1000) for i in range(20)]
+        # a minute of events, and events five minutes later that close it once the stream advances with them;
         # the answer comes while the stream cannot advance (the gate is closed): it does not wait for processing
-        assert _post(base, first)["accepted"] == 20
+        events = [play(i, BASE_MS + i * 1000) for i in range(20)]
+        events += [play(100 + i, BASE_MS + 5 * 60_000 + i) for i in range(10)]
+        assert _post(base, events)["accepted"] == 30
         assert service.advancing.wait(30)
-        # events five minutes later close the first window once the stream advances with them
-        later = [play(100 + i, BASE_MS + 5 * 60_000 + i) for i in range(10)]
-        assert _post(base, later)["accepted"] == 10
         seen: dict[str, Any] = {}
         query = threading.Thread(target=lambda: seen.update(httpx.get(base + "/healthz", timeout=60).json()))
         query.start()  # asked while the gate is closed: it waits until the stream has advanced
@@ -70,6 +68,20 @@ def test_answer_before_the_stream_advances_and_queries_wait_for_it(tmp_path: Pat
         query.join(60)
         assert seen["received"] == 30 and seen["accepted"] == 30
         assert seen["windows"] >= 1  # the first window closed: the query saw the advanced stream
+
+
+def test_with_overlap_the_next_step_is_counted_while_the_stream_advances(tmp_path: Path, play: Play) -> None:
+    service = _gated(tmp_path / "tw.db", overlap_steps=True)
+    with uvicorn_thread(create_app(service)) as base:
+        assert _post(base, [play(i, BASE_MS + i) for i in range(10)])["accepted"] == 10
+        assert service.advancing.wait(30)
+        # the stream has not advanced with the first step, yet the second is validated, counted and answered
+        second = _post(base, [play(i, BASE_MS + i) for i in range(5, 15)])
+        assert (second["received"], second["accepted"], second["duplicates"]) == (10, 5, 5)
+        service.gate.set()
+        status = httpx.get(base + "/healthz", timeout=60).json()
+        assert (status["received"], status["accepted"], status["duplicates"]) == (20, 15, 5)
+        assert service.pipeline.processor.buffered_events == 15  # both steps advanced the stream, in order
 
 
 def test_a_snapshot_waits_for_the_step_the_stream_has_not_advanced_with(tmp_path: Path, play: Play) -> None:

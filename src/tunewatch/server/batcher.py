@@ -14,8 +14,8 @@ read and decoded at full speed.
 
 A step's requests are answered as soon as its events are validated, counted, their rejected events quarantined
 and their WAL record durable; the stream advances with the step (processing, detection, alerts) on another
-thread while the answers go out, the clients' next requests are read and the next step is validated (see
-:meth:`LiveService.ingest_payloads`).
+thread while the answers go out and the clients' next requests are read; the next step starts once that advance
+is done, or at once with ``overlap_steps`` (see :meth:`LiveService.ingest_payloads`).
 """
 
 from __future__ import annotations

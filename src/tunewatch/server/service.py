@@ -405,12 +405,14 @@ class LiveService:
 
         A step is validated, counted and its rejected events quarantined here, under the pipeline lock (its WAL
         record is written first; the fsync runs meanwhile on the WAL thread); the stream then advances with it
-        (processing, detection, alerts) on the advancing thread, steps in the order they were counted, while the
-        next step is validated. Without ``on_ready``, returns each request's report once its events are durable
-        and the stream has advanced with them. With ``on_ready``, it is called (in this thread) with the reports
-        and a future that completes when the events are durable (or fails if the WAL write did), and this returns
-        at once: the caller answers when that future completes. Queries wait until the stream has advanced with
-        every step counted before they were made (:meth:`settle`), so that they read what the answers reported.
+        (processing, detection, alerts) on the advancing thread, steps in the order they were counted. Without
+        ``on_ready``, returns each request's report once its events are durable and the stream has advanced with
+        them. With ``on_ready``, it is called (in this thread) with the reports and a future that completes when
+        the events are durable (or fails if the WAL write did): the caller answers when that future completes,
+        without waiting for the advance. This then returns once the stream has advanced with the step, or at once
+        with ``overlap_steps`` (the caller may validate its next step meanwhile). Queries wait until the stream
+        has advanced with every step counted before they were made (:meth:`settle`), so that they read what the
+        answers reported.
         """
         if self._posted:
             self.expire_posted()
@@ -429,6 +431,8 @@ class LiveService:
                 advanced = self._advance_later(accounted) if accounted else None
         if on_ready is not None:
             on_ready(ordered, _all_done(commits))
+            if advanced is not None and not self.settings.overlap_steps:
+                advanced.result()  # the next step waits for this advance (see ServerSettings.overlap_steps)
             return ordered
         if advanced is not None:
             advanced.result()
