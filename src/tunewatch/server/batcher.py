@@ -92,9 +92,10 @@ class IngestBatcher:
             try:
                 await loop.run_in_executor(self._executor, self.service.ingest_payloads, [p for p, _ in step], ready)
             except Exception as exc:  # answer every waiting request, whatever went wrong
-                for _, fut in step:
-                    if not fut.done():
-                        fut.set_exception(exc)
+                if not answered:  # else its events are counted and being made durable: answered as such (the
+                    for _, fut in step:  # service logs the failure of the stream's advance)
+                        if not fut.done():
+                            fut.set_exception(exc)
             # the clients of the next wave: the step's and those queued before its answers went out (requests
             # queued after that come from the step's own clients)
             in_flight = await wave if answered else take + len(self._queue)
