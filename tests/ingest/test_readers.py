@@ -129,7 +129,10 @@ def test_csv_and_parquet_give_the_same_verdicts(tmp_path: Path) -> None:
         (b'{"a":"nbsp\xc2\xa0"}\n', False),
         (b'{"a":"rlo\xe2\x80\xae"}\n', False),
         (b'{"a":" padded"}\n', False),
-        (b'{"a": "json.dumps style"}\n', False),
+        (b'{"a": "json.dumps style", "b": 1}\n', True),  # spaces between tokens are not padding
+        (b'{"a": "trailing "}\n', False),
+        (b'{"a": " leading", "b": 1}\n', False),
+        (b'{"a" : "x" }\n{"b": "y"}\n', True),
         (b'{"a":"del\x7f"}\n', False),
     ],
 )

@@ -11,12 +11,23 @@ from tunewatch.ingest.screen import screen_chunk
 _ALPHABET = [*b'\n{}[]\\\x7f "tfruealsx:,', 0xC2, 0xA0, 0xD8, 0xE1, 0xE2, 0xE3, 0xEF, 0xC3, 0xA9]
 
 
+def _padded(line: bytes) -> bool:
+    """A space inside a string of ``line``, next to the quote that opens or closes it (quotes taken in turn)."""
+    quotes = [i for i, b in enumerate(line) if b == 34]
+    for start, end in zip(quotes[::2], [*quotes[1::2], len(line)], strict=False):
+        if end > start + 1 and (line[start + 1] == 32 or line[end - 1] == 32) and end < len(line):
+            return True
+        if end == len(line) and start + 1 < len(line) and line[start + 1] == 32:  # an unclosed string
+            return True
+    return False
+
+
 def _reference(chunk: bytes) -> tuple[list[int], bool, bool, int]:
     newlines = [i for i, b in enumerate(chunk) if b == 10]
     if not chunk.endswith(b"\n"):
         newlines.append(len(chunk))
     unsafe = any(b in chunk for b in (b"\\", b"\x7f", b"\xc2", b"\xd8", b"\xe1", b"\xe2", b"\xe3", b"\xef"))
-    padded = b' "' in chunk or b'" ' in chunk
+    padded = any(_padded(line) for line in chunk.split(b"\n"))
     nests = b"[" in chunk or chunk.count(b"{") > len(newlines)
     literals = sum(chunk[i : i + 4] in (b"true", b"fals") for i in range(len(chunk)))
     return newlines, not (unsafe or padded), nests, literals

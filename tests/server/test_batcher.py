@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
+
+import pytest
 
 from tests.conftest import BASE_MS
 from tunewatch.server import LiveService
 from tunewatch.server.batcher import IngestBatcher
 from tunewatch.server.decode import Payload, decode_body
 from tunewatch.server.report import IngestReport
+from tunewatch.validate.validator import ValidationResult
 
 
 class CountingService(LiveService):
@@ -19,9 +24,11 @@ class CountingService(LiveService):
 
     steps: list[int]
 
-    def ingest_payloads(self, payloads: Sequence[Payload]) -> list[IngestReport]:
+    def ingest_payloads(
+        self, payloads: Sequence[Payload], on_ready: Callable[[list[IngestReport], Future[None]], None] | None = None
+    ) -> list[IngestReport]:
         self.steps.append(len(payloads))
-        return super().ingest_payloads(payloads)
+        return super().ingest_payloads(payloads, on_ready)
 
 
 def test_concurrent_requests_are_coalesced_and_drained_on_close(play: Callable[..., dict[str, Any]]) -> None:
@@ -66,3 +73,38 @@ def test_a_lingering_worker_is_woken_by_each_arrival(play: Callable[..., dict[st
     reports = asyncio.run(scenario())
     assert [(r.received, r.accepted) for r in reports] == [(1, 1)] * clients * rounds
     assert service.steps == [clients] * rounds
+
+
+class AdvanceFailsOnce(LiveService):
+    """A live service whose first advance of the stream fails (after its step was counted)."""
+
+    failed = False
+
+    def _advance(self, v: ValidationResult, t0: float) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("processing broke")
+        super()._advance(v, t0)
+
+
+def test_a_failed_advance_is_logged_and_the_counted_requests_are_answered(
+    play: Callable[..., dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The requests of a step whose events were counted (and made durable) are answered as counted even when the
+    stream's advance with them then fails; the failure is logged, and the next step runs as usual."""
+    service = AdvanceFailsOnce(clock=lambda: BASE_MS / 1000 + 600, db=":memory:")
+
+    async def scenario() -> list[IngestReport]:
+        batcher = IngestBatcher(service)
+        reports = []
+        for r in range(2):
+            body = json.dumps([play(r * 10 + i, BASE_MS + r) for i in range(3)]).encode()
+            reports.append(await batcher.submit(decode_body(body, "application/json")))
+        await batcher.close()
+        return reports
+
+    with caplog.at_level(logging.ERROR, logger="tunewatch.server.service"):
+        reports = asyncio.run(scenario())
+    assert [(r.received, r.accepted) for r in reports] == [(3, 3), (3, 3)]
+    assert "pipeline step failed while advancing the stream" in caplog.text
+    assert service.settled and service.status()["accepted"] == 6

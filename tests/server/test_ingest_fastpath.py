@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -138,7 +139,9 @@ def test_rate_limited_requests_get_429_with_retry_after(play: Play) -> None:
 class FailingService(LiveService):
     """A live service whose pipeline step fails."""
 
-    def ingest_payloads(self, payloads: Sequence[Payload]) -> list[IngestReport]:
+    def ingest_payloads(
+        self, payloads: Sequence[Payload], on_ready: Callable[[list[IngestReport], Future[None]], None] | None = None
+    ) -> list[IngestReport]:
         raise RuntimeError("pipeline broke")
 
 
@@ -153,9 +156,11 @@ class CountingService(LiveService):
 
     steps: list[int]
 
-    def ingest_payloads(self, payloads: Sequence[Payload]) -> list[IngestReport]:
+    def ingest_payloads(
+        self, payloads: Sequence[Payload], on_ready: Callable[[list[IngestReport], Future[None]], None] | None = None
+    ) -> list[IngestReport]:
         self.steps.append(len(payloads))
-        return super().ingest_payloads(payloads)
+        return super().ingest_payloads(payloads, on_ready)
 
 
 def test_clients_coming_back_at_different_moments_share_the_next_step(play: Play) -> None:

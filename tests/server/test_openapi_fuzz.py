@@ -78,8 +78,10 @@ def test_admin_profile_endpoint(play: Any) -> None:
     client = local_client(create_app(service))
     service.profiler.arm(30)
     client.post("/api/v1/events", content=json.dumps([play(i, BASE_MS + i) for i in range(50)]))
+    service.settle()  # the stream advances with the step on its own thread, after the answer
     text = service.profiler.collect("text")
-    assert text.startswith("tunewatch profile: 1 sections") and "ingest" in text
+    # one section validates the step (its answers wait for it), one advances the stream with it
+    assert text.startswith("tunewatch profile: 2 sections") and "ingest" in text
     r = client.get("/api/v1/admin/profile", params={"seconds": 0.05, "format": "text"})
     assert r.status_code == 200 and r.text.startswith("tunewatch profile")
     assert client.get("/api/v1/admin/profile", params={"seconds": 0}).status_code == 422

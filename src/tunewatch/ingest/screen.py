@@ -47,10 +47,11 @@ _UNSAFE: Final = 4
 _SPACE: Final = 5
 _T: Final = 6
 _F: Final = 7
+_QUOTE_CLASS: Final = 8
 _QUOTE: Final = 34
 _CLASSES = np.zeros(256, dtype=np.uint8)
-_CLASSES[[10, 123, 91, 92, 0x7F, 32, ord("t"), ord("f")]] = [_NEWLINE, _BRACE, _BRACKET, _UNSAFE, _UNSAFE, _SPACE,
-                                                              _T, _F]  # fmt: skip
+_CLASSES[[10, 123, 91, 92, 0x7F, 32, ord("t"), ord("f"), _QUOTE]] = [_NEWLINE, _BRACE, _BRACKET, _UNSAFE, _UNSAFE,
+                                                                      _SPACE, _T, _F, _QUOTE_CLASS]  # fmt: skip
 _CLASSES[[lead[0] for lead in _UNSAFE_LEAD_BYTES]] = _UNSAFE
 
 
@@ -60,8 +61,13 @@ def _screen(
 ) -> tuple[  # pragma: no cover - compiled
     npt.NDArray[np.int64], int, bool, bool, bool, int
 ]:
-    """Newline offsets, ``{`` count, whether a ``[``, an unsafe byte and a space beside a quote occur, and the
-    number of ``true``/``fals`` words, in one pass."""
+    """Newline offsets, ``{`` count, whether a ``[``, an unsafe byte and a padded string (a space inside a string,
+    next to its opening or closing quote) occur, and the number of ``true``/``fals`` words, in one pass.
+
+    Strings are followed by their quotes, each ``"`` opening or closing one, from the start of each line; an
+    escaped quote would mislead that, but any backslash is an unsafe byte, which already makes the chunk unclean
+    (and a line with an unclosed string is not JSON: the reader refuses it). A space outside strings
+    (``", "``, ``": "``, Python's default ``json.dumps``) is not padding."""
     n = arr.shape[0]
     newlines = np.empty(n, dtype=np.int64)
     n_nl = 0
@@ -70,6 +76,7 @@ def _screen(
     unsafe = False
     padded = False
     literals = 0
+    in_string = False  # between an opening and a closing quote
     for i in range(n):
         c = classes[arr[i]]
         if c == 0:
@@ -77,14 +84,17 @@ def _screen(
         if c == _NEWLINE:
             newlines[n_nl] = i
             n_nl += 1
+            in_string = False  # a line of valid JSON closes its strings (a raw newline in one is invalid)
         elif c == _BRACE:
             braces += 1
         elif c == _BRACKET:
             bracket = True
         elif c == _UNSAFE:
             unsafe = True
+        elif c == _QUOTE_CLASS:
+            in_string = not in_string
         elif c == _SPACE:
-            padded |= (i > 0 and arr[i - 1] == _QUOTE) or (i + 1 < n and arr[i + 1] == _QUOTE)
+            padded |= in_string and ((i > 0 and arr[i - 1] == _QUOTE) or (i + 1 < n and arr[i + 1] == _QUOTE))
         elif c == _T:
             literals += i + 3 < n and arr[i + 1] == 114 and arr[i + 2] == 117 and arr[i + 3] == 101  # "rue"
         elif c == _F:
@@ -110,7 +120,8 @@ def text_is_clean(chunk: bytes) -> bool:
     """True when no string value in ``chunk`` can hold a control, bidi or zero-width character or padding.
 
     Any escape needs a backslash and raw C0 controls are invalid JSON; DEL and the non-ASCII suspects are looked
-    for by their (lead) byte; a value with a leading or trailing space shows as a space beside a quote.
+    for by their (lead) byte; a value with a leading or trailing space shows as a space inside a string beside
+    one of its quotes (a space between tokens, as in ``{"a": "b", "c": 1}``, is not one).
     """
     return screen_chunk(chunk).text_clean
 

@@ -112,6 +112,8 @@ class Pipeline:
         self._recent_reasons: deque[dict[str, int]] = deque(maxlen=20)  # for data-quality alert annotations
         #: sequence number of the last ingest-WAL record applied (kept in the stream state: replay starts after it)
         self.wal_seq = 0
+        #: the detections of a batch that closes no window (most live steps): made once, it is never changed
+        self._no_detections = Detections.empty()
 
     def ingest(self, events: RawBatch | Events) -> BatchOutcome:
         """Run one micro-batch through every stage; windows close as the watermark passes them.
@@ -129,7 +131,14 @@ class Pipeline:
 
     def apply(self, result: ValidationResult) -> BatchOutcome:
         """The stages of :meth:`ingest` after validation: accounting, quarantine, processing, detection, alerts."""
-        self._account(result)
+        self.account(result)
+        return self.advance(result)
+
+    def advance(self, result: ValidationResult) -> BatchOutcome:
+        """The stages of :meth:`apply` after :meth:`account`: processing, detection, alerts.
+
+        The live service accounts a step's events and answers its requests before it advances the stream with
+        them (see :meth:`tunewatch.server.service.LiveService.ingest_payloads`); both in validation order."""
         with self.stage_timer("process"):
             now_s = self.clock.now_ms() / 1000 if self.live else None
             processed = self.processor.process(result, final=False, now_s=now_s)
@@ -142,7 +151,9 @@ class Pipeline:
         processed = self.processor.flush()
         return self._downstream(empty, processed)
 
-    def _account(self, result: ValidationResult) -> None:
+    def account(self, result: ValidationResult) -> None:
+        """Add a validated batch's outcomes to the running totals, and hand its rejected rows to ``on_rejected``
+        (the first part of :meth:`apply`)."""
         c = self.counters
         c.received += result.received
         c.accepted += result.accepted
@@ -156,7 +167,7 @@ class Pipeline:
 
     def _downstream(self, result: ValidationResult, processed: ProcessingResult) -> BatchOutcome:
         alerts: list[Alert] = []
-        detections = Detections.empty()
+        detections = self._no_detections
         if processed.windows:
             self.counters.windows += len(processed.windows)
             with self.stage_timer("detect"):

@@ -11,16 +11,25 @@ group for good, so the worker first waits for as many requests as were in flight
 meanwhile) while they keep arriving: at most ``linger_s``, and no longer than ``quiet_s`` without a new one. The
 wait sleeps until the next arrival or timeout (it does not poll the event loop), so the requests it waits for are
 read and decoded at full speed.
+
+A step's requests are answered as soon as its events are validated, counted, their rejected events quarantined
+and their WAL record durable; the stream advances with the step (processing, detection, alerts) on another
+thread while the answers go out and the clients' next requests are read; the next step starts once that advance
+is done, or at once with ``overlap_steps`` (see :meth:`LiveService.ingest_payloads`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from tunewatch.server.decode import Payload
 from tunewatch.server.report import IngestReport
 from tunewatch.server.service import LiveService
+
+logger = logging.getLogger(__name__)
+_Queued = tuple[Payload, "asyncio.Future[IngestReport]"]
 
 
 class IngestBatcher:
@@ -33,7 +42,7 @@ class IngestBatcher:
         self.max_events = max_events
         self.linger_s = linger_s
         self.quiet_s = quiet_s
-        self._queue: list[tuple[Payload, asyncio.Future[IngestReport]]] = []
+        self._queue: list[_Queued] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewatch-ingest")
         self._worker: asyncio.Task[None] | None = None
         self._arrival: asyncio.Future[None] | None = None  # resolved by the next submit while the worker lingers
@@ -68,19 +77,48 @@ class IngestBatcher:
                 take += 1
             step, self._queue = self._queue[:take], self._queue[take:]
             self.service.metrics.set_queue_depth("http_ingest", len(self._queue))
+            answered = False
+            wave: asyncio.Future[int] = loop.create_future()  # the requests in flight once the answers are out
+
+            def ready(
+                reports: list[IngestReport], durable: Future[None], step: list[_Queued] = step,
+                wave: asyncio.Future[int] = wave,
+            ) -> None:  # fmt: skip
+                """Called in the worker thread once the step's events are counted: answer when durable."""
+                nonlocal answered
+                answered = True
+                loop.call_soon_threadsafe(self._answer_when_durable, step, reports, durable, wave)
+
             try:
-                reports = await loop.run_in_executor(self._executor, self.service.ingest_payloads, [p for p, _ in step])
+                await loop.run_in_executor(self._executor, self.service.ingest_payloads, [p for p, _ in step], ready)
             except Exception as exc:  # answer every waiting request, whatever went wrong
-                for _, fut in step:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                reports = None
-            in_flight = take + len(self._queue)
+                if not answered:  # else its events are counted and being made durable: answered as such (the
+                    for _, fut in step:  # service logs the failure of the stream's advance)
+                        if not fut.done():
+                            fut.set_exception(exc)
+            # the clients of the next wave: the step's and those queued before its answers went out (requests
+            # queued after that come from the step's own clients)
+            in_flight = await wave if answered else take + len(self._queue)
             self.service.metrics.set_queue_depth("http_ingest", len(self._queue))
-            if reports is not None:
-                for (_, fut), report in zip(step, reports, strict=True):
-                    if not fut.done():
-                        fut.set_result(report)
+
+    def _answer_when_durable(
+        self, step: list[_Queued], reports: list[IngestReport], durable: Future[None], wave: asyncio.Future[int]
+    ) -> None:
+        """Answer each request of ``step`` with its report once ``durable`` completes (with its error if it
+        fails), then resolve ``wave`` with the requests in flight; on the event loop."""
+
+        def answer(done: asyncio.Future[None]) -> None:
+            error = done.exception()
+            for (_, fut), report in zip(step, reports, strict=True):
+                if fut.done():
+                    continue
+                if error is not None:
+                    fut.set_exception(error)
+                else:
+                    fut.set_result(report)
+            wave.set_result(len(step) + len(self._queue))
+
+        asyncio.wrap_future(durable).add_done_callback(answer)
 
     async def _gather(self, expected: int) -> None:
         """Wait until ``expected`` requests are queued, while they keep coming; the clocks start once the answers

@@ -157,6 +157,10 @@ class IngestApp(FastAPI):
                 await _send(send, refused.status_code, msgspec.json.encode({"detail": refused.detail}), extra)
                 return
         if handler is None or scope["type"] != "http" or scope["path"] != INGEST_PATH or scope["method"] != "POST":
+            if handler is not None and scope["type"] == "http" and not handler.batcher.service.settled:
+                # a query after an ingest answer reads the state that answer reported: wait (off the event
+                # loop) until the stream has advanced with the steps counted so far
+                await run_in_threadpool(handler.batcher.service.settle)
             await super().__call__(scope, receive, send)
             return
         try:

@@ -105,7 +105,17 @@ class LiveService:
         self.clock: Clock = clock
         self.history_limit = history
         self.rules_path = rules_path
+        #: the pipeline: held to validate and count a step, and for every operation on the whole pipeline state
         self._lock = threading.Lock()
+        #: held to advance the stream with a counted step (processing, detection, alerts) on the advancing thread,
+        #: while the next step is validated (see :meth:`ingest_payloads`)
+        self._advance_lock = threading.Lock()
+        self._advancer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewatch-advance")
+        self._advancer_ident: int | None = None
+        self._progress = threading.Condition()  # notified as steps advance
+        self._accounted_steps = 0  # steps validated and counted
+        self._advanced_steps = 0  # steps the stream has advanced with (never ahead of the counted ones)
+        self._checkpoint_due = False  # a snapshot is due at the next moment both sides are at the same step
         self._on_alert = on_alert
         self._new_alerts: list[Alert] = []
         self._posted: dict[str, int] = {}  # fingerprint of an alert posted through the API -> when it expires (ms)
@@ -201,7 +211,7 @@ class LiveService:
         self._generation += 1
         self._windows_since_checkpoint += len(processed.windows)
         if self._windows_since_checkpoint >= CHECKPOINT_EVERY_WINDOWS and not self._replaying:
-            self._checkpoint(background=True)
+            self._checkpoint_due = True  # taken once validation and the stream are at the same step
         if self.history is not None:
             metrics = processed.metrics
             if self._history_high is not None:
@@ -224,12 +234,21 @@ class LiveService:
         """Snapshot the pipeline now and wait until it is written: for a clean shutdown, so that a restart resumes
         exactly where this process stopped."""
         with self._lock:
+            self._drain()
             self._checkpoint(background=False)
 
+    def _drain(self) -> None:
+        """Wait until the stream has advanced with every counted step (caller holds the lock, so that no step is
+        counted meanwhile): the whole pipeline state is then at one step."""
+        with self._progress:
+            self._progress.wait_for(lambda: self._advanced_steps >= self._accounted_steps)
+
     def _checkpoint(self, *, background: bool) -> None:
-        """Snapshot the pipeline (caller holds the lock); the WAL starts a new segment, and the old ones are
-        deleted once the snapshot that covers them is written."""
+        """Snapshot the pipeline (caller holds the lock, and the stream has advanced with every counted step);
+        the WAL starts a new segment, and the old ones are deleted once the snapshot that covers them is
+        written."""
         self._windows_since_checkpoint = 0
+        self._checkpoint_due = False
         if self.snapshots is None:
             return
         release = None
@@ -265,6 +284,7 @@ class LiveService:
 
     def series_points(self, metric: str, dims: Mapping[str, str]) -> list[dict[str, Any]]:
         """Points of one series, read through the cache until the next batch of detections arrives."""
+        self.settle()
         key = "series:" + metric + ":" + ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
         return cast(
             list[dict[str, Any]],
@@ -283,18 +303,35 @@ class LiveService:
         *,
         replay: bool = False,
     ) -> ValidationResult:
-        """One pipeline step (caller holds the lock): metrics recorded, rejected events quarantined, alert
-        changes persisted.
+        """One pipeline step in the caller's thread (caller holds the lock, the stream has advanced with every
+        counted step): :meth:`_account` then :meth:`_advance`; a snapshot that falls due is taken at once (not
+        while replaying the WAL)."""
+        t0 = time.perf_counter()
+        with self.profiler.section():
+            v = self._account(batch, owners, locate, replay=replay)
+        with self._advance_lock:
+            self._advance(v, t0)
+        if self._checkpoint_due and not replay:
+            self._checkpoint(background=True)
+        return v
+
+    def _account(
+        self,
+        batch: RawBatch,
+        owners: Callable[[pl.DataFrame], np.ndarray] | None = None,
+        locate: Callable[[int], dict[str, Any]] | None = None,
+        *,
+        replay: bool = False,
+    ) -> ValidationResult:
+        """The part of a step its answers depend on (caller holds the lock): validation, the running totals,
+        rejected events quarantined, validation metrics.
 
         At most ``max_quarantine_per_request`` rejected rows per request are quarantined one by one (``owners``
         names each rejected row's request; the rest are summarised); ``locate`` maps a row's ``line_no`` to where
         its client sent it (request, line or index), kept with it.
         """
-        t0 = time.perf_counter()
-        with self.profiler.section():
-            outcome = self.pipeline.ingest(batch)
-        elapsed = time.perf_counter() - t0
-        v = outcome.validation
+        v = self.pipeline.validate(batch)
+        self.pipeline.account(v)
         kept = v.rejected
         if v.rejected_count > self.settings.max_quarantine_per_request:
             owner = owners(v.rejected) if owners is not None else np.zeros(v.rejected.height, dtype=np.int64)
@@ -304,9 +341,19 @@ class LiveService:
             self.quarantined += v.rejected.height
             if kept.height:
                 self._quarantine(kept, locate)
+        self.metrics.record_validation(
+            received=v.received, accepted=v.accepted, rejected=v.reason_counts, duplicates=v.duplicates
+        )
+        return v
+
+    def _advance(self, v: ValidationResult, t0: float) -> None:
+        """The rest of a step begun at ``t0`` (``perf_counter``) by :meth:`_account` (caller holds the advance
+        lock; steps advance in the order they were counted): processing, detection, alerts (persisted), their
+        metrics."""
+        with self.profiler.section():
+            outcome = self.pipeline.advance(v)
         m = self.metrics
-        m.record_validation(received=v.received, accepted=v.accepted, rejected=v.reason_counts, duplicates=v.duplicates)
-        m.observe_stage("pipeline", elapsed)
+        m.observe_stage("pipeline", time.perf_counter() - t0)
         m.record_metrics(outcome.processed)
         m.record_watermark(v.watermark)
         if self._new_alerts:
@@ -315,7 +362,6 @@ class LiveService:
         if self.alert_log.restored and outcome.processed.windows:
             self._settle_restored(v.watermark)
         m.record_alerts(self.alert_log.active())
-        return v
 
     def _quarantine(self, kept: pl.DataFrame, locate: Callable[[int], dict[str, Any]] | None) -> None:
         """Store rejected rows with where their client sent them (bounded per request: a loop over kept rows)."""
@@ -349,50 +395,137 @@ class LiveService:
         if self._posted:
             self.expire_posted()
         with self._lock:
+            self._drain()
             return whole_report(self._step(batch))
 
-    def ingest_payloads(self, payloads: Sequence[Payload]) -> list[IngestReport]:
-        """Run many requests' events: every NDJSON/JSON payload joined in one step, msgpack ones each alone."""
+    def ingest_payloads(
+        self, payloads: Sequence[Payload], on_ready: Callable[[list[IngestReport], Future[None]], None] | None = None
+    ) -> list[IngestReport]:
+        """Run many requests' events as one step: every NDJSON/JSON payload joined, msgpack ones each alone.
+
+        A step is validated, counted and its rejected events quarantined here, under the pipeline lock (its WAL
+        record is written first; the fsync runs meanwhile on the WAL thread); the stream then advances with it
+        (processing, detection, alerts) on the advancing thread, steps in the order they were counted. Without
+        ``on_ready``, returns each request's report once its events are durable and the stream has advanced with
+        them. With ``on_ready``, it is called (in this thread) with the reports and a future that completes when
+        the events are durable (or fails if the WAL write did): the caller answers when that future completes,
+        without waiting for the advance. This then returns once the stream has advanced with the step, or at once
+        with ``overlap_steps`` (the caller may validate its next step meanwhile). Queries wait until the stream
+        has advanced with every step counted before they were made (:meth:`settle`), so that they read what the
+        answers reported.
+        """
         if self._posted:
             self.expire_posted()
-        lines = [(i, p) for i, p in enumerate(payloads) if isinstance(p, LinesPayload)]
-        reports: dict[int, IngestReport] = {}
         commits: list[Future[None]] = []
+        accounted: list[tuple[ValidationResult, float]] = []
         with self._lock:
-            first = self._requests + 1
-            self._requests += len(payloads)
-            if lines:
-                joined = b"".join(p.lines for _, p in lines)
-                if self.wal is not None:
-                    self.pipeline.wal_seq = self._log(KIND_LINES, joined, commits)
-                batch = parse_ndjson_bytes(joined, source="http")
-                starts = np.cumsum([0] + [p.count for _, p in lines])
-
-                def owners(rejected: pl.DataFrame) -> np.ndarray:
-                    line_nos = rejected.get_column("line_no").fill_null(1).to_numpy()
-                    return np.searchsorted(starts, line_nos - 1, side="right") - 1
-
-                def locate(line_no: int) -> dict[str, Any]:
-                    k = int(np.searchsorted(starts, line_no - 1, side="right")) - 1
-                    i, p = lines[k]
-                    return {"request": first + i, p.kind: p.position(line_no - int(starts[k]))}
-
-                result = self._step(batch, owners, locate)
-                for (i, _), report in zip(
-                    lines, split_lines_outcome(batch, result, [p for _, p in lines]), strict=True
-                ):
-                    reports[i] = report
-            for i, p in enumerate(payloads):
-                if isinstance(p, RecordsPayload):
-                    if self.wal is not None:
-                        self.pipeline.wal_seq = self._log(KIND_MSGPACK, p.raw, commits)
-                    result = self._step(p.batch, locate=functools.partial(_index_of, request=first + i))
-                    reports[i] = whole_report(result)
-            if self.wal is not None and self.wal.bytes_since_rotation >= self.settings.wal_checkpoint_bytes:
+            if self._checkpoint_due or (
+                self.wal is not None and self.wal.bytes_since_rotation >= self.settings.wal_checkpoint_bytes
+            ):
+                self._drain()
                 self._checkpoint(background=True)
+            try:
+                with self.profiler.section():  # the part of the step its answers wait for
+                    ordered = self._account_payloads(payloads, commits, accounted)
+            finally:  # what was counted advances the stream, even when a later part of the step failed
+                advanced = self._advance_later(accounted) if accounted else None
+        if on_ready is not None:
+            on_ready(ordered, _all_done(commits))
+            if advanced is not None and not self.settings.overlap_steps:
+                advanced.result()  # the next step waits for this advance (see ServerSettings.overlap_steps)
+            return ordered
+        if advanced is not None:
+            advanced.result()
         for commit in commits:  # the answers wait until their events are durable
             commit.result()
+        return ordered
+
+    def _account_payloads(
+        self,
+        payloads: Sequence[Payload],
+        commits: list[Future[None]],
+        accounted: list[tuple[ValidationResult, float]],
+    ) -> list[IngestReport]:
+        """Log, validate and count one step's requests (caller holds the lock); each request's report. The WAL
+        writes' fsyncs are added to ``commits``, the validated batches (with their start times) to
+        ``accounted``."""
+        lines = [(i, p) for i, p in enumerate(payloads) if isinstance(p, LinesPayload)]
+        reports: dict[int, IngestReport] = {}
+        first = self._requests + 1
+        self._requests += len(payloads)
+        if lines:
+            t0 = time.perf_counter()
+            joined = b"".join(p.lines for _, p in lines)
+            if self.wal is not None:
+                self.pipeline.wal_seq = self._log(KIND_LINES, joined, commits)
+            batch = parse_ndjson_bytes(joined, source="http")
+            starts = np.cumsum([0] + [p.count for _, p in lines])
+
+            def owners(rejected: pl.DataFrame) -> np.ndarray:
+                line_nos = rejected.get_column("line_no").fill_null(1).to_numpy()
+                return np.searchsorted(starts, line_nos - 1, side="right") - 1
+
+            def locate(line_no: int) -> dict[str, Any]:
+                k = int(np.searchsorted(starts, line_no - 1, side="right")) - 1
+                i, p = lines[k]
+                return {"request": first + i, p.kind: p.position(line_no - int(starts[k]))}
+
+            result = self._account(batch, owners, locate)
+            accounted.append((result, t0))
+            for (i, _), report in zip(lines, split_lines_outcome(batch, result, [p for _, p in lines]), strict=True):
+                reports[i] = report
+        for i, p in enumerate(payloads):
+            if isinstance(p, RecordsPayload):
+                t0 = time.perf_counter()
+                if self.wal is not None:
+                    self.pipeline.wal_seq = self._log(KIND_MSGPACK, p.raw, commits)
+                result = self._account(p.batch, locate=functools.partial(_index_of, request=first + i))
+                accounted.append((result, t0))
+                reports[i] = whole_report(result)
         return [reports[i] for i in range(len(payloads))]
+
+    def _advance_later(self, accounted: list[tuple[ValidationResult, float]]) -> Future[None]:
+        """Count one more step and hand it to the advancing thread (caller holds the lock)."""
+        with self._progress:
+            self._accounted_steps += 1
+        return self._advancer.submit(self._advance_step, accounted)
+
+    def _advance_step(self, accounted: list[tuple[ValidationResult, float]]) -> None:
+        """Advance the stream with one counted step (on the advancing thread); then take a snapshot that fell due
+        if nothing is being validated and no other step waits to advance."""
+        self._advancer_ident = threading.get_ident()
+        try:
+            with self._advance_lock:
+                for result, t0 in accounted:
+                    self._advance(result, t0)
+                if self._checkpoint_due and self._lock.acquire(blocking=False):
+                    try:
+                        if self._accounted_steps == self._advanced_steps + 1:  # this step is the last counted
+                            self._checkpoint(background=True)
+                    finally:
+                        self._lock.release()
+        except Exception:
+            logger.exception("pipeline step failed while advancing the stream (its requests were counted)")
+            raise
+        finally:
+            with self._progress:
+                self._advanced_steps += 1
+                self._progress.notify_all()
+
+    @property
+    def settled(self) -> bool:
+        """Whether the stream has advanced with every step counted so far (see :meth:`settle`)."""
+        return self._advanced_steps >= self._accounted_steps
+
+    def settle(self) -> None:
+        """Wait until the stream has advanced with every step counted so far (see :meth:`ingest_payloads`), so
+        that a query reads what the answers already sent reported; at once when none is pending, or when called
+        from the advancing thread itself (an ``on_alert`` listener)."""
+        if threading.get_ident() == self._advancer_ident:
+            return
+        with self._progress:
+            target = self._accounted_steps
+            self._progress.wait_for(lambda: self._advanced_steps >= target)
 
     def _log(self, kind: int, payload: bytes, commits: list[Future[None]]) -> int:
         """Write a step to the WAL; its fsync runs on the WAL thread while the step runs (caller holds the lock)."""
@@ -408,6 +541,7 @@ class LiveService:
         """
         rules = load_rules(self.rules_path)
         with self._lock:
+            self._drain()
             self._rules = rules
             self.pipeline.rules = rules
             self.pipeline.detection = DetectionStage(rules.targets(), entity_prior=self.pipeline.processor.entity_prior)
@@ -419,12 +553,14 @@ class LiveService:
     def active_alerts(self) -> list[Alert]:
         """Alerts firing now (kept in the alert log, so they survive a restart); posted alerts past their expiry
         are resolved first. Not to be called while holding the pipeline lock."""
+        self.settle()
         if self._posted:
             self.expire_posted()
         return self.alert_log.active()
 
     def alert_history(self) -> list[Alert]:
         """Recent alert state changes, newest last."""
+        self.settle()
         return self.alert_log.history(self.history_limit)
 
     def post_alerts(self, alerts: Sequence[Alert], resolve_timeout_ms: int = RESOLVE_TIMEOUT_MS) -> int:
@@ -437,6 +573,7 @@ class LiveService:
         """
         now = self.now_ms()
         with self._lock:
+            self._drain()
             active = {a.fingerprint: a for a in self.alert_log.active()}
             changed: list[Alert] = []
             for alert in alerts:
@@ -460,6 +597,7 @@ class LiveService:
         if not self._posted:
             return 0
         with self._lock:
+            self._drain()
             due = {fp: at for fp, at in self._posted.items() if at <= now}
             for fp in due:
                 del self._posted[fp]
@@ -525,6 +663,7 @@ class LiveService:
 
     def status(self) -> dict[str, Any]:
         """Counters for the health endpoint and the console."""
+        self.settle()
         c = self.pipeline.counters
         return {
             "received": c.received,
@@ -549,6 +688,33 @@ def pipeline_snapshots(db: str, cache: MusicStreamingCacheManager) -> SnapshotSt
     if cache.remote is not None:
         return CachedSnapshot(cache, keyring=keyring)
     return None
+
+
+def _all_done(futures: Sequence[Future[None]]) -> Future[None]:
+    """A future that completes when all of ``futures`` have (at once without any), failing with the first error."""
+    done: Future[None] = Future()
+    pending = len(futures)
+    if not pending:
+        done.set_result(None)
+        return done
+    lock = threading.Lock()
+
+    def one(f: Future[None]) -> None:
+        nonlocal pending
+        with lock:
+            pending -= 1
+            last = pending == 0
+            error = f.exception()
+            if done.done():
+                return
+            if error is not None:
+                done.set_exception(error)
+            elif last:
+                done.set_result(None)
+
+    for f in futures:
+        f.add_done_callback(one)
+    return done
 
 
 def _wal_batch(record: WalRecord) -> RawBatch:

@@ -155,10 +155,14 @@ def _is_enum(f: Field) -> bool:
 # ----------------------------------------------------------------------------------------- work columns
 
 
-def fast_columns(schema: pl.Schema) -> list[pl.Expr]:
+def fast_columns(schema: pl.Schema, *, small: bool = False) -> list[pl.Expr]:
     """One pass of cheap casts: ints and the timestamp (plain integers), bools and enumerations (``Enum``).
 
-    Columns the reader already delivered typed (``Int64``, ``Boolean``) are used as they are.
+    Columns the reader already delivered typed (``Int64``, ``Boolean``) are used as they are. The small
+    enumerations' columns are membership flags (:func:`member_flag`), or with ``small`` (a batch of a few
+    thousand rows at most) ``Enum`` casts, which cost less there (0.11 against 0.24 ms for 8 rows, 0.34
+    against 0.64 ms for 4,000; more from about 15,000 rows): either is null exactly where the text is not a
+    member, all the rules read.
     """
     out: list[pl.Expr] = []
     for f in FIELDS:
@@ -172,6 +176,8 @@ def fast_columns(schema: pl.Schema) -> list[pl.Expr]:
             out.append(as_enum.to_physical().cast(pl.Boolean).alias(f.name + TYPED_SUFFIX))
         elif f.name == "market":
             out.append(col.cast(COUNTRY_ENUM, strict=False).alias(f.name + ENUM_SUFFIX))
+        elif f.choices is not None and small:
+            out.append(col.cast(pl.Enum(list(f.choices)), strict=False).alias(f.name + ENUM_SUFFIX))
         elif f.choices is not None:
             out.append(member_flag(col, f.choices).alias(f.name + ENUM_SUFFIX))
     return out

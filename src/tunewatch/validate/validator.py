@@ -27,6 +27,7 @@ from tunewatch.validate.dedup import DEFAULT_DEDUP_HORIZON_MS, DuplicateFilter, 
 from tunewatch.validate.reasons import describe
 from tunewatch.validate.rules import (
     ENUM_SUFFIX,
+    NOW_COLUMN,
     TYPED_SUFFIX,
     ColumnStats,
     Rule,
@@ -192,8 +193,9 @@ class EnterpriseDataValidator:
         batch = _as_batch(events)
         now_ms = self.clock.now_ms()
         frame = batch.frame
-        work = frame.with_columns(_fast_columns(tuple(frame.schema.items())))
-        work, stats = _screen(work, batch, now_ms)
+        schema = tuple(frame.schema.items())
+        work = frame.with_columns(_fast_columns(schema))
+        work, stats = _screen(work, batch, now_ms, _typed_input(schema))
         work = work.with_columns(rule_context(now_ms))
         if stats.typed_input:  # masks that read the text of a field the reader delivered typed
             work = work.with_columns(pl.col(sorted(stats.typed_input)).cast(pl.String))
@@ -216,18 +218,26 @@ class EnterpriseDataValidator:
         frame = batch.frame
         if frame.n_chunks("all") != [1] * frame.width:  # see the class docstring
             frame = frame.rechunk()
-        work = frame.with_columns(_fast_columns(tuple(frame.schema.items())))
-        work, stats = _screen(work, batch, now_ms)
+        # the work columns and the rules' context in one pass (each eager Polars call has a fixed cost that
+        # dominates a small live step)
+        schema = tuple(frame.schema.items())
+        work = frame.with_columns([*_fast_columns(schema, frame.height <= _SMALL_ROWS), *_context(now_ms)])
+        work, stats = _screen(work, batch, now_ms, _typed_input(schema))
         candidates = [rule for rule in self.rules if rule.screen(stats)]
 
         bad_rows = np.zeros(0, dtype=np.int64)
-        reasons = pl.DataFrame(schema={"__row": pl.Int64, "r": pl.List(pl.String)})
+        reasons = _NO_REASONS
         if candidates and work.height:
-            work = work.with_columns(rule_context(now_ms))
-            rows = _flagged_rows(work.select(self._detector(tuple(candidates), stats.text_clean)), work.height)
+            # the candidates' masks and the valid columns in one pass; the valid rows are picked below
+            detectors = self._detector(tuple(candidates), stats.text_clean)
+            both = work.select([*detectors, *_VALID_COLUMNS]).get_columns()
+            valid = pl.DataFrame(both[len(detectors) :])  # the Series themselves: cheaper than a select by name
+            rows = _flagged_rows(both[: len(detectors)], work.height)
             if len(rows):
                 reasons = _exact_reasons(work, rows, candidates, stats.typed_input)
                 bad_rows = reasons.get_column("__row").to_numpy()
+        else:
+            valid = work.select(_VALID_COLUMNS)
         if bad_rows.size:
             good = np.ones(work.height, dtype=bool)
             good[bad_rows] = False
@@ -256,10 +266,9 @@ class EnterpriseDataValidator:
             self.dedup.remember(ids.gather(accepted_rows), pl.Series(ts[accepted_rows]), accepted_rank)
         self.dedup.evict(self.watermark.value)
 
-        valid = work.select(_VALID_COLUMNS)
         if not whole:
             valid = _keep_rows(valid, accepted_rows)
-        if valid.schema != VALID_SCHEMA:
+        if valid.dtypes != _VALID_DTYPES:
             valid = valid.cast(dict(VALID_SCHEMA))  # type: ignore[arg-type]
         if late.any():
             late_rows = pl.DataFrame(
@@ -280,19 +289,42 @@ class EnterpriseDataValidator:
 
 _FEW_GAPS = 48  # beyond this many gaps one filter is cheaper than the slices
 _VALID_COLUMNS = valid_columns()
+_VALID_DTYPES = list(VALID_SCHEMA.dtypes())
 _STATS_EXPRS = stats_exprs()
+#: the outcome of a batch without a rejected row: its (empty) reasons and rejected rows
+_NO_REASONS = pl.DataFrame(schema={"__row": pl.Int64, "r": pl.List(pl.String)})
+_NO_REJECTED = pl.DataFrame(schema=REJECTED_SCHEMA)
+
+
+def _context(now_ms: int) -> list[pl.Expr]:
+    """:func:`rule_context` of ``now_ms``: the event-type flags are made once, the clock's literal per batch."""
+    return [pl.lit(now_ms, dtype=pl.Int64).alias(NOW_COLUMN), *_TYPE_FLAGS]
+
+
+_TYPE_FLAGS = rule_context(0)[1:]
+
+
+#: batches of at most this many rows take the enumerations' ``Enum`` casts (see :func:`fast_columns`)
+_SMALL_ROWS = 8192
 
 
 @functools.lru_cache(maxsize=16)
-def _fast_columns(schema: tuple[tuple[str, pl.DataType], ...]) -> list[pl.Expr]:
-    return fast_columns(pl.Schema(schema))
+def _fast_columns(schema: tuple[tuple[str, pl.DataType], ...], small: bool = False) -> list[pl.Expr]:
+    return fast_columns(pl.Schema(schema), small=small)
 
 
-def _flagged_rows(masks: pl.DataFrame, height: int) -> pl.Series:
-    """Row numbers where any of the boolean, null-free ``masks`` columns is true (a column of one row, a literal
-    mask, holds for every row)."""
+@functools.lru_cache(maxsize=16)
+def _typed_input(schema: tuple[tuple[str, pl.DataType], ...]) -> frozenset[str]:
+    """The fields a batch of this (conformed) schema holds typed, not as text."""
+    types = dict(schema)
+    return frozenset(f.name for f in FIELDS if types[f.name] != pl.String)
+
+
+def _flagged_rows(masks: Iterable[pl.Series], height: int) -> pl.Series:
+    """Row numbers where any of the boolean, null-free ``masks`` is true (a mask of one row, a literal, holds for
+    every row)."""
     hit = np.zeros(height, dtype=np.bool_)
-    for column in masks.iter_columns():
+    for column in masks:
         hit |= column.to_numpy()
     return pl.Series("rows", np.flatnonzero(hit), dtype=pl.UInt32)
 
@@ -345,8 +377,11 @@ def _exact_reasons(work: pl.DataFrame, rows: pl.Series, rules: list[Rule], typed
     return codes.join(table, on=code_cols, how="left", maintain_order="left").select("__row", "r")
 
 
-def _screen(work: pl.DataFrame, batch: RawBatch, now_ms: int) -> tuple[pl.DataFrame, ColumnStats]:
-    """Whole-column statistics; int/timestamp columns with non-integer text get the lenient parse first."""
+def _screen(
+    work: pl.DataFrame, batch: RawBatch, now_ms: int, typed_input: frozenset[str]
+) -> tuple[pl.DataFrame, ColumnStats]:
+    """Whole-column statistics; int/timestamp columns with non-integer text get the lenient parse first.
+    ``typed_input``: the fields the reader delivered typed (:func:`_typed_input`)."""
     raw_nulls = dict(zip(work.columns, work.null_count().row(0), strict=True))
     lenient = [
         f for f in FIELDS
@@ -355,14 +390,12 @@ def _screen(work: pl.DataFrame, batch: RawBatch, now_ms: int) -> tuple[pl.DataFr
     if lenient:
         work = work.with_columns([lenient_column(f) for f in lenient])
         raw_nulls.update(zip(work.columns, work.null_count().row(0), strict=True))
-    schema = work.schema
-    typed_input = frozenset(f.name for f in FIELDS if schema[f.name] != pl.String)
     stats = ColumnStats(rows=work.height, text_clean=batch.text_clean, now_ms=now_ms, typed_input=typed_input)
     for name, nulls in raw_nulls.items():
         base, suffix = name[:-3], name[-3:]
         if suffix in (TYPED_SUFFIX, ENUM_SUFFIX):
             stats.work_nulls[base] = nulls
-        else:
+        elif not name.startswith("__"):  # not the rules' context (the clock, the event-type flags)
             stats.raw_nulls[name] = nulls
     if work.height:
         for key, value in work.select(_STATS_EXPRS).row(0, named=True).items():
@@ -386,7 +419,7 @@ def _rejected_frame(batch: RawBatch, reasons: pl.DataFrame, event_ids: pl.Series
     ``event_ids`` is the batch's ``event_id`` column (in one chunk: gathers from it are cheaper).
     """
     if not reasons.height and not batch.undecodable:
-        return pl.DataFrame(schema=REJECTED_SCHEMA)
+        return _NO_REJECTED.clear()
     rows = reasons.get_column("__row").to_list()
     undecodable = batch.undecodable
     ids = event_ids.gather(rows) if rows else pl.Series([], dtype=pl.String)
