@@ -63,6 +63,18 @@ def test_line_numbers_and_raw_bytes_survive_chunking(tmp_path: Path, compression
     assert [raw for _, _, raw in details] == [lines[17], lines[101], lines[150]]
 
 
+def test_a_byte_order_mark_starts_a_file_or_body_without_costing_its_first_event(tmp_path: Path) -> None:
+    bom = b"\xef\xbb\xbf"
+    lines = [line(event_id="first"), line(event_id="second"), bom + line(event_id="bom-mid-file")]
+    path = tmp_path / "windows.ndjson"
+    path.write_bytes(bom + b"\n".join(lines) + b"\n")
+    received, accepted, rejected, _, details = _validate_file(path, chunk_bytes=4096)
+    assert (received, accepted, rejected) == (3, 2, 1)  # only at the start is the mark ignored
+    assert [(no, reasons) for no, reasons, _ in details] == [(3, ["line: invalid_json"])]
+    body = parse_ndjson_bytes(bom + lines[0])
+    assert EnterpriseDataValidator(clock=lambda: NOW_MS / 1000).validate(body).accepted == 1
+
+
 def test_line_longer_than_a_chunk_is_rejected_and_the_rest_read(tmp_path: Path) -> None:
     path = tmp_path / "long.ndjson"
     huge = line(event_id="huge", user_agent="x" * 200_000)

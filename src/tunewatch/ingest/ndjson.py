@@ -23,6 +23,9 @@ from tunewatch.ingest.screen import ChunkScreen, first_long_line, line_spans, no
 from tunewatch.schema import FIELDS, RAW_SCHEMA, Kind
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
+#: a UTF-8 byte-order mark, which some Windows tools write at the start of a file; JSON parsers may ignore it
+#: there (RFC 8259 §8.1), and so does tunewatch (elsewhere it is a bad line like any other)
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def read_ndjson_stream(stream: IO[bytes], source: str, chunk_bytes: int, max_line_bytes: int) -> Iterator[RawBatch]:
@@ -32,10 +35,14 @@ def read_ndjson_stream(stream: IO[bytes], source: str, chunk_bytes: int, max_lin
     skipping_long = False  # inside an over-long line, discarding until its newline
     long_line_start = 0
     long_head = b""
+    first = True
     while True:
         block = stream.read(chunk_bytes)
         if not block:
             break
+        if first:
+            first = False
+            block = block.removeprefix(UTF8_BOM)
         cut = block.rfind(b"\n")  # ``carry`` never holds a newline: the chunk ends at the block's last one
         if cut < 0:
             data = carry + block
@@ -221,7 +228,9 @@ class _LazyRawBatch(RawBatch):
 
 
 def parse_ndjson_bytes(data: bytes, source: str = "bytes", max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> RawBatch:
-    """Parse an in-memory NDJSON payload (an HTTP body) with the same dirty-tolerant path as files."""
+    """Parse an in-memory NDJSON payload (an HTTP body) with the same dirty-tolerant path as files (a leading
+    UTF-8 byte-order mark is ignored)."""
+    data = data.removeprefix(UTF8_BOM)
     if not data.endswith(b"\n"):
         data += b"\n"
     return _parse_ndjson_chunk(data, source, 0, max_line_bytes)
