@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 
 import polars as pl
@@ -73,6 +74,10 @@ def test_a_byte_order_mark_starts_a_file_or_body_without_costing_its_first_event
     assert [(no, reasons) for no, reasons, _ in details] == [(3, ["line: invalid_json"])]
     body = parse_ndjson_bytes(bom + lines[0])
     assert EnterpriseDataValidator(clock=lambda: NOW_MS / 1000).validate(body).accepted == 1
+    frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines[:2]))).select("event_id", "ts", "event_type", "market")
+    sheet = tmp_path / "sheet.csv"  # as a spreadsheet saves "CSV UTF-8"
+    sheet.write_bytes(bom + frame.write_csv().encode())
+    assert [b.frame["event_id"].to_list() for b in read_events(sheet)] == [["first", "second"]]
 
 
 def test_line_longer_than_a_chunk_is_rejected_and_the_rest_read(tmp_path: Path) -> None:

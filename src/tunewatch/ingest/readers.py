@@ -20,7 +20,7 @@ import zstandard
 from tunewatch.errors import InputError
 from tunewatch.ingest.batch import RawBatch, UndecodableLine, conform
 from tunewatch.ingest.coerce import records_to_raw_frame
-from tunewatch.ingest.ndjson import DEFAULT_MAX_LINE_BYTES, parse_ndjson_bytes, read_ndjson_stream
+from tunewatch.ingest.ndjson import DEFAULT_MAX_LINE_BYTES, UTF8_BOM, parse_ndjson_bytes, read_ndjson_stream
 from tunewatch.schema import RAW_SCHEMA
 
 Format = Literal["ndjson", "csv", "parquet"]
@@ -143,7 +143,7 @@ def _read_ndjson(p: Path, chunk_bytes: int, max_line_bytes: int) -> Iterator[Raw
 def _read_csv(p: Path, chunk_bytes: int) -> Iterator[RawBatch]:
     source = str(p)
     with _open_text_stream(p) as stream:
-        header = stream.readline()
+        header = stream.readline().removeprefix(UTF8_BOM)  # "CSV UTF-8" as spreadsheets save it
         if not header.strip():
             raise InputError(f"{p}: CSV file has no header line")
         names = next(csv.reader([header.decode("utf-8", errors="replace")]))
