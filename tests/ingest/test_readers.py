@@ -64,7 +64,7 @@ def test_line_numbers_and_raw_bytes_survive_chunking(tmp_path: Path, compression
     assert [raw for _, _, raw in details] == [lines[17], lines[101], lines[150]]
 
 
-def test_a_byte_order_mark_starts_a_file_or_body_without_costing_its_first_event(tmp_path: Path) -> None:
+def test_a_byte_order_mark_starts_a_file_without_costing_its_first_event(tmp_path: Path) -> None:
     bom = b"\xef\xbb\xbf"
     lines = [line(event_id="first"), line(event_id="second"), bom + line(event_id="bom-mid-file")]
     path = tmp_path / "windows.ndjson"
@@ -72,8 +72,8 @@ def test_a_byte_order_mark_starts_a_file_or_body_without_costing_its_first_event
     received, accepted, rejected, _, details = _validate_file(path, chunk_bytes=4096)
     assert (received, accepted, rejected) == (3, 2, 1)  # only at the start is the mark ignored
     assert [(no, reasons) for no, reasons, _ in details] == [(3, ["line: invalid_json"])]
-    body = parse_ndjson_bytes(bom + lines[0])
-    assert EnterpriseDataValidator(clock=lambda: NOW_MS / 1000).validate(body).accepted == 1
+    body = parse_ndjson_bytes(bom + lines[0])  # a network body must not carry one (RFC 8259): a bad line
+    assert EnterpriseDataValidator(clock=lambda: NOW_MS / 1000).validate(body).rejected_count == 1
     frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines[:2]))).select("event_id", "ts", "event_type", "market")
     sheet = tmp_path / "sheet.csv"  # as a spreadsheet saves "CSV UTF-8"
     sheet.write_bytes(bom + frame.write_csv().encode())

@@ -24,7 +24,7 @@ from tunewatch.schema import FIELDS, RAW_SCHEMA, Kind
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
 #: a UTF-8 byte-order mark, which some Windows tools write at the start of a file; JSON parsers may ignore it
-#: there (RFC 8259 §8.1), and so does tunewatch (elsewhere it is a bad line like any other)
+#: there (RFC 8259 §8.1), and so does tunewatch's file reader (elsewhere, and in HTTP bodies, it is a bad line)
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -228,9 +228,8 @@ class _LazyRawBatch(RawBatch):
 
 
 def parse_ndjson_bytes(data: bytes, source: str = "bytes", max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> RawBatch:
-    """Parse an in-memory NDJSON payload (an HTTP body) with the same dirty-tolerant path as files (a leading
-    UTF-8 byte-order mark is ignored)."""
-    data = data.removeprefix(UTF8_BOM)
+    """Parse an in-memory NDJSON payload (an HTTP body) with the same dirty-tolerant path as files (a byte-order
+    mark is a bad line here: RFC 8259 forbids sending one over a network)."""
     if not data.endswith(b"\n"):
         data += b"\n"
     return _parse_ndjson_chunk(data, source, 0, max_line_bytes)
