@@ -240,10 +240,8 @@ def score(
             if _detects(a, inc, detect_within_ms):
                 res.detected_by, res.time_to_detect_s = a.name, (notified_at(a) - inc.start) / 1000
                 break
-            if res.late_by is None and _late(a, inc, grace_ms):
+            if res.late_by is None and _late(a, inc, grace_ms):  # in notification order: after any detection
                 res.late_by, res.late_s = a.name, (notified_at(a) - inc.start) / 1000
-        if res.detected_by is not None:
-            res.late_by = res.late_s = None
         results.append(res)
     right = 0
     collateral: list[Alert] = []

@@ -98,9 +98,9 @@ class HeavyHitters:
         first update, and less the batch's span ``gap`` (its plays are not in them, and they were decayed over it:
         a replay batch of 100 minutes leaves a third of the memory, and dividing by all of it read a track of
         0.25 plays a minute as 0.07, a false surge from its first watched minutes). At least one minute."""
-        full_min = self.half_life_ms / 60_000 / math.log(2)
         hl = self.half_life_ms
-        return max(full_min * (math.pow(0.5, min(gap, elapsed) / hl) - math.pow(0.5, elapsed / hl)), 1.0)
+        held = math.pow(0.5, min(gap, elapsed) / hl) - math.pow(0.5, elapsed / hl)
+        return max(self._full_memory_minutes * held, 1.0)
 
     def _surging(self, before: pl.DataFrame, fresh: pl.DataFrame, memory_min: float, minutes: float) -> set[str]:
         """Values outside the members whose plays in this batch (``minutes`` long) are improbable at their own
@@ -122,9 +122,13 @@ class HeavyHitters:
         count per minute of full memory): they stay watched beyond the top ``2k`` until their surge has faded."""
         if not self._surged:
             return set()
-        full_min = self.half_life_ms / 60_000 / math.log(2)
         rows = counts.filter(pl.col("value").is_in(sorted(self._surged)))
-        return {v for v, c in rows.iter_rows() if c / full_min > 2.0 * self._entry.get(v, 0.0)}
+        return {v for v, c in rows.iter_rows() if c / self._full_memory_minutes > 2.0 * self._entry.get(v, 0.0)}
+
+    @property
+    def _full_memory_minutes(self) -> float:
+        """The minutes of past a filled decayed count holds: half_life / ln 2."""
+        return self.half_life_ms / 60_000 / math.log(2)
 
     def entry_rates(self, values: Sequence[str]) -> np.ndarray:
         """Per value, its rate (events per minute) before it joined the heavy hitters; NaN for non-members."""
