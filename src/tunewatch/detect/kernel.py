@@ -60,6 +60,8 @@ from typing import Final
 import numba
 import numpy as np
 
+from tunewatch.detect.shape import shape_evidence
+
 # ---- state row layout -------------------------------------------------------------------------------------
 (
     N,
@@ -164,8 +166,14 @@ HEADER: Final = 44  # then the surprise tails (next to the header: touched every
     P_EPISODE_GAP,
     P_AUTO_RATIO,
     P_EPISODE_EVIDENCE,
-) = range(53)
-N_PARAMS: Final = 53
+    P_SHAPE_BLOCKS,
+    P_SHAPE_BLOCK,
+    P_SHAPE_PROTOS,
+    P_SHAPE_VIGILANCE,
+    P_SHAPE_WEIGHT,
+    P_SHAPE_DECAY,
+) = range(59)
+N_PARAMS: Final = 59
 #: After the parameters, the noise prior of the surprise calibration tabulated over ``u = log(1 + e)``
 #: (:func:`prior_table`): ``PRIOR_SIZE`` values ``PRIOR_STEP`` apart, read by linear interpolation.
 P_PRIOR_TABLE: Final = N_PARAMS
@@ -185,8 +193,11 @@ NOISE_RELATIVE, NOISE_POISSON, NOISE_BINOMIAL = 0.0, 1.0, 2.0
 SOURCE_NONE, SOURCE_LEVEL, SOURCE_SEASONAL, SOURCE_CHANGE, SOURCE_WEEKLY, SOURCE_PERIOD, SOURCE_TREND = (
     0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0,
 )  # fmt: skip
+#: ... or the shape channel (:mod:`tunewatch.detect.shape`, opt-in), when its evidence is shown instead
+SOURCE_SHAPE: Final = 7.0
 SOURCE_NAMES: Final = {
     0: "none", 1: "level", 2: "seasonal", 3: "change_point", 4: "weekly", 5: "found_period", 6: "trend",
+    7: "shape",
 }  # fmt: skip
 
 _MAD_TO_SD: Final = 1.2533
@@ -669,6 +680,15 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         if evidence > p[P_EPISODE_EVIDENCE] and evidence > peak:
             s[EPIS] += 1.0
     s[PEAK] = max(peak * (p[P_DECAY] if gap == 1.0 else p[P_DECAY] ** gap), evidence) if warm else 0.0
+    # -- the shape channel (opt-in): a new category of residual shape, shown when it says more
+    if warm and p[P_SHAPE_BLOCKS] > 0.0:
+        sh = p[P_SHAPE_WEIGHT] * shape_evidence(
+            s, rbase + ring, z, int(p[P_SHAPE_BLOCKS]), int(p[P_SHAPE_BLOCK]), int(p[P_SHAPE_PROTOS]),
+            p[P_SHAPE_VIGILANCE], p[P_SHAPE_DECAY], p[P_DAMP], p[P_DECAY],
+        )  # fmt: skip
+        if sh > shown:
+            shown = sh
+            source = SOURCE_SHAPE
     if warm:
         if outside:
             if s[RUN] == 0.0:

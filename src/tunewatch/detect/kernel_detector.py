@@ -13,6 +13,7 @@ import numpy as np
 
 from tunewatch.detect import kernel as k
 from tunewatch.detect.base import Detection, FloatArray, IntArray, PointDetection, VectorDetector
+from tunewatch.detect.shape import shape_width
 
 Noise = Literal["relative", "poisson", "binomial"]
 _NOISE_CODES = {"relative": k.NOISE_RELATIVE, "poisson": k.NOISE_POISSON, "binomial": k.NOISE_BINOMIAL}
@@ -81,6 +82,15 @@ class KernelParams:
     #: this was ``band_z``'s value; with the tails that compares decades with a |z|, and counting |z| > ``band_z``
     #: instead measured far worse (docs/benchmarks.md, issue 12), so the value is kept under its own name.
     episode_evidence: float = 4.0
+    #: the shape channel (:mod:`tunewatch.detect.shape`): blocks of the residual window (0: off), points per
+    #: block, prototypes kept, the vigilance radius (mean absolute difference of the features), the weight of its
+    #: evidence against the point channel's, and the memory of its new-category rate
+    shape_blocks: int = 0
+    shape_block: int = 2
+    shape_protos: int = 32
+    shape_vigilance: float = 0.5
+    shape_weight: float = 1.0
+    shape_decay: float = 0.9995
 
     def vector(self) -> FloatArray:
         """The parameter vector the kernel reads."""
@@ -114,6 +124,13 @@ class KernelParams:
         p[k.P_EPISODE_GAP] = self.episode_gap
         p[k.P_AUTO_RATIO] = float(self.auto_ratio)
         p[k.P_EPISODE_EVIDENCE] = self.episode_evidence
+        p[k.P_SHAPE_BLOCKS], p[k.P_SHAPE_BLOCK], p[k.P_SHAPE_PROTOS] = (
+            self.shape_blocks,
+            self.shape_block,
+            self.shape_protos,
+        )
+        p[k.P_SHAPE_VIGILANCE], p[k.P_SHAPE_WEIGHT] = self.shape_vigilance, self.shape_weight
+        p[k.P_SHAPE_DECAY] = self.shape_decay
         # reciprocals the kernel multiplies by (a division per point costs more)
         p[k.P_TAIL_GROW] = 1.0 / self.tail_decay if self.tail_decay > 0.0 else 0.0
         p[k.P_TAIL_GROW_LONG] = 1.0 / self.tail_decay_long if self.tail_decay_long > 0.0 else 0.0
@@ -167,6 +184,12 @@ class KernelParams:
             raise ValueError(f"period_ring: {self.period_ring} must be 0 (off) or at least 16")
         if self.period_block < 1:
             raise ValueError(f"period_block: {self.period_block} must be at least 1")
+        if self.shape_blocks < 0 or self.shape_block < 1 or self.shape_protos < 1:
+            raise ValueError("shape_blocks must be >= 0 (0: off), shape_block and shape_protos at least 1")
+        if self.shape_blocks and not (self.shape_vigilance > 0.0 and self.shape_weight >= 0.0):
+            raise ValueError("shape_vigilance must be positive and shape_weight >= 0")
+        if not 0.0 < self.shape_decay <= 1.0:
+            raise ValueError(f"shape_decay: {self.shape_decay} must be in (0, 1]")
         if self.cusum_h <= 0 or self.score_k <= 0 or self.warmup < 1:
             raise ValueError("cusum_h and score_k must be positive, warmup at least 1")
 
@@ -183,8 +206,9 @@ class KernelDetector(VectorDetector):
     name = "kernel"
     #: 2: weekly profile; 3: trend model, count detection; 4: quiet time (episode gap); 5: proportions;
     #: 6: the surprise tails calibrate the point evidence only (the CUSUM's tails removed); 7: ``episode_evidence``
-    #: (the episode count's threshold, which was ``band_z``'s value) and the model named for every scored point
-    version = 7
+    #: (the episode count's threshold, which was ``band_z``'s value) and the model named for every scored point;
+    #: 8: the opt-in shape channel's settings (its block at the end of the row, none when it is off)
+    version = 8
     #: Settings that define the detector kind (subclasses fix them; constructor arguments override the rest).
     fixed: ClassVar[dict[str, Any]] = {}
 
@@ -200,7 +224,10 @@ class KernelDetector(VectorDetector):
         self.params.validate()
         self._p = self.params.vector()
         ring = self.params.period_ring
-        self.width = k.HEADER + self.params.bins + self.params.weekly_bins + self._tail_width() + ring + ring // 2
+        shape = shape_width(self.params.shape_blocks, self.params.shape_block, self.params.shape_protos)
+        self.width = (
+            k.HEADER + self.params.bins + self.params.weekly_bins + self._tail_width() + ring + ring // 2 + shape
+        )
         self._states = np.zeros((0, self.width))
 
     def _tail_width(self) -> int:
@@ -296,6 +323,8 @@ class KernelDetector(VectorDetector):
             state = _from_version_5(state)
         if state.get("version") == 6 and state.get("kind") == self.name:
             state = _from_version_6(state)
+        if state.get("version") == 7 and state.get("kind") == self.name:
+            state = _from_version_7(state)
         if state.get("version") != self.version or state.get("kind") != self.name:
             raise ValueError(
                 f"state: kind {state.get('kind')!r} version {state.get('version')} does not match "
@@ -353,3 +382,11 @@ def _from_version_6(state: dict[str, Any]) -> dict[str, Any]:
     params = dict(state.get("params", {}))
     params.setdefault("episode_evidence", params.get("band_z", KernelParams().band_z))
     return {**state, "version": 7, "params": params}
+
+
+def _from_version_7(state: dict[str, Any]) -> dict[str, Any]:
+    """A version-7 checkpoint in version 8's layout (the same state rows): the shape channel's settings at their
+    defaults (off, so no block is added)."""
+    defaults = KernelParams()
+    shape = {f.name: getattr(defaults, f.name) for f in fields(KernelParams) if f.name.startswith("shape_")}
+    return {**state, "version": 8, "params": {**shape, **state.get("params", {})}}
