@@ -27,7 +27,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from tunewatch.detect.defaults import NAB_DEFAULT  # noqa: E402
+from tunewatch.detect.defaults import NAB_DEFAULT, SERIES_SHAPE  # noqa: E402
 from tunewatch.detect.detectors import EnsembleDetector, LevelScaleDetector  # noqa: E402
 from tunewatch.detect.kernel_detector import DAY_MS, WEEK_MS  # noqa: E402
 from tunewatch.evaluate.nab import load_corpus, load_windows, run_detector, score_all, sweep_corpus  # noqa: E402
@@ -72,10 +72,11 @@ def bench_nab(nab_dir: Path, skip_river: bool) -> None:
     points = sum(s.values.size for s in corpus)
     print(f"NAB: {len(corpus)} files, {points:,} points")
     print(f"{'detector':<22}{'standard':>10}{'low FP':>10}{'low FN':>10}")
-    runs = [("tunewatch default", nab_scorer("default"))]
+    runs = [("tunewatch default", nab_scorer("default")), ("default + shape channel", nab_scorer("shape"))]
     if not skip_river:
         runs.append(("river HalfSpaceTrees", _river_scorer()))
-    nab_scorer("default")(corpus[0].t_ms[:100], corpus[0].values[:100])  # compile outside the timing
+    for name in ("default", "shape"):
+        nab_scorer(name)(corpus[0].t_ms[:100], corpus[0].values[:100])  # compile outside the timing
     for name, scorer in runs:
         with _Timer() as tm:
             scores = run_detector(corpus, scorer)
@@ -84,11 +85,20 @@ def bench_nab(nab_dir: Path, skip_river: bool) -> None:
         print(f"{name:<22}{std:>10.2f}{lfp:>10.2f}{lfn:>10.2f}{tm.rates(points)}")
 
 
+def _kinds() -> list[tuple[str, EnsembleDetector | LevelScaleDetector]]:
+    """The detectors whose speed is measured: the default, the default with the opt-in shape channel, the level."""
+    return [
+        ("default (ensemble)", EnsembleDetector(**NAB_DEFAULT)),
+        ("default + shape channel", EnsembleDetector(**SERIES_SHAPE)),
+        ("level", LevelScaleDetector()),
+    ]
+
+
 def bench_long(n: int) -> None:
     rng = np.random.default_rng(0)
     t = np.arange(n, dtype=np.int64) * MIN
     x = 100 + 10 * np.sin(t / DAY_MS * 2 * np.pi) + rng.normal(0, 2, n)
-    for label, det in (("default (ensemble)", EnsembleDetector(**NAB_DEFAULT)), ("level", LevelScaleDetector())):
+    for label, det in _kinds():
         det.chunk(t[:100], x[:100], series=1)  # compile
         with _Timer() as tm:
             det.chunk(t, x)
@@ -100,7 +110,7 @@ def bench_many(n_series: int, steps: int) -> None:
     ids = np.arange(n_series, dtype=np.int64)
     base = rng.uniform(10, 1000, n_series)
     weights = np.ones(n_series)
-    for label, det in (("default (ensemble)", EnsembleDetector(**NAB_DEFAULT)), ("level", LevelScaleDetector())):
+    for label, det in _kinds():
         det.step(0, ids, base, weights)  # compile + allocate
         vals = base[None, :] + rng.normal(0, 1, (steps, n_series))
         with _Timer() as tm:
@@ -116,6 +126,7 @@ def memory() -> None:
             f"NAB default (<= {NAB_DEFAULT['bins']} slots/day, {NAB_DEFAULT['weekly_bins']}/week, surprise histograms)",
             EnsembleDetector(**NAB_DEFAULT),
         ),
+        ("NAB default + shape channel (8 x 2 residuals, 32 prototypes)", EnsembleDetector(**SERIES_SHAPE)),
         ("daily profile, 15-min slots (96)", EnsembleDetector(bins=96)),
         ("daily profile, 1-min slots (1440)", EnsembleDetector(bins=1440)),
         ("weekly profile, 10-min slots (1008)", EnsembleDetector(bins=1008, period_ms=WEEK_MS)),

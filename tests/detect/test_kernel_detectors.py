@@ -17,6 +17,7 @@ from tunewatch.detect.detectors import (
     SeasonalDetector,
 )
 from tunewatch.detect.kernel_detector import DAY_MS
+from tunewatch.detect.shape import shape_width
 
 MIN = 60_000
 
@@ -47,6 +48,7 @@ def _series(seed: int, n: int, nan_rate: float, jitter: bool) -> tuple[np.ndarra
             {"trend": 0.2, "auto_count": True, "tail_bins": 8, "period_ring": 16, "period_block": 2},
             {"tail_bins": 8, "tail_decay_long": 0.999, "run_learn": 2.0, "episode_gap": 20.0, "damp": 0.2},
             {"auto_ratio": True, "auto_count": True, "tail_bins": 8},
+            {"tail_bins": 8, "damp": 0.2, "shape_blocks": 3, "shape_block": 2, "shape_protos": 4},
         ]
     ),
 )
@@ -163,6 +165,10 @@ def test_settings_are_validated_with_the_name() -> None:
         SeasonalDetector(weekly_bins=7, weekly_period_ms=0)
     with pytest.raises(ValueError, match="tail_bins"):
         ChangePointDetector(tail_bins=8)  # nothing for the tails to calibrate
+    with pytest.raises(ValueError, match="shape_blocks"):
+        EnsembleDetector(shape_blocks=-1)
+    with pytest.raises(ValueError, match="shape_vigilance"):
+        EnsembleDetector(shape_blocks=8, shape_vigilance=0.0)
 
 
 def test_spike_scores_high_with_explanation_and_normal_points_low() -> None:
@@ -551,3 +557,43 @@ def test_a_version_6_checkpoint_counts_episodes_as_before() -> None:
     # the threshold acts: counting more episodes divides later evidence more
     fewer = EnsembleDetector(**{**settings_, "episode_evidence": 1.5}).chunk(t, x)
     assert np.nansum(fewer.score) < np.nansum(whole.score)
+
+
+def test_the_shape_channel_sees_a_change_of_spike_density_that_no_point_is_extreme_in() -> None:
+    """A spike every 25 points is learnt as normal; when they come every 5 no point is larger than before, so the
+    point channel stays below the label-free threshold, while the residuals' shape is a new category (the one
+    NAB window the opt-in channel adds: ``art_increase_spike_density``)."""
+    n = 3000
+    t = np.arange(n) * MIN
+    x = np.full(n, 10.0)
+    x[np.arange(100, 2000, 25)] += 20
+    x[np.arange(2000, n, 5)] += 20
+    off = EnsembleDetector(**SERIES_DEFAULT).chunk(t, x)
+    on = EnsembleDetector(**{**SERIES_DEFAULT, "shape_blocks": 8}).chunk(t, x)
+    assert on.source is not None
+    np.testing.assert_array_equal(on.score[500:2000], off.score[500:2000])  # once the spikes are learnt: no change
+    assert np.nanmax(off.score[2000:2100]) < LABEL_FREE_THRESHOLD
+    first = 2000 + int(np.argmax(on.score[2000:2100] >= LABEL_FREE_THRESHOLD))
+    assert on.score[first] >= LABEL_FREE_THRESHOLD and first < 2020
+    assert k.SOURCE_NAMES[int(on.source[first])] == "shape"
+
+
+def test_the_shape_channel_is_off_by_default_and_a_version_7_checkpoint_is_adopted() -> None:
+    """Version 8 added the shape channel's settings; its block sits at the end of the row, so a version-7
+    checkpoint (no shape settings) keeps its rows and resumes exactly, and the default's state is unchanged."""
+    t, x, _w = _series(6, 800, 0.05, False)
+    base = EnsembleDetector(**SERIES_DEFAULT)
+    assert base.params.shape_blocks == 0
+    with_shape = EnsembleDetector(**{**SERIES_DEFAULT, "shape_blocks": 8})
+    assert with_shape.bytes_per_series == base.bytes_per_series + shape_width(8, 2, 32) * 8
+    assert shape_width(8, 2, 32) == 582  # 6 + 16 scratch features + 16 ring + 32 counts + 32 x 16 prototypes
+    whole = EnsembleDetector(**SERIES_DEFAULT).chunk(t, x)
+    first = EnsembleDetector(**SERIES_DEFAULT)
+    first.chunk(t[:400], x[:400])
+    state = first.state_dict()
+    v7 = {**state, "version": 7, "params": {n: v for n, v in state["params"].items() if not n.startswith("shape_")}}
+    adopted = EnsembleDetector(**SERIES_DEFAULT)
+    adopted.load_state_dict(v7)
+    np.testing.assert_array_equal(adopted.chunk(t[400:], x[400:]).score, whole.score[400:])
+    with pytest.raises(ValueError, match="params differ"):
+        EnsembleDetector(**{**SERIES_DEFAULT, "shape_blocks": 8}).load_state_dict(v7)

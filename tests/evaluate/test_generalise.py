@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tunewatch.detect.defaults import LABEL_FREE_THRESHOLD
 from tunewatch.evaluate.generalise import (
@@ -11,7 +12,7 @@ from tunewatch.evaluate.generalise import (
     synthetic_threshold,
 )
 from tunewatch.evaluate.nab_score import PROFILES, score_corpus, sweep_file
-from tunewatch.evaluate.registry import nab_scorer
+from tunewatch.evaluate.registry import LABEL_FREE_THRESHOLDS, nab_scorer
 
 STD = PROFILES["standard"]
 
@@ -50,9 +51,12 @@ def test_false_episode_rate_counts_runs_after_probation() -> None:
     assert false_episode_rate({"x": sc}, 1.5) == 0.0
 
 
-def test_the_label_free_default_is_the_synthetic_suites_best_threshold() -> None:
-    """Changing the default detector without re-deriving its label-free threshold fails here."""
-    assert abs(synthetic_threshold(nab_scorer("default")) - LABEL_FREE_THRESHOLD) < 5e-4
+@pytest.mark.parametrize("name", ["default", "shape"])
+def test_the_label_free_default_is_the_synthetic_suites_best_threshold(name: str) -> None:
+    """Changing a registered detector without re-deriving its label-free threshold fails here."""
+    assert abs(synthetic_threshold(nab_scorer(name)) - LABEL_FREE_THRESHOLDS[name]) < 5e-4
+    if name == "default":
+        assert LABEL_FREE_THRESHOLDS[name] == LABEL_FREE_THRESHOLD
 
 
 def test_synthetic_threshold_picks_the_score_that_separates_anomalies_from_noise() -> None:

@@ -95,6 +95,17 @@ NAB_DEFAULT: Final = SERIES_DEFAULT
 #: suite's 0.271, its telemetry family's 0.271 — and cost 7 to 20 points on each.)
 LABEL_FREE_THRESHOLD: Final = 0.2708
 
+#: The series default with the opt-in shape channel (:mod:`tunewatch.detect.shape`: 8 blocks of 2 residuals, 32
+#: prototypes, vigilance 0.5, weight 1, new-category rate over a 0.9995 memory — the round values tried first; of
+#: 14 variants on NAB's 58 files and the synthetic suite's development seed none was clearly better, see
+#: docs/benchmarks.md). Not the default: it detects one more NAB window and is otherwise on the point channel's
+#: frontier, for 4,656 more bytes of state per series and about half the speed.
+SERIES_SHAPE: Final[dict[str, Any]] = {**SERIES_DEFAULT, "shape_blocks": 8}
+
+#: :data:`SERIES_SHAPE`'s label-free threshold, chosen as :data:`LABEL_FREE_THRESHOLD` is (the synthetic suite's
+#: development seed, pooled; ``synthetic_threshold``).
+SHAPE_LABEL_FREE_THRESHOLD: Final = 0.2704
+
 #: Ensemble settings for the pipeline's per-minute rules: raw |z| evidence (no per-series calibration, no
 #: episode damping), so that ``min_score: 0.5`` keeps meaning "4 standard deviations" for ``for:`` minutes;
 #: outliers teach no scale, and the CUSUM is off: its re-basing learnt a market's outage (late data) as the new

@@ -18,7 +18,7 @@ only the past, and level and seasonality already removed):
 
 Off by default (``shape_blocks`` 0): measured on NAB's 58 files and the synthetic suite's development seed it
 detects one more NAB window (``art_increase_spike_density``, a change of spike density no point is extreme in)
-and is otherwise on the same frontier as the point channel (docs/benchmarks.md, issue 12); it costs 566 state
+and is otherwise on the same frontier as the point channel (docs/benchmarks.md, issue 12); it costs 582 state
 values per series with the settings measured and about half of the kernel's speed.
 
 The block lives at the end of the kernel's state row, from ``base``:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tunewatch.detect.defaults import LABEL_FREE_THRESHOLD, NAB_DEFAULT
+from tunewatch.detect.defaults import LABEL_FREE_THRESHOLD, NAB_DEFAULT, SERIES_SHAPE, SHAPE_LABEL_FREE_THRESHOLD
 from tunewatch.detect.detectors import DETECTORS, EnsembleDetector
 from tunewatch.detect.kernel_detector import KernelDetector
 from tunewatch.detect.robust import RobustLevelDetector
@@ -40,6 +40,7 @@ def _make(cls: type[KernelDetector], settings: dict[str, Any]) -> Callable[[], K
 #: name → factory of a fresh detector (one per file: no state is shared between files)
 NAB_DETECTORS: dict[str, SeriesScorer] = {
     "default": _kernel_scorer(_make(EnsembleDetector, NAB_DEFAULT)),
+    "shape": _kernel_scorer(_make(EnsembleDetector, SERIES_SHAPE)),  # the default with the opt-in shape channel
     **{name: _kernel_scorer(_make(cls, {})) for name, cls in DETECTORS.items()},
     "robust": _robust,
     "windowed_gaussian": windowed_gaussian,  # NAB's baseline, for comparison
@@ -57,5 +58,10 @@ def nab_scorer(name: str) -> SeriesScorer:
 
 #: Thresholds chosen without labels, for the detectors that have one: tunewatch's default (the best threshold of
 #: the synthetic development suite, see ``tunewatch.detect.defaults``) and windowedGaussian's 1-in-10,000 Gaussian
-#: tail (the suite's own best for it is 0.99996: the same choice).
-LABEL_FREE_THRESHOLDS: dict[str, float] = {"default": LABEL_FREE_THRESHOLD, "windowed_gaussian": 0.9999}
+#: tail (the suite's own best for it is 0.99996: the same choice); "shape", the default with the opt-in shape
+#: channel, has its own, chosen like the default's.
+LABEL_FREE_THRESHOLDS: dict[str, float] = {
+    "default": LABEL_FREE_THRESHOLD,
+    "shape": SHAPE_LABEL_FREE_THRESHOLD,
+    "windowed_gaussian": 0.9999,
+}
