@@ -83,12 +83,14 @@ def shape_evidence(
     created = False
     if seen >= width:
         # features, oldest block first: block mean, block mean absolute successive difference
+        oldest = seen % width  # the ring's oldest value (one modulo per point, not one per value)
         for j in range(blocks):
             acc = 0.0
             rough = 0.0
             prev = 0.0
             for b in range(block):
-                v = s[ring + (seen - width + j * block + b) % width]
+                pos = oldest + j * block + b
+                v = s[ring + (pos - width if pos >= width else pos)]
                 acc += v
                 if b > 0:
                     rough += abs(v - prev)
@@ -103,6 +105,8 @@ def shape_evidence(
             row = proto + q * features
             for f in range(features):
                 d += abs(s[feat + f] - s[row + f])
+                if d >= best_d:  # already no nearer: the rest cannot make it so (the same choice, sooner)
+                    break
             if d < best_d:
                 best_d = d
                 best = q
