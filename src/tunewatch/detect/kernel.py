@@ -44,6 +44,9 @@ Per series the kernel keeps:
   surprising when it spikes again, while a deviation it never showed is as rare as heavy-tailed noise makes it.
   With the tails the CUSUM only re-bases: its own tail-calibrated channel never passed 1.96 decades (a score
   of 0.193) on NAB's 58 files or the synthetic suite, and was removed in state version 6 (docs/benchmarks.md);
+* optionally (``P_SHAPE_BLOCKS`` > 0, off in the defaults) a **shape channel** (:mod:`tunewatch.detect.shape`):
+  whether the recent window of standardised residuals is a new category among the series' prototypes, as rare
+  as the series' own rate of new categories makes it; shown instead of the point's evidence when larger;
 * a **peak memory** so that a run of high scores is reported once (later points of the same episode are damped
   unless they are worse), a decaying count of recent episodes that divides the evidence of the next one, and
   the length of the current anomalous run.

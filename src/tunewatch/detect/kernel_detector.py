@@ -1,7 +1,8 @@
 """A :class:`VectorDetector` over the compiled point kernel: many-series steps, one-series chunks, streaming.
 
 The state of every series is one row of a float64 matrix (``HEADER`` values, 352 bytes, plus 8 bytes per profile,
-surprise-tail and ring slot the settings ask for), so a checkpoint is one array plus the parameters.
+surprise-tail and ring slot the settings ask for, and the opt-in shape channel's block at the end), so a checkpoint
+is one array plus the parameters.
 """
 
 from __future__ import annotations
