@@ -17,7 +17,7 @@ from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet, load_rules
 from tunewatch.clock import Clock
 from tunewatch.detect.detections import Detections
-from tunewatch.detect.stage import DetectionStage, DetectorFactory, default_detector
+from tunewatch.detect.stage import DetectionStage, DetectorFactory, EntityPrior, default_detector
 from tunewatch.ingest.batch import RawBatch
 from tunewatch.process.processor import MusicDataProcessor, ProcessingResult
 from tunewatch.process.quality import QUALITY_COLUMNS
@@ -139,10 +139,33 @@ class Pipeline:
 
         The live service accounts a step's events and answers its requests before it advances the stream with
         them (see :meth:`tunewatch.server.service.LiveService.ingest_payloads`); both in validation order."""
+        return self.conclude(result, self.process(result))
+
+    def process(self, result: ValidationResult) -> ProcessingResult:
+        """The first part of :meth:`advance`: the windows ``result`` closes, aggregated (the processor's state only).
+
+        Replay processes the next batch in a thread of its own while the current one is detected and alerted on;
+        batches must be processed in validation order, and concluded in that order."""
         with self.stage_timer("process"):
             now_s = self.clock.now_ms() / 1000 if self.live else None
-            processed = self.processor.process(result, final=False, now_s=now_s)
-        return self._downstream(result, processed)
+            return self.processor.process(result, final=False, now_s=now_s)
+
+    def conclude(
+        self, result: ValidationResult, processed: ProcessingResult, entity_prior: EntityPrior | None = None
+    ) -> BatchOutcome:
+        """The rest of :meth:`advance`: detection and alerts over the windows ``processed`` closed.
+
+        ``entity_prior`` is where the detection stage starts new track and artist series from: by default the
+        processor's heavy hitters as they are now; a caller that processes ahead of detection (replay's processing
+        thread) passes :meth:`MusicDataProcessor.entity_prior_snapshot` taken right after ``processed``."""
+        if entity_prior is None:
+            return self._downstream(result, processed)
+        own = self.detection.entity_prior
+        self.detection.entity_prior = entity_prior
+        try:
+            return self._downstream(result, processed)
+        finally:
+            self.detection.entity_prior = own
 
     def finish(self) -> BatchOutcome:
         """End of stream: close every open window and evaluate it."""

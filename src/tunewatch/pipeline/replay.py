@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -13,9 +13,12 @@ import polars as pl
 
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet
+from tunewatch.detect.stage import EntityPrior
 from tunewatch.ingest.read_ahead import read_ahead
 from tunewatch.ingest.readers import DEFAULT_CHUNK_BYTES, read_events
 from tunewatch.pipeline.core import Pipeline, PipelineCounters
+from tunewatch.process.processor import ProcessingResult
+from tunewatch.validate.validator import ValidationResult
 
 
 @dataclass(slots=True)
@@ -53,6 +56,9 @@ def replay_files(
     in a background thread while the later stages work on the current one (:func:`read_ahead`; validation keeps
     the batches' order, and only that thread touches the validator until the end of the files); with
     ``read_ahead_thread=False`` every stage runs in the caller's thread, one batch after the other (same alerts).
+    Likewise the windows the next batch closes are aggregated in a second thread while the caller's thread
+    detects and alerts on the current batch's (only that thread touches the processor until the end of the
+    files; the detection stage starts new entity series from the heavy hitters as they were after its batch).
     """
     encoder = msgspec.json.Encoder()
     collected: list[Alert] = []
@@ -86,11 +92,20 @@ def replay_files(
     pipe.on_rejected = on_rejected
     started = time.perf_counter()
     for path in paths:
-        # the next chunk is read, decoded and validated in a background thread while this one is applied
         results = (pipe.validate(batch) for batch in read_events(path, chunk_bytes=chunk_bytes))
-        for result in read_ahead(results) if read_ahead_thread else results:
+        if not read_ahead_thread:
+            for result in results:
+                with pipe.stage_timer("ingest"):
+                    pipe.apply(result)
+                if progress is not None:
+                    progress(result.received)
+            continue
+        # three stages in step, each in its own thread: the chunk after next is read, decoded and validated, the
+        # next one aggregated, while this one is detected and alerted on
+        for result, processed, prior in read_ahead(_processed(pipe, read_ahead(results))):
             with pipe.stage_timer("ingest"):
-                pipe.apply(result)
+                pipe.account(result)
+                pipe.conclude(result, processed, prior)
             if progress is not None:
                 progress(result.received)
     pipe.finish()
@@ -101,3 +116,12 @@ def replay_files(
         alerts=collected,
         series=pipe.detection.series_count,
     )
+
+
+def _processed(
+    pipe: Pipeline, results: Iterator[ValidationResult]
+) -> Generator[tuple[ValidationResult, ProcessingResult, EntityPrior], None, None]:
+    """Each validated batch with the windows it closes, aggregated, and the entity priors as they are then."""
+    for result in results:
+        processed = pipe.process(result)
+        yield result, processed, pipe.processor.entity_prior_snapshot()

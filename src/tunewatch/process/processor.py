@@ -10,7 +10,7 @@ straightforward definition the compiled path is tested against. Both give the sa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -174,6 +174,20 @@ class MusicDataProcessor:
         (NaN where unknown), for the detection stage to start their series from."""
         hh = self.heavy.get(column)
         return hh.entry_rates(values) if hh is not None else np.full(len(values), np.nan)
+
+    def entity_prior_snapshot(self) -> Callable[[str, Sequence[str]], np.ndarray]:
+        """:meth:`entity_prior` as it answers now, unchanged by later batches: for a detection stage that runs
+        behind the processor (replay processes the next batch while the current one is detected)."""
+        tables: dict[str, dict[str, float]] = {}
+        for f, hh in self.heavy.items():
+            members = sorted(hh.members)
+            tables[f] = dict(zip(members, hh.entry_rates(members).tolist(), strict=True))
+
+        def prior(column: str, values: Sequence[str]) -> np.ndarray:
+            table = tables.get(column, {})
+            return np.array([table.get(v, np.nan) for v in values], dtype=np.float64)
+
+        return prior
 
     def state_dict(self) -> dict[str, Any]:
         """The open windows and what decides how they close, as plain values, NumPy and Polars (Arrow) frames.
