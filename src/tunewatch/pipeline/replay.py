@@ -13,6 +13,7 @@ import polars as pl
 
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet
+from tunewatch.detect.detections import Detections
 from tunewatch.detect.stage import EntityPrior
 from tunewatch.ingest.read_ahead import read_ahead
 from tunewatch.ingest.readers import DEFAULT_CHUNK_BYTES, read_events
@@ -56,9 +57,10 @@ def replay_files(
     in a background thread while the later stages work on the current one (:func:`read_ahead`; validation keeps
     the batches' order, and only that thread touches the validator until the end of the files); with
     ``read_ahead_thread=False`` every stage runs in the caller's thread, one batch after the other (same alerts).
-    Likewise the windows the next batch closes are aggregated in a second thread while the caller's thread
-    detects and alerts on the current batch's (only that thread touches the processor until the end of the
-    files; the detection stage starts new entity series from the heavy hitters as they were after its batch).
+    Likewise processing (aggregating the windows a batch closes) and detection run in a thread each, a batch
+    ahead of the next stage, while the caller's thread finds the alerts (each stage's state is touched by its
+    thread only until the end of the files; the detection stage starts new entity series from the heavy hitters
+    as they were after its batch, not as the processing thread has moved them on since).
     """
     encoder = msgspec.json.Encoder()
     collected: list[Alert] = []
@@ -100,12 +102,12 @@ def replay_files(
                 if progress is not None:
                     progress(result.received)
             continue
-        # three stages in step, each in its own thread: the chunk after next is read, decoded and validated, the
-        # next one aggregated, while this one is detected and alerted on
-        for result, processed, prior in read_ahead(_processed(pipe, read_ahead(results))):
+        # four stages in step, each in its own thread: while this batch's alerts are found, the next one's
+        # detections, the windows the one after closes are aggregated, and the next is read, decoded and validated
+        for result, processed, found in read_ahead(_detected(pipe, read_ahead(_processed(pipe, read_ahead(results))))):
             with pipe.stage_timer("ingest"):
                 pipe.account(result)
-                pipe.conclude(result, processed, prior)
+                pipe.alert(result, processed, found)
             if progress is not None:
                 progress(result.received)
     pipe.finish()
@@ -125,3 +127,11 @@ def _processed(
     for result in results:
         processed = pipe.process(result)
         yield result, processed, pipe.processor.entity_prior_snapshot()
+
+
+def _detected(
+    pipe: Pipeline, processed: Iterator[tuple[ValidationResult, ProcessingResult, EntityPrior]]
+) -> Generator[tuple[ValidationResult, ProcessingResult, Detections], None, None]:
+    """Each processed batch with its detections."""
+    for result, closed, prior in processed:
+        yield result, closed, pipe.detect(closed, prior)
