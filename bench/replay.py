@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help="use this NDJSON file instead of simulating one")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     parser.add_argument("--alerts-out", type=Path, help="write the replay's alert changes (NDJSON) here")
-    parser.add_argument("--sequential", action="store_true", help="replay without the reading thread (A/B)")
+    parser.add_argument("--sequential", action="store_true", help="every stage in one thread (A/B)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tw-bench-"))

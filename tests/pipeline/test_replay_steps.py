@@ -32,8 +32,9 @@ def test_alerts_are_identical_whether_a_step_closes_one_window_or_all_of_them(tm
     assert (c.received, c.accepted, c.rejected, c.duplicates) == (d.received, d.accepted, d.rejected, d.duplicates)
 
 
-def test_the_reading_thread_changes_nothing(tmp_path: Path) -> None:
-    """Reading and validating ahead in a thread gives the alerts, quarantine and counts of replaying in one."""
+def test_the_stage_threads_change_nothing(tmp_path: Path) -> None:
+    """Reading and validating ahead, processing and detecting each in a thread of its own give the alerts,
+    quarantine and counts of replaying in one thread."""
     path = tmp_path / "dirty.ndjson"
     config = SimulationConfig(minutes=90, events_per_minute=400, seed=11, warmup_minutes=30, dirty_rate=0.02)
     write_stream(Simulator(config), path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -112,3 +113,31 @@ def test_plays_without_startup_time_do_not_pull_the_quantiles_down(play: Play, e
     g = _row(result, "global")
     assert g["plays"] == 40 and g["startup_n"] == 20
     assert g["startup_ms_p50"] == pytest.approx(510, rel=0.03)  # the 20 timed plays only, not 0 for the rest
+
+
+def test_an_entity_prior_snapshot_answers_as_the_heavy_hitters_did_when_it_was_taken() -> None:
+    """Replay aggregates the next batch while the current one is detected: the detection stage starts new entity
+    series from a snapshot taken after its own batch, which later batches do not change (while the processor's
+    live answer moves on)."""
+    processor = MusicDataProcessor(top_k=2)
+    hh = processor.heavy["artist_id"]
+    t0, minute = 1_700_000_000_000, 60_000
+
+    def feed(first: int, minutes: int, plays: dict[str, int]) -> None:
+        for m in range(first, first + minutes):
+            values = [v for v, n in plays.items() for _ in range(n)]
+            hh.update(pl.Series("artist_id", values, dtype=pl.String), t0 + m * minute)
+
+    feed(0, 120, {"a": 20, "b": 10, "c": 5})
+    feed(120, 1, {"a": 20, "b": 10, "c": 5, "obscure": 8})  # a surge: "obscure" joins, with its rate before
+    names = ["a", "obscure", "c", "unknown"]
+    before = processor.entity_prior("artist_id", names)
+    snapshot = processor.entity_prior_snapshot()
+    assert np.isfinite(before[1]), "the surging artist joined with a rate before"
+    np.testing.assert_array_equal(snapshot("artist_id", names), before)
+    feed(121, 600, {"a": 20, "b": 10, "d": 9, "e": 8})  # hours later "obscure" has left, "d" and "e" joined
+    after = processor.entity_prior("artist_id", ["obscure", "d", "e"])
+    assert np.isnan(after[0]) and np.isfinite(after[1:]).any(), "the live answer moved on"
+    np.testing.assert_array_equal(snapshot("artist_id", names), before)
+    assert np.isnan(snapshot("artist_id", ["d", "e"])).all()
+    assert np.isnan(snapshot("track_id", ["obscure"])).all()

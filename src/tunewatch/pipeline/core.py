@@ -17,7 +17,7 @@ from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet, load_rules
 from tunewatch.clock import Clock
 from tunewatch.detect.detections import Detections
-from tunewatch.detect.stage import DetectionStage, DetectorFactory, default_detector
+from tunewatch.detect.stage import DetectionStage, DetectorFactory, EntityPrior, default_detector
 from tunewatch.ingest.batch import RawBatch
 from tunewatch.process.processor import MusicDataProcessor, ProcessingResult
 from tunewatch.process.quality import QUALITY_COLUMNS
@@ -138,11 +138,36 @@ class Pipeline:
         """The stages of :meth:`apply` after :meth:`account`: processing, detection, alerts.
 
         The live service accounts a step's events and answers its requests before it advances the stream with
-        them (see :meth:`tunewatch.server.service.LiveService.ingest_payloads`); both in validation order."""
+        them (see :meth:`tunewatch.server.service.LiveService.ingest_payloads`); both in validation order.
+        Replay runs the three stages of this (:meth:`process`, :meth:`detect`, :meth:`alert`) each in a thread of
+        its own, on successive batches; each stage takes the batches in validation order."""
+        return self._downstream(result, self.process(result))
+
+    def process(self, result: ValidationResult) -> ProcessingResult:
+        """The first stage of :meth:`advance`: the windows ``result`` closes, aggregated (the processor's state
+        only)."""
         with self.stage_timer("process"):
             now_s = self.clock.now_ms() / 1000 if self.live else None
-            processed = self.processor.process(result, final=False, now_s=now_s)
-        return self._downstream(result, processed)
+            return self.processor.process(result, final=False, now_s=now_s)
+
+    def detect(self, processed: ProcessingResult, entity_prior: EntityPrior | None = None) -> Detections:
+        """The second stage of :meth:`advance`: detections over the windows ``processed`` closed (the detection
+        stage's state only).
+
+        ``entity_prior`` is where the detection stage starts new track and artist series from: by default the
+        processor's heavy hitters as they are now; a caller that processes ahead of detection (replay's processing
+        thread) passes :meth:`MusicDataProcessor.entity_prior_snapshot` taken right after ``processed``."""
+        if not processed.windows:
+            return self._no_detections
+        with self.stage_timer("detect"):
+            if entity_prior is None:
+                return self.detection.detect(processed.metrics, until=processed.windows[-1])
+            own = self.detection.entity_prior
+            self.detection.entity_prior = entity_prior
+            try:
+                return self.detection.detect(processed.metrics, until=processed.windows[-1])
+            finally:
+                self.detection.entity_prior = own
 
     def finish(self) -> BatchOutcome:
         """End of stream: close every open window and evaluate it."""
@@ -166,12 +191,14 @@ class Pipeline:
             self.on_rejected(result.rejected)
 
     def _downstream(self, result: ValidationResult, processed: ProcessingResult) -> BatchOutcome:
+        return self.alert(result, processed, self.detect(processed))
+
+    def alert(self, result: ValidationResult, processed: ProcessingResult, detections: Detections) -> BatchOutcome:
+        """The last stage of :meth:`advance`: the alert changes of ``detections`` (the windows ``processed``
+        closed), handed to ``on_alert`` and counted (the alert engine's state and the counters)."""
         alerts: list[Alert] = []
-        detections = self._no_detections
         if processed.windows:
             self.counters.windows += len(processed.windows)
-            with self.stage_timer("detect"):
-                detections = self.detection.detect(processed.metrics, until=processed.windows[-1])
             if self.on_metrics is not None:
                 self.on_metrics(processed, detections.frame())
             with self.stage_timer("alert"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -13,9 +13,13 @@ import polars as pl
 
 from tunewatch.alert.model import Alert
 from tunewatch.alert.rules import RuleSet
+from tunewatch.detect.detections import Detections
+from tunewatch.detect.stage import EntityPrior
 from tunewatch.ingest.read_ahead import read_ahead
 from tunewatch.ingest.readers import DEFAULT_CHUNK_BYTES, read_events
 from tunewatch.pipeline.core import Pipeline, PipelineCounters
+from tunewatch.process.processor import ProcessingResult
+from tunewatch.validate.validator import ValidationResult
 
 
 @dataclass(slots=True)
@@ -53,6 +57,10 @@ def replay_files(
     in a background thread while the later stages work on the current one (:func:`read_ahead`; validation keeps
     the batches' order, and only that thread touches the validator until the end of the files); with
     ``read_ahead_thread=False`` every stage runs in the caller's thread, one batch after the other (same alerts).
+    Likewise processing (aggregating the windows a batch closes) and detection run in a thread each, a batch
+    ahead of the next stage, while the caller's thread finds the alerts (each stage's state is touched by its
+    thread only until the end of the files; the detection stage starts new entity series from the heavy hitters
+    as they were after its batch, not as the processing thread has moved them on since).
     """
     encoder = msgspec.json.Encoder()
     collected: list[Alert] = []
@@ -86,11 +94,20 @@ def replay_files(
     pipe.on_rejected = on_rejected
     started = time.perf_counter()
     for path in paths:
-        # the next chunk is read, decoded and validated in a background thread while this one is applied
         results = (pipe.validate(batch) for batch in read_events(path, chunk_bytes=chunk_bytes))
-        for result in read_ahead(results) if read_ahead_thread else results:
+        if not read_ahead_thread:
+            for result in results:
+                with pipe.stage_timer("ingest"):
+                    pipe.apply(result)
+                if progress is not None:
+                    progress(result.received)
+            continue
+        # four stages in step, each in its own thread: while this batch's alerts are found, the next one's
+        # detections, the windows the one after closes are aggregated, and the next is read, decoded and validated
+        for result, processed, found in read_ahead(_detected(pipe, read_ahead(_processed(pipe, read_ahead(results))))):
             with pipe.stage_timer("ingest"):
-                pipe.apply(result)
+                pipe.account(result)
+                pipe.alert(result, processed, found)
             if progress is not None:
                 progress(result.received)
     pipe.finish()
@@ -101,3 +118,20 @@ def replay_files(
         alerts=collected,
         series=pipe.detection.series_count,
     )
+
+
+def _processed(
+    pipe: Pipeline, results: Iterator[ValidationResult]
+) -> Generator[tuple[ValidationResult, ProcessingResult, EntityPrior], None, None]:
+    """Each validated batch with the windows it closes, aggregated, and the entity priors as they are then."""
+    for result in results:
+        processed = pipe.process(result)
+        yield result, processed, pipe.processor.entity_prior_snapshot()
+
+
+def _detected(
+    pipe: Pipeline, processed: Iterator[tuple[ValidationResult, ProcessingResult, EntityPrior]]
+) -> Generator[tuple[ValidationResult, ProcessingResult, Detections], None, None]:
+    """Each processed batch with its detections."""
+    for result, closed, prior in processed:
+        yield result, closed, pipe.detect(closed, prior)

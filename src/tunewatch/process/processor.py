@@ -10,7 +10,7 @@ straightforward definition the compiled path is tested against. Both give the sa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -175,6 +175,20 @@ class MusicDataProcessor:
         hh = self.heavy.get(column)
         return hh.entry_rates(values) if hh is not None else np.full(len(values), np.nan)
 
+    def entity_prior_snapshot(self) -> Callable[[str, Sequence[str]], np.ndarray]:
+        """:meth:`entity_prior` as it answers now, unchanged by later batches: for a detection stage that runs
+        behind the processor (replay processes the next batch while the current one is detected)."""
+        tables: dict[str, dict[str, float]] = {}
+        for f, hh in self.heavy.items():
+            members = sorted(hh.members)
+            tables[f] = dict(zip(members, hh.entry_rates(members).tolist(), strict=True))
+
+        def prior(column: str, values: Sequence[str]) -> np.ndarray:
+            table = tables.get(column, {})
+            return np.array([table.get(v, np.nan) for v in values], dtype=np.float64)
+
+        return prior
+
     def state_dict(self) -> dict[str, Any]:
         """The open windows and what decides how they close, as plain values, NumPy and Polars (Arrow) frames.
 
@@ -337,11 +351,33 @@ def _conform(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _with_quality(metrics: pl.DataFrame, quality: pl.DataFrame) -> pl.DataFrame:
-    """Join the data-quality KPIs onto the ``global`` rows (adding a global row for a window without one)."""
+    """The data-quality KPIs (one row per window, ``quality``) on the ``global`` rows of ``metrics``, whose rows
+    keep their order, then a global row for each window without one, in window order (sums 0).
+
+    Equal to a full join on ``window_start`` and ``dimset``, without copying the metric columns: the KPI columns
+    are gathered for the global rows (null elsewhere) and put beside them.
+    """
     if quality.is_empty():
         return metrics
-    q = quality.with_columns(pl.lit("global").alias("dimset"))
-    out = metrics.join(q, on=["window_start", "dimset"], how="full", coalesce=True)
+    q_windows = quality.get_column("window_start").to_numpy()  # distinct, ascending (QualityLedger.take)
+    is_global = (metrics.get_column("dimset") == "global").fill_null(False).to_numpy()
+    rows = np.flatnonzero(is_global)
+    windows = metrics.get_column("window_start").to_numpy()[rows]
+    pos = np.minimum(np.searchsorted(q_windows, windows), max(q_windows.size - 1, 0))
+    found = q_windows[pos] == windows if q_windows.size else np.zeros(rows.size, dtype=bool)
+    index = np.zeros(metrics.height, dtype=np.int64)
+    index[rows[found]] = pos[found]
+    missing = np.ones(metrics.height, dtype=bool)
+    missing[rows[found]] = False
+    gather = pl.Series(index, dtype=pl.Int64).set(pl.Series(missing), None)  # a null index gathers a null
+    kpis = quality.drop("window_start")
+    out = metrics.hstack(kpis.select(pl.all().gather(gather)).get_columns())
+    matched = np.zeros(q_windows.size, dtype=bool)
+    matched[pos[found]] = True
+    if not matched.all():
+        sums = [pl.lit(0.0, dtype=pl.Float64).alias(c) for c in _SUMS if c in metrics.columns]
+        extra = quality.filter(pl.Series(~matched)).with_columns(pl.lit("global").alias("dimset"), *sums)
+        out = pl.concat([out, extra], how="diagonal_relaxed")
     return out.with_columns(pl.col(c).fill_null(0.0) for c in _SUMS if c in out.columns)
 
 
