@@ -181,14 +181,6 @@ class IncidentFolder:
             for inc in self._open if inc.held_until is not None
         ]  # fmt: skip
 
-    def due(self) -> list[tuple[str, int]]:
-        """Metric and window start of the window each held notification's release drills down on: the last one
-        closed before it is due (the engine passes those rows with the batch's)."""
-        return [
-            (inc.alert.labels.get("metric", ""), int(inc.held_until) - WINDOW_MS)
-            for inc in self._open if inc.held_until is not None
-        ]  # fmt: skip
-
     def fold(self, changes: list[Alert], detections: pl.DataFrame) -> list[Alert]:
         """The notifications for the engine's alert ``changes`` (in time order) of one batch of ``detections``."""
         out: list[Alert] = []
