@@ -386,9 +386,7 @@ class NumpyRobustLevelDetector(VectorDetector):
         gain = np.where(warm, alpha, 1.0 / (seen + 1.0))
         limit = np.where(warm, self.clip * sd, np.inf)
         r = np.clip(resid, -limit, limit)
-        # Huber: bounded influence, the bound widened as a ratio's gain is shrunk (at most alpha x level_clip)
-        hub = self.level_clip * sd * (self.alpha / alpha if self.noise == "binomial" else 1.0)
-        r_level = np.clip(resid, -hub, hub)
+        r_level = np.clip(resid, -self.level_clip * sd, self.level_clip * sd)  # Huber: bounded influence
         gain = np.where(frozen, gain * self.outlier_gain, gain)
         new_level = forecast + gain * np.where(warm, r_level, resid)
         new_trend = np.where(warm, self.phi * trend + np.where(frozen, 0.0, alpha * self.beta * r), 0.0)

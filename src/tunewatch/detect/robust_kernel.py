@@ -284,19 +284,18 @@ def robust_points(
         sd = math.sqrt(var[r] + nv)
         history = 0.0
         wm = w
-        if binomial:
+        if binomial:  # attempts behind the expected rate: the EWMA's memory of typical weights
             wm = wmean[r] if wmean[r] > 0 else w
             wmean[r] = wm + alpha * (w - wm)
+            history = wm * (2.0 - alpha) / alpha
+        z = tail_z(noise, x, forecast, w, resid / sd, history)
+        warm = seen >= params[P_WARMUP]
         a = alpha
         if noise == NOISE_POISSON:
             a = _clip(alpha * forecast / params[P_COUNT_REF], params[P_ALPHA_LOW], alpha)
         elif binomial and params[P_RARE_GAIN] > 0.0:  # the same for the rarer outcome's typical count of a ratio
             rare = _min(forecast, 1.0 - forecast) * wm
             a = _clip(alpha * rare / params[P_COUNT_REF], params[P_ALPHA_LOW], alpha)
-        if binomial:  # attempts behind the expected rate: the EWMA's memory of typical weights
-            history = wm * (2.0 - alpha) / alpha
-        z = tail_z(noise, x, forecast, w, resid / sd, history)
-        warm = seen >= params[P_WARMUP]
         ev_w, ev_v, ev_e, ev_x, ev_p = w, x, forecast, resid, 1.0
         if pooled:
             n_w = _max(w, 1.0) if binomial else 1.0
@@ -384,11 +383,7 @@ def robust_points(
         gain = a if warm else 1.0 / (seen + 1.0)
         limit = clip * sd if warm else np.inf
         rc = _clip(resid, -limit, limit)
-        # Huber: bounded influence, the bound widened as a ratio's gain is shrunk (a point moves the level by at
-        # most alpha x level_clip deviations either way): a rare outcome's single event is many "deviations" of
-        # a normal that does not describe a few events, and clipping each one biased the learnt rate far low
-        hub = level_clip * sd * (alpha / a if binomial else 1.0)
-        r_level = _clip(resid, -hub, hub)
+        r_level = _clip(resid, -level_clip * sd, level_clip * sd)  # Huber: bounded influence
         if frozen:
             gain = gain * params[P_OUTLIER_GAIN]
         new_level = forecast + gain * (r_level if warm else resid)
