@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
+import pytest
 
 from tests.alert.pooled import MINUTE, T0
 from tunewatch.alert.incidents import IncidentFolder
@@ -209,3 +210,63 @@ def test_an_entity_that_is_a_small_part_of_a_market_s_surge_waits_for_the_market
     artist = _alert("StreamsSurge", "streams", {"artist_id": "a9"}, T0 + MINUTE, value=9.0, expected=0.1)
     folder = IncidentFolder(watched={"StreamsSurge": ("global", "market", "artist_id", "track_id")})
     assert folder.fold([artist], _streams(range(1), one)) == [artist]
+
+
+HELD_RULES = """
+groups:
+  - name: g
+    rules:
+      - alert: PlaysDrop
+        metric: plays
+        direction: down
+        dimensions: [cdn]
+        min_score: 0.5
+        for: 1m
+        keep_firing_for: 5m
+        labels: {severity: critical}
+      - alert: PlaysDrop
+        metric: plays
+        direction: down
+        dimensions: [global, market]
+        min_score: 0.95
+        for: 1m
+        keep_firing_for: 5m
+        labels: {severity: critical}
+"""
+
+
+@pytest.mark.parametrize("batches", [(range(10),), (range(2), range(2, 10))])
+def test_a_held_notification_is_released_in_time_on_the_slice_that_explains_its_parent(
+    batches: tuple[range, ...],
+) -> None:
+    """The engine hands the folder the rows of the windows its alerts fired in. Three CDNs alert in the second
+    minute and are held for the whole service (whose rule, at min_score 0.95, never fires); no alert follows. The
+    release, due two minutes later, goes out in the batch that covers it (in one batch of ten minutes, or in the
+    next of two) and drills down to the market that explains the whole service's drop. Before, the batch's end was
+    read from the alert's window and a batch without alerts passed no rows, so the notification waited for a
+    later batch with an alert, and found no rows of its window there: it went to the whole service (independent
+    stream seed 1: a market's low-bitrate jump notified on the whole service)."""
+    from tunewatch.alert.engine import AlertEngine
+    from tunewatch.alert.rules import parse_rules
+
+    engine = AlertEngine(parse_rules(HELD_RULES))
+    notes = [n for minutes in batches for n in engine.evaluate(_plays(minutes, ONE_MARKET), pl.DataFrame())]
+    firing = [n for n in notes if n.status == "firing"]
+    assert len(firing) == 1
+    assert firing[0].labels.get("market") == "DE" and "cdn" not in firing[0].labels
+    assert firing[0].extra["notified_at"] == T0 + 3 * MINUTE
+    assert {tuple(e["dims"].values()) for e in firing[0].extra["also_affected"]} >= {("akamai",), ("fastly",)}
+
+
+def test_a_release_in_a_batch_that_starts_after_it_was_due_drills_down_on_the_batch_s_first_window() -> None:
+    """Held for the whole service in the second minute, due in the fourth; the next batch the folder sees starts in
+    the seventh minute: the release reads that batch's first window (no rows of its own exist any more), not
+    nothing, so it still goes to the market that explains the drop."""
+    folder = IncidentFolder(group_wait_ms=2 * MINUTE)
+    cdns = [
+        _alert("PlaysDrop", "plays", {"cdn": c}, T0 + MINUTE, value=60.0, expected=100.0) for c in ("akamai", "fastly")
+    ]
+    assert folder.fold(cdns, _plays(range(1), ONE_MARKET)) == []
+    (note,) = folder.fold([], _plays(range(6, 8), ONE_MARKET))
+    assert note.labels["market"] == "DE" and "cdn" not in note.labels
+    assert note.extra["notified_at"] == T0 + 3 * MINUTE

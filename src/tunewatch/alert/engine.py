@@ -385,7 +385,9 @@ class AlertEngine:
         changes.sort(key=lambda c: (c[0], c[1]))
         self.revenue.observe(metrics)  # after judging: a window's revenue is never explained by itself
         alerts = [a for _, _, a in changes]
-        return alerts if self.folder is None else self.folder.fold(alerts, _windows_of(alerts, found))
+        if self.folder is None:
+            return alerts
+        return self.folder.fold(alerts, _windows_of(alerts, found, self.folder.due(), self.folder.group_wait_ms))
 
     def _step_rule(
         self,
@@ -561,11 +563,27 @@ def _point(found: Detections, rows: pl.DataFrame, row: int) -> dict[str, object]
     return point | found.key(int(point["key_id"]))  # type: ignore[call-overload]
 
 
-def _windows_of(alerts: list[Alert], found: Detections) -> pl.DataFrame:
+def _windows_of(alerts: list[Alert], found: Detections, due: list[tuple[str, int]], wait_ms: int) -> pl.DataFrame:
     """The detection frame's rows that explain ``alerts``: every point of an alert's metric in the window it fired
-    (or, without a firing time, the window it started), the rows :class:`IncidentFolder` weighs alerts on."""
+    (or, without a firing time, the window it started), the rows :class:`IncidentFolder` weighs alerts on; and the
+    rows a held notification's release drills down on: the window ``wait_ms`` (the group wait) after an alert's
+    (a notification held now is due then), and for those already held (``due``: metric, last window before it
+    is due), that window. Each at the batch's latest window before it, or its first when the batch starts after
+    it. Without them, a release found no rows (or only the alert's window, so it was not due within the batch)
+    and went to the coarse parent instead of the slice that explains it."""
+    windows = found.windows()
+
+    def near(window: int) -> int:
+        i = int(np.searchsorted(windows, window, side="right")) - 1
+        return int(windows[max(i, 0)])
+
     wanted: dict[tuple[str, int], None] = {}
     for a in alerts:
         window = int(a.extra.get("fired_at", a.starts_at + WINDOW_MS)) - WINDOW_MS
         wanted[(a.labels.get("metric", ""), window)] = None
+        if wait_ms > 0 and windows.size:
+            wanted[(a.labels.get("metric", ""), near(window + wait_ms))] = None
+    for metric, window in due:
+        if windows.size:
+            wanted[(metric, near(window))] = None
     return pl.concat([found.at(m, w) for m, w in wanted]) if wanted else found.at("", 0)

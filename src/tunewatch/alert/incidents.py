@@ -173,6 +173,14 @@ class IncidentFolder:
         """The incidents' notifications firing now."""
         return [inc.alert for inc in self._open if inc.held_until is None]
 
+    def due(self) -> list[tuple[str, int]]:
+        """Metric and window start of the window each held notification's release drills down on: the last one
+        closed before it is due (the engine passes those rows with the batch's)."""
+        return [
+            (inc.alert.labels.get("metric", ""), int(inc.held_until) - WINDOW_MS)
+            for inc in self._open if inc.held_until is not None
+        ]  # fmt: skip
+
     def fold(self, changes: list[Alert], detections: pl.DataFrame) -> list[Alert]:
         """The notifications for the engine's alert ``changes`` (in time order) of one batch of ``detections``."""
         out: list[Alert] = []
@@ -763,11 +771,15 @@ def _slice_score(rows: pl.DataFrame, dims: Mapping[str, str]) -> float | None:
 
 
 def _rows_at(detections: pl.DataFrame, metric: str, at: int) -> pl.DataFrame:
-    """``metric``'s detections of the last window closed by event time ``at`` (the latest before it in the batch)."""
-    rows = detections.filter((pl.col("metric") == metric) & (pl.col("window_start") < at))
+    """``metric``'s detections of the last window closed by event time ``at`` (the latest before it in the batch;
+    the batch's first, when it starts later: a notification held across batches is released in the next one)."""
+    rows = detections.filter(pl.col("metric") == metric)
     if rows.is_empty():
         return rows
-    return rows.filter(pl.col("window_start") == rows.get_column("window_start").max())
+    before = rows.filter(pl.col("window_start") < at)
+    if before.is_empty():
+        return rows.filter(pl.col("window_start") == rows.get_column("window_start").min())
+    return before.filter(pl.col("window_start") == before.get_column("window_start").max())
 
 
 def _copy(note: Alert, *, extra: dict[str, Any]) -> Alert:
