@@ -30,7 +30,21 @@ _MIN_SIZE: Final = 136
 
 
 class WalIndexProbe:
-    """The wal-index header of one database, mapped read-only (see the module docstring)."""
+    """The wal-index header of one database, mapped read-only (see the module docstring).
+
+    >>> import pathlib, sqlite3, tempfile
+    >>> path = str(pathlib.Path(tempfile.mkdtemp()) / "db")
+    >>> conn = sqlite3.connect(path, isolation_level=None)
+    >>> _ = conn.execute("PRAGMA journal_mode = WAL"); _ = conn.execute("CREATE TABLE t (x)")
+    >>> probe = WalIndexProbe.open(conn, path)
+    >>> before = probe.stamp()
+    >>> _ = conn.execute("SELECT * FROM t").fetchall()
+    >>> probe.stamp() == before
+    True
+    >>> _ = sqlite3.connect(path, isolation_level=None).execute("INSERT INTO t VALUES (1)")
+    >>> probe.stamp() == before
+    False
+    """
 
     __slots__ = ("_map",)
 
