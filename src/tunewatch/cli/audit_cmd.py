@@ -11,19 +11,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tunewatch.alert.model import format_time
 from tunewatch.errors import TunewatchError
 from tunewatch.home import default_db
-from tunewatch.notify.config import parse_duration_ms
-from tunewatch.security.audit import AuditLog, audit_keyring
-from tunewatch.security.keyring import Keyring
+
+if TYPE_CHECKING:  # lazy: `tunewatch --help` stays fast
+    from tunewatch.security.audit import AuditLog
+    from tunewatch.security.keyring import Keyring
 
 app = typer.Typer(name="audit", help="List and verify the tamper-evident audit trail.", no_args_is_help=True)
 
@@ -42,6 +42,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _open(db: Path | None, keyring: Keyring | None = None) -> AuditLog:
+    from tunewatch.security.audit import AuditLog
+
     db = db if db is not None else default_db()
     if not db.is_file():
         raise _fail(f"no audit trail at {db}: no such database (use --db or TUNEWATCH_DB)")
@@ -53,6 +55,8 @@ def _open(db: Path | None, keyring: Keyring | None = None) -> AuditLog:
 
 def _since_ms(text: str, now_ms: int) -> int:
     """RFC 3339 time, or a duration back from now (``1h``, ``30m``, ``7d``)."""
+    from tunewatch.notify.config import parse_duration_ms
+
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -85,6 +89,8 @@ def list_entries(
     db: DbOption = None,
 ) -> None:
     """List audit entries, oldest first."""
+    from tunewatch.alert.model import format_time
+
     since_ms = None if since is None else _since_ms(since, int(datetime.now(UTC).timestamp() * 1000))
     with _open(db) as log:
         entries = log.entries(since_ms=since_ms, actor=actor, action=action, limit=limit or None)
@@ -113,6 +119,9 @@ def list_entries(
 @app.command("verify")
 def verify(db: DbOption = None) -> None:
     """Check the hash chain; exit 1 naming the first edited, deleted, reordered or inserted entry."""
+    from tunewatch.security.audit import audit_keyring
+    from tunewatch.security.keyring import Keyring
+
     db = db if db is not None else default_db()
     try:
         keyring = audit_keyring(db, create=False) if db.is_file() else Keyring.from_env()

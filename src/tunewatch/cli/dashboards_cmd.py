@@ -14,7 +14,6 @@ from rich.table import Table
 
 from tunewatch.cli.feedback import user_errors
 from tunewatch.cli.paths import output_dir
-from tunewatch.monitor.dashboards import DEFAULT_PROMETHEUS, dashboards, export
 
 app = typer.Typer(name="dashboards", help="Grafana dashboards for tunewatch's own metrics.", no_args_is_help=True)
 
@@ -32,13 +31,20 @@ def export_cmd(
         ),
     ] = None,
     prometheus_url: Annotated[
-        str, typer.Option("--prometheus-url", help="URL of the Prometheus data source Grafana provisions.")
-    ] = DEFAULT_PROMETHEUS,
+        str | None,
+        typer.Option(
+            "--prometheus-url",
+            help="URL of the Prometheus data source Grafana provisions (default: http://localhost:9090).",
+        ),
+    ] = None,
 ) -> None:
     """Write dashboards/*.json and provisioning/{dashboards,datasources}/tunewatch.yml under DIRECTORY."""
+    from tunewatch.monitor.dashboards import DEFAULT_PROMETHEUS, export  # lazy: `tunewatch --help` stays fast
+
     with user_errors():
         output_dir(directory, "dashboards folder")
-        written = export(directory, dashboards_path=dashboards_path, prometheus_url=prometheus_url)
+        url = prometheus_url if prometheus_url is not None else DEFAULT_PROMETHEUS
+        written = export(directory, dashboards_path=dashboards_path, prometheus_url=url)
     for path in written:
         out.print(str(path), highlight=False, markup=False)
     out.print(f"{len(written)} files written; point Grafana's provisioning directory at {directory / 'provisioning'}",
@@ -48,6 +54,8 @@ def export_cmd(
 @app.command("list")
 def list_cmd() -> None:
     """List the dashboards with their uid and panel count."""
+    from tunewatch.monitor.dashboards import dashboards
+
     table = Table(title="tunewatch dashboards")
     for col in ("file", "title", "panels"):
         table.add_column(col)

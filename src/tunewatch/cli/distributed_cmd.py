@@ -16,7 +16,6 @@ from typing import IO, Annotated
 import typer
 from rich.console import Console
 
-from tunewatch.cache.redis_errors import REDIS_ERRORS
 from tunewatch.cli.feedback import print_error
 from tunewatch.cli.paths import output_path, text_input
 from tunewatch.errors import TunewatchError
@@ -44,7 +43,11 @@ def _errors() -> Iterator[None]:
     except (TunewatchError, ValueError) as exc:
         print_error(str(exc))
         raise typer.Exit(2) from exc
-    except REDIS_ERRORS as exc:
+    except Exception as exc:
+        from tunewatch.cache.redis_errors import REDIS_ERRORS  # imported when needed: `--help` stays fast
+
+        if not isinstance(exc, REDIS_ERRORS):
+            raise
         print_error(f"redis: {type(exc).__name__}: {exc}")
         raise typer.Exit(3) from exc
 
@@ -103,8 +106,11 @@ def worker(
     ] = None,
     db: Annotated[
         Path | None,
-        typer.Option("--db", envvar="TUNEWATCH_DB", help="SQLite file of the worker's alert log, silences and "
-                     "notification log (default: memory)."),
+        typer.Option(
+            "--db",
+            envvar="TUNEWATCH_DB",
+            help="SQLite file of the worker's alert log, silences and notification log (default: memory).",
+        ),
     ] = None,
     claim_idle: Annotated[
         int, typer.Option("--claim-idle", min=1, help="Claim entries pending longer than this (ms) from others.")

@@ -14,7 +14,6 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from tunewatch.alert.model import format_time
 from tunewatch.cli.feedback import OUTPUT, console, fail, out, output_format, print_json, user_errors
 from tunewatch.cli.tables import Column, fitted_table
 from tunewatch.home import default_db, ensure_folder_of
@@ -66,6 +65,8 @@ def create(
 @app.command("list")
 def list_keys(db: DbOption = None, output: OUTPUT = "table") -> None:
     """List keys (ids, names, scopes, state; never the secrets)."""
+    from tunewatch.alert.model import format_time  # lazy: `tunewatch --help` stays fast
+
     fmt = output_format(output)
     with user_errors():
         keys = _store(_database(db, create=False)).list()

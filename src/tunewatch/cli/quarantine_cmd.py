@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,11 +23,11 @@ from rich.table import Table
 from rich.text import Text
 
 from tunewatch.cli.paths import is_stdio, open_output, output_path
-from tunewatch.quarantine.export import ExportFormat, format_epoch
-from tunewatch.quarantine.masking import display_raw, safe_text
-from tunewatch.quarantine.replay import ReplayReport
-from tunewatch.quarantine.store import QuarantinedEvent, QuarantineStore, State
-from tunewatch.security.audit import record_admin_action
+
+if TYPE_CHECKING:
+    from tunewatch.quarantine.export import ExportFormat
+    from tunewatch.quarantine.replay import ReplayReport
+    from tunewatch.quarantine.store import QuarantinedEvent, QuarantineStore, State
 
 app = typer.Typer(
     name="quarantine",
@@ -70,6 +70,9 @@ def list_(
     db: DbOption = None,
 ) -> None:
     """List quarantined events, oldest first (personal fields masked unless --reveal)."""
+    from tunewatch.quarantine.export import format_epoch  # lazy: `tunewatch --help` stays fast
+    from tunewatch.quarantine.masking import display_raw, safe_text
+
     with _errors(), _open(db) as store:
         when = _since(since)
         st = _state(state)
@@ -103,6 +106,8 @@ def show(
     db: DbOption = None,
 ) -> None:
     """Show one quarantined event: metadata, every reason with its meaning, and the raw line."""
+    from tunewatch.quarantine.export import format_epoch  # lazy: `tunewatch --help` stays fast
+    from tunewatch.quarantine.masking import display_raw, safe_text
     from tunewatch.validate.reasons import describe
 
     with _errors(), _open(db) as store:
@@ -214,6 +219,8 @@ def stats(
     db: DbOption = None,
 ) -> None:
     """Counts by reason (with their meaning) and by source."""
+    from tunewatch.quarantine.export import format_epoch  # lazy: `tunewatch --help` stays fast
+    from tunewatch.quarantine.masking import safe_text
     from tunewatch.validate.reasons import describe
 
     with _errors(), _open(db) as store:
@@ -296,6 +303,8 @@ def _preview(text: str, width: int = 40) -> str:
 
 
 def _where(entry: QuarantinedEvent) -> str:
+    from tunewatch.quarantine.masking import safe_text
+
     return safe_text(entry.source) + (f":{entry.line_no}" if entry.line_no is not None else "")
 
 
@@ -328,6 +337,8 @@ def _print_replay(report: ReplayReport, out: Path | None) -> None:
 @contextlib.contextmanager
 def _open(db: Path | None) -> Iterator[QuarantineStore]:
     from tunewatch.home import default_db
+    from tunewatch.quarantine.store import QuarantineStore
+    from tunewatch.security.audit import record_admin_action
 
     path = db or default_db()
 

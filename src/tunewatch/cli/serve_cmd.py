@@ -6,18 +6,19 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from tunewatch.alert.model import Alert
 from tunewatch.cli.feedback import fail, user_errors
 from tunewatch.cli.paths import text_input
-from tunewatch.simulate.live_clock import ANNOTATION as CLOCK_ANNOTATION
-from tunewatch.simulate.live_clock import SimulatedClock, clock_note, feed, sim_label
+
+if TYPE_CHECKING:
+    from tunewatch.alert.model import Alert
+    from tunewatch.simulate.live_clock import SimulatedClock
 
 console = Console()
 
@@ -80,6 +81,8 @@ UVICORN_PRODUCTION = {
 def _alert_sink(clock: SimulatedClock | None = None) -> Callable[[Alert], None]:
     """Print every alert change; under ``run``'s simulated ``clock``, label it with its simulated time and say so in
     the alert's annotations (the notifier, the alert log and the API get the alert after this listener)."""
+    from tunewatch.simulate.live_clock import ANNOTATION as CLOCK_ANNOTATION  # lazy: `tunewatch --help` stays fast
+    from tunewatch.simulate.live_clock import clock_note, sim_label
 
     def on_alert(alert: Alert) -> None:
         if clock is not None:
@@ -164,6 +167,7 @@ def run(
     from tunewatch.server.runtime import build_runtime
     from tunewatch.server.settings import process_settings
     from tunewatch.simulate import SimulationConfig, Simulator
+    from tunewatch.simulate.live_clock import SimulatedClock, feed, sim_label
 
     if speed <= 0:
         fail("--speed must be positive")

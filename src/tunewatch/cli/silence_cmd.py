@@ -19,20 +19,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tunewatch.alert.model import format_time
 from tunewatch.cli.feedback import OUTPUT, fail, note, out, output_format, print_json, user_errors
 from tunewatch.cli.tables import Column, fitted_table
 from tunewatch.home import default_db, ensure_folder_of
-from tunewatch.notify.config import parse_duration_ms
-from tunewatch.notify.matchers import parse_matchers
-from tunewatch.notify.silence import Silence, SilenceState, SilenceStore
-from tunewatch.notify.silence_api import RemoteSilence, SilenceApiClient
-from tunewatch.security.audit import record_admin_action
-from tunewatch.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from tunewatch.notify.silence import Silence, SilenceState, SilenceStore
 
 app = typer.Typer(name="silences", help="Create, list and expire silences (mute alerts by label matchers).",
                   no_args_is_help=True)  # fmt: skip
@@ -82,6 +78,10 @@ def _database(db: Path | None, *, create: bool) -> Iterator[tuple[SilenceStore, 
     store audits its changes in the database's trail (actor: the operating-system user) and bounds silences by
     ``max_silence`` (``TUNEWATCH_MAX_SILENCE``), as the service does.
     """
+    from tunewatch.notify.silence import SilenceStore  # lazy: `tunewatch --help` stays fast
+    from tunewatch.security.audit import record_admin_action
+    from tunewatch.server.settings import ServerSettings
+
     path = db if db is not None else default_db()
     location: Path | str = path
     if not path.exists():
@@ -91,6 +91,7 @@ def _database(db: Path | None, *, create: bool) -> Iterator[tuple[SilenceStore, 
             fail(f"{path}: no such database (see --db and --url)")
         elif not create:
             location = ":memory:"  # nothing silenced yet: an empty store, and no file created by reading
+
     def audit(actor: str, action: str, target: str, **details: Any) -> None:
         record_admin_action(path, action, target, **details)
 
@@ -103,6 +104,8 @@ def _database(db: Path | None, *, create: bool) -> Iterator[tuple[SilenceStore, 
 
 
 def _row(silence: Silence, state: SilenceState) -> dict[str, Any]:
+    from tunewatch.alert.model import format_time
+
     return {"id": silence.id, "matchers": [str(m) for m in silence.matchers], "state": state,
             "startsAt": format_time(silence.starts_at), "endsAt": format_time(silence.ends_at),
             "createdBy": silence.created_by, "comment": silence.comment}  # fmt: skip
@@ -121,6 +124,11 @@ def add(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Add a silence; prints its id."""
+    from tunewatch.alert.model import format_time  # lazy: `tunewatch --help` stays fast
+    from tunewatch.notify.config import parse_duration_ms
+    from tunewatch.notify.matchers import parse_matchers
+    from tunewatch.notify.silence_api import SilenceApiClient
+
     if not comment.strip():
         raise typer.BadParameter("say why with --comment", param_hint="--comment")
     if duration is not None and ends is not None:
@@ -166,6 +174,8 @@ def list_(
     api_key: ApiKeyOption = None,
 ) -> None:
     """List silences, newest first."""
+    from tunewatch.notify.silence_api import RemoteSilence, SilenceApiClient  # lazy: `tunewatch --help` stays fast
+
     if state not in ("current", "active", "pending", "expired", "all"):
         raise typer.BadParameter("use active, pending, expired or all", param_hint="--state")
     fmt = output_format(output)
@@ -204,6 +214,8 @@ def expire(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Expire silences now."""
+    from tunewatch.notify.silence_api import SilenceApiClient  # lazy: `tunewatch --help` stays fast
+
     with user_errors():
         if url:
             with SilenceApiClient(url, api_key=api_key) as client:

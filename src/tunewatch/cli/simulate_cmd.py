@@ -14,7 +14,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tunewatch.cli.feedback import console, fail, out, user_errors
 from tunewatch.cli.paths import output_path
-from tunewatch.cli.render import compact_table, short_time
 
 
 def default_labels_path(events: Path) -> Path:
@@ -97,6 +96,8 @@ def simulate(
         seconds = time.perf_counter() - t0
         labels_path.write_text(json.dumps(simulator.labels(), indent=2) + "\n", encoding="utf-8")
     out.print(f"{out_file}: {n:,} events in {seconds:.1f} s ({n / seconds:,.0f} events/s)", highlight=False)
+    from tunewatch.cli.render import compact_table, short_time  # lazy: `tunewatch --help` stays fast
+
     table = compact_table("labelled incidents")
     for col in ("incident", "dimensions", "start (UTC)", "minutes"):
         table.add_column(col, overflow="fold", justify="right" if col == "minutes" else "left")

@@ -11,8 +11,10 @@ A key that passed is remembered (a small LRU of :data:`VERIFIED_CACHE_SIZE` verd
 digest of the presented key: the key itself is never kept), so the next requests with it skip the row lookup and
 the HMAC. Failures are never remembered. A revocation (``tunewatch keys revoke``, ``DELETE /api/v1/keys/{id}``)
 still takes effect at the next request, in every process: a revocation through this store empties the LRU, and
-every check first asks SQLite whether another connection changed the database since (``PRAGMA data_version``,
-a few microseconds), emptying the LRU when one did.
+every check first asks whether another connection changed the database since, emptying the LRU when one did: a
+look at the database's wal-index header (:mod:`~tunewatch.security.change_probe`, a memory comparison that keeps
+the GIL) tells that no transaction was committed since the last check; only when one was is SQLite asked
+(``PRAGMA data_version``, which releases the GIL: on a busy event loop, a wait for it to come back).
 
 Keys made before this scheme have scrypt hashes (``scheme = 'scrypt'``): they still work, are checked by
 :meth:`ApiKeyStore.verify_legacy` (slow, one at a time in the process) and re-hashed with the HMAC at their first
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from tunewatch.errors import TunewatchError
+from tunewatch.security.change_probe import WalIndexProbe
 from tunewatch.security.server_secret import ServerSecret, database_file
 from tunewatch.store.sqlite import migrate
 
@@ -154,13 +157,17 @@ class ApiKeyStore:
         self._conn = conn
         self._lock = threading.Lock()
         migrate(conn, "security.api_keys", MIGRATIONS)
-        self._secret = secret or ServerSecret.for_database(database_file(conn))
+        database = database_file(conn)
+        self._secret = secret or ServerSecret.for_database(database)
         self._mac_key = self._secret.derive(_PURPOSE)
         self._dummy = secrets.token_bytes(_DKLEN)  # compared against for unknown ids: the same work
         # verified keys by keyed digest (a digest, never the key); emptied by any change to the database
         self._verified: OrderedDict[bytes, ApiKey] = OrderedDict()
         self._digest_key = secrets.token_bytes(32)
         self._generation = 0  # bumped by revocations through this store (its own writes leave data_version alone)
+        #: the wal-index header, looked at before asking SQLite (None: ask SQLite at every check)
+        self._probe = WalIndexProbe.open(conn, database)
+        self._stamp = self._probe.stamp() if self._probe is not None else b""
         self._data_version = self._read_data_version()
 
     def _read_data_version(self) -> int:
@@ -169,15 +176,27 @@ class ApiKeyStore:
 
     def _remembered(self, digest: bytes) -> ApiKey | None:
         """The verdict remembered for ``digest``, if the database has not changed since (caller holds the lock)."""
-        version = self._read_data_version()
-        if version != self._data_version:
+        if self._probe is None:
+            changed = self._changed()
+        else:
+            stamp = self._probe.stamp()  # taken before asking SQLite: a commit in between changes the next one
+            changed = stamp != self._stamp and self._changed()
+            self._stamp = stamp
+        if changed:
             self._verified.clear()
-            self._data_version = version
             return None
         found = self._verified.get(digest)
         if found is not None:
             self._verified.move_to_end(digest)
         return found
+
+    def _changed(self) -> bool:
+        """Whether another connection changed the database since the last call (caller holds the lock)."""
+        version = self._read_data_version()
+        if version == self._data_version:
+            return False
+        self._data_version = version
+        return True
 
     def _remember(self, digest: bytes, key: ApiKey, generation: int) -> None:
         """Remember a verified key, unless a revocation ran since it was looked up (caller holds the lock)."""

@@ -95,13 +95,10 @@ class IngestWal:
         fsync can run while the step does)."""
         with self._lock:
             seq = self.last_seq + 1
-            record = _HEAD.pack(len(payload), seq, kind, zlib.crc32(payload)) + payload
-            view = memoryview(record)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            head = _HEAD.pack(len(payload), seq, kind, zlib.crc32(payload))
+            _write_all(self._fd, head, payload)  # header and payload in one call, without joining them
             self.last_seq = seq
-            self.bytes_since_rotation += len(record)
+            self.bytes_since_rotation += len(head) + len(payload)
         if commit:
             self.commit(seq)
         return seq
@@ -178,6 +175,16 @@ class IngestWal:
             log.warning("ingest WAL %s: torn record at byte %d (a crash mid-write): the log ends there", path, pos)
             if truncate_torn:
                 os.truncate(path, pos)
+
+
+def _write_all(fd: int, head: bytes, payload: bytes) -> None:
+    """Write ``head`` then ``payload`` to ``fd`` (``writev``: no copy of a large payload), retrying short writes."""
+    written = os.writev(fd, [head, payload])
+    total = len(head) + len(payload)
+    if written < total:
+        rest = memoryview(head + payload)[written:]  # a short write (rare): finish it from where it stopped
+        while rest:
+            rest = rest[os.write(fd, rest) :]
 
 
 def _fsync_dir(folder: Path) -> None:
