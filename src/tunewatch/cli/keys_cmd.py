@@ -87,7 +87,7 @@ def revoke(
     key_id: Annotated[str, typer.Argument(help="Key id (the part after tw_, as shown by `keys list`).")],
     db: DbOption = None,
 ) -> None:
-    """Revoke a key: it stops working at once in new processes, within a minute in running ones."""
+    """Revoke a key: it stops working at once, in this and every running process (their next request is refused)."""
     with user_errors():
         path = _database(db, create=False)
         info = _store(path).revoke(key_id, now_ms=int(time.time() * 1000))
