@@ -11,6 +11,10 @@ Simulates (once) an NDJSON stream at ``--rate`` events/min for ``--minutes`` (is
   * ``replay`` (read, validate, aggregate, detect, alert, write alerts) in a fresh process, from its start
     (imports included) to its end, with its peak memory (``VmHWM``) and the latency of each pipeline step (one
     chunk of the file read and run through every stage: p50/p95/p99).
+  * the fixed start-up cost, on the file's first 1,000 lines, each in a fresh process: ``tunewatch replay``
+    (``python -m tunewatch.cli.main replay``, the command line's imports included) and ``replay_files`` as above
+    (imports, Numba's start, rule loading, the first batch's compiled kernels; what every replay pays whatever
+    its size).
 Prints events/s for both and the ratio (target: replay <= 3x the parse, at both volumes), and beside each wall
 time the CPU time (user + system) of its process: on a machine shared with other work the wall times move with
 the load, the CPU times much less (the parse runs on every core, so its CPU time exceeds its wall time).
@@ -19,7 +23,9 @@ the load, the CPU times much less (the parse runs on every core, so its CPU time
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -113,8 +119,36 @@ def main() -> None:
         f"{steps.size} of p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms   peak memory (replay process): "
         f"{out['peak_mb']:,.0f} MB"
     )
+    _startup(path, tmp)
     if not args.keep and args.file is None:
         path.unlink()
+
+
+#: lines of the input replayed to measure the fixed start-up cost
+_STARTUP_LINES = 1000
+
+
+def _startup(path: Path, tmp: Path) -> None:
+    """Print the fixed cost of a replay: ``tunewatch replay`` and ``replay_files`` on the first lines of ``path``."""
+    head = tmp / "head.ndjson"
+    with path.open("rb") as src, head.open("wb") as dst:
+        dst.writelines(itertools.islice(src, _STARTUP_LINES))
+    commands = {
+        "tunewatch replay": [sys.executable, "-m", "tunewatch.cli.main", "replay", str(head), "--quiet",
+                             "--alerts-out", os.devnull],
+        "replay_files": [sys.executable, "-c", _CHILD, str(head), os.devnull, "1"],
+    }  # fmt: skip
+    timings = []
+    for name, command in commands.items():
+        t, cpu = time.perf_counter(), _cpu(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(command, capture_output=True, text=True)
+        wall, used = time.perf_counter() - t, _cpu(resource.RUSAGE_CHILDREN) - cpu
+        if done.returncode != 0:
+            print(done.stdout + done.stderr)
+            raise SystemExit(done.returncode)
+        timings.append(f"{name} {wall:.2f} s (CPU {used:.2f} s)")
+    head.unlink()
+    print(f"start-up (first {_STARTUP_LINES:,} lines, fresh process): " + ";  ".join(timings))
 
 
 def _cpu(who: int) -> float:
