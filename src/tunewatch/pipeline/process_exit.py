@@ -9,9 +9,10 @@ packages. :func:`collect_then_freeze_at_exit` makes the process, when it exits, 
 the process. Nothing the program writes depends on it: files are closed by the code that opened them, standard
 streams are flushed by the interpreter whatever the collector does.
 
->>> collect_then_freeze_at_exit()
->>> collect_then_freeze_at_exit()  # registered once, however often it is asked for
->>> _registered
+>>> import tunewatch.pipeline.process_exit as process_exit
+>>> process_exit.collect_then_freeze_at_exit()
+>>> process_exit.collect_then_freeze_at_exit()  # registered once, however often it is asked for
+>>> process_exit._registered
 True
 """
 
