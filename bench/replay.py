@@ -42,7 +42,10 @@ from tunewatch.schema import RAW_SCHEMA
 _CHILD = """
 import json, sys, time
 from pathlib import Path
+from tunewatch.pipeline.process_exit import collect_then_freeze_at_exit
 from tunewatch.pipeline.replay import replay_files
+
+collect_then_freeze_at_exit()  # as the replay command does
 
 steps = []
 last = time.perf_counter()

@@ -113,8 +113,10 @@ def replay(
     """Replay event files in event time as fast as possible; write alerts (firing and resolved)."""
     from tunewatch.cli.preflight import check_event_files
     from tunewatch.cli.render import print_replay_summary, replay_summary_json
+    from tunewatch.pipeline.process_exit import collect_then_freeze_at_exit
     from tunewatch.pipeline.replay_job import ReplayJob
 
+    collect_then_freeze_at_exit()  # this process ends with the replay: its exit need not scan the start-up objects
     fmt = output_format(output)
     with user_errors():
         _one_stdout(fmt, alerts_out=alerts_out, quarantine_out=quarantine_out)

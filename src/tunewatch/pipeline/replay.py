@@ -18,7 +18,6 @@ from tunewatch.detect.stage import EntityPrior
 from tunewatch.ingest.read_ahead import read_ahead
 from tunewatch.ingest.readers import DEFAULT_CHUNK_BYTES, read_events
 from tunewatch.pipeline.core import Pipeline, PipelineCounters
-from tunewatch.pipeline.process_exit import collect_then_freeze_at_exit
 from tunewatch.process.processor import ProcessingResult
 from tunewatch.validate.validator import ValidationResult
 
@@ -61,10 +60,10 @@ def replay_files(
     Likewise processing (aggregating the windows a batch closes) and detection run in a thread each, a batch
     ahead of the next stage, while the caller's thread finds the alerts (each stage's state is touched by its
     thread only until the end of the files; the detection stage starts new entity series from the heavy hitters
-    as they were after its batch, not as the processing thread has moved them on since). A process that replayed
-    exits sooner: :func:`~tunewatch.pipeline.process_exit.collect_then_freeze_at_exit`.
+    as they were after its batch, not as the processing thread has moved them on since). A program that ends with
+    its replay exits sooner if it calls :func:`~tunewatch.pipeline.process_exit.collect_then_freeze_at_exit` (the
+    ``replay`` command does; a library call leaves the process's collector alone).
     """
-    collect_then_freeze_at_exit()
     encoder = msgspec.json.Encoder()
     collected: list[Alert] = []
 
