@@ -29,6 +29,22 @@ def test_a_small_slice_fires_on_its_pooled_minutes_although_single_minutes_flick
     assert [a.status for a in changes] == ["firing"]
 
 
+def test_an_alert_fired_on_pooled_minutes_shows_them_not_its_newest_minute() -> None:
+    """The newest minute (3 plays against 5) would read as no drop at all; the alert shows the pooled mean it
+    fired on (1.4 a minute against 5 over the last 5 minutes, at the minute it fired), and says so."""
+    rows = [(3.0, 5.0, 1.4, 5.0, -18.0), (0.0, 5.0, 1.2, 5.0, -19.0), (3.0, 5.0, 1.0, 5.0, -20.0)]
+    frame = _frame(rows).with_columns(pl.lit(5.0).alias("evidence_points"))
+    (alert,) = AlertEngine(parse_rules(RULES)).evaluate(frame, METRICS)
+    assert (alert.extra["value"], alert.extra["expected"], alert.extra["evidence_minutes"]) == (1.4, 5.0, 5)
+    assert "5 minutes" in alert.annotations["evidence"]
+    assert alert.annotations["actual"] != "3"  # not the newest minute's value
+    # a drop the newest minute shows by itself keeps showing that minute
+    steep = [(0.0, 5.0, 1.4, 5.0, -18.0), (0.0, 5.0, 1.2, 5.0, -19.0), (0.0, 5.0, 1.0, 5.0, -20.0)]
+    frame = _frame(steep).with_columns(pl.lit(5.0).alias("evidence_points"))
+    (alert,) = AlertEngine(parse_rules(RULES)).evaluate(frame, METRICS)
+    assert (alert.extra["value"], "evidence" in alert.annotations) == (0.0, False)
+
+
 def test_min_excess_holds_back_a_drop_of_too_few_events() -> None:
     rows = [(0.0, 1.0, 0.2, 1.0, -4.0), (0.0, 1.0, 0.0, 1.0, -5.0), (0.0, 1.0, 0.0, 1.0, -6.0)]
     assert AlertEngine(parse_rules(RULES)).evaluate(_frame(rows), METRICS) == []

@@ -8,6 +8,7 @@ indexed by series id, so the cost per window does not depend on the number of se
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -484,6 +485,13 @@ class AlertEngine:
         band = f"band {format_value(rule.metric, shown_lower)} to {format_value(rule.metric, shown_upper)}"
         kind_notes: dict[str, str] = {}
         kind_extra: dict[str, object] = {}
+        pooled = _pooled_evidence(rule, row, value, expected)
+        if pooled is not None:  # the rule fired on the last minutes together: show what it fired on
+            value, expected, minutes = pooled
+            kind_notes["evidence"] = (
+                f"per-minute mean of the last {minutes} minutes (the newest minute alone is within bounds)"
+            )
+            kind_extra = {"evidence_minutes": minutes}
         if rule.kind == "rate_of_change":
             base = row.get("__base")
             expected = float(base) if base is not None else float("nan")  # type: ignore[arg-type]
@@ -555,6 +563,42 @@ class AlertEngine:
             **kind_extra,
         }
         return Alert(labels=labels, annotations=annotations, status="firing", starts_at=onset, extra=extra)
+
+
+def _pooled_evidence(
+    rule: Rule, row: Mapping[str, object], value: float, expected: float
+) -> tuple[float, float, int] | None:
+    """The pooled minutes' per-minute value and expected value, and how many minutes they span, where an anomaly
+    rule's ``row`` fired on them and its newest point alone does not pass the rule's size guards (a surge alert
+    would otherwise read "3.0/min vs 3.2 expected"); None where the point shows what fired.
+
+    >>> from tunewatch.alert.rules import parse_rules
+    >>> rule = parse_rules("groups: [{name: g, rules: [{alert: S, metric: streams, direction: up, "
+    ...                    "min_ratio: 2}]}]").rules[0]
+    >>> row = {"evidence_value": 9.0, "evidence_expected": 3.0, "evidence_points": 5.0}
+    >>> _pooled_evidence(rule, row, 3.0, 3.2)
+    (9.0, 3.0, 5)
+    >>> _pooled_evidence(rule, row, 9.0, 3.2) is None  # the newest minute shows the surge itself
+    True
+    """
+    ev, ee, points = row.get("evidence_value"), row.get("evidence_expected"), row.get("evidence_points")
+    if rule.kind != "anomaly" or ev is None or ee is None or points is None:
+        return None
+    ev_f, ee_f, n = float(ev), float(ee), int(float(points))  # type: ignore[arg-type]
+    if n <= 1 or not (math.isfinite(ev_f) and math.isfinite(ee_f) and math.isfinite(value) and math.isfinite(expected)):
+        return None
+    direction = rule.effective_direction
+    if direction == "both":
+        direction = "up" if ev_f >= ee_f else "down"
+
+    def sized(obs: float, exp: float) -> bool:
+        if direction == "up":
+            return obs > exp and obs - exp >= rule.min_delta and obs >= exp * rule.min_ratio
+        return obs < exp and exp - obs >= rule.min_delta and obs * rule.min_ratio <= exp
+
+    if sized(value, expected) or not sized(ev_f, ee_f):
+        return None
+    return ev_f, ee_f, n
 
 
 def _point(found: Detections, rows: pl.DataFrame, row: int) -> dict[str, object]:
