@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import numpy as np
 import polars as pl
@@ -146,15 +146,25 @@ def condition(rule: Rule) -> pl.Expr:
     excess = pl.coalesce(pl.col("evidence_excess"), v - e)
 
     def sized(obs: pl.Expr, exp: pl.Expr, ex: pl.Expr, side: str) -> pl.Expr:
-        if side == "up":
-            return (obs > exp) & (obs - exp >= rule.min_delta) & (obs >= exp * rule.min_ratio) & (ex >= rule.min_excess)
-        return (obs < exp) & (exp - obs >= rule.min_delta) & (obs * rule.min_ratio <= exp) & (-ex >= rule.min_excess)
+        return _moved_enough(rule, obs, exp, side) & ((ex if side == "up" else -ex) >= rule.min_excess)
 
     # the size guards pass on the point or on the pooled minutes (a shift whose pool still holds normal
     # minutes is big on its newest point first)
     up, down = (sized(v, e, excess, s) | sized(ev, ee, excess, s) for s in ("up", "down"))
     moved = up if direction == "up" else down if direction == "down" else up | down
     return (moved & evidence_guard & (pl.col("score") >= rule.min_score)).fill_null(False)
+
+
+@overload
+def _moved_enough(rule: Rule, obs: float, exp: float, side: str) -> bool: ...
+@overload
+def _moved_enough(rule: Rule, obs: pl.Expr, exp: pl.Expr, side: str) -> pl.Expr: ...
+def _moved_enough(rule: Rule, obs: Any, exp: Any, side: str) -> Any:
+    """An observed value against its expected one passes the rule's ``min_delta`` and ``min_ratio`` on ``side``
+    (``up``/``down``): over columns of a detection frame (expressions) or for one alert's values (numbers)."""
+    if side == "up":
+        return (obs > exp) & (obs - exp >= rule.min_delta) & (obs >= exp * rule.min_ratio)
+    return (obs < exp) & (exp - obs >= rule.min_delta) & (obs * rule.min_ratio <= exp)
 
 
 def watched_dimensions(rules: RuleSet) -> dict[str, tuple[str, ...]]:
@@ -587,16 +597,10 @@ def _pooled_evidence(
     ev_f, ee_f, n = float(ev), float(ee), int(float(points))  # type: ignore[arg-type]
     if n <= 1 or not (math.isfinite(ev_f) and math.isfinite(ee_f) and math.isfinite(value) and math.isfinite(expected)):
         return None
-    direction = rule.effective_direction
-    if direction == "both":
-        direction = "up" if ev_f >= ee_f else "down"
-
-    def sized(obs: float, exp: float) -> bool:
-        if direction == "up":
-            return obs > exp and obs - exp >= rule.min_delta and obs >= exp * rule.min_ratio
-        return obs < exp and exp - obs >= rule.min_delta and obs * rule.min_ratio <= exp
-
-    if sized(value, expected) or not sized(ev_f, ee_f):
+    side = rule.effective_direction
+    if side == "both":
+        side = "up" if ev_f >= ee_f else "down"
+    if _moved_enough(rule, value, expected, side) or not _moved_enough(rule, ev_f, ee_f, side):
         return None
     return ev_f, ee_f, n
 
@@ -627,7 +631,6 @@ def _windows_of(alerts: list[Alert], found: Detections, due: list[tuple[str, int
         wanted[(a.labels.get("metric", ""), window)] = None
         if wait_ms > 0 and windows.size:
             wanted[(a.labels.get("metric", ""), near(window + wait_ms))] = None
-    for metric, window in due:
-        if windows.size:
-            wanted[(metric, near(window))] = None
+    if windows.size:
+        wanted.update(((metric, near(window)), None) for metric, window in due)
     return pl.concat([found.at(m, w) for m, w in wanted]) if wanted else found.at("", 0)
