@@ -70,7 +70,15 @@ class IngestBatcher:
             if in_flight > 1:
                 await self._gather(in_flight)
             if not self._queue:
-                return
+                if not self.service.advance_deferred:
+                    return
+                # no request waits: the steps whose advance was deferred advance now (see LiveService._hand_on)
+                try:
+                    await loop.run_in_executor(self._executor, self.service.advance_pending)
+                except Exception:  # their requests were answered; the service logged the failure
+                    pass
+                in_flight = 0
+                continue
             take, events = 0, 0
             while take < len(self._queue) and (take == 0 or events + self._queue[take][0].count <= self.max_events):
                 events += self._queue[take][0].count
