@@ -21,6 +21,7 @@ is done, or at once with ``overlap_steps`` (see :meth:`LiveService.ingest_payloa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -73,10 +74,8 @@ class IngestBatcher:
                 if not self.service.advance_deferred:
                     return
                 # no request waits: the steps whose advance was deferred advance now (see LiveService._hand_on)
-                try:
+                with contextlib.suppress(Exception):  # their requests were answered; the service logged a failure
                     await loop.run_in_executor(self._executor, self.service.advance_pending)
-                except Exception:  # their requests were answered; the service logged the failure
-                    pass
                 in_flight = 0
                 continue
             take, events = 0, 0
