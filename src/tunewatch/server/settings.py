@@ -110,7 +110,7 @@ class ServerSettings(BaseSettings):
         "worse p99 at 8 connections (35-84 against 9-16 ms at load 4-6).",
     )
     advance_every_s: float = Field(
-        default=0.05,
+        default=0.25,
         ge=0,
         description="While ingest requests keep coming, counted steps advance the stream (processing, detection, "
         "alerts) together, at most this long after the first of them was answered: an advance costs milliseconds "
