@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,11 @@ class GatedService(LiveService):
     gate: threading.Event
     advancing: threading.Event
 
-    def _advance(self, v: ValidationResult, t0: float) -> None:
+    def _advance(self, v: ValidationResult, started: Sequence[float]) -> None:
         self.advancing.set()
         if not self.gate.wait(60):
             raise TimeoutError("the test never opened the gate")
-        super()._advance(v, t0)
+        super()._advance(v, started)
 
 
 def _gated(db: str | Path, **settings: Any) -> GatedService:
@@ -113,3 +114,95 @@ def test_a_snapshot_waits_for_the_step_the_stream_has_not_advanced_with(tmp_path
     again = json.dumps([play(1000 + i, BASE_MS + 8 * 60_000 + i) for i in range(10)]).encode()
     report = restarted.ingest_payloads([decode_body(again, "application/json")])[0]
     assert (report.received, report.duplicates) == (10, 10)
+
+
+class HeldService(LiveService):
+    """A live service whose first step is held in its validation until the test opens the gate; it records each
+    advance of the stream (how many counted steps it took, how many events they had received)."""
+
+    gate: threading.Event
+    holding: threading.Event
+    advances: list[tuple[int, int]]
+
+    def _account_payloads(self, *args: Any, **kwargs: Any) -> Any:
+        self.holding.set()
+        if not self.gate.wait(60):
+            raise TimeoutError("the test never opened the gate")
+        return super()._account_payloads(*args, **kwargs)
+
+    def _advance(self, v: ValidationResult, started: Sequence[float]) -> None:
+        self.advances.append((len(started), v.received))
+        super()._advance(v, started)
+
+
+def _held(db: str | Path, **settings: Any) -> HeldService:
+    service = HeldService(
+        clock=lambda: NOW_S, db=db, settings=ServerSettings(auth=False, wal_fsync="always", **settings)
+    )
+    service.gate, service.holding, service.advances = threading.Event(), threading.Event(), []
+    return service
+
+
+def _three_requests_in_two_steps(service: HeldService, play: Play) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Requests A, then B and C while A's step is held (B and C wait for the next step); the answers, and a
+    query made after them. A's events are in the first minute, B's and C's five minutes later: once the stream
+    has advanced with them, the first window is closed."""
+    app = create_app(service)
+    with uvicorn_thread(app) as base:
+        answers: list[dict[str, Any]] = []
+        bodies = [[play(i, BASE_MS + i * 1000) for i in range(20)]]
+        bodies += [[play(100 * k + i, BASE_MS + 5 * 60_000 + i) for i in range(5)] for k in (1, 2)]
+        threads = [threading.Thread(target=lambda b=b: answers.append(_post(base, b))) for b in bodies]
+        threads[0].start()
+        assert service.holding.wait(30)
+        for t in threads[1:]:
+            t.start()
+        assert app.ingest_handler is not None
+        batcher = app.ingest_handler.batcher
+        deadline = time.monotonic() + 30
+        while batcher.queued < 2:  # B and C wait for the step after A's
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        service.gate.set()
+        for t in threads:
+            t.join(60)
+        status = httpx.get(base + "/healthz", timeout=60).json()
+    return answers, status
+
+
+def test_steps_counted_while_requests_wait_advance_the_stream_together(tmp_path: Path, play: Play) -> None:
+    """A step ends with requests waiting: its advance is deferred, and the next step's advance joins it once no
+    request waits; every request is answered as before, and a query after the answers reads the advanced stream."""
+    service = _held(tmp_path / "tw.db", advance_every_s=3600)
+    answers, status = _three_requests_in_two_steps(service, play)
+    assert sorted(a["accepted"] for a in answers) == [5, 5, 20]
+    assert service.advances == [(2, 30)]  # two counted steps, one advance
+    assert (status["received"], status["accepted"]) == (30, 30)
+    assert status["windows"] >= 1  # the first window closed: the query read the stream advanced with all three
+    assert service.pipeline.processor.buffered_events == 10  # B's and C's events, in the open window
+
+
+def test_without_deferral_each_step_advances_the_stream_on_its_own(tmp_path: Path, play: Play) -> None:
+    service = _held(tmp_path / "tw.db", advance_every_s=0)
+    answers, status = _three_requests_in_two_steps(service, play)
+    assert sorted(a["accepted"] for a in answers) == [5, 5, 20]
+    assert service.advances == [(1, 20), (1, 10)]
+    assert status["windows"] >= 1 and service.pipeline.processor.buffered_events == 10
+
+
+def test_a_query_hands_deferred_steps_on(tmp_path: Path, play: Play) -> None:
+    """Steps whose advance is deferred advance before a query reads the state, and before a snapshot."""
+    db = tmp_path / "tw.db"
+    service = LiveService(clock=lambda: NOW_S, db=db, settings=ServerSettings(auth=False, advance_every_s=3600))
+    reports: list[Any] = []
+    body = json.dumps([play(i, BASE_MS + i) for i in range(10)]).encode()
+    service.ingest_payloads([decode_body(body, "application/json")], lambda r, durable: reports.extend(r))
+    assert reports[0].accepted == 10
+    assert not service.settled and service.pipeline.processor.buffered_events == 0  # counted, not yet advanced
+    assert service.status()["accepted"] == 10
+    assert service.settled and service.pipeline.processor.buffered_events == 10
+    later = json.dumps([play(100 + i, BASE_MS + 100 + i) for i in range(5)]).encode()
+    service.ingest_payloads([decode_body(later, "application/json")], lambda r, durable: None)
+    service.checkpoint()  # the snapshot covers the deferred step: a restart replays nothing and has its events
+    restarted = LiveService(clock=lambda: NOW_S, db=db, settings=ServerSettings(auth=False))
+    assert restarted.replayed == 0 and restarted.pipeline.processor.buffered_events == 15

@@ -21,6 +21,7 @@ is done, or at once with ``overlap_steps`` (see :meth:`LiveService.ingest_payloa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -45,7 +46,7 @@ class IngestBatcher:
         self._queue: list[_Queued] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewatch-ingest")
         self._worker: asyncio.Task[None] | None = None
-        self._arrival: asyncio.Future[None] | None = None  # resolved by the next submit while the worker lingers
+        self._arrival: asyncio.Future[bool] | None = None  # resolved by the next submit while the worker lingers
         self._closing = False
 
     @property
@@ -70,7 +71,13 @@ class IngestBatcher:
             if in_flight > 1:
                 await self._gather(in_flight)
             if not self._queue:
-                return
+                if not self.service.advance_deferred:
+                    return
+                # no request waits: the steps whose advance was deferred advance now (see LiveService._hand_on)
+                with contextlib.suppress(Exception):  # their requests were answered; the service logged a failure
+                    await loop.run_in_executor(self._executor, self.service.advance_pending)
+                in_flight = 0
+                continue
             take, events = 0, 0
             while take < len(self._queue) and (take == 0 or events + self._queue[take][0].count <= self.max_events):
                 events += self._queue[take][0].count
@@ -132,20 +139,23 @@ class IngestBatcher:
             timeout = min(deadline - now, self.quiet_s)
             if timeout <= 0:
                 return
-            self._arrival = loop.create_future()
+            self._arrival = arrival = loop.create_future()
+            # resolved True by the next submit, False by the timer (cheaper than asyncio.wait_for per arrival)
+            timer = loop.call_later(timeout, _resolve, arrival, False)
             try:
-                await asyncio.wait_for(self._arrival, timeout)
-            except TimeoutError:
-                return  # quiet for ``quiet_s``: the others are not coming soon
+                arrived = await arrival
             finally:
+                timer.cancel()
                 self._arrival = None
+            if not arrived:
+                return  # quiet for ``quiet_s``: the others are not coming soon
             now = loop.time()
 
     def _wake(self) -> None:
         """End the worker's current wait for arrivals, if it is waiting."""
         arrival = self._arrival
-        if arrival is not None and not arrival.done():
-            arrival.set_result(None)
+        if arrival is not None:
+            _resolve(arrival, True)
 
     async def close(self) -> None:
         """Finish every queued request (graceful shutdown, without lingering for more), then stop the worker
@@ -155,3 +165,9 @@ class IngestBatcher:
         if self._worker is not None:
             await self._worker
         self._executor.shutdown(wait=True)
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    """Resolve ``future`` with ``value`` unless it is done already."""
+    if not future.done():
+        future.set_result(value)

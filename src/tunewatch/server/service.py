@@ -113,7 +113,10 @@ class LiveService:
         self._advancer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewatch-advance")
         self._advancer_ident: int | None = None
         self._progress = threading.Condition()  # notified as steps advance
-        self._accounted_steps = 0  # steps validated and counted
+        self._accounted_steps = 0  # counted steps handed to the advancing thread (one or more steps each)
+        #: counted steps whose advance is deferred (see ``ServerSettings.advance_every_s``), with their start times
+        self._pending: list[tuple[ValidationResult, float]] = []
+        self._pending_since = 0.0  # monotonic time the oldest pending step was counted
         self._advanced_steps = 0  # steps the stream has advanced with (never ahead of the counted ones)
         self._checkpoint_due = False  # a snapshot is due at the next moment both sides are at the same step
         self._on_alert = on_alert
@@ -238,8 +241,9 @@ class LiveService:
             self._checkpoint(background=False)
 
     def _drain(self) -> None:
-        """Wait until the stream has advanced with every counted step (caller holds the lock, so that no step is
-        counted meanwhile): the whole pipeline state is then at one step."""
+        """Wait until the stream has advanced with every counted step, deferred ones included (caller holds the
+        lock, so that no step is counted meanwhile): the whole pipeline state is then at one step."""
+        self._hand_on([], defer=False)
         with self._progress:
             self._progress.wait_for(lambda: self._advanced_steps >= self._accounted_steps)
 
@@ -310,7 +314,7 @@ class LiveService:
         with self.profiler.section():
             v = self._account(batch, owners, locate, replay=replay)
         with self._advance_lock:
-            self._advance(v, t0)
+            self._advance(v, [t0])
         if self._checkpoint_due and not replay:
             self._checkpoint(background=True)
         return v
@@ -346,14 +350,16 @@ class LiveService:
         )
         return v
 
-    def _advance(self, v: ValidationResult, t0: float) -> None:
-        """The rest of a step begun at ``t0`` (``perf_counter``) by :meth:`_account` (caller holds the advance
-        lock; steps advance in the order they were counted): processing, detection, alerts (persisted), their
-        metrics."""
+    def _advance(self, v: ValidationResult, started: Sequence[float]) -> None:
+        """The rest of the steps begun at ``started`` (``perf_counter``) by :meth:`_account`, ``v`` their results
+        combined (caller holds the advance lock; steps advance in the order they were counted): processing,
+        detection, alerts (persisted), their metrics."""
         with self.profiler.section():
             outcome = self.pipeline.advance(v)
         m = self.metrics
-        m.observe_stage("pipeline", time.perf_counter() - t0)
+        now = time.perf_counter()
+        for t0 in started:
+            m.observe_stage("pipeline", now - t0)
         m.record_metrics(outcome.processed)
         m.record_watermark(v.watermark)
         if self._new_alerts:
@@ -428,7 +434,7 @@ class LiveService:
                 with self.profiler.section():  # the part of the step its answers wait for
                     ordered = self._account_payloads(payloads, commits, accounted)
             finally:  # what was counted advances the stream, even when a later part of the step failed
-                advanced = self._advance_later(accounted) if accounted else None
+                advanced = self._hand_on(accounted, defer=on_ready is not None)
         if on_ready is not None:
             on_ready(ordered, _all_done(commits))
             if advanced is not None and not self.settings.overlap_steps:
@@ -484,23 +490,57 @@ class LiveService:
                 reports[i] = whole_report(result)
         return [reports[i] for i in range(len(payloads))]
 
+    def _hand_on(self, accounted: list[tuple[ValidationResult, float]], *, defer: bool) -> Future[None] | None:
+        """Add ``accounted`` to the counted steps not yet handed to the advancing thread, and hand them all on as
+        one advance (caller holds the lock); None when there is nothing to hand on, or when ``defer`` and the
+        oldest of them was counted less than ``advance_every_s`` ago.
+
+        The stream's advance (processing, detection, alerts) costs milliseconds whatever its size, so under load
+        the steps counted meanwhile advance together: as if the batcher had made one larger step of them (every
+        event is validated, counted and answered as before; the windows they close are the same, since an
+        accepted event is never older than the windows already closed). The batcher hands deferred steps on as
+        soon as it has no request waiting (:meth:`advance_pending`), queries and snapshots first hand them on
+        (:meth:`settle`, :meth:`_drain`)."""
+        if accounted:
+            if not self._pending:
+                self._pending_since = time.monotonic()
+            self._pending.extend(accounted)
+        if not self._pending or (defer and time.monotonic() - self._pending_since < self.settings.advance_every_s):
+            return None
+        pending, self._pending = self._pending, []
+        return self._advance_later(pending)
+
+    def advance_pending(self) -> None:
+        """Hand the deferred steps on to the advancing thread (see :meth:`_hand_on`) and, unless
+        ``overlap_steps``, wait until the stream has advanced with them: the batcher calls this when no request
+        waits."""
+        with self._lock:
+            advanced = self._hand_on([], defer=False)
+        if advanced is not None and not self.settings.overlap_steps:
+            advanced.result()
+
+    @property
+    def advance_deferred(self) -> bool:
+        """Whether counted steps wait to be handed to the advancing thread (see :meth:`_hand_on`)."""
+        return bool(self._pending)
+
     def _advance_later(self, accounted: list[tuple[ValidationResult, float]]) -> Future[None]:
-        """Count one more step and hand it to the advancing thread (caller holds the lock)."""
+        """Count one more advance and hand it to the advancing thread (caller holds the lock)."""
         with self._progress:
             self._accounted_steps += 1
         return self._advancer.submit(self._advance_step, accounted)
 
     def _advance_step(self, accounted: list[tuple[ValidationResult, float]]) -> None:
-        """Advance the stream with one counted step (on the advancing thread); then take a snapshot that fell due
-        if nothing is being validated and no other step waits to advance."""
+        """Advance the stream with counted steps, as one (on the advancing thread); then take a snapshot that fell
+        due if nothing is being validated and no other step waits to advance."""
         self._advancer_ident = threading.get_ident()
         try:
             with self._advance_lock:
-                for result, t0 in accounted:
-                    self._advance(result, t0)
+                self._advance(ValidationResult.combine([r for r, _ in accounted]), [t0 for _, t0 in accounted])
                 if self._checkpoint_due and self._lock.acquire(blocking=False):
                     try:
-                        if self._accounted_steps == self._advanced_steps + 1:  # this step is the last counted
+                        # these steps are the last counted (none deferred: the snapshot's WAL position covers them)
+                        if self._accounted_steps == self._advanced_steps + 1 and not self._pending:
                             self._checkpoint(background=True)
                     finally:
                         self._lock.release()
@@ -515,7 +555,7 @@ class LiveService:
     @property
     def settled(self) -> bool:
         """Whether the stream has advanced with every step counted so far (see :meth:`settle`)."""
-        return self._advanced_steps >= self._accounted_steps
+        return not self._pending and self._advanced_steps >= self._accounted_steps
 
     def settle(self) -> None:
         """Wait until the stream has advanced with every step counted so far (see :meth:`ingest_payloads`), so
@@ -523,6 +563,9 @@ class LiveService:
         from the advancing thread itself (an ``on_alert`` listener)."""
         if threading.get_ident() == self._advancer_ident:
             return
+        if self._pending:
+            with self._lock:
+                self._hand_on([], defer=False)
         with self._progress:
             target = self._accounted_steps
             self._progress.wait_for(lambda: self._advanced_steps >= target)

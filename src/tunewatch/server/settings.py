@@ -109,6 +109,14 @@ class ServerSettings(BaseSettings):
         "On uses both cores when they are free; with other work on the cores its three busy Python threads gave a "
         "worse p99 at 8 connections (35-84 against 9-16 ms at load 4-6).",
     )
+    advance_every_s: float = Field(
+        default=0.25,
+        ge=0,
+        description="While ingest requests keep coming, counted steps advance the stream (processing, detection, "
+        "alerts) together, at most this long after the first of them was answered: an advance costs milliseconds "
+        "whatever its size. The steps are handed on as soon as no request waits, and before any query. 0: each step "
+        "advances at once.",
+    )
     gc_freeze: bool = Field(default=True, description="gc.freeze() at start-up (shorter garbage-collector pauses).")
     gil_switch_interval_s: float = Field(
         default=0.0005,

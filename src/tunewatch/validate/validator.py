@@ -91,6 +91,35 @@ class ValidationResult:
         """Accepted / received (1.0 for an empty batch)."""
         return self.accepted / self.received if self.received else 1.0
 
+    @classmethod
+    def combine(cls, results: Sequence[ValidationResult]) -> ValidationResult:
+        """Consecutive results of one validator as one: what a single batch of all their events, validated in
+        the same order, would have given (rows in order, counts added up, the last watermark).
+
+        >>> v = EnterpriseDataValidator()
+        >>> ev = {"ts": 1700000000000, "event_type": "ad", "user_id": "u1", "market": "SE", "platform": "web",
+        ...       "tier": "free", "ad_revenue_micros": 1}
+        >>> r = ValidationResult.combine([v.validate([{**ev, "event_id": "a"}]), v.validate([{**ev, "event_id": "a"},
+        ...                               {"event_id": "b"}])])
+        >>> (r.received, r.accepted, r.duplicates, r.rejected_count)
+        (3, 1, 1, 1)
+        """
+        if len(results) == 1:
+            return results[0]
+        counts: dict[str, int] = {}
+        for r in results:
+            for reason, n in r.reason_counts.items():
+                counts[reason] = counts.get(reason, 0) + n
+        watermarks = [r.watermark for r in results if r.watermark is not None]
+        return cls(
+            valid=pl.concat([r.valid for r in results], rechunk=False),
+            rejected=pl.concat([r.rejected for r in results], rechunk=False),
+            duplicates=sum(r.duplicates for r in results),
+            watermark=watermarks[-1] if watermarks else None,
+            received=sum(r.received for r in results),
+            reason_counts=counts,
+        )
+
     def messages(self, limit: int = 20) -> list[str]:
         """Human-readable rejection messages for the first ``limit`` rejected events."""
         out = []
@@ -221,7 +250,9 @@ class EnterpriseDataValidator:
         # the work columns and the rules' context in one pass (each eager Polars call has a fixed cost that
         # dominates a small live step)
         schema = tuple(frame.schema.items())
-        work = frame.with_columns([*_fast_columns(schema, frame.height <= _SMALL_ROWS), *_context(now_ms)])
+        small = frame.height <= _SEQUENTIAL_ROWS
+        columns = [*_fast_columns(schema, frame.height <= _SMALL_ROWS), *_context(now_ms)]
+        work = frame.with_columns_seq(columns) if small else frame.with_columns(columns)
         work, stats = _screen(work, batch, now_ms, _typed_input(schema))
         candidates = [rule for rule in self.rules if rule.screen(stats)]
 
@@ -230,7 +261,8 @@ class EnterpriseDataValidator:
         if candidates and work.height:
             # the candidates' masks and the valid columns in one pass; the valid rows are picked below
             detectors = self._detector(tuple(candidates), stats.text_clean)
-            both = work.select([*detectors, *_VALID_COLUMNS]).get_columns()
+            exprs = [*detectors, *_VALID_COLUMNS]
+            both = (work.select_seq(exprs) if small else work.select(exprs)).get_columns()
             valid = pl.DataFrame(both[len(detectors) :])  # the Series themselves: cheaper than a select by name
             rows = _flagged_rows(both[: len(detectors)], work.height)
             if len(rows):
@@ -306,6 +338,9 @@ _TYPE_FLAGS = rule_context(0)[1:]
 
 #: batches of at most this many rows take the enumerations' ``Enum`` casts (see :func:`fast_columns`)
 _SMALL_ROWS = 8192
+#: batches of at most this many rows evaluate their expressions one after the other in the calling thread
+#: (``select_seq``): for 8 rows 10-25 % less CPU per call than handing them to Polars' thread pool
+_SEQUENTIAL_ROWS = 256
 
 
 @functools.lru_cache(maxsize=16)
@@ -398,7 +433,8 @@ def _screen(
         elif not name.startswith("__"):  # not the rules' context (the clock, the event-type flags)
             stats.raw_nulls[name] = nulls
     if work.height:
-        for key, value in work.select(_STATS_EXPRS).row(0, named=True).items():
+        stats_row = work.select_seq(_STATS_EXPRS) if work.height <= _SEQUENTIAL_ROWS else work.select(_STATS_EXPRS)
+        for key, value in stats_row.row(0, named=True).items():
             kind, _, name = key.partition(":")
             {"min": stats.minimum, "max": stats.maximum, "lmin": stats.len_min, "lmax": stats.len_max}[kind][name] = (
                 value
