@@ -203,10 +203,10 @@ def _refine_types(batch: _LazyRawBatch, chunk: bytes) -> None:
     for line in batch.raws_of(rows.tolist()):
         decoded = decode_line(line)
         records.append(decoded if isinstance(decoded, dict) else {})
-    fixed = records_to_raw_frame(records).with_columns(pl.Series("__row", rows, dtype=pl.UInt32))
-    batch.frame = (
-        as_text(frame).with_row_index("__row").update(fixed, on="__row", how="left", include_nulls=True).drop("__row")
-    )
+    fixed = records_to_raw_frame(records)  # every RAW_SCHEMA column: the rows are replaced whole, nulls included
+    index = pl.Series(rows, dtype=pl.UInt32)
+    text = as_text(frame)
+    batch.frame = pl.DataFrame([text.get_column(name).scatter(index, fixed.get_column(name)) for name in text.columns])
     batch.text_clean = False
 
 

@@ -262,9 +262,7 @@ def _suspects(
 _WORDS: Final = np.frombuffer(b"truefalsenull", dtype=np.uint8)
 
 
-def suspect_lines(
-    chunk: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
-) -> npt.NDArray[np.bool_]:
+def suspect_lines(chunk: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     """Mask of the lines (``chunk[starts[i]:ends[i]]``) that are not certainly blank or one JSON object."""
     arr = np.frombuffer(chunk, dtype=np.uint8)
     return _suspects(arr, starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False), _WORDS)
