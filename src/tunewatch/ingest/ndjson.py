@@ -2,8 +2,10 @@
 
 Polars parses a chunk in one call, first with ints, epoch-ms times and bools typed (it refuses the chunk if any
 value has the wrong JSON type), else as text. Byte screens (:mod:`~tunewatch.ingest.screen`) find the lines
-whose JSON types the text parse may hide; those, and chunks Polars refuses, are decoded line by line
-(:mod:`~tunewatch.ingest.jsonline`). A bad line never fails a chunk.
+whose JSON types the text parse may hide; those are decoded line by line (:mod:`~tunewatch.ingest.jsonline`).
+In a chunk Polars refuses, the lines that are not one JSON object are found by a compiled syntax pass
+(:mod:`~tunewatch.ingest.syntax`) and decoded alone, the rest parsed in columnar form again; a chunk that pass
+cannot explain is decoded line by line. A bad line never fails a chunk.
 """
 
 from __future__ import annotations
@@ -85,9 +87,10 @@ def _parse_ndjson_chunk(chunk: bytes, source: str, first_line: int, max_line_byt
 
     The fast path is one ``pl.read_ndjson`` over the chunk. Polars turns nested values and booleans into text,
     so lines that may hold a nested value, and rows where a non-boolean field reads ``true``/``false`` while the
-    chunk holds more boolean literals than the boolean fields account for, are decoded again exactly. A chunk
-    Polars refuses (invalid JSON or UTF-8, NaN, deep nesting) or that holds an over-long line is decoded line by
-    line.
+    chunk holds more boolean literals than the boolean fields account for, are decoded again exactly. In a chunk
+    Polars refuses (invalid JSON or UTF-8, NaN, deep nesting) the lines to blame are decoded alone and the rest is
+    parsed again (:func:`_without_broken_lines`); a chunk that cannot be repaired so, or that holds an over-long
+    line, is decoded line by line.
     """
     if first_long_line(chunk, max_line_bytes) < 0:
         frame = _read_columnar(chunk)
