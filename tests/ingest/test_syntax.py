@@ -82,6 +82,15 @@ def test_a_chunk_with_broken_lines_keeps_the_columnar_path_and_the_verdicts() ->
     assert fast.valid.height == 37 and fast.valid["event_id"].to_list()[:4] == ["e0", "e1", "e2", "e4"]
 
 
+def test_a_line_of_other_whitespace_is_no_event_on_either_path() -> None:
+    data = b"\n".join([line(event_id="a"), b"\x0b \x0c", b'{"event_id": "cut', line(event_id="b")]) + b"\n"
+    batch = parse_ndjson_bytes(data)
+    exact = _parse_lines(data, "bytes", 0, 64 * 1024)
+    assert batch.raw_lines is None and batch.undecodable == exact.undecodable
+    assert [u.line_no for u in batch.undecodable] == [3] and batch.received == exact.received == 3
+    assert parse_ndjson_bytes(b"\x0b").received == 0
+
+
 def test_a_flagged_line_that_decodes_sends_the_chunk_line_by_line() -> None:
     deep = b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}"  # deeper than the test follows, yet JSON
     data = b"\n".join([line(event_id="a"), b'{"event_id": "cut', deep, line(event_id="b")]) + b"\n"

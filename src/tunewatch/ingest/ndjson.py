@@ -127,6 +127,8 @@ def _without_broken_lines(chunk: bytes, source: str, first_line: int) -> RawBatc
     broken: list[UndecodableLine] = []
     for i, start, end in zip(suspects.tolist(), starts[suspects].tolist(), ends[suspects].tolist(), strict=True):
         line = chunk[start:end].strip()
+        if not line:  # only whitespace JSON does not allow (a vertical tab, say): no event, as line by line
+            continue
         decoded = decode_line(line)
         if not isinstance(decoded, LineProblem):
             return None
