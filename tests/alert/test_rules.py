@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
-from tunewatch.alert.rules import load_rules, parse_duration_ms, parse_rules
+import tunewatch.alert.rules as rules_module
+from tunewatch.alert.rules import RuleSet, default_rules_path, load_rules, parse_duration_ms, parse_rules
 from tunewatch.cli.main import app
 from tunewatch.errors import ConfigError
 
@@ -41,6 +43,13 @@ def test_errors_name_the_rule_and_field(snippet: str, message: str) -> None:
         parse_rules(text, "r.yaml")
     assert re.match(r"r\.yaml:[456]: groups\.0\.rules\.0", str(err.value))
     assert message in str(err.value)
+
+
+def test_default_pack_reads_the_same_with_the_pure_python_loader() -> None:
+    """Rule files are read with libyaml's safe loader when PyYAML has it: the same values as PyYAML's own."""
+    text = default_rules_path().read_text(encoding="utf-8")
+    assert yaml.load(text, Loader=rules_module._SafeLoader) == yaml.load(text, Loader=yaml.SafeLoader)
+    assert parse_rules(text) == RuleSet.model_validate(yaml.load(text, Loader=yaml.SafeLoader))
 
 
 def test_yaml_syntax_error_has_line_number() -> None:

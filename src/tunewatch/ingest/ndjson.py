@@ -2,8 +2,10 @@
 
 Polars parses a chunk in one call, first with ints, epoch-ms times and bools typed (it refuses the chunk if any
 value has the wrong JSON type), else as text. Byte screens (:mod:`~tunewatch.ingest.screen`) find the lines
-whose JSON types the text parse may hide; those, and chunks Polars refuses, are decoded line by line
-(:mod:`~tunewatch.ingest.jsonline`). A bad line never fails a chunk.
+whose JSON types the text parse may hide; those are decoded line by line (:mod:`~tunewatch.ingest.jsonline`).
+In a chunk Polars refuses, the lines that are not one JSON object are found by a compiled syntax pass
+(:mod:`~tunewatch.ingest.syntax`) and decoded alone, the rest parsed in columnar form again; a chunk that pass
+cannot explain is decoded line by line. A bad line never fails a chunk.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tunewatch.ingest.batch import RawBatch, UndecodableLine
 from tunewatch.ingest.coerce import records_to_raw_frame
 from tunewatch.ingest.jsonline import LineProblem, decode_line
 from tunewatch.ingest.screen import ChunkScreen, first_long_line, line_spans, nonblank, screen_chunk, structured_lines
+from tunewatch.ingest.syntax import suspect_lines
 from tunewatch.schema import FIELDS, RAW_SCHEMA, Kind
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
@@ -84,18 +87,64 @@ def _parse_ndjson_chunk(chunk: bytes, source: str, first_line: int, max_line_byt
 
     The fast path is one ``pl.read_ndjson`` over the chunk. Polars turns nested values and booleans into text,
     so lines that may hold a nested value, and rows where a non-boolean field reads ``true``/``false`` while the
-    chunk holds more boolean literals than the boolean fields account for, are decoded again exactly. A chunk
-    Polars refuses (invalid JSON or UTF-8, NaN, deep nesting) or that holds an over-long line is decoded line by
-    line.
+    chunk holds more boolean literals than the boolean fields account for, are decoded again exactly. In a chunk
+    Polars refuses (invalid JSON or UTF-8, NaN, deep nesting) the lines to blame are decoded alone and the rest is
+    parsed again (:func:`_without_broken_lines`); a chunk that cannot be repaired so, or that holds an over-long
+    line, is decoded line by line.
     """
     if first_long_line(chunk, max_line_bytes) < 0:
         frame = _read_columnar(chunk)
         if frame is not None:
-            batch = _LazyRawBatch(frame=frame, source=source, chunk=chunk, first_line=first_line)
-            batch.text_clean = batch.screen.text_clean
-            _refine_types(batch, chunk)
-            return batch
+            return _columnar_batch(frame, chunk, source, first_line)
+        repaired = _without_broken_lines(chunk, source, first_line)
+        if repaired is not None:
+            return repaired
     return _parse_lines(chunk, source, first_line, max_line_bytes)
+
+
+def _columnar_batch(
+    frame: pl.DataFrame, chunk: bytes, source: str, first_line: int, screen: ChunkScreen | None = None
+) -> _LazyRawBatch:
+    batch = _LazyRawBatch(frame=frame, source=source, chunk=chunk, first_line=first_line, screen=screen)
+    batch.text_clean = batch.screen.text_clean
+    _refine_types(batch, chunk)
+    return batch
+
+
+def _without_broken_lines(chunk: bytes, source: str, first_line: int) -> RawBatch | None:
+    """A chunk Polars refused, when what it refused are a few lines that are not JSON objects (truncated lines,
+    say): those lines are decoded alone (:func:`decode_line` says why they cannot be) and the rest of the chunk
+    is parsed in columnar form with them blanked out, so that its line numbers and bytes stay where they were.
+
+    None (decode every line on its own) when no line is to blame, when a line the syntax test flags decodes
+    after all, or when Polars refuses the rest too: the batch is then exactly the one line-by-line decoding
+    makes."""
+    screen = screen_chunk(chunk)
+    starts, ends = line_spans(chunk, screen.newlines)
+    suspects = np.flatnonzero(suspect_lines(chunk, starts, ends))
+    if not suspects.size:
+        return None
+    broken: list[UndecodableLine] = []
+    for i, start, end in zip(suspects.tolist(), starts[suspects].tolist(), ends[suspects].tolist(), strict=True):
+        line = chunk[start:end].strip()
+        if not line:  # only whitespace JSON does not allow (a vertical tab, say): no event, as line by line
+            continue
+        decoded = decode_line(line)
+        if not isinstance(decoded, LineProblem):
+            return None
+        broken.append(UndecodableLine(first_line + i + 1, line, decoded.reason, decoded.detail))
+    blanked = np.frombuffer(chunk, dtype=np.uint8).copy()
+    line_ends = screen.newlines[suspects]  # the whole line, a carriage return included
+    lengths = line_ends - starts[suspects]
+    offsets = np.repeat(starts[suspects] - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+    blanked[offsets] = ord(" ")  # a blank line is no row (Polars skips it, and so do the row spans)
+    rest = blanked.tobytes()
+    frame = _read_columnar(rest)
+    if frame is None:
+        return None
+    batch = _columnar_batch(frame, rest, source, first_line, screen)
+    batch.undecodable = broken
+    return batch
 
 
 #: Schema of the typed first attempt: Polars refuses a chunk in it if any value has the wrong JSON type.
@@ -159,10 +208,10 @@ def _refine_types(batch: _LazyRawBatch, chunk: bytes) -> None:
     for line in batch.raws_of(rows.tolist()):
         decoded = decode_line(line)
         records.append(decoded if isinstance(decoded, dict) else {})
-    fixed = records_to_raw_frame(records).with_columns(pl.Series("__row", rows, dtype=pl.UInt32))
-    batch.frame = (
-        as_text(frame).with_row_index("__row").update(fixed, on="__row", how="left", include_nulls=True).drop("__row")
-    )
+    fixed = records_to_raw_frame(records)  # every RAW_SCHEMA column: the rows are replaced whole, nulls included
+    index = pl.Series(rows, dtype=pl.UInt32)
+    text = as_text(frame)
+    batch.frame = pl.DataFrame([text.get_column(name).scatter(index, fixed.get_column(name)) for name in text.columns])
     batch.text_clean = False
 
 
@@ -199,12 +248,15 @@ class _LazyRawBatch(RawBatch):
 
     __slots__ = ("_chunk", "_first_line", "_spans", "screen")
 
-    def __init__(self, frame: pl.DataFrame, source: str, chunk: bytes, first_line: int) -> None:
+    def __init__(
+        self, frame: pl.DataFrame, source: str, chunk: bytes, first_line: int, screen: ChunkScreen | None = None
+    ) -> None:
         super().__init__(frame=frame, source=source)
         self._chunk = chunk
         self._first_line = first_line
         self._spans: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None = None
-        self.screen: ChunkScreen = screen_chunk(chunk)
+        #: the chunk's screen (``screen``: one made for a chunk whose lines are where they are in this one)
+        self.screen: ChunkScreen = screen if screen is not None else screen_chunk(chunk)
 
     def spans(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         """Start and end of every line of the chunk and the mask of the non-blank ones (the rows)."""

@@ -169,10 +169,24 @@ def nonblank(chunk: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.i
 def structured_lines(chunk: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     """Mask of the lines that may hold a nested value: a ``[`` anywhere, or a second ``{``."""
     arr = np.frombuffer(chunk, dtype=np.uint8)
-    pos = np.flatnonzero((arr == 91) | (arr == 123))
-    line = np.searchsorted(ends, pos, side="left")
-    counts = np.bincount(line, minlength=len(starts))[: len(starts)]
-    brackets = np.zeros(len(starts), dtype=bool)
-    sq = pos[arr[pos] == 91]
-    brackets[np.searchsorted(ends, sq, side="left")] = True
-    return brackets | (counts > 1)
+    return _structured(arr, starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False))
+
+
+@numba.njit(cache=True, nogil=True)
+def _structured(
+    arr: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:  # pragma: no cover - compiled
+    out = np.zeros(starts.shape[0], dtype=np.bool_)
+    for j in range(starts.shape[0]):
+        braces = 0
+        for i in range(starts[j], ends[j]):
+            c = arr[i]
+            if c == 91:  # [
+                out[j] = True
+                break
+            if c == 123:  # {
+                braces += 1
+                if braces > 1:
+                    out[j] = True
+                    break
+    return out
