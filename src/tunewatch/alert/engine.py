@@ -398,6 +398,8 @@ class AlertEngine:
         alerts = [a for _, _, a in changes]
         if self.folder is None:
             return alerts
+        for metric, dims in self.folder.watching():  # incidents whose slice's return is awaited
+            self.folder.observe(metric, dims, *_slice_values(found, metric, dims))
         return self.folder.fold(alerts, _windows_of(alerts, found, self.folder.due(), self.folder.group_wait_ms))
 
     def _step_rule(
@@ -634,3 +636,19 @@ def _windows_of(alerts: list[Alert], found: Detections, due: list[tuple[str, int
     if windows.size:
         wanted.update(((metric, near(window)), None) for metric, window in due)
     return pl.concat([found.at(m, w) for m, w in wanted]) if wanted else found.at("", 0)
+
+
+def _slice_values(found: Detections, metric: str, dims: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Windows and values (ascending) of one slice's points of ``metric`` in ``found`` (empty when not there)."""
+    points = found.points.get(metric)
+    try:
+        dimset = dimension_set(",".join(dims) or "global")
+    except KeyError:
+        dimset = None
+    if points is None or dimset is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    keys = found.keys
+    same = [pl.col("dimset") == dimset.name, *(pl.col(f) == v for f, v in dims.items())]
+    ids = keys.with_row_index("key_id").filter(pl.all_horizontal(same)).get_column("key_id").to_numpy()
+    take = np.flatnonzero(np.isin(points.key_id, ids))
+    return points.window_start[take], points.floats["value"][take]
