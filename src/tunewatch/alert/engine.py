@@ -398,9 +398,8 @@ class AlertEngine:
         alerts = [a for _, _, a in changes]
         if self.folder is None:
             return alerts
-        for metric, dims in self.folder.watching():  # incidents whose slice's return is awaited
-            self.folder.observe(metric, dims, *_slice_values(found, metric, dims))
-        return self.folder.fold(alerts, _windows_of(alerts, found, self.folder.due(), self.folder.group_wait_ms))
+        rows = _windows_of(alerts, found, self.folder.due(), self.folder.group_wait_ms)
+        return self.folder.fold(alerts, rows, lambda metric, dims: _slice_values(found, metric, dims))
 
     def _step_rule(
         self,

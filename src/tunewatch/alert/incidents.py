@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -78,6 +78,8 @@ from tunewatch.process.dimensions import DIMENSION_SETS, OTHER, TOP_K_FIELDS, di
 from tunewatch.schema import DIMENSION_FIELDS
 
 WINDOW_MS: Final = 60_000
+#: A batch's values of one slice of one metric: (metric, dimensions) → (windows, values), ascending.
+SliceValues = Callable[[str, Mapping[str, str]], tuple[Any, Any]]
 #: The share an incident explains of an alert it takes without weighing it (a sibling slice): shown as unknown.
 UNWEIGHED: Final = float("nan")
 _FIELDS: Final = set(DIMENSION_FIELDS)
@@ -204,16 +206,21 @@ class IncidentFolder:
                 out.append(metric_dims)
         return out
 
-    def observe(self, metric: str, dims: Mapping[str, str], windows: Any, values: Any) -> None:
-        """The values (per window, ascending) of a watched slice (:meth:`watching`): an incident whose slice's
-        mean over the last :data:`RETURN_POINTS` minutes is past the midpoint of its normal and anomalous values,
-        on the normal side, has returned (its recovery starts: see ``recovery_ms``)."""
+    def observe(
+        self, metric: str, dims: Mapping[str, str], windows: Any, values: Any, until: int | None = None
+    ) -> None:
+        """The values (per window, ascending) of a watched slice (:meth:`watching`), those of windows before event
+        time ``until`` (all when None): an incident whose slice's mean over the last :data:`RETURN_POINTS` minutes
+        is past the midpoint of its normal and anomalous values, on the normal side, has returned (its recovery
+        starts: see ``recovery_ms``)."""
         for inc in [*self._open, *self._closed]:
             if inc.watch is None or inc.returned_at is not None or inc.watch[:2] != (metric, dict(dims)):
                 continue
             normal, anomalous = inc.watch[2], inc.watch[3]
             mid, up = 0.5 * (normal + anomalous), normal > anomalous
             for w, v in zip(windows, values, strict=True):
+                if until is not None and int(w) >= until:
+                    break
                 if int(w) <= inc.seen_until or v is None or not math.isfinite(float(v)):
                     continue
                 inc.seen_until = int(w)
@@ -231,10 +238,26 @@ class IncidentFolder:
             for inc in self._open if inc.held_until is not None
         ]  # fmt: skip
 
-    def fold(self, changes: list[Alert], detections: pl.DataFrame) -> list[Alert]:
-        """The notifications for the engine's alert ``changes`` (in time order) of one batch of ``detections``."""
+    def fold(
+        self, changes: list[Alert], detections: pl.DataFrame, slice_values: SliceValues | None = None
+    ) -> list[Alert]:
+        """The notifications for the engine's alert ``changes`` (in time order) of one batch of ``detections``;
+        ``slice_values`` gives the batch's values of a slice (metric, dimensions → windows, values), from which
+        the return of incidents' slices is watched (:meth:`observe`) up to each change."""
         out: list[Alert] = []
+        seen: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+        def observe(until: int | None) -> None:
+            if slice_values is None:
+                return
+            for metric, dims in self.watching():
+                key = (metric, repr(sorted(dims.items())))
+                if key not in seen:
+                    seen[key] = slice_values(metric, dims)
+                self.observe(metric, dims, *seen[key], until=until)
+
         for a in self._largest_first(changes, detections):
+            observe(_fired(a) - WINDOW_MS)  # the windows closed before this change's
             out.extend(self._release(_fired(a) - 1, detections))  # held notifications due before this change's minute
             if a.status == "firing":
                 note = self._fire(a, detections)
@@ -242,6 +265,7 @@ class IncidentFolder:
                     out.append(note)
             else:
                 out.extend(self._resolve(a))
+        observe(None)
         if not detections.is_empty():
             last = int(detections.get_column("window_start").max())  # type: ignore[arg-type]
             out.extend(self._release(last + WINDOW_MS, detections))
