@@ -44,7 +44,7 @@ groups:
         for: 2m
 """
 METRICS = pl.DataFrame({"window_start": [T0], "dimset": ["market"], "market": ["US"], "est_revenue_micros": [1e6]})
-DROP_MIN, ADOPTED_MIN, BACK_MIN = 0, 70, 120  # the drop, its adoption by the detector, the market's return
+DROP_MIN, ADOPTED_MIN, BACK_MIN = 0, 20, 40  # the drop, its adoption by the detector, the market's return
 
 
 def _row(t: int, metric: str, dimset: str, dims: dict[str, str], value: float, expected: float, score: float,
@@ -55,7 +55,7 @@ def _row(t: int, metric: str, dimset: str, dims: dict[str, str], value: float, e
 
 def _minute(t: int, normal: float, anomalous: float, extra: list[dict[str, Any]]) -> pl.DataFrame:
     """Minute ``t`` of a market's plays falling from ``normal`` to ``anomalous`` a minute at minute 0 (scored until
-    its detector adopts the drop at minute 70, back at minute 120: unscored, as the detector does with a return to
+    its detector adopts the drop at minute 20, back at minute 40: unscored, as the detector does with a return to
     the level before an adopted change), an artist's streams at 20 a minute, and ``extra`` rows."""
     if t < DROP_MIN or t >= BACK_MIN:
         us = _row(t, "plays", "market", {"market": "US"}, normal, normal, 0.0, 0)
@@ -92,7 +92,7 @@ def _firing(alerts: list[Alert]) -> list[tuple[str, dict[str, str]]]:
 
 
 def test_an_artist_s_return_after_a_market_s_long_drop_is_the_drop_s_recovery() -> None:
-    """A market's plays fall by 98 % for two hours; its detector adopts the drop after 70 minutes (the alert
+    """A market's plays fall by 98 % for 40 minutes; its detector adopts the drop after 20 minutes (the alert
     resolves while the market is still away); the artist's streams, learnt lower during the drop, read as a surge
     5 and 55 minutes after the market came back: both are the drop's recovery, never notified. (Before: the
     incident's 30-minute aftermath ran from the alert's resolution and had ended before the market came back.)"""
@@ -169,3 +169,20 @@ def test_the_recovery_waits_for_the_slice_s_return_and_lasts_its_horizon() -> No
         assert restored.state_dict() == folder.state_dict()
         surge = _alert("StreamsSurge", "streams", {"artist_id": "a1"}, 30.0, 15.0, minute)
         assert restored.fold([surge], empty) == ([surge] if notified else []), minute
+
+
+def test_after_a_small_slice_s_silence_only_a_return_of_its_size_is_its_recovery() -> None:
+    """A platform of 3 plays a minute goes silent (no ratio bounds a return from nothing): after it is back, an
+    artist at 6 streams a minute against 4 expected may be its return (folded); at 40 against 4 the artist gained
+    far more than the platform ever carried: a new incident (a bot farm), notified."""
+    empty = pl.DataFrame(schema=DETECTION_SCHEMA)
+    for value, notified in ((6.0, False), (40.0, True)):
+        folder = IncidentFolder()
+        silence = _alert("PlaysDrop", "plays", {"platform": "speaker"}, 0.0, 3.0, 2)
+        folder.fold([silence], empty)
+        folder.fold([_resolved(silence, 40)], empty)
+        folder.observe(
+            "plays", {"platform": "speaker"}, [T0 + m * MINUTE for m in range(38, 46)], [0.0] * 3 + [3.0] * 5
+        )
+        surge = _alert("StreamsSurge", "streams", {"artist_id": "a1"}, value, 4.0, 50)
+        assert folder.fold([surge], empty) == ([surge] if notified else []), value

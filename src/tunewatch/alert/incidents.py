@@ -432,7 +432,8 @@ class IncidentFolder:
         the incident's market; the market itself on another metric, such as its streams after a plays drop), in a
         metric family the incident took on the other side, and no larger than a return from the incident's change
         can make it: a series that had learnt all of a fall to a fraction ``r`` of the normal rises at most by
-        ``1 / r`` when the slice returns (a rise beyond that is new: a bot farm right after the market came back)."""
+        ``1 / r`` when the slice returns, and (counts) by at most the events a minute the slice had lost (a rise
+        beyond that is new: a bot farm right after the market came back, or after a small platform's silence)."""
         if inc.returned_at is None or inc.watch is None or not _overlap(inc.root, dims):
             return None
         fired = _fired(alert)
@@ -443,12 +444,17 @@ class IncidentFolder:
         family = _family(metric)
         if f"{family}:{back}" not in sides or f"{family}:{direction}" in sides:
             return None
-        normal, anomalous = inc.watch[2], inc.watch[3]
+        watched, normal, anomalous = inc.watch[0], inc.watch[2], inc.watch[3]
         value, expected = alert.extra.get("value"), alert.extra.get("expected")
         if not isinstance(value, int | float) or not isinstance(expected, int | float) or expected <= 0:
             return None
-        if normal <= 0 or anomalous <= 0:
-            return UNWEIGHED if normal > 0 or anomalous > 0 else None  # a silence (or from nothing): any return
+        # events come back at most as many as the incident's slice lost (its normal less its level during the
+        # incident, a minute), give or take the alert's own counting noise (3 deviations: the detector's clip)
+        lost = abs(normal - anomalous) + 3.0 * math.sqrt(max(value, expected))
+        if _counts(metric) and _counts(watched) and abs(value - expected) > lost:
+            return None
+        if min(normal, anomalous) <= 0:
+            return UNWEIGHED  # from a silence (or to one): no bound on the ratio
         moved = max(value / expected, expected / value) if value > 0 else math.inf
         return UNWEIGHED if moved <= max(normal / anomalous, anomalous / normal) else None
 
@@ -818,6 +824,11 @@ def _direction(a: Alert) -> str:
     if isinstance(value, int | float) and isinstance(expected, int | float):
         return "down" if value < expected else "up"
     return "up"
+
+
+def _counts(metric: str) -> bool:
+    """Whether ``metric`` counts events a minute (its values of different slices add up)."""
+    return METRICS[metric].kind == "count" if metric in METRICS else False
 
 
 def _weighted(metric: str) -> bool:
