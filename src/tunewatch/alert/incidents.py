@@ -37,7 +37,19 @@ Watchdog's root-cause analysis do:
   it takes only its aftermath (after it resolved, silently): the alerts it explains on other slices, on a
   metric it took while live and on the other side (series returning from a level they had learnt during
   it): the end of an incident is not a new one; its own deviation again, a metric it never moved, or
-  anything on its own slice, is.
+  anything on its own slice, is;
+* **recovery**: the alert that opened an incident may resolve while its slice is still away (its detector
+  adopts a lasting drop after an hour, or learns part of a slow one), so the aftermath is not timed from that
+  resolution. The folder watches the slice's values from then on (:meth:`IncidentFolder.watching`; the engine
+  passes each batch's values) until their mean over the last 5 minutes is back past the midpoint of its normal and
+  anomalous values; for ``recovery_ms`` (65 minutes: the detector adopts a return as lasting after 60) after
+  that return, series that learnt part of the incident's level while it lasted read its return as the opposite
+  deviation (a market back after a two-hour drop: its artists' and tracks' streams "surge"). Such an alert, on a
+  slice overlapping the incident's (its own slice on another metric included), in a metric family the incident
+  took, on the other side, and no larger than the return can make it (a series that had learnt all of a fall to
+  a fraction ``r`` rises at most ``1 / r``-fold; a count at most by the events a minute the slice lost, give or
+  take its own counting noise), is the incident's recovery: folded, unsaid. A rise beyond that (a bot farm right
+  after the market came back), another metric family, or a slice apart from the incident's is a new incident.
 
 * **group wait** (as Alertmanager's ``group_wait``, but for the root cause): a new incident whose slice is a
   small part of a larger movement — a coarser slice of its metric (a count, sum or ratio, whose excess adds up
