@@ -99,7 +99,8 @@ _FIELDS: Final = set(DIMENSION_FIELDS)
 #: 3 deviations, the detector's ``clip`` (beyond it, it stops learning: an anomaly in the making).
 PARENT_SCORE: Final = 9 / 25
 #: The minutes whose mean value says an incident's slice is back (past the midpoint between its normal and its
-#: anomalous value): the detector's short pool, so that one noisy minute of a small slice does not say it.
+#: anomalous value; or its last two minutes both past it): the detector's short pool, so that one noisy minute of a
+#: small slice does not say it.
 RETURN_POINTS: Final = 5
 #: How long a slice whose alert resolved while it was still away is watched for its return: the detector's
 #: ``return_horizon`` (6 hours), after which it forgets the level before an adopted change too.
@@ -223,8 +224,8 @@ class IncidentFolder:
     ) -> None:
         """The values (per window, ascending) of a watched slice (:meth:`watching`), those of windows before event
         time ``until`` (all when None): an incident whose slice's mean over the last :data:`RETURN_POINTS` minutes
-        is past the midpoint of its normal and anomalous values, on the normal side, has returned (its recovery
-        starts: see ``recovery_ms``)."""
+        (or each of its last two minutes) is past the midpoint of its normal and anomalous values, on the normal
+        side, has returned (its recovery starts: see ``recovery_ms``)."""
         for inc in [*self._open, *self._closed]:
             if inc.watch is None or inc.returned_at is not None or inc.watch[:2] != (metric, dict(dims)):
                 continue
@@ -238,7 +239,10 @@ class IncidentFolder:
                 inc.seen_until = int(w)
                 inc.recent = [*inc.recent, float(v)][-RETURN_POINTS:]
                 mean = sum(inc.recent) / len(inc.recent)
-                if len(inc.recent) >= min(3, RETURN_POINTS) and (mean >= mid if up else mean <= mid):
+                last = inc.recent[-2:]
+                if (len(last) == 2 and all((x >= mid) == up for x in last)) or (
+                    len(inc.recent) >= 3 and (mean >= mid if up else mean <= mid)
+                ):
                     inc.returned_at = int(w) + WINDOW_MS
                     break
 
@@ -269,7 +273,7 @@ class IncidentFolder:
                 self.observe(metric, dims, *seen[key], until=until)
 
         for a in self._largest_first(changes, detections):
-            observe(_fired(a) - WINDOW_MS)  # the windows closed before this change's
+            observe(_fired(a))  # the windows closed by this change's time (its own included)
             out.extend(self._release(_fired(a) - 1, detections))  # held notifications due before this change's minute
             if a.status == "firing":
                 note = self._fire(a, detections)
