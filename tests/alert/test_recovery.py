@@ -6,6 +6,7 @@ alert that opened it resolved (its detector may adopt a lasting drop an hour in)
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import polars as pl
@@ -186,3 +187,19 @@ def test_after_a_small_slice_s_silence_only_a_return_of_its_size_is_its_recovery
         )
         surge = _alert("StreamsSurge", "streams", {"artist_id": "a1"}, value, 4.0, 50)
         assert folder.fold([surge], empty) == ([surge] if notified else []), value
+
+
+def test_the_end_of_a_bot_farm_is_its_recovery_once_the_artist_left_the_heavy_hitters() -> None:
+    """A bot farm pushes an artist from 1 to 40 streams a minute; its market's plays had learnt the bots' plays, and
+    fall back when the farm stops: a drop of the market that is the farm's end (folded once the artist is seen back,
+    here by leaving the watched entities: no point any more); before the artist is seen back, notified."""
+    empty = pl.DataFrame(schema=DETECTION_SCHEMA)
+    for seen_back, notified in ((True, False), (False, True)):
+        folder = IncidentFolder()
+        farm = _alert("StreamsSurge", "streams", {"artist_id": "a9"}, 40.0, 1.0, 2)
+        folder.fold([farm], empty)
+        folder.fold([_resolved(farm, 60)], empty)
+        windows = [T0 + m * MINUTE for m in range(58, 64)]
+        folder.observe("streams", {"artist_id": "a9"}, windows, [40.0] * 3 + ([math.nan] if seen_back else [40.0]) * 3)
+        drop = _alert("PlaysDrop", "plays", {"market": "IN"}, 15.0, 25.0, 64)
+        assert folder.fold([drop], empty) == ([drop] if notified else []), seen_back

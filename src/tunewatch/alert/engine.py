@@ -638,16 +638,19 @@ def _windows_of(alerts: list[Alert], found: Detections, due: list[tuple[str, int
 
 
 def _slice_values(found: Detections, metric: str, dims: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """Windows and values (ascending) of one slice's points of ``metric`` in ``found`` (empty when not there)."""
+    """The windows of ``found`` (ascending) and one slice's values of ``metric`` in them (NaN where it has no point:
+    a track or artist no longer among the heavy hitters)."""
+    windows = found.windows()
+    values = np.full(windows.size, np.nan)
     points = found.points.get(metric)
     try:
         dimset = dimension_set(",".join(dims) or "global")
     except KeyError:
-        dimset = None
-    if points is None or dimset is None:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    keys = found.keys
+        return windows, values
+    if points is None:
+        return windows, values
     same = [pl.col("dimset") == dimset.name, *(pl.col(f) == v for f, v in dims.items())]
-    ids = keys.with_row_index("key_id").filter(pl.all_horizontal(same)).get_column("key_id").to_numpy()
+    ids = found.keys.with_row_index("key_id").filter(pl.all_horizontal(same)).get_column("key_id").to_numpy()
     take = np.flatnonzero(np.isin(points.key_id, ids))
-    return points.window_start[take], points.floats["value"][take]
+    values[np.searchsorted(windows, points.window_start[take])] = points.floats["value"][take]
+    return windows, values

@@ -225,7 +225,8 @@ class IncidentFolder:
         """The values (per window, ascending) of a watched slice (:meth:`watching`), those of windows before event
         time ``until`` (all when None): an incident whose slice's mean over the last :data:`RETURN_POINTS` minutes
         (or each of its last two minutes) is past the midpoint of its normal and anomalous values, on the normal
-        side, has returned (its recovery starts: see ``recovery_ms``)."""
+        side, has returned (its recovery starts: see ``recovery_ms``). A missing value (NaN) of a track or artist
+        that had risen is a return (it left the heavy hitters); of any other slice, nothing."""
         for inc in [*self._open, *self._closed]:
             if inc.watch is None or inc.returned_at is not None or inc.watch[:2] != (metric, dict(dims)):
                 continue
@@ -234,8 +235,12 @@ class IncidentFolder:
             for w, v in zip(windows, values, strict=True):
                 if until is not None and int(w) >= until:
                     break
-                if int(w) <= inc.seen_until or v is None or not math.isfinite(float(v)):
+                if int(w) <= inc.seen_until:
                     continue
+                if v is None or not math.isfinite(float(v)):
+                    if up or not any(f in TOP_K_FIELDS for f in dims):
+                        continue
+                    v = 0.0  # a track or artist pushed up (a bot farm) that left the heavy hitters: it fell back
                 inc.seen_until = int(w)
                 inc.recent = [*inc.recent, float(v)][-RETURN_POINTS:]
                 mean = sum(inc.recent) / len(inc.recent)
