@@ -99,8 +99,8 @@ _FIELDS: Final = set(DIMENSION_FIELDS)
 #: 3 deviations, the detector's ``clip`` (beyond it, it stops learning: an anomaly in the making).
 PARENT_SCORE: Final = 9 / 25
 #: The minutes whose mean value says an incident's slice is back (past the midpoint between its normal and its
-#: anomalous value; or its last two minutes both past it): the detector's short pool, so that one noisy minute of a
-#: small slice does not say it.
+#: anomalous value; or, for counts, its last two minutes both past it by 2 deviations of a count there): the
+#: detector's short pool, so that one noisy minute of a small slice does not say it.
 RETURN_POINTS: Final = 5
 #: How long a slice whose alert resolved while it was still away is watched for its return: the detector's
 #: ``return_horizon`` (6 hours), after which it forgets the level before an adopted change too.
@@ -224,9 +224,10 @@ class IncidentFolder:
     ) -> None:
         """The values (per window, ascending) of a watched slice (:meth:`watching`), those of windows before event
         time ``until`` (all when None): an incident whose slice's mean over the last :data:`RETURN_POINTS` minutes
-        (or each of its last two minutes) is past the midpoint of its normal and anomalous values, on the normal
-        side, has returned (its recovery starts: see ``recovery_ms``). A missing value (NaN) of a track or artist
-        that had risen is a return (it left the heavy hitters); of any other slice, nothing."""
+        (or, for a count, each of its last two minutes by 2 deviations) is past the midpoint of its normal and
+        anomalous values, on the normal side, has returned (its recovery starts: see ``recovery_ms``). A missing
+        value (NaN) of a track or artist that had risen is a return (it left the heavy hitters); of any other slice,
+        nothing."""
         for inc in [*self._open, *self._closed]:
             if inc.watch is None or inc.returned_at is not None or inc.watch[:2] != (metric, dict(dims)):
                 continue
@@ -244,8 +245,10 @@ class IncidentFolder:
                 inc.seen_until = int(w)
                 inc.recent = [*inc.recent, float(v)][-RETURN_POINTS:]
                 mean = sum(inc.recent) / len(inc.recent)
+                # two minutes each past the midpoint by a count's noise there (2 deviations), or the mean
+                margin = 2.0 * math.sqrt(abs(mid)) if _counts(metric) else math.inf
                 last = inc.recent[-2:]
-                if (len(last) == 2 and all((x >= mid) == up for x in last)) or (
+                if (len(last) == 2 and all((x - mid) * (1 if up else -1) > margin for x in last)) or (
                     len(inc.recent) >= 3 and (mean >= mid if up else mean <= mid)
                 ):
                     inc.returned_at = int(w) + WINDOW_MS
