@@ -172,25 +172,24 @@ def test_the_recovery_waits_for_the_slice_s_return_and_lasts_its_horizon() -> No
         assert restored.fold([surge], empty) == ([surge] if notified else []), minute
 
 
-def test_after_a_small_slice_s_silence_only_the_slice_itself_recovers() -> None:
-    """A platform of 3 plays a minute goes silent (no ratio bounds a return from nothing): after it is back, its own
-    streams at 6 against 4 expected are its return (folded); an artist at 6 or at 40 streams against 4 is a new
-    incident (a bot farm's first minutes are within a small slice's counting noise), notified."""
+def test_nothing_recovers_from_a_silence() -> None:
+    """A market goes silent (its data late; no ratio bounds a return from nothing): after it is back, a surge of its
+    own streams or of an artist is a new incident (a bot farm 7 minutes after a market's late data, on the market),
+    notified; after a 98 % drop the same surge of the market's streams is its recovery."""
     empty = pl.DataFrame(schema=DETECTION_SCHEMA)
-    for dims, value, notified in (
-        ({"platform": "speaker"}, 6.0, False),
-        ({"artist_id": "a1"}, 6.0, True),
-        ({"artist_id": "a1"}, 40.0, True),
+    for anomalous, dims, notified in (
+        (0.0, {"market": "DE"}, True),
+        (0.0, {"artist_id": "a1"}, True),
+        (2.0, {"market": "DE"}, False),
     ):
         folder = IncidentFolder()
-        silence = _alert("PlaysDrop", "plays", {"platform": "speaker"}, 0.0, 3.0, 2)
+        silence = _alert("PlaysDrop", "plays", {"market": "DE"}, anomalous, 70.0, 2)
         folder.fold([silence], empty)
         folder.fold([_resolved(silence, 40)], empty)
-        folder.observe(
-            "plays", {"platform": "speaker"}, [T0 + m * MINUTE for m in range(38, 46)], [0.0] * 3 + [3.0] * 5
-        )
-        surge = _alert("StreamsSurge", "streams", dims, value, 4.0, 50)
-        assert folder.fold([surge], empty) == ([surge] if notified else []), (dims, value)
+        values = [anomalous] * 3 + [70.0] * 5
+        folder.observe("plays", {"market": "DE"}, [T0 + m * MINUTE for m in range(38, 46)], values)
+        surge = _alert("StreamsSurge", "streams", dims, 100.0, 56.0, 50)
+        assert folder.fold([surge], empty) == ([surge] if notified else []), (anomalous, dims)
 
 
 def test_the_end_of_a_bot_farm_is_its_recovery_once_the_artist_left_the_heavy_hitters() -> None:

@@ -457,7 +457,8 @@ class IncidentFolder:
         metric family the incident took on the other side, and no larger than a return from the incident's change
         can make it: a series that had learnt all of a fall to a fraction ``r`` of the normal rises at most by
         ``1 / r`` when the slice returns, and (counts) by at most the events a minute the slice had lost (a rise
-        beyond that is new: a bot farm right after the market came back, or after a small platform's silence)."""
+        beyond that is new: a bot farm right after the market came back). Nothing recovers from a silence (no
+        ratio bounds it)."""
         if inc.returned_at is None or inc.watch is None or not _overlap(inc.root, dims):
             return None
         fired = _fired(alert)
@@ -473,15 +474,14 @@ class IncidentFolder:
         if not isinstance(value, int | float) or not isinstance(expected, int | float) or expected <= 0:
             return None
         # events come back at most as many as the incident's slice lost (its normal less its level during the
-        # incident, a minute), give or take the alert's own counting noise (3 deviations: the detector's clip)
-        lost = abs(normal - anomalous) + 3.0 * math.sqrt(max(value, expected))
+        # incident, a minute), give or take the alert's counting noise (3 deviations of its expected count)
+        lost = abs(normal - anomalous) + 3.0 * math.sqrt(expected)
         if _counts(metric) and _counts(watched) and abs(value - expected) > lost:
             return None
         if min(normal, anomalous) <= 0:
-            # from a silence (or to one) no ratio bounds the return, and a small slice's events a minute are within
-            # the counting noise of an obscure artist's first bot-farmed minutes (a platform of a few plays a minute
-            # back 43 minutes before a bot farm hid it): only the slice itself, or a part of it, recovers
-            return UNWEIGHED if _contains(inc.root, dims) else None
+            # from a silence (or to one) no ratio bounds the return: a bot farm on an artist 43 minutes after a small
+            # platform's silence, or on a market 7 minutes after its late data, would fold; none recovers from it
+            return None
         moved = max(value / expected, expected / value) if value > 0 else math.inf
         return UNWEIGHED if moved <= max(normal / anomalous, anomalous / normal) else None
 
