@@ -398,7 +398,8 @@ class AlertEngine:
         alerts = [a for _, _, a in changes]
         if self.folder is None:
             return alerts
-        return self.folder.fold(alerts, _windows_of(alerts, found, self.folder.due(), self.folder.group_wait_ms))
+        rows = _windows_of(alerts, found, self.folder.due(), self.folder.group_wait_ms)
+        return self.folder.fold(alerts, rows, lambda metric, dims: _slice_values(found, metric, dims))
 
     def _step_rule(
         self,
@@ -634,3 +635,22 @@ def _windows_of(alerts: list[Alert], found: Detections, due: list[tuple[str, int
     if windows.size:
         wanted.update(((metric, near(window)), None) for metric, window in due)
     return pl.concat([found.at(m, w) for m, w in wanted]) if wanted else found.at("", 0)
+
+
+def _slice_values(found: Detections, metric: str, dims: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """The windows of ``found`` (ascending) and one slice's values of ``metric`` in them (NaN where it has no point:
+    a track or artist no longer among the heavy hitters)."""
+    windows = found.windows()
+    values = np.full(windows.size, np.nan)
+    points = found.points.get(metric)
+    try:
+        dimset = dimension_set(",".join(dims) or "global")
+    except KeyError:
+        return windows, values
+    if points is None:
+        return windows, values
+    same = [pl.col("dimset") == dimset.name, *(pl.col(f) == v for f, v in dims.items())]
+    ids = found.keys.with_row_index("key_id").filter(pl.all_horizontal(same)).get_column("key_id").to_numpy()
+    take = np.flatnonzero(np.isin(points.key_id, ids))
+    values[np.searchsorted(windows, points.window_start[take])] = points.floats["value"][take]
+    return windows, values

@@ -37,7 +37,19 @@ Watchdog's root-cause analysis do:
   it takes only its aftermath (after it resolved, silently): the alerts it explains on other slices, on a
   metric it took while live and on the other side (series returning from a level they had learnt during
   it): the end of an incident is not a new one; its own deviation again, a metric it never moved, or
-  anything on its own slice, is.
+  anything on its own slice, is;
+* **recovery**: the alert that opened an incident may resolve while its slice is still away (its detector
+  adopts a lasting drop after an hour, or learns part of a slow one), so the aftermath is not timed from that
+  resolution. The folder watches the slice's values from then on (:meth:`IncidentFolder.watching`; the engine
+  passes each batch's values) until their mean over the last 5 minutes is back past the midpoint of its normal and
+  anomalous values; for ``recovery_ms`` (65 minutes: the detector adopts a return as lasting after 60) after
+  that return, series that learnt part of the incident's level while it lasted read its return as the opposite
+  deviation (a market back after a two-hour drop: its artists' and tracks' streams "surge"). Such an alert, on a
+  slice overlapping the incident's (its own slice on another metric included), in a metric family the incident
+  took, on the other side, and no larger than the return can make it (a series that had learnt all of a fall to
+  a fraction ``r`` rises at most ``1 / r``-fold; a count at most by the events a minute the slice lost, give or
+  take its own counting noise), is the incident's recovery: folded, unsaid. A rise beyond that (a bot farm right
+  after the market came back), another metric family, or a slice apart from the incident's is a new incident.
 
 * **group wait** (as Alertmanager's ``group_wait``, but for the root cause): a new incident whose slice is a
   small part of a larger movement — a coarser slice of its metric (a count, sum or ratio, whose excess adds up
@@ -65,7 +77,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -78,12 +90,21 @@ from tunewatch.process.dimensions import DIMENSION_SETS, OTHER, TOP_K_FIELDS, di
 from tunewatch.schema import DIMENSION_FIELDS
 
 WINDOW_MS: Final = 60_000
+#: A batch's values of one slice of one metric: (metric, dimensions) → (windows, values), ascending.
+SliceValues = Callable[[str, Mapping[str, str]], tuple[Any, Any]]
 #: The share an incident explains of an alert it takes without weighing it (a sibling slice): shown as unknown.
 UNWEIGHED: Final = float("nan")
 _FIELDS: Final = set(DIMENSION_FIELDS)
 #: The detector score (``z**2 / (z**2 + 16)``) from which a coarser slice counts as deviating for the group wait:
 #: 3 deviations, the detector's ``clip`` (beyond it, it stops learning: an anomaly in the making).
 PARENT_SCORE: Final = 9 / 25
+#: The minutes whose mean value says an incident's slice is back (past the midpoint between its normal and its
+#: anomalous value; or, for counts, its last two minutes both past it by 2 deviations of a count there): the
+#: detector's short pool, so that one noisy minute of a small slice does not say it.
+RETURN_POINTS: Final = 5
+#: How long a slice whose alert resolved while it was still away is watched for its return: the detector's
+#: ``return_horizon`` (6 hours), after which it forgets the level before an adopted change too.
+WATCH_MS: Final = 360 * 60_000
 #: Volume metrics, which move together (a slice losing traffic loses events, plays, streams and listeners): for
 #: the aftermath of an incident one of them taken on one side stands for all, and an absence of events (a
 #: threshold condition, otherwise notified as it is) is part of a live incident that took one of them down.
@@ -126,6 +147,14 @@ class _Incident:
     #: the coarser slice whose deviation it was held for (a parent it carries under half of the excess of); kept
     #: once notified, so that later parts of that larger movement join it
     held_for: dict[str, str] | None = None
+    #: once the alert that opened it resolved: that alert's metric, slice, expected (normal) and observed
+    #: (anomalous) value, whose return is watched (:meth:`IncidentFolder.watching`)
+    watch: tuple[str, dict[str, str], float, float] | None = None
+    recent: list[float] = field(default_factory=list)  # the watched slice's latest values (at most RETURN_POINTS)
+    seen_until: int = 0  # the newest window of the watched slice observed (epoch ms)
+    #: when the watched slice was seen back on its normal side (past the midpoint of its normal and anomalous
+    #: values over the last RETURN_POINTS minutes): its recovery starts (see ``recovery_ms``)
+    returned_at: int | None = None
 
 
 class IncidentFolder:
@@ -147,6 +176,7 @@ class IncidentFolder:
         aftermath_ms: int = 30 * 60_000,
         group_wait_ms: int = 2 * 60_000,
         watched: Mapping[str, tuple[str, ...]] | None = None,
+        recovery_ms: int = 65 * 60_000,
     ) -> None:
         self.min_share = min_share
         self.min_lift = min_lift
@@ -162,6 +192,13 @@ class IncidentFolder:
         #: the same way much more than it explains (a market seen a minute before the whole service): the parent's
         #: alert, when it fires within the wait, becomes the root and the held incident folds into it unsaid
         self.group_wait_ms = group_wait_ms
+        #: once an incident's slice is seen back (:meth:`observe`), the series that learnt part of its level while
+        #: it lasted read their return as the opposite deviation until they relearn their normal or their detector
+        #: adopts the return as lasting (60 points): for this long after the slice's return (60 minutes and the
+        #: 5 of ``together_ms``), such a deviation on a slice overlapping the incident's, in a metric family it
+        #: took, on the other side and no larger than the return from the incident's change can make it, is
+        #: its recovery (folded, unsaid), not a new incident
+        self.recovery_ms = recovery_ms
         #: alert name → the dimension sets its rule watches (coarser slices nobody watches are not waited for);
         #: None: any slice the detections carry
         self.watched = watched
@@ -173,6 +210,50 @@ class IncidentFolder:
         """The incidents' notifications firing now."""
         return [inc.alert for inc in self._open if inc.held_until is None]
 
+    def watching(self) -> list[tuple[str, dict[str, str]]]:
+        """Metric and slice of each incident whose opening alert resolved while its slice's return was not seen
+        yet (for at most :data:`WATCH_MS`): the engine passes their values to :meth:`observe`."""
+        out: list[tuple[str, dict[str, str]]] = []
+        for inc in [*self._open, *self._closed]:
+            if inc.watch is not None and inc.returned_at is None and (metric_dims := inc.watch[:2]) not in out:
+                out.append(metric_dims)
+        return out
+
+    def observe(
+        self, metric: str, dims: Mapping[str, str], windows: Any, values: Any, until: int | None = None
+    ) -> None:
+        """The values (per window, ascending) of a watched slice (:meth:`watching`), those of windows before event
+        time ``until`` (all when None): an incident whose slice's mean over the last :data:`RETURN_POINTS` minutes
+        (or, for a count, each of its last two minutes by 2 deviations) is past the midpoint of its normal and
+        anomalous values, on the normal side, has returned (its recovery starts: see ``recovery_ms``). A missing
+        value (NaN) of a track or artist that had risen is a return (it left the heavy hitters); of any other slice,
+        nothing."""
+        for inc in [*self._open, *self._closed]:
+            if inc.watch is None or inc.returned_at is not None or inc.watch[:2] != (metric, dict(dims)):
+                continue
+            normal, anomalous = inc.watch[2], inc.watch[3]
+            mid, up = 0.5 * (normal + anomalous), normal > anomalous
+            for w, v in zip(windows, values, strict=True):
+                if until is not None and int(w) >= until:
+                    break
+                if int(w) <= inc.seen_until:
+                    continue
+                if v is None or not math.isfinite(float(v)):
+                    if up or not any(f in TOP_K_FIELDS for f in dims):
+                        continue
+                    v = 0.0  # a track or artist pushed up (a bot farm) that left the heavy hitters: it fell back
+                inc.seen_until = int(w)
+                inc.recent = [*inc.recent, float(v)][-RETURN_POINTS:]
+                mean = sum(inc.recent) / len(inc.recent)
+                # two minutes each past the midpoint by a count's noise there (2 deviations), or the mean
+                margin = 2.0 * math.sqrt(abs(mid)) if _counts(metric) else math.inf
+                last = inc.recent[-2:]
+                if (len(last) == 2 and all((x - mid) * (1 if up else -1) > margin for x in last)) or (
+                    len(inc.recent) >= 3 and (mean >= mid if up else mean <= mid)
+                ):
+                    inc.returned_at = int(w) + WINDOW_MS
+                    break
+
     def due(self) -> list[tuple[str, int]]:
         """Metric and window start of the window each held notification's release drills down on: the last one
         closed before it is due (the engine passes those rows with the batch's)."""
@@ -181,10 +262,26 @@ class IncidentFolder:
             for inc in self._open if inc.held_until is not None
         ]  # fmt: skip
 
-    def fold(self, changes: list[Alert], detections: pl.DataFrame) -> list[Alert]:
-        """The notifications for the engine's alert ``changes`` (in time order) of one batch of ``detections``."""
+    def fold(
+        self, changes: list[Alert], detections: pl.DataFrame, slice_values: SliceValues | None = None
+    ) -> list[Alert]:
+        """The notifications for the engine's alert ``changes`` (in time order) of one batch of ``detections``;
+        ``slice_values`` gives the batch's values of a slice (metric, dimensions → windows, values), from which
+        the return of incidents' slices is watched (:meth:`observe`) up to each change."""
         out: list[Alert] = []
+        seen: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+        def observe(until: int | None) -> None:
+            if slice_values is None:
+                return
+            for metric, dims in self.watching():
+                key = (metric, repr(sorted(dims.items())))
+                if key not in seen:
+                    seen[key] = slice_values(metric, dims)
+                self.observe(metric, dims, *seen[key], until=until)
+
         for a in self._largest_first(changes, detections):
+            observe(_fired(a))  # the windows closed by this change's time (its own included)
             out.extend(self._release(_fired(a) - 1, detections))  # held notifications due before this change's minute
             if a.status == "firing":
                 note = self._fire(a, detections)
@@ -192,6 +289,7 @@ class IncidentFolder:
                     out.append(note)
             else:
                 out.extend(self._resolve(a))
+        observe(None)
         if not detections.is_empty():
             last = int(detections.get_column("window_start").max())  # type: ignore[arg-type]
             out.extend(self._release(last + WINDOW_MS, detections))
@@ -310,9 +408,13 @@ class IncidentFolder:
         dims = slice_dims(a)
         root, share = self._drill(rows, metric, dims, direction)
         own = _contribution(rows, metric, dims, direction)
-        self._closed = [inc for inc in self._closed if window - (inc.closed_at or 0) <= self.aftermath_ms]
+        self._closed = [inc for inc in self._closed if self._kept(inc, window)]
         for inc in [*self._open, *reversed(self._closed)]:
-            explained = self._explains(inc, rows, metric, root, own, direction, a)
+            explained = None
+            if inc.closed_at is None or window - inc.closed_at <= self.aftermath_ms:
+                explained = self._explains(inc, rows, metric, root, own, direction, a)
+            if explained is None:
+                explained = self._recovery(inc, dims, metric, direction, a)
             if explained is not None:
                 inc.members[fp] = a
                 self._member_of[fp] = inc
@@ -333,6 +435,55 @@ class IncidentFolder:
             inc.held_until, inc.held_for = window + WINDOW_MS + self.group_wait_ms, parent
             return None
         return inc.alert
+
+    def _kept(self, inc: _Incident, window: int) -> bool:
+        """Whether resolved incident ``inc`` may still take alerts at ``window``: within ``aftermath_ms`` of its
+        resolution, while its slice's return is awaited (at most :data:`WATCH_MS`), or within ``recovery_ms`` of
+        that return."""
+        closed = inc.closed_at or 0
+        if window - closed <= self.aftermath_ms:
+            return True
+        if inc.returned_at is not None:
+            return window - inc.returned_at <= self.recovery_ms
+        return inc.watch is not None and window - closed <= WATCH_MS
+
+    def _recovery(
+        self, inc: _Incident, dims: dict[str, str], metric: str, direction: str, alert: Alert
+    ) -> float | None:
+        """``UNWEIGHED`` when ``alert`` is the recovery of incident ``inc`` (see ``recovery_ms``), else None: it fired
+        within ``recovery_ms`` of the incident's slice's return (or up to ``together_ms`` before it is seen: the mean
+        of a few minutes lags), on a slice that overlaps the incident's (an artist or track, whose plays are partly
+        the incident's market; the market itself on another metric, such as its streams after a plays drop), in a
+        metric family the incident took on the other side, and no larger than a return from the incident's change
+        can make it: a series that had learnt all of a fall to a fraction ``r`` of the normal rises at most by
+        ``1 / r`` when the slice returns, and (counts) by at most the events a minute the slice had lost (a rise
+        beyond that is new: a bot farm right after the market came back). Nothing recovers from a silence (no
+        ratio bounds it)."""
+        if inc.returned_at is None or inc.watch is None or not _overlap(inc.root, dims):
+            return None
+        fired = _fired(alert)
+        if not inc.returned_at - self.together_ms <= fired <= inc.returned_at + self.recovery_ms:
+            return None
+        back = {"up": "down", "down": "up"}[direction]
+        sides = _family_sides(inc.sides)
+        family = _family(metric)
+        if f"{family}:{back}" not in sides or f"{family}:{direction}" in sides:
+            return None
+        watched, normal, anomalous = inc.watch[0], inc.watch[2], inc.watch[3]
+        value, expected = alert.extra.get("value"), alert.extra.get("expected")
+        if not isinstance(value, int | float) or not isinstance(expected, int | float) or expected <= 0:
+            return None
+        # events come back at most as many as the incident's slice lost (its normal less its level during the
+        # incident, a minute), give or take the alert's counting noise (3 deviations of its expected count)
+        lost = abs(normal - anomalous) + 3.0 * math.sqrt(expected)
+        if _counts(metric) and _counts(watched) and abs(value - expected) > lost:
+            return None
+        if min(normal, anomalous) <= 0:
+            # from a silence (or to one) no ratio bounds the return: a bot farm on an artist 43 minutes after a small
+            # platform's silence, or on a market 7 minutes after its late data, would fold; none recovers from it
+            return None
+        moved = max(value / expected, expected / value) if value > 0 else math.inf
+        return UNWEIGHED if moved <= max(normal / anomalous, anomalous / normal) else None
 
     def _absence(self, a: Alert) -> Alert | None:
         """An absence (no events where some were expected) is notified as it is, unless a live incident that
@@ -598,6 +749,10 @@ class IncidentFolder:
         inc.members.pop(a.fingerprint, None)
         if a.fingerprint == inc.first and inc.ended_at is None:
             inc.ended_at = int(a.extra.get("resolved_at", a.ends_at or 0))
+            normal, anomalous = a.extra.get("expected"), a.extra.get("value")
+            if isinstance(normal, int | float) and isinstance(anomalous, int | float) and normal != anomalous:
+                inc.watch = (a.labels.get("metric", ""), slice_dims(a), float(normal), float(anomalous))
+                inc.seen_until = int(a.extra.get("fired_at", a.starts_at))
         if inc.members or inc.closed_at is not None:  # still open, or an aftermath alert of a resolved one
             return []
         # resolved while held: its firing notification is sent now (never lost), then its resolution
@@ -641,20 +796,30 @@ def _incident_state(inc: _Incident) -> dict[str, Any]:
     return {"alert": inc.alert.to_dict(), "root": dict(inc.root), "metrics": sorted(inc.metrics),
             "members": [m.to_dict() for m in inc.members.values()], "closed_at": inc.closed_at,
             "first": inc.first, "ended_at": inc.ended_at, "sides": sorted(inc.sides),
-            "held_until": inc.held_until, "held_for": inc.held_for}  # fmt: skip
+            "held_until": inc.held_until, "held_for": inc.held_for,
+            "watch": None if inc.watch is None else [inc.watch[0], dict(inc.watch[1]), inc.watch[2], inc.watch[3]],
+            "recent": list(inc.recent), "seen_until": inc.seen_until, "returned_at": inc.returned_at}  # fmt: skip
 
 
 def _incident_of(entry: Mapping[str, Any]) -> _Incident:
     members = [Alert.from_dict(m) for m in entry["members"]]
     closed, ended = entry.get("closed_at"), entry.get("ended_at")
     held, held_for = entry.get("held_until"), entry.get("held_for")
-    return _Incident(
+    watch, returned = entry.get("watch"), entry.get("returned_at")
+    inc = _Incident(
         Alert.from_dict(entry["alert"]), {str(k): str(v) for k, v in entry["root"].items()},
         {str(m) for m in entry["metrics"]}, {m.fingerprint: m for m in members},
         None if closed is None else int(closed), str(entry.get("first", "")), None if ended is None else int(ended),
         {str(x) for x in entry.get("sides", [])}, None if held is None else int(held),
         None if held_for is None else {str(k): str(v) for k, v in held_for.items()},
     )  # fmt: skip
+    if watch is not None:
+        metric, dims, normal, anomalous = watch
+        inc.watch = (str(metric), {str(k): str(v) for k, v in dims.items()}, float(normal), float(anomalous))
+    inc.recent = [float(v) for v in entry.get("recent", [])]
+    inc.seen_until = int(entry.get("seen_until", 0))
+    inc.returned_at = None if returned is None else int(returned)
+    return inc
 
 
 def _fired(a: Alert) -> int:
@@ -686,6 +851,11 @@ def _direction(a: Alert) -> str:
     if isinstance(value, int | float) and isinstance(expected, int | float):
         return "down" if value < expected else "up"
     return "up"
+
+
+def _counts(metric: str) -> bool:
+    """Whether ``metric`` counts events a minute (its values of different slices add up)."""
+    return METRICS[metric].kind == "count" if metric in METRICS else False
 
 
 def _weighted(metric: str) -> bool:
