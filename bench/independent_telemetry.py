@@ -184,7 +184,7 @@ def _sample(kind: str, rng: np.random.Generator, base: _Base, mult: np.ndarray, 
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(req > 0, err / np.maximum(req, 1), 0.0)
     if kind == "purchases":
-        return r.poisson(base.scale * base.load * mult * r.gamma(3.0, 1 / 3.0, n)).astype(np.float64)
+        return r.poisson(base.scale * base.load * mult * r.gamma(10.0, 0.1, n)).astype(np.float64)
     if kind == "latency":
         z = r.standard_normal(n)
         heavy = r.random(n) < base.extra["spike_rate"][0]  # GC pauses, cold caches: one interval, not incidents
@@ -201,7 +201,8 @@ def _base(kind: str, rng: np.random.Generator, load: np.ndarray, t_ms: np.ndarra
     n = load.size
     if kind == "requests":
         rate = float(np.exp(rng.uniform(np.log(3), np.log(3000))))  # requests per minute
-        return _Base(load, rate * per_min, {"dispersion": np.array([rng.uniform(5, 60)])})
+        # per-interval over-dispersion of 3-18 % (gamma shape 30-1,000) on top of the load's own wander
+        return _Base(load, rate * per_min, {"dispersion": np.array([np.exp(rng.uniform(np.log(30), np.log(1000)))])})
     if kind == "errors":
         rate = float(np.exp(rng.uniform(np.log(5), np.log(2000))))  # sessions per minute
         return _Base(load, rate * per_min, {"p": np.full(n, float(np.exp(rng.uniform(np.log(5e-4), np.log(0.03)))))})
