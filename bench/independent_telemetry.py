@@ -250,7 +250,7 @@ def _duration(rng: np.random.Generator, incident: str, step_ms: int) -> int:
         hours = rng.uniform(2, 10) if hourly else rng.uniform(0.5, 3)
     else:
         hours = rng.uniform(1, 8) if hourly else rng.uniform(5 / 60, 2.5)
-    return max(1, int(round(hours * 3_600_000 / step_ms)))
+    return max(1, round(hours * 3_600_000 / step_ms))
 
 
 def _apply(
