@@ -44,7 +44,6 @@ from types import ModuleType  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.special import ndtr  # noqa: E402
 
 from tunewatch.detect.defaults import NAB_DEFAULT  # noqa: E402
 from tunewatch.detect.detectors import EnsembleDetector  # noqa: E402
