@@ -278,6 +278,9 @@ def main() -> None:
     ap.add_argument("--peers", default="default,windowed_gaussian,river_hst,adtk,stl_esd,pyod_iforest,pyod_ecod")
     ap.add_argument("--cache", type=Path, default=None, help="cache scores here (per seed and detector)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a default setting")
+    ap.add_argument(
+        "--free", default=",".join(FREE_SCORERS), help="PyOD detectors whose own labels are also run (a second fit)"
+    )
     ap.add_argument("--threshold-from", default="", help="seeds whose NAB-optimised thresholds are applied")
     ap.add_argument(
         "--clean", default="default,windowed_gaussian", help="detectors also run on the clean twins (false episodes)"
@@ -295,7 +298,8 @@ def main() -> None:
     def collect(seeds: list[int]) -> tuple[list[Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
         series: list[Any] = []
         scores: dict[str, dict[str, FloatArray]] = {n: {} for n in names}
-        free: dict[str, dict[str, FloatArray]] = {n: {} for n in names if n in FREE_SCORERS}
+        with_free = {n.strip() for n in args.free.split(",")}
+        free: dict[str, dict[str, FloatArray]] = {n: {} for n in names if n in FREE_SCORERS and n in with_free}
         clean_names = {n.strip() for n in args.clean.split(",")} & set(names)
         clean: dict[str, dict[str, FloatArray]] = {n: {} for n in names if n in clean_names}
         for seed in seeds:
