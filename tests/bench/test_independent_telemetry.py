@@ -97,6 +97,6 @@ def test_writes_nab_layout(gen: ModuleType, tmp_path: Path) -> None:
 
 
 def test_imports_nothing_from_tunewatch() -> None:
-    text = SCRIPT.read_text()
-    assert "tunewatch." not in text.replace("tunewatch.evaluate.synthetic", "").replace("tunewatch;", "")
-    assert "import tunewatch" not in text and "from tunewatch" not in text
+    imports = [ln.strip() for ln in SCRIPT.read_text().splitlines() if ln.strip().startswith(("import ", "from "))]
+    assert imports  # the check reads the script's real import lines
+    assert not [ln for ln in imports if ln.split()[1].split(".")[0] == "tunewatch"]
