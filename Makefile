@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint bench clean system-deps lock
+.PHONY: setup run test test-fast lint bench clean system-deps lock lock-peers peers
 
 # Debian packages used by integration tests (real redis-server, Alertmanager, promtool, Chromium), as
 # command:package pairs; installed when root, otherwise the tests that need them are skipped.
@@ -50,6 +50,14 @@ lock: | $(VENV)/bin/python
 	$(LOCK_CMD) --extra all --extra dev -o requirements/dev.lock
 	$(LOCK_CMD) --extra all --extra dev --extra bench -o requirements/bench.lock
 
+## The bench-only peers (ADTK, statsmodels, PyOD, River) in a lock of their own that CI never installs.
+lock-peers: | $(VENV)/bin/python
+	$(PIP) install -q uv
+	$(LOCK_CMD) --extra all --extra dev --extra bench --extra peers -o requirements/peers.txt
+
+$(VENV)/.peers-installed: requirements/peers.txt pyproject.toml | $(VENV)/bin/python
+	$(call install_lock,requirements/peers.txt,$@)
+
 setup: $(STAMP)
 
 ## Run the product on embedded defaults: service + simulated live stream, alerts in the console (installs only
@@ -74,6 +82,10 @@ lint: $(STAMP)
 
 bench: $(VENV)/.bench-installed
 	$(PY) bench/replay.py
+
+## tunewatch's default against production-grade peers on the independent telemetry corpus (development seeds).
+peers: $(VENV)/.peers-installed
+	$(PY) bench/telemetry_peers.py --seeds 1,2,3,4,5
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
