@@ -53,10 +53,10 @@ lock: | $(VENV)/bin/python
 ## The bench-only peers (ADTK, statsmodels, PyOD, River) in a lock of their own that CI never installs.
 lock-peers: | $(VENV)/bin/python
 	$(PIP) install -q uv
-	$(LOCK_CMD) --extra all --extra dev --extra bench --extra peers -o requirements/peers.txt
+	$(LOCK_CMD) --extra all --extra dev --extra bench --extra peers -o requirements/peers.lock
 
-$(VENV)/.peers-installed: requirements/peers.txt pyproject.toml | $(VENV)/bin/python
-	$(call install_lock,requirements/peers.txt,$@)
+$(VENV)/.peers-installed: requirements/peers.lock pyproject.toml | $(VENV)/bin/python
+	$(call install_lock,requirements/peers.lock,$@)
 
 setup: $(STAMP)
 
