@@ -79,7 +79,7 @@ import copy
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import polars as pl
 
@@ -132,6 +132,15 @@ def _granularity(fields: tuple[str, ...]) -> int:
     return 10 if any(f in TOP_K_FIELDS for f in fields) else len(fields)
 
 
+class _Watch(NamedTuple):
+    """The slice of an incident whose return is watched: its metric, dimensions, normal and anomalous values."""
+
+    metric: str
+    dims: dict[str, str]
+    normal: float
+    anomalous: float
+
+
 @dataclass(slots=True)
 class _Incident:
     alert: Alert  # the notification: root slice labels
@@ -149,7 +158,7 @@ class _Incident:
     held_for: dict[str, str] | None = None
     #: once the alert that opened it resolved: that alert's metric, slice, expected (normal) and observed
     #: (anomalous) value, whose return is watched (:meth:`IncidentFolder.watching`)
-    watch: tuple[str, dict[str, str], float, float] | None = None
+    watch: _Watch | None = None
     recent: list[float] = field(default_factory=list)  # the watched slice's latest values (at most RETURN_POINTS)
     seen_until: int = 0  # the newest window of the watched slice observed (epoch ms)
     #: when the watched slice was seen back on its normal side (past the midpoint of its normal and anomalous
@@ -215,7 +224,9 @@ class IncidentFolder:
         yet (for at most :data:`WATCH_MS`): the engine passes their values to :meth:`observe`."""
         out: list[tuple[str, dict[str, str]]] = []
         for inc in [*self._open, *self._closed]:
-            if inc.watch is not None and inc.returned_at is None and (metric_dims := inc.watch[:2]) not in out:
+            if inc.watch is None or inc.returned_at is not None:
+                continue
+            if (metric_dims := (inc.watch.metric, inc.watch.dims)) not in out:
                 out.append(metric_dims)
         return out
 
@@ -229,9 +240,11 @@ class IncidentFolder:
         value (NaN) of a track or artist that had risen is a return (it left the heavy hitters); of any other slice,
         nothing."""
         for inc in [*self._open, *self._closed]:
-            if inc.watch is None or inc.returned_at is not None or inc.watch[:2] != (metric, dict(dims)):
+            if inc.watch is None or inc.returned_at is not None:
                 continue
-            normal, anomalous = inc.watch[2], inc.watch[3]
+            if (inc.watch.metric, inc.watch.dims) != (metric, dict(dims)):
+                continue
+            normal, anomalous = inc.watch.normal, inc.watch.anomalous
             mid, up = 0.5 * (normal + anomalous), normal > anomalous
             for w, v in zip(windows, values, strict=True):
                 if until is not None and int(w) >= until:
@@ -469,7 +482,7 @@ class IncidentFolder:
         family = _family(metric)
         if f"{family}:{back}" not in sides or f"{family}:{direction}" in sides:
             return None
-        watched, normal, anomalous = inc.watch[0], inc.watch[2], inc.watch[3]
+        watched, normal, anomalous = inc.watch.metric, inc.watch.normal, inc.watch.anomalous
         value, expected = alert.extra.get("value"), alert.extra.get("expected")
         if not isinstance(value, int | float) or not isinstance(expected, int | float) or expected <= 0:
             return None
@@ -751,7 +764,7 @@ class IncidentFolder:
             inc.ended_at = int(a.extra.get("resolved_at", a.ends_at or 0))
             normal, anomalous = a.extra.get("expected"), a.extra.get("value")
             if isinstance(normal, int | float) and isinstance(anomalous, int | float) and normal != anomalous:
-                inc.watch = (a.labels.get("metric", ""), slice_dims(a), float(normal), float(anomalous))
+                inc.watch = _Watch(a.labels.get("metric", ""), slice_dims(a), float(normal), float(anomalous))
                 inc.seen_until = int(a.extra.get("fired_at", a.starts_at))
         if inc.members or inc.closed_at is not None:  # still open, or an aftermath alert of a resolved one
             return []
@@ -797,7 +810,7 @@ def _incident_state(inc: _Incident) -> dict[str, Any]:
             "members": [m.to_dict() for m in inc.members.values()], "closed_at": inc.closed_at,
             "first": inc.first, "ended_at": inc.ended_at, "sides": sorted(inc.sides),
             "held_until": inc.held_until, "held_for": inc.held_for,
-            "watch": None if inc.watch is None else [inc.watch[0], dict(inc.watch[1]), inc.watch[2], inc.watch[3]],
+            "watch": None if inc.watch is None else list(inc.watch._replace(dims=dict(inc.watch.dims))),
             "recent": list(inc.recent), "seen_until": inc.seen_until, "returned_at": inc.returned_at}  # fmt: skip
 
 
@@ -815,7 +828,7 @@ def _incident_of(entry: Mapping[str, Any]) -> _Incident:
     )  # fmt: skip
     if watch is not None:
         metric, dims, normal, anomalous = watch
-        inc.watch = (str(metric), {str(k): str(v) for k, v in dims.items()}, float(normal), float(anomalous))
+        inc.watch = _Watch(str(metric), {str(k): str(v) for k, v in dims.items()}, float(normal), float(anomalous))
     inc.recent = [float(v) for v in entry.get("recent", [])]
     inc.seen_until = int(entry.get("seen_until", 0))
     inc.returned_at = None if returned is None else int(returned)
