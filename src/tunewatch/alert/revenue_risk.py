@@ -296,10 +296,11 @@ def _row(metrics: pl.DataFrame, dimset: str, dims: Mapping[str, str], window: in
     fields = dimension_set(dimset).fields
     if any(f not in metrics.columns for f in fields):
         return None
-    cond = (pl.col("window_start") == window) & (pl.col("dimset") == dimset)
+    # the window first (an integer test over the batch's rows), then the slice's text tests on that window's rows
+    cond = pl.col("dimset") == dimset
     for f in fields:
         cond &= pl.col(f) == dims.get(f)
-    rows = metrics.filter(cond)
+    rows = metrics.filter(pl.col("window_start") == window).filter(cond)
     if rows.is_empty():
         return None
     numeric = rows.select(c for c, t in rows.schema.items() if t.is_numeric()).row(0, named=True)
