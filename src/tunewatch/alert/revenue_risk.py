@@ -184,8 +184,10 @@ class RevenueModel:
             return ref
         rows = pl.concat([ref.with_columns(pl.lit(-1, dtype=pl.Int64).alias("__order")),
                           fresh.with_columns(pl.col(_SEEN).alias("__order"))], how="vertical_relaxed")  # fmt: skip
+        # each slice's rows in window order (the reference's first), then its slices in key order: sorting the
+        # batch's rows by window alone (integers) and the few slices by key costs less than sorting by both
         return (
-            rows.sort(_KEY, "__order")
+            rows.sort("__order", maintain_order=True)
             .group_by(_KEY, maintain_order=True)
             .agg(
                 pl.col(_SEEN).max(),
@@ -194,6 +196,7 @@ class RevenueModel:
                     for r in UNIT_RATES
                 ),
             )
+            .sort(_KEY)
             .select(self._ref.columns)
         )
 
