@@ -190,3 +190,33 @@ def test_slices_not_seen_for_a_day_are_forgotten() -> None:
     assert model.unit_rate("per_stream", "track_id", {"track_id": "new"}, {}) == pytest.approx(4000.0)
     # the old track's learnt rate is gone: the rate table's premium rate (no market) prices it
     assert model.unit_rate("per_stream", "track_id", {"track_id": "old"}, {}) == RateTable().tier_rates["premium"]
+
+
+def test_each_slices_windows_are_blended_in_time_order_whatever_the_rows_order() -> None:
+    """One step's windows are blended into a slice's rate oldest first (alpha 0.2 per window, a window without
+    streams skipped), whatever order the metric frame lists its rows in; the slices stay in key order."""
+    rates = {"SE": [3000.0, None, 5000.0, 4000.0, 6000.0], "BR": [1000.0, 2000.0, None, 1500.0, 900.0]}
+    frame = pl.DataFrame(
+        [{"window_start": w * MIN, "dimset": "market", "market": m, "streams": 0.0 if r is None else 10.0,
+          "stream_revenue_micros": 0.0 if r is None else 10.0 * r, "est_revenue_micros": 0.0}
+         for m, seq in rates.items() for w, r in enumerate(seq)]
+    )  # fmt: skip
+
+    def fold(seq: list[float | None]) -> float:
+        avg: float | None = None
+        for x in seq:
+            if x is not None:
+                avg = x if avg is None else 0.8 * avg + 0.2 * x
+        assert avg is not None
+        return avg
+
+    refs = []
+    for order in (frame, frame.reverse(), frame.sort("window_start", "market", descending=[True, False])):
+        model = RevenueModel(RateTable())
+        model.observe(order)
+        assert model._ref.get_column("__slice").is_sorted()
+        for market, seq in rates.items():
+            learnt = model.unit_rate("per_stream", "market", {"market": market}, {})
+            assert learnt == pytest.approx(fold(seq), rel=1e-12)
+        refs.append(model._ref)
+    assert refs[0].equals(refs[1]) and refs[0].equals(refs[2])

@@ -382,6 +382,7 @@ class AlertEngine:
         if found.is_empty():
             return []
         windows = found.windows()
+        at = _PointsAt(found)  # an alert's window is read when it fires and again to fold it: once
         changes: list[tuple[int, int, Alert]] = []
         rules = zip(self.rules.rules, self._conditions, self._state, self._lookback, self._tails, strict=True)
         for i, (rule, cond, state, lookback, tail) in enumerate(rules):
@@ -391,14 +392,14 @@ class AlertEngine:
             if tail is not None:
                 rows = with_count_tail(tail, rows, rule, cond)
             rows = rows.with_columns(cond.alias("__cond"))
-            for t, alert in self._step_rule(rule, state, rows, windows, found, metrics):
+            for t, alert in self._step_rule(rule, state, rows, windows, found, at, metrics):
                 changes.append((t, i, alert))
         changes.sort(key=lambda c: (c[0], c[1]))
         self.revenue.observe(metrics)  # after judging: a window's revenue is never explained by itself
         alerts = [a for _, _, a in changes]
         if self.folder is None:
             return alerts
-        rows = _windows_of(alerts, found, self.folder.due(), self.folder.group_wait_ms)
+        rows = _windows_of(alerts, found, at, self.folder.due(), self.folder.group_wait_ms)
         return self.folder.fold(alerts, rows, lambda metric, dims: _slice_values(found, metric, dims))
 
     def _step_rule(
@@ -408,6 +409,7 @@ class AlertEngine:
         rows: pl.DataFrame,
         windows: np.ndarray,
         found: Detections,
+        at: _PointsAt,
         metrics: pl.DataFrame,
     ) -> Iterable[tuple[int, Alert]]:
         if rows.height:
@@ -439,7 +441,7 @@ class AlertEngine:
                     self.on_transition(Transition(t + WINDOW_MS, "inactive", labels))
             elif kind == FIRE:
                 st.pending.pop(sid, {})
-                alert = self._fire(rule, _point(found, rows, row), onset, t, found, metrics)
+                alert = self._fire(rule, _point(found, rows, row), onset, t, at, metrics)
                 st.alerts[sid] = alert
                 yield t, alert
             else:
@@ -481,7 +483,7 @@ class AlertEngine:
         row: dict[str, object],
         onset: int,
         t: int,
-        found: Detections,
+        at: _PointsAt,
         metrics: pl.DataFrame,
     ) -> Alert:
         d = dimension_set(str(row["dimset"]))
@@ -532,7 +534,7 @@ class AlertEngine:
         if direction == "both":
             direction = "up" if value >= expected else "down"
         labels = {"alertname": rule.alert, "severity": rule.severity, **rule.labels, "metric": rule.metric, **dims}
-        contributors = top_contributors(found.at(rule.metric, t), rule.metric, d.name, dims, t, direction)
+        contributors = top_contributors(at(rule.metric, t), rule.metric, d.name, dims, t, direction)
         revenue = self.revenue.impact(metrics, rule.metric, d.name, dims, t, value, expected)
         shown = {
             "value": format_value(rule.metric, value),
@@ -612,7 +614,9 @@ def _point(found: Detections, rows: pl.DataFrame, row: int) -> dict[str, object]
     return point | found.key(int(point["key_id"]))  # type: ignore[call-overload]
 
 
-def _windows_of(alerts: list[Alert], found: Detections, due: list[tuple[str, int]], wait_ms: int) -> pl.DataFrame:
+def _windows_of(
+    alerts: list[Alert], found: Detections, at: _PointsAt, due: list[tuple[str, int]], wait_ms: int
+) -> pl.DataFrame:
     """The detection frame's rows that explain ``alerts``: every point of an alert's metric in the window it fired
     (or, without a firing time, the window it started), the rows :class:`IncidentFolder` weighs alerts on; and the
     rows a held notification's release drills down on: the window ``wait_ms`` (the group wait) after an alert's
@@ -634,7 +638,21 @@ def _windows_of(alerts: list[Alert], found: Detections, due: list[tuple[str, int
             wanted[(a.labels.get("metric", ""), near(window + wait_ms))] = None
     if windows.size:
         wanted.update(((metric, near(window)), None) for metric, window in due)
-    return pl.concat([found.at(m, w) for m, w in wanted]) if wanted else found.at("", 0)
+    return pl.concat([at(m, w) for m, w in wanted]) if wanted else at("", 0)
+
+
+class _PointsAt:
+    """:meth:`Detections.at` of one evaluation, each (metric, window) made once (frames are not changed)."""
+
+    def __init__(self, found: Detections) -> None:
+        self._found = found
+        self._made: dict[tuple[str, int], pl.DataFrame] = {}
+
+    def __call__(self, metric: str, window: int) -> pl.DataFrame:
+        key = (metric, int(window))
+        if key not in self._made:
+            self._made[key] = self._found.at(metric, key[1])
+        return self._made[key]
 
 
 def _slice_values(found: Detections, metric: str, dims: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:

@@ -184,8 +184,10 @@ class RevenueModel:
             return ref
         rows = pl.concat([ref.with_columns(pl.lit(-1, dtype=pl.Int64).alias("__order")),
                           fresh.with_columns(pl.col(_SEEN).alias("__order"))], how="vertical_relaxed")  # fmt: skip
+        # each slice's rows in window order (the reference's first), then its slices in key order: sorting the
+        # batch's rows by window alone (integers) and the few slices by key costs less than sorting by both
         return (
-            rows.sort(_KEY, "__order")
+            rows.sort("__order", maintain_order=True)
             .group_by(_KEY, maintain_order=True)
             .agg(
                 pl.col(_SEEN).max(),
@@ -194,6 +196,7 @@ class RevenueModel:
                     for r in UNIT_RATES
                 ),
             )
+            .sort(_KEY)
             .select(self._ref.columns)
         )
 
@@ -296,10 +299,11 @@ def _row(metrics: pl.DataFrame, dimset: str, dims: Mapping[str, str], window: in
     fields = dimension_set(dimset).fields
     if any(f not in metrics.columns for f in fields):
         return None
-    cond = (pl.col("window_start") == window) & (pl.col("dimset") == dimset)
+    # the window first (an integer test over the batch's rows), then the slice's text tests on that window's rows
+    cond = pl.col("dimset") == dimset
     for f in fields:
         cond &= pl.col(f) == dims.get(f)
-    rows = metrics.filter(cond)
+    rows = metrics.filter(pl.col("window_start") == window).filter(cond)
     if rows.is_empty():
         return None
     numeric = rows.select(c for c, t in rows.schema.items() if t.is_numeric()).row(0, named=True)

@@ -165,10 +165,13 @@ class QualityLedger:
 
     @staticmethod
     def _per_window(valid: pl.DataFrame) -> dict[int, float]:
+        """Accepted events per window of their event time (one NumPy pass: a Polars group-by on the thread pool
+        cost more than the counting for a batch's few hundred windows)."""
         if valid.is_empty():
             return {}
-        by = valid.group_by((pl.col("ts") // WINDOW_MS * WINDOW_MS).alias("w")).len()
-        return {int(w): float(n) for w, n in by.iter_rows()}
+        ts = valid.get_column("ts").to_numpy()  # accepted events all have their (Int64, epoch-ms) time
+        windows, counts = np.unique(ts // WINDOW_MS * WINDOW_MS, return_counts=True)
+        return dict(zip(windows.tolist(), map(float, counts.tolist()), strict=True))
 
 
 def _window(ts_ms: int) -> int:
