@@ -9,7 +9,7 @@ answers the usual outcome (every event accepted) with a pre-encoded body.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import msgspec
 from fastapi import FastAPI, HTTPException
@@ -30,12 +30,11 @@ from tunewatch.server.decode import (
     count_byte,
     decode_body,
 )
+from tunewatch.server.guard import request_headers
 from tunewatch.server.report import IngestReport
 from tunewatch.server.settings import ServerSettings
 
 INGEST_PATH = "/api/v1/events"
-#: the request headers the ingest path reads (ASGI servers give header names in lower case)
-_WANTED = frozenset({b"authorization", b"x-api-key", b"content-length", b"content-type", b"content-encoding"})
 _JSON = (b"content-type", b"application/json")
 _NEWLINE = ord("\n")
 #: bodies at least this large are decoded in a worker thread
@@ -185,7 +184,7 @@ async def _serve(
     handler: IngestHandler, scope: Scope, receive: Receive
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """Status, body and extra headers of the answer to one ingest request."""
-    headers = _headers(scope["headers"])
+    headers = request_headers(scope)  # parsed once per request, by the guard already
     client = scope.get("client")
     address = client[0] if client else None
     try:
@@ -198,17 +197,6 @@ async def _serve(
     if report.accepted == report.received and not report.rejected and not report.duplicates:
         return 200, _all_accepted(report.received), []
     return 200, msgspec.json.encode(report.to_dict()), []
-
-
-def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The request headers the ingest path reads, first occurrence of each (as Starlette's ``Headers.get``)."""
-    out: dict[str, str] = {}
-    for name, value in raw:
-        if name in _WANTED:
-            key = name.decode("latin-1")
-            if key not in out:
-                out[key] = value.decode("latin-1")
-    return out
 
 
 async def _chunks(first: Message, receive: Receive) -> AsyncIterator[bytes]:
