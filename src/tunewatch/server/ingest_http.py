@@ -55,6 +55,7 @@ class IngestHandler:
         self.access = access
         self.batcher = batcher
         self.rejections = RejectionBudget(settings.max_rejected_per_minute)
+        self._small_limit = min(settings.max_body_bytes, settings.max_decoded_bytes)  # see read_small
 
     async def handle(
         self, headers: Mapping[str, str], chunks: AsyncIterator[bytes], address: str | None
@@ -117,6 +118,23 @@ class IngestHandler:
                 return decode_body(body, content_type, limit)
             # a large body takes long to decode: off the event loop, so that other requests are still served
             return await run_in_threadpool(decode_body, body, content_type, limit)
+        except BodyError as exc:
+            raise HTTPException(exc.status, exc.message) from exc
+
+    def read_small(self, headers: Mapping[str, str], body: bytes) -> Payload | None:
+        """:meth:`read` of a body that came in one piece, without ``Content-Encoding`` and within every size
+        bound (the usual single-event request): the same checks and answers, without the streaming decoder;
+        None for any other body (read by :meth:`read`)."""
+        size = len(body)
+        if "content-encoding" in headers or size >= _DECODE_INLINE_BYTES or size > self._small_limit:
+            return None
+        content_type = headers.get("content-type")
+        limit = self.settings.max_events_per_request
+        try:
+            ndjson = (content_type or "").split(";", 1)[0].strip().lower() in NDJSON_TYPES
+            if ndjson and count_byte(body, _NEWLINE) > limit:
+                raise BodyError(413, f"body has more than {limit} lines, the limit per request")
+            return decode_body(body, content_type, limit)
         except BodyError as exc:
             raise HTTPException(exc.status, exc.message) from exc
 
@@ -189,7 +207,12 @@ async def _serve(
     address = client[0] if client else None
     try:
         await handler.admit(headers, address, failures_checked=True)  # dispatch asked refuse_early just before
-        payload = await handler.read(headers, _chunks(await receive(), receive))
+        first = await receive()
+        payload = None
+        if first["type"] == "http.request" and not first.get("more_body", False):
+            payload = handler.read_small(headers, first.get("body", b""))
+        if payload is None:
+            payload = await handler.read(headers, _chunks(first, receive))
         report = await handler.ingest(payload, address)
     except HTTPException as exc:
         extra = [(k.lower().encode(), str(v).encode()) for k, v in (exc.headers or {}).items()]
