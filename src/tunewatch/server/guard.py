@@ -28,6 +28,7 @@ from tunewatch.server.settings import ServerSettings
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_HOSTS_REMEMBERED: Final = 256  #: distinct Host values whose verdict is kept (bounded: a client chooses them)
 
 
 def _split_list(text: str) -> list[str]:
@@ -87,6 +88,7 @@ class RequestGuard:
         hosts = _split_list(settings.allowed_hosts)
         self.any_host = "*" in hosts
         self.hosts = frozenset(host_name(h) for h in hosts if h != "*")
+        self._hosts_seen: dict[str, bool] = {}  # Host header value -> allowed (see _host_allowed)
         self.origins = frozenset(o for o in (_parse_origin(x) for x in _split_list(settings.allowed_origins)) if o)
         self.max_body = settings.max_api_body_bytes
         self.unbounded_paths = frozenset(bound_bodies_except)
@@ -101,11 +103,20 @@ class RequestGuard:
             return
         await self._entry(scope, receive, send)
 
+    def _host_allowed(self, host: str) -> bool:
+        """Whether ``Host: host`` is served here; the verdicts of the last few hundred distinct values are kept."""
+        allowed = self._hosts_seen.get(host)
+        if allowed is None:
+            if len(self._hosts_seen) >= _HOSTS_REMEMBERED:
+                self._hosts_seen.clear()
+            allowed = self._hosts_seen[host] = host_name(host) in self.hosts
+        return allowed
+
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
         """Why the request is refused before any work (status, reason), or None."""
         headers = request_headers(scope)
         host = headers.get("host")
-        if host is not None and not self.any_host and host_name(host) not in self.hosts:
+        if host is not None and not self.any_host and not self._host_allowed(host):
             return 400, (
                 f"Host {host[:100]!r} is not served here: add it to TUNEWATCH_ALLOWED_HOSTS (or --allowed-hosts) "
                 "if the service is meant to be reached by that name"
