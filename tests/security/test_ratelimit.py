@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tunewatch.security.ratelimit import RateLimiter
 
@@ -43,3 +47,43 @@ def test_expired_counters_are_dropped_when_read() -> None:
     assert limiter.hit(key_id="k", address=None) is not None
     time.sleep(1.05)
     assert limiter.hit(key_id="k", address=None) is None  # a new window, without waiting for the purge
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    limits=st.sampled_from(["3/minute", "2/minute;4/hour", "5/hour;1/minute"]),  # no window ends mid-test
+    calls=st.lists(st.tuples(st.sampled_from(["hit", "test"]), st.sampled_from(["a", "b"])), max_size=12),
+)
+def test_the_in_process_path_decides_as_the_per_item_windows(limits: str, calls: list[tuple[str, str]]) -> None:
+    """``MemoryWindows.decide`` (the limiter's path without shared storage) takes the same decisions, counts the
+    same hits and reports the same window as the item-by-item ``hit`` / ``test`` / ``get_window_stats``."""
+    fast, reference = RateLimiter(per_key=limits), RateLimiter(per_key=limits)
+    for kind, ident in calls:
+        count = kind == "hit"
+        decided = fast.memory.decide(fast._key_rules, "key", ident, count)
+        expected = None
+        for item in reference.per_key:
+            ok = reference.memory.hit(item, "key", ident) if count else reference.memory.test(item, "key", ident)
+            if not ok:
+                expected = (str(item), reference.memory.get_window_stats(item, "key", ident)[0])
+                break
+        got = None if decided is None else (decided[0].text, decided[1])
+        assert (got is None) == (expected is None)
+        if got is not None and expected is not None:
+            assert got[0] == expected[0] and abs(got[1] - expected[1]) < 0.5
+    for item in reference.per_key:  # the same hits counted, window by window
+        for ident in ("a", "b"):
+            assert (
+                fast.memory.get_window_stats(item, "key", ident)[1]
+                == reference.memory.get_window_stats(item, "key", ident)[1]
+            )
+
+
+def test_failed_authentications_block_an_address_in_process() -> None:
+    limiter = RateLimiter(auth_failures="2/minute")
+    assert asyncio.run(limiter.auth_blocked("a")) is None
+    for _ in range(2):
+        asyncio.run(limiter.auth_failed("a"))
+    blocked = asyncio.run(limiter.auth_blocked("a"))
+    assert blocked is not None and blocked.scope == "auth_failures" and 1 <= blocked.retry_after_s <= 60
+    assert blocked.limit == "2 per 1 minute" and asyncio.run(limiter.auth_blocked("b")) is None

@@ -98,3 +98,26 @@ def test_count_byte_counts_across_its_pieces() -> None:
     data = b"\n".join([b"x" * 1000] * 5000) + b"\n\n"  # over one 4 MiB piece
     assert count_byte(data, ord("\n")) == data.count(b"\n") == 5001
     assert count_byte(b"", ord("\n")) == 0 and count_byte(b"a,b,,c", ord(",")) == 3
+
+
+@pytest.mark.parametrize("lead", [b"", b" ", b"\t  "])
+def test_leading_space_before_an_array_or_an_object_is_skipped_as_before(lead: bytes) -> None:
+    assert _lines(lead + b'[{"event_id": "a"}, {"event_id": "b"}]').count == 2
+    assert _lines(lead + b'{"event_id": "a"}').lines == b'{"event_id": "a"}\n'
+
+
+@pytest.mark.parametrize("body", [b"", b" ", b"\n\r\t \x0b\x0c"])
+def test_a_body_of_nothing_but_whitespace_is_refused_as_empty(body: bytes) -> None:
+    with pytest.raises(BodyError, match="empty body") as caught:
+        decode_body(body, "application/json")
+    assert caught.value.status == 400
+
+
+def test_request_headers_are_read_once_per_request_first_occurrence_first() -> None:
+    from tunewatch.server.guard import request_headers
+
+    scope = {"headers": [(b"x-api-key", b"first"), (b"content-type", b"application/json"), (b"x-api-key", b"2nd")]}
+    headers = request_headers(scope)
+    assert headers == {"x-api-key": "first", "content-type": "application/json"}
+    scope["headers"] = []  # kept in the scope: not read again
+    assert request_headers(scope) is headers

@@ -92,6 +92,34 @@ def test_a_body_growing_past_the_limit_in_pieces_is_refused(play: Play) -> None:
     assert status == 413 and "larger than the limit of 1000 bytes" in json.loads(body)["detail"]
 
 
+@pytest.mark.parametrize(
+    ("settings", "content_type", "encoding"),
+    [
+        ({}, b"application/json", None),
+        ({}, b"application/x-ndjson", None),
+        ({"max_events_per_request": 3}, b"application/x-ndjson", None),  # 413: too many lines
+        ({"max_events_per_request": 3}, b"application/json", None),  # 413: too many elements
+        ({"max_body_bytes": 300}, b"application/json", None),  # 413: too large as sent
+        ({"max_decoded_bytes": 300}, b"application/x-ndjson", None),  # 413: too large decoded
+        ({}, b"application/json", b"identity"),
+        ({}, b"text/plain", None),  # 415
+    ],
+)
+def test_a_body_in_one_piece_is_answered_as_one_in_pieces(
+    play: Play, settings: dict[str, int], content_type: bytes, encoding: bytes | None
+) -> None:
+    """The one-piece shortcut (no streaming decoder) gives every answer the streaming read gives."""
+    events = [play(i, BASE_MS + i) for i in range(5)]
+    events[2]["ms_played"] = "x"  # one rejected event: its answer names it
+    ndjson = content_type == b"application/x-ndjson"
+    text = b"".join(json.dumps(e).encode() + b"\n" for e in events) if ndjson else json.dumps(events).encode()
+    headers = [(b"content-type", content_type)] + ([(b"content-encoding", encoding)] if encoding else [])
+    whole = _call(_service(**settings), [text], headers)
+    pieces = _call(_service(**settings), [text[:40], text[40:]], headers)
+    assert whole[0] == pieces[0] and json.loads(whole[2]) == json.loads(pieces[2])
+    assert whole[0] in (200, 413, 415)
+
+
 def test_answers_with_rejections_and_duplicates_are_encoded_per_request(play: Play) -> None:
     events = [play(1, BASE_MS), play(1, BASE_MS), {**play(2, BASE_MS), "market": "??"}]
     status, _, body = _call(_service(), [json.dumps(events).encode()], [(b"content-type", b"application/json")])

@@ -163,7 +163,8 @@ class ApiKeyStore:
         self._dummy = secrets.token_bytes(_DKLEN)  # compared against for unknown ids: the same work
         # verified keys by keyed digest (a digest, never the key); emptied by any change to the database
         self._verified: OrderedDict[bytes, ApiKey] = OrderedDict()
-        self._digest_key = secrets.token_bytes(32)
+        # keyed once: a copy of this hasher per check costs less than keying a new one
+        self._digester = hashlib.blake2b(digest_size=16, key=secrets.token_bytes(32))
         self._generation = 0  # bumped by revocations through this store (its own writes leave data_version alone)
         #: the wal-index header, looked at before asking SQLite (None: ask SQLite at every check)
         self._probe = WalIndexProbe.open(conn, database)
@@ -258,7 +259,9 @@ class ApiKeyStore:
         """The active key record for ``key``, None (malformed, unknown, wrong secret, revoked), or a
         :class:`LegacyKey` to be decided by :meth:`verify_legacy`. Microseconds, whatever the key; a key verified
         before is found by its digest, without the row lookup and the HMAC."""
-        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16, key=self._digest_key).digest()
+        hasher = self._digester.copy()
+        hasher.update(key.encode("utf-8", "surrogatepass"))
+        digest = hasher.digest()
         parts = key.split("_", 2)
         well_formed = len(parts) == 3 and f"{parts[0]}_" == PREFIX and bool(parts[1]) and bool(parts[2])
         key_id, secret = (parts[1], parts[2]) if well_formed else ("", key)

@@ -71,6 +71,33 @@ class MemoryWindows:
         window = self._windows.get(key)
         return window if window is not None and window[0] > now else None
 
+    def decide(
+        self, rules: tuple[LimitRule, ...], scope: str, ident: str, count: bool
+    ) -> tuple[LimitRule, float] | None:
+        """Count one hit (``count``) or test, for ``rules`` in order under one lock: the first rule that refuses
+        and the end of its window (epoch seconds), or None. The same decisions as :meth:`hit` / :meth:`test`
+        item by item (a refused hit counts, the rules after it are not hit), without building a key per call."""
+        now = time.time()
+        with self._lock:
+            if now >= self._next_purge:
+                self._next_purge = now + self.PURGE_EVERY_S
+                self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
+            windows = self._windows
+            for rule in rules:
+                key = (*rule.key, scope, ident)
+                window = windows.get(key)
+                if window is None or window[0] <= now:
+                    if not count:
+                        continue
+                    window = windows[key] = [now + rule.period, 0.0]
+                if count:
+                    window[1] += 1
+                    if window[1] > rule.amount:
+                        return rule, window[0]
+                elif window[1] >= rule.amount:
+                    return rule, window[0]
+        return None
+
     def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
         """Count one hit; whether it is within the limit."""
         key = self._key(item, identifiers)
@@ -125,6 +152,30 @@ class RateLimitExceeded:
     retry_after_s: int
 
 
+@dataclass(frozen=True, slots=True)
+class LimitRule:
+    """One limit with what the in-process counters need of it worked out once: its key prefix in
+    :class:`MemoryWindows` (the one :meth:`MemoryWindows._key` builds per call), amount, period and text."""
+
+    item: RateLimitItem
+    key: tuple[str, str]
+    amount: int
+    period: int
+    text: str
+
+    @classmethod
+    def of(cls, item: RateLimitItem) -> LimitRule:
+        """The rule of a ``limits`` item."""
+        return cls(item, (str(item.amount), str(item.get_expiry())), item.amount, item.get_expiry(), str(item))
+
+
+def _refused(scope: str, found: tuple[LimitRule, float] | None) -> RateLimitExceeded | None:
+    if found is None:
+        return None
+    rule, reset = found
+    return RateLimitExceeded(scope, rule.text, max(1, math.ceil(reset - time.time())))
+
+
 def _parse(text: str, name: str) -> list[RateLimitItem]:
     if not text.strip():
         return []
@@ -162,6 +213,9 @@ class RateLimiter:
         self.per_key = _parse(per_key, "rate_limit_per_key")
         self.per_address = _parse(per_address, "rate_limit_per_address")
         self.auth_failures = _parse(auth_failures, "auth_failures_per_address")
+        self._key_rules = tuple(LimitRule.of(item) for item in self.per_key)
+        self._address_rules = tuple(LimitRule.of(item) for item in self.per_address)
+        self._auth_rules = tuple(LimitRule.of(item) for item in self.auth_failures)
         self.timeout_s = timeout_s
         self.retry_s = retry_s
         #: the in-process counters (all of the limits without shared storage; its stand-in while it is down)
@@ -265,23 +319,44 @@ class RateLimiter:
             self._fell_back(exc)
             return self._run(self.memory, checks, count)
 
+    def _hit_memory(self, key_id: str | None, address: str | None) -> RateLimitExceeded | None:
+        """:meth:`hit` without shared storage: the same checks as :meth:`_checks` lists, in its order."""
+        memory = self.memory
+        if key_id is not None and self._key_rules:
+            refused = memory.decide(self._key_rules, "key", key_id, True)
+            if refused is not None:
+                return _refused("key", refused)
+        if address is not None and self._address_rules:
+            return _refused("address", memory.decide(self._address_rules, "address", address, True))
+        return None
+
     def hit(self, *, key_id: str | None, address: str | None) -> RateLimitExceeded | None:
         """Count one request (blocking); return why it is refused, or None when it may proceed."""
+        if self._remote is None:
+            return self._hit_memory(key_id, address)
         return self._decide(self._checks(key_id, address), True)
 
     async def ahit(self, *, key_id: str | None = None, address: str | None = None) -> RateLimitExceeded | None:
-        """:meth:`hit` for the event loop (shared storage is called in a worker thread, with a timeout)."""
+        """:meth:`hit` for the event loop (shared storage is called in a worker thread, with a timeout; without
+        it the in-process counters decide inline)."""
+        if self._remote is None:
+            return self._hit_memory(key_id, address)
         return await self._adecide(self._checks(key_id, address), True)
 
     async def auth_blocked(self, address: str | None) -> RateLimitExceeded | None:
         """Whether ``address`` has used up its failed authentications (checked before a key is looked at)."""
         if address is None or not self.auth_failures:
             return None
+        if self._remote is None:
+            return _refused("auth_failures", self.memory.decide(self._auth_rules, "auth_failures", address, False))
         return await self._adecide([("auth_failures", address, self.auth_failures)], False)
 
     async def auth_failed(self, address: str | None) -> None:
         """Count a failed authentication from ``address``."""
         if address is not None and self.auth_failures:
+            if self._remote is None:
+                self.memory.decide(self._auth_rules, "auth_failures", address, True)
+                return
             await self._adecide([("auth_failures", address, self.auth_failures)], True)
 
     def ready(self) -> bool:

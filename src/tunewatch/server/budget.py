@@ -45,6 +45,8 @@ class RejectionBudget:
 
     def retry_after(self, address: str | None) -> int | None:
         """Seconds until ``address`` may send again, or None when it is within its budget."""
+        if not self._spent:  # nothing rejected this minute (or an earlier one): within budget, without the lock
+            return None
         key = address or ""
         with self._lock:
             now = self._roll()

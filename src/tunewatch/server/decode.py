@@ -12,6 +12,7 @@ re-encoded one element per line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,6 +44,8 @@ _PIECE = 1 << 22  #: bytes compared at a time by :func:`count_byte`
 #: the bytes ``bytes.strip`` removes, by value: a line starting with one of them may be blank
 _WHITESPACE = np.zeros(256, dtype=np.bool_)
 _WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+#: the bytes ``bytes.lstrip`` removes, at the start of a body (a match, not a stripped copy of the body)
+_LEADING_SPACE = re.compile(rb"[\t\n\x0b\x0c\r ]*")
 
 
 @dataclass(slots=True)
@@ -84,7 +87,7 @@ def decode_body(body: bytes, content_type: str | None, max_items: int = DEFAULT_
     if media not in ACCEPTED_TYPES:
         shown = repr(content_type) if content_type else "none"
         raise BodyError(415, f"unsupported Content-Type {shown}: use {SUPPORTED}")
-    if not body.strip():
+    if not body or body.isspace():  # what ``not body.strip()`` says, without copying the body
         raise BodyError(400, f"empty body: send events as {SUPPORTED}")
     if media in MSGPACK_TYPES:
         _check_items(msgpack_items(body), max_items, "msgpack items")
@@ -139,7 +142,9 @@ def _json(body: bytes) -> LinesPayload:
         raise BodyError(400, _NOT_UTF8)
     if b"\n" in body or b"\r" in body:  # line breaks between tokens: an element may span lines
         return _json_reencoded(body)
-    array = body.lstrip()[:1] == b"["
+    leading = _LEADING_SPACE.match(body)  # matches every body (perhaps empty)
+    start = leading.end() if leading is not None else 0
+    array = body[start : start + 1] == b"["
     try:
         elements = _ELEMENTS.decode(body) if array else [_VALUE.decode(body)]
     except (msgspec.DecodeError, RecursionError, ValueError) as exc:

@@ -28,6 +28,7 @@ from tunewatch.server.settings import ServerSettings
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_HOSTS_REMEMBERED: Final = 256  #: distinct Host values whose verdict is kept (bounded: a client chooses them)
 
 
 def _split_list(text: str) -> list[str]:
@@ -87,6 +88,7 @@ class RequestGuard:
         hosts = _split_list(settings.allowed_hosts)
         self.any_host = "*" in hosts
         self.hosts = frozenset(host_name(h) for h in hosts if h != "*")
+        self._hosts_seen: dict[str, bool] = {}  # Host header value -> allowed (see _host_allowed)
         self.origins = frozenset(o for o in (_parse_origin(x) for x in _split_list(settings.allowed_origins)) if o)
         self.max_body = settings.max_api_body_bytes
         self.unbounded_paths = frozenset(bound_bodies_except)
@@ -101,11 +103,20 @@ class RequestGuard:
             return
         await self._entry(scope, receive, send)
 
+    def _host_allowed(self, host: str) -> bool:
+        """Whether ``Host: host`` is served here; the verdicts of the last few hundred distinct values are kept."""
+        allowed = self._hosts_seen.get(host)
+        if allowed is None:
+            if len(self._hosts_seen) >= _HOSTS_REMEMBERED:
+                self._hosts_seen.clear()
+            allowed = self._hosts_seen[host] = host_name(host) in self.hosts
+        return allowed
+
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
         """Why the request is refused before any work (status, reason), or None."""
-        headers = _wanted(scope["headers"])
+        headers = request_headers(scope)
         host = headers.get("host")
-        if host is not None and not self.any_host and host_name(host) not in self.hosts:
+        if host is not None and not self.any_host and not self._host_allowed(host):
             return 400, (
                 f"Host {host[:100]!r} is not served here: add it to TUNEWATCH_ALLOWED_HOSTS (or --allowed-hosts) "
                 "if the service is meant to be reached by that name"
@@ -142,7 +153,7 @@ class RequestGuard:
     async def _buffer(self, scope: Scope, receive: Receive) -> tuple[Receive, bytes] | _Refusal:
         """Read the whole body (at most ``max_body``): a receive that replays it to the app, and the body."""
         limit = self.max_body
-        declared = _wanted(scope["headers"]).get("content-length")
+        declared = request_headers(scope).get("content-length")
         too_large = _Refusal(413, f"body is larger than the limit of {limit} bytes for this endpoint")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return too_large
@@ -169,7 +180,7 @@ class RequestGuard:
 
 def _json_refusal(scope: Scope, body: bytes) -> tuple[int, str] | None:
     """422 for a JSON body that is not strict JSON (NaN, Infinity, bad UTF-8), which Python's parser accepts."""
-    media = _wanted(scope["headers"]).get("content-type", "").split(";", 1)[0].strip().lower()
+    media = request_headers(scope).get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         return None
     try:
@@ -181,7 +192,23 @@ def _json_refusal(scope: Scope, body: bytes) -> tuple[int, str] | None:
     return None
 
 
-_WANTED: Final = frozenset({b"host", b"origin", b"sec-fetch-site", b"content-length", b"content-type"})
+#: the request headers read by the guard and by the ingest path (see :func:`request_headers`)
+_WANTED: Final = frozenset(
+    {b"host", b"origin", b"sec-fetch-site", b"content-length", b"content-type", b"authorization", b"x-api-key",
+     b"content-encoding"}
+)  # fmt: skip
+_PARSED: Final = "tunewatch.headers"  #: where :func:`request_headers` keeps them in the ASGI scope
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The headers of the request that the guard and the ingest path read, first occurrence of each (as
+    Starlette's ``Headers.get``), names in lower case: read from the scope once per request and kept in it."""
+    parsed: dict[str, str] | None = scope.get(_PARSED)
+    if parsed is None:
+        parsed = scope[_PARSED] = _wanted(scope["headers"])
+    return parsed
+
+
 _NON_FINITE: Final = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity)(?![\w\"])")
 
 

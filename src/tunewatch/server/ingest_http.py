@@ -9,7 +9,7 @@ answers the usual outcome (every event accepted) with a pre-encoded body.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import msgspec
 from fastapi import FastAPI, HTTPException
@@ -30,12 +30,11 @@ from tunewatch.server.decode import (
     count_byte,
     decode_body,
 )
+from tunewatch.server.guard import request_headers
 from tunewatch.server.report import IngestReport
 from tunewatch.server.settings import ServerSettings
 
 INGEST_PATH = "/api/v1/events"
-#: the request headers the ingest path reads (ASGI servers give header names in lower case)
-_WANTED = frozenset({b"authorization", b"x-api-key", b"content-length", b"content-type", b"content-encoding"})
 _JSON = (b"content-type", b"application/json")
 _NEWLINE = ord("\n")
 #: bodies at least this large are decoded in a worker thread
@@ -56,6 +55,7 @@ class IngestHandler:
         self.access = access
         self.batcher = batcher
         self.rejections = RejectionBudget(settings.max_rejected_per_minute)
+        self._small_limit = min(settings.max_body_bytes, settings.max_decoded_bytes)  # see read_small
 
     async def handle(
         self, headers: Mapping[str, str], chunks: AsyncIterator[bytes], address: str | None
@@ -118,6 +118,23 @@ class IngestHandler:
                 return decode_body(body, content_type, limit)
             # a large body takes long to decode: off the event loop, so that other requests are still served
             return await run_in_threadpool(decode_body, body, content_type, limit)
+        except BodyError as exc:
+            raise HTTPException(exc.status, exc.message) from exc
+
+    def read_small(self, headers: Mapping[str, str], body: bytes) -> Payload | None:
+        """:meth:`read` of a body that came in one piece, without ``Content-Encoding`` and within every size
+        bound (the usual single-event request): the same checks and answers, without the streaming decoder;
+        None for any other body (read by :meth:`read`)."""
+        size = len(body)
+        if "content-encoding" in headers or size >= _DECODE_INLINE_BYTES or size > self._small_limit:
+            return None
+        content_type = headers.get("content-type")
+        limit = self.settings.max_events_per_request
+        try:
+            ndjson = (content_type or "").split(";", 1)[0].strip().lower() in NDJSON_TYPES
+            if ndjson and count_byte(body, _NEWLINE) > limit:
+                raise BodyError(413, f"body has more than {limit} lines, the limit per request")
+            return decode_body(body, content_type, limit)
         except BodyError as exc:
             raise HTTPException(exc.status, exc.message) from exc
 
@@ -185,12 +202,17 @@ async def _serve(
     handler: IngestHandler, scope: Scope, receive: Receive
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """Status, body and extra headers of the answer to one ingest request."""
-    headers = _headers(scope["headers"])
+    headers = request_headers(scope)  # parsed once per request, by the guard already
     client = scope.get("client")
     address = client[0] if client else None
     try:
         await handler.admit(headers, address, failures_checked=True)  # dispatch asked refuse_early just before
-        payload = await handler.read(headers, _chunks(await receive(), receive))
+        first = await receive()
+        payload = None
+        if first["type"] == "http.request" and not first.get("more_body", False):
+            payload = handler.read_small(headers, first.get("body", b""))
+        if payload is None:
+            payload = await handler.read(headers, _chunks(first, receive))
         report = await handler.ingest(payload, address)
     except HTTPException as exc:
         extra = [(k.lower().encode(), str(v).encode()) for k, v in (exc.headers or {}).items()]
@@ -198,17 +220,6 @@ async def _serve(
     if report.accepted == report.received and not report.rejected and not report.duplicates:
         return 200, _all_accepted(report.received), []
     return 200, msgspec.json.encode(report.to_dict()), []
-
-
-def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The request headers the ingest path reads, first occurrence of each (as Starlette's ``Headers.get``)."""
-    out: dict[str, str] = {}
-    for name, value in raw:
-        if name in _WANTED:
-            key = name.decode("latin-1")
-            if key not in out:
-                out[key] = value.decode("latin-1")
-    return out
 
 
 async def _chunks(first: Message, receive: Receive) -> AsyncIterator[bytes]:
