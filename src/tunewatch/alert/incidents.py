@@ -428,6 +428,8 @@ class IncidentFolder:
                 explained = self._explains(inc, rows, metric, root, own, direction, a)
             if explained is None:
                 explained = self._recovery(inc, dims, metric, direction, a)
+            if explained is None:
+                explained = self._continuation(inc, dims, metric, direction, window)
             if explained is not None:
                 inc.members[fp] = a
                 self._member_of[fp] = inc
@@ -474,6 +476,14 @@ class IncidentFolder:
         ratio bounds it)."""
         if inc.returned_at is None or inc.watch is None or not _overlap(inc.root, dims):
             return None
+        entity = any(f in TOP_K_FIELDS for f in dims)
+        if not entity and not _related(inc, dims) and abs(alert.starts_at - inc.returned_at) > self.together_ms:
+            # a slice that merely shares no field with the incident's (a market, against an artist whose bot farm
+            # played elsewhere) and was never part of it returns with it only as the slice does: a deviation that
+            # began long after the return (another market's traffic drop 17 minutes later) is not that return. A
+            # slice the incident contains, that contains it or that it took while live may have learnt its level and
+            # lag; a track or artist, whose plays are in every market, too
+            return None
         fired = _fired(alert)
         if not inc.returned_at - self.together_ms <= fired <= inc.returned_at + self.recovery_ms:
             return None
@@ -497,6 +507,26 @@ class IncidentFolder:
             return None
         moved = max(value / expected, expected / value) if value > 0 else math.inf
         return UNWEIGHED if moved <= max(normal / anomalous, anomalous / normal) else None
+
+    def _continuation(
+        self, inc: _Incident, dims: dict[str, str], metric: str, direction: str, window: int
+    ) -> float | None:
+        """``UNWEIGHED`` when an alert is the continuation of resolved incident ``inc``, else None: the alert that
+        opened it resolved because its detector adopted the change as the slice's new normal (a bot farm two hours
+        long, a regression of three), its slice was seen still away since (:meth:`observe`: the mean of its
+        latest minutes on the anomalous side of the midpoint of its normal and anomalous values, none of them
+        before the resolution's minute), and the alert deviates the
+        way the incident took its metric family on a slice the incident contains or took while live (a bot farm's
+        track re-firing after the artist's alert resolved, a CDN whose p95 the platform's regression still lifts).
+        It is the same change going on, already notified, not a new incident. Watched for at most
+        :data:`WATCH_MS` from the opening alert's resolution."""
+        if inc.closed_at is None or inc.watch is None or inc.returned_at is not None or inc.ended_at is None:
+            return None
+        if window - inc.ended_at > WATCH_MS or not _seen_away(inc):
+            return None
+        if f"{_family(metric)}:{direction}" not in _family_sides(inc.sides):
+            return None
+        return UNWEIGHED if _contains(inc.root, dims) or _related(inc, dims) else None
 
     def _absence(self, a: Alert) -> Alert | None:
         """An absence (no events where some were expected) is notified as it is, unless a live incident that
@@ -617,6 +647,8 @@ class IncidentFolder:
             return UNWEIGHED  # a part of its slice returning from a change it took (weighed by nothing: it is over)
         if root == inc.root:
             return 1.0
+        if not same and _contains(inc.root, root) and _shrinks_with(inc, alert, metric, direction):
+            return UNWEIGHED  # a count of the slice's traffic (its ads) falling no more than its traffic fell
         if not same and inc.ended_at is None and abs(alert.starts_at - inc.alert.starts_at) > self.together_ms:
             return None  # another metric that did not start with the incident: not shown to be its doing
         if same and OTHER in root.values():
@@ -637,9 +669,10 @@ class IncidentFolder:
             theirs = _contribution(rows, metric, inc.root, direction)
             if theirs is None or not own or own <= 0:
                 return 1.0
-            if theirs < 0.5 * own:
-                # mostly moved outside the incident's slice: a larger incident (ads falling everywhere, seen first
-                # on the largest market) or, on another metric, not the incident's doing
+            if theirs < 0.5 * own and not _within_noise(alert, metric, own - theirs, own):
+                # mostly moved outside the incident's slice, and what moved there deviates on its own: a larger
+                # incident (ads falling everywhere, seen first on the largest market) or, on another metric, not the
+                # incident's doing
                 return None
             return max(0.0, min(1.0, theirs / own))
         if set(root) == set(inc.root):
@@ -838,6 +871,71 @@ def _incident_of(entry: Mapping[str, Any]) -> _Incident:
 def _fired(a: Alert) -> int:
     """Event time at which the engine's alert change happened (its window's end)."""
     return int(a.extra.get("resolved_at" if a.status == "resolved" else "fired_at", a.ends_at or a.starts_at))
+
+
+def _related(inc: _Incident, dims: Mapping[str, str]) -> bool:
+    """Whether slice ``dims`` is the incident's: it lies within its root, contains it, or the incident took an
+    alert on it while live (listed under "also affected")."""
+    if _contains(inc.root, dims) or _contains(dims, inc.root):
+        return True
+    return any(dict(e.get("dims", {})) == dict(dims) for e in inc.alert.extra.get("also_affected", []))
+
+
+def _seen_away(inc: _Incident) -> bool:
+    """Whether incident ``inc``'s watched slice was seen away after its opening alert resolved: values observed
+    from the resolution's minute on, whose mean and latest value are on the anomalous side of the midpoint of its
+    normal and anomalous values (an alert that resolved because the slice came back is never taken for an adopted
+    change)."""
+    if inc.watch is None or inc.ended_at is None or not inc.recent or inc.seen_until < inc.ended_at - WINDOW_MS:
+        return False
+    mid = 0.5 * (inc.watch.normal + inc.watch.anomalous)
+    sign = 1.0 if inc.watch.anomalous > inc.watch.normal else -1.0
+    mean = sum(inc.recent) / len(inc.recent)
+    return (mean - mid) * sign > 0 and (inc.recent[-1] - mid) * sign > 0
+
+
+def _score_z(score: float) -> float:
+    """The deviations behind a detector score ``z**2 / (z**2 + 16)``."""
+    score = min(max(score, 0.0), 0.999999)
+    return math.sqrt(16.0 * score / (1.0 - score))
+
+
+def _within_noise(alert: Alert, metric: str, rest: float, own: float) -> bool:
+    """Whether the part ``rest`` of a coarser slice's excess ``own`` that an incident's slice does not carry is
+    within that slice's own noise: under 3 deviations (the detector's clip; :data:`PARENT_SCORE`) at the alert's
+    own score, excesses adding up over slices (counts, sums and ratios weighted by their denominators; not
+    quantiles). The whole service's streams "surging" with a bot farm's artist is the artist's doing when the rest
+    of the service, without the artist, would not deviate."""
+    score = alert.extra.get("score")
+    if own <= 0 or not isinstance(score, int | float) or not math.isfinite(float(score)):
+        return False
+    if metric in METRICS and METRICS[metric].kind == "quantile":
+        return False
+    return _score_z(float(score)) * max(rest, 0.0) / own < 3.0
+
+
+def _shrinks_with(inc: _Incident, alert: Alert, metric: str, direction: str) -> bool:
+    """Whether ``alert`` (a count or sum falling on a slice within ``inc``'s) is no more than the incident's own
+    fall of its traffic: the incident took a volume metric down to a fraction ``r`` of its normal (its opening
+    alert's value against expected), and the alert's value is at least ``r`` of its expected, give or take
+    3 deviations of a count there. A market losing 70 % of its plays loses its free tier's ads with them, at
+    whatever minute their evidence comes in; a fall beyond the traffic's is the alert's own."""
+    if direction != "down" or metric not in METRICS or METRICS[metric].kind not in ("count", "sum"):
+        return False
+    if "volume:down" not in _family_sides(inc.sides) or inc.alert.labels.get("metric") not in VOLUME:
+        return False
+    normal, level = inc.alert.extra.get("expected"), inc.alert.extra.get("value")
+    value, expected = alert.extra.get("value"), alert.extra.get("expected")
+    numbers = (normal, level, value, expected)
+    if not all(isinstance(x, int | float) and math.isfinite(float(x)) for x in numbers):
+        return False
+    if float(normal) <= 0 or float(expected) <= 0:  # type: ignore[arg-type]
+        return False
+    ratio = max(float(level), 0.0) / float(normal)  # type: ignore[arg-type]
+    floor = ratio * float(expected)  # type: ignore[arg-type]
+    if METRICS[metric].kind == "count":
+        floor -= 3.0 * math.sqrt(max(floor, 1.0))
+    return float(value) >= floor  # type: ignore[arg-type]
 
 
 def _family(metric: str) -> str:
