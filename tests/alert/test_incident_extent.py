@@ -132,3 +132,23 @@ def test_a_slice_s_ads_falling_with_its_traffic_are_part_of_its_traffic_drop() -
         ads = _alert("AdImpressionsDrop", "ads", {"market": "AU", "tier": "free"}, value, expected, 20)
         rows = _rows(20, "ads", [("market,tier", {"market": "AU", "tier": "free"}, value, expected)])
         assert folder.fold([ads], rows) == ([ads] if notified else []), value
+
+
+def test_a_cdn_carrying_most_of_a_market_and_all_of_its_failures_is_the_root() -> None:
+    """A market's failures all come from its main CDN (60 of its 80 plays a minute, failing at 50 %), over 3 pooled
+    minutes: the market's alert is re-rooted to the market's CDN, as the other CDN was spared (0 excess where 19
+    a minute were due at the CDN's rate). The same failure rate on both CDNs is the market's."""
+    for other_rate, root in ((0.01, {"market": "SE", "cdn": "cloudfront"}), (0.5, {"market": "SE"})):
+        rows = pl.DataFrame([
+            {"window_start": T0, "metric": "failure_rate", "sid": i, "dimset": dimset, **dims, "value": value,
+             "weight": weight, "evidence_weight": weight, "expected": 0.01, "score": 0.9, "evidence_points": 3.0,
+             "evidence_excess": 3.0 * (value - 0.01) * weight}
+            for i, (dimset, dims, value, weight) in enumerate([
+                ("market", {"market": "SE"}, (60 * 0.5 + 20 * other_rate) / 80, 80.0),
+                ("market,cdn", {"market": "SE", "cdn": "cloudfront"}, 0.5, 60.0),
+                ("market,cdn", {"market": "SE", "cdn": "akamai"}, other_rate, 20.0),
+            ])
+        ], schema=DETECTION_SCHEMA)  # fmt: skip
+        alert = _alert("PlaybackFailuresUp", "failure_rate", {"market": "SE"}, 0.37, 0.01, 0)
+        (note,) = IncidentFolder(group_wait_ms=0).fold([alert], rows)
+        assert {k: v for k, v in note.labels.items() if k in ("market", "cdn")} == root, other_rate
