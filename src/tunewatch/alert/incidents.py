@@ -10,12 +10,17 @@ Watchdog's root-cause analysis do:
   of its sibling group (the children of one dimension set under the parent; the excess is the deviation from
   expected, weighted by the denominator for ratios and quantiles) and that share is at least :attr:`min_lift`
   times its share of the group's volume (a child holding 70 % of the traffic and 70 % of the excess explains
-  nothing). The finest such child becomes the alert's slice (entity slices — one track, one artist — are the
+  nothing), or, where excesses count events, its siblings were spared what hit it (3 deviations of a count
+  below the excess they would carry at its rate: a market's main CDN, three quarters of its plays, failing alone).
+  The finest such child becomes the alert's slice (entity slices — one track, one artist — are the
   finest), and the drill-down goes on from it;
 * **folding**: an alert that fires while an incident is open is folded into it, with no notification of its
   own, when its root slice is the incident's, when its slice is contained in the incident's, when it contains
-  the incident's slice and that slice carries at least half of its excess (otherwise it is a larger incident,
-  notified on its own: ads falling in every market, seen first on the largest one's free tier), or when the
+  the incident's slice and that slice carries at least half of its excess or what it does not carry is within its
+  own noise (under 3 deviations at its score: the whole service's streams lifted by a bot farm's artist;
+  otherwise it is a larger incident, notified on its own: ads falling in every market, seen first on the largest
+  one's free tier), when it is a count of traffic on a part of a slice whose traffic the incident took down that
+  falls no more than the traffic did (a market's free-tier ads during its traffic drop, at any minute), or when the
   incident's slice carries at least half of its excess (a sibling such as one CDN during a
   platform regression), or when it is on the rest of the traffic (``_other``) of the incident's metric. This
   holds across metrics (PlaysDrop on each market during a global failure incident) for alerts that started
@@ -49,7 +54,13 @@ Watchdog's root-cause analysis do:
   took, on the other side, and no larger than the return can make it (a series that had learnt all of a fall to
   a fraction ``r`` rises at most ``1 / r``-fold; a count at most by the events a minute the slice lost, give or
   take its own counting noise), is the incident's recovery: folded, unsaid. A rise beyond that (a bot farm right
-  after the market came back), another metric family, or a slice apart from the incident's is a new incident.
+  after the market came back), another metric family, or a slice apart from the incident's is a new incident; so is
+  a deviation of a slice the incident never took (not within it, not containing it, not an entity) that began
+  more than ``together_ms`` after the return (another market's traffic drop 17 minutes after a bot farm ended);
+* **continuation**: while the watched slice of an incident whose opening alert resolved is seen still away (the
+  detector adopted a two-hour bot farm or a three-hour regression as the new normal), an alert on its own
+  slice, within it, or on a slice it took while live, deviating the way it took that metric family, is the same
+  change going on: folded, unsaid (for at most :data:`WATCH_MS`).
 
 * **group wait** (as Alertmanager's ``group_wait``, but for the root cause): a new incident whose slice is a
   small part of a larger movement — a coarser slice of its metric (a count, sum or ratio, whose excess adds up
