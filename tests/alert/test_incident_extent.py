@@ -152,3 +152,19 @@ def test_a_cdn_carrying_most_of_a_market_and_all_of_its_failures_is_the_root() -
         alert = _alert("PlaybackFailuresUp", "failure_rate", {"market": "SE"}, 0.37, 0.01, 0)
         (note,) = IncidentFolder(group_wait_ms=0).fold([alert], rows)
         assert {k: v for k, v in note.labels.items() if k in ("market", "cdn")} == root, other_rate
+
+
+def test_a_market_s_streams_coming_back_after_its_cdn_failed_are_the_outage_s_recovery() -> None:
+    """A CDN fails half of a market's plays from minute 0 to 40 (its streams fall with them, unalerted): the market's
+    streams surging back 3 minutes after the CDN is seen back are the outage's recovery; another market's surge is
+    not (it shares none of the outage's traffic)."""
+    for market, notified in (("GB", False), ("FR", True)):
+        folder = IncidentFolder(group_wait_ms=0)
+        outage = _alert("PlaybackFailuresUp", "failure_rate", {"market": "GB", "cdn": "gcore"}, 0.5, 0.01, 0)
+        assert folder.fold([outage], EMPTY) == [outage]
+        (end,) = folder.fold([_resolved(outage, 40)], EMPTY)
+        assert end.status == "resolved"
+        windows = [T0 + m * MINUTE for m in range(38, 44)]
+        folder.observe("failure_rate", {"market": "GB", "cdn": "gcore"}, windows, [0.5, 0.5, 0.01, 0.01, 0.01, 0.01])
+        surge = _alert("StreamsSurge", "streams", {"market": market}, 60.0, 40.0, 46)
+        assert folder.fold([surge], EMPTY) == ([surge] if notified else []), market

@@ -120,6 +120,10 @@ WATCH_MS: Final = 360 * 60_000
 #: the aftermath of an incident one of them taken on one side stands for all, and an absence of events (a
 #: threshold condition, otherwise notified as it is) is part of a live incident that took one of them down.
 VOLUME: Final = frozenset({"events", "plays", "streams", "unique_listeners"})
+#: What a side of a metric does to others on its slice, for its recovery: failing plays are plays not streamed (a
+#: CDN failing half of a market's plays takes its streams down, and their return reads as a surge to a series that
+#: learnt part of the fall), whether or not the streams' fall alerted while it lasted.
+IMPLIED_SIDES: Final = {"failure_rate:up": ("volume:down",)}
 
 
 def slice_dims(alert: Alert) -> dict[str, str]:
@@ -500,6 +504,7 @@ class IncidentFolder:
             return None
         back = {"up": "down", "down": "up"}[direction]
         sides = _family_sides(inc.sides)
+        sides |= {implied for side in sides for implied in IMPLIED_SIDES.get(side, ())}
         family = _family(metric)
         if f"{family}:{back}" not in sides or f"{family}:{direction}" in sides:
             return None
