@@ -10,12 +10,17 @@ Watchdog's root-cause analysis do:
   of its sibling group (the children of one dimension set under the parent; the excess is the deviation from
   expected, weighted by the denominator for ratios and quantiles) and that share is at least :attr:`min_lift`
   times its share of the group's volume (a child holding 70 % of the traffic and 70 % of the excess explains
-  nothing). The finest such child becomes the alert's slice (entity slices — one track, one artist — are the
+  nothing), or, where excesses count events, its siblings were spared what hit it (3 deviations of a count
+  below the excess they would carry at its rate: a market's main CDN, three quarters of its plays, failing alone).
+  The finest such child becomes the alert's slice (entity slices — one track, one artist — are the
   finest), and the drill-down goes on from it;
 * **folding**: an alert that fires while an incident is open is folded into it, with no notification of its
   own, when its root slice is the incident's, when its slice is contained in the incident's, when it contains
-  the incident's slice and that slice carries at least half of its excess (otherwise it is a larger incident,
-  notified on its own: ads falling in every market, seen first on the largest one's free tier), or when the
+  the incident's slice and that slice carries at least half of its excess or what it does not carry is within its
+  own noise (under 3 deviations at its score: the whole service's streams lifted by a bot farm's artist;
+  otherwise it is a larger incident, notified on its own: ads falling in every market, seen first on the largest
+  one's free tier), when it is a count of traffic on a part of a slice whose traffic the incident took down that
+  falls no more than the traffic did (a market's free-tier ads during its traffic drop, at any minute), or when the
   incident's slice carries at least half of its excess (a sibling such as one CDN during a
   platform regression), or when it is on the rest of the traffic (``_other``) of the incident's metric. This
   holds across metrics (PlaysDrop on each market during a global failure incident) for alerts that started
@@ -49,7 +54,13 @@ Watchdog's root-cause analysis do:
   took, on the other side, and no larger than the return can make it (a series that had learnt all of a fall to
   a fraction ``r`` rises at most ``1 / r``-fold; a count at most by the events a minute the slice lost, give or
   take its own counting noise), is the incident's recovery: folded, unsaid. A rise beyond that (a bot farm right
-  after the market came back), another metric family, or a slice apart from the incident's is a new incident.
+  after the market came back), another metric family, or a slice apart from the incident's is a new incident; so is
+  a deviation of a slice the incident never took (not within it, not containing it, not an entity) that began
+  more than ``together_ms`` after the return (another market's traffic drop 17 minutes after a bot farm ended);
+* **continuation**: while the watched slice of an incident whose opening alert resolved is seen still away (the
+  detector adopted a two-hour bot farm or a three-hour regression as the new normal), an alert on its own
+  slice, within it, or on a slice it took while live, deviating the way it took that metric family, is the same
+  change going on: folded, unsaid (for at most :data:`WATCH_MS`).
 
 * **group wait** (as Alertmanager's ``group_wait``, but for the root cause): a new incident whose slice is a
   small part of a larger movement — a coarser slice of its metric (a count, sum or ratio, whose excess adds up
@@ -109,6 +120,10 @@ WATCH_MS: Final = 360 * 60_000
 #: the aftermath of an incident one of them taken on one side stands for all, and an absence of events (a
 #: threshold condition, otherwise notified as it is) is part of a live incident that took one of them down.
 VOLUME: Final = frozenset({"events", "plays", "streams", "unique_listeners"})
+#: What a side of a metric does to others on its slice, for its recovery: failing plays are plays not streamed (a
+#: CDN failing half of a market's plays takes its streams down, and their return reads as a surge to a series that
+#: learnt part of the fall), whether or not the streams' fall alerted while it lasted.
+IMPLIED_SIDES: Final = {"failure_rate:up": ("volume:down",)}
 
 
 def slice_dims(alert: Alert) -> dict[str, str]:
@@ -428,6 +443,8 @@ class IncidentFolder:
                 explained = self._explains(inc, rows, metric, root, own, direction, a)
             if explained is None:
                 explained = self._recovery(inc, dims, metric, direction, a)
+            if explained is None:
+                explained = self._continuation(inc, dims, metric, direction, window)
             if explained is not None:
                 inc.members[fp] = a
                 self._member_of[fp] = inc
@@ -474,11 +491,20 @@ class IncidentFolder:
         ratio bounds it)."""
         if inc.returned_at is None or inc.watch is None or not _overlap(inc.root, dims):
             return None
+        entity = any(f in TOP_K_FIELDS for f in dims)
+        if not entity and not _related(inc, dims) and abs(alert.starts_at - inc.returned_at) > self.together_ms:
+            # a slice that merely shares no field with the incident's (a market, against an artist whose bot farm
+            # played elsewhere) and was never part of it returns with it only as the slice does: a deviation that
+            # began long after the return (another market's traffic drop 17 minutes later) is not that return. A
+            # slice the incident contains, that contains it or that it took while live may have learnt its level and
+            # lag; a track or artist, whose plays are in every market, too
+            return None
         fired = _fired(alert)
         if not inc.returned_at - self.together_ms <= fired <= inc.returned_at + self.recovery_ms:
             return None
         back = {"up": "down", "down": "up"}[direction]
         sides = _family_sides(inc.sides)
+        sides |= {implied for side in sides for implied in IMPLIED_SIDES.get(side, ())}
         family = _family(metric)
         if f"{family}:{back}" not in sides or f"{family}:{direction}" in sides:
             return None
@@ -497,6 +523,26 @@ class IncidentFolder:
             return None
         moved = max(value / expected, expected / value) if value > 0 else math.inf
         return UNWEIGHED if moved <= max(normal / anomalous, anomalous / normal) else None
+
+    def _continuation(
+        self, inc: _Incident, dims: dict[str, str], metric: str, direction: str, window: int
+    ) -> float | None:
+        """``UNWEIGHED`` when an alert is the continuation of resolved incident ``inc``, else None: the alert that
+        opened it resolved because its detector adopted the change as the slice's new normal (a bot farm two hours
+        long, a regression of three), its slice was seen still away since (:meth:`observe`: the mean of its
+        latest minutes on the anomalous side of the midpoint of its normal and anomalous values, none of them
+        before the resolution's minute), and the alert deviates the
+        way the incident took its metric family on a slice the incident contains or took while live (a bot farm's
+        track re-firing after the artist's alert resolved, a CDN whose p95 the platform's regression still lifts).
+        It is the same change going on, already notified, not a new incident. Watched for at most
+        :data:`WATCH_MS` from the opening alert's resolution."""
+        if inc.closed_at is None or inc.watch is None or inc.returned_at is not None or inc.ended_at is None:
+            return None
+        if window - inc.ended_at > WATCH_MS or not _seen_away(inc):
+            return None
+        if f"{_family(metric)}:{direction}" not in _family_sides(inc.sides):
+            return None
+        return UNWEIGHED if _contains(inc.root, dims) or _related(inc, dims) else None
 
     def _absence(self, a: Alert) -> Alert | None:
         """An absence (no events where some were expected) is notified as it is, unless a live incident that
@@ -617,6 +663,8 @@ class IncidentFolder:
             return UNWEIGHED  # a part of its slice returning from a change it took (weighed by nothing: it is over)
         if root == inc.root:
             return 1.0
+        if not same and _contains(inc.root, root) and _shrinks_with(inc, alert, metric, direction):
+            return UNWEIGHED  # a count of the slice's traffic (its ads) falling no more than its traffic fell
         if not same and inc.ended_at is None and abs(alert.starts_at - inc.alert.starts_at) > self.together_ms:
             return None  # another metric that did not start with the incident: not shown to be its doing
         if same and OTHER in root.values():
@@ -637,9 +685,10 @@ class IncidentFolder:
             theirs = _contribution(rows, metric, inc.root, direction)
             if theirs is None or not own or own <= 0:
                 return 1.0
-            if theirs < 0.5 * own:
-                # mostly moved outside the incident's slice: a larger incident (ads falling everywhere, seen first
-                # on the largest market) or, on another metric, not the incident's doing
+            if theirs < 0.5 * own and not _within_noise(alert, metric, own - theirs, own):
+                # mostly moved outside the incident's slice, and what moved there deviates on its own: a larger
+                # incident (ads falling everywhere, seen first on the largest market) or, on another metric, not the
+                # incident's doing
                 return None
             return max(0.0, min(1.0, theirs / own))
         if set(root) == set(inc.root):
@@ -742,9 +791,13 @@ class IncidentFolder:
             s = float(pos[i]) / total
             lift = s / max(float(size[i]) / volume, 1e-9)
             score = group.get_column("score")[i]
-            if s < self.min_share or lift < self.min_lift or score is None or score < 0.2:
+            if s < self.min_share or score is None or score < 0.2:
                 continue
             row = group.row(i, named=True)
+            if lift < self.min_lift and (entity or not _rest_spared(metric, float(pos[i]), float(size[i]),
+                                                                    total - float(pos[i]), volume - float(size[i]),
+                                                                    row.get("evidence_points"))):  # fmt: skip
+                continue
             child: dict[str, str] = {f: row[f] for f in DIMENSION_FIELDS if f in d.fields}
             if any(v is None for v in child.values()) or OTHER in child.values():
                 continue
@@ -838,6 +891,90 @@ def _incident_of(entry: Mapping[str, Any]) -> _Incident:
 def _fired(a: Alert) -> int:
     """Event time at which the engine's alert change happened (its window's end)."""
     return int(a.extra.get("resolved_at" if a.status == "resolved" else "fired_at", a.ends_at or a.starts_at))
+
+
+def _related(inc: _Incident, dims: Mapping[str, str]) -> bool:
+    """Whether slice ``dims`` is the incident's: it lies within its root, contains it, or the incident took an
+    alert on it while live (listed under "also affected")."""
+    if _contains(inc.root, dims) or _contains(dims, inc.root):
+        return True
+    return any(dict(e.get("dims", {})) == dict(dims) for e in inc.alert.extra.get("also_affected", []))
+
+
+def _seen_away(inc: _Incident) -> bool:
+    """Whether incident ``inc``'s watched slice was seen away after its opening alert resolved: values observed
+    from the resolution's minute on, whose mean and latest value are on the anomalous side of the midpoint of its
+    normal and anomalous values (an alert that resolved because the slice came back is never taken for an adopted
+    change)."""
+    if inc.watch is None or inc.ended_at is None or not inc.recent or inc.seen_until < inc.ended_at - WINDOW_MS:
+        return False
+    mid = 0.5 * (inc.watch.normal + inc.watch.anomalous)
+    sign = 1.0 if inc.watch.anomalous > inc.watch.normal else -1.0
+    mean = sum(inc.recent) / len(inc.recent)
+    return (mean - mid) * sign > 0 and (inc.recent[-1] - mid) * sign > 0
+
+
+def _rest_spared(
+    metric: str, excess: float, size: float, rest_excess: float, rest_size: float, points: float | None
+) -> bool:
+    """Whether the rest of a sibling group was spared what hit one child: had the rest (volume ``rest_size``) been hit
+    at the child's rate (``excess`` over ``size``), it would carry ``rest_size * excess / size`` of excess; it
+    carries ``rest_excess``, more than 3 deviations of a count fewer (over the minutes the child's evidence pooled).
+    A CDN carrying three quarters of a market's plays and all of its failures explains the market (the drill-down's
+    lift test cannot see it: its share of the excess is at most 1 / 0.75 of its share of the volume); the same
+    failures spread over every CDN do not. Excesses must count events (counts, and ratios weighted by their
+    denominators), not quantiles; at a few events a minute the test cannot pass."""
+    if metric not in METRICS or METRICS[metric].kind not in ("count", "ratio"):
+        return False
+    if excess <= 0 or size <= 0 or rest_size <= 0:
+        return False
+    minutes = float(points) if isinstance(points, int | float) and math.isfinite(points) and points > 1 else 1.0
+    expected = rest_size * excess / size * minutes
+    return (max(rest_excess, 0.0) * minutes - expected) / math.sqrt(expected) <= -3.0
+
+
+def _score_z(score: float) -> float:
+    """The deviations behind a detector score ``z**2 / (z**2 + 16)``."""
+    score = min(max(score, 0.0), 0.999999)
+    return math.sqrt(16.0 * score / (1.0 - score))
+
+
+def _within_noise(alert: Alert, metric: str, rest: float, own: float) -> bool:
+    """Whether the part ``rest`` of a coarser slice's excess ``own`` that an incident's slice does not carry is
+    within that slice's own noise: under 3 deviations (the detector's clip; :data:`PARENT_SCORE`) at the alert's
+    own score, excesses adding up over slices (counts, sums and ratios weighted by their denominators; not
+    quantiles). The whole service's streams "surging" with a bot farm's artist is the artist's doing when the rest
+    of the service, without the artist, would not deviate."""
+    score = alert.extra.get("score")
+    if own <= 0 or not isinstance(score, int | float) or not math.isfinite(float(score)):
+        return False
+    if metric in METRICS and METRICS[metric].kind == "quantile":
+        return False
+    return _score_z(float(score)) * max(rest, 0.0) / own < 3.0
+
+
+def _shrinks_with(inc: _Incident, alert: Alert, metric: str, direction: str) -> bool:
+    """Whether ``alert`` (a count or sum falling on a slice within ``inc``'s) is no more than the incident's own
+    fall of its traffic: the incident took a volume metric down to a fraction ``r`` of its normal (its opening
+    alert's value against expected), and the alert's value is at least ``r`` of its expected, give or take
+    3 deviations of a count there. A market losing 70 % of its plays loses its free tier's ads with them, at
+    whatever minute their evidence comes in; a fall beyond the traffic's is the alert's own."""
+    if direction != "down" or metric not in METRICS or METRICS[metric].kind not in ("count", "sum"):
+        return False
+    if "volume:down" not in _family_sides(inc.sides) or inc.alert.labels.get("metric") not in VOLUME:
+        return False
+    normal, level = inc.alert.extra.get("expected"), inc.alert.extra.get("value")
+    value, expected = alert.extra.get("value"), alert.extra.get("expected")
+    numbers = (normal, level, value, expected)
+    if not all(isinstance(x, int | float) and math.isfinite(float(x)) for x in numbers):
+        return False
+    if float(normal) <= 0 or float(expected) <= 0:  # type: ignore[arg-type]
+        return False
+    ratio = max(float(level), 0.0) / float(normal)  # type: ignore[arg-type]
+    floor = ratio * float(expected)  # type: ignore[arg-type]
+    if METRICS[metric].kind == "count":
+        floor -= 3.0 * math.sqrt(max(floor, 1.0))
+    return float(value) >= floor  # type: ignore[arg-type]
 
 
 def _family(metric: str) -> str:
