@@ -394,7 +394,8 @@ class NumpyRobustLevelDetector(VectorDetector):
         shadow = shadow + alpha * (x - shadow)
         adopt = frozen & (streak >= self.adopt_after)
         if adopt.any() or back.any():
-            new_level = np.where(adopt, shadow, np.where(back, ref, new_level))
+            returned = np.where(np.abs(ev_value - forecast) < np.abs(ref - forecast), ev_value, ref)
+            new_level = np.where(adopt, shadow, np.where(back, returned, new_level))
             new_trend = np.where(adopt | back, 0.0, new_trend)
             streak = np.where(adopt, 0, streak)
             self._ref[idx] = np.where(adopt, forecast, np.where(back, np.nan, ref))

@@ -38,6 +38,23 @@ def test_a_lasting_change_is_adopted_after_the_bounded_delay_and_the_return_is_n
     assert abs(e[230] - 40) < 6
 
 
+def test_a_return_below_the_remembered_level_is_not_then_scored_as_a_drop() -> None:
+    """A market at 40 plays a minute loses most of its traffic for 100 minutes (adopted after 30); meanwhile its
+    daily curve went down, so it comes back to 24, not 40. The remembered level is stale: jumping back to it read
+    the return as a fresh 40 % drop (scored >= 0.5 for the rest of the day); the level now goes back only as far
+    as the series came back (issue 13: a market's PlaysDrop 30-60 minutes after its return)."""
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        det = RobustLevelDetector(noise="poisson", adopt_after=30)
+        x = rng.poisson(40.0, 360).astype(float)
+        x[100:200] = rng.poisson(2.0, 100)
+        x[200:] = rng.poisson(24.0, 160)
+        s, e = _scores(det, x)
+        below = x[200:] < e[200:]
+        assert np.nanmax(np.where(below, s[200:], 0.0)) < 0.5, seed  # no drop after the return
+        assert abs(e[260] - 24) < 5, seed
+
+
 def test_a_small_series_drop_is_found_from_the_pooled_negative_binomial_tail() -> None:
     """About 2.2 ads a minute falling to 0.3: no single minute says anything; the last 15 minutes together do,
     on most seeds within 15 minutes, while the same series without the drop stays quiet."""

@@ -396,7 +396,10 @@ def robust_points(
             ref_age[r] = 0
             _clear_pool(ring, sums, head, r)
         elif back:
-            new_level, new_trend = ref_r, 0.0
+            # back towards the remembered normal, but never past where the series is now: the normal was learnt
+            # before the change (hours ago), and a daily curve may have moved meanwhile
+            new_level = ev_v if abs(ev_v - forecast) < abs(ref_r - forecast) else ref_r
+            new_trend = 0.0
             ref[r] = nan
             _clear_pool(ring, sums, head, r)
         shadow[r] = sh
