@@ -92,6 +92,10 @@ class KernelParams:
     shape_vigilance: float = 0.5
     shape_weight: float = 1.0
     shape_decay: float = 0.9995
+    #: the flatline channel: the memory (per-point decay) of the series' rate of exact repeats of a non-zero value
+    #: (0: off), and the most a run of repeats can say, in decades (a run at the cap is reported once, then damped)
+    quiet_decay: float = 0.0
+    quiet_cap: float = 4.0
 
     def vector(self) -> FloatArray:
         """The parameter vector the kernel reads."""
@@ -132,6 +136,7 @@ class KernelParams:
         )
         p[k.P_SHAPE_VIGILANCE], p[k.P_SHAPE_WEIGHT] = self.shape_vigilance, self.shape_weight
         p[k.P_SHAPE_DECAY] = self.shape_decay
+        p[k.P_QUIET_DECAY], p[k.P_QUIET_CAP] = self.quiet_decay, self.quiet_cap
         # reciprocals the kernel multiplies by (a division per point costs more)
         p[k.P_TAIL_GROW] = 1.0 / self.tail_decay if self.tail_decay > 0.0 else 0.0
         p[k.P_TAIL_GROW_LONG] = 1.0 / self.tail_decay_long if self.tail_decay_long > 0.0 else 0.0
@@ -191,6 +196,8 @@ class KernelParams:
             raise ValueError("shape_vigilance must be positive and shape_weight >= 0")
         if not 0.0 < self.shape_decay <= 1.0:
             raise ValueError(f"shape_decay: {self.shape_decay} must be in (0, 1]")
+        if not 0.0 <= self.quiet_decay < 1.0 or self.quiet_cap <= 0.0:
+            raise ValueError("quiet_decay must be in [0, 1) (0: off), quiet_cap positive")
         if self.cusum_h <= 0 or self.score_k <= 0 or self.warmup < 1:
             raise ValueError("cusum_h and score_k must be positive, warmup at least 1")
 
