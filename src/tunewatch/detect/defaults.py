@@ -81,6 +81,7 @@ SERIES_DEFAULT: Final[dict[str, Any]] = {
     "damp": 0.2, "decay": 0.9995, "episode_weight": 0.5, "episode_decay": 0.999,
     "trend": 0.05, "auto_count": True, "period_ring": 128, "period_block": 4,
     "run_learn": 2.0, "episode_gap": 300.0, "auto_ratio": True, "episode_evidence": 4.0,
+    "quiet_decay": 0.9998, "quiet_cap": 4.0,
 }  # fmt: skip
 
 #: The same configuration under the name the NAB harness and benches have always used.
