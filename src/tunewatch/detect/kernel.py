@@ -47,6 +47,12 @@ Per series the kernel keeps:
 * optionally (``P_SHAPE_BLOCKS`` > 0, off in the defaults) a **shape channel** (:mod:`tunewatch.detect.shape`):
   whether the recent window of standardised residuals is a new category among the series' prototypes, as rare
   as the series' own rate of new categories makes it; shown instead of the point's evidence when larger;
+* optionally (``P_QUIET_DECAY`` > 0) a **flatline channel**: a run of exact repeats of a non-zero value (a stuck
+  gauge, an exporter repeating its last value) adds, per repeat, −log10 of the series' own decayed rate of exact
+  repeats (Laplace's rule; for counts, at least the forecast's probability of that very count), and says what it
+  has beyond the longest run the series showed lately, capped at ``P_QUIET_CAP`` decades so a long run is one
+  episode; shown instead of the point's evidence when larger (zeros are left to the point channel: a run of
+  zeros is a drop);
 * a **peak memory** so that a run of high scores is reported once (later points of the same episode are damped
   unless they are worse), a decaying count of recent episodes that divides the evidence of the next one, and
   the length of the current anomalous run.
