@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -20,6 +22,19 @@ from tunewatch.detect.kernel_detector import DAY_MS
 from tunewatch.detect.shape import shape_width
 
 MIN = 60_000
+#: the flatline channel's header columns (state version 9): absent from the rows of earlier versions
+FLATLINE_COLUMNS = range(k.LASTX, k.QMAX + 1)
+#: the series default as it was before the flatline channel (state version 8): old checkpoints resume with it
+DEFAULT_V8 = {**SERIES_DEFAULT, "quiet_decay": 0.0}
+
+
+def _older(state: dict[str, Any], version: int) -> dict[str, Any]:
+    """``state`` (the flatline channel off) as a checkpoint of an earlier ``version`` (8 or before): without the
+    flatline channel's settings and header columns."""
+    assert not state["params"]["quiet_decay"]
+    params = {n: v for n, v in state["params"].items() if not n.startswith("quiet_")}
+    rows = np.delete(state["states"], FLATLINE_COLUMNS, axis=1)
+    return {**state, "version": version, "params": params, "states": rows}
 
 
 def _series(seed: int, n: int, nan_rate: float, jitter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -49,6 +64,7 @@ def _series(seed: int, n: int, nan_rate: float, jitter: bool) -> tuple[np.ndarra
             {"tail_bins": 8, "tail_decay_long": 0.999, "run_learn": 2.0, "episode_gap": 20.0, "damp": 0.2},
             {"auto_ratio": True, "auto_count": True, "tail_bins": 8},
             {"tail_bins": 8, "damp": 0.2, "shape_blocks": 3, "shape_block": 2, "shape_protos": 4},
+            {"tail_bins": 8, "auto_count": True, "quiet_decay": 0.99, "quiet_cap": 3.0},
         ]
     ),
 )
@@ -60,6 +76,8 @@ def test_streaming_chunk_and_many_series_forms_are_identical(
         x = np.clip(x / 100.0, 0.0, 1.0)
     if extra.get("auto_count") and seed % 2:
         x = np.round(np.abs(x))  # a count series: the detected count noise takes over
+    if extra.get("quiet_decay") and seed % 4 == 0:
+        x[n // 3 : n // 2] = x[n // 3 - 1] if n > 3 else x[n // 3 : n // 2]  # stuck: the flatline channel speaks
     if extra.get("auto_ratio") and seed % 3 == 0:
         x = np.clip((x - 50.0) / 100.0, 0.0, 1.0)  # a proportion with zeros: the detected binomial noise takes over
     if kind == "changepoint":  # the surprise tails calibrate the point evidence, which the change-point kind has not
@@ -101,11 +119,12 @@ def test_checkpoint_restores_exactly_and_is_versioned() -> None:
         resumed.load_state_dict({**state, "version": 99})
     # version-3 (no quiet-time or proportion column, no episode or proportion settings) and version-4 checkpoints
     # (no proportion column or setting) are adopted and resume exactly
+    v8_rows = np.delete(state["states"], FLATLINE_COLUMNS, axis=1)
     v4 = {
         **state,
         "version": 4,
-        "params": {n: v for n, v in state["params"].items() if n != "auto_ratio"},
-        "states": np.delete(state["states"], k.UNIT, axis=1),
+        "params": {n: v for n, v in state["params"].items() if n != "auto_ratio" and not n.startswith("quiet_")},
+        "states": np.delete(v8_rows, k.UNIT, axis=1),
     }
     v3 = {
         **v4,
@@ -130,22 +149,22 @@ def test_a_version_5_checkpoint_with_cusum_tails_is_adopted() -> None:
     first = EnsembleDetector(**settings_)
     first.chunk(t[:400], x[:400])
     state = first.state_dict()
-    rows, tb, h = state["states"], 6, k.HEADER
+    rows, tb, h = np.delete(state["states"], FLATLINE_COLUMNS, axis=1), 6, k.LASTX  # version 5's header
     junk = np.full((rows.shape[0], 2 * tb), 1e6)  # the CUSUM's tails: dropped, whatever they held
     v5_rows = np.hstack([rows[:, :h], rows[:, h : h + 2 * tb], junk, rows[:, h + 2 * tb : h + 4 * tb], junk,
                          rows[:, h + 4 * tb :]])  # fmt: skip
     v5 = {**state, "version": 5, "params": {**state["params"], "cusum_z": 2.0}, "states": v5_rows}
     adopted = EnsembleDetector(**settings_)
     adopted.load_state_dict(v5)
-    np.testing.assert_array_equal(adopted.state_dict()["states"], rows)
+    np.testing.assert_array_equal(np.delete(adopted.state_dict()["states"], FLATLINE_COLUMNS, axis=1), rows)
     np.testing.assert_array_equal(adopted.chunk(t[400:], x[400:]).score, whole.score[400:])
     # without tails the layout and the settings (cusum_z still scales the CUSUM's evidence) are unchanged
     plain = EnsembleDetector(bins=24, cusum_z=3.0)
     plain.chunk(t[:400], x[:400])
-    old = {**plain.state_dict(), "version": 5}
+    old = _older(plain.state_dict(), 5)
     again = EnsembleDetector(bins=24, cusum_z=3.0)
     again.load_state_dict(old)
-    np.testing.assert_array_equal(again.state_dict()["states"], old["states"])
+    np.testing.assert_array_equal(np.delete(again.state_dict()["states"], FLATLINE_COLUMNS, axis=1), old["states"])
     with pytest.raises(ValueError, match="params differ"):
         EnsembleDetector(bins=24).load_state_dict(old)
 
@@ -543,12 +562,13 @@ def test_a_version_6_checkpoint_counts_episodes_as_before() -> None:
     """Version 6 counted an episode when the evidence passed ``band_z``'s value; version 7 names that threshold
     ``episode_evidence`` and adopts a version-6 checkpoint with it at the checkpoint's ``band_z``."""
     t, x, _w = _series(4, 800, 0.0, False)
-    settings_ = {**SERIES_DEFAULT, "band_z": 3.0, "episode_evidence": 3.0}
+    settings_ = {**DEFAULT_V8, "band_z": 3.0, "episode_evidence": 3.0}
     whole = EnsembleDetector(**settings_).chunk(t, x)
     first = EnsembleDetector(**settings_)
     first.chunk(t[:400], x[:400])
     state = first.state_dict()
-    v6 = {**state, "version": 6, "params": {n: v for n, v in state["params"].items() if n != "episode_evidence"}}
+    v6 = _older(state, 6)
+    v6["params"] = {n: v for n, v in v6["params"].items() if n != "episode_evidence"}
     adopted = EnsembleDetector(**settings_)
     adopted.load_state_dict(v6)
     np.testing.assert_array_equal(adopted.chunk(t[400:], x[400:]).score, whole.score[400:])
@@ -587,13 +607,72 @@ def test_the_shape_channel_is_off_by_default_and_a_version_7_checkpoint_is_adopt
     with_shape = EnsembleDetector(**{**SERIES_DEFAULT, "shape_blocks": 8})
     assert with_shape.bytes_per_series == base.bytes_per_series + shape_width(8, 2, 32) * 8
     assert shape_width(8, 2, 32) == 582  # 6 + 16 scratch features + 16 ring + 32 counts + 32 x 16 prototypes
-    whole = EnsembleDetector(**SERIES_DEFAULT).chunk(t, x)
-    first = EnsembleDetector(**SERIES_DEFAULT)
+    whole = EnsembleDetector(**DEFAULT_V8).chunk(t, x)
+    first = EnsembleDetector(**DEFAULT_V8)
     first.chunk(t[:400], x[:400])
     state = first.state_dict()
-    v7 = {**state, "version": 7, "params": {n: v for n, v in state["params"].items() if not n.startswith("shape_")}}
-    adopted = EnsembleDetector(**SERIES_DEFAULT)
+    v7 = _older(state, 7)
+    v7["params"] = {n: v for n, v in v7["params"].items() if not n.startswith("shape_")}
+    adopted = EnsembleDetector(**DEFAULT_V8)
     adopted.load_state_dict(v7)
     np.testing.assert_array_equal(adopted.chunk(t[400:], x[400:]).score, whole.score[400:])
     with pytest.raises(ValueError, match="params differ"):
-        EnsembleDetector(**{**SERIES_DEFAULT, "shape_blocks": 8}).load_state_dict(v7)
+        EnsembleDetector(**{**DEFAULT_V8, "shape_blocks": 8}).load_state_dict(v7)
+
+
+def _stuck(seed: int, n: int, at: int, length: int, counts: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A daily-seasonal minute series (continuous, or a count around 200) and its twin stuck at one value for
+    ``length`` points from ``at`` (an exporter repeating its last value)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * MIN
+    level = 200 + 60 * np.sin(t / DAY_MS * 2 * np.pi)
+    x = rng.poisson(level).astype(float) if counts else level + rng.normal(0, 5, n)
+    stuck = x.copy()
+    stuck[at : at + length] = x[at - 1]
+    return t, x, stuck
+
+
+@pytest.mark.parametrize("counts", [False, True])
+def test_a_stuck_series_is_flagged_by_the_flatline_channel_and_its_clean_twin_is_not(counts: bool) -> None:
+    """A series that repeats one value exactly scores above the label-free threshold within a few points, named
+    ``flatline``, once (the run's evidence is capped, so its later points are damped as one episode); the same
+    series without the stuck stretch (whose counts repeat now and then) gets no flatline detection, and without the
+    channel the stretch is missed."""
+    t, x, stuck = _stuck(7, 4000, 3000, 120, counts)
+    on = EnsembleDetector(**SERIES_DEFAULT).chunk(t, stuck)
+    seg = np.nan_to_num(on.score[3000:3120])
+    first = int(np.argmax(seg >= LABEL_FREE_THRESHOLD))
+    assert seg[first] >= LABEL_FREE_THRESHOLD and first < 5
+    assert k.SOURCE_NAMES[int(on.source[3000 + first])] == "flatline"
+    assert int((seg >= LABEL_FREE_THRESHOLD).sum()) <= 3  # one episode, not 120 detections
+    clean = EnsembleDetector(**SERIES_DEFAULT).chunk(t, x)
+    assert not np.any((clean.source == k.SOURCE_FLATLINE) & (np.nan_to_num(clean.score) >= LABEL_FREE_THRESHOLD))
+    off = EnsembleDetector(**DEFAULT_V8).chunk(t, stuck)
+    assert np.nanmax(off.score[3000:3120]) < LABEL_FREE_THRESHOLD
+
+
+def test_repeats_a_series_makes_as_a_matter_of_course_are_not_a_flatline() -> None:
+    """Sparse counts repeat their 1s and 2s all the time: a run is judged against the longest the series showed
+    lately, so over 5,000 points of Poisson(1) noise the channel never passes the label-free threshold."""
+    rng = np.random.default_rng(3)
+    t = np.arange(5000) * MIN
+    x = rng.poisson(1.0, 5000).astype(float)
+    d = EnsembleDetector(**SERIES_DEFAULT).chunk(t, x)
+    flat = (d.source == k.SOURCE_FLATLINE) & (np.nan_to_num(d.score) >= LABEL_FREE_THRESHOLD)
+    assert not flat.any()
+
+
+def test_a_version_8_checkpoint_is_adopted_with_the_flatline_channel_off_and_refused_with_it_on() -> None:
+    """Version 9 added five header columns and two settings; a version-8 checkpoint gets them (off), resumes
+    exactly, and is refused by a detector with the channel on (its settings differ)."""
+    t, _x, stuck = _stuck(8, 1200, 900, 60, False)
+    whole = EnsembleDetector(**DEFAULT_V8).chunk(t, stuck)
+    first = EnsembleDetector(**DEFAULT_V8)
+    first.chunk(t[:600], stuck[:600])
+    v8 = _older(first.state_dict(), 8)
+    assert v8["states"].shape[1] == first.width - 5
+    adopted = EnsembleDetector(**DEFAULT_V8)
+    adopted.load_state_dict(v8)
+    np.testing.assert_array_equal(adopted.chunk(t[600:], stuck[600:]).score, whole.score[600:])
+    with pytest.raises(ValueError, match="params differ"):
+        EnsembleDetector(**SERIES_DEFAULT).load_state_dict(_older(first.state_dict(), 8))

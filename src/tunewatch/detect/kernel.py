@@ -47,6 +47,12 @@ Per series the kernel keeps:
 * optionally (``P_SHAPE_BLOCKS`` > 0, off in the defaults) a **shape channel** (:mod:`tunewatch.detect.shape`):
   whether the recent window of standardised residuals is a new category among the series' prototypes, as rare
   as the series' own rate of new categories makes it; shown instead of the point's evidence when larger;
+* optionally (``P_QUIET_DECAY`` > 0) a **flatline channel**: a run of exact repeats of a non-zero value (a stuck
+  gauge, an exporter repeating its last value) adds, per repeat, −log10 of the series' own decayed rate of exact
+  repeats (Laplace's rule; for counts, at least the forecast's probability of that very count), and says what it
+  has beyond the longest run the series showed lately, capped at ``P_QUIET_CAP`` decades so a long run is one
+  episode; shown instead of the point's evidence when larger (zeros are left to the point channel: a run of
+  zeros is a drop);
 * a **peak memory** so that a run of high scores is reported once (later points of the same episode are damped
   unless they are worse), a decaying count of recent episodes that divides the evidence of the next one, and
   the length of the current anomalous run.
@@ -111,8 +117,13 @@ from tunewatch.detect.shape import shape_evidence
     RCNT,
     QUIET,
     UNIT,
-) = range(44)
-HEADER: Final = 44  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
+    LASTX,
+    QREP,
+    QNUM,
+    QDEN,
+    QMAX,
+) = range(49)
+HEADER: Final = 49  # then the surprise tails (next to the header: touched every point), the daily profile, the weekly
 
 # ---- parameter vector layout ------------------------------------------------------------------------------
 (
@@ -175,8 +186,10 @@ HEADER: Final = 44  # then the surprise tails (next to the header: touched every
     P_SHAPE_VIGILANCE,
     P_SHAPE_WEIGHT,
     P_SHAPE_DECAY,
-) = range(59)
-N_PARAMS: Final = 59
+    P_QUIET_DECAY,
+    P_QUIET_CAP,
+) = range(61)
+N_PARAMS: Final = 61
 #: After the parameters, the noise prior of the surprise calibration tabulated over ``u = log(1 + e)``
 #: (:func:`prior_table`): ``PRIOR_SIZE`` values ``PRIOR_STEP`` apart, read by linear interpolation.
 P_PRIOR_TABLE: Final = N_PARAMS
@@ -198,9 +211,11 @@ SOURCE_NONE, SOURCE_LEVEL, SOURCE_SEASONAL, SOURCE_CHANGE, SOURCE_WEEKLY, SOURCE
 )  # fmt: skip
 #: ... or the shape channel (:mod:`tunewatch.detect.shape`, opt-in), when its evidence is shown instead
 SOURCE_SHAPE: Final = 7.0
+#: ... or the flatline channel (``P_QUIET_DECAY`` > 0), when a run of exactly repeated values says more
+SOURCE_FLATLINE: Final = 8.0
 SOURCE_NAMES: Final = {
     0: "none", 1: "level", 2: "seasonal", 3: "change_point", 4: "weekly", 5: "found_period", 6: "trend",
-    7: "shape",
+    7: "shape", 8: "flatline",
 }  # fmt: skip
 
 _MAD_TO_SD: Final = 1.2533
@@ -487,6 +502,11 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
         s[WMEAN] = w
         s[TINFL] = 1.0
         s[TINFL_LONG] = 1.0
+        s[LASTX] = x
+        s[QREP] = 0.0
+        s[QNUM] = 0.0
+        s[QDEN] = 0.0
+        s[QMAX] = 0.0
         s[N] = 1.0
         _no_score(out, 0.0)
         return
@@ -663,10 +683,39 @@ def point(s: np.ndarray, p: np.ndarray, t: float, x: float, w: float, out: np.nd
             du = u - s[UMEAN]
             s[UMEAN] += ca * du
             s[UVAR] = (1.0 - ca) * (s[UVAR] + ca * du * du)
+    # -- too quiet: a run of exactly repeated values (a stuck gauge, an exporter repeating its last value). Each
+    #    repeat is as rare as the series' own rate of exact repeats makes it — for counts, at least as likely as
+    #    the forecast makes that count — summed over the run, and the run says what it has beyond the longest
+    #    run the series showed lately (zeros excluded: a run of zeros is a drop, judged above)
+    e_q = 0.0
+    quiet_on = p[P_QUIET_DECAY] > 0.0
+    if quiet_on:
+        qd = p[P_QUIET_DECAY] if gap == 1.0 else p[P_QUIET_DECAY] ** gap
+        eligible = s[LASTX] != 0.0 and np.isfinite(s[LASTX])
+        repeat = eligible and x == s[LASTX]
+        if repeat and warm:
+            # Laplace's rule on the decayed counts: never rarer than one in as many points as the memory holds
+            rate = (s[QNUM] + 1.0) / (s[QDEN] + 2.0)
+            if s[INTEGRAL] > 0.0:  # a count: the forecast's probability of exactly this count, if larger
+                zq = (x - fc) / sd
+                rate = max(rate, min(math.exp(-0.5 * zq * zq) / (2.5066282746310002 * sd), 1.0))
+            s[QREP] += -math.log10(rate)
+            e_q = min(max(s[QREP] - s[QMAX], 0.0), p[P_QUIET_CAP])
+            if e_q > evidence:
+                evidence = e_q
+                source = SOURCE_FLATLINE
+        elif not repeat:
+            s[QMAX] = max(s[QMAX], s[QREP])  # a run ended: the longest lately
+            s[QREP] = 0.0
+        s[QMAX] *= qd
+        if eligible:
+            s[QNUM] = qd * s[QNUM] + (1.0 if repeat else 0.0)
+            s[QDEN] = qd * s[QDEN] + 1.0
+        s[LASTX] = x
     # -- outside the band: the band is ``P_BAND_Z`` standard deviations of the forecast, so the point's |z| (or,
     #    without tails, the CUSUM's evidence, also as a |z|) decides it, never the calibrated surprise (decades)
     band = p[P_BAND_Z]
-    outside = abs(z) > band or e_c > band
+    outside = abs(z) > band or e_c > band or (quiet_on and e_q >= p[P_QUIET_CAP])
     # -- report once per episode: damp unless worse than the decaying peak
     peak = s[PEAK]
     if p[P_EPISODE_GAP] > 0.0 and s[QUIET] >= p[P_EPISODE_GAP]:

@@ -92,6 +92,10 @@ class KernelParams:
     shape_vigilance: float = 0.5
     shape_weight: float = 1.0
     shape_decay: float = 0.9995
+    #: the flatline channel: the memory (per-point decay) of the series' rate of exact repeats of a non-zero value
+    #: (0: off), and the most a run of repeats can say, in decades (a run at the cap is reported once, then damped)
+    quiet_decay: float = 0.0
+    quiet_cap: float = 4.0
 
     def vector(self) -> FloatArray:
         """The parameter vector the kernel reads."""
@@ -132,6 +136,7 @@ class KernelParams:
         )
         p[k.P_SHAPE_VIGILANCE], p[k.P_SHAPE_WEIGHT] = self.shape_vigilance, self.shape_weight
         p[k.P_SHAPE_DECAY] = self.shape_decay
+        p[k.P_QUIET_DECAY], p[k.P_QUIET_CAP] = self.quiet_decay, self.quiet_cap
         # reciprocals the kernel multiplies by (a division per point costs more)
         p[k.P_TAIL_GROW] = 1.0 / self.tail_decay if self.tail_decay > 0.0 else 0.0
         p[k.P_TAIL_GROW_LONG] = 1.0 / self.tail_decay_long if self.tail_decay_long > 0.0 else 0.0
@@ -191,6 +196,8 @@ class KernelParams:
             raise ValueError("shape_vigilance must be positive and shape_weight >= 0")
         if not 0.0 < self.shape_decay <= 1.0:
             raise ValueError(f"shape_decay: {self.shape_decay} must be in (0, 1]")
+        if not 0.0 <= self.quiet_decay < 1.0 or self.quiet_cap <= 0.0:
+            raise ValueError("quiet_decay must be in [0, 1) (0: off), quiet_cap positive")
         if self.cusum_h <= 0 or self.score_k <= 0 or self.warmup < 1:
             raise ValueError("cusum_h and score_k must be positive, warmup at least 1")
 
@@ -208,8 +215,10 @@ class KernelDetector(VectorDetector):
     #: 2: weekly profile; 3: trend model, count detection; 4: quiet time (episode gap); 5: proportions;
     #: 6: the surprise tails calibrate the point evidence only (the CUSUM's tails removed); 7: ``episode_evidence``
     #: (the episode count's threshold, which was ``band_z``'s value) and the model named for every scored point;
-    #: 8: the opt-in shape channel's settings (its block at the end of the row, none when it is off)
-    version = 8
+    #: 8: the opt-in shape channel's settings (its block at the end of the row, none when it is off); 9: the
+    #: flatline channel (``quiet_decay``, ``quiet_cap``; five header values: the last value, the current run's
+    #: evidence, the decayed repeat counts and the longest recent run)
+    version = 9
     #: Settings that define the detector kind (subclasses fix them; constructor arguments override the rest).
     fixed: ClassVar[dict[str, Any]] = {}
 
@@ -326,6 +335,8 @@ class KernelDetector(VectorDetector):
             state = _from_version_6(state)
         if state.get("version") == 7 and state.get("kind") == self.name:
             state = _from_version_7(state)
+        if state.get("version") == 8 and state.get("kind") == self.name:
+            state = _from_version_8(state)
         if state.get("version") != self.version or state.get("kind") != self.name:
             raise ValueError(
                 f"state: kind {state.get('kind')!r} version {state.get('version')} does not match "
@@ -372,7 +383,8 @@ def _from_version_5(state: dict[str, Any]) -> dict[str, Any]:
         if states.ndim == 2:
             memories = 2 if params.get("tail_decay_long", 0.0) > 0.0 else 1
             # version 5: per memory, per channel (point, CUSUM), up and down; keep each memory's point channel
-            cusum = [k.HEADER + (2 * m + 1) * 2 * bins + i for m in range(memories) for i in range(2 * bins)]
+            # the header of versions 5-8 ended before the flatline columns (added in version 9)
+            cusum = [k.LASTX + (2 * m + 1) * 2 * bins + i for m in range(memories) for i in range(2 * bins)]
             states = np.delete(states, cusum, axis=1)
     return {**state, "version": 6, "params": params, "states": states}
 
@@ -391,3 +403,19 @@ def _from_version_7(state: dict[str, Any]) -> dict[str, Any]:
     defaults = KernelParams()
     shape = {f.name: getattr(defaults, f.name) for f in fields(KernelParams) if f.name.startswith("shape_")}
     return {**state, "version": 8, "params": {**shape, **state.get("params", {})}}
+
+
+def _from_version_8(state: dict[str, Any]) -> dict[str, Any]:
+    """A version-8 checkpoint in version 9's layout: the flatline channel's settings at their defaults (off), and
+    its five header columns (:data:`tunewatch.detect.kernel.LASTX` … ``QMAX``) inserted: the last value unknown
+    (NaN: the first point after resuming starts no run), no run, no repeats counted. With the channel off these
+    columns are never read, so the detector resumes exactly; a checkpoint cannot be resumed with it on (its
+    settings differ, and the load refuses)."""
+    defaults = KernelParams()
+    params = {"quiet_decay": defaults.quiet_decay, "quiet_cap": defaults.quiet_cap, **state.get("params", {})}
+    states = np.asarray(state["states"], dtype=np.float64)
+    if states.ndim == 2:
+        added = np.zeros((states.shape[0], k.QMAX - k.LASTX + 1))
+        added[:, 0] = np.nan
+        states = np.hstack([states[:, : k.LASTX], added, states[:, k.LASTX :]])
+    return {**state, "version": 9, "params": params, "states": states}
