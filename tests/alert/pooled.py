@@ -1,4 +1,5 @@
-"""One platform's plays judged by pooled evidence: the rule and detection frames the pooled-evidence tests share."""
+"""One platform's plays judged by pooled evidence: the rule and detection frames the pooled-evidence tests share;
+and anomaly alerts (firing at a minute, resolved at another) that the folding tests build by hand."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import polars as pl
 
+from tunewatch.alert.model import Alert
 from tunewatch.detect.stage import DETECTION_SCHEMA
 
 T0 = 1_767_571_200_000
@@ -38,3 +40,21 @@ def plays_frame(minutes: list[dict[str, Any]]) -> pl.DataFrame:
             "evidence_weight": 5.0, "lower": 0.0, "score": 0.9}  # fmt: skip
     rows = [{"window_start": T0 + i * MINUTE, **base, **m} for i, m in enumerate(minutes)]
     return pl.DataFrame(rows, schema=DETECTION_SCHEMA)
+
+
+def anomaly_alert(name: str, metric: str, dims: dict[str, str], value: float, expected: float, minute: int,
+                  **extra: Any) -> Alert:  # fmt: skip
+    """An anomaly alert of rule ``name`` on slice ``dims`` firing at minute ``minute`` (after T0), started the minute
+    before, with its value and expected value (and ``extra`` explanation fields, such as ``score``)."""
+    labels = {"alertname": name, "severity": "warning", "metric": metric, **dims}
+    fields = {"rule_kind": "anomaly", "fired_at": T0 + (minute + 1) * MINUTE, "value": value, "expected": expected,
+              **extra}  # fmt: skip
+    return Alert(labels=labels, annotations={"summary": name}, status="firing", starts_at=T0 + minute * MINUTE,
+                 extra=fields)  # fmt: skip
+
+
+def resolved_at(a: Alert, minute: int) -> Alert:
+    """Alert ``a`` resolved at minute ``minute`` (after T0)."""
+    at = T0 + minute * MINUTE
+    return Alert(labels=a.labels, annotations=a.annotations, status="resolved", starts_at=a.starts_at, ends_at=at,
+                 extra={**a.extra, "resolved_at": at})  # fmt: skip

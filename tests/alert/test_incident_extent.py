@@ -11,27 +11,13 @@ from typing import Any
 
 import polars as pl
 
-from tests.alert.pooled import MINUTE, T0
+from tests.alert.pooled import MINUTE, T0, anomaly_alert, resolved_at
 from tunewatch.alert.incidents import IncidentFolder
-from tunewatch.alert.model import Alert
 from tunewatch.detect.stage import DETECTION_SCHEMA
 
 EMPTY = pl.DataFrame(schema=DETECTION_SCHEMA)
 
 
-def _alert(name: str, metric: str, dims: dict[str, str], value: float, expected: float, minute: int,
-           score: float = 0.9) -> Alert:  # fmt: skip
-    labels = {"alertname": name, "severity": "warning", "metric": metric, **dims}
-    extra = {"rule_kind": "anomaly", "fired_at": T0 + (minute + 1) * MINUTE, "value": value, "expected": expected,
-             "score": score}  # fmt: skip
-    return Alert(labels=labels, annotations={"summary": name}, status="firing", starts_at=T0 + minute * MINUTE,
-                 extra=extra)  # fmt: skip
-
-
-def _resolved(a: Alert, minute: int) -> Alert:
-    at = T0 + minute * MINUTE
-    return Alert(labels=a.labels, annotations=a.annotations, status="resolved", starts_at=a.starts_at, ends_at=at,
-                 extra={**a.extra, "resolved_at": at})  # fmt: skip
 
 
 def _rows(minute: int, metric: str, slices: list[tuple[str, dict[str, str], float, float]]) -> pl.DataFrame:
@@ -53,14 +39,14 @@ def _bot_farm(folder: IncidentFolder, values_after: list[float]) -> None:
     """A bot farm lifts artist a9 from 1 to 40 streams a minute at minute 0, with its track t1 (folded while live);
     the artist's alert resolves at minute 60 (its detector adopted the level), and the artist's streams of minutes
     58-63 are ``values_after``-ended (NaN: the artist left the heavy hitters: back)."""
-    farm = _alert("StreamsSurge", "streams", {"artist_id": "a9"}, 40.0, 1.0, 0)
-    track = _alert("StreamsSurge", "streams", {"track_id": "t1"}, 30.0, 0.5, 1)
+    farm = anomaly_alert("StreamsSurge", "streams", {"artist_id": "a9"}, 40.0, 1.0, 0)
+    track = anomaly_alert("StreamsSurge", "streams", {"track_id": "t1"}, 30.0, 0.5, 1)
     rows = _rows(1, "streams", [("artist_id", {"artist_id": "a9"}, 40.0, 1.0),
                                 ("track_id", {"track_id": "t1"}, 30.0, 0.5)])  # fmt: skip
     assert folder.fold([farm], rows) == [farm]
     assert folder.fold([track], rows) == []
-    folder.fold([_resolved(track, 59)], EMPTY)
-    (end,) = folder.fold([_resolved(farm, 60)], EMPTY)
+    folder.fold([resolved_at(track, 59)], EMPTY)
+    (end,) = folder.fold([resolved_at(farm, 60)], EMPTY)
     assert end.status == "resolved"
     windows = [T0 + m * MINUTE for m in range(58, 64)]
     folder.observe("streams", {"artist_id": "a9"}, windows, [40.0] * 3 + values_after)
@@ -72,14 +58,14 @@ def test_a_part_of_an_adopted_change_that_fires_again_while_it_goes_on_is_not_a_
     surge is new and notified."""
     folder = IncidentFolder()
     _bot_farm(folder, [40.0] * 3)
-    again = _alert("StreamsSurge", "streams", {"track_id": "t1"}, 30.0, 8.0, 65)
+    again = anomaly_alert("StreamsSurge", "streams", {"track_id": "t1"}, 30.0, 8.0, 65)
     assert folder.fold([again], EMPTY) == []
-    other = _alert("StreamsSurge", "streams", {"track_id": "t2"}, 30.0, 8.0, 66)
+    other = anomaly_alert("StreamsSurge", "streams", {"track_id": "t2"}, 30.0, 8.0, 66)
     assert folder.fold([other], EMPTY) == [other]
 
     back = IncidentFolder()
     _bot_farm(back, [math.nan] * 3)
-    again = _alert("StreamsSurge", "streams", {"track_id": "t1"}, 30.0, 8.0, 65)
+    again = anomaly_alert("StreamsSurge", "streams", {"track_id": "t1"}, 30.0, 8.0, 65)
     assert back.fold([again], EMPTY) == [again]
 
 
@@ -87,10 +73,10 @@ def test_an_alert_that_resolved_without_being_seen_away_is_not_continued() -> No
     """No values of the artist after its alert resolved (nothing watched yet): its track firing again is notified,
     as before this rule."""
     folder = IncidentFolder()
-    farm = _alert("StreamsSurge", "streams", {"artist_id": "a9"}, 40.0, 1.0, 0)
+    farm = anomaly_alert("StreamsSurge", "streams", {"artist_id": "a9"}, 40.0, 1.0, 0)
     folder.fold([farm], EMPTY)
-    folder.fold([_resolved(farm, 60)], EMPTY)
-    again = _alert("StreamsSurge", "streams", {"artist_id": "a9"}, 40.0, 8.0, 65)
+    folder.fold([resolved_at(farm, 60)], EMPTY)
+    again = anomaly_alert("StreamsSurge", "streams", {"artist_id": "a9"}, 40.0, 8.0, 65)
     assert folder.fold([again], EMPTY) == [again]
 
 
@@ -101,7 +87,7 @@ def test_the_return_of_an_artist_explains_only_a_drop_that_begins_with_it() -> N
     for start, notified in ((64, False), (84, True)):
         folder = IncidentFolder()
         _bot_farm(folder, [math.nan] * 3)
-        drop = _alert("PlaysDrop", "plays", {"market": "TR"}, 15.0, 25.0, start)
+        drop = anomaly_alert("PlaysDrop", "plays", {"market": "TR"}, 15.0, 25.0, start)
         assert folder.fold([drop], EMPTY) == ([drop] if notified else []), start
 
 
@@ -113,11 +99,11 @@ def test_a_coarser_slice_is_the_incident_s_while_the_rest_of_it_stays_within_its
     for z, notified in ((4.5, False), (8.0, True)):
         folder = IncidentFolder(group_wait_ms=0)
         rows = _rows(0, "streams", [("artist_id", {"artist_id": "a9"}, 51.0, 1.0), ("global", {}, 1110.0, 1000.0)])
-        farm = _alert("StreamsSurge", "streams", {"artist_id": "a9"}, 51.0, 1.0, 0)
+        farm = anomaly_alert("StreamsSurge", "streams", {"artist_id": "a9"}, 51.0, 1.0, 0)
         assert folder.fold([farm], rows) == [farm]
         later = _rows(7, "streams", [("artist_id", {"artist_id": "a9"}, 51.0, 1.0), ("global", {}, 1110.0, 1000.0),
                                      ("artist_id", {"artist_id": "a2"}, 160.0, 100.0)])  # fmt: skip
-        surge = _alert("StreamsSurge", "streams", {}, 1110.0, 1000.0, 7, score=_z_score(z))
+        surge = anomaly_alert("StreamsSurge", "streams", {}, 1110.0, 1000.0, 7, score=_z_score(z))
         assert folder.fold([surge], later) == ([surge] if notified else []), z
 
 
@@ -127,9 +113,9 @@ def test_a_slice_s_ads_falling_with_its_traffic_are_part_of_its_traffic_drop() -
     notified."""
     for value, expected, notified in ((3.0, 10.0, False), (0.0, 40.0, True)):
         folder = IncidentFolder(group_wait_ms=0)
-        drop = _alert("PlaysDrop", "plays", {"market": "AU"}, 30.0, 100.0, 0)
+        drop = anomaly_alert("PlaysDrop", "plays", {"market": "AU"}, 30.0, 100.0, 0)
         assert folder.fold([drop], _rows(0, "plays", [("market", {"market": "AU"}, 30.0, 100.0)])) == [drop]
-        ads = _alert("AdImpressionsDrop", "ads", {"market": "AU", "tier": "free"}, value, expected, 20)
+        ads = anomaly_alert("AdImpressionsDrop", "ads", {"market": "AU", "tier": "free"}, value, expected, 20)
         rows = _rows(20, "ads", [("market,tier", {"market": "AU", "tier": "free"}, value, expected)])
         assert folder.fold([ads], rows) == ([ads] if notified else []), value
 
@@ -149,7 +135,7 @@ def test_a_cdn_carrying_most_of_a_market_and_all_of_its_failures_is_the_root() -
                 ("market,cdn", {"market": "SE", "cdn": "akamai"}, other_rate, 20.0),
             ])
         ], schema=DETECTION_SCHEMA)  # fmt: skip
-        alert = _alert("PlaybackFailuresUp", "failure_rate", {"market": "SE"}, 0.37, 0.01, 0)
+        alert = anomaly_alert("PlaybackFailuresUp", "failure_rate", {"market": "SE"}, 0.37, 0.01, 0)
         (note,) = IncidentFolder(group_wait_ms=0).fold([alert], rows)
         assert {k: v for k, v in note.labels.items() if k in ("market", "cdn")} == root, other_rate
 
@@ -160,11 +146,11 @@ def test_a_market_s_streams_coming_back_after_its_cdn_failed_are_the_outage_s_re
     not (it shares none of the outage's traffic)."""
     for market, notified in (("GB", False), ("FR", True)):
         folder = IncidentFolder(group_wait_ms=0)
-        outage = _alert("PlaybackFailuresUp", "failure_rate", {"market": "GB", "cdn": "gcore"}, 0.5, 0.01, 0)
+        outage = anomaly_alert("PlaybackFailuresUp", "failure_rate", {"market": "GB", "cdn": "gcore"}, 0.5, 0.01, 0)
         assert folder.fold([outage], EMPTY) == [outage]
-        (end,) = folder.fold([_resolved(outage, 40)], EMPTY)
+        (end,) = folder.fold([resolved_at(outage, 40)], EMPTY)
         assert end.status == "resolved"
         windows = [T0 + m * MINUTE for m in range(38, 44)]
         folder.observe("failure_rate", {"market": "GB", "cdn": "gcore"}, windows, [0.5, 0.5, 0.01, 0.01, 0.01, 0.01])
-        surge = _alert("StreamsSurge", "streams", {"market": market}, 60.0, 40.0, 46)
+        surge = anomaly_alert("StreamsSurge", "streams", {"market": market}, 60.0, 40.0, 46)
         assert folder.fold([surge], EMPTY) == ([surge] if notified else []), market

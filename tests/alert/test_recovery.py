@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from tests.alert.pooled import MINUTE, T0
+from tests.alert.pooled import MINUTE, T0, anomaly_alert, resolved_at
 from tunewatch.alert.engine import AlertEngine
 from tunewatch.alert.incidents import IncidentFolder
 from tunewatch.alert.model import Alert
@@ -124,25 +124,14 @@ def test_new_incidents_right_after_the_return_are_notified() -> None:
     assert _firing(alerts) == [("PlaysDrop", {"market": "US"}), ("StreamsSurge", {"market": "BR"}),
                                ("PlaybackFailuresUp", {"platform": "ios"})]  # fmt: skip
     folder = IncidentFolder()
-    drop = _alert("PlaysDrop", "plays", {"market": "US"}, 40.0, 1900.0, 1)
+    drop = anomaly_alert("PlaysDrop", "plays", {"market": "US"}, 40.0, 1900.0, 1)
     folder.fold([drop], pl.DataFrame(schema=DETECTION_SCHEMA))
-    folder.fold([_resolved(drop, ADOPTED_MIN)], pl.DataFrame(schema=DETECTION_SCHEMA))
+    folder.fold([resolved_at(drop, ADOPTED_MIN)], pl.DataFrame(schema=DETECTION_SCHEMA))
     folder.observe("plays", {"market": "US"}, [T0 + m * MINUTE for m in range(BACK_MIN, t)], [1900.0] * (t - BACK_MIN))
-    again = _alert("PlaysDrop", "plays", {"market": "US"}, 40.0, 1900.0, t)
+    again = anomaly_alert("PlaysDrop", "plays", {"market": "US"}, 40.0, 1900.0, t)
     assert folder.fold([again], pl.DataFrame(schema=DETECTION_SCHEMA)) == [again]
 
 
-def _alert(name: str, metric: str, dims: dict[str, str], value: float, expected: float, minute: int) -> Alert:
-    labels = {"alertname": name, "severity": "warning", "metric": metric, **dims}
-    extra = {"rule_kind": "anomaly", "fired_at": T0 + (minute + 1) * MINUTE, "value": value, "expected": expected}
-    return Alert(labels=labels, annotations={"summary": name}, status="firing", starts_at=T0 + minute * MINUTE,
-                 extra=extra)  # fmt: skip
-
-
-def _resolved(a: Alert, minute: int) -> Alert:
-    at = T0 + minute * MINUTE
-    return Alert(labels=a.labels, annotations=a.annotations, status="resolved", starts_at=a.starts_at, ends_at=at,
-                 extra={**a.extra, "resolved_at": at})  # fmt: skip
 
 
 def test_the_recovery_waits_for_the_slice_s_return_and_lasts_its_horizon() -> None:
@@ -158,9 +147,9 @@ def test_the_recovery_waits_for_the_slice_s_return_and_lasts_its_horizon() -> No
         (BACK_MIN + 75, [40.0] * 30 + [1900.0] * 5, True),  # past the recovery's horizon
     ):
         folder = IncidentFolder()
-        drop = _alert("PlaysDrop", "plays", {"market": "US"}, 40.0, 1900.0, DROP_MIN + 2)
+        drop = anomaly_alert("PlaysDrop", "plays", {"market": "US"}, 40.0, 1900.0, DROP_MIN + 2)
         folder.fold([drop], empty)
-        folder.fold([_resolved(drop, ADOPTED_MIN)], empty)
+        folder.fold([resolved_at(drop, ADOPTED_MIN)], empty)
         assert folder.watching() == [("plays", {"market": "US"})]
         first = BACK_MIN - (len(values) - 5) if len(values) > 5 else BACK_MIN - 3
         windows = [T0 + (first + i) * MINUTE for i in range(len(values))]
@@ -168,7 +157,7 @@ def test_the_recovery_waits_for_the_slice_s_return_and_lasts_its_horizon() -> No
         restored = IncidentFolder()
         restored.load_state_dict(folder.state_dict())
         assert restored.state_dict() == folder.state_dict()
-        surge = _alert("StreamsSurge", "streams", {"artist_id": "a1"}, 30.0, 15.0, minute)
+        surge = anomaly_alert("StreamsSurge", "streams", {"artist_id": "a1"}, 30.0, 15.0, minute)
         assert restored.fold([surge], empty) == ([surge] if notified else []), minute
 
 
@@ -183,12 +172,12 @@ def test_nothing_recovers_from_a_silence() -> None:
         (2.0, {"market": "DE"}, False),
     ):
         folder = IncidentFolder()
-        silence = _alert("PlaysDrop", "plays", {"market": "DE"}, anomalous, 70.0, 2)
+        silence = anomaly_alert("PlaysDrop", "plays", {"market": "DE"}, anomalous, 70.0, 2)
         folder.fold([silence], empty)
-        folder.fold([_resolved(silence, 40)], empty)
+        folder.fold([resolved_at(silence, 40)], empty)
         values = [anomalous] * 3 + [70.0] * 5
         folder.observe("plays", {"market": "DE"}, [T0 + m * MINUTE for m in range(38, 46)], values)
-        surge = _alert("StreamsSurge", "streams", dims, 100.0, 56.0, 50)
+        surge = anomaly_alert("StreamsSurge", "streams", dims, 100.0, 56.0, 50)
         assert folder.fold([surge], empty) == ([surge] if notified else []), (anomalous, dims)
 
 
@@ -199,10 +188,10 @@ def test_the_end_of_a_bot_farm_is_its_recovery_once_the_artist_left_the_heavy_hi
     empty = pl.DataFrame(schema=DETECTION_SCHEMA)
     for seen_back, notified in ((True, False), (False, True)):
         folder = IncidentFolder()
-        farm = _alert("StreamsSurge", "streams", {"artist_id": "a9"}, 40.0, 1.0, 2)
+        farm = anomaly_alert("StreamsSurge", "streams", {"artist_id": "a9"}, 40.0, 1.0, 2)
         folder.fold([farm], empty)
-        folder.fold([_resolved(farm, 60)], empty)
+        folder.fold([resolved_at(farm, 60)], empty)
         windows = [T0 + m * MINUTE for m in range(58, 64)]
         folder.observe("streams", {"artist_id": "a9"}, windows, [40.0] * 3 + ([math.nan] if seen_back else [40.0]) * 3)
-        drop = _alert("PlaysDrop", "plays", {"market": "IN"}, 15.0, 25.0, 64)
+        drop = anomaly_alert("PlaysDrop", "plays", {"market": "IN"}, 15.0, 25.0, 64)
         assert folder.fold([drop], empty) == ([drop] if notified else []), seen_back
