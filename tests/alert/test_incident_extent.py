@@ -18,8 +18,6 @@ from tunewatch.detect.stage import DETECTION_SCHEMA
 EMPTY = pl.DataFrame(schema=DETECTION_SCHEMA)
 
 
-
-
 def _rows(minute: int, metric: str, slices: list[tuple[str, dict[str, str], float, float]]) -> pl.DataFrame:
     """One window's detections of ``metric``: (dimension set, slice, value, expected) a row."""
     rows: list[dict[str, Any]] = [

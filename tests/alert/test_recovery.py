@@ -132,8 +132,6 @@ def test_new_incidents_right_after_the_return_are_notified() -> None:
     assert folder.fold([again], pl.DataFrame(schema=DETECTION_SCHEMA)) == [again]
 
 
-
-
 def test_the_recovery_waits_for_the_slice_s_return_and_lasts_its_horizon() -> None:
     """While the market is still away (its alert resolved by adoption), a surge of the artist is not its return:
     notified. The return is seen from the mean of the last minutes (one good minute of a small slice does not say
