@@ -155,7 +155,13 @@ class RateLimitExceeded:
 @dataclass(frozen=True, slots=True)
 class LimitRule:
     """One limit with what the in-process counters need of it worked out once: its key prefix in
-    :class:`MemoryWindows` (the one :meth:`MemoryWindows._key` builds per call), amount, period and text."""
+    :class:`MemoryWindows` (the one :meth:`MemoryWindows._key` builds per call), amount, period and text.
+
+    >>> from limits import parse
+    >>> rule = LimitRule.of(parse("100/minute"))
+    >>> rule.amount, rule.period, rule.key
+    (100, 60, ('100', '60'))
+    """
 
     item: RateLimitItem
     key: tuple[str, str]
