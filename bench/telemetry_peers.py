@@ -147,20 +147,31 @@ def _windows(values: FloatArray) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(padded, WINDOW)
 
 
+def _pyod_model(kind: str) -> Any:
+    """A fresh PyOD model of ``kind`` (``iforest`` or ``ecod``) with its default settings."""
+    if kind == "iforest":
+        from pyod.models.iforest import IForest
+
+        return IForest(random_state=0)
+    from pyod.models.ecod import ECOD
+
+    return ECOD()
+
+
+def _pyod_fitted(kind: str, values: FloatArray) -> tuple[Any, np.ndarray]:
+    """A PyOD model of ``kind`` fitted on the sliding windows of ``values``, and those windows."""
+    model, X = _pyod_model(kind), _windows(values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X)
+    return model, X
+
+
 def _pyod(kind: str) -> Scorer:
     def score(t_ms: np.ndarray, values: FloatArray) -> FloatArray:
-        if kind == "iforest":
-            from pyod.models.iforest import IForest
-
-            model: Any = IForest(random_state=0)
-        else:
-            from pyod.models.ecod import ECOD
-
-            model = ECOD()
-        X = _windows(values)
+        model, X = _pyod_fitted(kind, values)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model.fit(X)
             return np.asarray(model.predict_proba(X, method="unify")[:, 1])
 
     return score
@@ -170,17 +181,7 @@ def _pyod_free(kind: str) -> Scorer:
     """PyOD's own labels at its default contamination (0.1): the label-free form, as a 0/1 score."""
 
     def labels(t_ms: np.ndarray, values: FloatArray) -> FloatArray:
-        if kind == "iforest":
-            from pyod.models.iforest import IForest
-
-            model: Any = IForest(random_state=0)
-        else:
-            from pyod.models.ecod import ECOD
-
-            model = ECOD()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(_windows(values))
+        model, _ = _pyod_fitted(kind, values)
         return np.asarray(model.labels_, dtype=np.float64)
 
     return labels
