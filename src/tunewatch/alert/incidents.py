@@ -96,6 +96,7 @@ import polars as pl
 
 from tunewatch.alert.explain import dims_text
 from tunewatch.alert.model import Alert
+from tunewatch.detect.count_tail import SCORE_HALF_Z
 from tunewatch.process.catalogue import METRICS
 from tunewatch.process.dimensions import DIMENSION_SETS, OTHER, TOP_K_FIELDS, dimension_set
 from tunewatch.schema import DIMENSION_FIELDS
@@ -934,9 +935,9 @@ def _rest_spared(
 
 
 def _score_z(score: float) -> float:
-    """The deviations behind a detector score ``z**2 / (z**2 + 16)``."""
+    """The deviations behind a detector score (the inverse of :func:`tunewatch.detect.count_tail.tail_score`)."""
     score = min(max(score, 0.0), 0.999999)
-    return math.sqrt(16.0 * score / (1.0 - score))
+    return SCORE_HALF_Z * math.sqrt(score / (1.0 - score))
 
 
 def _within_noise(alert: Alert, metric: str, rest: float, own: float) -> bool:
