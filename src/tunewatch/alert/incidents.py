@@ -543,7 +543,7 @@ class IncidentFolder:
             return None
         if f"{_family(metric)}:{direction}" not in _family_sides(inc.sides):
             return None
-        return UNWEIGHED if _contains(inc.root, dims) or _related(inc, dims) else None
+        return UNWEIGHED if _related(inc, dims) else None
 
     def _absence(self, a: Alert) -> Alert | None:
         """An absence (no events where some were expected) is notified as it is, unless a live incident that
